@@ -1,0 +1,1 @@
+/* placeholder: common/base64.c */

@@ -1,0 +1,1 @@
+/* placeholder: common/http_head.c */

@@ -1,0 +1,1 @@
+/* placeholder: common/json_strict.c */

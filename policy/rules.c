@@ -1,0 +1,1 @@
+/* placeholder: policy/rules.c */

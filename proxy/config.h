@@ -1,0 +1,140 @@
+/*
+ * config.h: credgate.conf, from the file to one immutable generation.
+ *
+ * One settings table (config_settings.c) drives parsing, `credgate -t`,
+ * the effective-config dump of `credgate -T` and the test that
+ * credgate.conf(5) documents every row.  A loaded struct cg_config is never
+ * changed; a reload builds a new one.
+ */
+#ifndef CG_CONFIG_H
+#define CG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common.h"
+#include "policy/policy.h"
+#include "injectors/injector.h"
+
+enum cg_audit_failure {
+	CG_AUDIT_FAIL_DENY = 0,
+	CG_AUDIT_FAIL_ALLOW = 1,
+};
+
+enum cg_secure_memory {
+	CG_SECMEM_REQUIRED = 0,
+	CG_SECMEM_BEST_EFFORT = 1,
+};
+
+struct cg_route {
+	struct policy_route policy;	/* name, mode, expires, allow, deny */
+	char *listen_host;		/* routes.[].listen "host:port" */
+	int listen_port;
+	char *protocol;			/* "http" */
+	char *upstream_host;
+	int upstream_port;
+	char *secret_path;		/* routes.[].credential.path */
+	struct inj_http_cfg inject;	/* routes.[].credential.* */
+	uint64_t max_body;		/* bytes of request body; 0 = none allowed */
+	enum cg_audit_failure audit_failure;
+	char *owner;
+	char *purpose;
+	char *environment;
+	char *expires_text;		/* as written, for -T and audit */
+	int line;			/* where the route starts in the file */
+};
+
+struct cg_config {
+	char *file;			/* path as given */
+
+	int log_level;			/* credgate.log_level */
+	enum cg_secure_memory secure_memory;
+	uint64_t secure_memory_size;
+
+	char *audit_file;		/* credgate.audit.file; NULL = none */
+	bool audit_stdout;
+
+	uint32_t max_request_line;	/* credgate.limits.* */
+	uint32_t max_header_bytes;
+	uint32_t max_header_count;
+	uint32_t max_token_bytes;
+
+	int64_t client_header_timeout_ms;	/* credgate.timeouts.* */
+	int64_t client_idle_timeout_ms;
+	int64_t upstream_connect_timeout_ms;
+	int64_t upstream_response_timeout_ms;
+
+	char *secrets_backend;		/* "file" */
+	char *secrets_file;
+	int64_t secret_cache_ttl_ms;
+
+	struct policy_issuer **issuers;
+	size_t nissuers;
+	struct cg_route *routes;
+	size_t nroutes;
+};
+
+/* Every error found while loading, each "file:line: path: problem". */
+struct cg_errors {
+	char **msgs;
+	size_t n;
+	size_t warnings;	/* how many of msgs are warnings ("warning: ...") */
+};
+void cg_errors_add(struct cg_errors *e, const char *fmt, ...) CG_PRINTF(2, 3);
+void cg_errors_clear(struct cg_errors *e);
+
+enum cg_config_flags {
+	/* Also load JWKS files and check the secrets file (off for fuzzing). */
+	CG_CONFIG_LOAD_FILES = 1 << 0,
+};
+
+/*
+ * Loads, applies defaults and validates.  Collects every error before
+ * failing.  Returns 0 and *out, or CG_ERR_FORMAT (or CG_ERR_IO when the
+ * file cannot be read) with errs filled in.
+ */
+int cg_config_load(const char *file, unsigned flags, struct cg_config **out,
+    struct cg_errors *errs) CG_WUR;
+/* Same from text; name is used in messages. */
+int cg_config_load_string(const char *text, const char *name, unsigned flags,
+    struct cg_config **out, struct cg_errors *errs) CG_WUR;
+void cg_config_free(struct cg_config *cfg);	/* NULL-safe */
+
+/*
+ * Prints the effective configuration (every setting, defaults filled in,
+ * sensitive values redacted) as libconfig text that loads back to the
+ * same configuration.
+ */
+int cg_config_dump(const struct cg_config *cfg, FILE *out) CG_WUR;
+
+const struct cg_route *cg_config_route(const struct cg_config *cfg, const char *name);
+
+/* The settings table, for the man page test and -T. */
+enum cg_setting_type {
+	CG_SET_BOOL,
+	CG_SET_INT,
+	CG_SET_STRING,
+	CG_SET_DURATION,
+	CG_SET_ENUM,
+	CG_SET_STRING_LIST,	/* a string or an array of strings */
+	CG_SET_GROUP,
+	CG_SET_LIST,		/* a list of groups */
+};
+
+struct cg_setting {
+	const char *path;	/* "credgate.limits.header_bytes", "routes.[].name" */
+	enum cg_setting_type type;
+	const char *def;	/* default as written in the file; NULL = none */
+	int64_t min, max;	/* bounds for INT and DURATION (ms) */
+	const char *choices;	/* ENUM: "a|b|c" */
+	bool required;
+	bool reloadable;
+	bool sensitive;
+	const char *help;	/* one line */
+};
+extern const struct cg_setting cg_settings[];
+extern const size_t cg_nsettings;
+
+#endif /* CG_CONFIG_H */

@@ -1,0 +1,1 @@
+/* placeholder: proxy/config_settings.c */

@@ -1,0 +1,1 @@
+/* placeholder: proxy/http_parse.c */

@@ -1,0 +1,1 @@
+/* placeholder: proxy/policy_test.c */

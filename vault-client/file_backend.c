@@ -1,0 +1,1 @@
+/* placeholder: vault-client/file_backend.c */

@@ -1,0 +1,123 @@
+/*
+ * vault.h: where the legacy credential comes from.
+ *
+ * A secret backend maps a secret path to named fields and a version.  Every
+ * backend implements the same asynchronous interface; the secret cache sits
+ * in front of it (TTL, single flight).  This issue ships the `file` backend;
+ * the Vault HTTP backend implements the same ops later.
+ *
+ * Secret bytes live only in secure memory (common.h secmem_*).  There is no
+ * function that formats a secret's value: logs and audit name path and
+ * version only.  Nothing here includes policy/, injectors/ or proxy/.
+ */
+#ifndef CG_VAULT_H
+#define CG_VAULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+struct event_base;
+
+/* ------------------------------------------------------------------ */
+/* Secrets                                                             */
+/* ------------------------------------------------------------------ */
+struct secret;	/* opaque, immutable, reference-counted, in secure memory */
+
+/*
+ * Builds a secret (for backends and tests): copies path, version and each
+ * field into secure memory.  Returns 0 or CG_ERR_NOMEM.  refcount starts
+ * at 1.
+ */
+int secret_new(const char *path, const char *version, size_t nfields,
+    const char *const *names, const char *const *values, const size_t *value_lens,
+    struct secret **out) CG_WUR;
+struct secret *secret_ref(struct secret *s);
+void secret_unref(struct secret *s);	/* NULL-safe; wipes at zero */
+
+const char *secret_path(const struct secret *s);
+const char *secret_version(const struct secret *s);	/* never NULL */
+size_t secret_nfields(const struct secret *s);
+const char *secret_field_name(const struct secret *s, size_t i);
+/* Borrowed value of field name (NUL-terminated, len in *len); NULL if absent. */
+const char *secret_field(const struct secret *s, const char *name, size_t *len);
+
+/* ------------------------------------------------------------------ */
+/* Backends                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Called exactly once per accepted fetch, never from inside the call that
+ * started it.  On success err is 0 and s is a reference the callee lends
+ * for the duration of the call (take secret_ref() to keep it).  On failure
+ * s is NULL and err a CG_ERR_*; reason is a short static text without any
+ * secret byte.
+ */
+typedef void (*secret_cb)(int err, struct secret *s, const char *reason, void *arg);
+
+struct secret_backend_ops {
+	const char *name;	/* "file", "vault" */
+	/* Starts a fetch; 0 when cb will follow, else CG_ERR_* and no cb. */
+	int (*fetch)(void *ctx, const char *path, secret_cb cb, void *arg);
+	/* True when the backend's source has changed since the last fetch
+	 * (the cache then drops its entries).  May be NULL. */
+	bool (*changed)(void *ctx);
+	void (*free)(void *ctx);
+};
+
+struct secret_backend {
+	const struct secret_backend_ops *ops;
+	void *ctx;
+};
+void secret_backend_free(struct secret_backend *b);	/* NULL-safe */
+
+/*
+ * The file backend: a JSON object of named secrets, each an object of
+ * string fields plus an optional "version" string:
+ *
+ *   { "mainframe/batch": { "username": "svc", "password": "...",
+ *                          "version": "3" } }
+ *
+ * Refused (CG_ERR_PERM) if the file is group- or world-readable or
+ * writable, or not a regular file.  The file is read into secure memory
+ * and parsed there; it is re-read when its inode, size or mtime change
+ * (checked at most once per second).  A secret without "version" gets the
+ * file's mtime as its version.  err receives a one-line reason (file name
+ * and problem, never a value).
+ */
+int file_backend_new(struct event_base *base, const char *path,
+    struct secret_backend **out, char *err, size_t errlen) CG_WUR;
+/* Synchronous check for `credgate -t`: loads and validates, keeps nothing. */
+int file_backend_check(const char *path, char *err, size_t errlen) CG_WUR;
+
+/* ------------------------------------------------------------------ */
+/* The secret cache                                                    */
+/* ------------------------------------------------------------------ */
+struct secret_cache;
+struct secret_wait;	/* a pending request; cancel it if the caller goes away */
+
+/* ttl_ms: how long a fetched secret is served before it is fetched again.
+ * Errors are not cached.  The cache takes ownership of backend. */
+int secret_cache_new(struct event_base *base, struct secret_backend *backend,
+    int64_t ttl_ms, struct secret_cache **out) CG_WUR;
+void secret_cache_free(struct secret_cache *c);	/* cancels all waits */
+
+/*
+ * Returns 0 and a new reference in *out when a fresh entry is cached (no
+ * callback).  Otherwise returns CG_ERR_AGAIN, sets *wait, and cb follows
+ * once (with a lent reference as in secret_cb) unless the wait is
+ * cancelled first.  However many requests wait for one path, the backend
+ * sees one fetch (single flight).  Any other return is an immediate error.
+ */
+int secret_cache_get(struct secret_cache *c, const char *path, struct secret **out,
+    secret_cb cb, void *arg, struct secret_wait **wait) CG_WUR;
+void secret_cache_cancel(struct secret_wait *w);	/* NULL-safe; no cb after */
+
+struct secret_cache_stats {
+	uint64_t hits, misses, fetches, errors;
+};
+void secret_cache_stats(const struct secret_cache *c, struct secret_cache_stats *st);
+
+#endif /* CG_VAULT_H */
