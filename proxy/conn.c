@@ -1,1 +1,1563 @@
-/* placeholder: proxy/conn.c */
+/*
+ * conn.c: one client connection, from accept to close.
+ *
+ * For each request: read the head, check its framing, verify the caller's
+ * token, decide, fetch the credential, write the audit event, forward the
+ * request with the credential injected, relay the response.  Keep-alive and
+ * pipelining: requests are handled one at a time, in order.
+ *
+ * Owns struct conn and everything it points to; conn_close() is the only
+ * way out and the reaper the only place a connection is freed.  Holds a
+ * reference to one secret at a time and never sees the cache's insides.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/rand.h>
+
+#include "injectors/injector.h"
+#include "policy/policy.h"
+#include "proxy/audit.h"
+#include "proxy/http_parse.h"
+#include "proxy/server.h"
+#include "vault-client/vault.h"
+
+#define REQ_HOLD_MAX	(16 * 1024)	/* request bytes held back until the message is whole */
+#define RELAY_HIGH	(256 * 1024)	/* queued output that stops reading the other side */
+#define RELAY_LOW	(64 * 1024)	/* ... and lets it read again */
+#define PIPELINE_MAX	(64 * 1024)	/* pipelined bytes buffered while a request is in flight */
+#define LINGER_MS	5000
+#define MAX_TRAILER	4096
+#define AUDIT_LINE_MAX	(64 * 1024)
+
+enum conn_state {
+	CONN_IDENTIFY,	/* reading a request head; header timer (idle timer
+			   before the first byte of a later request) */
+	CONN_DECIDE,	/* waiting for the credential; client reads off;
+			   upstream_response timer */
+	CONN_RELAY,	/* request up, response down; connect timer, then
+			   response timer, re-armed on progress */
+	CONN_CLOSING,	/* flushing the final bytes; linger timer */
+};
+
+struct conn {
+	TAILQ_ENTRY(conn) link;
+	uint64_t id;
+	struct cg_server *srv;
+	struct cg_route_rt *rt;
+	const struct cg_route *route;
+	const struct cg_config *cfg;	/* the generation this connection started with */
+	enum conn_state state;
+	bool closed;
+	const char *close_reason;
+
+	struct bufferevent *cli;
+	struct bufferevent *up;
+	struct event *timer;
+	bool up_connected;
+	bool cli_eof;
+	bool cli_read_paused;
+	bool up_read_paused;
+
+	char peer_ip[INET6_ADDRSTRLEN];
+	int peer_port;
+	char peer[INET6_ADDRSTRLEN + 8];
+	int64_t born_ms;		/* monotonic */
+	uint64_t bytes_in;		/* from the client */
+	uint64_t bytes_out;		/* to the client */
+	unsigned requests;
+	int last_status;
+
+	/* The request in flight. */
+	char *head;			/* copy of the request head; req's spans point here */
+	char *target;			/* normalised request-target */
+	struct http_field *fields;
+	struct http_head req;
+	struct http_framing req_framing;
+	struct http_msg req_msg;
+	bool in_request;
+	bool req_complete;
+	bool req_forwarded;		/* the head went into hold or upstream */
+	struct evbuffer *hold;		/* upstream-bound bytes not released yet */
+	bool up_chunked;
+	bool expect_continue;
+	bool keep_alive;		/* the client may send another request */
+	int64_t req_start_ms;
+	char request_id[72];
+	char method[24];
+	char path[512];			/* for logs and audit, truncated */
+	struct policy_identity *ident;
+	struct policy_decision dec;
+	bool decided;
+	struct secret *cred;
+	struct secret_wait *wait;
+
+	/* The response in flight. */
+	char *rhead;
+	struct http_field *rfields;
+	struct http_head resp;
+	struct http_msg resp_msg;
+	bool resp_head_done;
+	bool resp_started;		/* bytes went to the client */
+	bool resp_chunked;		/* re-chunking toward the client */
+	bool resp_until_close;
+};
+
+static void conn_close(struct conn *c, const char *reason);
+static void conn_read_head(struct conn *c);
+static void conn_feed_request(struct conn *c);
+static void conn_up_read(struct bufferevent *bev, void *arg);
+static void conn_forward(struct conn *c);
+
+/* ------------------------------------------------------------------ */
+/* Timers and state                                                    */
+/* ------------------------------------------------------------------ */
+
+static void
+conn_arm(struct conn *c, int64_t ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	evtimer_add(c->timer, &tv);
+}
+
+/* The one place the state changes; arms the state's timer. */
+static void
+conn_state_set(struct conn *c, enum conn_state st)
+{
+	const struct cg_config *cfg = c->cfg;
+
+	c->state = st;
+	switch (st) {
+	case CONN_IDENTIFY:
+		if (c->requests == 0 ||
+		    evbuffer_get_length(bufferevent_get_input(c->cli)) > 0)
+			conn_arm(c, cfg->client_header_timeout_ms);
+		else
+			conn_arm(c, cfg->client_idle_timeout_ms);
+		break;
+	case CONN_DECIDE:
+		conn_arm(c, cfg->upstream_response_timeout_ms);
+		break;
+	case CONN_RELAY:
+		if (!c->up_connected)
+			conn_arm(c, cfg->upstream_connect_timeout_ms);
+		else if (!c->resp_head_done)
+			conn_arm(c, cfg->upstream_response_timeout_ms);
+		else
+			conn_arm(c, cfg->client_idle_timeout_ms);
+		break;
+	case CONN_CLOSING:
+		conn_arm(c, LINGER_MS);
+		break;
+	}
+}
+
+/* Re-arms the current state's timer after progress. */
+static void
+conn_progress(struct conn *c)
+{
+	if (!c->closed && c->state == CONN_RELAY)
+		conn_state_set(c, CONN_RELAY);
+}
+
+/* ------------------------------------------------------------------ */
+/* Audit                                                               */
+/* ------------------------------------------------------------------ */
+
+static void
+conn_audit_begin(struct conn *c, struct jw *w, const char *event)
+{
+	char ts[40];
+
+	jw_init(w, AUDIT_LINE_MAX);
+	jw_obj_begin(w, NULL);
+	jw_str(w, "time", cg_time_format_ms(cg_now_ms(), ts, sizeof(ts)));
+	jw_str(w, "event", event);
+	jw_str(w, "request_id", c->request_id[0] ? c->request_id : NULL);
+	jw_str(w, "route", c->route->policy.name);
+	jw_obj_begin(w, "client");
+	jw_str(w, "addr", c->peer_ip);
+	jw_int(w, "port", c->peer_port);
+	jw_bool(w, "tls", false);
+	jw_obj_end(w);
+}
+
+static void
+conn_audit_request(struct conn *c, struct jw *w)
+{
+	if (!c->in_request) {
+		jw_null(w, "request");
+		return;
+	}
+	jw_obj_begin(w, "request");
+	jw_str(w, "method", c->method);
+	jw_str(w, "path", c->path);
+	jw_obj_end(w);
+}
+
+static void
+conn_audit_identity(struct conn *c, struct jw *w)
+{
+	const struct policy_identity *id = c->ident;
+	const struct cg_issuer_ext *ext = NULL;
+	json_t *v, *aud;
+	size_t i;
+
+	if (id == NULL) {
+		jw_null(w, "identity");
+		return;
+	}
+	jw_obj_begin(w, "identity");
+	jw_str(w, "method", id->method);
+	jw_str(w, "issuer", id->issuer ? id->issuer->name : NULL);
+	jw_str(w, "iss", id->iss);
+	jw_str(w, "sub", id->sub);
+	jw_arr_begin(w, "aud");
+	aud = id->aud;
+	if (json_is_string(aud))
+		jw_str(w, NULL, json_string_value(aud));
+	else if (json_is_array(aud)) {
+		json_array_foreach(aud, i, v) {
+			if (json_is_string(v))
+				jw_str(w, NULL, json_string_value(v));
+		}
+	}
+	jw_arr_end(w);
+	jw_str(w, "jti", id->jti);
+	jw_str(w, "alg", id->alg);
+	jw_str(w, "kid", id->kid[0] ? id->kid : NULL);
+	jw_obj_begin(w, "claims");
+	for (i = 0; i < c->cfg->nissuers; i++)
+		if (c->cfg->issuers[i] == id->issuer)
+			ext = &c->cfg->issuer_ext[i];
+	for (i = 0; ext != NULL && i < ext->naudit_claims; i++) {
+		if ((v = policy_claim_lookup(id->claims, ext->audit_claims[i])) != NULL)
+			jw_json(w, ext->audit_claims[i], v);
+	}
+	jw_obj_end(w);
+	jw_obj_end(w);
+}
+
+static void
+conn_audit_credential(struct conn *c, struct jw *w)
+{
+	jw_obj_begin(w, "credential");
+	jw_str(w, "source", c->cfg->secrets_backend);
+	jw_str(w, "path", c->route->secret_path);
+	jw_str(w, "version", c->cred ? secret_version(c->cred) : NULL);
+	jw_str(w, "inject", inj_http_kind_name(c->route->inject.kind));
+	jw_obj_end(w);
+}
+
+static int
+conn_audit_end(struct conn *c, struct jw *w)
+{
+	int r;
+
+	jw_obj_end(w);
+	if (w->err) {
+		cg_err("msg=audit_event_too_large conn=%llu route=%s",
+		    (unsigned long long)c->id, c->route->policy.name);
+		jw_free(w);
+		return CG_ERR_LIMIT;
+	}
+	r = cg_audit_write(c->srv->audit, w->buf, w->len);
+	jw_free(w);
+	if (r != 0)
+		cg_err("msg=audit_write_failed conn=%llu route=%s error=\"%s\"",
+		    (unsigned long long)c->id, c->route->policy.name, strerror(errno));
+	return r;
+}
+
+/* The decision event; written before anything is forwarded. */
+static int
+conn_audit_decision(struct conn *c, const char *reason)
+{
+	struct jw w;
+
+	conn_audit_begin(c, &w, "decision");
+	conn_audit_identity(c, &w);
+	conn_audit_request(c, &w);
+	jw_obj_begin(&w, "decision");
+	jw_str(&w, "result", policy_result_name(c->dec.result));
+	jw_str(&w, "rule", c->dec.rule);
+	jw_str(&w, "reason", reason ? reason : c->dec.reason);
+	jw_str(&w, "mode", c->route->policy.mode == POLICY_DRY_RUN ? "dry-run" : "enforce");
+	jw_obj_end(&w);
+	conn_audit_credential(c, &w);
+	jw_obj_begin(&w, "upstream");
+	jw_str(&w, "addr", c->rt->upstream_name);
+	jw_null(&w, "status");
+	jw_obj_end(&w);
+	return conn_audit_end(c, &w);
+}
+
+/* A failure after the decision (upstream, credential). */
+static void
+conn_audit_error(struct conn *c, const char *reason)
+{
+	struct jw w;
+
+	conn_audit_begin(c, &w, "error");
+	conn_audit_identity(c, &w);
+	conn_audit_request(c, &w);
+	conn_audit_credential(c, &w);
+	jw_obj_begin(&w, "upstream");
+	jw_str(&w, "addr", c->rt->upstream_name);
+	jw_null(&w, "status");
+	jw_obj_end(&w);
+	jw_str(&w, "reason", reason);
+	(void)conn_audit_end(c, &w);
+}
+
+static void
+conn_audit_session_end(struct conn *c)
+{
+	struct jw w;
+
+	if (c->requests == 0 && c->bytes_in == 0)
+		return;		/* a bare connect: nothing happened */
+	conn_audit_begin(c, &w, "session_end");
+	jw_obj_begin(&w, "upstream");
+	jw_str(&w, "addr", c->rt->upstream_name);
+	if (c->last_status)
+		jw_int(&w, "status", c->last_status);
+	else
+		jw_null(&w, "status");
+	jw_obj_end(&w);
+	jw_obj_begin(&w, "bytes");
+	jw_int(&w, "in", (long long)c->bytes_in);
+	jw_int(&w, "out", (long long)c->bytes_out);
+	jw_obj_end(&w);
+	jw_int(&w, "requests", c->requests);
+	jw_int(&w, "duration_ms", cg_mono_ms() - c->born_ms);
+	jw_str(&w, "reason", c->close_reason);
+	(void)conn_audit_end(c, &w);
+}
+
+/* ------------------------------------------------------------------ */
+/* Closing                                                             */
+/* ------------------------------------------------------------------ */
+
+static void
+conn_up_drop(struct conn *c)
+{
+	if (c->up == NULL)
+		return;
+	bufferevent_free(c->up);
+	c->up = NULL;
+	c->up_connected = false;
+	c->up_read_paused = false;
+}
+
+static void
+conn_request_reset(struct conn *c)
+{
+	if (c->head != NULL) {
+		cg_wipe(c->head, c->req.head_len);
+		free(c->head);
+		c->head = NULL;
+	}
+	free(c->target);
+	c->target = NULL;
+	free(c->fields);
+	c->fields = NULL;
+	free(c->rhead);
+	c->rhead = NULL;
+	free(c->rfields);
+	c->rfields = NULL;
+	memset(&c->req, 0, sizeof(c->req));
+	memset(&c->resp, 0, sizeof(c->resp));
+	if (c->hold != NULL) {
+		evbuffer_free(c->hold);
+		c->hold = NULL;
+	}
+	secret_cache_cancel(c->wait);
+	c->wait = NULL;
+	secret_unref(c->cred);
+	c->cred = NULL;
+	policy_identity_free(c->ident);
+	c->ident = NULL;
+	c->in_request = c->req_complete = c->req_forwarded = false;
+	c->up_chunked = c->expect_continue = c->decided = false;
+	c->resp_head_done = c->resp_started = c->resp_chunked = false;
+	c->resp_until_close = false;
+	c->request_id[0] = c->method[0] = c->path[0] = '\0';
+}
+
+/*
+ * Idempotent: stops all I/O, writes the close log line and the session_end
+ * event, and hands the connection to the reaper, which frees it outside of
+ * any callback of its own.
+ */
+static void
+conn_close(struct conn *c, const char *reason)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	if (c->close_reason == NULL)
+		c->close_reason = reason;
+	evtimer_del(c->timer);
+	bufferevent_disable(c->cli, EV_READ | EV_WRITE);
+	conn_up_drop(c);
+	secret_cache_cancel(c->wait);
+	c->wait = NULL;
+	cg_info("msg=close conn=%llu route=%s peer=%s reason=%s age_ms=%lld requests=%u "
+	    "bytes_in=%llu bytes_out=%llu", (unsigned long long)c->id,
+	    c->route->policy.name, c->peer, c->close_reason,
+	    (long long)(cg_mono_ms() - c->born_ms), c->requests,
+	    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
+	conn_audit_session_end(c);
+	TAILQ_REMOVE(&c->srv->conns, c, link);
+	TAILQ_INSERT_TAIL(&c->srv->dead, c, link);
+	c->srv->nconns--;
+	event_active(c->srv->reaper, EV_TIMEOUT, 0);
+}
+
+static void
+conn_free(struct conn *c)
+{
+	conn_request_reset(c);
+	conn_up_drop(c);
+	if (c->cli != NULL)
+		bufferevent_free(c->cli);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	free(c);
+}
+
+void
+conn_reap(struct cg_server *srv)
+{
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&srv->dead)) != NULL) {
+		TAILQ_REMOVE(&srv->dead, c, link);
+		conn_free(c);
+	}
+}
+
+void
+conn_close_all(struct cg_server *srv, const char *reason)
+{
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
+		conn_close(c, reason);
+}
+
+/* Stops reading, lets the output drain, then closes (under the linger timer). */
+static void
+conn_finish(struct conn *c, const char *reason)
+{
+	if (c->closed || c->state == CONN_CLOSING)
+		return;
+	c->close_reason = reason;
+	conn_up_drop(c);
+	secret_cache_cancel(c->wait);
+	c->wait = NULL;
+	bufferevent_disable(c->cli, EV_READ);
+	conn_state_set(c, CONN_CLOSING);
+	if (evbuffer_get_length(bufferevent_get_output(c->cli)) == 0)
+		conn_close(c, reason);
+}
+
+static const char *
+http_status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Error";
+	}
+}
+
+/*
+ * Answers the client with an error of our own and closes.  The reason goes
+ * to the log only; the client sees the status text.  If the client already
+ * has part of a response, all we can do is close.
+ */
+static void
+conn_reply(struct conn *c, int status, const char *extra, const char *reason)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cli);
+	const char *text = http_status_text(status);
+	char q[160];
+
+	if (c->closed || c->state == CONN_CLOSING)
+		return;
+	cg_info("msg=refused conn=%llu route=%s peer=%s status=%d reason=%s",
+	    (unsigned long long)c->id, c->route->policy.name, c->peer, status,
+	    cg_log_quote(q, sizeof(q), reason, strlen(reason)));
+	if (c->resp_started) {
+		conn_close(c, reason);
+		return;
+	}
+	c->last_status = status;
+	c->resp_started = true;
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: %zu\r\n", status, text, strlen(text) + 1);
+	if (extra != NULL)
+		evbuffer_add_printf(out, "%s\r\n", extra);
+	if (c->request_id[0])
+		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->request_id);
+	evbuffer_add_printf(out, "Connection: close\r\n\r\n%s\n", text);
+	conn_finish(c, reason);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading the request                                                 */
+/* ------------------------------------------------------------------ */
+
+static void
+span_rebase(struct http_span *s, const char *from, const char *to)
+{
+	if (s->p != NULL)
+		s->p = to + (s->p - from);
+}
+
+static void
+head_rebase(struct http_head *h, const char *from, const char *to)
+{
+	size_t i;
+
+	span_rebase(&h->method, from, to);
+	span_rebase(&h->target, from, to);
+	span_rebase(&h->path, from, to);
+	span_rebase(&h->query, from, to);
+	span_rebase(&h->reason, from, to);
+	for (i = 0; i < h->nfields; i++) {
+		span_rebase(&h->fields[i].name, from, to);
+		span_rebase(&h->fields[i].value, from, to);
+	}
+}
+
+static void
+copy_span(char *dst, size_t size, const struct http_span *s)
+{
+	size_t n = s->len < size - 1 ? s->len : size - 1;
+
+	if (n > 0)
+		memcpy(dst, s->p, n);
+	dst[n] = '\0';
+}
+
+static bool
+request_id_ok(const struct http_span *v)
+{
+	size_t i;
+
+	if (v->len == 0 || v->len > 64)
+		return false;
+	for (i = 0; i < v->len; i++) {
+		unsigned char ch = (unsigned char)v->p[i];
+
+		if (!(ch >= '0' && ch <= '9') && !(ch >= 'a' && ch <= 'z') &&
+		    !(ch >= 'A' && ch <= 'Z') && ch != '-' && ch != '_' &&
+		    ch != '.' && ch != ':')
+			return false;
+	}
+	return true;
+}
+
+static void
+conn_set_request_id(struct conn *c)
+{
+	static const char hex[] = "0123456789abcdef";
+	const struct http_field *f;
+	unsigned char rnd[16];
+	size_t it = 0, i;
+
+	if (http_head_count(&c->req, "X-Request-Id") == 1 &&
+	    (f = http_head_find(&c->req, "X-Request-Id", &it)) != NULL &&
+	    request_id_ok(&f->value)) {
+		copy_span(c->request_id, sizeof(c->request_id), &f->value);
+		return;
+	}
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		/* Unique within the process is all a request id needs. */
+		snprintf(c->request_id, sizeof(c->request_id), "%llx-%u",
+		    (unsigned long long)c->id, c->requests);
+		return;
+	}
+	for (i = 0; i < sizeof(rnd); i++) {
+		c->request_id[2 * i] = hex[rnd[i] >> 4];
+		c->request_id[2 * i + 1] = hex[rnd[i] & 15];
+	}
+	c->request_id[2 * sizeof(rnd)] = '\0';
+}
+
+static int
+hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+static bool
+is_unreserved(int ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~';
+}
+
+/*
+ * Puts the path in one canonical form so that policy and upstream see the
+ * same thing: percent-encoded unreserved characters decoded, other escapes
+ * upper-cased, empty segments merged, "." and ".." segments resolved.  A
+ * ".." above the root, or an encoded '/', '\' or NUL, refuses the request:
+ * they are how path rules get bypassed.
+ */
+static int
+path_normalise(const char *p, size_t n, char *out, size_t *outlen)
+{
+	size_t i, o = 0, seg;
+	int hi, lo, ch;
+
+	for (i = 0; i < n; i++) {
+		ch = (unsigned char)p[i];
+		if (ch == '%') {
+			if (n - i < 3)
+				return -1;
+			hi = hexval((unsigned char)p[i + 1]);
+			lo = hexval((unsigned char)p[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			ch = hi * 16 + lo;
+			i += 2;
+			if (ch == '/' || ch == '\\' || ch == 0)
+				return -1;
+			if (!is_unreserved(ch)) {
+				out[o++] = '%';
+				out[o++] = "0123456789ABCDEF"[ch >> 4];
+				out[o++] = "0123456789ABCDEF"[ch & 15];
+				continue;
+			}
+		}
+		if (ch == '/' && o > 0 && out[o - 1] == '/')
+			continue;	/* merge empty segments */
+		out[o++] = (char)ch;
+		/* Resolve a "." or ".." segment once it is complete. */
+		if (i + 1 == n || p[i + 1] == '/') {
+			seg = o;
+			while (seg > 0 && out[seg - 1] != '/')
+				seg--;
+			if (o - seg == 1 && out[seg] == '.') {
+				o = seg;
+			} else if (o - seg == 2 && out[seg] == '.' && out[seg + 1] == '.') {
+				if (seg <= 1)
+					return -1;
+				o = seg - 1;
+				while (o > 0 && out[o - 1] != '/')
+					o--;
+			}
+		}
+	}
+	if (o == 0)
+		out[o++] = '/';
+	*outlen = o;
+	return 0;
+}
+
+static int
+conn_normalise_target(struct conn *c)
+{
+	struct http_head *h = &c->req;
+	size_t plen, cap;
+	char *t;
+
+	if (h->target.len == 1 && h->target.p[0] == '*')
+		return 0;
+	/* Normalising never makes the path longer. */
+	cap = h->path.len + 1 + h->query.len + 1;
+	if ((t = malloc(cap)) == NULL)
+		return CG_ERR_NOMEM;
+	if (path_normalise(h->path.p, h->path.len, t, &plen) != 0) {
+		free(t);
+		return CG_ERR_FORMAT;
+	}
+	h->path.p = t;
+	h->path.len = plen;
+	h->target.p = t;
+	h->target.len = plen;
+	if (h->query.p != NULL && h->query.len > 0) {
+		t[plen] = '?';
+		memcpy(t + plen + 1, h->query.p, h->query.len);
+		h->query.p = t + plen + 1;
+		h->target.len = plen + 1 + h->query.len;
+	}
+	free(c->target);
+	c->target = t;
+	return 0;
+}
+
+static int
+conn_req_body(void *arg, const char *p, size_t n)
+{
+	struct conn *c = arg;
+	struct evbuffer *dst = c->hold ? c->hold : bufferevent_get_output(c->up);
+
+	if (c->up_chunked)
+		evbuffer_add_printf(dst, "%zx\r\n", n);
+	evbuffer_add(dst, p, n);
+	if (c->up_chunked)
+		evbuffer_add(dst, "\r\n", 2);
+	return 0;
+}
+
+static bool
+conn_wants_close(const struct http_head *h)
+{
+	const struct http_field *f;
+	struct http_span e;
+	size_t it = 0, pos;
+
+	if (h->version_minor == 0)
+		return true;
+	while ((f = http_head_find(h, "Connection", &it)) != NULL) {
+		pos = 0;
+		while (http_list_next(&f->value, &pos, &e))
+			if (cg_strcase_eq(e.p, e.len, "close", 5))
+				return true;
+	}
+	return false;
+}
+
+/* After the decision: refuse, or go on to the credential. */
+static void conn_decided(struct conn *c);
+
+static void
+conn_secret_ready(int err, struct secret *s, const char *reason, void *arg)
+{
+	struct conn *c = arg;
+
+	c->wait = NULL;
+	if (c->closed || c->state != CONN_DECIDE)
+		return;
+	if (err != 0) {
+		cg_err("msg=secret_unavailable conn=%llu route=%s path=%s reason=\"%s\"",
+		    (unsigned long long)c->id, c->route->policy.name,
+		    c->route->secret_path, reason ? reason : cg_strerror(err));
+		conn_audit_error(c, "credential unavailable");
+		conn_reply(c, 503, NULL, "credential unavailable");
+		return;
+	}
+	c->cred = secret_ref(s);
+	conn_decided(c);
+}
+
+static void
+conn_identify_fail(struct conn *c, int status, const char *challenge, const char *reason)
+{
+	char why[160];
+
+	c->dec.result = POLICY_DENY;
+	c->dec.rule = NULL;
+	c->dec.reason = reason;
+	snprintf(why, sizeof(why), "invalid token: %s", reason);
+	(void)conn_audit_decision(c, status == 401 ? why : reason);
+	conn_reply(c, status, challenge, status == 401 ? why : reason);
+}
+
+/* A complete head is in c->req: check it, identify, decide. */
+static void
+conn_request(struct conn *c)
+{
+	const struct cg_config *cfg = c->cfg;
+	const struct cg_route *route = c->route;
+	struct policy_request q;
+	struct http_error e;
+	struct http_span tok;
+	const struct http_field *f;
+	const char *why;
+	size_t it;
+	int r;
+
+	c->requests++;
+	c->in_request = true;
+	c->req_start_ms = cg_mono_ms();
+	copy_span(c->method, sizeof(c->method), &c->req.method);
+	copy_span(c->path, sizeof(c->path), &c->req.path);
+	conn_set_request_id(c);
+	c->keep_alive = !conn_wants_close(&c->req);
+
+	if (http_request_check(&c->req, &c->req_framing, &e) != 0) {
+		conn_reply(c, e.status, NULL, e.reason);
+		return;
+	}
+	if ((r = conn_normalise_target(c)) != 0) {
+		conn_reply(c, r == CG_ERR_NOMEM ? 503 : 400, NULL,
+		    r == CG_ERR_NOMEM ? "out of memory" : "request path not allowed");
+		return;
+	}
+	copy_span(c->path, sizeof(c->path), &c->req.path);
+	it = 0;
+	if ((f = http_head_find(&c->req, "Expect", &it)) != NULL) {
+		if (http_head_count(&c->req, "Expect") != 1 ||
+		    !cg_strcase_eq(f->value.p, f->value.len, "100-continue", 12)) {
+			conn_reply(c, 417, NULL, "unsupported expectation");
+			return;
+		}
+		c->expect_continue = c->req_framing.kind != HTTP_BODY_NONE;
+	}
+	if ((c->req_framing.kind == HTTP_BODY_LENGTH && c->req_framing.length > route->max_body) ||
+	    (c->req_framing.kind == HTTP_BODY_CHUNKED && route->max_body == 0)) {
+		conn_reply(c, 413, NULL, "request body over max_body");
+		return;
+	}
+	if (http_msg_begin(&c->req_msg, true, c->head, c->req.head_len, NULL, 0,
+	    route->max_body, MAX_TRAILER, conn_req_body, c) != HTTP_PARSE_DONE) {
+		conn_reply(c, c->req_msg.err.status ? c->req_msg.err.status : 400, NULL,
+		    c->req_msg.err.reason ? c->req_msg.err.reason : "malformed request");
+		return;
+	}
+	c->req_complete = c->req_msg.complete;
+
+	/* Who is calling: one Authorization: Bearer field, nowhere else. */
+	if (http_head_count(&c->req, "Authorization") > 1) {
+		conn_identify_fail(c, 400, NULL, "multiple Authorization fields");
+		return;
+	}
+	if ((r = inj_http_read_proof(&c->req, &tok, &why)) != 0) {
+		conn_identify_fail(c, 401, r == CG_ERR_NOTFOUND ?
+		    "WWW-Authenticate: Bearer" :
+		    "WWW-Authenticate: Bearer error=\"invalid_token\"", why);
+		return;
+	}
+	r = jwt_verify(cfg->issuers, cfg->nissuers, tok.p, tok.len, cg_now_ms() / 1000,
+	    cfg->max_token_bytes, &c->ident, &why);
+	if (r != 0) {
+		conn_identify_fail(c, 401, "WWW-Authenticate: Bearer error=\"invalid_token\"", why);
+		return;
+	}
+
+	/* May they? */
+	memset(&q, 0, sizeof(q));
+	q.id = c->ident;
+	q.method = c->req.method.p;
+	q.method_len = c->req.method.len;
+	q.path = c->req.path.p;
+	q.path_len = c->req.path.len;
+	q.now_s = cg_now_ms() / 1000;
+	policy_decide(&route->policy, &q, &c->dec);
+	c->decided = true;
+	if (c->dec.result == POLICY_DENY) {
+		if (conn_audit_decision(c, NULL) != 0 && route->audit_failure == CG_AUDIT_FAIL_DENY) {
+			conn_reply(c, 503, NULL, "audit unavailable");
+			return;
+		}
+		conn_reply(c, 403, NULL, c->dec.reason);
+		return;
+	}
+
+	/* The credential: from the cache, or wait for it with reads off. */
+	bufferevent_disable(c->cli, EV_READ);
+	conn_state_set(c, CONN_DECIDE);
+	r = secret_cache_get(c->srv->secrets, route->secret_path, &c->cred,
+	    conn_secret_ready, c, &c->wait);
+	if (r == CG_ERR_AGAIN)
+		return;
+	if (r != 0) {
+		conn_secret_ready(r, NULL, cg_strerror(r), c);
+		return;
+	}
+	conn_decided(c);
+}
+
+static void
+conn_decided(struct conn *c)
+{
+	if (conn_audit_decision(c, NULL) != 0 &&
+	    c->route->audit_failure == CG_AUDIT_FAIL_DENY) {
+		conn_reply(c, 503, NULL, "audit unavailable");
+		return;
+	}
+	if (c->dec.result == POLICY_WOULD_DENY)
+		cg_info("msg=would_deny conn=%llu route=%s peer=%s rid=%s rule=%s reason=\"%s\"",
+		    (unsigned long long)c->id, c->route->policy.name, c->peer,
+		    c->request_id, c->dec.rule ? c->dec.rule : "-", c->dec.reason);
+	conn_forward(c);
+}
+
+static void
+conn_read_head(struct conn *c)
+{
+	const struct cg_config *cfg = c->cfg;
+	struct evbuffer *in = bufferevent_get_input(c->cli);
+	struct http_limits lim;
+	struct http_error e;
+	size_t len, want;
+	const char *p;
+	int r;
+
+	len = evbuffer_get_length(in);
+	if (len == 0) {
+		if (c->cli_eof)
+			conn_close(c, "client_closed");
+		return;
+	}
+	if (c->fields == NULL &&
+	    (c->fields = calloc(cfg->max_header_count, sizeof(*c->fields))) == NULL) {
+		conn_close(c, "out_of_memory");
+		return;
+	}
+	lim.max_line = cfg->max_request_line;
+	lim.max_head = cfg->max_header_bytes;
+	lim.max_fields = cfg->max_header_count;
+	lim.max_trailer = MAX_TRAILER;
+	want = len < lim.max_head + 1 ? len : lim.max_head + 1;
+	if ((p = (const char *)evbuffer_pullup(in, (ssize_t)want)) == NULL) {
+		conn_close(c, "out_of_memory");
+		return;
+	}
+	memset(&c->req, 0, sizeof(c->req));
+	r = http_parse_head(p, want, true, &lim, &c->req, c->fields, &e);
+	if (r == HTTP_PARSE_NEED_MORE) {
+		if (c->cli_eof)
+			conn_close(c, "client_closed_mid_head");
+		else if (c->requests > 0 && !c->in_request) {
+			/* The first byte of a later request: from idle to header timer. */
+			c->in_request = true;
+			conn_arm(c, cfg->client_header_timeout_ms);
+		}
+		return;
+	}
+	if (r != HTTP_PARSE_DONE) {
+		c->requests++;
+		conn_reply(c, e.status, NULL, e.reason);
+		return;
+	}
+	if ((c->head = malloc(c->req.head_len)) == NULL) {
+		conn_close(c, "out_of_memory");
+		return;
+	}
+	memcpy(c->head, p, c->req.head_len);
+	head_rebase(&c->req, p, c->head);
+	evbuffer_drain(in, c->req.head_len);
+	conn_request(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Forwarding                                                          */
+/* ------------------------------------------------------------------ */
+
+static const char *
+conn_cred_field(const void *ctx, const char *name, size_t *len)
+{
+	return secret_field((const struct secret *)ctx, name, len);
+}
+
+static void conn_up_write(struct bufferevent *bev, void *arg);
+static void conn_up_event(struct bufferevent *bev, short what, void *arg);
+
+static int
+conn_up_connect(struct conn *c)
+{
+	c->up = bufferevent_socket_new(c->srv->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (c->up == NULL)
+		return CG_ERR_NOMEM;
+	bufferevent_setcb(c->up, conn_up_read, conn_up_write, conn_up_event, c);
+	bufferevent_setwatermark(c->up, EV_WRITE, RELAY_LOW, 0);
+	bufferevent_enable(c->up, EV_READ | EV_WRITE);
+	c->up_connected = false;
+	if (bufferevent_socket_connect(c->up, (struct sockaddr *)&c->rt->upstream,
+	    (int)c->rt->upstream_len) != 0) {
+		conn_up_drop(c);
+		return CG_ERR_IO;
+	}
+	return 0;
+}
+
+static void
+conn_release_hold(struct conn *c)
+{
+	if (c->hold == NULL || c->up == NULL)
+		return;
+	evbuffer_add_buffer(bufferevent_get_output(c->up), c->hold);
+	evbuffer_free(c->hold);
+	c->hold = NULL;
+}
+
+static void
+conn_forward(struct conn *c)
+{
+	struct inj_http_req_ctx ctx;
+	struct inj_cred cred;
+	const char *why = NULL;
+	int r;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.client_addr = c->peer_ip;
+	ctx.proto = "http";
+	ctx.request_id = c->request_id;
+	switch (c->req_framing.kind) {
+	case HTTP_BODY_LENGTH:
+		ctx.framing = INJ_FRAMING_LENGTH;
+		ctx.content_length = c->req_framing.length;
+		break;
+	case HTTP_BODY_CHUNKED:
+		ctx.framing = INJ_FRAMING_CHUNKED;
+		c->up_chunked = true;
+		break;
+	default:
+		ctx.framing = INJ_FRAMING_NONE;
+		break;
+	}
+	cred.field = conn_cred_field;
+	cred.ctx = c->cred;
+	if ((c->hold = evbuffer_new()) == NULL) {
+		conn_reply(c, 503, NULL, "out of memory");
+		return;
+	}
+	r = inj_http_write_request(&c->req, &c->route->inject, &cred, &ctx, c->hold, &why);
+	if (r != 0) {
+		cg_err("msg=inject_failed conn=%llu route=%s path=%s reason=\"%s\"",
+		    (unsigned long long)c->id, c->route->policy.name,
+		    c->route->secret_path, why ? why : cg_strerror(r));
+		conn_audit_error(c, why ? why : "credential injection failed");
+		conn_reply(c, 503, NULL, "credential injection failed");
+		return;
+	}
+	c->req_forwarded = true;
+	/* The head (with the caller's token) is no longer needed. */
+	cg_wipe(c->head, c->req.head_len);
+
+	if (c->up == NULL && conn_up_connect(c) != 0) {
+		conn_audit_error(c, "upstream connect failed");
+		conn_reply(c, 502, NULL, "upstream connect failed");
+		return;
+	}
+	if (c->expect_continue && !c->req_complete &&
+	    evbuffer_get_length(bufferevent_get_input(c->cli)) == 0)
+		evbuffer_add(bufferevent_get_output(c->cli), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	conn_state_set(c, CONN_RELAY);
+	bufferevent_enable(c->cli, EV_READ);
+	conn_feed_request(c);
+}
+
+static void
+conn_feed_request(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cli);
+	struct evbuffer_iovec v;
+	size_t used;
+	int r;
+
+	while (!c->req_complete && evbuffer_get_length(in) > 0) {
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		used = 0;
+		r = http_msg_feed(&c->req_msg, v.iov_base, v.iov_len, &used);
+		evbuffer_drain(in, used);
+		if (r == HTTP_PARSE_ERROR) {
+			conn_reply(c, c->req_msg.err.status, NULL, c->req_msg.err.reason);
+			return;
+		}
+		if (r == HTTP_PARSE_DONE)
+			c->req_complete = true;
+		else if (used == 0)
+			break;
+	}
+	if (c->req_complete) {
+		if (c->up_chunked) {
+			evbuffer_add(c->hold ? c->hold : bufferevent_get_output(c->up),
+			    "0\r\n\r\n", 5);
+			c->up_chunked = false;
+		}
+		conn_release_hold(c);
+	} else if (c->hold != NULL && evbuffer_get_length(c->hold) > REQ_HOLD_MAX) {
+		conn_release_hold(c);
+	}
+	if (c->up != NULL && evbuffer_get_length(bufferevent_get_output(c->up)) > RELAY_HIGH) {
+		bufferevent_disable(c->cli, EV_READ);
+		c->cli_read_paused = true;
+	}
+	if (c->cli_eof && !c->req_complete)
+		conn_close(c, "client_closed_mid_request");
+}
+
+/* ------------------------------------------------------------------ */
+/* The response                                                        */
+/* ------------------------------------------------------------------ */
+
+static int
+conn_resp_body(void *arg, const char *p, size_t n)
+{
+	struct conn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(c->cli);
+
+	if (c->resp_chunked)
+		evbuffer_add_printf(out, "%zx\r\n", n);
+	evbuffer_add(out, p, n);
+	if (c->resp_chunked)
+		evbuffer_add(out, "\r\n", 2);
+	return 0;
+}
+
+static void
+conn_upstream_failed(struct conn *c, int status, const char *reason)
+{
+	conn_audit_error(c, reason);
+	if (c->resp_started)
+		conn_close(c, reason);
+	else
+		conn_reply(c, status, NULL, reason);
+}
+
+static void
+conn_response_done(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cli);
+	bool up_reuse;
+	char q[160];
+
+	cg_info("msg=request conn=%llu route=%s peer=%s rid=%s method=%s path=%s status=%d "
+	    "decision=%s rule=%s duration_ms=%lld", (unsigned long long)c->id,
+	    c->route->policy.name, c->peer, c->request_id, c->method,
+	    cg_log_quote(q, sizeof(q), c->path, strlen(c->path)), c->last_status,
+	    policy_result_name(c->dec.result), c->dec.rule ? c->dec.rule : "-",
+	    (long long)(cg_mono_ms() - c->req_start_ms));
+	up_reuse = c->req_complete && !c->resp_until_close &&
+	    llhttp_should_keep_alive(&c->resp_msg.parser);
+	if (!up_reuse)
+		conn_up_drop(c);
+	if (!c->keep_alive || !c->req_complete) {
+		conn_finish(c, "done");
+		return;
+	}
+	conn_request_reset(c);
+	conn_state_set(c, CONN_IDENTIFY);
+	bufferevent_enable(c->cli, EV_READ);
+	c->cli_read_paused = false;
+	if (evbuffer_get_length(in) > 0 || c->cli_eof)
+		conn_read_head(c);
+}
+
+/* The upstream's response head is in c->resp: check it and send it on. */
+static int
+conn_response_head(struct conn *c)
+{
+	enum inj_http_framing out;
+	unsigned long long clen = 0;
+	struct http_framing f;
+	struct http_error e;
+	const struct http_field *cl;
+	size_t it = 0, i;
+	bool close_after;
+
+	if (http_response_check(&c->resp, c->method, strlen(c->method), &f, &e) != 0) {
+		conn_upstream_failed(c, 502, e.reason);
+		return -1;
+	}
+	if (http_msg_begin(&c->resp_msg, false, c->rhead, c->resp.head_len, c->method,
+	    strlen(c->method), 0, MAX_TRAILER, conn_resp_body, c) != HTTP_PARSE_DONE) {
+		conn_upstream_failed(c, 502, c->resp_msg.err.reason ?
+		    c->resp_msg.err.reason : "malformed upstream response");
+		return -1;
+	}
+	c->resp_until_close = f.kind == HTTP_BODY_UNTIL_CLOSE;
+	switch (f.kind) {
+	case HTTP_BODY_LENGTH:
+		out = INJ_FRAMING_LENGTH;
+		clen = f.length;
+		break;
+	case HTTP_BODY_CHUNKED:
+		out = INJ_FRAMING_CHUNKED;
+		c->resp_chunked = true;
+		break;
+	case HTTP_BODY_UNTIL_CLOSE:
+		/* Re-chunked for a keep-alive client; else close after it. */
+		if (c->keep_alive) {
+			out = INJ_FRAMING_CHUNKED;
+			c->resp_chunked = true;
+		} else
+			out = INJ_FRAMING_CLOSE;
+		break;
+	default:
+		out = INJ_FRAMING_NONE;
+		/* A response to HEAD (or a 304) keeps its Content-Length. */
+		if (c->resp.status != 204 && (cl = http_head_find(&c->resp,
+		    "Content-Length", &it)) != NULL && cl->value.len > 0 &&
+		    cl->value.len < 17) {
+			for (i = 0; i < cl->value.len; i++)
+				clen = clen * 10 + (unsigned)(cl->value.p[i] - '0');
+			out = INJ_FRAMING_LENGTH;
+		}
+		break;
+	}
+	close_after = !c->keep_alive || !c->req_complete || out == INJ_FRAMING_CLOSE;
+	if (close_after)
+		c->keep_alive = false;
+	if (inj_http_write_response(&c->resp, out, clen, close_after, c->request_id,
+	    bufferevent_get_output(c->cli)) != 0) {
+		conn_upstream_failed(c, 502, "cannot write response head");
+		return -1;
+	}
+	c->resp_started = true;
+	c->last_status = c->resp.status;
+	return 0;
+}
+
+static void
+conn_up_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	const struct cg_config *cfg = c->cfg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_iovec v;
+	struct http_limits lim;
+	struct http_error e;
+	size_t len, want, used;
+	const char *p;
+	int r;
+
+	if (c->closed)
+		return;
+	if (c->state != CONN_RELAY) {
+		/* Bytes from an idle upstream: it is confused; drop it. */
+		conn_up_drop(c);
+		return;
+	}
+	conn_progress(c);
+	while (!c->resp_head_done) {
+		if ((len = evbuffer_get_length(in)) == 0)
+			return;
+		if (c->rfields == NULL &&
+		    (c->rfields = calloc(cfg->max_header_count, sizeof(*c->rfields))) == NULL) {
+			conn_upstream_failed(c, 502, "out of memory");
+			return;
+		}
+		lim.max_line = cfg->max_request_line;
+		lim.max_head = cfg->max_header_bytes;
+		lim.max_fields = cfg->max_header_count;
+		lim.max_trailer = MAX_TRAILER;
+		want = len < lim.max_head + 1 ? len : lim.max_head + 1;
+		if ((p = (const char *)evbuffer_pullup(in, (ssize_t)want)) == NULL) {
+			conn_upstream_failed(c, 502, "out of memory");
+			return;
+		}
+		memset(&c->resp, 0, sizeof(c->resp));
+		r = http_parse_head(p, want, false, &lim, &c->resp, c->rfields, &e);
+		if (r == HTTP_PARSE_NEED_MORE)
+			return;
+		if (r != HTTP_PARSE_DONE) {
+			conn_upstream_failed(c, 502, e.reason);
+			return;
+		}
+		if (c->resp.status < 200) {
+			/* Interim responses are ours to give (100) or not
+			 * needed; 101 never comes since Upgrade is dropped. */
+			if (c->resp.status == 101) {
+				conn_upstream_failed(c, 502, "unexpected 101 from upstream");
+				return;
+			}
+			evbuffer_drain(in, c->resp.head_len);
+			continue;
+		}
+		free(c->rhead);
+		if ((c->rhead = malloc(c->resp.head_len)) == NULL) {
+			conn_upstream_failed(c, 502, "out of memory");
+			return;
+		}
+		memcpy(c->rhead, p, c->resp.head_len);
+		head_rebase(&c->resp, p, c->rhead);
+		evbuffer_drain(in, c->resp.head_len);
+		c->resp_head_done = true;
+		conn_state_set(c, CONN_RELAY);
+		if (conn_response_head(c) != 0)
+			return;
+		if (c->resp_msg.complete) {
+			conn_response_done(c);
+			return;
+		}
+	}
+	while (evbuffer_get_length(in) > 0) {
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		used = 0;
+		r = http_msg_feed(&c->resp_msg, v.iov_base, v.iov_len, &used);
+		evbuffer_drain(in, used);
+		if (r == HTTP_PARSE_ERROR) {
+			conn_upstream_failed(c, 502, c->resp_msg.err.reason);
+			return;
+		}
+		if (r == HTTP_PARSE_DONE) {
+			if (c->resp_chunked)
+				evbuffer_add(bufferevent_get_output(c->cli), "0\r\n\r\n", 5);
+			conn_response_done(c);
+			return;
+		}
+		if (used == 0)
+			break;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(c->cli)) > RELAY_HIGH) {
+		bufferevent_disable(bev, EV_READ);
+		c->up_read_paused = true;
+	}
+}
+
+static void
+conn_up_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->closed)
+		return;
+	if (c->cli_read_paused && evbuffer_get_length(bufferevent_get_output(bev)) <= RELAY_LOW) {
+		c->cli_read_paused = false;
+		bufferevent_enable(c->cli, EV_READ);
+		conn_feed_request(c);
+	}
+}
+
+static void
+conn_up_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	char reason[160];
+	int fd, one = 1;
+
+	if (c->closed)
+		return;
+	if (what & BEV_EVENT_CONNECTED) {
+		c->up_connected = true;
+		if ((fd = bufferevent_getfd(bev)) >= 0)
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (c->state == CONN_RELAY)
+			conn_state_set(c, CONN_RELAY);
+		return;
+	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	if (c->state != CONN_RELAY) {
+		conn_up_drop(c);	/* an idle upstream connection went away */
+		return;
+	}
+	if (!c->up_connected) {
+		snprintf(reason, sizeof(reason), "upstream connect failed: %s",
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		conn_upstream_failed(c, 502, reason);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && c->resp_head_done && c->resp_until_close) {
+		/* Whatever is still buffered belongs to the body. */
+		conn_up_read(bev, c);
+		if (c->closed || c->state != CONN_RELAY || !c->resp_head_done)
+			return;
+		if (http_msg_eof(&c->resp_msg) == HTTP_PARSE_DONE) {
+			if (c->resp_chunked)
+				evbuffer_add(bufferevent_get_output(c->cli), "0\r\n\r\n", 5);
+			conn_up_drop(c);
+			conn_response_done(c);
+			return;
+		}
+	}
+	conn_upstream_failed(c, 502, c->resp_started ? "upstream closed mid-response" :
+	    "upstream closed before responding");
+}
+
+/* ------------------------------------------------------------------ */
+/* The client side                                                     */
+/* ------------------------------------------------------------------ */
+
+static void
+conn_cli_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (c->closed)
+		return;
+	switch (c->state) {
+	case CONN_IDENTIFY:
+		conn_read_head(c);
+		break;
+	case CONN_RELAY:
+		conn_progress(c);
+		if (!c->req_complete)
+			conn_feed_request(c);
+		else if (evbuffer_get_length(in) > PIPELINE_MAX) {
+			/* The next requests wait their turn, within bounds. */
+			bufferevent_disable(bev, EV_READ);
+			c->cli_read_paused = true;
+		}
+		break;
+	case CONN_DECIDE:
+		break;
+	case CONN_CLOSING:
+		evbuffer_drain(in, evbuffer_get_length(in));
+		break;
+	}
+}
+
+static void
+conn_cli_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+
+	if (c->closed)
+		return;
+	if (c->state == CONN_CLOSING) {
+		if (left == 0)
+			conn_close(c, c->close_reason);
+		return;
+	}
+	conn_progress(c);
+	if (c->up_read_paused && left <= RELAY_LOW && c->up != NULL) {
+		c->up_read_paused = false;
+		bufferevent_enable(c->up, EV_READ);
+		conn_up_read(c->up, c);
+	}
+}
+
+static void
+conn_cli_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->closed)
+		return;
+	if (what & BEV_EVENT_ERROR) {
+		conn_close(c, "client_error");
+		return;
+	}
+	if (!(what & BEV_EVENT_EOF))
+		return;
+	/* A half-close: answer what was sent, then close. */
+	c->cli_eof = true;
+	c->keep_alive = false;
+	switch (c->state) {
+	case CONN_IDENTIFY:
+		conn_read_head(c);
+		break;
+	case CONN_RELAY:
+		if (!c->req_complete)
+			conn_close(c, "client_closed_mid_request");
+		break;
+	case CONN_DECIDE:
+		break;
+	case CONN_CLOSING:
+		conn_close(c, c->close_reason);
+		break;
+	}
+}
+
+static void
+conn_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->closed)
+		return;
+	switch (c->state) {
+	case CONN_IDENTIFY:
+		if (c->in_request || c->requests == 0) {
+			c->in_request = true;
+			conn_reply(c, 408, NULL, "header_timeout");
+		} else
+			conn_close(c, "idle_timeout");
+		break;
+	case CONN_DECIDE:
+		conn_audit_error(c, "credential timeout");
+		conn_reply(c, 503, NULL, "credential timeout");
+		break;
+	case CONN_RELAY:
+		if (!c->up_connected)
+			conn_upstream_failed(c, 504, "upstream connect timeout");
+		else if (!c->resp_head_done)
+			conn_upstream_failed(c, 504, "upstream response timeout");
+		else
+			conn_close(c, "relay_idle_timeout");
+		break;
+	case CONN_CLOSING:
+		conn_close(c, "linger_timeout");
+		break;
+	}
+}
+
+static void
+conn_count(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	*(uint64_t *)arg += info->n_added;
+}
+
+void
+conn_accept(struct cg_route_rt *rt, int fd, const struct sockaddr *sa, int salen)
+{
+	struct cg_server *srv = rt->srv;
+	struct conn *c;
+	int one = 1;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->id = ++srv->next_conn_id;
+	c->srv = srv;
+	c->rt = rt;
+	c->route = rt->route;
+	c->cfg = srv->cfg;
+	c->born_ms = cg_mono_ms();
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, c->peer_ip, sizeof(c->peer_ip));
+		c->peer_port = ntohs(s6->sin6_port);
+		snprintf(c->peer, sizeof(c->peer), "[%s]:%d", c->peer_ip, c->peer_port);
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, c->peer_ip, sizeof(c->peer_ip));
+		c->peer_port = ntohs(s4->sin_port);
+		snprintf(c->peer, sizeof(c->peer), "%s:%d", c->peer_ip, c->peer_port);
+	}
+	(void)salen;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->cli = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(srv->base, conn_timeout, c);
+	if (c->cli == NULL || c->timer == NULL) {
+		if (c->cli == NULL)
+			evutil_closesocket(fd);
+		conn_free(c);
+		return;
+	}
+	evbuffer_add_cb(bufferevent_get_input(c->cli), conn_count, &c->bytes_in);
+	evbuffer_add_cb(bufferevent_get_output(c->cli), conn_count, &c->bytes_out);
+	bufferevent_setcb(c->cli, conn_cli_read, conn_cli_write, conn_cli_event, c);
+	bufferevent_setwatermark(c->cli, EV_WRITE, RELAY_LOW, 0);
+	TAILQ_INSERT_TAIL(&srv->conns, c, link);
+	srv->nconns++;
+	cg_debug("msg=accept conn=%llu route=%s peer=%s", (unsigned long long)c->id,
+	    c->route->policy.name, c->peer);
+	conn_state_set(c, CONN_IDENTIFY);
+	bufferevent_enable(c->cli, EV_READ | EV_WRITE);
+}

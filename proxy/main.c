@@ -1,3 +1,181 @@
-/* main.c: placeholder until the daemon lands. */
-int main(void);
-int main(void) { return 0; }
+/*
+ * main.c: the credgate command line.
+ *
+ *   credgate [-v] -c FILE            run in the foreground
+ *   credgate -t -c FILE              check a configuration
+ *   credgate -T -c FILE              print the effective configuration
+ *   credgate policy-test -c FILE CASES
+ *
+ * Exit status: 0 ok, 1 configuration error (or a failed policy test),
+ * 2 usage error, 3 run-time failure.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/config.h"
+#include "proxy/policy_test.h"
+#include "proxy/server.h"
+
+#define EXIT_CONFIG 1
+#define EXIT_USAGE 2
+#define EXIT_RUNTIME 3
+
+#ifndef CG_VERSION
+#define CG_VERSION "unknown"
+#endif
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: credgate [-v] -c FILE          run the proxy in the foreground\n"
+	    "       credgate -t -c FILE            check FILE and exit\n"
+	    "       credgate -T -c FILE            print the effective configuration\n"
+	    "       credgate policy-test -c FILE CASES\n"
+	    "                                      run policy test cases against FILE\n"
+	    "       credgate -V                    print the version\n");
+}
+
+static void
+print_errors(const struct cg_errors *errs)
+{
+	size_t i;
+
+	for (i = 0; i < errs->n; i++)
+		fprintf(stderr, "%s\n", errs->msgs[i]);
+}
+
+/*
+ * Secure memory comes first: everything parsed afterwards (secrets, and all
+ * JSON) lives in it.  Its size is a setting, so the file is read once
+ * without touching other files to learn it; the real load follows.
+ */
+static int
+setup_secure_memory(const char *file)
+{
+	struct cg_config *pre = NULL;
+	struct cg_errors errs = { 0 };
+	uint64_t size = 4u << 20;
+	bool required = false;
+	int r;
+
+	if (cg_config_load(file, 0, &pre, &errs) == 0) {
+		size = pre->secure_memory_size;
+		required = pre->secure_memory == CG_SECMEM_REQUIRED;
+		cg_config_free(pre);
+	}
+	cg_errors_clear(&errs);
+	if ((r = secmem_init(size, required)) != 0) {
+		fprintf(stderr, "credgate: cannot lock %llu bytes of secure memory (RLIMIT_MEMLOCK); "
+		    "raise the limit or set credgate.secure_memory = \"best-effort\"\n",
+		    (unsigned long long)size);
+		return r;
+	}
+	if (!secmem_locked())
+		cg_warn("msg=secure_memory_unlocked detail=\"mlock failed; secrets may be swapped\"");
+	secmem_use_for_json();
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *file = NULL, *cases = NULL;
+	struct cg_config *cfg = NULL;
+	struct cg_errors errs = { 0 };
+	struct cg_server *srv = NULL;
+	bool check = false, dump = false, policy_test = false;
+	int ch, r, verbose = 0;
+	char err[512];
+
+	if (argc > 1 && strcmp(argv[1], "policy-test") == 0) {
+		policy_test = true;
+		argv++;
+		argc--;
+	}
+	while ((ch = getopt(argc, argv, "c:tTvVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			file = optarg;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'T':
+			dump = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'V':
+			printf("credgate %s\n", CG_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (policy_test) {
+		if (argc != 1) {
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		cases = argv[0];
+	} else if (argc != 0) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (file == NULL || (check && dump)) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	if (cg_disable_core_dumps() != 0)
+		fprintf(stderr, "credgate: warning: cannot disable core dumps\n");
+	if (setup_secure_memory(file) != 0)
+		return EXIT_RUNTIME;
+
+	/* policy-test needs rules, not keys or secrets. */
+	r = cg_config_load(file, policy_test ? 0 : CG_CONFIG_LOAD_FILES, &cfg, &errs);
+	print_errors(&errs);
+	cg_errors_clear(&errs);
+	if (r != 0) {
+		if (check)
+			fprintf(stderr, "%s: configuration has errors\n", file);
+		return policy_test ? EXIT_USAGE : EXIT_CONFIG;
+	}
+	if (check) {
+		fprintf(stderr, "%s: configuration OK\n", file);
+		cg_config_free(cfg);
+		return 0;
+	}
+	if (dump) {
+		r = cg_config_dump(cfg, stdout);
+		cg_config_free(cfg);
+		return r == 0 ? 0 : EXIT_RUNTIME;
+	}
+	if (policy_test) {
+		r = policy_test_run(cfg, cases, stdout);
+		cg_config_free(cfg);
+		return r;
+	}
+
+	cg_log_level = verbose ? CG_LOG_DEBUG : cfg->log_level;
+	err[0] = '\0';
+	if ((r = server_new(cfg, &srv, err, sizeof(err))) != 0) {
+		fprintf(stderr, "%s: %s\n", file, err[0] ? err : cg_strerror(r));
+		return EXIT_RUNTIME;
+	}
+	r = server_run(srv);
+	server_free(srv);
+	return r == 0 ? 0 : EXIT_RUNTIME;
+}

@@ -1,1 +1,203 @@
-/* placeholder: proxy/policy_test.c */
+/*
+ * policy_test.c: `credgate policy-test -c FILE CASES`.
+ *
+ * Each case names a route, an issuer, the claims a caller would present,
+ * a method and a path, and the decision expected (and optionally the rule
+ * that makes it).  The real rules decide; nothing is verified or sent.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "policy/policy.h"
+#include "proxy/policy_test.h"
+
+#define CASES_MAX_BYTES (4 * 1024 * 1024)
+#define CASES_MAX_DEPTH 64
+
+static int
+read_file(const char *path, char **out, size_t *len)
+{
+	struct stat st;
+	FILE *f;
+	char *buf;
+	size_t n;
+
+	*out = NULL;
+	if ((f = fopen(path, "re")) == NULL)
+		return CG_ERR_IO;
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+		fclose(f);
+		errno = EINVAL;
+		return CG_ERR_IO;
+	}
+	if (st.st_size > CASES_MAX_BYTES) {
+		fclose(f);
+		return CG_ERR_LIMIT;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		fclose(f);
+		return CG_ERR_NOMEM;
+	}
+	n = fread(buf, 1, (size_t)st.st_size, f);
+	fclose(f);
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static const struct policy_issuer *
+find_issuer(const struct cg_config *cfg, const char *name, json_t *claims)
+{
+	const char *iss = json_string_value(json_object_get(claims, "iss"));
+	size_t i;
+
+	for (i = 0; i < cfg->nissuers; i++) {
+		if (name != NULL && strcmp(cfg->issuers[i]->name, name) == 0)
+			return cfg->issuers[i];
+		if (name == NULL && iss != NULL && strcmp(cfg->issuers[i]->iss, iss) == 0)
+			return cfg->issuers[i];
+	}
+	return NULL;
+}
+
+static const char *
+str_member(json_t *c, const char *key)
+{
+	return json_string_value(json_object_get(c, key));
+}
+
+/* Runs one case; returns 1 pass, 0 fail, -1 unusable (message printed). */
+static int
+run_case(const struct cg_config *cfg, json_t *c, size_t n, FILE *out)
+{
+	const char *name, *route_name, *issuer_name, *method, *path, *expect, *now_text;
+	const struct cg_route *route;
+	const struct policy_issuer *issuer = NULL;
+	struct policy_identity *id = NULL;
+	struct policy_request q;
+	struct policy_decision d;
+	json_t *claims, *rule_v;
+	const char *want_rule = NULL, *got;
+	bool check_rule, ok;
+	int64_t now;
+
+	name = str_member(c, "name");
+	route_name = str_member(c, "route");
+	issuer_name = str_member(c, "issuer");
+	method = str_member(c, "method");
+	path = str_member(c, "path");
+	expect = str_member(c, "expect");
+	now_text = str_member(c, "now");
+	claims = json_object_get(c, "claims");
+	rule_v = json_object_get(c, "rule");
+	if (name == NULL)
+		name = "(unnamed)";
+	if (!json_is_object(c) || route_name == NULL || method == NULL || path == NULL ||
+	    expect == NULL || (claims != NULL && !json_is_object(claims)) ||
+	    (rule_v != NULL && !json_is_string(rule_v) && !json_is_null(rule_v))) {
+		fprintf(stderr, "case %zu (%s): needs string members route, method, path, expect; "
+		    "claims an object; rule a string or null\n", n, name);
+		return -1;
+	}
+	if (strcmp(expect, "allow") != 0 && strcmp(expect, "deny") != 0 &&
+	    strcmp(expect, "would_deny") != 0) {
+		fprintf(stderr, "case %zu (%s): expect must be allow, deny or would_deny\n", n, name);
+		return -1;
+	}
+	if ((route = cg_config_route(cfg, route_name)) == NULL) {
+		fprintf(stderr, "case %zu (%s): no route named \"%s\"\n", n, name, route_name);
+		return -1;
+	}
+	if (issuer_name != NULL || claims != NULL) {
+		issuer = find_issuer(cfg, issuer_name, claims);
+		if (issuer_name != NULL && issuer == NULL) {
+			fprintf(stderr, "case %zu (%s): no issuer named \"%s\"\n", n, name, issuer_name);
+			return -1;
+		}
+	}
+	now = cg_now_ms() / 1000;
+	if (now_text != NULL && cg_time_parse(now_text, &now) != 0) {
+		fprintf(stderr, "case %zu (%s): now: not a date or RFC 3339 time\n", n, name);
+		return -1;
+	}
+	if (claims != NULL && policy_identity_from_claims(issuer, claims, &id) != 0) {
+		fprintf(stderr, "case %zu (%s): claims: cannot build an identity\n", n, name);
+		return -1;
+	}
+	memset(&q, 0, sizeof(q));
+	q.id = id;
+	q.method = method;
+	q.method_len = strlen(method);
+	q.path = path;
+	q.path_len = strlen(path);
+	q.now_s = now;
+	policy_decide(&route->policy, &q, &d);
+	policy_identity_free(id);
+
+	got = policy_result_name(d.result);
+	check_rule = rule_v != NULL;
+	want_rule = json_string_value(rule_v);
+	ok = strcmp(got, expect) == 0;
+	if (check_rule) {
+		if (want_rule == NULL)
+			ok = ok && d.rule == NULL;
+		else
+			ok = ok && d.rule != NULL && strcmp(d.rule, want_rule) == 0;
+	}
+	if (ok) {
+		fprintf(out, "ok   %zu %s\n", n, name);
+		return 1;
+	}
+	fprintf(out, "FAIL %zu %s\n", n, name);
+	fprintf(out, "     route %s: %s %s\n", route_name, method, path);
+	fprintf(out, "     expected: %s", expect);
+	if (check_rule)
+		fprintf(out, " (rule %s)", want_rule ? want_rule : "none");
+	fprintf(out, "\n     got:      %s (rule %s; %s)\n", got, d.rule ? d.rule : "none", d.reason);
+	return 0;
+}
+
+int
+policy_test_run(const struct cg_config *cfg, const char *cases_file, FILE *out)
+{
+	json_t *root = NULL, *cases, *c;
+	size_t len, i, passed = 0, failed = 0;
+	char *text = NULL;
+	int r;
+
+	if ((r = read_file(cases_file, &text, &len)) != 0) {
+		fprintf(stderr, "%s: %s\n", cases_file,
+		    r == CG_ERR_IO ? strerror(errno) : cg_strerror(r));
+		return 2;
+	}
+	r = cg_json_strict_load(text, len, CASES_MAX_DEPTH, &root);
+	free(text);
+	if (r != 0) {
+		fprintf(stderr, "%s: not valid JSON (duplicate keys are refused too)\n", cases_file);
+		return 2;
+	}
+	cases = json_object_get(root, "cases");
+	if (!json_is_array(cases) || json_array_size(cases) == 0) {
+		fprintf(stderr, "%s: needs a non-empty \"cases\" array\n", cases_file);
+		json_decref(root);
+		return 2;
+	}
+	json_array_foreach(cases, i, c) {
+		r = run_case(cfg, c, i + 1, out);
+		if (r < 0) {
+			json_decref(root);
+			return 2;
+		}
+		if (r > 0)
+			passed++;
+		else
+			failed++;
+	}
+	json_decref(root);
+	fprintf(out, "%zu passed, %zu failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
