@@ -53,7 +53,7 @@ extern int cg_log_level;
 
 /*
  * Writes "<RFC 3339 time> level=<level> <formatted text>\n" to the log
- * stream (stderr unless cg_log_set_file() says otherwise) with one write(2),
+ * stream (stderr unless cg_log_set_fd() says otherwise) with one write(2),
  * so that lines from threads never interleave.  The text is the caller's
  * key=value pairs.  Values that may hold spaces or quotes from outside go
  * through cg_log_quote() first.
@@ -236,5 +236,15 @@ bool http_list_next(const struct http_span *value, size_t *pos, struct http_span
 
 /* RFC 9110 token character. */
 bool http_is_tchar(unsigned char c);
+
+/* ------------------------------------------------------------------ */
+/* Additions                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Sends log lines to fd instead of stderr (a negative fd restores 2).  The
+ * caller keeps owning fd and must keep it open while logging may happen.
+ */
+void cg_log_set_fd(int fd);
 
 #endif /* CG_COMMON_H */

@@ -1,1 +1,112 @@
-/* placeholder: common/http_head.c */
+/*
+ * http_head.c: read-only lookups over a parsed HTTP/1.1 head (find and
+ * count fields, walk list-valued fields, token characters).  The parsing
+ * itself lives in proxy/; nothing here allocates.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "common.h"
+
+const struct http_field *
+http_head_find(const struct http_head *h, const char *name, size_t *iter)
+{
+	size_t i, nlen;
+
+	if (h == NULL || name == NULL)
+		return NULL;
+	nlen = strlen(name);
+	for (i = iter != NULL ? *iter : 0; i < h->nfields; i++) {
+		const struct http_field *f = &h->fields[i];
+
+		if (cg_strcase_eq(f->name.p, f->name.len, name, nlen)) {
+			if (iter != NULL)
+				*iter = i + 1;
+			return f;
+		}
+	}
+	if (iter != NULL)
+		*iter = h->nfields;
+	return NULL;
+}
+
+size_t
+http_head_count(const struct http_head *h, const char *name)
+{
+	size_t i, nlen, n = 0;
+
+	if (h == NULL || name == NULL)
+		return 0;
+	nlen = strlen(name);
+	for (i = 0; i < h->nfields; i++) {
+		if (cg_strcase_eq(h->fields[i].name.p, h->fields[i].name.len,
+		    name, nlen))
+			n++;
+	}
+	return n;
+}
+
+static bool
+is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+bool
+http_list_next(const struct http_span *value, size_t *pos, struct http_span *elem)
+{
+	const char *p;
+	size_t i, len, start, end;
+	bool quoted;
+
+	elem->p = NULL;
+	elem->len = 0;
+	if (value == NULL || value->p == NULL)
+		return false;
+	p = value->p;
+	len = value->len;
+	i = *pos;
+
+	while (i < len) {
+		/* Skip OWS and empty elements. */
+		while (i < len && (is_ows(p[i]) || p[i] == ','))
+			i++;
+		if (i >= len)
+			break;
+		start = i;
+		quoted = false;
+		while (i < len) {
+			if (quoted) {
+				if (p[i] == '\\' && i + 1 < len)
+					i++;
+				else if (p[i] == '"')
+					quoted = false;
+			} else if (p[i] == '"')
+				quoted = true;
+			else if (p[i] == ',')
+				break;
+			i++;
+		}
+		end = i;
+		while (end > start && is_ows(p[end - 1]))
+			end--;
+		if (i < len)
+			i++;		/* past the comma */
+		*pos = i;
+		elem->p = p + start;
+		elem->len = end - start;
+		return true;
+	}
+	*pos = len;
+	return false;
+}
+
+bool
+http_is_tchar(unsigned char c)
+{
+	if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9'))
+		return true;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}

@@ -57,7 +57,7 @@ struct conn {
 	const struct cg_config *cfg;	/* the generation this connection started with */
 	enum conn_state state;
 	bool closed;
-	const char *close_reason;
+	char close_reason[96];		/* why, for the close log line and session_end */
 
 	struct bufferevent *cli;
 	struct bufferevent *up;
@@ -400,13 +400,21 @@ conn_request_reset(struct conn *c)
  * any callback of its own.
  */
 static void
+conn_set_reason(struct conn *c, const char *reason)
+{
+	if (c->close_reason[0] == '\0' && reason != NULL)
+		snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+}
+
+static void
 conn_close(struct conn *c, const char *reason)
 {
+	char q[128];
+
 	if (c->closed)
 		return;
 	c->closed = true;
-	if (c->close_reason == NULL)
-		c->close_reason = reason;
+	conn_set_reason(c, reason);
 	evtimer_del(c->timer);
 	bufferevent_disable(c->cli, EV_READ | EV_WRITE);
 	conn_up_drop(c);
@@ -414,7 +422,8 @@ conn_close(struct conn *c, const char *reason)
 	c->wait = NULL;
 	cg_info("msg=close conn=%llu route=%s peer=%s reason=%s age_ms=%lld requests=%u "
 	    "bytes_in=%llu bytes_out=%llu", (unsigned long long)c->id,
-	    c->route->policy.name, c->peer, c->close_reason,
+	    c->route->policy.name, c->peer,
+	    cg_log_quote(q, sizeof(q), c->close_reason, strlen(c->close_reason)),
 	    (long long)(cg_mono_ms() - c->born_ms), c->requests,
 	    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
 	conn_audit_session_end(c);
@@ -462,7 +471,7 @@ conn_finish(struct conn *c, const char *reason)
 {
 	if (c->closed || c->state == CONN_CLOSING)
 		return;
-	c->close_reason = reason;
+	conn_set_reason(c, reason);
 	conn_up_drop(c);
 	secret_cache_cancel(c->wait);
 	c->wait = NULL;

@@ -1,1 +1,582 @@
-/* placeholder: vault-client/file_backend.c */
+/*
+ * file_backend.c: the `file` secret backend.
+ *
+ * Owns the secrets file: opening it safely (no symlink, regular file, no
+ * group or world access, bounded size), reading it into secure memory,
+ * parsing it strictly, keeping the parsed secrets (each a struct secret),
+ * re-reading it when it changes, and answering fetches from a zero-delay
+ * timer on the caller's event base.
+ *
+ * Must not log, format or copy a secret value outside secure memory: error
+ * texts and log lines name the file, the secret path and the field name
+ * only.  Knows nothing about caching (cache.c) or who asks.
+ */
+#include "config.h"
+
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "common.h"
+#include "vault-client/vault.h"
+
+#define FB_MAX_FILE	(1024 * 1024)	/* bytes */
+#define FB_MAX_DEPTH	8		/* the format needs 2 */
+#define FB_QUOTE	160		/* room for a quoted name in a message */
+
+static int64_t fb_check_interval_ms = 1000;
+
+/* What identifies one version of the file on disk. */
+struct fb_stamp {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+/* The parsed file: secrets sorted by path. */
+struct fb_table {
+	size_t n;
+	struct secret **v;	/* one reference each */
+};
+
+/* A fetch answered from the event loop. */
+struct fb_pending {
+	struct file_backend *fb;
+	struct event *ev;
+	struct secret *s;	/* our reference; NULL when not found */
+	secret_cb cb;
+	void *arg;
+	TAILQ_ENTRY(fb_pending) link;
+};
+
+struct file_backend {
+	struct event_base *base;
+	char *path;			/* file name, not secret */
+	struct fb_table *tab;		/* current secrets */
+	struct fb_stamp stamp;		/* of the file tab came from */
+	int64_t last_check_ms;		/* monotonic */
+	bool changed;			/* a reload happened, not yet reported */
+	bool failed;			/* last check failed: failed_stamp is valid */
+	bool missing;			/* last check could not stat the file */
+	struct fb_stamp failed_stamp;	/* what the failed reload saw */
+	TAILQ_HEAD(, fb_pending) pending;
+};
+
+void
+file_backend_set_check_interval_ms(int64_t ms)
+{
+	fb_check_interval_ms = ms < 0 ? 0 : ms;
+}
+
+static void
+fb_table_free(struct fb_table *t)
+{
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->n; i++)
+		secret_unref(t->v[i]);
+	free(t->v);
+	free(t);
+}
+
+static int
+fb_secret_cmp(const void *a, const void *b)
+{
+	const struct secret *const *x = a, *const *y = b;
+
+	return strcmp(secret_path(*x), secret_path(*y));
+}
+
+static struct secret *
+fb_table_find(const struct fb_table *t, const char *path)
+{
+	size_t lo = 0, hi = t->n, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strcmp(path, secret_path(t->v[mid]));
+		if (c == 0)
+			return t->v[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+static void
+fb_stamp_from(struct fb_stamp *st, const struct stat *sb)
+{
+	memset(st, 0, sizeof(*st));
+	st->dev = sb->st_dev;
+	st->ino = sb->st_ino;
+	st->size = sb->st_size;
+	st->mtime = sb->st_mtim;
+}
+
+static bool
+fb_stamp_eq(const struct fb_stamp *a, const struct fb_stamp *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	    a->mtime.tv_sec == b->mtime.tv_sec &&
+	    a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static void CG_PRINTF(3, 4)
+fb_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static const char *
+fb_json_type(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:	return "an object";
+	case JSON_ARRAY:	return "an array";
+	case JSON_STRING:	return "a string";
+	case JSON_INTEGER:
+	case JSON_REAL:		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:	return "a boolean";
+	case JSON_NULL:		return "null";
+	}
+	return "unknown";
+}
+
+/* The version of a secret that names none: the file's mtime, RFC 3339. */
+static void
+fb_mtime_version(const struct timespec *ts, char *out, size_t size)
+{
+	struct tm tm;
+	char day[32];
+
+	if (gmtime_r(&ts->tv_sec, &tm) == NULL ||
+	    strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+		snprintf(out, size, "%lld", (long long)ts->tv_sec);
+		return;
+	}
+	snprintf(out, size, "%s.%09ldZ", day, (long)ts->tv_nsec);
+}
+
+/* Builds one secret from its JSON object; values go straight to secmem. */
+static int
+fb_build_secret(const char *file, const char *path, json_t *obj,
+    const char *dflt_version, struct secret **out, char *err, size_t errlen)
+{
+	const char **names = NULL, **values = NULL;
+	size_t *lens = NULL, n = 0, max;
+	const char *key, *version = dflt_version;
+	char qpath[FB_QUOTE], qkey[FB_QUOTE];
+	json_t *v;
+	int r;
+
+	*out = NULL;
+	cg_log_quote(qpath, sizeof(qpath), path, strlen(path));
+	if (!json_is_object(obj)) {
+		fb_errf(err, errlen, "%s: secret %s is %s, not an object",
+		    file, qpath, fb_json_type(obj));
+		return CG_ERR_FORMAT;
+	}
+	max = json_object_size(obj);
+	if (max > 0 && ((names = calloc(max, sizeof(*names))) == NULL ||
+	    (values = calloc(max, sizeof(*values))) == NULL ||
+	    (lens = calloc(max, sizeof(*lens))) == NULL)) {
+		fb_errf(err, errlen, "%s: out of memory", file);
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	json_object_foreach(obj, key, v) {
+		cg_log_quote(qkey, sizeof(qkey), key, strlen(key));
+		if (!json_is_string(v)) {
+			fb_errf(err, errlen, "%s: secret %s field %s is %s, "
+			    "not a string", file, qpath, qkey, fb_json_type(v));
+			r = CG_ERR_FORMAT;
+			goto out;
+		}
+		if (strcmp(key, "version") == 0) {
+			version = json_string_value(v);
+			continue;
+		}
+		if (*key == '\0') {
+			fb_errf(err, errlen, "%s: secret %s has a field with "
+			    "an empty name", file, qpath);
+			r = CG_ERR_FORMAT;
+			goto out;
+		}
+		names[n] = key;
+		values[n] = json_string_value(v);
+		lens[n] = json_string_length(v);
+		n++;
+	}
+	if ((r = secret_new(path, version, n, names, values, lens, out)) != 0)
+		fb_errf(err, errlen, "%s: secret %s: %s", file, qpath,
+		    cg_strerror(r));
+ out:
+	/* Only pointers into the JSON tree: nothing secret to wipe here. */
+	free(names);
+	free(values);
+	free(lens);
+	return r;
+}
+
+/*
+ * Opens, checks, reads and parses the file.  On success returns 0, the
+ * table in *out (if out is not NULL; else it is dropped) and the stamp of
+ * what was read.  On failure returns CG_ERR_* and a reason in err.
+ */
+static int
+fb_load(const char *file, struct fb_table **out, struct fb_stamp *stamp,
+    char *err, size_t errlen)
+{
+	struct fb_table *t = NULL;
+	struct stat sb;
+	json_t *root = NULL, *v;
+	const char *key;
+	char *buf = NULL, version[64], qpath[FB_QUOTE];
+	size_t bufsize = 0, got = 0, i;
+	ssize_t n;
+	int fd = -1, r;
+
+	if (out != NULL)
+		*out = NULL;
+	if (err != NULL && errlen > 0)
+		*err = '\0';
+	memset(stamp, 0, sizeof(*stamp));
+
+	/* O_NONBLOCK: a FIFO planted at the path must not hang the open. */
+	if ((fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) == -1) {
+		if (errno == ELOOP) {
+			fb_errf(err, errlen, "%s: is a symbolic link; name the "
+			    "file itself", file);
+			r = CG_ERR_PERM;
+		} else {
+			fb_errf(err, errlen, "%s: %s", file, strerror(errno));
+			r = errno == ENOENT ? CG_ERR_NOTFOUND : CG_ERR_IO;
+		}
+		goto out;
+	}
+	if (fstat(fd, &sb) == -1) {
+		fb_errf(err, errlen, "%s: fstat: %s", file, strerror(errno));
+		r = CG_ERR_IO;
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		fb_errf(err, errlen, "%s: not a regular file", file);
+		r = CG_ERR_PERM;
+		goto out;
+	}
+	if ((sb.st_mode & 077) != 0) {
+		fb_errf(err, errlen, "%s: mode %04o is group- or "
+		    "world-accessible; chmod 600", file,
+		    (unsigned)(sb.st_mode & 07777));
+		r = CG_ERR_PERM;
+		goto out;
+	}
+	if (sb.st_size > FB_MAX_FILE) {
+		fb_errf(err, errlen, "%s: %lld bytes, over the limit of %d",
+		    file, (long long)sb.st_size, FB_MAX_FILE);
+		r = CG_ERR_LIMIT;
+		goto out;
+	}
+	fb_stamp_from(stamp, &sb);
+
+	/* One byte more than fstat said, to notice a file still growing. */
+	bufsize = (size_t)sb.st_size + 1;
+	if ((buf = secmem_alloc(bufsize)) == NULL) {
+		fb_errf(err, errlen, "%s: out of secure memory", file);
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	while (got < bufsize) {
+		n = read(fd, buf + got, bufsize - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			fb_errf(err, errlen, "%s: read: %s", file, strerror(errno));
+			r = CG_ERR_IO;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got == bufsize) {
+		fb_errf(err, errlen, "%s: changed while being read", file);
+		r = CG_ERR_IO;
+		goto out;
+	}
+
+	if ((r = cg_json_strict_load(buf, got, FB_MAX_DEPTH, &root)) != 0) {
+		fb_errf(err, errlen, "%s: not valid JSON (%s; duplicate keys, "
+		    "trailing bytes and NUL bytes are refused)", file,
+		    cg_strerror(r));
+		goto out;
+	}
+	if (!json_is_object(root)) {
+		fb_errf(err, errlen, "%s: top level is %s, not an object",
+		    file, fb_json_type(root));
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+
+	fb_mtime_version(&sb.st_mtim, version, sizeof(version));
+	if ((t = calloc(1, sizeof(*t))) == NULL ||
+	    (json_object_size(root) > 0 &&
+	    (t->v = calloc(json_object_size(root), sizeof(*t->v))) == NULL)) {
+		fb_errf(err, errlen, "%s: out of memory", file);
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	json_object_foreach(root, key, v) {
+		if (*key == '\0') {
+			fb_errf(err, errlen, "%s: a secret has an empty name",
+			    file);
+			r = CG_ERR_FORMAT;
+			goto out;
+		}
+		if ((r = fb_build_secret(file, key, v, version, &t->v[t->n],
+		    err, errlen)) != 0)
+			goto out;
+		t->n++;
+	}
+	if (t->n > 1)
+		qsort(t->v, t->n, sizeof(*t->v), fb_secret_cmp);
+	/* Strict JSON refuses duplicate keys; this guards the invariant. */
+	for (i = 1; i < t->n; i++) {
+		if (strcmp(secret_path(t->v[i - 1]), secret_path(t->v[i])) == 0) {
+			cg_log_quote(qpath, sizeof(qpath), secret_path(t->v[i]),
+			    strlen(secret_path(t->v[i])));
+			fb_errf(err, errlen, "%s: secret %s appears twice",
+			    file, qpath);
+			r = CG_ERR_FORMAT;
+			goto out;
+		}
+	}
+
+	if (out != NULL) {
+		*out = t;
+		t = NULL;
+	}
+	r = 0;
+ out:
+	fb_table_free(t);
+	json_decref(root);
+	secmem_free(buf);	/* wipes */
+	if (fd != -1)
+		close(fd);
+	return r;
+}
+
+/*
+ * Re-reads the file if it is due and changed.  A failed reload keeps the
+ * current secrets and logs one line per distinct failure.
+ */
+static void
+fb_maybe_reload(struct file_backend *fb)
+{
+	struct fb_table *t = NULL;
+	struct fb_stamp seen, loaded;
+	struct stat sb;
+	char err[512], qfile[FB_QUOTE], qerr[600];
+	int64_t now = cg_mono_ms();
+	int r;
+
+	if (now - fb->last_check_ms < fb_check_interval_ms)
+		return;
+	fb->last_check_ms = now;
+
+	cg_log_quote(qfile, sizeof(qfile), fb->path, strlen(fb->path));
+	if (stat(fb->path, &sb) == -1) {
+		if (!fb->missing) {
+			cg_warn("event=secrets_reload_failed file=%s "
+			    "reason=%s keeping=previous", qfile,
+			    cg_log_quote(qerr, sizeof(qerr), strerror(errno),
+			    strlen(strerror(errno))));
+		}
+		fb->missing = true;
+		return;
+	}
+	fb->missing = false;
+	fb_stamp_from(&seen, &sb);
+	if (fb_stamp_eq(&seen, &fb->stamp))
+		return;
+	if (fb->failed && fb_stamp_eq(&seen, &fb->failed_stamp))
+		return;		/* already tried and reported this one */
+
+	if ((r = fb_load(fb->path, &t, &loaded, err, sizeof(err))) != 0) {
+		fb->failed = true;
+		fb->failed_stamp = seen;
+		cg_warn("event=secrets_reload_failed file=%s reason=%s "
+		    "keeping=previous", qfile,
+		    cg_log_quote(qerr, sizeof(qerr), err, strlen(err)));
+		return;
+	}
+	fb->failed = false;
+	fb_table_free(fb->tab);
+	fb->tab = t;
+	fb->stamp = loaded;
+	fb->changed = true;
+	cg_info("event=secrets_reloaded file=%s secrets=%zu", qfile, t->n);
+}
+
+static void
+fb_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	struct fb_pending *p = arg;
+	struct file_backend *fb = p->fb;
+
+	(void)fd;
+	(void)what;
+	/* Unlink first: the callback may free the backend. */
+	TAILQ_REMOVE(&fb->pending, p, link);
+	event_free(p->ev);
+	if (p->s != NULL)
+		p->cb(0, p->s, NULL, p->arg);
+	else
+		p->cb(CG_ERR_NOTFOUND, NULL, "no such secret", p->arg);
+	secret_unref(p->s);
+	free(p);
+}
+
+static int
+fb_fetch(void *ctx, const char *path, secret_cb cb, void *arg)
+{
+	static const struct timeval now = { 0, 0 };
+	struct file_backend *fb = ctx;
+	struct fb_pending *p;
+
+	if (path == NULL || cb == NULL)
+		return CG_ERR_INTERNAL;
+	fb_maybe_reload(fb);
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return CG_ERR_NOMEM;
+	p->fb = fb;
+	p->cb = cb;
+	p->arg = arg;
+	if ((p->ev = evtimer_new(fb->base, fb_deliver, p)) == NULL) {
+		free(p);
+		return CG_ERR_NOMEM;
+	}
+	if (evtimer_add(p->ev, &now) != 0) {
+		event_free(p->ev);
+		free(p);
+		return CG_ERR_INTERNAL;
+	}
+	p->s = secret_ref(fb_table_find(fb->tab, path));
+	TAILQ_INSERT_TAIL(&fb->pending, p, link);
+	return 0;
+}
+
+static bool
+fb_changed(void *ctx)
+{
+	struct file_backend *fb = ctx;
+
+	fb_maybe_reload(fb);
+	if (!fb->changed)
+		return false;
+	fb->changed = false;
+	return true;
+}
+
+static void
+fb_free(void *ctx)
+{
+	struct file_backend *fb = ctx;
+	struct fb_pending *p;
+
+	if (fb == NULL)
+		return;
+	/* Pending fetches end without their callbacks. */
+	while ((p = TAILQ_FIRST(&fb->pending)) != NULL) {
+		TAILQ_REMOVE(&fb->pending, p, link);
+		event_free(p->ev);
+		secret_unref(p->s);
+		free(p);
+	}
+	fb_table_free(fb->tab);
+	free(fb->path);
+	free(fb);
+}
+
+static const struct secret_backend_ops fb_ops = {
+	.name = "file",
+	.fetch = fb_fetch,
+	.changed = fb_changed,
+	.free = fb_free,
+};
+
+int
+file_backend_new(struct event_base *base, const char *path,
+    struct secret_backend **out, char *err, size_t errlen)
+{
+	struct secret_backend *b = NULL;
+	struct file_backend *fb = NULL;
+	int r;
+
+	*out = NULL;
+	if (err != NULL && errlen > 0)
+		*err = '\0';
+	if (base == NULL || path == NULL) {
+		fb_errf(err, errlen, "file backend: no event base or path");
+		return CG_ERR_INTERNAL;
+	}
+	if ((b = calloc(1, sizeof(*b))) == NULL ||
+	    (fb = calloc(1, sizeof(*fb))) == NULL ||
+	    (fb->path = strdup(path)) == NULL) {
+		fb_errf(err, errlen, "%s: out of memory", path);
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	fb->base = base;
+	TAILQ_INIT(&fb->pending);
+	if ((r = fb_load(path, &fb->tab, &fb->stamp, err, errlen)) != 0)
+		goto out;
+	fb->last_check_ms = cg_mono_ms();
+	b->ops = &fb_ops;
+	b->ctx = fb;
+	fb = NULL;
+	*out = b;
+	b = NULL;
+	r = 0;
+ out:
+	fb_free(fb);
+	free(b);
+	return r;
+}
+
+int
+file_backend_check(const char *path, char *err, size_t errlen)
+{
+	struct fb_stamp stamp;
+
+	if (path == NULL) {
+		fb_errf(err, errlen, "file backend: no path");
+		return CG_ERR_INTERNAL;
+	}
+	return fb_load(path, NULL, &stamp, err, errlen);
+}

@@ -71,7 +71,10 @@ struct secret_backend {
 	const struct secret_backend_ops *ops;
 	void *ctx;
 };
-void secret_backend_free(struct secret_backend *b);	/* NULL-safe */
+/* NULL-safe.  Calls ops->free(ctx) (which drops pending fetches without
+ * calling their callbacks), then free(b): a backend's constructor allocates
+ * struct secret_backend with malloc(). */
+void secret_backend_free(struct secret_backend *b);
 
 /*
  * The file backend: a JSON object of named secrets, each an object of
@@ -91,6 +94,12 @@ int file_backend_new(struct event_base *base, const char *path,
     struct secret_backend **out, char *err, size_t errlen) CG_WUR;
 /* Synchronous check for `credgate -t`: loads and validates, keeps nothing. */
 int file_backend_check(const char *path, char *err, size_t errlen) CG_WUR;
+/*
+ * How often (at most) the file backend stats its file for changes, in
+ * milliseconds; 1000 unless set.  Process-wide, read when a check is due;
+ * for tests.
+ */
+void file_backend_set_check_interval_ms(int64_t ms);
 
 /* ------------------------------------------------------------------ */
 /* The secret cache                                                    */

@@ -1,0 +1,526 @@
+/*
+ * test_rules.c: policy_decide() over a table of routes, identities and
+ * requests; claim lookup by dotted path; identities built from claims;
+ * algorithm names.
+ */
+#include "tests/unit/unit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/policy.h"
+
+/* ------------------------------------------------------------------ */
+/* Compact, static descriptions of rules, turned into heap routes.     */
+/* ------------------------------------------------------------------ */
+struct tcond {
+	enum policy_cond_kind kind;
+	const char *claim;
+	const char *values[4];	/* NULL-terminated; values[0] NULL ends the list */
+};
+
+struct trule {
+	const char *name;	/* NULL ends the list */
+	struct tcond conds[4];
+};
+
+#define ISS(...)	{ POLICY_COND_ISSUER, NULL, { __VA_ARGS__, NULL } }
+#define AUD(...)	{ POLICY_COND_AUDIENCE, NULL, { __VA_ARGS__, NULL } }
+#define CLAIM(c, ...)	{ POLICY_COND_CLAIM, c, { __VA_ARGS__, NULL } }
+#define METHOD(...)	{ POLICY_COND_METHOD, NULL, { __VA_ARGS__, NULL } }
+#define PATH(...)	{ POLICY_COND_PATH, NULL, { __VA_ARGS__, NULL } }
+#define RULES(...)	((const struct trule[]){ __VA_ARGS__, { NULL, { { 0 } } } })
+#define NONE		NULL
+
+/* The everyday route: admins anywhere, readers on /api, no contractors. */
+#define BASIC_DENY RULES( \
+	{ "no-contractors", { CLAIM("org.type", "contractor") } })
+#define BASIC_ALLOW RULES( \
+	{ "admins", { CLAIM("groups", "admin") } }, \
+	{ "readers", { METHOD("GET", "HEAD"), PATH("/api/*") } })
+
+#define ALICE_ADMIN "{\"iss\":\"https://idp.example.com\",\"sub\":\"alice\"," \
+	"\"groups\":[\"dev\",\"admin\"],\"org\":{\"type\":\"staff\"}}"
+#define BOB_DEV "{\"iss\":\"https://idp.example.com\",\"sub\":\"bob\"," \
+	"\"groups\":[\"dev\"],\"org\":{\"type\":\"staff\"}}"
+#define CAROL_CONTRACTOR "{\"iss\":\"https://idp.example.com\",\"sub\":\"carol\"," \
+	"\"groups\":[\"admin\"],\"org\":{\"type\":\"contractor\"}}"
+
+#define ALLOW POLICY_ALLOW
+#define DENY POLICY_DENY
+#define WOULD POLICY_WOULD_DENY
+#define R_ALLOWED "allowed by rule"
+#define R_DENIED "denied by rule"
+#define R_NOMATCH "no rule matched"
+#define R_EXPIRED "route expired"
+#define NOW 1800000000
+
+struct rcase {
+	const char *what;
+	const struct trule *deny;
+	const struct trule *allow;
+	enum policy_mode mode;
+	int64_t expires;
+	const char *claims;	/* NULL: no identity */
+	const char *method;	/* NULL: not an HTTP request */
+	const char *path;
+	int64_t now;
+	enum policy_result result;
+	const char *rule;
+	const char *reason;
+};
+
+static const struct rcase rcases[] = {
+	/* Order and outcome. */
+	{ "allow by claim", BASIC_DENY, BASIC_ALLOW, POLICY_ENFORCE, 0,
+	  ALICE_ADMIN, "POST", "/admin", NOW, ALLOW, "admins", R_ALLOWED },
+	{ "deny wins over allow", BASIC_DENY, BASIC_ALLOW, POLICY_ENFORCE, 0,
+	  CAROL_CONTRACTOR, "GET", "/api/x", NOW, DENY, "no-contractors", R_DENIED },
+	{ "allow by method and path", BASIC_DENY, BASIC_ALLOW, POLICY_ENFORCE, 0,
+	  BOB_DEV, "HEAD", "/api/v1/users", NOW, ALLOW, "readers", R_ALLOWED },
+	{ "method not listed", BASIC_DENY, BASIC_ALLOW, POLICY_ENFORCE, 0,
+	  BOB_DEV, "POST", "/api/v1/users", NOW, DENY, NULL, R_NOMATCH },
+	{ "path outside glob", BASIC_DENY, BASIC_ALLOW, POLICY_ENFORCE, 0,
+	  BOB_DEV, "GET", "/apix", NOW, DENY, NULL, R_NOMATCH },
+	{ "method is case-sensitive", BASIC_DENY, BASIC_ALLOW, POLICY_ENFORCE, 0,
+	  BOB_DEV, "get", "/api/x", NOW, DENY, NULL, R_NOMATCH },
+	{ "no method, no path", BASIC_DENY, BASIC_ALLOW, POLICY_ENFORCE, 0,
+	  BOB_DEV, NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+	{ "no identity: claim rules fail", BASIC_DENY, BASIC_ALLOW, POLICY_ENFORCE, 0,
+	  NULL, "POST", "/admin", NOW, DENY, NULL, R_NOMATCH },
+	{ "no identity: other rules still apply", BASIC_DENY, BASIC_ALLOW,
+	  POLICY_ENFORCE, 0, NULL, "GET", "/api/x", NOW, ALLOW, "readers", R_ALLOWED },
+	{ "no rules at all", NONE, NONE, POLICY_ENFORCE, 0,
+	  ALICE_ADMIN, "GET", "/", NOW, DENY, NULL, R_NOMATCH },
+	{ "first deny wins", RULES({ "d1", { PATH("/x*") } }, { "d2", { PATH("*") } }),
+	  RULES({ "all", { { 0 } } }), POLICY_ENFORCE, 0,
+	  BOB_DEV, "GET", "/xyz", NOW, DENY, "d1", R_DENIED },
+	{ "second deny when first fails", RULES({ "d1", { PATH("/x*") } }, { "d2", { PATH("*") } }),
+	  RULES({ "all", { { 0 } } }), POLICY_ENFORCE, 0,
+	  BOB_DEV, "GET", "/abc", NOW, DENY, "d2", R_DENIED },
+	{ "first allow wins", NONE,
+	  RULES({ "a1", { METHOD("GET") } }, { "a2", { { 0 } } }), POLICY_ENFORCE, 0,
+	  BOB_DEV, "GET", "/", NOW, ALLOW, "a1", R_ALLOWED },
+	{ "empty rule matches all", NONE, RULES({ "everyone", { { 0 } } }),
+	  POLICY_ENFORCE, 0, NULL, NULL, NULL, NOW, ALLOW, "everyone", R_ALLOWED },
+	{ "empty deny rule denies all", RULES({ "closed", { { 0 } } }), BASIC_ALLOW,
+	  POLICY_ENFORCE, 0, ALICE_ADMIN, "GET", "/api/x", NOW, DENY, "closed", R_DENIED },
+	{ "every condition must hold", NONE,
+	  RULES({ "alice-admin", { CLAIM("sub", "alice"), PATH("/admin/*") } }),
+	  POLICY_ENFORCE, 0, ALICE_ADMIN, "GET", "/user/1", NOW, DENY, NULL, R_NOMATCH },
+	{ "every condition holds", NONE,
+	  RULES({ "alice-admin", { CLAIM("sub", "alice"), PATH("/admin/*") } }),
+	  POLICY_ENFORCE, 0, ALICE_ADMIN, "GET", "/admin/1", NOW, ALLOW, "alice-admin", R_ALLOWED },
+	{ "one of several values", NONE,
+	  RULES({ "writers", { METHOD("PUT", "POST", "PATCH") } }), POLICY_ENFORCE, 0,
+	  BOB_DEV, "PATCH", "/", NOW, ALLOW, "writers", R_ALLOWED },
+	{ "method glob", NONE, RULES({ "p", { METHOD("P*") } }), POLICY_ENFORCE, 0,
+	  BOB_DEV, "PUT", "/", NOW, ALLOW, "p", R_ALLOWED },
+	{ "escaped glob is literal", NONE, RULES({ "lit", { PATH("/files/\\*") } }),
+	  POLICY_ENFORCE, 0, BOB_DEV, "GET", "/files/a", NOW, DENY, NULL, R_NOMATCH },
+	{ "escaped glob matches itself", NONE, RULES({ "lit", { PATH("/files/\\*") } }),
+	  POLICY_ENFORCE, 0, BOB_DEV, "GET", "/files/*", NOW, ALLOW, "lit", R_ALLOWED },
+
+	/* Dry-run. */
+	{ "dry-run deny", BASIC_DENY, BASIC_ALLOW, POLICY_DRY_RUN, 0,
+	  CAROL_CONTRACTOR, "GET", "/api/x", NOW, WOULD, "no-contractors", R_DENIED },
+	{ "dry-run no match", BASIC_DENY, BASIC_ALLOW, POLICY_DRY_RUN, 0,
+	  BOB_DEV, "POST", "/", NOW, WOULD, NULL, R_NOMATCH },
+	{ "dry-run allow", BASIC_DENY, BASIC_ALLOW, POLICY_DRY_RUN, 0,
+	  ALICE_ADMIN, "POST", "/", NOW, ALLOW, "admins", R_ALLOWED },
+
+	/* Expiry: at or after, every mode, before any rule. */
+	{ "expired route", BASIC_DENY, BASIC_ALLOW, POLICY_ENFORCE, NOW,
+	  ALICE_ADMIN, "GET", "/", NOW, DENY, NULL, R_EXPIRED },
+	{ "expired route in dry-run", BASIC_DENY, BASIC_ALLOW, POLICY_DRY_RUN, NOW,
+	  ALICE_ADMIN, "GET", "/", NOW + 1, DENY, NULL, R_EXPIRED },
+	{ "expired route over a deny rule", BASIC_DENY, BASIC_ALLOW, POLICY_DRY_RUN, NOW,
+	  CAROL_CONTRACTOR, "GET", "/", NOW, DENY, NULL, R_EXPIRED },
+	{ "one second before expiry", BASIC_DENY, BASIC_ALLOW, POLICY_ENFORCE, NOW,
+	  ALICE_ADMIN, "GET", "/", NOW - 1, ALLOW, "admins", R_ALLOWED },
+	{ "expires 0 never expires", NONE, RULES({ "all", { { 0 } } }),
+	  POLICY_ENFORCE, 0, NULL, NULL, NULL, INT64_MAX, ALLOW, "all", R_ALLOWED },
+
+	/* Issuer: config name or iss, glob. */
+	{ "issuer by name", NONE, RULES({ "i", { ISS("corp") } }), POLICY_ENFORCE, 0,
+	  BOB_DEV, NULL, NULL, NOW, ALLOW, "i", R_ALLOWED },
+	{ "issuer by iss", NONE, RULES({ "i", { ISS("https://idp.example.com") } }),
+	  POLICY_ENFORCE, 0, BOB_DEV, NULL, NULL, NOW, ALLOW, "i", R_ALLOWED },
+	{ "issuer by glob", NONE, RULES({ "i", { ISS("other", "https://*.example.com") } }),
+	  POLICY_ENFORCE, 0, BOB_DEV, NULL, NULL, NOW, ALLOW, "i", R_ALLOWED },
+	{ "issuer mismatch", NONE, RULES({ "i", { ISS("other", "https://idp.example.org") } }),
+	  POLICY_ENFORCE, 0, BOB_DEV, NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+	{ "issuer without identity", NONE, RULES({ "i", { ISS("*") } }),
+	  POLICY_ENFORCE, 0, NULL, NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+
+	/* Audience: string or array. */
+	{ "aud string", NONE, RULES({ "a", { AUD("api://svc") } }), POLICY_ENFORCE, 0,
+	  "{\"aud\":\"api://svc\"}", NULL, NULL, NOW, ALLOW, "a", R_ALLOWED },
+	{ "aud array member", NONE, RULES({ "a", { AUD("api://svc") } }), POLICY_ENFORCE, 0,
+	  "{\"aud\":[\"x\",\"api://svc\"]}", NULL, NULL, NOW, ALLOW, "a", R_ALLOWED },
+	{ "aud glob", NONE, RULES({ "a", { AUD("api://*") } }), POLICY_ENFORCE, 0,
+	  "{\"aud\":[\"x\",\"api://db\"]}", NULL, NULL, NOW, ALLOW, "a", R_ALLOWED },
+	{ "aud not in array", NONE, RULES({ "a", { AUD("api://svc") } }), POLICY_ENFORCE, 0,
+	  "{\"aud\":[\"x\",\"api://svc2\"]}", NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+	{ "aud absent", NONE, RULES({ "a", { AUD("*") } }), POLICY_ENFORCE, 0,
+	  "{\"sub\":\"x\"}", NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+	{ "aud not a string", NONE, RULES({ "a", { AUD("*") } }), POLICY_ENFORCE, 0,
+	  "{\"aud\":[7,{\"a\":1}]}", NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+
+	/* Claims: nesting, dotted keys, arrays, numbers, booleans. */
+	{ "nested claim", NONE, RULES({ "c", { CLAIM("org.team.name", "payments") } }),
+	  POLICY_ENFORCE, 0, "{\"org\":{\"team\":{\"name\":\"payments\"}}}",
+	  NULL, NULL, NOW, ALLOW, "c", R_ALLOWED },
+	{ "nested claim mismatch", NONE, RULES({ "c", { CLAIM("org.team.name", "payments") } }),
+	  POLICY_ENFORCE, 0, "{\"org\":{\"team\":{\"name\":\"billing\"}}}",
+	  NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+	{ "URL claim key with dots", NONE,
+	  RULES({ "c", { CLAIM("https://example.com/groups", "ops") } }), POLICY_ENFORCE, 0,
+	  "{\"https://example.com/groups\":[\"ops\"]}", NULL, NULL, NOW, ALLOW, "c", R_ALLOWED },
+	{ "dotted key inside object", NONE, RULES({ "c", { CLAIM("ext.k8s.io/ns", "prod") } }),
+	  POLICY_ENFORCE, 0, "{\"ext\":{\"k8s.io/ns\":\"prod\"}}", NULL, NULL, NOW,
+	  ALLOW, "c", R_ALLOWED },
+	{ "array membership", NONE, RULES({ "c", { CLAIM("groups", "ops", "sre") } }),
+	  POLICY_ENFORCE, 0, "{\"groups\":[\"dev\",\"sre\"]}", NULL, NULL, NOW,
+	  ALLOW, "c", R_ALLOWED },
+	{ "array without member", NONE, RULES({ "c", { CLAIM("groups", "ops", "sre") } }),
+	  POLICY_ENFORCE, 0, "{\"groups\":[\"dev\",\"qa\"]}", NULL, NULL, NOW,
+	  DENY, NULL, R_NOMATCH },
+	{ "empty array", NONE, RULES({ "c", { CLAIM("groups", "*") } }),
+	  POLICY_ENFORCE, 0, "{\"groups\":[]}", NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+	{ "nested array is not flattened", NONE, RULES({ "c", { CLAIM("groups", "ops") } }),
+	  POLICY_ENFORCE, 0, "{\"groups\":[[\"ops\"]]}", NULL, NULL, NOW,
+	  DENY, NULL, R_NOMATCH },
+	{ "integer claim", NONE, RULES({ "c", { CLAIM("level", "42") } }),
+	  POLICY_ENFORCE, 0, "{\"level\":42}", NULL, NULL, NOW, ALLOW, "c", R_ALLOWED },
+	{ "integer claim glob", NONE, RULES({ "c", { CLAIM("level", "4?") } }),
+	  POLICY_ENFORCE, 0, "{\"level\":42}", NULL, NULL, NOW, ALLOW, "c", R_ALLOWED },
+	{ "negative integer", NONE, RULES({ "c", { CLAIM("level", "-1") } }),
+	  POLICY_ENFORCE, 0, "{\"level\":-1}", NULL, NULL, NOW, ALLOW, "c", R_ALLOWED },
+	{ "integer is not real text", NONE, RULES({ "c", { CLAIM("level", "42.0") } }),
+	  POLICY_ENFORCE, 0, "{\"level\":42}", NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+	{ "string number is a string", NONE, RULES({ "c", { CLAIM("level", "42") } }),
+	  POLICY_ENFORCE, 0, "{\"level\":\"42\"}", NULL, NULL, NOW, ALLOW, "c", R_ALLOWED },
+	{ "real claim", NONE, RULES({ "c", { CLAIM("score", "1.5") } }),
+	  POLICY_ENFORCE, 0, "{\"score\":1.5}", NULL, NULL, NOW, ALLOW, "c", R_ALLOWED },
+	{ "integral real claim", NONE, RULES({ "c", { CLAIM("score", "2.0") } }),
+	  POLICY_ENFORCE, 0, "{\"score\":2.0}", NULL, NULL, NOW, ALLOW, "c", R_ALLOWED },
+	{ "real shortest form", NONE, RULES({ "c", { CLAIM("score", "0.1") } }),
+	  POLICY_ENFORCE, 0, "{\"score\":0.1}", NULL, NULL, NOW, ALLOW, "c", R_ALLOWED },
+	{ "number array", NONE, RULES({ "c", { CLAIM("ids", "2") } }),
+	  POLICY_ENFORCE, 0, "{\"ids\":[1,2,3]}", NULL, NULL, NOW, ALLOW, "c", R_ALLOWED },
+	{ "true claim", NONE, RULES({ "c", { CLAIM("mfa", "true") } }),
+	  POLICY_ENFORCE, 0, "{\"mfa\":true}", NULL, NULL, NOW, ALLOW, "c", R_ALLOWED },
+	{ "false claim", NONE, RULES({ "c", { CLAIM("mfa", "true") } }),
+	  POLICY_ENFORCE, 0, "{\"mfa\":false}", NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+	{ "false claim matches false", NONE, RULES({ "c", { CLAIM("mfa", "false") } }),
+	  POLICY_ENFORCE, 0, "{\"mfa\":false}", NULL, NULL, NOW, ALLOW, "c", R_ALLOWED },
+	{ "null claim never matches", NONE, RULES({ "c", { CLAIM("x", "null", "*") } }),
+	  POLICY_ENFORCE, 0, "{\"x\":null}", NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+	{ "object claim never matches", NONE, RULES({ "c", { CLAIM("org", "*") } }),
+	  POLICY_ENFORCE, 0, "{\"org\":{\"a\":1}}", NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+	{ "missing claim", NONE, RULES({ "c", { CLAIM("team", "*") } }),
+	  POLICY_ENFORCE, 0, "{\"sub\":\"x\"}", NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+	{ "missing nested claim", NONE, RULES({ "c", { CLAIM("org.team", "*") } }),
+	  POLICY_ENFORCE, 0, "{\"org\":\"flat\"}", NULL, NULL, NOW, DENY, NULL, R_NOMATCH },
+	{ "empty string claim", NONE, RULES({ "c", { CLAIM("team", "") } }),
+	  POLICY_ENFORCE, 0, "{\"team\":\"\"}", NULL, NULL, NOW, ALLOW, "c", R_ALLOWED },
+	{ "missing claim in deny rule", RULES({ "d", { CLAIM("banned", "true") } }),
+	  RULES({ "all", { { 0 } } }), POLICY_ENFORCE, 0, "{\"sub\":\"x\"}",
+	  NULL, NULL, NOW, ALLOW, "all", R_ALLOWED },
+};
+
+static struct policy_issuer corp_issuer = {
+	.name = (char *)"corp",
+	.iss = (char *)"https://idp.example.com",
+};
+
+static char *
+xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	assert_non_null(d);
+	return d;
+}
+
+static struct policy_rule *
+build_rules(const struct trule *t, size_t *n)
+{
+	struct policy_rule *rules;
+	size_t i, j, k, nc, nv;
+
+	*n = 0;
+	if (t == NULL)
+		return NULL;
+	while (t[*n].name != NULL)
+		(*n)++;
+	rules = calloc(*n + 1, sizeof(*rules));
+	assert_non_null(rules);
+	for (i = 0; i < *n; i++) {
+		rules[i].name = xstrdup(t[i].name);
+		for (nc = 0; nc < CG_ARRAY_LEN(t[i].conds) &&
+		    t[i].conds[nc].values[0] != NULL; nc++)
+			;
+		rules[i].nconds = nc;
+		rules[i].conds = calloc(nc + 1, sizeof(*rules[i].conds));
+		assert_non_null(rules[i].conds);
+		for (j = 0; j < nc; j++) {
+			const struct tcond *tc = &t[i].conds[j];
+			struct policy_cond *c = &rules[i].conds[j];
+
+			c->kind = tc->kind;
+			c->claim = tc->claim != NULL ? xstrdup(tc->claim) : NULL;
+			for (nv = 0; tc->values[nv] != NULL; nv++)
+				;
+			c->values = calloc(nv, sizeof(*c->values));
+			assert_non_null(c->values);
+			for (k = 0; k < nv; k++)
+				c->values[k] = xstrdup(tc->values[k]);
+			c->nvalues = nv;
+		}
+	}
+	return rules;
+}
+
+static void
+test_decide_table(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(rcases); i++) {
+		const struct rcase *c = &rcases[i];
+		struct policy_route route = { 0 };
+		struct policy_request q = { 0 };
+		struct policy_decision d;
+		struct policy_identity *id = NULL;
+		json_t *claims;
+
+		route.name = xstrdup("route");
+		route.mode = c->mode;
+		route.expires = c->expires;
+		route.deny = build_rules(c->deny, &route.ndeny);
+		route.allow = build_rules(c->allow, &route.nallow);
+		if (c->claims != NULL) {
+			claims = json_loads(c->claims, 0, NULL);
+			assert_non_null(claims);
+			assert_int_equal(policy_identity_from_claims(&corp_issuer,
+			    claims, &id), 0);
+			json_decref(claims);
+		}
+		q.id = id;
+		q.method = c->method;
+		q.method_len = c->method != NULL ? strlen(c->method) : 0;
+		q.path = c->path;
+		q.path_len = c->path != NULL ? strlen(c->path) : 0;
+		q.now_s = c->now;
+
+		memset(&d, 0xff, sizeof(d));
+		policy_decide(&route, &q, &d);
+		if (d.result != c->result)
+			fail_msg("%s: result %s, want %s", c->what,
+			    policy_result_name(d.result), policy_result_name(c->result));
+		if (c->rule == NULL ? d.rule != NULL :
+		    (d.rule == NULL || strcmp(d.rule, c->rule) != 0))
+			fail_msg("%s: rule %s, want %s", c->what,
+			    d.rule ? d.rule : "(none)", c->rule ? c->rule : "(none)");
+		if (d.reason == NULL || strcmp(d.reason, c->reason) != 0)
+			fail_msg("%s: reason %s, want %s", c->what,
+			    d.reason ? d.reason : "(null)", c->reason);
+
+		policy_identity_free(id);
+		policy_route_clear(&route);
+		assert_null(route.name);
+		assert_null(route.allow);
+		assert_int_equal(route.ndeny, 0);
+	}
+}
+
+static void
+test_decide_cond_without_values(void **state)
+{
+	struct policy_cond cond = { .kind = POLICY_COND_PATH };
+	struct policy_rule rule = { .name = (char *)"r", .conds = &cond, .nconds = 1 };
+	struct policy_route route = { .allow = &rule, .nallow = 1 };
+	struct policy_request q = { .path = "/", .path_len = 1 };
+	struct policy_decision d;
+
+	(void)state;
+	/* A condition with nothing to match holds for nothing. */
+	policy_decide(&route, &q, &d);
+	assert_int_equal(d.result, POLICY_DENY);
+	assert_null(d.rule);
+}
+
+struct lookup_case {
+	const char *claims;
+	const char *path;
+	const char *want;	/* JSON text of the result; NULL: not found */
+};
+
+static const struct lookup_case lookup_cases[] = {
+	{ "{\"a\":1}", "a", "1" },
+	{ "{\"a\":{\"b\":{\"c\":\"x\"}}}", "a.b.c", "\"x\"" },
+	{ "{\"a\":{\"b\":{\"c\":\"x\"}}}", "a.b", "{\"c\": \"x\"}" },
+	{ "{\"a\":{\"b\":1}}", "a.c", NULL },
+	{ "{\"a\":{\"b\":1}}", "a.b.c", NULL },
+	{ "{\"a\":[1,2]}", "a.0", NULL },		/* no array indexing */
+	{ "{\"a.b\":1,\"a\":{\"b\":2}}", "a.b", "1" },	/* whole key first */
+	{ "{\"a\":{\"b\":2}}", "a.b", "2" },
+	{ "{\"a.b\":{\"c\":3}}", "a.b.c", "3" },
+	{ "{\"a\":{\"b.c\":4}}", "a.b.c", "4" },
+	{ "{\"a\":{\"b\":{\"x\":1}},\"a.b\":{\"c\":5}}", "a.b.c", "5" },
+	/* A failed first split does not stop later ones. */
+	{ "{\"a\":{\"z\":1},\"a.b\":{\"c\":6}}", "a.b.c", "6" },
+	{ "{\"https://example.com/roles\":[\"r\"]}", "https://example.com/roles", "[\"r\"]" },
+	{ "{\"x\":{\"https://example.com/roles\":\"r\"}}", "x.https://example.com/roles", "\"r\"" },
+	{ "{\"\":{\"\":7}}", ".", "7" },
+	{ "{\"a\":1}", "", NULL },
+	{ "{\"a\":1}", "a.", NULL },
+	{ "{\"a\":{\"\":8}}", "a.", "8" },
+	{ "{\"a\":null}", "a", "null" },
+};
+
+static void
+test_claim_lookup(void **state)
+{
+	json_t *str;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(lookup_cases); i++) {
+		const struct lookup_case *c = &lookup_cases[i];
+		json_t *claims = json_loads(c->claims, 0, NULL), *v;
+		char *txt;
+
+		assert_non_null(claims);
+		v = policy_claim_lookup(claims, c->path);
+		if (c->want == NULL) {
+			if (v != NULL)
+				fail_msg("case %zu (%s): found something", i, c->path);
+		} else {
+			if (v == NULL)
+				fail_msg("case %zu (%s): not found", i, c->path);
+			txt = json_dumps(v, JSON_ENCODE_ANY);
+			assert_non_null(txt);
+			if (strcmp(txt, c->want) != 0)
+				fail_msg("case %zu (%s): got %s want %s", i,
+				    c->path, txt, c->want);
+			free(txt);
+		}
+		json_decref(claims);
+	}
+	str = json_string("a");
+	assert_non_null(str);
+	assert_null(policy_claim_lookup(NULL, "a"));
+	assert_null(policy_claim_lookup(str, "a"));
+	json_decref(str);
+}
+
+static void
+test_identity_from_claims(void **state)
+{
+	struct policy_identity *id = (struct policy_identity *)0x1;
+	json_t *claims;
+
+	(void)state;
+	claims = json_loads("{\"iss\":\"https://i\",\"sub\":\"s\",\"jti\":\"j\","
+	    "\"aud\":[\"a\"],\"exp\":200,\"iat\":100,\"nbf\":90}", 0, NULL);
+	assert_non_null(claims);
+	assert_int_equal(policy_identity_from_claims(&corp_issuer, claims, &id), 0);
+	json_decref(claims);		/* the identity holds its own reference */
+	assert_ptr_equal(id->issuer, &corp_issuer);
+	assert_string_equal(id->method, "jwt");
+	assert_string_equal(id->iss, "https://i");
+	assert_string_equal(id->sub, "s");
+	assert_string_equal(id->jti, "j");
+	assert_true(json_is_array(id->aud));
+	assert_int_equal(id->exp, 200);
+	assert_int_equal(id->iat, 100);
+	assert_int_equal(id->nbf, 90);
+	policy_identity_free(id);
+
+	claims = json_loads("{\"aud\":5,\"sub\":7}", 0, NULL);
+	assert_int_equal(policy_identity_from_claims(NULL, claims, &id), 0);
+	assert_null(id->issuer);
+	assert_null(id->iss);
+	assert_null(id->sub);
+	assert_null(id->aud);
+	assert_int_equal(id->exp, 0);
+	policy_identity_free(id);
+	json_decref(claims);
+
+	claims = json_loads("[1]", 0, NULL);
+	assert_int_equal(policy_identity_from_claims(NULL, claims, &id),
+	    CG_ERR_FORMAT);
+	assert_null(id);
+	json_decref(claims);
+	policy_identity_free(NULL);
+}
+
+static void
+test_issuer_free(void **state)
+{
+	struct policy_issuer *is = calloc(1, sizeof(*is));
+
+	(void)state;
+	assert_non_null(is);
+	is->name = xstrdup("corp");
+	is->iss = xstrdup("https://i");
+	is->naudiences = 2;
+	is->audiences = calloc(2, sizeof(char *));
+	assert_non_null(is->audiences);
+	is->audiences[0] = xstrdup("a");
+	is->audiences[1] = xstrdup("b");
+	is->jwks_file = xstrdup("keys.json");
+	policy_issuer_free(is);		/* the sanitizer build checks for leaks */
+	policy_issuer_free(NULL);
+}
+
+static void
+test_names(void **state)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} algs[] = {
+		{ "RS256", JWT_RS256 }, { "PS256", JWT_PS256 }, { "ES256", JWT_ES256 },
+		{ "ES384", JWT_ES384 }, { "EdDSA", JWT_EDDSA },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(algs); i++) {
+		assert_int_equal(jwt_alg_parse(algs[i].name), algs[i].bit);
+		assert_string_equal(jwt_alg_name(algs[i].bit), algs[i].name);
+	}
+	assert_int_equal(jwt_alg_parse("rs256"), 0);
+	assert_int_equal(jwt_alg_parse("none"), 0);
+	assert_int_equal(jwt_alg_parse("HS256"), 0);
+	assert_int_equal(jwt_alg_parse("RS256 "), 0);
+	assert_int_equal(jwt_alg_parse(""), 0);
+	assert_int_equal(jwt_alg_parse(NULL), 0);
+	assert_null(jwt_alg_name(0));
+	assert_null(jwt_alg_name(JWT_RS256 | JWT_ES256));
+	assert_null(jwt_alg_name(1u << 5));
+
+	assert_string_equal(policy_result_name(POLICY_ALLOW), "allow");
+	assert_string_equal(policy_result_name(POLICY_DENY), "deny");
+	assert_string_equal(policy_result_name(POLICY_WOULD_DENY), "would_deny");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decide_table),
+		cmocka_unit_test(test_decide_cond_without_values),
+		cmocka_unit_test(test_claim_lookup),
+		cmocka_unit_test(test_identity_from_claims),
+		cmocka_unit_test(test_issuer_free),
+		cmocka_unit_test(test_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
