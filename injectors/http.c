@@ -1,1 +1,994 @@
-/* placeholder: injectors/http.c */
+/*
+ * http.c: the HTTP injector.  Owns reading the caller's bearer token from a
+ * parsed request head, and writing the upstream request head (hop-by-hop
+ * fields and the caller's credentials removed, the legacy credential,
+ * forwarding fields and framing added) and the caller's response head.
+ *
+ * It works on struct http_head only: it never parses bytes from a socket,
+ * never calls the vault or the policy, and keeps no state.  Every byte of
+ * the credential is composed in secure memory and handed to the output
+ * buffer by reference, so that libevent never copies it into (or leaves it
+ * in) ordinary heap memory; the reference is wiped and freed when libevent
+ * lets go of it.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "injectors/injector.h"
+
+#define DEFAULT_USERNAME_FIELD	"username"
+#define DEFAULT_PASSWORD_FIELD	"password"
+#define DEFAULT_TOKEN_FIELD	"token"
+
+static const char *const kind_names[] = {
+	[INJ_HTTP_BASIC] = "basic",
+	[INJ_HTTP_BEARER] = "bearer",
+	[INJ_HTTP_HEADER] = "header",
+	[INJ_HTTP_QUERY] = "query",
+};
+
+int
+inj_http_kind_parse(const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return -1;
+	for (i = 0; i < CG_ARRAY_LEN(kind_names); i++) {
+		if (strcmp(s, kind_names[i]) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+const char *
+inj_http_kind_name(enum inj_http_kind k)
+{
+	if ((size_t)k >= CG_ARRAY_LEN(kind_names))
+		return "unknown";
+	return kind_names[k];
+}
+
+static bool
+name_is(const char *p, size_t len, const char *lit)
+{
+	return cg_strcase_eq(p, len, lit, strlen(lit));
+}
+
+static bool
+is_unreserved(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+/* A byte allowed in a field value (RFC 9110 §5.5): no CR, LF, NUL or other
+ * control except HTAB. */
+static bool
+is_field_byte(unsigned char c)
+{
+	return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+static bool
+is_token(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (!http_is_tchar((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
+static const char *const hop_by_hop[] = {
+	"Connection", "Keep-Alive", "Proxy-Connection", "TE",
+	"Transfer-Encoding", "Upgrade", "Proxy-Authorization",
+	"Proxy-Authenticate", "Trailer",
+};
+
+bool
+inj_http_is_hop_by_hop(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < CG_ARRAY_LEN(hop_by_hop); i++) {
+		if (name_is(name, len, hop_by_hop[i]))
+			return true;
+	}
+	return false;
+}
+
+/* Fields that we write ourselves or that frame the message: a configured
+ * header may not be one of them. */
+static const char *const reserved_headers[] = {
+	"Content-Length", "Host", "Expect", "X-Forwarded-For", "Forwarded",
+	"X-Request-Id",
+};
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                       */
+/* ------------------------------------------------------------------ */
+
+static bool
+is_field_ref_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+}
+
+/*
+ * Walks a value template: literal text and ${name} references.  Calls
+ * lit() for each literal run and ref() for each reference name; stops at
+ * the first callback that fails.  Returns 0, CG_ERR_FORMAT for a malformed
+ * template (unterminated or empty reference), or the callback's error.
+ */
+typedef int (*tmpl_lit_cb)(void *arg, const char *p, size_t n);
+typedef int (*tmpl_ref_cb)(void *arg, const char *name, size_t n);
+
+static int
+tmpl_walk(const char *t, tmpl_lit_cb lit, tmpl_ref_cb ref, void *arg)
+{
+	size_t i = 0, start = 0, j;
+	int r;
+
+	while (t[i] != '\0') {
+		if (t[i] != '$' || t[i + 1] != '{') {
+			i++;
+			continue;
+		}
+		if (i > start && (r = lit(arg, t + start, i - start)) != 0)
+			return r;
+		for (j = i + 2; t[j] != '\0' && t[j] != '}'; j++) {
+			if (!is_field_ref_char((unsigned char)t[j]))
+				return CG_ERR_FORMAT;
+		}
+		if (t[j] != '}' || j == i + 2)
+			return CG_ERR_FORMAT;
+		if ((r = ref(arg, t + i + 2, j - i - 2)) != 0)
+			return r;
+		i = start = j + 1;
+	}
+	if (i > start && (r = lit(arg, t + start, i - start)) != 0)
+		return r;
+	return 0;
+}
+
+static int
+check_lit(void *arg, const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!is_field_byte((unsigned char)p[i]))
+			return CG_ERR_FORMAT;
+	}
+	return 0;
+}
+
+static int
+check_ref(void *arg, const char *name, size_t n)
+{
+	return 0;
+}
+
+int
+inj_http_cfg_check(const struct inj_http_cfg *cfg, char *err, size_t errlen)
+{
+	size_t i, n;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	switch (cfg->kind) {
+	case INJ_HTTP_BASIC:
+		if ((cfg->username_field != NULL && cfg->username_field[0] == '\0') ||
+		    (cfg->password_field != NULL && cfg->password_field[0] == '\0')) {
+			snprintf(err, errlen, "empty credential field name");
+			return CG_ERR_FORMAT;
+		}
+		return 0;
+	case INJ_HTTP_BEARER:
+		if (cfg->field != NULL && cfg->field[0] == '\0') {
+			snprintf(err, errlen, "empty credential field name");
+			return CG_ERR_FORMAT;
+		}
+		return 0;
+	case INJ_HTTP_HEADER:
+		if (cfg->header == NULL || !is_token(cfg->header, strlen(cfg->header))) {
+			snprintf(err, errlen, "header must be a field name (token)");
+			return CG_ERR_FORMAT;
+		}
+		n = strlen(cfg->header);
+		if (inj_http_is_hop_by_hop(cfg->header, n)) {
+			snprintf(err, errlen, "header %s is hop-by-hop", cfg->header);
+			return CG_ERR_FORMAT;
+		}
+		for (i = 0; i < CG_ARRAY_LEN(reserved_headers); i++) {
+			if (name_is(cfg->header, n, reserved_headers[i])) {
+				snprintf(err, errlen, "header %s is set by credgate",
+				    cfg->header);
+				return CG_ERR_FORMAT;
+			}
+		}
+		if (cfg->value_template == NULL || cfg->value_template[0] == '\0') {
+			snprintf(err, errlen, "value_template is empty");
+			return CG_ERR_FORMAT;
+		}
+		if (tmpl_walk(cfg->value_template, check_lit, check_ref, NULL) != 0) {
+			snprintf(err, errlen, "value_template: malformed ${field} "
+			    "reference or control character");
+			return CG_ERR_FORMAT;
+		}
+		return 0;
+	case INJ_HTTP_QUERY:
+		if (cfg->query_param == NULL || cfg->query_param[0] == '\0') {
+			snprintf(err, errlen, "query_param is empty");
+			return CG_ERR_FORMAT;
+		}
+		for (i = 0; cfg->query_param[i] != '\0'; i++) {
+			if (!is_unreserved((unsigned char)cfg->query_param[i])) {
+				snprintf(err, errlen, "query_param needs percent-encoding");
+				return CG_ERR_FORMAT;
+			}
+		}
+		if (cfg->field != NULL && cfg->field[0] == '\0') {
+			snprintf(err, errlen, "empty credential field name");
+			return CG_ERR_FORMAT;
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "unknown inject kind");
+	return CG_ERR_FORMAT;
+}
+
+void
+inj_http_cfg_clear(struct inj_http_cfg *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->username_field);
+	free(cfg->password_field);
+	free(cfg->field);
+	free(cfg->header);
+	free(cfg->value_template);
+	free(cfg->query_param);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+const char *
+inj_http_target_header(const struct inj_http_cfg *cfg)
+{
+	switch (cfg->kind) {
+	case INJ_HTTP_BASIC:
+	case INJ_HTTP_BEARER:
+		return "Authorization";
+	case INJ_HTTP_HEADER:
+		return cfg->header;
+	case INJ_HTTP_QUERY:
+		return NULL;
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The caller's proof                                                  */
+/* ------------------------------------------------------------------ */
+
+static bool
+is_token68_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+	    c == '~' || c == '+' || c == '/';
+}
+
+int
+inj_http_read_proof(const struct http_head *req, struct http_span *token,
+    const char **reason)
+{
+	const struct http_field *f, *other;
+	const char *v;
+	size_t iter = 0, n, i, start;
+
+	token->p = NULL;
+	token->len = 0;
+	*reason = NULL;
+
+	if ((f = http_head_find(req, "Authorization", &iter)) == NULL) {
+		*reason = "no bearer token";
+		return CG_ERR_NOTFOUND;
+	}
+	if ((other = http_head_find(req, "Authorization", &iter)) != NULL) {
+		*reason = "multiple Authorization fields";
+		return CG_ERR_FORMAT;
+	}
+	v = f->value.p;
+	n = f->value.len;
+	for (i = 0; i < n && http_is_tchar((unsigned char)v[i]); i++)
+		;
+	if (!cg_strcase_eq(v, i, "Bearer", 6)) {
+		*reason = "not a bearer token";
+		return CG_ERR_FORMAT;
+	}
+	if (i >= n || v[i] != ' ') {
+		*reason = "malformed bearer token";
+		return CG_ERR_FORMAT;
+	}
+	while (i < n && v[i] == ' ')
+		i++;
+	start = i;
+	while (i < n && is_token68_char((unsigned char)v[i]))
+		i++;
+	if (i == start) {
+		*reason = "malformed bearer token";
+		return CG_ERR_FORMAT;
+	}
+	while (i < n && v[i] == '=')
+		i++;
+	if (i != n) {
+		*reason = "malformed bearer token";
+		return CG_ERR_FORMAT;
+	}
+	token->p = v + start;
+	token->len = n - start;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Secret text: composed in secure memory, handed over by reference     */
+/* ------------------------------------------------------------------ */
+
+struct sbuf {
+	char *p;		/* secmem */
+	size_t len, cap;
+	int err;		/* first error, sticky */
+};
+
+static void
+sbuf_free(struct sbuf *s)
+{
+	secmem_free(s->p);	/* wipes */
+	memset(s, 0, sizeof(*s));
+}
+
+static void
+sbuf_add(struct sbuf *s, const void *p, size_t n)
+{
+	char *np;
+	size_t ncap;
+
+	if (s->err != 0)
+		return;
+	if (n > s->cap - s->len) {
+		ncap = s->cap == 0 ? 256 : s->cap;
+		while (ncap - s->len < n) {
+			if (ncap > SIZE_MAX / 2) {
+				s->err = CG_ERR_NOMEM;
+				return;
+			}
+			ncap *= 2;
+		}
+		/* Not secmem_realloc: the old block must be wiped, and a
+		 * fresh copy keeps that explicit. */
+		if ((np = secmem_alloc(ncap)) == NULL) {
+			s->err = CG_ERR_NOMEM;
+			return;
+		}
+		if (s->len > 0)
+			memcpy(np, s->p, s->len);
+		secmem_free(s->p);
+		s->p = np;
+		s->cap = ncap;
+	}
+	memcpy(s->p + s->len, p, n);
+	s->len += n;
+}
+
+static void
+sbuf_adds(struct sbuf *s, const char *str)
+{
+	sbuf_add(s, str, strlen(str));
+}
+
+static void
+sbuf_pct(struct sbuf *s, const char *p, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char e[3];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (is_unreserved(c))
+			sbuf_add(s, &p[i], 1);
+		else {
+			e[0] = '%';
+			e[1] = hex[c >> 4];
+			e[2] = hex[c & 15];
+			sbuf_add(s, e, 3);
+		}
+	}
+	cg_wipe(e, sizeof(e));
+}
+
+static void
+sref_cleanup(const void *data, size_t len, void *extra)
+{
+	secmem_free(extra);	/* wipes */
+}
+
+/* Moves s into out as a reference chain; s is empty afterwards. */
+static int
+sbuf_hand_over(struct sbuf *s, struct evbuffer *out)
+{
+	if (s->err != 0)
+		return s->err;
+	if (s->len == 0) {
+		sbuf_free(s);
+		return 0;
+	}
+	if (evbuffer_add_reference(out, s->p, s->len, sref_cleanup, s->p) != 0) {
+		sbuf_free(s);
+		return CG_ERR_NOMEM;
+	}
+	memset(s, 0, sizeof(*s));	/* the chain owns the block now */
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The request head                                                    */
+/* ------------------------------------------------------------------ */
+
+static const char *
+cred_field(const struct inj_cred *cred, const char *name, size_t *len)
+{
+	const char *v;
+
+	*len = 0;
+	if (cred == NULL || cred->field == NULL)
+		return NULL;
+	v = cred->field(cred->ctx, name, len);
+	if (v == NULL)
+		*len = 0;
+	return v;
+}
+
+static bool
+header_safe(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!is_field_byte((unsigned char)p[i]))
+			return false;
+	}
+	return true;
+}
+
+struct tmpl_ctx {
+	struct sbuf *s;
+	const struct inj_cred *cred;
+	const char **reason;
+};
+
+static int
+expand_lit(void *arg, const char *p, size_t n)
+{
+	struct tmpl_ctx *t = arg;
+
+	if (!header_safe(p, n)) {
+		*t->reason = "credential value not allowed in a header";
+		return CG_ERR_FORMAT;
+	}
+	sbuf_add(t->s, p, n);
+	return t->s->err;
+}
+
+static int
+expand_ref(void *arg, const char *name, size_t n)
+{
+	struct tmpl_ctx *t = arg;
+	char key[128];
+	const char *v;
+	size_t vlen;
+
+	if (n >= sizeof(key)) {
+		*t->reason = "credential field missing";
+		return CG_ERR_NOTFOUND;
+	}
+	memcpy(key, name, n);
+	key[n] = '\0';
+	if ((v = cred_field(t->cred, key, &vlen)) == NULL) {
+		*t->reason = "credential field missing";
+		return CG_ERR_NOTFOUND;
+	}
+	if (!header_safe(v, vlen)) {
+		*t->reason = "credential value not allowed in a header";
+		return CG_ERR_FORMAT;
+	}
+	sbuf_add(t->s, v, vlen);
+	return t->s->err;
+}
+
+/* The credential field line ("Name: value\r\n") into s. */
+static int
+compose_cred_header(const struct inj_http_cfg *cfg, const struct inj_cred *cred,
+    struct sbuf *s, const char **reason)
+{
+	struct sbuf up = { 0 };
+	const char *user, *pass, *tok, *fname;
+	size_t ulen, plen, tlen, blen;
+	char *b64 = NULL;
+	struct tmpl_ctx t;
+	int r;
+
+	switch (cfg->kind) {
+	case INJ_HTTP_BASIC:
+		fname = cfg->username_field != NULL ? cfg->username_field :
+		    DEFAULT_USERNAME_FIELD;
+		user = cred_field(cred, fname, &ulen);
+		fname = cfg->password_field != NULL ? cfg->password_field :
+		    DEFAULT_PASSWORD_FIELD;
+		pass = cred_field(cred, fname, &plen);
+		if (user == NULL || pass == NULL) {
+			*reason = "credential field missing";
+			return CG_ERR_NOTFOUND;
+		}
+		if (memchr(user, ':', ulen) != NULL) {
+			*reason = "username holds a colon";
+			return CG_ERR_FORMAT;
+		}
+		sbuf_add(&up, user, ulen);
+		sbuf_add(&up, ":", 1);
+		sbuf_add(&up, pass, plen);
+		if ((r = up.err) != 0)
+			goto out;
+		blen = b64_encoded_len(up.len);
+		if ((b64 = secmem_alloc(blen + 1)) == NULL) {
+			r = CG_ERR_NOMEM;
+			goto out;
+		}
+		b64_encode((const unsigned char *)up.p, up.len, b64);
+		sbuf_adds(s, "Authorization: Basic ");
+		sbuf_add(s, b64, blen);
+		sbuf_adds(s, "\r\n");
+		r = s->err;
+		break;
+	case INJ_HTTP_BEARER:
+		fname = cfg->field != NULL ? cfg->field : DEFAULT_TOKEN_FIELD;
+		if ((tok = cred_field(cred, fname, &tlen)) == NULL) {
+			*reason = "credential field missing";
+			return CG_ERR_NOTFOUND;
+		}
+		if (tlen == 0 || !header_safe(tok, tlen)) {
+			*reason = "credential value not allowed in a header";
+			return CG_ERR_FORMAT;
+		}
+		sbuf_adds(s, "Authorization: Bearer ");
+		sbuf_add(s, tok, tlen);
+		sbuf_adds(s, "\r\n");
+		r = s->err;
+		break;
+	case INJ_HTTP_HEADER:
+		if (cfg->header == NULL || cfg->value_template == NULL) {
+			*reason = "header injection not configured";
+			return CG_ERR_FORMAT;
+		}
+		sbuf_adds(s, cfg->header);
+		sbuf_adds(s, ": ");
+		t.s = s;
+		t.cred = cred;
+		t.reason = reason;
+		if ((r = tmpl_walk(cfg->value_template, expand_lit, expand_ref, &t)) != 0) {
+			if (*reason == NULL)
+				*reason = "malformed value template";
+			goto out;
+		}
+		sbuf_adds(s, "\r\n");
+		r = s->err;
+		break;
+	default:
+		r = 0;
+		break;
+	}
+ out:
+	if (b64 != NULL)
+		secmem_free(b64);	/* wipes */
+	sbuf_free(&up);
+	return r;
+}
+
+static int
+hexval(char ch)
+{
+	unsigned char c = (unsigned char)ch;
+
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Does a query pair's name, percent-decoded, equal want?  A name with
+ * malformed percent-encoding equals nothing. */
+static bool
+query_name_is(const char *p, size_t n, const char *want)
+{
+	size_t i = 0, k = 0, wlen = strlen(want);
+	int hi, lo;
+	unsigned char c;
+
+	while (i < n) {
+		c = (unsigned char)p[i];
+		if (c == '%') {
+			if (i + 2 >= n || (hi = hexval(p[i + 1])) < 0 ||
+			    (lo = hexval(p[i + 2])) < 0)
+				return false;
+			c = (unsigned char)(hi << 4 | lo);
+			i += 3;
+		} else
+			i++;
+		if (k >= wlen || (unsigned char)want[k] != c)
+			return false;
+		k++;
+	}
+	return k == wlen;
+}
+
+/* The request line with the credential as a query parameter, into s. */
+static int
+compose_query_line(const struct http_head *req, const struct inj_http_cfg *cfg,
+    const struct inj_cred *cred, struct sbuf *s, const char **reason)
+{
+	const char *q, *v, *fname;
+	size_t qlen, i, start, end, vlen;
+	bool first = true;
+
+	if (cfg->query_param == NULL || cfg->query_param[0] == '\0') {
+		*reason = "query injection not configured";
+		return CG_ERR_FORMAT;
+	}
+	fname = cfg->field != NULL ? cfg->field : DEFAULT_TOKEN_FIELD;
+	if ((v = cred_field(cred, fname, &vlen)) == NULL) {
+		*reason = "credential field missing";
+		return CG_ERR_NOTFOUND;
+	}
+	if (req->path.len == 0 || req->path.p[0] != '/') {
+		*reason = "no path to add a query parameter to";
+		return CG_ERR_FORMAT;
+	}
+	sbuf_add(s, req->method.p, req->method.len);
+	sbuf_adds(s, " ");
+	sbuf_add(s, req->path.p, req->path.len);
+	q = req->query.p;
+	qlen = req->query.len;
+	for (i = 0; q != NULL && i <= qlen; i = end + 1) {
+		start = i;
+		for (end = start; end < qlen && q[end] != '&'; end++)
+			;
+		if (end == start)
+			continue;
+		for (i = start; i < end && q[i] != '='; i++)
+			;
+		if (query_name_is(q + start, i - start, cfg->query_param))
+			continue;
+		sbuf_adds(s, first ? "?" : "&");
+		sbuf_add(s, q + start, end - start);
+		first = false;
+	}
+	sbuf_adds(s, first ? "?" : "&");
+	sbuf_adds(s, cfg->query_param);
+	sbuf_adds(s, "=");
+	sbuf_pct(s, v, vlen);
+	sbuf_adds(s, " HTTP/1.1\r\n");
+	return s->err;
+}
+
+/* Is field f named in any Connection field of h? */
+static bool
+named_in_connection(const struct http_head *h, const struct http_field *f)
+{
+	const struct http_field *c;
+	struct http_span e;
+	size_t iter = 0, pos;
+
+	while ((c = http_head_find(h, "Connection", &iter)) != NULL) {
+		pos = 0;
+		while (http_list_next(&c->value, &pos, &e)) {
+			if (cg_strcase_eq(e.p, e.len, f->name.p, f->name.len))
+				return true;
+		}
+	}
+	return false;
+}
+
+static bool
+drop_request_field(const struct http_head *req, const struct http_field *f,
+    const char *target)
+{
+	static const char *const dropped[] = {
+		"Content-Length", "Expect", "Authorization", "X-Request-Id",
+		"X-Forwarded-For", "Forwarded",
+	};
+	size_t i;
+
+	if (f->drop || inj_http_is_hop_by_hop(f->name.p, f->name.len))
+		return true;
+	for (i = 0; i < CG_ARRAY_LEN(dropped); i++) {
+		if (name_is(f->name.p, f->name.len, dropped[i]))
+			return true;
+	}
+	if (target != NULL && name_is(f->name.p, f->name.len, target))
+		return true;
+	/* Host stays even when Connection names it: the request was
+	 * checked with it, and HTTP/1.1 upstream needs it. */
+	if (name_is(f->name.p, f->name.len, "Host"))
+		return false;
+	return named_in_connection(req, f);
+}
+
+/* A caller's forwarding field that we join into ours. */
+static bool
+forward_value(const struct http_head *h, const struct http_field *f)
+{
+	return f->value.len > 0 && !f->drop && !named_in_connection(h, f);
+}
+
+/*
+ * Writes "name: <the caller's values of name, joined with ", ">", followed
+ * by ", " if anything was written; *any says whether it was.  Writes
+ * nothing when the caller sent no value.
+ */
+static int
+add_joined(struct evbuffer *b, const struct http_head *h, const char *name,
+    bool *any)
+{
+	const struct http_field *f;
+	size_t iter = 0;
+
+	*any = false;
+	while ((f = http_head_find(h, name, &iter)) != NULL) {
+		if (!forward_value(h, f))
+			continue;
+		if (!*any && evbuffer_add_printf(b, "%s: ", name) < 0)
+			return -1;
+		if (*any && evbuffer_add(b, ", ", 2) != 0)
+			return -1;
+		if (evbuffer_add(b, f->value.p, f->value.len) != 0)
+			return -1;
+		*any = true;
+	}
+	return 0;
+}
+
+static bool
+is_plain_token(const char *s)
+{
+	return s != NULL && is_token(s, strlen(s));
+}
+
+/* node for Forwarded (RFC 7239 §6): IPv6 in brackets and quotes, tokens
+ * bare, anything else quoted. */
+static int
+add_forwarded_node(struct evbuffer *b, const char *addr)
+{
+	size_t i;
+
+	if (strchr(addr, ':') != NULL)
+		return evbuffer_add_printf(b, "\"[%s]\"", addr) < 0 ? -1 : 0;
+	if (is_plain_token(addr))
+		return evbuffer_add(b, addr, strlen(addr));
+	if (evbuffer_add(b, "\"", 1) != 0)
+		return -1;
+	for (i = 0; addr[i] != '\0'; i++) {
+		if ((addr[i] == '"' || addr[i] == '\\') && evbuffer_add(b, "\\", 1) != 0)
+			return -1;
+		if (evbuffer_add(b, &addr[i], 1) != 0)
+			return -1;
+	}
+	return evbuffer_add(b, "\"", 1);
+}
+
+static bool
+ctx_string_ok(const char *s)
+{
+	return s != NULL && s[0] != '\0' && header_safe(s, strlen(s));
+}
+
+int
+inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *cfg,
+    const struct inj_cred *cred, const struct inj_http_req_ctx *ctx,
+    struct evbuffer *out, const char **reason)
+{
+	struct evbuffer *tmp = NULL;
+	struct sbuf line = { 0 }, cred_line = { 0 };
+	const char *target = inj_http_target_header(cfg);
+	const char *addr = ctx != NULL ? ctx->client_addr : NULL;
+	const char *dummy;
+	size_t i;
+	bool any;
+	int r;
+
+	if (reason == NULL)
+		reason = &dummy;
+	*reason = NULL;
+
+	/* The secret parts first: nothing is written if they fail. */
+	if (cfg->kind == INJ_HTTP_QUERY) {
+		if ((r = compose_query_line(req, cfg, cred, &line, reason)) != 0)
+			goto out;
+	} else if ((r = compose_cred_header(cfg, cred, &cred_line, reason)) != 0)
+		goto out;
+	if (ctx != NULL && ctx->framing == INJ_FRAMING_CLOSE) {
+		*reason = "a request cannot be framed by closing";
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	if ((addr != NULL && !ctx_string_ok(addr)) ||
+	    (ctx != NULL && ctx->proto != NULL && !is_plain_token(ctx->proto)) ||
+	    (ctx != NULL && ctx->request_id != NULL && !ctx_string_ok(ctx->request_id))) {
+		*reason = "invalid forwarding value";
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+
+	r = CG_ERR_NOMEM;
+	if ((tmp = evbuffer_new()) == NULL)
+		goto out;
+
+	/* Request line. */
+	if (cfg->kind == INJ_HTTP_QUERY) {
+		if (sbuf_hand_over(&line, tmp) != 0)
+			goto out;
+	} else if (evbuffer_add_printf(tmp, "%.*s %.*s HTTP/1.1\r\n",
+	    (int)req->method.len, req->method.p,
+	    (int)req->target.len, req->target.p) < 0)
+		goto out;
+
+	/* The caller's fields that may pass. */
+	for (i = 0; i < req->nfields; i++) {
+		const struct http_field *f = &req->fields[i];
+
+		if (drop_request_field(req, f, target))
+			continue;
+		if (evbuffer_add(tmp, f->name.p, f->name.len) != 0 ||
+		    evbuffer_add(tmp, ": ", 2) != 0 ||
+		    evbuffer_add(tmp, f->value.p, f->value.len) != 0 ||
+		    evbuffer_add(tmp, "\r\n", 2) != 0)
+			goto out;
+	}
+
+	/* Ours, after the filtering so that none of it can be removed. */
+	if (cfg->kind != INJ_HTTP_QUERY && sbuf_hand_over(&cred_line, tmp) != 0)
+		goto out;
+
+	if (add_joined(tmp, req, "X-Forwarded-For", &any) != 0)
+		goto out;
+	if (addr != NULL) {
+		if (evbuffer_add_printf(tmp, "%s%s", any ? ", " : "X-Forwarded-For: ",
+		    addr) < 0)
+			goto out;
+		any = true;
+	}
+	if (any && evbuffer_add(tmp, "\r\n", 2) != 0)
+		goto out;
+
+	if (add_joined(tmp, req, "Forwarded", &any) != 0)
+		goto out;
+	if (addr != NULL) {
+		if (evbuffer_add_printf(tmp, "%sfor=", any ? ", " : "Forwarded: ") < 0 ||
+		    add_forwarded_node(tmp, addr) != 0)
+			goto out;
+		if (ctx->proto != NULL &&
+		    evbuffer_add_printf(tmp, ";proto=%s", ctx->proto) < 0)
+			goto out;
+		any = true;
+	}
+	if (any && evbuffer_add(tmp, "\r\n", 2) != 0)
+		goto out;
+
+	if (ctx != NULL && ctx->request_id != NULL &&
+	    evbuffer_add_printf(tmp, "X-Request-Id: %s\r\n", ctx->request_id) < 0)
+		goto out;
+
+	if (ctx != NULL && ctx->framing == INJ_FRAMING_LENGTH) {
+		if (evbuffer_add_printf(tmp, "Content-Length: %llu\r\n",
+		    ctx->content_length) < 0)
+			goto out;
+	} else if (ctx != NULL && ctx->framing == INJ_FRAMING_CHUNKED) {
+		if (evbuffer_add(tmp, "Transfer-Encoding: chunked\r\n", 28) != 0)
+			goto out;
+	}
+	if (evbuffer_add(tmp, "\r\n", 2) != 0)
+		goto out;
+
+	if (evbuffer_add_buffer(out, tmp) != 0)
+		goto out;
+	r = 0;
+ out:
+	if (r == CG_ERR_NOMEM && *reason == NULL)
+		*reason = "out of memory";
+	sbuf_free(&line);
+	sbuf_free(&cred_line);
+	if (tmp != NULL)
+		evbuffer_free(tmp);	/* reference chains wipe themselves */
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* The response head                                                   */
+/* ------------------------------------------------------------------ */
+
+int
+inj_http_write_response(const struct http_head *resp, enum inj_http_framing framing,
+    unsigned long long content_length, bool close, const char *request_id,
+    struct evbuffer *out)
+{
+	struct evbuffer *tmp;
+	size_t i;
+	int r = CG_ERR_NOMEM;
+	/* A response without a body (HEAD, 304) keeps the upstream's
+	 * Content-Length, which describes the representation; 1xx and 204
+	 * must not carry one. */
+	bool keep_cl = framing == INJ_FRAMING_NONE && resp->status / 100 != 1 &&
+	    resp->status != 204;
+
+	if (request_id != NULL && !ctx_string_ok(request_id))
+		return CG_ERR_FORMAT;
+	if ((tmp = evbuffer_new()) == NULL)
+		return CG_ERR_NOMEM;
+	if (evbuffer_add_printf(tmp, "HTTP/1.1 %03d %.*s\r\n", resp->status,
+	    (int)resp->reason.len, resp->reason.p) < 0)
+		goto out;
+	for (i = 0; i < resp->nfields; i++) {
+		const struct http_field *f = &resp->fields[i];
+
+		if (f->drop || inj_http_is_hop_by_hop(f->name.p, f->name.len) ||
+		    name_is(f->name.p, f->name.len, "Transfer-Encoding") ||
+		    (!keep_cl && name_is(f->name.p, f->name.len, "Content-Length")) ||
+		    (request_id != NULL &&
+		    name_is(f->name.p, f->name.len, "X-Request-Id")) ||
+		    named_in_connection(resp, f))
+			continue;
+		if (evbuffer_add(tmp, f->name.p, f->name.len) != 0 ||
+		    evbuffer_add(tmp, ": ", 2) != 0 ||
+		    evbuffer_add(tmp, f->value.p, f->value.len) != 0 ||
+		    evbuffer_add(tmp, "\r\n", 2) != 0)
+			goto out;
+	}
+	if (request_id != NULL &&
+	    evbuffer_add_printf(tmp, "X-Request-Id: %s\r\n", request_id) < 0)
+		goto out;
+	if (framing == INJ_FRAMING_LENGTH) {
+		if (evbuffer_add_printf(tmp, "Content-Length: %llu\r\n",
+		    content_length) < 0)
+			goto out;
+	} else if (framing == INJ_FRAMING_CHUNKED) {
+		if (evbuffer_add(tmp, "Transfer-Encoding: chunked\r\n", 28) != 0)
+			goto out;
+	}
+	/* A body that ends with the connection needs the connection to end. */
+	if ((close || framing == INJ_FRAMING_CLOSE) &&
+	    evbuffer_add(tmp, "Connection: close\r\n", 19) != 0)
+		goto out;
+	if (evbuffer_add(tmp, "\r\n", 2) != 0)
+		goto out;
+	if (evbuffer_add_buffer(out, tmp) != 0)
+		goto out;
+	r = 0;
+ out:
+	evbuffer_free(tmp);
+	return r;
+}

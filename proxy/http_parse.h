@@ -120,6 +120,16 @@ struct http_msg {
 	http_body_cb on_body;
 	void *arg;
 	struct http_error err;
+	/* Our own scan of the chunked framing, run over the same bytes as
+	 * llhttp, which is lenient about a few things (see http_parse.c).
+	 * Private to http_parse.c. */
+	struct {
+		uint8_t state;
+		uint8_t name_len;	/* trailer field name bytes kept */
+		char name[24];		/* lowercased, for the forbidden list */
+		uint32_t line_len;	/* bytes of the current chunk line */
+		uint64_t size;		/* chunk size, then bytes left in it */
+	} chunk;
 };
 
 /*
