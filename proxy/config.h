@@ -46,6 +46,17 @@ struct cg_route {
 	int line;			/* where the route starts in the file */
 };
 
+/*
+ * What an issuer carries besides struct policy_issuer (which policy/ owns):
+ * cg_config.issuer_ext[i] belongs to cg_config.issuers[i].  The audit
+ * writer copies the claims named here into identity.claims.
+ */
+struct cg_issuer_ext {
+	char **audit_claims;		/* issuers.[].audit_claims; may be empty */
+	size_t naudit_claims;
+	int line;			/* where the issuer starts in the file */
+};
+
 struct cg_config {
 	char *file;			/* path as given */
 
@@ -71,17 +82,30 @@ struct cg_config {
 	int64_t secret_cache_ttl_ms;
 
 	struct policy_issuer **issuers;
+	struct cg_issuer_ext *issuer_ext;	/* nissuers entries, parallel to issuers */
 	size_t nissuers;
 	struct cg_route *routes;
 	size_t nroutes;
 };
 
-/* Every error found while loading, each "file:line: path: problem". */
+/*
+ * Every problem found while loading, each "file:line: path: problem".
+ *
+ * A warning is a message whose problem starts with "warning: " (for
+ * example a route whose expires has passed, an issuer that no allow rule
+ * accepts, a setting that its inject kind ignores).  Warnings are counted
+ * in `warnings` and never make a load fail; every other message does.
+ * Warnings are reported only for a configuration without errors, so that
+ * a wrong value is not followed by warnings about its consequences.
+ * Start with a zeroed struct; cg_errors_clear() frees and zeroes it.
+ */
 struct cg_errors {
 	char **msgs;
 	size_t n;
 	size_t warnings;	/* how many of msgs are warnings ("warning: ...") */
 };
+/* Appends one formatted message (no newline).  A message that cannot be
+ * stored for lack of memory is dropped; the load still fails. */
 void cg_errors_add(struct cg_errors *e, const char *fmt, ...) CG_PRINTF(2, 3);
 void cg_errors_clear(struct cg_errors *e);
 
@@ -131,10 +155,14 @@ struct cg_setting {
 	const char *choices;	/* ENUM: "a|b|c" */
 	bool required;
 	bool reloadable;
-	bool sensitive;
+	bool sensitive;		/* -T prints "<redacted>" */
+	bool empty_ok;		/* STRING_LIST, LIST: an empty one is allowed */
 	const char *help;	/* one line */
 };
 extern const struct cg_setting cg_settings[];
 extern const size_t cg_nsettings;
+
+/* The row for a table path ("routes.[].name"); NULL if none. */
+const struct cg_setting *cg_setting_find(const char *path);
 
 #endif /* CG_CONFIG_H */

@@ -1,0 +1,859 @@
+/*
+ * test_config.c: credgate.conf loading, validation messages, defaults, the
+ * effective-config dump and the man page's coverage of the settings table.
+ */
+#include "tests/unit/unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libconfig.h>
+
+#include "proxy/config.h"
+
+#define EXAMPLE TEST_SRCDIR "/../../examples/quickstart.conf"
+#define MANPAGE TEST_SRCDIR "/../../man/credgate.conf.5"
+
+/* ------------------------------------------------------------------ */
+/* A small valid configuration, one setting per line where it matters  */
+/* ------------------------------------------------------------------ */
+static const char *const base_lines[] = {
+	/* 1 */ "credgate = { audit = { stdout = true; }; };",
+	/* 2 */ "issuers = ( { name = \"ci\"; issuer = \"https://ci.example\"; "
+		"audiences = \"credgate\"; jwks_file = \"/etc/credgate/ci.jwks\"; } );",
+	/* 3 */ "secrets = { file = \"/etc/credgate/secrets.json\"; };",
+	/* 4 */ "routes = ( {",
+	/* 5 */ "\tname = \"a\";",
+	/* 6 */ "\tlisten = \"127.0.0.1:8080\";",
+	/* 7 */ "\tupstream = { host = \"127.0.0.1\"; port = 8081; };",
+	/* 8 */ "\tcredential = { path = \"a/b\"; };",
+	/* 9 */ "\towner = \"o\"; purpose = \"p\"; environment = \"test\"; expires = \"2099-01-01\";",
+	/* 10 */ "\tallow = ( { name = \"r\"; issuer = \"ci\"; } );",
+	/* 11 */ "} );",
+};
+#define NBASE CG_ARRAY_LEN(base_lines)
+
+/* A second route, replacing line 11: its lines are 12 to 14. */
+#define ROUTE_B(name, listen) \
+	"}, {\n" \
+	"\tname = \"" name "\"; listen = \"" listen "\";\n" \
+	"\tupstream = { host = \"h\"; port = 1; }; credential = { path = \"x\"; };\n" \
+	"\towner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\";\n" \
+	"} );"
+
+struct edit {
+	int line;		/* 1-based line of base_lines to replace; 0 ends */
+	const char *text;	/* may hold newlines; "" keeps the line empty */
+};
+
+/* The base configuration with edits applied; caller frees. */
+static char *
+base_with(const struct edit *edits)
+{
+	char *out = NULL;
+	size_t len = 0, i, k;
+	FILE *f = open_memstream(&out, &len);
+
+	assert_non_null(f);
+	for (i = 0; i < NBASE; i++) {
+		const char *line = base_lines[i];
+
+		for (k = 0; edits != NULL && edits[k].line != 0; k++)
+			if ((size_t)edits[k].line == i + 1)
+				line = edits[k].text;
+		fprintf(f, "%s\n", line);
+	}
+	fclose(f);
+	return out;
+}
+
+static char *
+read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	assert_true(n >= 0);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void
+print_errors(const struct cg_errors *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->n; i++)
+		print_message("  %s\n", e->msgs[i]);
+}
+
+static struct cg_config *
+load_ok(const char *text)
+{
+	struct cg_errors errs = { 0 };
+	struct cg_config *cfg = NULL;
+	int r = cg_config_load_string(text, "credgate.conf", 0, &cfg, &errs);
+
+	if (r != 0)
+		print_errors(&errs);
+	assert_int_equal(r, 0);
+	assert_non_null(cfg);
+	cg_errors_clear(&errs);
+	return cfg;
+}
+
+static char *
+dump_text(const struct cg_config *cfg)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	assert_non_null(f);
+	assert_int_equal(cg_config_dump(cfg, f), 0);
+	fclose(f);
+	return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* Messages                                                            */
+/* ------------------------------------------------------------------ */
+struct msg_case {
+	const char *what;
+	struct edit edits[5];	/* ends at line 0 */
+	int rc;			/* 0 or CG_ERR_FORMAT */
+	const char *want[6];	/* every message, in order */
+};
+
+#define E(n, t) { (n), (t) }
+#define L9(...) E(9, "\t" __VA_ARGS__)
+
+static const struct msg_case msg_cases[] = {
+	{ "wrong type", { E(1, "credgate = { audit = { stdout = true; }; log_level = 3; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.log_level: expected a string, not an integer" } },
+	{ "wrong type: bool", { E(1, "credgate = { audit = { stdout = \"yes\"; }; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.audit.stdout: expected a boolean (true or false), "
+	    "not a string" } },
+	{ "wrong type: group", { E(7, "\tupstream = \"127.0.0.1:8081\";") }, CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].upstream: expected a group { ... }, not a string" } },
+	{ "wrong type: list element", { E(10, "\tallow = ( \"r\" );") }, CG_ERR_FORMAT,
+	  { "credgate.conf:10: routes.[0].allow.[0]: expected a group { ... }, not a string" } },
+	{ "port out of bounds",
+	  { E(7, "\tupstream = { host = \"127.0.0.1\"; port = 70000; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].upstream.port: 70000 not in 1..65535" } },
+	{ "header_count out of bounds",
+	  { E(1, "credgate = { audit = { stdout = true; }; limits = { header_count = 7; }; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.limits.header_count: 7 not in 8..500" } },
+	{ "header_count upper bound",
+	  { E(1, "credgate = { audit = { stdout = true; }; limits = { header_count = 501; }; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.limits.header_count: 501 not in 8..500" } },
+	{ "bad enum",
+	  { E(1, "credgate = { audit = { stdout = true; }; log_level = \"verbose\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.log_level: \"verbose\" is not one of "
+	    "error, warn, info, debug" } },
+	{ "bad duration",
+	  { E(1, "credgate = { audit = { stdout = true; }; timeouts = { client_idle = \"10x\"; }; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.timeouts.client_idle: \"10x\" is not a duration "
+	    "(like \"250ms\", \"10s\", \"5m\", \"1h\")" } },
+	{ "duration out of bounds",
+	  { E(1, "credgate = { audit = { stdout = true; }; timeouts = { client_header = \"2h\"; }; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.timeouts.client_header: \"2h\" not in 100ms..1h" } },
+	{ "duration not whole seconds",
+	  { E(2, "issuers = ( { name = \"ci\"; issuer = \"https://ci.example\"; "
+		"audiences = \"credgate\"; jwks_file = \"/j\"; max_lifetime = \"1500ms\"; } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:2: issuers.[0].max_lifetime: \"1500ms\" is not a whole number of seconds" } },
+	{ "unknown setting", { L9("ownr = \"o\"; purpose = \"p\"; environment = \"t\"; expires = \"2099-01-01\";") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:9: routes.[0].ownr: unknown setting",
+	    "credgate.conf:4: routes.[0].owner: required setting missing" } },
+	{ "unknown top-level setting", { E(3, "secrets = { file = \"/s\"; }; route = ();") },
+	  CG_ERR_FORMAT, { "credgate.conf:3: route: unknown setting" } },
+	{ "missing owner", { L9("purpose = \"p\"; environment = \"t\"; expires = \"2099-01-01\";") },
+	  CG_ERR_FORMAT, { "credgate.conf:4: routes.[0].owner: required setting missing" } },
+	{ "missing purpose", { L9("owner = \"o\"; environment = \"t\"; expires = \"2099-01-01\";") },
+	  CG_ERR_FORMAT, { "credgate.conf:4: routes.[0].purpose: required setting missing" } },
+	{ "missing environment", { L9("owner = \"o\"; purpose = \"p\"; expires = \"2099-01-01\";") },
+	  CG_ERR_FORMAT, { "credgate.conf:4: routes.[0].environment: required setting missing" } },
+	{ "missing expires", { L9("owner = \"o\"; purpose = \"p\"; environment = \"t\";") },
+	  CG_ERR_FORMAT, { "credgate.conf:4: routes.[0].expires: required setting missing" } },
+	{ "missing listen", { E(6, "") }, CG_ERR_FORMAT,
+	  { "credgate.conf:4: routes.[0].listen: required setting missing" } },
+	{ "missing upstream", { E(7, "") }, CG_ERR_FORMAT,
+	  { "credgate.conf:4: routes.[0].upstream: required setting missing" } },
+	{ "missing credential.path", { E(8, "\tcredential = { inject = \"bearer\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:8: routes.[0].credential.path: required setting missing" } },
+	{ "missing secrets", { E(3, "") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: secrets: required setting missing" } },
+	{ "missing secrets.file", { E(3, "secrets = { cache_ttl = 0; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:3: secrets.file: required when backend is \"file\"" } },
+	{ "empty string", { L9("owner = \"\"; purpose = \"p\"; environment = \"t\"; expires = \"2099-01-01\";") },
+	  CG_ERR_FORMAT, { "credgate.conf:9: routes.[0].owner: must not be empty" } },
+	{ "empty list of strings", { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; methods = []; } );") },
+	  CG_ERR_FORMAT, { "credgate.conf:10: routes.[0].allow.[0].methods: must not be empty" } },
+	{ "bad algorithm",
+	  { E(2, "issuers = ( { name = \"ci\"; issuer = \"https://ci.example\"; "
+		"audiences = \"credgate\"; jwks_file = \"/j\"; algorithms = [ \"RS256\", \"HS256\" ]; } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:2: issuers.[0].algorithms.[1]: \"HS256\" is not one of "
+	    "RS256, PS256, ES256, ES384, EdDSA" } },
+	{ "duplicate route name", { E(11, ROUTE_B("a", "127.0.0.1:8090")) }, CG_ERR_FORMAT,
+	  { "credgate.conf:12: routes.[1].name: route name \"a\" already used at line 4" } },
+	{ "duplicate listen address", { E(11, ROUTE_B("b", "127.0.0.1:8080")) }, CG_ERR_FORMAT,
+	  { "credgate.conf:12: routes.[1].listen: listen address \"127.0.0.1:8080\" "
+	    "already used at line 4" } },
+	{ "duplicate rule name",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; } ); deny = ( { name = \"r\"; } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:10: routes.[0].deny.[0].name: rule name \"r\" already used at line 10" } },
+	{ "duplicate issuer name",
+	  { E(2, "issuers = ( { name = \"ci\"; issuer = \"https://a\"; audiences = \"x\"; jwks_file = \"/j\"; },\n"
+		"{ name = \"ci\"; issuer = \"https://b\"; audiences = \"x\"; jwks_file = \"/j\"; } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:3: issuers.[1].name: issuer name \"ci\" already used at line 2" } },
+	{ "bad route name", { E(5, "\tname = \"a b\";") }, CG_ERR_FORMAT,
+	  { "credgate.conf:5: routes.[0].name: \"a b\": only letters, digits, '_', '.' and '-' "
+	    "are allowed" } },
+	{ "unknown issuer in a rule", { E(10, "\tallow = ( { name = \"r\"; issuer = \"cii\"; } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:10: routes.[0].allow.[0].issuer: unknown issuer \"cii\"" } },
+	{ "bad expires", { L9("owner = \"o\"; purpose = \"p\"; environment = \"t\"; expires = \"soon\";") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:9: routes.[0].expires: \"soon\" is not a date (YYYY-MM-DD) or an "
+	    "RFC 3339 time" } },
+	{ "bad listen: no port", { E(6, "\tlisten = \"127.0.0.1\";") }, CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].listen: \"127.0.0.1\" is not host:port or [v6]:port" } },
+	{ "bad listen: bare v6", { E(6, "\tlisten = \"::1:8080\";") }, CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].listen: \"::1:8080\" is not host:port or [v6]:port" } },
+	{ "bad listen: bad v6", { E(6, "\tlisten = \"[::g]:8080\";") }, CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].listen: \"[::g]:8080\" is not host:port or [v6]:port" } },
+	{ "bad listen: port 0", { E(6, "\tlisten = \"127.0.0.1:0\";") }, CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].listen: \"127.0.0.1:0\": port not in 1..65535" } },
+	{ "bad listen: port 65536", { E(6, "\tlisten = \"[::1]:65536\";") }, CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].listen: \"[::1]:65536\": port not in 1..65535" } },
+	{ "header inject without header",
+	  { E(8, "\tcredential = { path = \"a/b\"; inject = \"header\"; template = \"T ${token}\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:8: routes.[0].credential.header: required when inject is \"header\"" } },
+	{ "query inject without query_param",
+	  { E(8, "\tcredential = { path = \"a/b\"; inject = \"query\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:8: routes.[0].credential.query_param: required when inject is \"query\"" } },
+	{ "64-bit integer recovered from libconfig's 32 bits",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; } ); max_body = 1099511627777;") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:10: routes.[0].max_body: 1099511627777 not in 0..1099511627776" } },
+	{ "integer beyond 64 bits",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; } ); max_body = 99999999999999999999;") },
+	  CG_ERR_FORMAT, { "credgate.conf:10: routes.[0].max_body: integer too large" } },
+	{ "syntax error", { E(1, "credgate = { log_level = ; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: syntax error" } },
+	{ "several errors in one file",
+	  { E(1, "credgate = { audit = { stdout = true; }; limits = { header_count = 7; }; };"),
+	    E(7, "\tupstream = { host = \"127.0.0.1\"; port = 70000; };"),
+	    L9("ownr = \"o\"; purpose = \"p\"; environment = \"t\"; expires = \"soon\";"),
+	    E(10, "\tallow = ( { name = \"r\"; issuer = \"cii\"; } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.limits.header_count: 7 not in 8..500",
+	    "credgate.conf:7: routes.[0].upstream.port: 70000 not in 1..65535",
+	    "credgate.conf:9: routes.[0].ownr: unknown setting",
+	    "credgate.conf:4: routes.[0].owner: required setting missing",
+	    "credgate.conf:9: routes.[0].expires: \"soon\" is not a date (YYYY-MM-DD) or an "
+	    "RFC 3339 time",
+	    "credgate.conf:10: routes.[0].allow.[0].issuer: unknown issuer \"cii\"" } },
+
+	/* warnings: reported, counted, and the load succeeds */
+	{ "warning: expired route",
+	  { L9("owner = \"o\"; purpose = \"p\"; environment = \"t\"; expires = \"2020-01-01\";") }, 0,
+	  { "credgate.conf:9: routes.[0].expires: warning: \"2020-01-01\" has passed: the route "
+	    "denies every request" } },
+	{ "warning: issuer that no rule accepts",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"other-*\"; } );") }, 0,
+	  { "credgate.conf:2: issuers.[0]: warning: no allow rule accepts issuer \"ci\"" } },
+	{ "warning: setting the inject kind ignores",
+	  { E(8, "\tcredential = { path = \"a/b\"; header = \"X-Key\"; };") }, 0,
+	  { "credgate.conf:8: routes.[0].credential.header: warning: ignored when inject is "
+	    "\"basic\"" } },
+	{ "warning: no audit sink", { E(1, "") }, 0,
+	  { "credgate.conf:1: credgate.audit: warning: no audit file and stdout = false: "
+	    "decisions are not recorded" } },
+	{ "warning: path pattern without a slash",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; paths = \"jobs/*\"; } );") }, 0,
+	  { "credgate.conf:10: routes.[0].allow.[0].paths: warning: \"jobs/*\" does not start "
+	    "with \"/\" and matches no request path" } },
+	{ "issuer named by iss and by glob",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = [ \"https://ci.example\", \"c*\" ]; } );") },
+	  0, { NULL } },
+};
+
+static void
+test_messages(void **state)
+{
+	size_t i, k, nwant, nwarn;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(msg_cases); i++) {
+		const struct msg_case *c = &msg_cases[i];
+		struct cg_errors errs = { 0 };
+		struct cg_config *cfg = NULL;
+		char *text = base_with(c->edits);
+		int r;
+
+		print_message("case: %s\n", c->what);
+		r = cg_config_load_string(text, "credgate.conf", 0, &cfg, &errs);
+		for (nwant = 0, nwarn = 0; nwant < CG_ARRAY_LEN(c->want) && c->want[nwant]; nwant++)
+			if (strstr(c->want[nwant], ": warning: ") != NULL)
+				nwarn++;
+		if (r != c->rc || errs.n != nwant)
+			print_errors(&errs);
+		assert_int_equal(r, c->rc);
+		assert_int_equal(errs.n, nwant);
+		assert_int_equal(errs.warnings, nwarn);
+		for (k = 0; k < nwant; k++)
+			assert_string_equal(errs.msgs[k], c->want[k]);
+		if (c->rc == 0)
+			assert_non_null(cfg);
+		else
+			assert_null(cfg);
+		cg_config_free(cfg);
+		cg_errors_clear(&errs);
+		assert_int_equal(errs.n, 0);
+		free(text);
+	}
+}
+
+static void
+test_missing_file(void **state)
+{
+	struct cg_errors errs = { 0 };
+	struct cg_config *cfg = (struct cg_config *)&errs;
+
+	(void)state;
+	assert_int_equal(cg_config_load(TEST_SRCDIR "/no-such.conf", 0, &cfg, &errs), CG_ERR_IO);
+	assert_null(cfg);
+	assert_int_equal(errs.n, 1);
+	assert_string_equal(errs.msgs[0], TEST_SRCDIR "/no-such.conf: No such file or directory");
+	cg_errors_clear(&errs);
+}
+
+/* ------------------------------------------------------------------ */
+/* The example and the mapping into the structs                        */
+/* ------------------------------------------------------------------ */
+static void
+test_example(void **state)
+{
+	struct cg_errors errs = { 0 };
+	struct cg_config *cfg = NULL;
+	const struct cg_route *rt;
+	const struct policy_rule *rule;
+	int r;
+
+	(void)state;
+	r = cg_config_load(EXAMPLE, 0, &cfg, &errs);
+	if (r != 0 || errs.n != 0)
+		print_errors(&errs);
+	assert_int_equal(r, 0);
+	assert_int_equal(errs.n, 0);
+	assert_string_equal(cfg->file, EXAMPLE);
+
+	assert_int_equal(cfg->log_level, CG_LOG_INFO);
+	assert_int_equal(cfg->secure_memory, CG_SECMEM_REQUIRED);
+	assert_string_equal(cfg->audit_file, "/var/log/credgate/audit.log");
+	assert_false(cfg->audit_stdout);
+	assert_int_equal(cfg->upstream_connect_timeout_ms, 5000);
+	assert_string_equal(cfg->secrets_backend, "file");
+	assert_string_equal(cfg->secrets_file, "/etc/credgate/secrets.json");
+	assert_int_equal(cfg->secret_cache_ttl_ms, 300000);
+
+	assert_int_equal(cfg->nissuers, 1);
+	assert_string_equal(cfg->issuers[0]->name, "github-actions");
+	assert_string_equal(cfg->issuers[0]->iss, "https://token.actions.githubusercontent.com");
+	assert_int_equal(cfg->issuers[0]->naudiences, 1);
+	assert_string_equal(cfg->issuers[0]->audiences[0], "credgate");
+	assert_int_equal(cfg->issuers[0]->algs, JWT_RS256);
+	assert_int_equal(cfg->issuers[0]->max_lifetime_s, 3600);
+	assert_int_equal(cfg->issuers[0]->clock_skew_s, 60);
+	assert_null(cfg->issuers[0]->keys);	/* no CG_CONFIG_LOAD_FILES */
+	assert_int_equal(cfg->issuer_ext[0].naudit_claims, 4);
+	assert_string_equal(cfg->issuer_ext[0].audit_claims[3], "run_id");
+
+	assert_int_equal(cfg->nroutes, 1);
+	assert_null(cg_config_route(cfg, "nope"));
+	rt = cg_config_route(cfg, "mainframe");
+	assert_non_null(rt);
+	assert_string_equal(rt->policy.name, "mainframe");
+	assert_string_equal(rt->listen_host, "127.0.0.1");
+	assert_int_equal(rt->listen_port, 8080);
+	assert_string_equal(rt->upstream_host, "127.0.0.1");
+	assert_int_equal(rt->upstream_port, 8081);
+	assert_string_equal(rt->secret_path, "mainframe/batch");
+	assert_int_equal(rt->inject.kind, INJ_HTTP_BASIC);
+	assert_string_equal(rt->inject.username_field, "username");
+	assert_null(rt->inject.header);
+	assert_int_equal(rt->policy.mode, POLICY_ENFORCE);
+	assert_int_equal(rt->policy.expires, 1814399999);	/* 2027-06-30T23:59:59Z */
+	assert_string_equal(rt->expires_text, "2027-06-30");
+	assert_int_equal(rt->max_body, 10485760);
+	assert_int_equal(rt->audit_failure, CG_AUDIT_FAIL_DENY);
+	assert_int_equal(rt->line, 71);
+
+	assert_int_equal(rt->policy.nallow, 2);
+	rule = &rt->policy.allow[0];
+	assert_string_equal(rule->name, "ci-main");
+	assert_int_equal(rule->nconds, 6);
+	assert_int_equal(rule->conds[0].kind, POLICY_COND_ISSUER);
+	assert_string_equal(rule->conds[0].values[0], "github-actions");
+	assert_int_equal(rule->conds[1].kind, POLICY_COND_AUDIENCE);
+	assert_int_equal(rule->conds[2].kind, POLICY_COND_CLAIM);
+	assert_string_equal(rule->conds[2].claim, "repository");
+	assert_int_equal(rule->conds[3].kind, POLICY_COND_CLAIM);
+	assert_string_equal(rule->conds[3].claim, "ref");
+	assert_int_equal(rule->conds[3].nvalues, 2);
+	assert_string_equal(rule->conds[3].values[1], "refs/tags/v*");
+	assert_int_equal(rule->conds[4].kind, POLICY_COND_METHOD);
+	assert_int_equal(rule->conds[4].nvalues, 2);
+	assert_int_equal(rule->conds[5].kind, POLICY_COND_PATH);
+	assert_int_equal(rt->policy.ndeny, 1);
+	assert_string_equal(rt->policy.deny[0].name, "no-delete");
+	assert_int_equal(rt->policy.deny[0].nconds, 1);
+	assert_int_equal(rt->policy.deny[0].conds[0].kind, POLICY_COND_METHOD);
+	assert_string_equal(rt->policy.deny[0].conds[0].values[0], "DELETE");
+
+	cg_config_free(cfg);
+	cg_config_free(NULL);
+	cg_errors_clear(&errs);
+}
+
+/* ------------------------------------------------------------------ */
+/* Defaults: every default in the table is what the struct gets        */
+/* ------------------------------------------------------------------ */
+static int64_t g_log_level(const struct cg_config *c) { return c->log_level; }
+static int64_t g_secmem(const struct cg_config *c) { return c->secure_memory; }
+static int64_t g_secmem_size(const struct cg_config *c) { return (int64_t)c->secure_memory_size; }
+static int64_t g_stdout(const struct cg_config *c) { return c->audit_stdout; }
+static int64_t g_req_line(const struct cg_config *c) { return c->max_request_line; }
+static int64_t g_hdr_bytes(const struct cg_config *c) { return c->max_header_bytes; }
+static int64_t g_hdr_count(const struct cg_config *c) { return c->max_header_count; }
+static int64_t g_tok_bytes(const struct cg_config *c) { return c->max_token_bytes; }
+static int64_t g_t_hdr(const struct cg_config *c) { return c->client_header_timeout_ms; }
+static int64_t g_t_idle(const struct cg_config *c) { return c->client_idle_timeout_ms; }
+static int64_t g_t_conn(const struct cg_config *c) { return c->upstream_connect_timeout_ms; }
+static int64_t g_t_resp(const struct cg_config *c) { return c->upstream_response_timeout_ms; }
+static int64_t g_algs(const struct cg_config *c) { return c->issuers[0]->algs; }
+static int64_t g_lifetime(const struct cg_config *c) { return c->issuers[0]->max_lifetime_s * 1000; }
+static int64_t g_skew(const struct cg_config *c) { return c->issuers[0]->clock_skew_s * 1000; }
+static int64_t g_cache_ttl(const struct cg_config *c) { return c->secret_cache_ttl_ms; }
+static int64_t g_inject(const struct cg_config *c) { return c->routes[0].inject.kind; }
+static int64_t g_mode(const struct cg_config *c) { return c->routes[0].policy.mode; }
+static int64_t g_max_body(const struct cg_config *c) { return (int64_t)c->routes[0].max_body; }
+static int64_t g_audit_fail(const struct cg_config *c) { return c->routes[0].audit_failure; }
+static const char *s_backend(const struct cg_config *c) { return c->secrets_backend; }
+static const char *s_protocol(const struct cg_config *c) { return c->routes[0].protocol; }
+static const char *s_user(const struct cg_config *c) { return c->routes[0].inject.username_field; }
+static const char *s_pass(const struct cg_config *c) { return c->routes[0].inject.password_field; }
+static const char *s_field(const struct cg_config *c) { return c->routes[0].inject.field; }
+
+static const struct {
+	const char *path;
+	int64_t (*num)(const struct cg_config *);	/* INT, DURATION (ms), ENUM (index), BOOL */
+	const char *(*str)(const struct cg_config *);	/* STRING, and ENUM by name */
+} def_checks[] = {
+	{ "credgate.log_level", g_log_level, NULL },
+	{ "credgate.secure_memory", g_secmem, NULL },
+	{ "credgate.secure_memory_size", g_secmem_size, NULL },
+	{ "credgate.audit.stdout", g_stdout, NULL },
+	{ "credgate.limits.request_line", g_req_line, NULL },
+	{ "credgate.limits.header_bytes", g_hdr_bytes, NULL },
+	{ "credgate.limits.header_count", g_hdr_count, NULL },
+	{ "credgate.limits.token_bytes", g_tok_bytes, NULL },
+	{ "credgate.timeouts.client_header", g_t_hdr, NULL },
+	{ "credgate.timeouts.client_idle", g_t_idle, NULL },
+	{ "credgate.timeouts.upstream_connect", g_t_conn, NULL },
+	{ "credgate.timeouts.upstream_response", g_t_resp, NULL },
+	{ "issuers.[].algorithms", g_algs, NULL },
+	{ "issuers.[].max_lifetime", g_lifetime, NULL },
+	{ "issuers.[].clock_skew", g_skew, NULL },
+	{ "secrets.backend", NULL, s_backend },
+	{ "secrets.cache_ttl", g_cache_ttl, NULL },
+	{ "routes.[].protocol", NULL, s_protocol },
+	{ "routes.[].credential.inject", g_inject, NULL },
+	{ "routes.[].credential.username_field", NULL, s_user },
+	{ "routes.[].credential.password_field", NULL, s_pass },
+	{ "routes.[].credential.field", NULL, s_field },
+	{ "routes.[].mode", g_mode, NULL },
+	{ "routes.[].max_body", g_max_body, NULL },
+	{ "routes.[].audit_failure", g_audit_fail, NULL },
+};
+
+/* The default of r parsed by libconfig itself, as "x = <def>;". */
+static config_setting_t *
+parse_default(config_t *lc, const struct cg_setting *r)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "x = %s;", r->def);
+	config_init(lc);
+	if (config_read_string(lc, text) != CONFIG_TRUE)
+		fail_msg("%s: default %s does not parse", r->path, r->def);
+	return config_lookup(lc, "x");
+}
+
+static int
+choice_index(const char *choices, const char *s)
+{
+	size_t len = strlen(s);
+	const char *p = choices;
+	int i = 0;
+
+	for (;;) {
+		const char *bar = strchr(p, '|');
+		size_t n = bar != NULL ? (size_t)(bar - p) : strlen(p);
+
+		if (n == len && memcmp(p, s, n) == 0)
+			return i;
+		if (bar == NULL)
+			return -1;
+		p = bar + 1;
+		i++;
+	}
+}
+
+static void
+test_defaults(void **state)
+{
+	static const struct edit no_globals[] = { E(1, ""), { 0, NULL } };
+	char *text = base_with(no_globals);
+	struct cg_config *cfg = load_ok(text);
+	size_t i, k, checked = 0;
+
+	(void)state;
+	for (i = 0; i < cg_nsettings; i++) {
+		const struct cg_setting *r = &cg_settings[i];
+		config_setting_t *v;
+		config_t lc;
+		int64_t want = 0;
+
+		if (r->def == NULL)
+			continue;
+		for (k = 0; k < CG_ARRAY_LEN(def_checks); k++)
+			if (strcmp(def_checks[k].path, r->path) == 0)
+				break;
+		if (k == CG_ARRAY_LEN(def_checks))
+			fail_msg("%s: default without a check in def_checks", r->path);
+		v = parse_default(&lc, r);
+		assert_non_null(v);
+		print_message("default %s = %s\n", r->path, r->def);
+		switch (r->type) {
+		case CG_SET_INT:
+			want = config_setting_get_int64(v);
+			if (config_setting_type(v) == CONFIG_TYPE_INT)
+				want = config_setting_get_int(v);
+			assert_true(want >= r->min && want <= r->max);
+			break;
+		case CG_SET_BOOL:
+			want = config_setting_get_bool(v);
+			break;
+		case CG_SET_DURATION:
+			assert_int_equal(cg_duration_parse(config_setting_get_string(v), &want), 0);
+			assert_true(want >= r->min && want <= r->max);
+			break;
+		case CG_SET_ENUM:
+			want = choice_index(r->choices, config_setting_get_string(v));
+			assert_true(want >= 0);
+			break;
+		case CG_SET_STRING:
+			assert_non_null(def_checks[k].str);
+			assert_string_equal(def_checks[k].str(cfg), config_setting_get_string(v));
+			break;
+		case CG_SET_STRING_LIST:
+			for (int e = 0; e < config_setting_length(v); e++)
+				want |= jwt_alg_parse(config_setting_get_string_elem(v, (unsigned)e));
+			assert_int_equal(want, JWT_ALG_ALL);
+			break;
+		default:
+			fail_msg("%s: a default on a group or list", r->path);
+		}
+		if (def_checks[k].num != NULL)
+			assert_int_equal(def_checks[k].num(cfg), want);
+		else if (r->type == CG_SET_ENUM)
+			assert_string_equal(def_checks[k].str(cfg), config_setting_get_string(v));
+		config_destroy(&lc);
+		checked++;
+	}
+	assert_int_equal(checked, CG_ARRAY_LEN(def_checks));
+
+	/* settings without a default */
+	assert_null(cfg->audit_file);
+	assert_null(cfg->routes[0].inject.header);
+	assert_null(cfg->routes[0].inject.value_template);
+	assert_null(cfg->routes[0].inject.query_param);
+	assert_int_equal(cfg->issuer_ext[0].naudit_claims, 0);
+	cg_config_free(cfg);
+	free(text);
+}
+
+/* The table itself: paths unique, parents present, bounds sane. */
+static void
+test_table(void **state)
+{
+	size_t i, k;
+
+	(void)state;
+	for (i = 0; i < cg_nsettings; i++) {
+		const struct cg_setting *r = &cg_settings[i];
+		char parent[256];
+		char *dot;
+
+		assert_ptr_equal(cg_setting_find(r->path), r);
+		assert_non_null(r->help);
+		for (k = 0; k < i; k++)
+			assert_string_not_equal(cg_settings[k].path, r->path);
+		assert_true(r->min <= r->max);
+		assert_true((r->type == CG_SET_ENUM) == (r->choices != NULL) ||
+		    r->type == CG_SET_STRING_LIST);
+		snprintf(parent, sizeof(parent), "%s", r->path);
+		if ((dot = strrchr(parent, '.')) == NULL)
+			continue;
+		*dot = '\0';
+		if (strlen(parent) > 3 && strcmp(parent + strlen(parent) - 3, ".[]") == 0) {
+			parent[strlen(parent) - 3] = '\0';
+			assert_int_equal(cg_setting_find(parent)->type, CG_SET_LIST);
+		} else
+			assert_int_equal(cg_setting_find(parent)->type, CG_SET_GROUP);
+	}
+	assert_null(cg_setting_find("routes.[].nope"));
+}
+
+/* ------------------------------------------------------------------ */
+/* Dump, reparse, dump                                                 */
+/* ------------------------------------------------------------------ */
+static const char full_config[] =
+	"credgate = {\n"
+	"  log_level = \"debug\"; secure_memory = \"best-effort\"; secure_memory_size = 65536;\n"
+	"  audit = { file = \"/var/log/credgate/a \\\"q\\\" \\\\ b.log\"; stdout = true; };\n"
+	"  limits = { request_line = 256; header_bytes = 1048576; header_count = 8; token_bytes = 65536; };\n"
+	"  timeouts = { client_header = \"100ms\"; client_idle = \"24h\"; upstream_connect = 7;\n"
+	"    upstream_response = \"1h30m\"; };\n"
+	"};\n"
+	"issuers = (\n"
+	"  { name = \"a\"; issuer = \"https://a.example\"; audiences = [ \"x\", \"y\" ];\n"
+	"    algorithms = \"EdDSA\"; jwks_file = \"/etc/credgate/a.jwks\"; max_lifetime = \"1s\";\n"
+	"    clock_skew = 0; audit_claims = \"sub\"; },\n"
+	"  { name = \"b.c-d_e\"; issuer = \"https://b.example\"; audiences = \"x\";\n"
+	"    jwks_file = \"/etc/credgate/b.jwks\"; audit_claims = []; }\n"
+	");\n"
+	"secrets = { backend = \"file\"; file = \"/etc/credgate/secrets.json\"; cache_ttl = \"0\"; };\n"
+	"routes = (\n"
+	"  { name = \"basic\"; listen = \"[::1]:8080\"; upstream = { host = \"::1\"; port = 65535; };\n"
+	"    credential = { path = \"a/b\"; username_field = \"u\"; password_field = \"p\"; };\n"
+	"    mode = \"dry-run\"; max_body = 1099511627776; audit_failure = \"allow\";\n"
+	"    owner = \"o\\tx\"; purpose = \"line one\\nline two \\x01 caf\xc3\xa9\"; environment = \"e\";\n"
+	"    expires = \"2099-12-31T12:00:00Z\";\n"
+	"    allow = ( { name = \"r1\"; issuer = [ \"a\", \"b*\" ]; audience = \"x\";\n"
+	"                claims = ( { claim = \"a.b\"; value = \"v*\"; }, { claim = \"n\"; value = [ \"1\", \"2\" ]; } );\n"
+	"                methods = \"GET\"; paths = [ \"/x/*\", \"*\" ]; },\n"
+	"              { name = \"r2\"; } );\n"
+	"    deny = ( { name = \"d1\"; paths = \"/admin/*\"; claims = (); } ); },\n"
+	"  { name = \"bearer\"; listen = \"localhost:1\"; upstream = { host = \"h\"; port = 1; };\n"
+	"    credential = { path = \"p\"; inject = \"bearer\"; field = \"tok\"; }; max_body = 0;\n"
+	"    owner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\"; },\n"
+	"  { name = \"header\"; listen = \"0.0.0.0:2\"; upstream = { host = \"h\"; port = 2; };\n"
+	"    credential = { path = \"p\"; inject = \"header\"; header = \"X-Api-Key\"; template = \"Token ${token}\"; };\n"
+	"    owner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\"; },\n"
+	"  { name = \"query\"; listen = \"127.0.0.1:3\"; upstream = { host = \"h\"; port = 3; };\n"
+	"    credential = { path = \"p\"; inject = \"query\"; query_param = \"api_key\"; };\n"
+	"    owner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\"; }\n"
+	");\n";
+
+static void
+round_trip(const char *text, const char *what)
+{
+	struct cg_config *a, *b;
+	char *d1, *d2;
+
+	print_message("round trip: %s\n", what);
+	a = load_ok(text);
+	d1 = dump_text(a);
+	b = load_ok(d1);
+	d2 = dump_text(b);
+	if (strcmp(d1, d2) != 0)
+		print_message("first:\n%s\nsecond:\n%s\n", d1, d2);
+	assert_string_equal(d1, d2);
+	cg_config_free(a);
+	cg_config_free(b);
+	free(d1);
+	free(d2);
+}
+
+static void
+test_round_trip(void **state)
+{
+	char *example = read_text(EXAMPLE), *base = base_with(NULL);
+
+	(void)state;
+	round_trip(example, "example");
+	round_trip(base, "base");
+	round_trip(full_config, "full");
+	free(example);
+	free(base);
+}
+
+/* The dump holds every value as loaded, not only the same text twice. */
+static void
+test_dump_values(void **state)
+{
+	struct cg_config *a = load_ok(full_config), *b;
+	char *d = dump_text(a);
+	const struct cg_route *rt;
+	size_t i;
+
+	(void)state;
+	b = load_ok(d);
+	assert_int_equal(b->log_level, CG_LOG_DEBUG);
+	assert_int_equal(b->secure_memory, CG_SECMEM_BEST_EFFORT);
+	assert_string_equal(b->audit_file, "/var/log/credgate/a \"q\" \\ b.log");
+	assert_int_equal(b->upstream_connect_timeout_ms, 7000);
+	assert_int_equal(b->upstream_response_timeout_ms, 5400000);
+	assert_int_equal(b->secret_cache_ttl_ms, 0);
+	assert_int_equal(b->issuers[0]->algs, JWT_EDDSA);
+	assert_int_equal(b->issuers[0]->clock_skew_s, 0);
+	assert_int_equal(b->issuers[0]->max_lifetime_s, 1);
+	assert_int_equal(b->issuer_ext[0].naudit_claims, 1);
+	assert_int_equal(b->issuer_ext[1].naudit_claims, 0);
+	assert_int_equal(b->issuers[1]->algs, JWT_ALG_ALL);
+	rt = cg_config_route(b, "basic");
+	assert_string_equal(rt->listen_host, "::1");
+	assert_int_equal(rt->listen_port, 8080);
+	assert_int_equal(rt->max_body, 1099511627776ULL);
+	assert_int_equal(rt->policy.mode, POLICY_DRY_RUN);
+	assert_int_equal(rt->audit_failure, CG_AUDIT_FAIL_ALLOW);
+	assert_string_equal(rt->owner, "o\tx");
+	assert_string_equal(rt->purpose, "line one\nline two \x01 caf\xc3\xa9");
+	assert_string_equal(rt->inject.username_field, "u");
+	assert_int_equal(rt->policy.nallow, 2);
+	assert_int_equal(rt->policy.allow[0].nconds, 6);
+	assert_int_equal(rt->policy.allow[1].nconds, 0);
+	assert_int_equal(rt->policy.ndeny, 1);
+	rt = cg_config_route(b, "header");
+	assert_string_equal(rt->inject.header, "X-Api-Key");
+	assert_string_equal(rt->inject.value_template, "Token ${token}");
+	rt = cg_config_route(b, "query");
+	assert_string_equal(rt->inject.query_param, "api_key");
+	assert_string_equal(rt->inject.field, "token");
+	assert_int_equal(cg_config_route(b, "bearer")->max_body, 0);
+
+	/* the dump is what -T prints: every setting, defaults included */
+	for (i = 0; i < cg_nsettings; i++) {
+		const char *name = strrchr(cg_settings[i].path, '.');
+		char want[128];
+
+		name = name != NULL ? name + 1 : cg_settings[i].path;
+		if (strcmp(name, "[]") == 0)
+			continue;
+		snprintf(want, sizeof(want), "%s = ", name);
+		if (strstr(d, want) == NULL) {
+			snprintf(want, sizeof(want), "# %s is not", name);
+			if (strstr(d, want) == NULL)
+				fail_msg("%s missing from the dump", cg_settings[i].path);
+		}
+	}
+	assert_non_null(strstr(d, "max_body = 1099511627776L;"));
+	cg_config_free(a);
+	cg_config_free(b);
+	free(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* The man page documents every row and its default                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The text of path's entry: an entry starts with ".TP" (or ".TQ", for
+ * entries that share a description) and ".B <path>" on the next line, and
+ * ends at the next .TP, .SH or .SS.
+ */
+static char *
+man_entry(const char *man, const char *path)
+{
+	char key[256];
+	const char *start = NULL, *end;
+
+	snprintf(key, sizeof(key), "\n.TP\n.B %s\n", path);
+	if ((start = strstr(man, key)) == NULL) {
+		snprintf(key, sizeof(key), "\n.TQ\n.B %s\n", path);
+		start = strstr(man, key);
+	}
+	if (start == NULL)
+		return NULL;
+	start++;
+	for (end = start + strlen(key) - 1; *end != '\0'; end = strchr(end, '\n') + 1) {
+		if (strncmp(end, ".TP", 3) == 0 || strncmp(end, ".SH", 3) == 0 ||
+		    strncmp(end, ".SS", 3) == 0)
+			break;
+		if (strchr(end, '\n') == NULL) {
+			end += strlen(end);
+			break;
+		}
+	}
+	return strndup(start, (size_t)(end - start));
+}
+
+static void
+test_man_page(void **state)
+{
+	char *man = read_text(MANPAGE);
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < cg_nsettings; i++) {
+		const struct cg_setting *r = &cg_settings[i];
+		char *entry = man_entry(man, r->path);
+		char want[256];
+
+		if (entry == NULL)
+			fail_msg("credgate.conf.5 has no entry \".TP\\n.B %s\"", r->path);
+		if (r->def != NULL)
+			snprintf(want, sizeof(want), "Default: %s", r->def);
+		else if (r->required)
+			snprintf(want, sizeof(want), "Required.");
+		else
+			snprintf(want, sizeof(want), "Default: none");
+		if (strstr(entry, want) == NULL)
+			fail_msg("credgate.conf.5: entry %s lacks \"%s\"", r->path, want);
+		free(entry);
+	}
+	free(man);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_messages),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_example),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_dump_values),
+		cmocka_unit_test(test_man_page),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
