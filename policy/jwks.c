@@ -1,1 +1,602 @@
-/* placeholder: policy/jwks.c */
+/*
+ * jwks.c: loads a JSON Web Key Set (RFC 7517) into an immutable struct jwks
+ * of public signature keys, each as an OpenSSL EVP_PKEY and, for RSA and
+ * EC, as the cjose key that jwt.c verifies with.
+ *
+ * It owns the file and memory readers, the per-key checks and jwks_free().
+ * It does no network I/O and knows nothing about tokens.
+ *
+ * Choices, so that a key set means exactly one thing:
+ *  - keys whose "use" is not "sig", whose "key_ops" lack "verify", whose kty
+ *    is unknown, whose curve we do not support, or whose "alg" names an
+ *    algorithm we do not verify, are skipped (not errors);
+ *  - any private member (d, p, q, dp, dq, qi, oth, k) in any entry refuses
+ *    the whole set: someone published a secret, and nothing from that source
+ *    is trusted;
+ *  - duplicate kids among the usable keys refuse the set;
+ *  - every base64url member is strict (no padding, no stray bits) and
+ *    integers are minimal (no leading zero octet, RFC 7518 §6.3.1);
+ *  - error texts name the entry and the problem, never key material.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+
+#include "common.h"
+#include "policy.h"
+#include "jwt_int.h"
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...) CG_PRINTF(3, 4);
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static void
+key_clear(struct jwks_key *k)
+{
+	EVP_PKEY_free(k->pkey);
+	if (k->cjwk != NULL)
+		cjose_jwk_release(k->cjwk);
+	memset(k, 0, sizeof(*k));
+}
+
+void
+jwks_free(struct jwks *ks)
+{
+	size_t i;
+
+	if (ks == NULL)
+		return;
+	for (i = 0; i < ks->nkeys; i++)
+		key_clear(&ks->keys[i]);
+	free(ks->keys);
+	free(ks);
+}
+
+size_t
+jwks_count(const struct jwks *ks)
+{
+	return ks == NULL ? 0 : ks->nkeys;
+}
+
+/*
+ * Decodes member `name` of key object `jk` as strict base64url into a new
+ * buffer.  Returns 0, CG_ERR_NOTFOUND when absent, CG_ERR_FORMAT when not a
+ * string or not strict base64url, CG_ERR_NOMEM.
+ */
+static int
+member_b64(json_t *jk, const char *name, unsigned char **out, size_t *outlen)
+{
+	json_t *v;
+	const char *s;
+	size_t slen, n = 0;
+	unsigned char *buf = NULL;
+	int r;
+
+	*out = NULL;
+	*outlen = 0;
+	if ((v = json_object_get(jk, name)) == NULL)
+		return CG_ERR_NOTFOUND;
+	if (!json_is_string(v))
+		return CG_ERR_FORMAT;
+	s = json_string_value(v);
+	slen = json_string_length(v);
+	if (slen == 0)
+		return CG_ERR_FORMAT;
+	if ((buf = malloc(b64url_decoded_max(slen) + 1)) == NULL)
+		return CG_ERR_NOMEM;
+	if ((r = b64url_decode(s, slen, buf, &n)) != 0 || n == 0) {
+		free(buf);
+		return CG_ERR_FORMAT;
+	}
+	*out = buf;
+	*outlen = n;
+	return 0;
+}
+
+/* Same as member_b64 but reports into err with the entry index. */
+static int
+need_b64(json_t *jk, const char *name, size_t idx, unsigned char **out,
+    size_t *outlen, char *err, size_t errlen)
+{
+	int r;
+
+	if ((r = member_b64(jk, name, out, outlen)) == 0)
+		return 0;
+	if (r == CG_ERR_NOTFOUND) {
+		seterr(err, errlen, "keys[%zu]: missing \"%s\"", idx, name);
+		return CG_ERR_FORMAT;
+	}
+	if (r == CG_ERR_NOMEM) {
+		seterr(err, errlen, "out of memory");
+		return r;
+	}
+	seterr(err, errlen, "keys[%zu]: \"%s\" is not valid base64url", idx, name);
+	return CG_ERR_FORMAT;
+}
+
+static int
+rsa_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
+{
+	unsigned char *n = NULL, *e = NULL;
+	size_t nlen = 0, elen = 0;
+	BIGNUM *bn_n = NULL, *bn_e = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	cjose_jwk_rsa_keyspec spec;
+	cjose_err cerr;
+	int bits, r;
+
+	if ((r = need_b64(jk, "n", idx, &n, &nlen, err, errlen)) != 0 ||
+	    (r = need_b64(jk, "e", idx, &e, &elen, err, errlen)) != 0)
+		goto out;
+	if (n[0] == 0 || e[0] == 0) {
+		seterr(err, errlen, "keys[%zu]: RSA integer with a leading zero octet", idx);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	if (nlen * 8 > JWKS_RSA_MAX_BITS) {
+		seterr(err, errlen, "keys[%zu]: RSA modulus longer than %d bits",
+		    idx, JWKS_RSA_MAX_BITS);
+		r = CG_ERR_UNSUPPORTED;
+		goto out;
+	}
+	if (elen > JWKS_RSA_MAX_E_BYTES || (e[elen - 1] & 1) == 0 ||
+	    (elen == 1 && e[0] < 3) || (n[nlen - 1] & 1) == 0) {
+		seterr(err, errlen, "keys[%zu]: RSA exponent or modulus not usable", idx);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	if ((bn_n = BN_bin2bn(n, (int)nlen, NULL)) == NULL ||
+	    (bn_e = BN_bin2bn(e, (int)elen, NULL)) == NULL) {
+		seterr(err, errlen, "out of memory");
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	bits = BN_num_bits(bn_n);
+	if (bits < JWKS_RSA_MIN_BITS) {
+		seterr(err, errlen, "keys[%zu]: RSA modulus shorter than %d bits",
+		    idx, JWKS_RSA_MIN_BITS);
+		r = CG_ERR_UNSUPPORTED;
+		goto out;
+	}
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &k->pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+		seterr(err, errlen, "keys[%zu]: RSA key not accepted by OpenSSL", idx);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	memset(&spec, 0, sizeof(spec));
+	spec.n = n;
+	spec.nlen = nlen;
+	spec.e = e;
+	spec.elen = elen;
+	if ((k->cjwk = cjose_jwk_create_RSA_spec(&spec, &cerr)) == NULL) {
+		seterr(err, errlen, "keys[%zu]: RSA key not accepted by cjose", idx);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	k->kty = JWKS_KTY_RSA;
+	k->crv = JWKS_CRV_NONE;
+	k->algs = JWT_RS256 | JWT_PS256;
+	k->sig_len = nlen;	/* minimal encoding: nlen is the modulus length */
+	r = 0;
+ out:
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(bn_n);
+	BN_free(bn_e);
+	free(n);
+	free(e);
+	return r;
+}
+
+static int
+ec_load(json_t *jk, size_t idx, enum jwks_crv crv, struct jwks_key *k,
+    char *err, size_t errlen)
+{
+	unsigned char *x = NULL, *y = NULL, pub[1 + 2 * 48];
+	size_t xlen = 0, ylen = 0, clen;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL, *chk = NULL;
+	cjose_jwk_ec_keyspec spec;
+	cjose_err cerr;
+	const char *group;
+	int r;
+
+	clen = crv == JWKS_CRV_P256 ? 32 : 48;
+	group = crv == JWKS_CRV_P256 ? "prime256v1" : "secp384r1";
+	if ((r = need_b64(jk, "x", idx, &x, &xlen, err, errlen)) != 0 ||
+	    (r = need_b64(jk, "y", idx, &y, &ylen, err, errlen)) != 0)
+		goto out;
+	if (xlen != clen || ylen != clen) {
+		seterr(err, errlen, "keys[%zu]: EC coordinate length is not %zu bytes",
+		    idx, clen);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	pub[0] = 0x04;	/* uncompressed point */
+	memcpy(pub + 1, x, clen);
+	memcpy(pub + 1 + clen, y, clen);
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
+	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, 1 + 2 * clen) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) != 1) {
+		seterr(err, errlen, "out of memory");
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	/* Import refuses points off the curve; the public check below also
+	 * refuses the point at infinity and points outside the subgroup. */
+	if (EVP_PKEY_fromdata(ctx, &k->pkey, EVP_PKEY_PUBLIC_KEY, params) != 1 ||
+	    (chk = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL)) == NULL ||
+	    EVP_PKEY_public_check(chk) != 1) {
+		seterr(err, errlen, "keys[%zu]: EC point is not on the curve", idx);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	memset(&spec, 0, sizeof(spec));
+	spec.crv = crv == JWKS_CRV_P256 ? CJOSE_JWK_EC_P_256 : CJOSE_JWK_EC_P_384;
+	spec.x = x;
+	spec.xlen = xlen;
+	spec.y = y;
+	spec.ylen = ylen;
+	if ((k->cjwk = cjose_jwk_create_EC_spec(&spec, &cerr)) == NULL) {
+		seterr(err, errlen, "keys[%zu]: EC key not accepted by cjose", idx);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	k->kty = JWKS_KTY_EC;
+	k->crv = crv;
+	k->algs = crv == JWKS_CRV_P256 ? JWT_ES256 : JWT_ES384;
+	k->sig_len = 2 * clen;
+	r = 0;
+ out:
+	EVP_PKEY_CTX_free(chk);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	free(x);
+	free(y);
+	return r;
+}
+
+static int
+okp_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
+{
+	unsigned char *x = NULL;
+	size_t xlen = 0;
+	int r;
+
+	if ((r = need_b64(jk, "x", idx, &x, &xlen, err, errlen)) != 0)
+		goto out;
+	if (xlen != 32) {
+		seterr(err, errlen, "keys[%zu]: Ed25519 key is not 32 bytes", idx);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	if ((k->pkey = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL,
+	    x, xlen)) == NULL) {
+		seterr(err, errlen, "keys[%zu]: Ed25519 key not accepted by OpenSSL", idx);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	k->kty = JWKS_KTY_OKP;
+	k->crv = JWKS_CRV_ED25519;
+	k->algs = JWT_EDDSA;
+	k->sig_len = 64;
+	r = 0;
+ out:
+	free(x);
+	return r;
+}
+
+/* true when `v` is a string equal to `s` */
+static bool
+json_str_eq(json_t *v, const char *s)
+{
+	size_t n = strlen(s);
+
+	return json_is_string(v) && json_string_length(v) == n &&
+	    memcmp(json_string_value(v), s, n) == 0;
+}
+
+/*
+ * Checks one entry of "keys".  Returns 0 with k filled, 1 when the entry is
+ * to be skipped (k untouched), or a CG_ERR_* with err set.
+ */
+static int
+key_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
+{
+	static const char *const private_members[] = {
+		"d", "p", "q", "dp", "dq", "qi", "oth", "k",
+	};
+	json_t *kty, *crv, *use, *ops, *alg, *kid, *op;
+	enum jwks_crv want_crv = JWKS_CRV_NONE;
+	unsigned pinned = 0;
+	size_t i;
+	bool verify_op;
+	int r;
+
+	if (!json_is_object(jk)) {
+		seterr(err, errlen, "keys[%zu]: not a JSON object", idx);
+		return CG_ERR_FORMAT;
+	}
+	for (i = 0; i < CG_ARRAY_LEN(private_members); i++) {
+		if (json_object_get(jk, private_members[i]) != NULL) {
+			seterr(err, errlen, "keys[%zu]: private key member \"%s\" present",
+			    idx, private_members[i]);
+			return CG_ERR_FORMAT;
+		}
+	}
+	if ((kty = json_object_get(jk, "kty")) == NULL || !json_is_string(kty)) {
+		seterr(err, errlen, "keys[%zu]: \"kty\" missing or not a string", idx);
+		return CG_ERR_FORMAT;
+	}
+	if ((use = json_object_get(jk, "use")) != NULL) {
+		if (!json_is_string(use)) {
+			seterr(err, errlen, "keys[%zu]: \"use\" is not a string", idx);
+			return CG_ERR_FORMAT;
+		}
+		if (!json_str_eq(use, "sig"))
+			return 1;
+	}
+	if ((ops = json_object_get(jk, "key_ops")) != NULL) {
+		if (!json_is_array(ops)) {
+			seterr(err, errlen, "keys[%zu]: \"key_ops\" is not an array", idx);
+			return CG_ERR_FORMAT;
+		}
+		verify_op = false;
+		json_array_foreach(ops, i, op) {
+			if (!json_is_string(op)) {
+				seterr(err, errlen, "keys[%zu]: \"key_ops\" holds a non-string", idx);
+				return CG_ERR_FORMAT;
+			}
+			if (json_str_eq(op, "verify"))
+				verify_op = true;
+		}
+		if (!verify_op)
+			return 1;
+	}
+
+	/* Key type and curve: unknown ones are skipped. */
+	crv = json_object_get(jk, "crv");
+	if (json_str_eq(kty, "RSA"))
+		want_crv = JWKS_CRV_NONE;
+	else if (json_str_eq(kty, "EC") || json_str_eq(kty, "OKP")) {
+		if (crv == NULL || !json_is_string(crv)) {
+			seterr(err, errlen, "keys[%zu]: \"crv\" missing or not a string", idx);
+			return CG_ERR_FORMAT;
+		}
+		if (json_str_eq(kty, "EC") && json_str_eq(crv, "P-256"))
+			want_crv = JWKS_CRV_P256;
+		else if (json_str_eq(kty, "EC") && json_str_eq(crv, "P-384"))
+			want_crv = JWKS_CRV_P384;
+		else if (json_str_eq(kty, "OKP") && json_str_eq(crv, "Ed25519"))
+			want_crv = JWKS_CRV_ED25519;
+		else
+			return 1;
+	} else
+		return 1;
+
+	/* "alg" pins the key; a pin to an algorithm we do not verify makes
+	 * the key useless to us, so it is skipped. */
+	if ((alg = json_object_get(jk, "alg")) != NULL) {
+		if (!json_is_string(alg) ||
+		    strlen(json_string_value(alg)) != json_string_length(alg)) {
+			seterr(err, errlen, "keys[%zu]: \"alg\" is not a string", idx);
+			return CG_ERR_FORMAT;
+		}
+		if ((pinned = jwt_alg_parse(json_string_value(alg))) == 0)
+			return 1;
+	}
+	if ((kid = json_object_get(jk, "kid")) != NULL) {
+		if (!json_is_string(kid) ||
+		    strlen(json_string_value(kid)) != json_string_length(kid)) {
+			seterr(err, errlen, "keys[%zu]: \"kid\" is not a string", idx);
+			return CG_ERR_FORMAT;
+		}
+		if (json_string_length(kid) > JWKS_KID_MAX) {
+			seterr(err, errlen, "keys[%zu]: \"kid\" longer than %d bytes",
+			    idx, JWKS_KID_MAX);
+			return CG_ERR_LIMIT;
+		}
+	}
+
+	memset(k, 0, sizeof(*k));
+	if (want_crv == JWKS_CRV_NONE)
+		r = rsa_load(jk, idx, k, err, errlen);
+	else if (want_crv == JWKS_CRV_ED25519)
+		r = okp_load(jk, idx, k, err, errlen);
+	else
+		r = ec_load(jk, idx, want_crv, k, err, errlen);
+	if (r != 0) {
+		key_clear(k);
+		return r;
+	}
+	if (pinned != 0) {
+		if ((k->algs & pinned) == 0) {
+			seterr(err, errlen, "keys[%zu]: \"alg\" does not match the key type", idx);
+			key_clear(k);
+			return CG_ERR_FORMAT;
+		}
+		k->pinned_alg = pinned;
+		k->algs = pinned;
+	}
+	if (kid != NULL) {
+		k->has_kid = true;
+		memcpy(k->kid, json_string_value(kid), json_string_length(kid));
+		k->kid[json_string_length(kid)] = '\0';
+	}
+	return 0;
+}
+
+int
+jwks_load_mem(const char *buf, size_t len, struct jwks **out, char *err, size_t errlen)
+{
+	struct jwks *ks = NULL;
+	json_t *root = NULL, *keys, *jk;
+	size_t i, j, n;
+	int r;
+
+	*out = NULL;
+	seterr(err, errlen, "%s", "");
+	if (buf == NULL && len != 0) {
+		seterr(err, errlen, "no input");
+		return CG_ERR_FORMAT;
+	}
+	if (len > JWKS_MAX_FILE_SIZE) {
+		seterr(err, errlen, "key set larger than %d bytes", JWKS_MAX_FILE_SIZE);
+		return CG_ERR_LIMIT;
+	}
+	if ((r = cg_json_strict_load(buf, len, JWKS_MAX_JSON_DEPTH, &root)) != 0) {
+		if (r == CG_ERR_NOMEM)
+			seterr(err, errlen, "out of memory");
+		else
+			seterr(err, errlen, "not strict JSON (syntax, duplicate member "
+			    "or nesting deeper than %d)", JWKS_MAX_JSON_DEPTH);
+		r = r == CG_ERR_NOMEM ? r : CG_ERR_FORMAT;
+		goto out;
+	}
+	if (!json_is_object(root) || (keys = json_object_get(root, "keys")) == NULL ||
+	    !json_is_array(keys)) {
+		seterr(err, errlen, "not an object with a \"keys\" array");
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	if ((n = json_array_size(keys)) > JWKS_MAX_ENTRIES) {
+		seterr(err, errlen, "more than %d keys", JWKS_MAX_ENTRIES);
+		r = CG_ERR_LIMIT;
+		goto out;
+	}
+	if ((ks = calloc(1, sizeof(*ks))) == NULL ||
+	    (n > 0 && (ks->keys = calloc(n, sizeof(*ks->keys))) == NULL)) {
+		seterr(err, errlen, "out of memory");
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	json_array_foreach(keys, i, jk) {
+		struct jwks_key *k = &ks->keys[ks->nkeys];
+
+		if ((r = key_load(jk, i, k, err, errlen)) < 0)
+			goto out;
+		if (r == 1)
+			continue;	/* skipped */
+		for (j = 0; k->has_kid && j < ks->nkeys; j++) {
+			if (ks->keys[j].has_kid && strcmp(ks->keys[j].kid, k->kid) == 0) {
+				seterr(err, errlen, "keys[%zu]: duplicate \"kid\"", i);
+				key_clear(k);
+				r = CG_ERR_FORMAT;
+				goto out;
+			}
+		}
+		ks->nkeys++;
+	}
+	if (ks->nkeys == 0) {
+		seterr(err, errlen, "no usable signature key");
+		r = CG_ERR_NOTFOUND;
+		goto out;
+	}
+	*out = ks;
+	ks = NULL;
+	r = 0;
+ out:
+	jwks_free(ks);
+	json_decref(root);
+	return r;
+}
+
+int
+jwks_load_file(const char *path, struct jwks **out, char *err, size_t errlen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t have = 0;
+	ssize_t got;
+	int fd = -1, r;
+
+	*out = NULL;
+	seterr(err, errlen, "%s", "");
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+		seterr(err, errlen, "cannot open: %s", strerror(errno));
+		r = CG_ERR_IO;
+		goto out;
+	}
+	if (fstat(fd, &st) == -1) {
+		seterr(err, errlen, "cannot stat: %s", strerror(errno));
+		r = CG_ERR_IO;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		seterr(err, errlen, "not a regular file");
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	if (st.st_size > JWKS_MAX_FILE_SIZE) {
+		seterr(err, errlen, "file larger than %d bytes", JWKS_MAX_FILE_SIZE);
+		r = CG_ERR_LIMIT;
+		goto out;
+	}
+	/* Read one byte more than the limit: the file may grow under us. */
+	if ((buf = malloc(JWKS_MAX_FILE_SIZE + 1)) == NULL) {
+		seterr(err, errlen, "out of memory");
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	for (;;) {
+		got = read(fd, buf + have, JWKS_MAX_FILE_SIZE + 1 - have);
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got == -1) {
+			seterr(err, errlen, "cannot read: %s", strerror(errno));
+			r = CG_ERR_IO;
+			goto out;
+		}
+		if (got == 0)
+			break;
+		have += (size_t)got;
+		if (have > JWKS_MAX_FILE_SIZE) {
+			seterr(err, errlen, "file larger than %d bytes", JWKS_MAX_FILE_SIZE);
+			r = CG_ERR_LIMIT;
+			goto out;
+		}
+	}
+	r = jwks_load_mem(buf, have, out, err, errlen);
+ out:
+	free(buf);
+	if (fd != -1)
+		close(fd);
+	return r;
+}
