@@ -1,11 +1,13 @@
 /*
  * identity.c: the verified identity and what it holds (claims, issuer
- * references), claim lookup by dotted path, issuer teardown and the JWT
- * algorithm names.  Verification itself lives in jwt.c and jwks.c; this
- * file trusts nothing it is handed and checks nothing cryptographic.
+ * references, its reference count), claim lookup by dotted path, issuer
+ * teardown and the JWT algorithm names.  Verification itself lives in
+ * jwt.c and jwks.c; this file trusts nothing it is handed and checks
+ * nothing cryptographic.
  */
 #include "config.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,10 +68,25 @@ policy_issuer_free(struct policy_issuer *is)
 	free(is);
 }
 
+struct policy_identity *
+policy_identity_ref(struct policy_identity *id)
+{
+	if (id == NULL)
+		return NULL;
+	if (id->refs == 0 || id->refs == UINT_MAX)
+		abort();	/* freed already, or a leak of references */
+	id->refs++;
+	return id;
+}
+
 void
 policy_identity_free(struct policy_identity *id)
 {
 	if (id == NULL)
+		return;
+	if (id->refs == 0)
+		abort();	/* a reference dropped twice */
+	if (--id->refs > 0)
 		return;
 	json_decref(id->claims);
 	free(id);
@@ -95,6 +112,7 @@ policy_identity_from_claims(const struct policy_issuer *issuer, json_t *claims,
 		return CG_ERR_FORMAT;
 	if ((id = calloc(1, sizeof(*id))) == NULL)
 		return CG_ERR_NOMEM;
+	id->refs = 1;
 	id->issuer = issuer;
 	id->method = "jwt";
 	id->claims = json_incref(claims);

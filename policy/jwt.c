@@ -667,6 +667,7 @@ jwt_verify(struct policy_issuer *const *issuers, size_t nissuers,
 		r = CG_ERR_NOMEM;
 		goto out;
 	}
+	id->refs = 1;
 	id->issuer = is;
 	id->method = "jwt";
 	id->claims = claims;

@@ -80,8 +80,25 @@ struct policy_identity {
 	int64_t nbf;		/* 0 if absent */
 	char alg[8];		/* verified algorithm name */
 	char kid[128];		/* key id used, "" if none */
+	unsigned refs;		/* references; 1 when made.  Not atomic: an
+				   identity and every holder of it (a
+				   connection, the token cache) live on one
+				   worker thread */
 };
-void policy_identity_free(struct policy_identity *id);	/* NULL-safe */
+
+/*
+ * Identities are reference-counted and read-only once made: jwt_verify()
+ * and policy_identity_from_claims() hand out the first reference, the token
+ * cache and its callers share one identity through more.
+ *
+ * policy_identity_ref() takes one more reference and returns id (NULL
+ * stays NULL).  policy_identity_free() drops one reference and frees the
+ * identity (its claims included) when none is left; NULL-safe.  Dropping
+ * more references than were taken is a broken invariant and aborts when it
+ * can be seen (a count already at zero).
+ */
+struct policy_identity *policy_identity_ref(struct policy_identity *id);
+void policy_identity_free(struct policy_identity *id);
 
 /*
  * Builds an identity from claims without any verification (policy tests
@@ -112,6 +129,96 @@ int jwt_verify(struct policy_issuer *const *issuers, size_t nissuers,
  * first.  Returns a borrowed reference or NULL.
  */
 json_t *policy_claim_lookup(json_t *claims, const char *path);
+
+/* ------------------------------------------------------------------ */
+/* Verified-token cache (token_cache.c)                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A worker's cache of verified tokens, so that a repeated token costs a
+ * hash and a lookup instead of a signature check.  One cache belongs to one
+ * worker thread, with the identities it hands out; nothing here locks.
+ *
+ * An entry is keyed by the SHA-256 of the token's bytes (the token itself
+ * is never stored; the digests are wiped when dropped) and holds one
+ * reference to the identity jwt_verify() made, the issuer that verified
+ * it and that issuer's key set.  It is served only while:
+ *   - the caller's issuer array still holds that issuer pointer, with the
+ *     same keys pointer, as the issuer jwt_verify() would pick for the
+ *     token's "iss" (so a configuration generation with new keys never gets
+ *     an old entry, even without a flush);
+ *   - now_s is before the token's exp.  An entry never outlives exp: in the
+ *     clock-skew grace after exp the token is verified again in full and not
+ *     cached, and the entry is dropped;
+ * and every hit checks the time-dependent claims again (exp and nbf with
+ * the issuer's clock skew, iat, lifetime) exactly as jwt_verify() would,
+ * so that a cached answer is always the answer jwt_verify() would give.
+ * Only successful verifications are cached.
+ *
+ * An entry borrows its issuer and key set: before an issuer array (a
+ * configuration generation) is freed, drop its entries with
+ * token_cache_forget_issuers() or token_cache_flush().
+ *
+ * The cache holds at most max_entries; when full, an expired entry goes
+ * first, else the least recently used one.  Lookups are O(1) on average.
+ *
+ * Every function accepts a NULL cache, meaning "no cache".
+ */
+struct token_cache;
+
+/* Above this many entries token_cache_new() uses this many. */
+#define TOKEN_CACHE_MAX_ENTRIES ((size_t)1 << 22)
+
+/*
+ * A new empty cache for up to max_entries entries (clamped to
+ * TOKEN_CACHE_MAX_ENTRIES).  Returns NULL when max_entries is 0 (the cache
+ * is disabled) or when memory runs out (then a caller that asked for a
+ * cache treats it as CG_ERR_NOMEM).
+ */
+struct token_cache *token_cache_new(size_t max_entries);
+
+/*
+ * Drops every entry and frees the cache; NULL-safe.  Identities that
+ * callers still hold stay valid until they drop their own references.
+ */
+void token_cache_free(struct token_cache *tc);
+
+/* Drops every entry (a new configuration generation with new keys). */
+void token_cache_flush(struct token_cache *tc);
+
+/* Drops the entries that any of these issuers verified. */
+void token_cache_forget_issuers(struct token_cache *tc,
+    struct policy_issuer *const *issuers, size_t nissuers);
+
+/* Drops the entries whose token expired at or before now_s.  Verification
+ * does this too; a worker may also call it from a timer. */
+void token_cache_expire(struct token_cache *tc, int64_t now_s);
+
+/*
+ * jwt_verify() through the cache: the same arguments, return values,
+ * reasons and *out on failure.  On success *out is a new reference that
+ * the caller drops with policy_identity_free(); the identity may be shared
+ * with the cache and with other callers, so it is read-only.
+ *
+ * Tokens longer than max_len are refused ("token too large",
+ * CG_ERR_LIMIT) before they are hashed.  *hit (may be NULL) is true when
+ * the answer came from an entry without a signature check: an identity,
+ * or a refusal of a cached token on its time claims (the entry is then
+ * dropped).  Failed verifications are not cached.  With tc NULL this is
+ * jwt_verify() and *hit is false.
+ */
+int token_cache_verify(struct token_cache *tc, struct policy_issuer *const *issuers,
+    size_t nissuers, const char *token, size_t len, int64_t now_s,
+    size_t max_len, struct policy_identity **out, const char **reason,
+    bool *hit) CG_WUR;
+
+/*
+ * Counters for metrics: calls answered from an entry, calls that were
+ * looked up and not (an oversized or NULL token is neither), and entries
+ * held now.  Any out pointer may be NULL; a NULL cache reports zeros.
+ */
+void token_cache_stats(const struct token_cache *tc, uint64_t *hits,
+    uint64_t *misses, size_t *entries);
 
 /* ------------------------------------------------------------------ */
 /* Rules                                                               */
