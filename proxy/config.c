@@ -7,8 +7,9 @@
  * types, bounds, enum choices, empty values and missing required settings.
  * The second builds the structs (defaults from the table) and does what a
  * table cannot: names and listen syntax, uniqueness, cross references,
- * inject checks, JWKS and secrets files, and the warnings.  Every problem
- * is collected; the load fails when any of them is not a warning.
+ * inject checks, TLS settings that go together, JWKS, secrets and
+ * certificate files, the run-as user and group, and the warnings.  Every
+ * problem is collected; the load fails when any of them is not a warning.
  *
  * This file owns struct cg_config and everything hanging from it; it does
  * not touch sockets, the secret cache or running connections.
@@ -16,16 +17,23 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1		/* asprintf, strndup */
 #endif
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <libconfig.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "config.h"
 #include "vault-client/vault.h"
@@ -58,6 +66,7 @@ struct load {
 	struct cg_errors warnings;	/* reported only when there is no error */
 	struct big_int *big;
 	size_t nbig;
+	SSL_CTX *tls_ctx;	/* made on first use, to try cipher lists */
 };
 
 /* ------------------------------------------------------------------ */
@@ -879,10 +888,92 @@ line_of(const config_setting_t *s)
 /* Pass 2: building                                                    */
 /* ------------------------------------------------------------------ */
 
+static int parse_listen(const char *s, char **host, int *port);
+
+/* What credgate.workers = 0 stands for: the online cores, 1 to 256. */
+static uint32_t
+online_cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	int64_t max = row("credgate.workers")->max;
+
+	if (n < 1)
+		return 1;
+	return n > max ? (uint32_t)max : (uint32_t)n;
+}
+
+/* credgate.user or credgate.group names an account of this system. */
+static void
+check_account(struct load *ld, const config_setting_t *g, const char *tpath, bool group)
+{
+	const config_setting_t *m = member(g, tpath, CONFIG_TYPE_STRING);
+	char buf[16384], q[CFG_QUOTE_MAX + 16];
+	const char *name;
+	bool found;
+	int r;
+
+	if (m == NULL || *(name = config_setting_get_string(m)) == '\0')
+		return;
+	if (group) {
+		struct group gr, *res = NULL;
+
+		r = getgrnam_r(name, &gr, buf, sizeof(buf), &res);
+		found = res != NULL;
+	} else {
+		struct passwd pw, *res = NULL;
+
+		r = getpwnam_r(name, &pw, buf, sizeof(buf), &res);
+		found = res != NULL;
+	}
+	if (found)
+		return;
+	if (r == 0 || r == ENOENT || r == ESRCH)
+		ld_err(ld, m, tpath, "%s: no such %s", QUOTE(q, name), group ? "group" : "user");
+	else
+		ld_err(ld, m, tpath, "cannot look up %s: %s", QUOTE(q, name), strerror(r));
+}
+
+/*
+ * credgate.admin.listen: "host:port", "[v6]:port", or only a port ("9180"
+ * or ":9180"), which means 127.0.0.1.
+ */
+static void
+build_admin(struct load *ld, const config_setting_t *ad, struct cg_config *cfg)
+{
+	const config_setting_t *m = member(ad, "credgate.admin.listen", CONFIG_TYPE_STRING);
+	char q[CFG_QUOTE_MAX + 16], *text = NULL;
+	const char *v, *p;
+	int r;
+
+	if (m == NULL || *(v = config_setting_get_string(m)) == '\0')
+		return;		/* none, or reported as empty */
+	p = v[0] == ':' ? v + 1 : v;
+	while (isdigit((unsigned char)*p))
+		p++;
+	if (*p == '\0' && p != v + (v[0] == ':')) {
+		if (asprintf(&text, "127.0.0.1:%s", v[0] == ':' ? v + 1 : v) < 0) {
+			ld->nomem = true;
+			return;
+		}
+		r = parse_listen(text, &cfg->admin_listen_host, &cfg->admin_listen_port);
+		free(text);
+	} else
+		r = parse_listen(v, &cfg->admin_listen_host, &cfg->admin_listen_port);
+	if (r == CG_ERR_NOMEM)
+		ld->nomem = true;
+	else if (r == 2)
+		ld_err(ld, m, "credgate.admin.listen", "%s: port not in 1..65535", QUOTE(q, v));
+	else if (r != 0)
+		ld_err(ld, m, "credgate.admin.listen", "%s is not host:port, [v6]:port or a port",
+		    QUOTE(q, v));
+}
+
 static void
 build_global(struct load *ld, const config_setting_t *root, struct cg_config *cfg)
 {
 	const config_setting_t *cg = member(root, "credgate", CONFIG_TYPE_GROUP);
+	const config_setting_t *tc = member(cg, "credgate.token_cache", CONFIG_TYPE_GROUP);
+	const config_setting_t *ad = member(cg, "credgate.admin", CONFIG_TYPE_GROUP);
 	const config_setting_t *au = member(cg, "credgate.audit", CONFIG_TYPE_GROUP);
 	const config_setting_t *li = member(cg, "credgate.limits", CONFIG_TYPE_GROUP);
 	const config_setting_t *to = member(cg, "credgate.timeouts", CONFIG_TYPE_GROUP);
@@ -893,6 +984,15 @@ build_global(struct load *ld, const config_setting_t *root, struct cg_config *cf
 	    "credgate.secure_memory choices follow enum cg_secure_memory");
 
 	cfg->log_level = get_enum(cg, "credgate.log_level");
+	cfg->log_file = get_string(ld, cg, "credgate.log_file");
+	cfg->workers_conf = (uint32_t)get_int(ld, cg, "credgate.workers");
+	cfg->workers = cfg->workers_conf != 0 ? cfg->workers_conf : online_cores();
+	cfg->user = get_string(ld, cg, "credgate.user");
+	cfg->group = get_string(ld, cg, "credgate.group");
+	cfg->max_connections = (uint32_t)get_int(ld, cg, "credgate.max_connections");
+	cfg->shutdown_timeout_ms = get_duration(ld, cg, "credgate.shutdown_timeout");
+	cfg->token_cache_size = (uint32_t)get_int(ld, tc, "credgate.token_cache.size");
+	build_admin(ld, ad, cfg);
 	cfg->secure_memory = (enum cg_secure_memory)get_enum(cg, "credgate.secure_memory");
 	cfg->secure_memory_size = (uint64_t)get_int(ld, cg, "credgate.secure_memory_size");
 	cfg->audit_file = get_string(ld, au, "credgate.audit.file");
@@ -907,6 +1007,10 @@ build_global(struct load *ld, const config_setting_t *root, struct cg_config *cf
 	cfg->upstream_response_timeout_ms =
 	    get_duration(ld, to, "credgate.timeouts.upstream_response");
 
+	if (ld->flags & CG_CONFIG_LOAD_FILES) {
+		check_account(ld, cg, "credgate.user", false);
+		check_account(ld, cg, "credgate.group", true);
+	}
 	if (cfg->audit_file == NULL && !cfg->audit_stdout)
 		ld_warn(ld, au != NULL ? au : cg, "credgate.audit",
 		    "no audit file and stdout = false: decisions are not recorded");
@@ -1308,6 +1412,244 @@ build_credential(struct load *ld, const config_setting_t *rg, const char *rpath,
 		ld_err(ld, g, dpath, "%s", err[0] != '\0' ? err : "invalid injection settings");
 }
 
+/*
+ * A file credgate reads at start and on reload (certificates, keys, CA
+ * bundles): a regular file it can open that others cannot change; a
+ * private key must not be readable by others either.
+ */
+static void
+check_tls_file(struct load *ld, const config_setting_t *g, const char *tpath,
+    const char *dparent, bool private_key)
+{
+	const config_setting_t *m = member(g, tpath, CONFIG_TYPE_STRING);
+	char path[CFG_PATH_MAX], q[CFG_QUOTE_MAX + 16];
+	const char *file;
+	struct stat st;
+	int fd;
+
+	if (!(ld->flags & CG_CONFIG_LOAD_FILES) || m == NULL ||
+	    *(file = config_setting_get_string(m)) == '\0')
+		return;
+	path_join(path, sizeof(path), dparent, last_name(tpath));
+	/* O_NONBLOCK: a FIFO named here must not stall the load */
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
+		ld_err(ld, m, path, "%s: %s", QUOTE(q, file), strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) != 0)
+		ld_err(ld, m, path, "%s: fstat: %s", QUOTE(q, file), strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		ld_err(ld, m, path, "%s: not a regular file", QUOTE(q, file));
+	else if (private_key && (st.st_mode & 007) != 0)
+		ld_err(ld, m, path, "%s: mode %04o lets others at the private key; chmod o-rwx",
+		    QUOTE(q, file), (unsigned)(st.st_mode & 07777));
+	else if ((st.st_mode & S_IWOTH) != 0)
+		ld_err(ld, m, path, "%s: mode %04o lets others change it; chmod o-w",
+		    QUOTE(q, file), (unsigned)(st.st_mode & 07777));
+	close(fd);
+}
+
+/* A cipher, suite or group list written in the file that OpenSSL refuses. */
+static void
+check_tls_list(struct load *ld, const config_setting_t *g, const char *tpath,
+    const char *dparent)
+{
+	const config_setting_t *m = member(g, tpath, CONFIG_TYPE_STRING);
+	const char *name = last_name(tpath), *v, *why;
+	char path[CFG_PATH_MAX], q[CFG_QUOTE_MAX + 16];
+	int ok;
+
+	if (m == NULL || *(v = config_setting_get_string(m)) == '\0')
+		return;		/* the default, or reported as empty */
+	if (ld->tls_ctx == NULL && (ld->tls_ctx = SSL_CTX_new(TLS_method())) == NULL) {
+		ERR_clear_error();
+		return;		/* cannot try it here; the listener will */
+	}
+	if (strcmp(name, "ciphers") == 0) {
+		ok = SSL_CTX_set_cipher_list(ld->tls_ctx, v);
+		why = "selects no cipher";
+	} else if (strcmp(name, "ciphersuites") == 0) {
+		ok = SSL_CTX_set_ciphersuites(ld->tls_ctx, v);
+		why = "names no TLS 1.3 cipher suite";
+	} else {
+		/* a copy: OpenSSL's macro casts the const away */
+		char *copy = ld_strdup(ld, v);
+
+		ok = copy != NULL ? (int)SSL_CTX_set1_groups_list(ld->tls_ctx, copy) : 1;
+		free(copy);
+		why = "names a group that is not known";
+	}
+	ERR_clear_error();
+	if (ok != 1) {
+		path_join(path, sizeof(path), dparent, name);
+		ld_err(ld, m, path, "%s %s", QUOTE(q, v), why);
+	}
+}
+
+/* A name for SNI and certificate checks: a DNS name or an IP address. */
+static bool
+server_name_ok(const char *s)
+{
+	struct in6_addr a6;
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n > 253)
+		return false;
+	if (inet_pton(AF_INET6, s, &a6) == 1)
+		return true;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
+			return false;
+	return true;
+}
+
+/* routes.[].tls: cert and key together turn TLS on for callers. */
+static void
+build_tls_server(struct load *ld, const config_setting_t *rg, const char *rpath,
+    struct cg_route *rt)
+{
+	static const char *const needs_cert[] = {
+		"routes.[].tls.verify_client", "routes.[].tls.min_version",
+		"routes.[].tls.ciphers", "routes.[].tls.ciphersuites", "routes.[].tls.curves",
+	};
+	const config_setting_t *g = member(rg, "routes.[].tls", CONFIG_TYPE_GROUP);
+	struct cg_tls_server *t = &rt->tls;
+	char dpath[CFG_PATH_MAX], sub[CFG_PATH_MAX], vname[32];
+	size_t k;
+
+	_Static_assert(CG_TLS_VERIFY_NONE == 0 && CG_TLS_VERIFY_OPTIONAL == 1 &&
+	    CG_TLS_VERIFY_REQUIRED == 2, "tls.verify_client choices follow enum cg_tls_verify");
+
+	path_join(dpath, sizeof(dpath), rpath, "tls");
+	t->cert = get_string(ld, g, "routes.[].tls.cert");
+	t->key = get_string(ld, g, "routes.[].tls.key");
+	t->client_ca = get_string(ld, g, "routes.[].tls.client_ca");
+	t->verify_client = (enum cg_tls_verify)get_enum(g, "routes.[].tls.verify_client");
+	t->min_version = get_string(ld, g, "routes.[].tls.min_version");
+	t->ciphers = get_string(ld, g, "routes.[].tls.ciphers");
+	t->ciphersuites = get_string(ld, g, "routes.[].tls.ciphersuites");
+	t->curves = get_string(ld, g, "routes.[].tls.curves");
+	t->enabled = t->cert != NULL;
+	if (g == NULL)
+		return;
+
+	if (t->cert != NULL && t->key == NULL) {
+		path_join(sub, sizeof(sub), dpath, "key");
+		ld_err(ld, g, sub, "required when cert is set");
+	}
+	if (t->key != NULL && t->cert == NULL) {
+		path_join(sub, sizeof(sub), dpath, "cert");
+		ld_err(ld, g, sub, "required when key is set");
+	}
+	if (t->client_ca != NULL && t->cert == NULL) {
+		path_join(sub, sizeof(sub), dpath, "client_ca");
+		ld_err(ld, member(g, "routes.[].tls.client_ca", -1), sub,
+		    "requires cert and key: the listener serves TLS only with both");
+	}
+	if (t->verify_client != CG_TLS_VERIFY_NONE && t->client_ca == NULL) {
+		path_join(sub, sizeof(sub), dpath, "verify_client");
+		ld_err(ld, member(g, "routes.[].tls.verify_client", -1), sub,
+		    "\"%s\" requires client_ca", choice_name(row("routes.[].tls.verify_client"),
+		    (int)t->verify_client, vname, sizeof(vname)));
+	}
+	if (!t->enabled) {
+		for (k = 0; k < CG_ARRAY_LEN(needs_cert); k++) {
+			const config_setting_t *m = member(g, needs_cert[k], -1);
+
+			if (m == NULL)
+				continue;
+			path_join(sub, sizeof(sub), dpath, last_name(needs_cert[k]));
+			ld_warn(ld, m, sub, "ignored without cert and key");
+		}
+		return;
+	}
+	if (t->client_ca != NULL && t->verify_client == CG_TLS_VERIFY_NONE) {
+		path_join(sub, sizeof(sub), dpath, "client_ca");
+		ld_warn(ld, member(g, "routes.[].tls.client_ca", -1), sub,
+		    "not used while verify_client is \"none\"");
+	}
+	check_tls_file(ld, g, "routes.[].tls.cert", dpath, false);
+	check_tls_file(ld, g, "routes.[].tls.key", dpath, true);
+	check_tls_file(ld, g, "routes.[].tls.client_ca", dpath, false);
+	check_tls_list(ld, g, "routes.[].tls.ciphers", dpath);
+	check_tls_list(ld, g, "routes.[].tls.ciphersuites", dpath);
+	check_tls_list(ld, g, "routes.[].tls.curves", dpath);
+}
+
+/* routes.[].upstream.tls: every setting but enabled needs enabled = true. */
+static void
+build_tls_client(struct load *ld, const config_setting_t *up, const char *rpath,
+    struct cg_route *rt)
+{
+	const config_setting_t *g = member(up, "routes.[].upstream.tls", CONFIG_TYPE_GROUP);
+	const config_setting_t *m;
+	struct cg_tls_client *t = &rt->upstream_tls;
+	char dpath[CFG_PATH_MAX], sub[CFG_PATH_MAX], q[CFG_QUOTE_MAX + 16];
+	int i, n;
+
+	path_join(dpath, sizeof(dpath), rpath, "upstream.tls");
+	t->enabled = get_bool(g, "routes.[].upstream.tls.enabled");
+	t->verify = get_bool(g, "routes.[].upstream.tls.verify");
+	t->min_version = get_string(ld, g, "routes.[].upstream.tls.min_version");
+	t->ciphers = get_string(ld, g, "routes.[].upstream.tls.ciphers");
+	t->ciphersuites = get_string(ld, g, "routes.[].upstream.tls.ciphersuites");
+	if (g == NULL)
+		return;
+	if (!t->enabled) {
+		n = config_setting_length(g);
+		for (i = 0; i < n; i++) {
+			const char *name;
+
+			m = config_setting_get_elem(g, (unsigned)i);
+			name = config_setting_name(m);
+			if (name == NULL || strcmp(name, "enabled") == 0)
+				continue;
+			path_join(sub, sizeof(sub), dpath, name);
+			ld_warn(ld, m, sub, "ignored when enabled is false");
+		}
+		return;
+	}
+	t->ca = get_string(ld, g, "routes.[].upstream.tls.ca");
+	t->server_name = get_string(ld, g, "routes.[].upstream.tls.server_name");
+	t->cert = get_string(ld, g, "routes.[].upstream.tls.cert");
+	t->key = get_string(ld, g, "routes.[].upstream.tls.key");
+
+	if (t->server_name != NULL) {
+		if (t->server_name[0] != '\0' && !server_name_ok(t->server_name)) {
+			path_join(sub, sizeof(sub), dpath, "server_name");
+			ld_err(ld, member(g, "routes.[].upstream.tls.server_name", -1), sub,
+			    "%s is not a host name or address", QUOTE(q, t->server_name));
+		}
+	} else if (rt->upstream_host != NULL) {
+		/* the default, which -T then writes out */
+		if (rt->upstream_host[0] != '\0' && !server_name_ok(rt->upstream_host)) {
+			path_join(sub, sizeof(sub), rpath, "upstream.host");
+			ld_err(ld, member(up, "routes.[].upstream.host", -1), sub,
+			    "%s is not a host name or address, as TLS needs; set "
+			    "upstream.tls.server_name", QUOTE(q, rt->upstream_host));
+		}
+		t->server_name = ld_strdup(ld, rt->upstream_host);
+	}
+	if (t->cert != NULL && t->key == NULL) {
+		path_join(sub, sizeof(sub), dpath, "key");
+		ld_err(ld, g, sub, "required when cert is set");
+	}
+	if (t->key != NULL && t->cert == NULL) {
+		path_join(sub, sizeof(sub), dpath, "cert");
+		ld_err(ld, g, sub, "required when key is set");
+	}
+	if (!t->verify) {
+		path_join(sub, sizeof(sub), dpath, "verify");
+		ld_warn(ld, member(g, "routes.[].upstream.tls.verify", -1), sub,
+		    "upstream certificate verification is off");
+	}
+	check_tls_file(ld, g, "routes.[].upstream.tls.ca", dpath, false);
+	check_tls_file(ld, g, "routes.[].upstream.tls.cert", dpath, false);
+	check_tls_file(ld, g, "routes.[].upstream.tls.key", dpath, true);
+	check_tls_list(ld, g, "routes.[].upstream.tls.ciphers", dpath);
+	check_tls_list(ld, g, "routes.[].upstream.tls.ciphersuites", dpath);
+}
+
 static void
 build_route(struct load *ld, const config_setting_t *rg, size_t idx, struct cg_config *cfg)
 {
@@ -1330,6 +1672,7 @@ build_route(struct load *ld, const config_setting_t *rg, size_t idx, struct cg_c
 	rt->protocol = get_string(ld, rg, "routes.[].protocol");
 	rt->upstream_host = get_string(ld, up, "routes.[].upstream.host");
 	rt->upstream_port = (int)get_int(ld, up, "routes.[].upstream.port");
+	rt->max_connections = (uint32_t)get_int(ld, rg, "routes.[].max_connections");
 	rt->policy.mode = (enum policy_mode)get_enum(rg, "routes.[].mode");
 	rt->max_body = (uint64_t)get_int(ld, rg, "routes.[].max_body");
 	rt->audit_failure = (enum cg_audit_failure)get_enum(rg, "routes.[].audit_failure");
@@ -1377,6 +1720,8 @@ build_route(struct load *ld, const config_setting_t *rg, size_t idx, struct cg_c
 		}
 		free(listen);
 	}
+	build_tls_server(ld, rg, rpath, rt);
+	build_tls_client(ld, up, rpath, rt);
 
 	if (rt->expires_text != NULL && rt->expires_text[0] != '\0') {
 		m = member(rg, "routes.[].expires", -1);
@@ -1425,6 +1770,67 @@ build_routes(struct load *ld, const config_setting_t *root, struct cg_config *cf
 
 		if (config_setting_type(g) == CONFIG_TYPE_GROUP)
 			build_route(ld, g, (size_t)i, cfg);
+	}
+}
+
+/* The address is 0.0.0.0 or :: (any address of its family). */
+static bool
+is_wildcard(const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return a4.s_addr == htonl(INADDR_ANY);
+	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_UNSPECIFIED(&a6);
+}
+
+static const char *
+listen_text(const char *host, int port, char *out, size_t size)
+{
+	snprintf(out, size, strchr(host, ':') != NULL ? "[%s]:%d" : "%s:%d", host, port);
+	return out;
+}
+
+/*
+ * The admin endpoint cannot share a route's address, nor take the port of
+ * a route on an address that covers the other's (0.0.0.0 covers IPv4, ::
+ * both families).
+ */
+static void
+check_admin_listen(struct load *ld, const config_setting_t *root, const struct cg_config *cfg)
+{
+	const config_setting_t *cg = member(root, "credgate", CONFIG_TYPE_GROUP);
+	const config_setting_t *ad = member(cg, "credgate.admin", CONFIG_TYPE_GROUP);
+	const config_setting_t *m = member(ad, "credgate.admin.listen", CONFIG_TYPE_STRING);
+	const char *ah = cfg->admin_listen_host;
+	char a[CFG_QUOTE_MAX + 16], q[CFG_QUOTE_MAX + 16], name[CFG_QUOTE_MAX + 16], buf[512];
+	size_t k;
+
+	if (ah == NULL)
+		return;
+	for (k = 0; k < cfg->nroutes; k++) {
+		const struct cg_route *rt = &cfg->routes[k];
+		const char *rh = rt->listen_host;
+		bool a6, r6;
+
+		if (rh == NULL || rt->listen_port != cfg->admin_listen_port)
+			continue;
+		quote_into(a, sizeof(a), listen_text(ah, cfg->admin_listen_port, buf, sizeof(buf)),
+		    CFG_QUOTE_MAX);
+		quote_into(q, sizeof(q), listen_text(rh, rt->listen_port, buf, sizeof(buf)),
+		    CFG_QUOTE_MAX);
+		quote_into(name, sizeof(name), rt->policy.name != NULL ? rt->policy.name : "",
+		    CFG_QUOTE_MAX);
+		a6 = strchr(ah, ':') != NULL;
+		r6 = strchr(rh, ':') != NULL;
+		if (strcmp(ah, rh) == 0)
+			ld_err(ld, m, "credgate.admin.listen", "listen address %s already used by "
+			    "route %s at line %d", a, name, rt->line);
+		else if ((is_wildcard(ah) && (a6 || a6 == r6)) ||
+		    (is_wildcard(rh) && (r6 || a6 == r6)))
+			ld_err(ld, m, "credgate.admin.listen", "%s overlaps listen address %s of "
+			    "route %s at line %d", a, q, name, rt->line);
 	}
 }
 
@@ -1517,6 +1923,7 @@ load_text(const char *text, const char *name, unsigned flags, struct cg_config *
 	build_issuers(&ld, root, cfg);
 	build_secrets(&ld, root, cfg);
 	build_routes(&ld, root, cfg);
+	check_admin_listen(&ld, root, cfg);
 	if (ld.nerr == 0) {
 		size_t i;
 
@@ -1545,6 +1952,8 @@ load_text(const char *text, const char *name, unsigned flags, struct cg_config *
 	cg_config_free(cfg);
 	cg_errors_clear(&ld.warnings);
 	free(ld.big);
+	SSL_CTX_free(ld.tls_ctx);
+	ERR_clear_error();
 	config_destroy(&lc);
 	return r;
 }
@@ -1611,6 +2020,10 @@ cg_config_free(struct cg_config *cfg)
 	if (cfg == NULL)
 		return;
 	free(cfg->file);
+	free(cfg->log_file);
+	free(cfg->user);
+	free(cfg->group);
+	free(cfg->admin_listen_host);
 	free(cfg->audit_file);
 	free(cfg->secrets_backend);
 	free(cfg->secrets_file);
@@ -1633,6 +2046,20 @@ cg_config_free(struct cg_config *cfg)
 		free(rt->purpose);
 		free(rt->environment);
 		free(rt->expires_text);
+		free(rt->tls.cert);
+		free(rt->tls.key);
+		free(rt->tls.client_ca);
+		free(rt->tls.min_version);
+		free(rt->tls.ciphers);
+		free(rt->tls.ciphersuites);
+		free(rt->tls.curves);
+		free(rt->upstream_tls.ca);
+		free(rt->upstream_tls.server_name);
+		free(rt->upstream_tls.cert);
+		free(rt->upstream_tls.key);
+		free(rt->upstream_tls.min_version);
+		free(rt->upstream_tls.ciphers);
+		free(rt->upstream_tls.ciphersuites);
 	}
 	free(cfg->routes);
 	free(cfg);
@@ -1896,6 +2323,69 @@ d_rules(struct dump *d, const char *kind, const struct policy_rule *rules, size_
 	d_close(d, true);
 }
 
+/* A setting that is off while the TLS it belongs to is off. */
+static void
+d_unused(struct dump *d, const char *tpath, const char *why)
+{
+	d_indent(d);
+	fprintf(d->f, "# %s is not used %s\n", last_name(tpath), why);
+}
+
+static void
+d_tls_server(struct dump *d, const struct cg_tls_server *t)
+{
+	static const char *const off[] = {
+		"routes.[].tls.verify_client", "routes.[].tls.min_version",
+		"routes.[].tls.ciphers", "routes.[].tls.ciphersuites", "routes.[].tls.curves",
+	};
+	size_t k;
+
+	d_open(d, "routes.[].tls", false);
+	d_str(d, "routes.[].tls.cert", t->cert);
+	d_str(d, "routes.[].tls.key", t->key);
+	d_str(d, "routes.[].tls.client_ca", t->client_ca);
+	if (!t->enabled) {
+		for (k = 0; k < CG_ARRAY_LEN(off); k++)
+			d_unused(d, off[k], "without cert and key");
+	} else {
+		d_enum(d, "routes.[].tls.verify_client", (int)t->verify_client);
+		d_str(d, "routes.[].tls.min_version", t->min_version);
+		d_str(d, "routes.[].tls.ciphers", t->ciphers);
+		d_str(d, "routes.[].tls.ciphersuites", t->ciphersuites);
+		d_str(d, "routes.[].tls.curves", t->curves);
+	}
+	d_close(d, false);
+}
+
+static void
+d_tls_client(struct dump *d, const struct cg_tls_client *t)
+{
+	static const char *const off[] = {
+		"routes.[].upstream.tls.ca", "routes.[].upstream.tls.verify",
+		"routes.[].upstream.tls.server_name", "routes.[].upstream.tls.cert",
+		"routes.[].upstream.tls.key", "routes.[].upstream.tls.min_version",
+		"routes.[].upstream.tls.ciphers", "routes.[].upstream.tls.ciphersuites",
+	};
+	size_t k;
+
+	d_open(d, "routes.[].upstream.tls", false);
+	d_bool(d, "routes.[].upstream.tls.enabled", t->enabled);
+	if (!t->enabled) {
+		for (k = 0; k < CG_ARRAY_LEN(off); k++)
+			d_unused(d, off[k], "while enabled is false");
+	} else {
+		d_str(d, "routes.[].upstream.tls.ca", t->ca);
+		d_bool(d, "routes.[].upstream.tls.verify", t->verify);
+		d_str(d, "routes.[].upstream.tls.server_name", t->server_name);
+		d_str(d, "routes.[].upstream.tls.cert", t->cert);
+		d_str(d, "routes.[].upstream.tls.key", t->key);
+		d_str(d, "routes.[].upstream.tls.min_version", t->min_version);
+		d_str(d, "routes.[].upstream.tls.ciphers", t->ciphers);
+		d_str(d, "routes.[].upstream.tls.ciphersuites", t->ciphersuites);
+	}
+	d_close(d, false);
+}
+
 static void
 d_route(struct dump *d, const struct cg_route *rt)
 {
@@ -1905,15 +2395,17 @@ d_route(struct dump *d, const struct cg_route *rt)
 
 	d_str(d, "routes.[].name", rt->policy.name);
 	if (rt->listen_host != NULL) {
-		snprintf(listen, sizeof(listen), strchr(rt->listen_host, ':') != NULL ?
-		    "[%s]:%d" : "%s:%d", rt->listen_host, rt->listen_port);
-		d_str(d, "routes.[].listen", listen);
+		d_str(d, "routes.[].listen", listen_text(rt->listen_host, rt->listen_port,
+		    listen, sizeof(listen)));
 	} else
 		d_unset(d, "routes.[].listen");
 	d_str(d, "routes.[].protocol", rt->protocol);
+	d_int(d, "routes.[].max_connections", rt->max_connections);
+	d_tls_server(d, &rt->tls);
 	d_open(d, "routes.[].upstream", false);
 	d_str(d, "routes.[].upstream.host", rt->upstream_host);
 	d_int(d, "routes.[].upstream.port", rt->upstream_port);
+	d_tls_client(d, &rt->upstream_tls);
 	d_close(d, false);
 
 	d_open(d, "routes.[].credential", false);
@@ -1985,8 +2477,26 @@ cg_config_dump(const struct cg_config *cfg, FILE *out)
 
 	d_open(&d, "credgate", false);
 	d_enum(&d, "credgate.log_level", cfg->log_level);
+	d_str(&d, "credgate.log_file", cfg->log_file);
+	d_int(&d, "credgate.workers", cfg->workers_conf);
+	d_str(&d, "credgate.user", cfg->user);
+	d_str(&d, "credgate.group", cfg->group);
+	d_int(&d, "credgate.max_connections", cfg->max_connections);
+	d_duration(&d, "credgate.shutdown_timeout", cfg->shutdown_timeout_ms);
 	d_enum(&d, "credgate.secure_memory", (int)cfg->secure_memory);
 	d_int(&d, "credgate.secure_memory_size", (int64_t)cfg->secure_memory_size);
+	d_open(&d, "credgate.token_cache", false);
+	d_int(&d, "credgate.token_cache.size", cfg->token_cache_size);
+	d_close(&d, false);
+	d_open(&d, "credgate.admin", false);
+	if (cfg->admin_listen_host != NULL) {
+		char buf[512];
+
+		d_str(&d, "credgate.admin.listen", listen_text(cfg->admin_listen_host,
+		    cfg->admin_listen_port, buf, sizeof(buf)));
+	} else
+		d_unset(&d, "credgate.admin.listen");
+	d_close(&d, false);
 	d_open(&d, "credgate.audit", false);
 	d_str(&d, "credgate.audit.file", cfg->audit_file);
 	d_bool(&d, "credgate.audit.stdout", cfg->audit_stdout);

@@ -28,6 +28,51 @@ enum cg_secure_memory {
 	CG_SECMEM_BEST_EFFORT = 1,
 };
 
+enum cg_tls_verify {
+	CG_TLS_VERIFY_NONE = 0,		/* no client certificate asked for */
+	CG_TLS_VERIFY_OPTIONAL = 1,	/* asked for; verified if sent */
+	CG_TLS_VERIFY_REQUIRED = 2,	/* handshake fails without a valid one */
+};
+
+/*
+ * routes.[].tls: the listener serves TLS when cert and key are set (the
+ * load refuses one without the other).  The strings with a default in the
+ * table are always filled in; cert, key and client_ca are NULL when unset.
+ * With CG_CONFIG_LOAD_FILES the files were regular, readable and not
+ * writable by others (keys: no access for others) at load time; the TLS
+ * code reads them itself, at start and on reload.
+ */
+struct cg_tls_server {
+	bool enabled;			/* cert != NULL */
+	char *cert;			/* routes.[].tls.cert: PEM chain */
+	char *key;			/* routes.[].tls.key: PEM private key */
+	char *client_ca;		/* routes.[].tls.client_ca: PEM CA bundle */
+	enum cg_tls_verify verify_client; /* routes.[].tls.verify_client */
+	char *min_version;		/* "TLSv1.2" | "TLSv1.3" */
+	char *ciphers;			/* TLS 1.2 cipher list (OpenSSL syntax) */
+	char *ciphersuites;		/* TLS 1.3 suites */
+	char *curves;			/* groups, "X25519:P-256:P-384" */
+};
+
+/*
+ * routes.[].upstream.tls.  verify, min_version, ciphers and ciphersuites
+ * always hold their values (defaults filled in); ca, server_name, cert and
+ * key are read only when enabled, and are NULL otherwise.
+ */
+struct cg_tls_client {
+	bool enabled;			/* routes.[].upstream.tls.enabled */
+	char *ca;			/* CA bundle; NULL = the system store */
+	bool verify;			/* false only by explicit setting; -t warns */
+	char *server_name;		/* SNI and name to verify; when enabled, never
+					   NULL: a copy of upstream.host if not set.
+					   May be an IP address (verify as IP, no SNI) */
+	char *cert;			/* client certificate (optional) */
+	char *key;
+	char *min_version;
+	char *ciphers;
+	char *ciphersuites;
+};
+
 struct cg_route {
 	struct policy_route policy;	/* name, mode, expires, allow, deny */
 	char *listen_host;		/* routes.[].listen "host:port" */
@@ -43,6 +88,9 @@ struct cg_route {
 	char *purpose;
 	char *environment;
 	char *expires_text;		/* as written, for -T and audit */
+	uint32_t max_connections;	/* routes.[].max_connections; 0 = no own limit */
+	struct cg_tls_server tls;	/* routes.[].tls.* */
+	struct cg_tls_client upstream_tls; /* routes.[].upstream.tls.* */
 	int line;			/* where the route starts in the file */
 };
 
@@ -61,6 +109,18 @@ struct cg_config {
 	char *file;			/* path as given */
 
 	int log_level;			/* credgate.log_level */
+	char *log_file;			/* credgate.log_file; NULL = stderr */
+	uint32_t workers;		/* credgate.workers; 0 in the file = one per core,
+					   resolved to the core count at load */
+	uint32_t workers_conf;		/* credgate.workers as written (0 kept), for -T */
+	char *user;			/* credgate.user: drop to it after binding; NULL = stay */
+	char *group;			/* credgate.group; NULL = user's primary group */
+	uint32_t max_connections;	/* credgate.max_connections, all routes */
+	int64_t shutdown_timeout_ms;	/* credgate.shutdown_timeout */
+	uint32_t token_cache_size;	/* credgate.token_cache.size; 0 = off */
+	char *admin_listen_host;	/* credgate.admin.listen; NULL = no admin;
+					   "127.0.0.1" for a bare port; no brackets */
+	int admin_listen_port;
 	enum cg_secure_memory secure_memory;
 	uint64_t secure_memory_size;
 
@@ -110,7 +170,11 @@ void cg_errors_add(struct cg_errors *e, const char *fmt, ...) CG_PRINTF(2, 3);
 void cg_errors_clear(struct cg_errors *e);
 
 enum cg_config_flags {
-	/* Also load JWKS files and check the secrets file (off for fuzzing). */
+	/*
+	 * Also load JWKS files, check the secrets file and the TLS
+	 * certificate, key and CA files, and look up credgate.user and
+	 * credgate.group (off for fuzzing).
+	 */
 	CG_CONFIG_LOAD_FILES = 1 << 0,
 };
 

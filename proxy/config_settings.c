@@ -40,6 +40,14 @@
 	{ .path = (p), .type = CG_SET_DURATION, .def = (d), .min = (lo), .max = (hi), \
 	  .reloadable = true, .help = (h) }
 
+/* An optional string read at start only: a reload keeps the running value. */
+#define FIXED_STR(p, h) \
+	{ .path = (p), .type = CG_SET_STRING, .reloadable = false, .help = (h) }
+
+#define TLS_CIPHERS	"\"ECDHE+AESGCM:ECDHE+CHACHA20\""
+#define TLS_SUITES \
+	"\"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\""
+
 /* The conditions of one allow or deny rule; both lists take the same. */
 #define RULE_ROWS(r) \
 	LIST("routes.[]." r, false, "rules of this kind, tried in order"), \
@@ -60,12 +68,27 @@
 const struct cg_setting cg_settings[] = {
 	GROUP("credgate", false, "process-wide settings"),
 	ENUM("credgate.log_level", "\"info\"", "error|warn|info|debug", "least severe level logged"),
+	FIXED_STR("credgate.log_file", "file log lines are appended to instead of standard error"),
+	{ .path = "credgate.workers", .type = CG_SET_INT, .def = "0", .min = 0, .max = 256,
+	  .reloadable = false, .help = "worker threads; 0 = one per online core" },
+	FIXED_STR("credgate.user", "user to run as after binding"),
+	FIXED_STR("credgate.group", "group to run as after binding"),
+	INT("credgate.max_connections", "10000", 1, 1000000, false,
+	    "most open caller connections, all routes together"),
+	DUR("credgate.shutdown_timeout", "\"30s\"", 0, MS_H,
+	    "time requests in flight get to finish on SIGTERM"),
 	{ .path = "credgate.secure_memory", .type = CG_SET_ENUM, .def = "\"required\"",
 	  .choices = "required|best-effort", .reloadable = false,
 	  .help = "whether the secure pool must be locked in memory" },
 	{ .path = "credgate.secure_memory_size", .type = CG_SET_INT, .def = "4194304",
 	  .min = 65536, .max = 1073741824, .reloadable = false,
 	  .help = "bytes of the secure pool that holds secrets" },
+	GROUP("credgate.token_cache", false, "verified tokens kept to skip signature checks"),
+	INT("credgate.token_cache.size", "10000", 0, 10000000, false,
+	    "most cached tokens; 0 disables the cache"),
+	GROUP("credgate.admin", false, "the admin endpoint: health and metrics"),
+	FIXED_STR("credgate.admin.listen",
+	    "address of the admin endpoint, host:port or a port on loopback"),
 	GROUP("credgate.audit", false, "where audit events go"),
 	STR("credgate.audit.file", NULL, false, "file audit events are appended to"),
 	{ .path = "credgate.audit.stdout", .type = CG_SET_BOOL, .def = "false",
@@ -113,9 +136,39 @@ const struct cg_setting cg_settings[] = {
 	STR("routes.[].name", NULL, true, "route name, unique"),
 	STR("routes.[].listen", NULL, true, "address callers connect to, host:port"),
 	ENUM("routes.[].protocol", "\"http\"", "http", "protocol spoken on both sides"),
+	INT("routes.[].max_connections", "0", 0, 1000000, false,
+	    "most open caller connections of this route; 0 = no own limit"),
+	GROUP("routes.[].tls", false, "TLS towards callers; on when cert and key are set"),
+	STR("routes.[].tls.cert", NULL, false, "PEM certificate chain of the listener"),
+	STR("routes.[].tls.key", NULL, false, "PEM private key of the listener"),
+	STR("routes.[].tls.client_ca", NULL, false, "PEM CA bundle for client certificates"),
+	ENUM("routes.[].tls.verify_client", "\"none\"", "none|optional|required",
+	    "whether callers are asked for a client certificate"),
+	ENUM("routes.[].tls.min_version", "\"TLSv1.2\"", "TLSv1.2|TLSv1.3",
+	    "oldest TLS version accepted"),
+	STR("routes.[].tls.ciphers", TLS_CIPHERS, false, "TLS 1.2 ciphers (OpenSSL syntax)"),
+	STR("routes.[].tls.ciphersuites", TLS_SUITES, false, "TLS 1.3 cipher suites"),
+	STR("routes.[].tls.curves", "\"X25519:P-256:P-384\"", false,
+	    "key exchange groups, in order of preference"),
 	GROUP("routes.[].upstream", true, "the legacy service"),
 	STR("routes.[].upstream.host", NULL, true, "upstream host name or address"),
 	INT("routes.[].upstream.port", NULL, 1, 65535, true, "upstream TCP port"),
+	GROUP("routes.[].upstream.tls", false, "TLS towards the upstream"),
+	{ .path = "routes.[].upstream.tls.enabled", .type = CG_SET_BOOL, .def = "false",
+	  .reloadable = true, .help = "connect to the upstream over TLS" },
+	STR("routes.[].upstream.tls.ca", NULL, false,
+	    "PEM CA bundle the upstream is verified with; default the system store"),
+	{ .path = "routes.[].upstream.tls.verify", .type = CG_SET_BOOL, .def = "true",
+	  .reloadable = true, .help = "verify the upstream's certificate and name" },
+	STR("routes.[].upstream.tls.server_name", NULL, false,
+	    "name sent (SNI) and verified; default upstream.host"),
+	STR("routes.[].upstream.tls.cert", NULL, false, "PEM client certificate chain"),
+	STR("routes.[].upstream.tls.key", NULL, false, "PEM private key of the client certificate"),
+	ENUM("routes.[].upstream.tls.min_version", "\"TLSv1.2\"", "TLSv1.2|TLSv1.3",
+	    "oldest TLS version offered"),
+	STR("routes.[].upstream.tls.ciphers", TLS_CIPHERS, false,
+	    "TLS 1.2 ciphers (OpenSSL syntax)"),
+	STR("routes.[].upstream.tls.ciphersuites", TLS_SUITES, false, "TLS 1.3 cipher suites"),
 	GROUP("routes.[].credential", true, "the legacy credential and how it is injected"),
 	STR("routes.[].credential.path", NULL, true, "secret path in the store"),
 	ENUM("routes.[].credential.inject", "\"basic\"", "basic|bearer|header|query",

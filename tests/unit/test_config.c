@@ -4,9 +4,14 @@
  */
 #include "tests/unit/unit.h"
 
+#include <sys/stat.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <libconfig.h>
 
 #include "proxy/config.h"
@@ -136,6 +141,10 @@ struct msg_case {
 
 #define E(n, t) { (n), (t) }
 #define L9(...) E(9, "\t" __VA_ARGS__)
+/* line 1 with more process-wide settings; line 6 and 7 with more route settings */
+#define G1(...) E(1, "credgate = { audit = { stdout = true; }; " __VA_ARGS__ " };")
+#define L6(...) E(6, "\tlisten = \"127.0.0.1:8080\"; " __VA_ARGS__)
+#define L7(...) E(7, "\tupstream = { host = \"127.0.0.1\"; port = 8081; " __VA_ARGS__ " };")
 
 static const struct msg_case msg_cases[] = {
 	{ "wrong type", { E(1, "credgate = { audit = { stdout = true; }; log_level = 3; };") },
@@ -300,6 +309,184 @@ static const struct msg_case msg_cases[] = {
 	{ "issuer named by iss and by glob",
 	  { E(10, "\tallow = ( { name = \"r\"; issuer = [ \"https://ci.example\", \"c*\" ]; } );") },
 	  0, { NULL } },
+
+	/* process settings */
+	{ "workers upper bound", { G1("workers = 257;") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.workers: 257 not in 0..256" } },
+	{ "workers negative", { G1("workers = -1;") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.workers: -1 not in 0..256" } },
+	{ "workers bounds are inclusive", { G1("workers = 256;") }, 0, { NULL } },
+	{ "max_connections lower bound", { G1("max_connections = 0;") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.max_connections: 0 not in 1..1000000" } },
+	{ "max_connections upper bound", { G1("max_connections = 1000001;") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.max_connections: 1000001 not in 1..1000000" } },
+	{ "shutdown_timeout upper bound", { G1("shutdown_timeout = \"61m\";") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.shutdown_timeout: \"61m\" not in 0..1h" } },
+	{ "shutdown_timeout bounds are inclusive", { G1("shutdown_timeout = \"1h\";") }, 0,
+	  { NULL } },
+	{ "token_cache.size upper bound", { G1("token_cache = { size = 10000001; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.token_cache.size: 10000001 not in 0..10000000" } },
+	{ "token_cache.size negative", { G1("token_cache = { size = -1; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.token_cache.size: -1 not in 0..10000000" } },
+	{ "token_cache must be a group", { G1("token_cache = 5;") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.token_cache: expected a group { ... }, not an integer" } },
+	{ "log_file empty", { G1("log_file = \"\";") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.log_file: must not be empty" } },
+	{ "user empty", { G1("user = \"\";") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.user: must not be empty" } },
+	{ "group wrong type", { G1("group = 0;") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.group: expected a string, not an integer" } },
+	{ "user and group are looked up only with files",
+	  { G1("user = \"no-such-user-cg\"; group = \"no-such-group-cg\";") }, 0, { NULL } },
+	{ "admin.listen: a host alone", { G1("admin = { listen = \"localhost\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.admin.listen: \"localhost\" is not host:port, "
+	    "[v6]:port or a port" } },
+	{ "admin.listen: a colon alone", { G1("admin = { listen = \":\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.admin.listen: \":\" is not host:port, [v6]:port or a port" } },
+	{ "admin.listen: port 70000", { G1("admin = { listen = \"70000\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.admin.listen: \"70000\": port not in 1..65535" } },
+	{ "admin.listen: port 0", { G1("admin = { listen = \":0\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.admin.listen: \":0\": port not in 1..65535" } },
+	{ "admin.listen: a route's address", { G1("admin = { listen = \"127.0.0.1:8080\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.admin.listen: listen address \"127.0.0.1:8080\" already "
+	    "used by route \"a\" at line 4" } },
+	{ "admin.listen: a bare port is loopback", { G1("admin = { listen = \":8080\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.admin.listen: listen address \"127.0.0.1:8080\" already "
+	    "used by route \"a\" at line 4" } },
+	{ "admin.listen: IPv4 wildcard", { G1("admin = { listen = \"0.0.0.0:8080\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.admin.listen: \"0.0.0.0:8080\" overlaps listen address "
+	    "\"127.0.0.1:8080\" of route \"a\" at line 4" } },
+	{ "admin.listen: IPv6 wildcard", { G1("admin = { listen = \"[::]:8080\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.admin.listen: \"[::]:8080\" overlaps listen address "
+	    "\"127.0.0.1:8080\" of route \"a\" at line 4" } },
+	{ "admin.listen: a route on the wildcard",
+	  { G1("admin = { listen = \"9180\"; };"), E(6, "\tlisten = \"0.0.0.0:9180\";") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.admin.listen: \"127.0.0.1:9180\" overlaps listen address "
+	    "\"0.0.0.0:9180\" of route \"a\" at line 4" } },
+	{ "admin.listen: same port, other address",
+	  { G1("admin = { listen = \"[::1]:8080\"; };"), E(11, ROUTE_B("b", "0.0.0.0:9180")) },
+	  0, { NULL } },
+
+	/* route connection limit */
+	{ "route max_connections upper bound", { L6("max_connections = 1000001;") }, CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].max_connections: 1000001 not in 0..1000000" } },
+
+	/* TLS towards callers */
+	{ "tls: cert without key", { L6("tls = { cert = \"/c.pem\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].tls.key: required when cert is set" } },
+	{ "tls: key without cert", { L6("tls = { key = \"/k.pem\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].tls.cert: required when key is set" } },
+	{ "tls: client_ca without cert", { L6("tls = { client_ca = \"/ca.pem\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].tls.client_ca: requires cert and key: the listener "
+	    "serves TLS only with both" } },
+	{ "tls: verify_client without client_ca",
+	  { L6("tls = { cert = \"/c\"; key = \"/k\"; verify_client = \"required\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].tls.verify_client: \"required\" requires client_ca" } },
+	{ "tls: optional verify_client without client_ca",
+	  { L6("tls = { cert = \"/c\"; key = \"/k\"; verify_client = \"optional\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].tls.verify_client: \"optional\" requires client_ca" } },
+	{ "tls: bad verify_client",
+	  { L6("tls = { cert = \"/c\"; key = \"/k\"; verify_client = \"yes\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].tls.verify_client: \"yes\" is not one of "
+	    "none, optional, required" } },
+	{ "tls: bad min_version",
+	  { L6("tls = { cert = \"/c\"; key = \"/k\"; min_version = \"TLSv1.1\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].tls.min_version: \"TLSv1.1\" is not one of "
+	    "TLSv1.2, TLSv1.3" } },
+	{ "tls: ciphers that select nothing",
+	  { L6("tls = { cert = \"/c\"; key = \"/k\"; ciphers = \"NO-SUCH-CIPHER\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].tls.ciphers: \"NO-SUCH-CIPHER\" selects no cipher" } },
+	{ "tls: unknown cipher suites",
+	  { L6("tls = { cert = \"/c\"; key = \"/k\"; ciphersuites = \"TLS_NOPE\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].tls.ciphersuites: \"TLS_NOPE\" names no TLS 1.3 "
+	    "cipher suite" } },
+	{ "tls: unknown curve",
+	  { L6("tls = { cert = \"/c\"; key = \"/k\"; curves = \"X25519:P-999\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].tls.curves: \"X25519:P-999\" names a group that is "
+	    "not known" } },
+	{ "tls: unknown setting", { L6("tls = { certificate = \"/c\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].tls.certificate: unknown setting" } },
+	{ "tls: every setting",
+	  { L6("tls = { cert = \"/c\"; key = \"/k\"; client_ca = \"/ca\"; "
+	    "verify_client = \"required\"; min_version = \"TLSv1.3\"; ciphers = \"ECDHE+AESGCM\"; "
+	    "ciphersuites = \"TLS_AES_256_GCM_SHA384\"; curves = \"P-384\"; };") }, 0, { NULL } },
+	{ "warning: tls settings without cert",
+	  { L6("tls = { min_version = \"TLSv1.3\"; curves = \"X25519\"; };") }, 0,
+	  { "credgate.conf:6: routes.[0].tls.min_version: warning: ignored without cert and key",
+	    "credgate.conf:6: routes.[0].tls.curves: warning: ignored without cert and key" } },
+	{ "warning: client_ca that is not used",
+	  { L6("tls = { cert = \"/c\"; key = \"/k\"; client_ca = \"/ca\"; };") }, 0,
+	  { "credgate.conf:6: routes.[0].tls.client_ca: warning: not used while verify_client "
+	    "is \"none\"" } },
+
+	/* TLS towards the upstream */
+	{ "upstream tls: enabled is a boolean", { L7("tls = { enabled = \"yes\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].upstream.tls.enabled: expected a boolean (true or false), "
+	    "not a string" } },
+	{ "upstream tls: cert without key",
+	  { L7("tls = { enabled = true; cert = \"/c\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].upstream.tls.key: required when cert is set" } },
+	{ "upstream tls: key without cert",
+	  { L7("tls = { enabled = true; key = \"/k\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].upstream.tls.cert: required when key is set" } },
+	{ "upstream tls: bad server_name",
+	  { L7("tls = { enabled = true; server_name = \"a b\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].upstream.tls.server_name: \"a b\" is not a host name "
+	    "or address" } },
+	{ "upstream tls: host unfit as the default server_name",
+	  { E(7, "\tupstream = { host = \"a/b\"; port = 8081; tls = { enabled = true; }; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].upstream.host: \"a/b\" is not a host name or address, "
+	    "as TLS needs; set upstream.tls.server_name" } },
+	{ "upstream tls: any host with a server_name",
+	  { E(7, "\tupstream = { host = \"a/b\"; port = 8081; "
+	    "tls = { enabled = true; server_name = \"b.example\"; }; };") }, 0, { NULL } },
+	{ "upstream tls: bad min_version",
+	  { L7("tls = { enabled = true; min_version = \"SSLv3\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].upstream.tls.min_version: \"SSLv3\" is not one of "
+	    "TLSv1.2, TLSv1.3" } },
+	{ "upstream tls: ciphers that select nothing",
+	  { L7("tls = { enabled = true; ciphers = \"eNULL:!eNULL\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].upstream.tls.ciphers: \"eNULL:!eNULL\" selects no cipher" } },
+	{ "upstream tls: unknown cipher suites",
+	  { L7("tls = { enabled = true; ciphersuites = \"x\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].upstream.tls.ciphersuites: \"x\" names no TLS 1.3 "
+	    "cipher suite" } },
+	{ "upstream tls: curves is a listener setting",
+	  { L7("tls = { enabled = true; curves = \"X25519\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].upstream.tls.curves: unknown setting" } },
+	{ "upstream tls: every setting",
+	  { L7("tls = { enabled = true; ca = \"/ca\"; verify = true; server_name = \"::1\"; "
+	    "cert = \"/c\"; key = \"/k\"; min_version = \"TLSv1.3\"; ciphers = \"ECDHE+AESGCM\"; "
+	    "ciphersuites = \"TLS_AES_128_GCM_SHA256\"; };") }, 0, { NULL } },
+	{ "warning: upstream verification off",
+	  { L7("tls = { enabled = true; verify = false; };") }, 0,
+	  { "credgate.conf:7: routes.[0].upstream.tls.verify: warning: upstream certificate "
+	    "verification is off" } },
+	{ "warning: upstream tls settings while disabled",
+	  { L7("tls = { ca = \"/ca\"; verify = false; server_name = \"x\"; };") }, 0,
+	  { "credgate.conf:7: routes.[0].upstream.tls.ca: warning: ignored when enabled is false",
+	    "credgate.conf:7: routes.[0].upstream.tls.verify: warning: ignored when enabled is false",
+	    "credgate.conf:7: routes.[0].upstream.tls.server_name: warning: ignored when enabled "
+	    "is false" } },
+	{ "upstream tls: enabled = false alone", { L7("tls = { enabled = false; };") }, 0,
+	  { NULL } },
 };
 
 static void
@@ -350,6 +537,242 @@ test_missing_file(void **state)
 	assert_int_equal(errs.n, 1);
 	assert_string_equal(errs.msgs[0], TEST_SRCDIR "/no-such.conf: No such file or directory");
 	cg_errors_clear(&errs);
+}
+
+/* ------------------------------------------------------------------ */
+/* What the new process and TLS settings load to                       */
+/* ------------------------------------------------------------------ */
+static void round_trip(const char *text, const char *what);
+
+static void
+test_admin_listen(void **state)
+{
+	static const struct {
+		const char *listen;
+		const char *host;
+		int port;
+		const char *dumped;
+	} cases[] = {
+		{ "9180", "127.0.0.1", 9180, "127.0.0.1:9180" },
+		{ ":9180", "127.0.0.1", 9180, "127.0.0.1:9180" },
+		{ "1", "127.0.0.1", 1, "127.0.0.1:1" },
+		{ "65535", "127.0.0.1", 65535, "127.0.0.1:65535" },
+		{ "[::1]:9180", "::1", 9180, "[::1]:9180" },
+		{ "0.0.0.0:9180", "0.0.0.0", 9180, "0.0.0.0:9180" },
+		{ "admin.example:443", "admin.example", 443, "admin.example:443" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
+		char line[256], want[256], *text, *d;
+		struct edit edits[2] = { { 1, line }, { 0, NULL } };
+		struct cg_config *cfg;
+
+		print_message("admin.listen = %s\n", cases[i].listen);
+		snprintf(line, sizeof(line), "credgate = { audit = { stdout = true; }; "
+		    "admin = { listen = \"%s\"; }; };", cases[i].listen);
+		text = base_with(edits);
+		cfg = load_ok(text);
+		assert_string_equal(cfg->admin_listen_host, cases[i].host);
+		assert_int_equal(cfg->admin_listen_port, cases[i].port);
+		d = dump_text(cfg);
+		snprintf(want, sizeof(want), "\t\tlisten = \"%s\";\n", cases[i].dumped);
+		assert_non_null(strstr(d, want));
+		round_trip(text, cases[i].listen);
+		cg_config_free(cfg);
+		free(d);
+		free(text);
+	}
+}
+
+/* workers = 0 stays 0 in the dump; the struct holds the core count. */
+static void
+test_workers(void **state)
+{
+	static const struct edit zero[] = {
+		E(1, "credgate = { audit = { stdout = true; }; workers = 0; };"), { 0, NULL } };
+	static const struct edit two[] = {
+		E(1, "credgate = { audit = { stdout = true; }; workers = 2; };"), { 0, NULL } };
+	char *text = base_with(zero), *d;
+	struct cg_config *cfg = load_ok(text);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	(void)state;
+	assert_int_equal(cfg->workers_conf, 0);
+	assert_int_equal(cfg->workers, cores < 1 ? 1 : cores > 256 ? 256 : cores);
+	d = dump_text(cfg);
+	assert_non_null(strstr(d, "\tworkers = 0;\n"));
+	free(d);
+	cg_config_free(cfg);
+	free(text);
+
+	text = base_with(two);
+	cfg = load_ok(text);
+	assert_int_equal(cfg->workers_conf, 2);
+	assert_int_equal(cfg->workers, 2);
+	cg_config_free(cfg);
+	free(text);
+}
+
+/* ------------------------------------------------------------------ */
+/* With CG_CONFIG_LOAD_FILES: accounts and certificate files           */
+/* ------------------------------------------------------------------ */
+struct files_case {
+	const char *what;
+	const char *user, *group;	/* NULL: the test's own */
+	/* names in the test folder; NULL: a good file */
+	const char *cert, *key, *client_ca, *up_ca, *up_cert, *up_key;
+	const char *want;		/* the one error, %s = the folder; NULL: loads */
+};
+
+static const struct files_case files_cases[] = {
+	{ "every file good", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL },
+	{ "private keys readable by the group", NULL, NULL, NULL, "key-group.pem", NULL,
+	  NULL, NULL, "key-group.pem", NULL },
+	{ "no such user", "no-such-user-cg", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+	  "credgate.conf:2: credgate.user: \"no-such-user-cg\": no such user" },
+	{ "no such group", NULL, "no-such-group-cg", NULL, NULL, NULL, NULL, NULL, NULL,
+	  "credgate.conf:2: credgate.group: \"no-such-group-cg\": no such group" },
+	{ "missing cert", NULL, NULL, "missing.pem", NULL, NULL, NULL, NULL, NULL,
+	  "credgate.conf:6: routes.[0].tls.cert: \"%s/missing.pem\": No such file or directory" },
+	{ "cert is a folder", NULL, NULL, "sub", NULL, NULL, NULL, NULL, NULL,
+	  "credgate.conf:6: routes.[0].tls.cert: \"%s/sub\": not a regular file" },
+	{ "key readable by others", NULL, NULL, NULL, "key-world.pem", NULL, NULL, NULL, NULL,
+	  "credgate.conf:7: routes.[0].tls.key: \"%s/key-world.pem\": mode 0644 lets others at "
+	  "the private key; chmod o-rwx" },
+	{ "client_ca writable by others", NULL, NULL, NULL, NULL, "ca-writable.pem", NULL, NULL,
+	  NULL, "credgate.conf:8: routes.[0].tls.client_ca: \"%s/ca-writable.pem\": mode 0666 "
+	  "lets others change it; chmod o-w" },
+	{ "missing upstream ca", NULL, NULL, NULL, NULL, NULL, "missing.pem", NULL, NULL,
+	  "credgate.conf:10: routes.[0].upstream.tls.ca: \"%s/missing.pem\": No such file or "
+	  "directory" },
+	{ "upstream cert is a folder", NULL, NULL, NULL, NULL, NULL, NULL, "sub", NULL,
+	  "credgate.conf:11: routes.[0].upstream.tls.cert: \"%s/sub\": not a regular file" },
+	{ "upstream key readable by others", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+	  "key-world.pem", "credgate.conf:12: routes.[0].upstream.tls.key: "
+	  "\"%s/key-world.pem\": mode 0644 lets others at the private key; chmod o-rwx" },
+};
+
+static void
+make_file(const char *dir, const char *name, const char *text, mode_t mode)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static void
+test_load_files(void **state)
+{
+	static const char *const made[] = {
+		"secrets.json", "cert.pem", "key.pem", "key-group.pem", "key-world.pem",
+		"ca.pem", "ca-writable.pem",
+	};
+	const char *tmp = getenv("TMPDIR");
+	char dir[512], path[600];
+	struct passwd *pw = getpwuid(getuid());
+	struct group *gr = getgrgid(getgid());
+	char *user, *group;
+	size_t i;
+
+	(void)state;
+	assert_non_null(pw);
+	assert_non_null(gr);
+	user = strdup(pw->pw_name);
+	group = strdup(gr->gr_name);
+	snprintf(dir, sizeof(dir), "%s/cg-config-XXXXXX", tmp != NULL ? tmp : P_tmpdir);
+	assert_non_null(mkdtemp(dir));
+	make_file(dir, "secrets.json", "{ \"a/b\": { \"username\": \"u\", \"password\": \"p\" } }\n",
+	    0600);
+	make_file(dir, "cert.pem", "certificate\n", 0644);
+	make_file(dir, "key.pem", "key\n", 0600);
+	make_file(dir, "key-group.pem", "key\n", 0640);
+	make_file(dir, "key-world.pem", "key\n", 0644);
+	make_file(dir, "ca.pem", "ca\n", 0644);
+	make_file(dir, "ca-writable.pem", "ca\n", 0666);
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+
+	for (i = 0; i < CG_ARRAY_LEN(files_cases); i++) {
+		const struct files_case *c = &files_cases[i];
+		struct cg_errors errs = { 0 };
+		struct cg_config *cfg = NULL;
+		char *text = NULL, want[1024];
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
+		int r;
+
+		print_message("case: %s\n", c->what);
+		assert_non_null(f);
+		fprintf(f, "credgate = { audit = { stdout = true; };\n"
+		    "\tuser = \"%s\"; group = \"%s\"; };\n"
+		    "issuers = ();\n"
+		    "secrets = { file = \"%s/secrets.json\"; };\n"
+		    "routes = ( { name = \"a\"; listen = \"127.0.0.1:8080\";\n"
+		    "\ttls = { cert = \"%s/%s\";\n"
+		    "\t\tkey = \"%s/%s\";\n"
+		    "\t\tclient_ca = \"%s/%s\"; verify_client = \"required\"; };\n"
+		    "\tupstream = { host = \"h\"; port = 1; tls = { enabled = true;\n"
+		    "\t\tca = \"%s/%s\";\n"
+		    "\t\tcert = \"%s/%s\";\n"
+		    "\t\tkey = \"%s/%s\"; }; };\n"
+		    "\tcredential = { path = \"a/b\"; }; owner = \"o\"; purpose = \"p\";\n"
+		    "\tenvironment = \"e\"; expires = \"2099-01-01\"; } );\n",
+		    c->user != NULL ? c->user : user, c->group != NULL ? c->group : group, dir,
+		    dir, c->cert != NULL ? c->cert : "cert.pem",
+		    dir, c->key != NULL ? c->key : "key.pem",
+		    dir, c->client_ca != NULL ? c->client_ca : "ca.pem",
+		    dir, c->up_ca != NULL ? c->up_ca : "ca.pem",
+		    dir, c->up_cert != NULL ? c->up_cert : "cert.pem",
+		    dir, c->up_key != NULL ? c->up_key : "key.pem");
+		assert_int_equal(fclose(f), 0);
+
+		r = cg_config_load_string(text, "credgate.conf", CG_CONFIG_LOAD_FILES, &cfg, &errs);
+		if (c->want == NULL) {
+			/* the one warning: this configuration trusts no issuer */
+			if (r != 0 || errs.n != 1)
+				print_errors(&errs);
+			assert_int_equal(r, 0);
+			assert_int_equal(errs.n, 1);
+			assert_int_equal(errs.warnings, 1);
+			assert_string_equal(errs.msgs[0], "credgate.conf:3: issuers: warning: "
+			    "none configured: no caller can be verified");
+			assert_true(cfg->routes[0].tls.enabled);
+		} else {
+			const char *at = strstr(c->want, "%s");
+
+			if (at != NULL)
+				snprintf(want, sizeof(want), "%.*s%s%s", (int)(at - c->want), c->want,
+				    dir, at + 2);
+			else
+				snprintf(want, sizeof(want), "%s", c->want);
+			if (r != CG_ERR_FORMAT || errs.n != 1)
+				print_errors(&errs);
+			assert_int_equal(r, CG_ERR_FORMAT);
+			assert_int_equal(errs.n, 1);
+			assert_string_equal(errs.msgs[0], want);
+		}
+		cg_config_free(cfg);
+		cg_errors_clear(&errs);
+		free(text);
+	}
+
+	for (i = 0; i < CG_ARRAY_LEN(made); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, made[i]);
+		assert_int_equal(unlink(path), 0);
+	}
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	assert_int_equal(rmdir(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+	free(user);
+	free(group);
 }
 
 /* ------------------------------------------------------------------ */
@@ -411,7 +834,11 @@ test_example(void **state)
 	assert_string_equal(rt->expires_text, "2027-06-30");
 	assert_int_equal(rt->max_body, 10485760);
 	assert_int_equal(rt->audit_failure, CG_AUDIT_FAIL_DENY);
-	assert_int_equal(rt->line, 71);
+	assert_int_equal(rt->line, 85);
+	assert_false(rt->tls.enabled);
+	assert_false(rt->upstream_tls.enabled);
+	assert_null(cfg->admin_listen_host);
+	assert_int_equal(cfg->workers_conf, 0);
 
 	assert_int_equal(rt->policy.nallow, 2);
 	rule = &rt->policy.allow[0];
@@ -468,6 +895,24 @@ static const char *s_protocol(const struct cg_config *c) { return c->routes[0].p
 static const char *s_user(const struct cg_config *c) { return c->routes[0].inject.username_field; }
 static const char *s_pass(const struct cg_config *c) { return c->routes[0].inject.password_field; }
 static const char *s_field(const struct cg_config *c) { return c->routes[0].inject.field; }
+static int64_t g_workers(const struct cg_config *c) { return c->workers_conf; }
+static int64_t g_max_conns(const struct cg_config *c) { return c->max_connections; }
+static int64_t g_shutdown(const struct cg_config *c) { return c->shutdown_timeout_ms; }
+static int64_t g_tcache(const struct cg_config *c) { return c->token_cache_size; }
+static int64_t g_rt_conns(const struct cg_config *c) { return c->routes[0].max_connections; }
+static int64_t g_verify_client(const struct cg_config *c) { return c->routes[0].tls.verify_client; }
+static const char *s_tls_min(const struct cg_config *c) { return c->routes[0].tls.min_version; }
+static const char *s_tls_ciphers(const struct cg_config *c) { return c->routes[0].tls.ciphers; }
+static const char *s_tls_suites(const struct cg_config *c) { return c->routes[0].tls.ciphersuites; }
+static const char *s_tls_curves(const struct cg_config *c) { return c->routes[0].tls.curves; }
+static int64_t g_up_tls(const struct cg_config *c) { return c->routes[0].upstream_tls.enabled; }
+static int64_t g_up_verify(const struct cg_config *c) { return c->routes[0].upstream_tls.verify; }
+static const char *s_up_min(const struct cg_config *c) { return c->routes[0].upstream_tls.min_version; }
+static const char *s_up_ciphers(const struct cg_config *c) { return c->routes[0].upstream_tls.ciphers; }
+static const char *s_up_suites(const struct cg_config *c)
+{
+	return c->routes[0].upstream_tls.ciphersuites;
+}
 
 static const struct {
 	const char *path;
@@ -475,8 +920,12 @@ static const struct {
 	const char *(*str)(const struct cg_config *);	/* STRING, and ENUM by name */
 } def_checks[] = {
 	{ "credgate.log_level", g_log_level, NULL },
+	{ "credgate.workers", g_workers, NULL },
+	{ "credgate.max_connections", g_max_conns, NULL },
+	{ "credgate.shutdown_timeout", g_shutdown, NULL },
 	{ "credgate.secure_memory", g_secmem, NULL },
 	{ "credgate.secure_memory_size", g_secmem_size, NULL },
+	{ "credgate.token_cache.size", g_tcache, NULL },
 	{ "credgate.audit.stdout", g_stdout, NULL },
 	{ "credgate.limits.request_line", g_req_line, NULL },
 	{ "credgate.limits.header_bytes", g_hdr_bytes, NULL },
@@ -492,6 +941,17 @@ static const struct {
 	{ "secrets.backend", NULL, s_backend },
 	{ "secrets.cache_ttl", g_cache_ttl, NULL },
 	{ "routes.[].protocol", NULL, s_protocol },
+	{ "routes.[].max_connections", g_rt_conns, NULL },
+	{ "routes.[].tls.verify_client", g_verify_client, NULL },
+	{ "routes.[].tls.min_version", NULL, s_tls_min },
+	{ "routes.[].tls.ciphers", NULL, s_tls_ciphers },
+	{ "routes.[].tls.ciphersuites", NULL, s_tls_suites },
+	{ "routes.[].tls.curves", NULL, s_tls_curves },
+	{ "routes.[].upstream.tls.enabled", g_up_tls, NULL },
+	{ "routes.[].upstream.tls.verify", g_up_verify, NULL },
+	{ "routes.[].upstream.tls.min_version", NULL, s_up_min },
+	{ "routes.[].upstream.tls.ciphers", NULL, s_up_ciphers },
+	{ "routes.[].upstream.tls.ciphersuites", NULL, s_up_suites },
 	{ "routes.[].credential.inject", g_inject, NULL },
 	{ "routes.[].credential.username_field", NULL, s_user },
 	{ "routes.[].credential.password_field", NULL, s_pass },
@@ -541,6 +1001,7 @@ test_defaults(void **state)
 	char *text = base_with(no_globals);
 	struct cg_config *cfg = load_ok(text);
 	size_t i, k, checked = 0;
+	long want_workers;
 
 	(void)state;
 	for (i = 0; i < cg_nsettings; i++) {
@@ -598,8 +1059,29 @@ test_defaults(void **state)
 	}
 	assert_int_equal(checked, CG_ARRAY_LEN(def_checks));
 
+	/* workers = 0 runs one worker per online core */
+	want_workers = sysconf(_SC_NPROCESSORS_ONLN);
+	if (want_workers < 1)
+		want_workers = 1;
+	if (want_workers > 256)
+		want_workers = 256;
+	assert_int_equal(cfg->workers, want_workers);
+
 	/* settings without a default */
 	assert_null(cfg->audit_file);
+	assert_null(cfg->log_file);
+	assert_null(cfg->user);
+	assert_null(cfg->group);
+	assert_null(cfg->admin_listen_host);
+	assert_int_equal(cfg->admin_listen_port, 0);
+	assert_false(cfg->routes[0].tls.enabled);
+	assert_null(cfg->routes[0].tls.cert);
+	assert_null(cfg->routes[0].tls.key);
+	assert_null(cfg->routes[0].tls.client_ca);
+	assert_null(cfg->routes[0].upstream_tls.ca);
+	assert_null(cfg->routes[0].upstream_tls.server_name);	/* TLS is off */
+	assert_null(cfg->routes[0].upstream_tls.cert);
+	assert_null(cfg->routes[0].upstream_tls.key);
 	assert_null(cfg->routes[0].inject.header);
 	assert_null(cfg->routes[0].inject.value_template);
 	assert_null(cfg->routes[0].inject.query_param);
@@ -646,6 +1128,9 @@ test_table(void **state)
 static const char full_config[] =
 	"credgate = {\n"
 	"  log_level = \"debug\"; secure_memory = \"best-effort\"; secure_memory_size = 65536;\n"
+	"  log_file = \"/var/log/credgate/credgate.log\"; workers = 4; user = \"credgate\";\n"
+	"  group = \"nogroup\"; max_connections = 1000000; shutdown_timeout = 0;\n"
+	"  token_cache = { size = 0; }; admin = { listen = \"9180\"; };\n"
 	"  audit = { file = \"/var/log/credgate/a \\\"q\\\" \\\\ b.log\"; stdout = true; };\n"
 	"  limits = { request_line = 256; header_bytes = 1048576; header_count = 8; token_bytes = 65536; };\n"
 	"  timeouts = { client_header = \"100ms\"; client_idle = \"24h\"; upstream_connect = 7;\n"
@@ -660,7 +1145,16 @@ static const char full_config[] =
 	");\n"
 	"secrets = { backend = \"file\"; file = \"/etc/credgate/secrets.json\"; cache_ttl = \"0\"; };\n"
 	"routes = (\n"
-	"  { name = \"basic\"; listen = \"[::1]:8080\"; upstream = { host = \"::1\"; port = 65535; };\n"
+	"  { name = \"basic\"; listen = \"[::1]:8080\"; max_connections = 1000000;\n"
+	"    tls = { cert = \"/etc/credgate/tls/a.crt\"; key = \"/etc/credgate/tls/a.key\";\n"
+	"      client_ca = \"/etc/credgate/tls/clients.pem\"; verify_client = \"optional\";\n"
+	"      min_version = \"TLSv1.3\"; ciphers = \"ECDHE+AESGCM\";\n"
+	"      ciphersuites = \"TLS_AES_256_GCM_SHA384\"; curves = \"X25519\"; };\n"
+	"    upstream = { host = \"::1\"; port = 65535;\n"
+	"      tls = { enabled = true; ca = \"/etc/credgate/tls/up-ca.pem\"; server_name = \"mf.example\";\n"
+	"        cert = \"/etc/credgate/tls/me.crt\"; key = \"/etc/credgate/tls/me.key\";\n"
+	"        min_version = \"TLSv1.3\"; ciphers = \"ECDHE+CHACHA20\";\n"
+	"        ciphersuites = \"TLS_CHACHA20_POLY1305_SHA256\"; }; };\n"
 	"    credential = { path = \"a/b\"; username_field = \"u\"; password_field = \"p\"; };\n"
 	"    mode = \"dry-run\"; max_body = 1099511627776; audit_failure = \"allow\";\n"
 	"    owner = \"o\\tx\"; purpose = \"line one\\nline two \\x01 caf\xc3\xa9\"; environment = \"e\";\n"
@@ -670,10 +1164,12 @@ static const char full_config[] =
 	"                methods = \"GET\"; paths = [ \"/x/*\", \"*\" ]; },\n"
 	"              { name = \"r2\"; } );\n"
 	"    deny = ( { name = \"d1\"; paths = \"/admin/*\"; claims = (); } ); },\n"
-	"  { name = \"bearer\"; listen = \"localhost:1\"; upstream = { host = \"h\"; port = 1; };\n"
+	"  { name = \"bearer\"; listen = \"localhost:1\";\n"
+	"    upstream = { host = \"h\"; port = 1; tls = { enabled = true; verify = false; }; };\n"
 	"    credential = { path = \"p\"; inject = \"bearer\"; field = \"tok\"; }; max_body = 0;\n"
 	"    owner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\"; },\n"
 	"  { name = \"header\"; listen = \"0.0.0.0:2\"; upstream = { host = \"h\"; port = 2; };\n"
+	"    tls = { cert = \"/c\"; key = \"/k\"; };\n"
 	"    credential = { path = \"p\"; inject = \"header\"; header = \"X-Api-Key\"; template = \"Token ${token}\"; };\n"
 	"    owner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\"; },\n"
 	"  { name = \"query\"; listen = \"127.0.0.1:3\"; upstream = { host = \"h\"; port = 3; };\n"
@@ -757,6 +1253,53 @@ test_dump_values(void **state)
 	assert_string_equal(rt->inject.query_param, "api_key");
 	assert_string_equal(rt->inject.field, "token");
 	assert_int_equal(cg_config_route(b, "bearer")->max_body, 0);
+
+	assert_string_equal(b->log_file, "/var/log/credgate/credgate.log");
+	assert_int_equal(b->workers, 4);
+	assert_int_equal(b->workers_conf, 4);
+	assert_string_equal(b->user, "credgate");
+	assert_string_equal(b->group, "nogroup");
+	assert_int_equal(b->max_connections, 1000000);
+	assert_int_equal(b->shutdown_timeout_ms, 0);
+	assert_int_equal(b->token_cache_size, 0);
+	assert_string_equal(b->admin_listen_host, "127.0.0.1");
+	assert_int_equal(b->admin_listen_port, 9180);
+	rt = cg_config_route(b, "basic");
+	assert_int_equal(rt->max_connections, 1000000);
+	assert_true(rt->tls.enabled);
+	assert_string_equal(rt->tls.cert, "/etc/credgate/tls/a.crt");
+	assert_string_equal(rt->tls.key, "/etc/credgate/tls/a.key");
+	assert_string_equal(rt->tls.client_ca, "/etc/credgate/tls/clients.pem");
+	assert_int_equal(rt->tls.verify_client, CG_TLS_VERIFY_OPTIONAL);
+	assert_string_equal(rt->tls.min_version, "TLSv1.3");
+	assert_string_equal(rt->tls.ciphers, "ECDHE+AESGCM");
+	assert_string_equal(rt->tls.ciphersuites, "TLS_AES_256_GCM_SHA384");
+	assert_string_equal(rt->tls.curves, "X25519");
+	assert_true(rt->upstream_tls.enabled);
+	assert_true(rt->upstream_tls.verify);
+	assert_string_equal(rt->upstream_tls.ca, "/etc/credgate/tls/up-ca.pem");
+	assert_string_equal(rt->upstream_tls.server_name, "mf.example");
+	assert_string_equal(rt->upstream_tls.cert, "/etc/credgate/tls/me.crt");
+	assert_string_equal(rt->upstream_tls.key, "/etc/credgate/tls/me.key");
+	assert_string_equal(rt->upstream_tls.min_version, "TLSv1.3");
+	assert_string_equal(rt->upstream_tls.ciphers, "ECDHE+CHACHA20");
+	assert_string_equal(rt->upstream_tls.ciphersuites, "TLS_CHACHA20_POLY1305_SHA256");
+	rt = cg_config_route(b, "bearer");
+	assert_false(rt->tls.enabled);
+	assert_true(rt->upstream_tls.enabled);
+	assert_false(rt->upstream_tls.verify);
+	assert_string_equal(rt->upstream_tls.server_name, "h");	/* upstream.host */
+	assert_null(rt->upstream_tls.ca);
+	assert_null(rt->upstream_tls.cert);
+	rt = cg_config_route(b, "header");
+	assert_true(rt->tls.enabled);
+	assert_null(rt->tls.client_ca);
+	assert_int_equal(rt->tls.verify_client, CG_TLS_VERIFY_NONE);
+	assert_string_equal(rt->tls.curves, "X25519:P-256:P-384");
+	assert_false(rt->upstream_tls.enabled);
+	assert_null(rt->upstream_tls.server_name);
+	assert_non_null(strstr(d, "\t\tlisten = \"127.0.0.1:9180\";\n"));
+	assert_non_null(strstr(d, "\tworkers = 4;\n"));
 
 	/* the dump is what -T prints: every setting, defaults included */
 	for (i = 0; i < cg_nsettings; i++) {
@@ -848,6 +1391,9 @@ main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_admin_listen),
+		cmocka_unit_test(test_workers),
+		cmocka_unit_test(test_load_files),
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_round_trip),
