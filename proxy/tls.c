@@ -1,0 +1,874 @@
+/*
+ * tls.c: OpenSSL contexts for listeners and upstreams, per-connection
+ * client settings (SNI, host name to verify), and the identity a peer's
+ * certificate carries, extracted into bounded, owned strings for policy.
+ *
+ * Owns no connection and no event loop: it builds SSL_CTX and SSL objects
+ * and reads certificates; proxy/conn.c and proxy/server.c drive the
+ * handshakes.  Reads private keys but never logs, copies or keeps their
+ * bytes beyond the load (the read buffer is wiped).
+ *
+ * Session resumption on listeners: no session tickets.  A ticket key would
+ * have to be shared by every worker and every instance behind a load
+ * balancer and rotated on a schedule, and OpenSSL's built-in key lives as
+ * long as the context, so whoever obtains it can decrypt every recorded
+ * session since start.  Instead each context keeps a bounded server-side
+ * session cache (TLS 1.2 session IDs, TLS 1.3 stateful tickets) whose
+ * entries expire after TLS_SESSION_TIMEOUT and vanish with the context on
+ * reload, which also keeps a resumed session from outliving a change of
+ * client_ca.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "common.h"
+#include "proxy/config.h"
+#include "proxy/tls.h"
+
+#define TLS_MAX_KEY_FILE	(1024 * 1024)	/* bytes of a PEM key file */
+#define TLS_SESSION_CACHE	4096		/* sessions per listener context */
+#define TLS_SESSION_TIMEOUT	300		/* seconds */
+#define TLS_SESSION_TICKETS	1		/* TLS 1.3 stateful tickets per handshake */
+#define TLS_MAX_HOST		255		/* bytes of an SNI host name */
+
+static const unsigned char tls_sid_ctx[] = "credgate";
+static const char tls_alpn_http11[] = "http/1.1";
+
+enum tls_san_kind { TLS_SAN_DNS, TLS_SAN_URI, TLS_SAN_EMAIL, TLS_SAN_IP, TLS_SAN_OTHER };
+
+/* ------------------------------------------------------------------ */
+/* Error text                                                          */
+/* ------------------------------------------------------------------ */
+
+static void tls_errf(char *err, size_t errlen, const char *fmt, ...) CG_PRINTF(3, 4);
+static void tls_sslerrf(char *err, size_t errlen, const char *fmt, ...) CG_PRINTF(3, 4);
+
+/* Formats err; clears OpenSSL's queue so that it does not leak into the
+ * next caller's message. */
+static void
+tls_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	ERR_clear_error();
+}
+
+/* Formats err as "<fmt>: <OpenSSL's reasons>", draining the queue. */
+static void
+tls_sslerrf(char *err, size_t errlen, const char *fmt, ...)
+{
+	char reason[256];
+	size_t used;
+	va_list ap;
+
+	tls_error_string(reason, sizeof(reason));
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	used = strlen(err);
+	if (used < errlen)
+		snprintf(err + used, errlen - used, ": %s", reason);
+}
+
+const char *
+tls_error_string(char *buf, size_t len)
+{
+	char one[256], code[128], prev[256] = "";
+	const char *data, *reason;
+	unsigned long e;
+	size_t used = 0, i;
+	int flags;
+
+	if (buf == NULL || len == 0) {
+		ERR_clear_error();
+		return buf;
+	}
+	buf[0] = '\0';
+	while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+		if ((reason = ERR_reason_error_string(e)) == NULL) {
+			ERR_error_string_n(e, code, sizeof(code));
+			reason = code;
+		}
+		if ((flags & ERR_TXT_STRING) != 0 && data != NULL && *data != '\0')
+			snprintf(one, sizeof(one), "%s (%s)", reason, data);
+		else
+			snprintf(one, sizeof(one), "%s", reason);
+		if (strcmp(one, prev) == 0)
+			continue;	/* the same reason raised at two levels */
+		memcpy(prev, one, sizeof(prev));
+		if (used < len - 1)
+			snprintf(buf + used, len - used, "%s%s",
+			    used > 0 ? ": " : "", one);
+		used = strlen(buf);
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, len, "unknown error");
+	for (i = 0; buf[i] != '\0'; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
+	return buf;
+}
+
+const char *
+tls_verify_reason(const SSL *ssl)
+{
+	return X509_verify_cert_error_string(SSL_get_verify_result(ssl));
+}
+
+/* ------------------------------------------------------------------ */
+/* Files                                                               */
+/* ------------------------------------------------------------------ */
+
+/* A readable regular file, for a message that names it before OpenSSL's
+ * own (less clear) one would. */
+static int
+tls_check_file(const char *what, const char *file, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (stat(file, &sb) == -1) {
+		tls_errf(err, errlen, "%s %s: %s", what, file, strerror(errno));
+		return errno == ENOENT ? CG_ERR_NOTFOUND : CG_ERR_IO;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		tls_errf(err, errlen, "%s %s: not a regular file", what, file);
+		return CG_ERR_IO;
+	}
+	return 0;
+}
+
+/* pem_password_cb: encrypted keys are refused, never prompted for. */
+static int
+tls_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	*(int *)u = 1;
+	return -1;
+}
+
+/*
+ * Reads the PEM private key in file.  The file must be a regular file
+ * without world access (group access is allowed, as Debian's ssl-cert
+ * group uses it), at most TLS_MAX_KEY_FILE bytes, and not encrypted.
+ */
+static int
+tls_load_key(const char *what, const char *file, EVP_PKEY **out, char *err,
+    size_t errlen)
+{
+	unsigned char *buf = NULL;
+	size_t bufsize = 0, got = 0;
+	EVP_PKEY *pkey = NULL;
+	BIO *bio = NULL;
+	struct stat sb;
+	int fd = -1, encrypted = 0, r;
+	ssize_t n;
+
+	*out = NULL;
+	/* O_NONBLOCK: a FIFO planted at the path must not hang the load. */
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
+		tls_errf(err, errlen, "%s %s: %s", what, file, strerror(errno));
+		r = errno == ENOENT ? CG_ERR_NOTFOUND : CG_ERR_IO;
+		goto out;
+	}
+	if (fstat(fd, &sb) == -1) {
+		tls_errf(err, errlen, "%s %s: fstat: %s", what, file, strerror(errno));
+		r = CG_ERR_IO;
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		tls_errf(err, errlen, "%s %s: not a regular file", what, file);
+		r = CG_ERR_IO;
+		goto out;
+	}
+	if ((sb.st_mode & 007) != 0) {
+		tls_errf(err, errlen, "%s %s: mode %04o is world-accessible; "
+		    "chmod 600 (or 640 with a group)", what, file,
+		    (unsigned)(sb.st_mode & 07777));
+		r = CG_ERR_PERM;
+		goto out;
+	}
+	if (sb.st_size > TLS_MAX_KEY_FILE) {
+		tls_errf(err, errlen, "%s %s: %lld bytes, over the limit of %d",
+		    what, file, (long long)sb.st_size, TLS_MAX_KEY_FILE);
+		r = CG_ERR_LIMIT;
+		goto out;
+	}
+	/* One byte more than fstat said, to notice a file still growing. */
+	bufsize = (size_t)sb.st_size + 1;
+	if ((buf = malloc(bufsize)) == NULL) {
+		tls_errf(err, errlen, "%s %s: out of memory", what, file);
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	while (got < bufsize) {
+		n = read(fd, buf + got, bufsize - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			tls_errf(err, errlen, "%s %s: read: %s", what, file,
+			    strerror(errno));
+			r = CG_ERR_IO;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got == bufsize) {
+		tls_errf(err, errlen, "%s %s: changed while being read", what, file);
+		r = CG_ERR_IO;
+		goto out;
+	}
+	if ((bio = BIO_new_mem_buf(buf, (int)got)) == NULL) {
+		tls_errf(err, errlen, "%s %s: out of memory", what, file);
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	ERR_clear_error();
+	pkey = PEM_read_bio_PrivateKey(bio, NULL, tls_no_passphrase, &encrypted);
+	if (pkey == NULL) {
+		if (encrypted)
+			tls_errf(err, errlen, "%s %s: the key is encrypted; "
+			    "credgate needs it unencrypted", what, file);
+		else
+			tls_sslerrf(err, errlen, "%s %s: no PEM private key",
+			    what, file);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	*out = pkey;
+	r = 0;
+ out:
+	BIO_free(bio);
+	if (buf != NULL) {
+		cg_wipe(buf, bufsize);
+		free(buf);
+	}
+	if (fd != -1)
+		close(fd);
+	return r;
+}
+
+/* The certificate chain in cert_file with the key in key_file, which must
+ * match the leaf. */
+static int
+tls_use_cert_key(SSL_CTX *ctx, const char *prefix, const char *cert_file,
+    const char *key_file, char *err, size_t errlen)
+{
+	EVP_PKEY *pkey = NULL;
+	char what[64];
+	X509 *leaf;
+	int r;
+
+	snprintf(what, sizeof(what), "%s.cert", prefix);
+	if ((r = tls_check_file(what, cert_file, err, errlen)) != 0)
+		return r;
+	ERR_clear_error();
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+		tls_sslerrf(err, errlen, "%s %s", what, cert_file);
+		return CG_ERR_FORMAT;
+	}
+	snprintf(what, sizeof(what), "%s.key", prefix);
+	if ((r = tls_load_key(what, key_file, &pkey, err, errlen)) != 0)
+		return r;
+	if ((leaf = SSL_CTX_get0_certificate(ctx)) == NULL ||
+	    X509_check_private_key(leaf, pkey) != 1) {
+		tls_sslerrf(err, errlen, "%s %s does not match the certificate "
+		    "in %s", what, key_file, cert_file);
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		tls_sslerrf(err, errlen, "%s %s", what, key_file);
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+	r = 0;
+ out:
+	EVP_PKEY_free(pkey);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Contexts                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * OpenSSL skips TLS 1.3 suite names it does not know; a typo would then
+ * quietly leave fewer suites, or none, than the setting says.  Every name
+ * must be one the context now holds, and a TLS 1.3-only context needs one.
+ */
+static int
+tls_check_suites(SSL_CTX *ctx, const char *prefix, const char *list,
+    int min_version, char *err, size_t errlen)
+{
+	STACK_OF(SSL_CIPHER) *have = SSL_CTX_get_ciphers(ctx);
+	const char *p = list, *end;
+	size_t len;
+	int i, n = sk_SSL_CIPHER_num(have);
+	bool found;
+
+	while (*p != '\0') {
+		end = strchr(p, ':');
+		len = end != NULL ? (size_t)(end - p) : strlen(p);
+		found = false;
+		for (i = 0; i < n && !found; i++) {
+			const char *name = SSL_CIPHER_get_name(sk_SSL_CIPHER_value(have, i));
+
+			found = strlen(name) == len && memcmp(name, p, len) == 0;
+		}
+		if (!found && len > 0) {
+			tls_errf(err, errlen, "%s.ciphersuites \"%s\": unknown "
+			    "suite \"%.*s\"", prefix, list, (int)(len > 64 ? 64 : len), p);
+			return CG_ERR_FORMAT;
+		}
+		p += len;
+		if (*p == ':')
+			p++;
+	}
+	if (*list == '\0' && min_version == TLS1_3_VERSION) {
+		tls_errf(err, errlen, "%s.ciphersuites: empty, but min_version is "
+		    "TLSv1.3", prefix);
+		return CG_ERR_FORMAT;
+	}
+	return 0;
+}
+
+/* What both sides share: versions and cipher settings. */
+static int
+tls_ctx_common(SSL_CTX *ctx, const char *prefix, const char *min_version,
+    const char *ciphers, const char *ciphersuites, char *err, size_t errlen)
+{
+	int v, r;
+
+	if (min_version == NULL || *min_version == '\0')
+		min_version = TLS_DEFAULT_MIN_VERSION;
+	if (strcmp(min_version, "TLSv1.2") == 0)
+		v = TLS1_2_VERSION;
+	else if (strcmp(min_version, "TLSv1.3") == 0)
+		v = TLS1_3_VERSION;
+	else {
+		tls_errf(err, errlen, "%s.min_version \"%s\": not TLSv1.2 or "
+		    "TLSv1.3", prefix, min_version);
+		return CG_ERR_FORMAT;
+	}
+	if (SSL_CTX_set_min_proto_version(ctx, v) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx, 0) != 1) {
+		tls_sslerrf(err, errlen, "%s.min_version \"%s\"", prefix, min_version);
+		return CG_ERR_FORMAT;
+	}
+	if (ciphers == NULL)
+		ciphers = TLS_DEFAULT_CIPHERS;
+	if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+		tls_sslerrf(err, errlen, "%s.ciphers \"%s\"", prefix, ciphers);
+		return CG_ERR_FORMAT;
+	}
+	if (ciphersuites != NULL) {
+		if (SSL_CTX_set_ciphersuites(ctx, ciphersuites) != 1) {
+			tls_sslerrf(err, errlen, "%s.ciphersuites \"%s\"", prefix,
+			    ciphersuites);
+			return CG_ERR_FORMAT;
+		}
+		if ((r = tls_check_suites(ctx, prefix, ciphersuites, v, err,
+		    errlen)) != 0)
+			return r;
+	}
+	/* An idle connection gives its record buffers back. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	return 0;
+}
+
+/* Picks "http/1.1" from the client's ALPN list; without it, no ALPN. */
+static int
+tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+    const unsigned char *in, unsigned int inlen, void *arg)
+{
+	const size_t want = sizeof(tls_alpn_http11) - 1;
+	unsigned int i = 0, n;
+
+	(void)ssl;
+	(void)arg;
+	while (i < inlen) {
+		n = in[i];
+		if (n == 0 || n > inlen - i - 1)
+			break;
+		if (n == want && memcmp(in + i + 1, tls_alpn_http11, want) == 0) {
+			*out = in + i + 1;
+			*outlen = (unsigned char)n;
+			return SSL_TLSEXT_ERR_OK;
+		}
+		i += 1 + n;
+	}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+int
+tls_server_ctx_new(const struct cg_tls_server *cfg, SSL_CTX **out, char *err,
+    size_t errlen)
+{
+	STACK_OF(X509_NAME) *names = NULL;
+	SSL_CTX *ctx = NULL;
+	char *curves;		/* not const: OpenSSL's macro casts it */
+	int r, mode;
+
+	*out = NULL;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	ERR_clear_error();
+	if (cfg->cert == NULL || cfg->key == NULL) {
+		tls_errf(err, errlen, "tls: cert and key are both required");
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		tls_sslerrf(err, errlen, "tls: cannot create a context");
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+	if ((r = tls_ctx_common(ctx, "tls", cfg->min_version, cfg->ciphers,
+	    cfg->ciphersuites, err, errlen)) != 0)
+		goto out;
+	curves = cfg->curves != NULL ? cfg->curves : TLS_DEFAULT_CURVES;
+	if (SSL_CTX_set1_groups_list(ctx, curves) != 1) {
+		tls_sslerrf(err, errlen, "tls.curves \"%s\"", curves);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	if ((r = tls_use_cert_key(ctx, "tls", cfg->cert, cfg->key, err, errlen)) != 0)
+		goto out;
+
+	if (cfg->verify_client != CG_TLS_VERIFY_NONE) {
+		if (cfg->client_ca == NULL) {
+			tls_errf(err, errlen, "tls.client_ca: required when "
+			    "verify_client is optional or required");
+			r = CG_ERR_FORMAT;
+			goto out;
+		}
+		if ((r = tls_check_file("tls.client_ca", cfg->client_ca, err,
+		    errlen)) != 0)
+			goto out;
+		if (SSL_CTX_load_verify_file(ctx, cfg->client_ca) != 1) {
+			tls_sslerrf(err, errlen, "tls.client_ca %s", cfg->client_ca);
+			r = CG_ERR_FORMAT;
+			goto out;
+		}
+		/* The CA names the server sends so that a client can pick. */
+		if ((names = SSL_load_client_CA_file(cfg->client_ca)) == NULL) {
+			tls_sslerrf(err, errlen, "tls.client_ca %s: no certificate",
+			    cfg->client_ca);
+			r = CG_ERR_FORMAT;
+			goto out;
+		}
+		SSL_CTX_set_client_CA_list(ctx, names);
+		names = NULL;
+		mode = SSL_VERIFY_PEER;
+		if (cfg->verify_client == CG_TLS_VERIFY_REQUIRED)
+			mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+		SSL_CTX_set_verify(ctx, mode, NULL);
+	} else
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+
+	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, NULL);
+
+	/* Resumption from the context's own cache only (see the top). */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_sess_set_cache_size(ctx, TLS_SESSION_CACHE);
+	SSL_CTX_set_timeout(ctx, TLS_SESSION_TIMEOUT);
+	if (SSL_CTX_set_num_tickets(ctx, TLS_SESSION_TICKETS) != 1 ||
+	    SSL_CTX_set_session_id_context(ctx, tls_sid_ctx,
+	    sizeof(tls_sid_ctx) - 1) != 1) {
+		tls_sslerrf(err, errlen, "tls: session settings");
+		r = CG_ERR_INTERNAL;
+		goto out;
+	}
+
+	*out = ctx;
+	ctx = NULL;
+	r = 0;
+ out:
+	sk_X509_NAME_pop_free(names, X509_NAME_free);
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return r;
+}
+
+int
+tls_client_ctx_new(const struct cg_tls_client *cfg, SSL_CTX **out, char *err,
+    size_t errlen)
+{
+	SSL_CTX *ctx = NULL;
+	int r;
+
+	*out = NULL;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	ERR_clear_error();
+	if ((cfg->cert == NULL) != (cfg->key == NULL)) {
+		tls_errf(err, errlen, "upstream.tls: cert and key go together; "
+		    "%s is missing", cfg->cert == NULL ? "cert" : "key");
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		tls_sslerrf(err, errlen, "upstream.tls: cannot create a context");
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	if ((r = tls_ctx_common(ctx, "upstream.tls", cfg->min_version,
+	    cfg->ciphers, cfg->ciphersuites, err, errlen)) != 0)
+		goto out;
+	if (cfg->ca != NULL) {
+		if ((r = tls_check_file("upstream.tls.ca", cfg->ca, err, errlen)) != 0)
+			goto out;
+		if (SSL_CTX_load_verify_file(ctx, cfg->ca) != 1) {
+			tls_sslerrf(err, errlen, "upstream.tls.ca %s", cfg->ca);
+			r = CG_ERR_FORMAT;
+			goto out;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		tls_sslerrf(err, errlen, "upstream.tls: the system CA store");
+		r = CG_ERR_IO;
+		goto out;
+	}
+	SSL_CTX_set_verify(ctx, cfg->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	if (cfg->cert != NULL && (r = tls_use_cert_key(ctx, "upstream.tls",
+	    cfg->cert, cfg->key, err, errlen)) != 0)
+		goto out;
+
+	*out = ctx;
+	ctx = NULL;
+	r = 0;
+ out:
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return r;
+}
+
+SSL *
+tls_client_ssl_new(SSL_CTX *ctx, const struct cg_tls_client *cfg,
+    const char *default_host)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+	char host[TLS_MAX_HOST + 1];
+	const char *name;
+	bool is_ip;
+	SSL *ssl;
+	size_t len;
+
+	name = cfg->server_name != NULL && cfg->server_name[0] != '\0' ?
+	    cfg->server_name : default_host;
+	if (name == NULL || name[0] == '\0') {
+		if (cfg->verify)
+			return NULL;	/* nothing to check the certificate against */
+		return SSL_new(ctx);
+	}
+	len = strlen(name);
+	if (len > 2 && name[0] == '[' && name[len - 1] == ']') {
+		name++;
+		len -= 2;
+	}
+	if (len > TLS_MAX_HOST)
+		return NULL;
+	memcpy(host, name, len);
+	host[len] = '\0';
+	is_ip = inet_pton(AF_INET, host, addr) == 1 ||
+	    inet_pton(AF_INET6, host, addr) == 1;
+	/* "db.example." is db.example: neither SNI nor certificates carry
+	 * the root's dot. */
+	if (!is_ip && len > 1 && host[len - 1] == '.')
+		host[--len] = '\0';
+
+	if ((ssl = SSL_new(ctx)) == NULL)
+		return NULL;
+	/* RFC 6066: SNI carries host names only, never literal addresses. */
+	if (!is_ip && SSL_set_tlsext_host_name(ssl, host) != 1)
+		goto fail;
+	if (cfg->verify) {
+		if (is_ip) {
+			if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+			    host) != 1)
+				goto fail;
+		} else {
+			SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			if (SSL_set1_host(ssl, host) != 1)
+				goto fail;
+		}
+	}
+	return ssl;
+ fail:
+	SSL_free(ssl);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Peer identity                                                       */
+/* ------------------------------------------------------------------ */
+
+void
+tls_peer_clear(struct tls_peer *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	free(p->subject);
+	for (i = 0; i < p->ndns; i++)
+		free(p->dns[i]);
+	free(p->dns);
+	for (i = 0; i < p->nuri; i++)
+		free(p->uri[i]);
+	free(p->uri);
+	for (i = 0; i < p->nemail; i++)
+		free(p->email[i]);
+	free(p->email);
+	for (i = 0; i < p->nip; i++)
+		free(p->ip[i]);
+	free(p->ip);
+	memset(p, 0, sizeof(*p));
+}
+
+/* The subject in RFC 2253 form, UTF-8 kept as is, control bytes escaped by
+ * OpenSSL and refused if any got through. */
+static int
+tls_subject(X509 *cert, char **out)
+{
+	const unsigned long flags = XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB;
+	X509_NAME *name;
+	BIO *bio = NULL;
+	char *p = NULL;
+	long len;
+	int r;
+
+	*out = NULL;
+	if ((name = X509_get_subject_name(cert)) == NULL)
+		return 0;
+	if ((bio = BIO_new(BIO_s_mem())) == NULL)
+		return CG_ERR_NOMEM;
+	if (X509_NAME_print_ex(bio, name, 0, flags) < 0) {
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	if ((len = BIO_get_mem_data(bio, &p)) <= 0) {
+		r = 0;		/* an empty subject */
+		goto out;
+	}
+	if (len > TLS_PEER_MAX_SUBJECT) {
+		r = CG_ERR_LIMIT;
+		goto out;
+	}
+	for (long i = 0; i < len; i++) {
+		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) {
+			r = CG_ERR_FORMAT;
+			goto out;
+		}
+	}
+	if ((*out = strndup(p, (size_t)len)) == NULL) {
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	r = 0;
+ out:
+	BIO_free(bio);
+	ERR_clear_error();
+	return r;
+}
+
+/* Checks one IA5String SAN value: non-empty, bounded, printable ASCII. */
+static int
+tls_san_text_ok(const ASN1_IA5STRING *s)
+{
+	const unsigned char *p;
+	int len, i;
+
+	if (s == NULL || (p = ASN1_STRING_get0_data(s)) == NULL)
+		return CG_ERR_FORMAT;
+	len = ASN1_STRING_length(s);
+	if (len <= 0)
+		return CG_ERR_FORMAT;
+	if (len > TLS_PEER_MAX_VALUE)
+		return CG_ERR_LIMIT;
+	for (i = 0; i < len; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			return CG_ERR_FORMAT;
+	return 0;
+}
+
+/* Classifies and checks one name; *kind tells which array it goes to. */
+static int
+tls_san_check(const GENERAL_NAME *gn, enum tls_san_kind *kind)
+{
+	int len;
+
+	switch (gn->type) {
+	case GEN_DNS:
+		*kind = TLS_SAN_DNS;
+		return tls_san_text_ok(gn->d.dNSName);
+	case GEN_URI:
+		*kind = TLS_SAN_URI;
+		return tls_san_text_ok(gn->d.uniformResourceIdentifier);
+	case GEN_EMAIL:
+		*kind = TLS_SAN_EMAIL;
+		return tls_san_text_ok(gn->d.rfc822Name);
+	case GEN_IPADD:
+		*kind = TLS_SAN_IP;
+		if (gn->d.iPAddress == NULL)
+			return CG_ERR_FORMAT;
+		len = ASN1_STRING_length(gn->d.iPAddress);
+		return len == 4 || len == 16 ? 0 : CG_ERR_FORMAT;
+	default:
+		*kind = TLS_SAN_OTHER;
+		return 0;
+	}
+}
+
+/* The text of a name tls_san_check() accepted (malloc'd). */
+static char *
+tls_san_text(const GENERAL_NAME *gn, enum tls_san_kind kind)
+{
+	char buf[INET6_ADDRSTRLEN];
+	const ASN1_STRING *s;
+	int af;
+
+	switch (kind) {
+	case TLS_SAN_DNS:
+		s = gn->d.dNSName;
+		break;
+	case TLS_SAN_URI:
+		s = gn->d.uniformResourceIdentifier;
+		break;
+	case TLS_SAN_EMAIL:
+		s = gn->d.rfc822Name;
+		break;
+	case TLS_SAN_IP:
+		af = ASN1_STRING_length(gn->d.iPAddress) == 4 ? AF_INET : AF_INET6;
+		if (inet_ntop(af, ASN1_STRING_get0_data(gn->d.iPAddress), buf,
+		    sizeof(buf)) == NULL)
+			return NULL;
+		return strdup(buf);
+	default:
+		return NULL;
+	}
+	return strndup((const char *)ASN1_STRING_get0_data(s),
+	    (size_t)ASN1_STRING_length(s));
+}
+
+int
+tls_cert_identity(X509 *cert, struct tls_peer *out)
+{
+	char ***arrays[] = { &out->dns, &out->uri, &out->email, &out->ip };
+	size_t *counts[] = { &out->ndns, &out->nuri, &out->nemail, &out->nip };
+	size_t want[TLS_SAN_OTHER] = { 0 }, nspiffe = 0;
+	GENERAL_NAMES *gens = NULL;
+	enum tls_san_kind kind;
+	const GENERAL_NAME *gn;
+	int crit = -1, n, i, r;
+	char *v;
+
+	memset(out, 0, sizeof(*out));
+	if (cert == NULL)
+		return CG_ERR_FORMAT;
+	if ((r = tls_subject(cert, &out->subject)) != 0)
+		goto out;
+
+	gens = X509_get_ext_d2i(cert, NID_subject_alt_name, &crit, NULL);
+	if (gens == NULL) {
+		/* -1: no such extension; -2: more than one; else unparsable. */
+		r = crit == -1 ? 0 : CG_ERR_FORMAT;
+		goto out;
+	}
+	if ((n = sk_GENERAL_NAME_num(gens)) < 0 || n > TLS_PEER_MAX_SANS) {
+		r = n < 0 ? CG_ERR_FORMAT : CG_ERR_LIMIT;
+		goto out;
+	}
+	/* First pass: check every name before taking any. */
+	for (i = 0; i < n; i++) {
+		if ((r = tls_san_check(sk_GENERAL_NAME_value(gens, i), &kind)) != 0)
+			goto out;
+		if (kind != TLS_SAN_OTHER)
+			want[kind]++;
+	}
+	for (kind = TLS_SAN_DNS; kind < TLS_SAN_OTHER; kind++) {
+		if (want[kind] == 0)
+			continue;
+		if ((*arrays[kind] = calloc(want[kind], sizeof(char *))) == NULL) {
+			r = CG_ERR_NOMEM;
+			goto out;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		gn = sk_GENERAL_NAME_value(gens, i);
+		if (tls_san_check(gn, &kind) != 0 || kind == TLS_SAN_OTHER)
+			continue;
+		if ((v = tls_san_text(gn, kind)) == NULL) {
+			r = CG_ERR_NOMEM;
+			goto out;
+		}
+		(*arrays[kind])[(*counts[kind])++] = v;
+	}
+	for (size_t j = 0; j < out->nuri; j++) {
+		if (strncasecmp(out->uri[j], "spiffe://", 9) == 0) {
+			nspiffe++;
+			out->spiffe_id = out->uri[j];
+		}
+	}
+	if (nspiffe != 1)
+		out->spiffe_id = NULL;
+	r = 0;
+ out:
+	GENERAL_NAMES_free(gens);
+	if (r != 0)
+		tls_peer_clear(out);
+	ERR_clear_error();
+	return r;
+}
+
+int
+tls_peer_identity(SSL *ssl, struct tls_peer *out)
+{
+	X509 *cert;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (!SSL_is_init_finished(ssl))
+		return CG_ERR_AGAIN;
+	if ((cert = SSL_get0_peer_certificate(ssl)) == NULL)
+		return 0;
+	/* A result of X509_V_OK under SSL_VERIFY_NONE checked no host name;
+	 * only a verification the handshake enforced counts. */
+	if ((SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) == 0 ||
+	    SSL_get_verify_result(ssl) != X509_V_OK)
+		return 0;
+	if ((r = tls_cert_identity(cert, out)) != 0)
+		return r;
+	out->verified = true;
+	return 0;
+}
