@@ -65,6 +65,21 @@ void cg_vlog(int level, const char *fmt, va_list ap) CG_PRINTF(2, 0);
 #define cg_info(...) do { if (cg_log_level >= CG_LOG_INFO) cg_log(CG_LOG_INFO, __VA_ARGS__); } while (0)
 #define cg_debug(...) do { if (cg_log_level >= CG_LOG_DEBUG) cg_log(CG_LOG_DEBUG, __VA_ARGS__); } while (0)
 
+/*
+ * Logs to path (appending, created 0640) instead of stderr; NULL keeps
+ * stderr.  cg_log_reopen() opens the same path again (after logrotate
+ * moved it) over the same descriptor.
+ */
+int cg_log_open_file(const char *path) CG_WUR;
+int cg_log_reopen(void) CG_WUR;
+
+/*
+ * Like cg_log, but at most one line per key (a static string) per second;
+ * the next line that gets through says how many were suppressed.  For
+ * errors a client or a broken upstream can repeat at will.
+ */
+void cg_log_limited(int level, const char *key, const char *fmt, ...) CG_PRINTF(3, 4);
+
 /* Parses "error", "warn", "info", "debug"; returns -1 if unknown. */
 int cg_log_level_parse(const char *s);
 const char *cg_log_level_name(int level);

@@ -7,8 +7,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -197,4 +201,109 @@ cg_log_quote(char *out, size_t size, const char *s, size_t len)
 	out[o++] = '"';
 	out[o] = '\0';
 	return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* A log file instead of stderr, reopened on SIGUSR1.                  */
+/* ------------------------------------------------------------------ */
+
+static char *log_path;
+
+int
+cg_log_open_file(const char *path)
+{
+	int fd;
+
+	if (path == NULL)
+		return 0;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return CG_ERR_IO;
+	free(log_path);
+	if ((log_path = strdup(path)) == NULL) {
+		close(fd);
+		return CG_ERR_NOMEM;
+	}
+	cg_log_set_fd(fd);
+	return 0;
+}
+
+/*
+ * The descriptor number stays the same (dup2 over it), so that threads
+ * logging at this moment write either to the old file or the new one,
+ * never to a closed or reused descriptor.
+ */
+int
+cg_log_reopen(void)
+{
+	int fd, cur;
+
+	if (log_path == NULL)
+		return 0;
+	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return CG_ERR_IO;
+	cur = atomic_load(&log_fd);
+	if (dup3(fd, cur, O_CLOEXEC) < 0) {
+		close(fd);
+		return CG_ERR_IO;
+	}
+	close(fd);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rate-limited lines: at most one per key per second.                 */
+/* ------------------------------------------------------------------ */
+
+#define LIMITED_SLOTS 32
+
+static struct {
+	const char *key;
+	int64_t second;
+	unsigned suppressed;
+} limited[LIMITED_SLOTS];
+static pthread_mutex_t limited_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void
+cg_log_limited(int level, const char *key, const char *fmt, ...)
+{
+	int64_t now = cg_mono_ms() / 1000;
+	unsigned suppressed = 0, i, slot = LIMITED_SLOTS;
+	char line[1024];
+	va_list ap;
+
+	if (level > cg_log_level)
+		return;
+	pthread_mutex_lock(&limited_lock);
+	for (i = 0; i < LIMITED_SLOTS; i++) {
+		if (limited[i].key == key || (limited[i].key != NULL &&
+		    strcmp(limited[i].key, key) == 0)) {
+			slot = i;
+			break;
+		}
+		if (limited[i].key == NULL && slot == LIMITED_SLOTS)
+			slot = i;
+	}
+	if (slot == LIMITED_SLOTS)
+		slot = (unsigned)(now % LIMITED_SLOTS);	/* table full: share a slot */
+	if (limited[slot].key == key && limited[slot].second == now) {
+		limited[slot].suppressed++;
+		pthread_mutex_unlock(&limited_lock);
+		return;
+	}
+	if (limited[slot].key == key)
+		suppressed = limited[slot].suppressed;
+	limited[slot].key = key;
+	limited[slot].second = now;
+	limited[slot].suppressed = 0;
+	pthread_mutex_unlock(&limited_lock);
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (suppressed > 0)
+		cg_log(level, "%s suppressed=%u", line, suppressed);
+	else
+		cg_log(level, "%s", line);
 }

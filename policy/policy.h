@@ -229,6 +229,8 @@ enum policy_cond_kind {
 	POLICY_COND_CLAIM,	/* claim at a dotted path */
 	POLICY_COND_METHOD,	/* HTTP method, exact and case-sensitive */
 	POLICY_COND_PATH,	/* request path (no query), glob */
+	POLICY_COND_CLIENT_SUBJECT, /* verified client certificate's subject (RFC 2253) */
+	POLICY_COND_CLIENT_SAN,	/* one of its SANs, "dns:", "uri:", "email:", "ip:" + value */
 };
 
 /*
@@ -269,8 +271,21 @@ struct policy_route {
 void policy_route_clear(struct policy_route *r);
 void policy_rule_clear(struct policy_rule *rule);
 
+/*
+ * A TLS client certificate that was presented and verified.  SAN values
+ * carry their type as a prefix: "dns:api.example.com",
+ * "uri:spiffe://example.org/ns/a/sa/b", "email:ops@example.com",
+ * "ip:10.0.0.1".
+ */
+struct policy_peer {
+	const char *subject;
+	const char *const *sans;
+	size_t nsans;
+};
+
 struct policy_request {
 	const struct policy_identity *id;
+	const struct policy_peer *peer;	/* NULL: no verified client certificate */
 	const char *method;
 	size_t method_len;
 	const char *path;

@@ -151,6 +151,17 @@ claim_match(const struct policy_cond *c, const struct policy_identity *id)
 }
 
 static bool
+peer_san_match(const struct policy_cond *c, const struct policy_peer *peer)
+{
+	size_t i;
+
+	for (i = 0; i < peer->nsans; i++)
+		if (values_match_str(c, peer->sans[i]))
+			return true;
+	return false;
+}
+
+static bool
 audience_match(const struct policy_cond *c, const struct policy_identity *id)
 {
 	json_t *el;
@@ -189,6 +200,10 @@ cond_holds(const struct policy_cond *c, const struct policy_request *q)
 		return values_match(c, q->method, q->method_len);
 	case POLICY_COND_PATH:
 		return values_match(c, q->path, q->path_len);
+	case POLICY_COND_CLIENT_SUBJECT:
+		return q->peer != NULL && values_match_str(c, q->peer->subject);
+	case POLICY_COND_CLIENT_SAN:
+		return q->peer != NULL && peer_san_match(c, q->peer);
 	}
 	return false;	/* an unknown kind never grants anything */
 }

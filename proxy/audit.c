@@ -73,8 +73,14 @@ cg_audit_reopen(struct cg_audit *a)
 		cg_err("msg=audit_reopen_failed error=\"%s\"", err);
 		return r;
 	}
-	close(a->fd);
-	a->fd = fd;
+	/* Over the same descriptor number: workers writing right now reach
+	 * the old file or the new one, never a closed descriptor. */
+	if (dup3(fd, a->fd, O_CLOEXEC) < 0) {
+		cg_err("msg=audit_reopen_failed error=\"%s\"", strerror(errno));
+		close(fd);
+		return CG_ERR_IO;
+	}
+	close(fd);
 	cg_info("msg=audit_reopened file=%s", a->file);
 	return 0;
 }
@@ -99,7 +105,7 @@ cg_audit_enabled(const struct cg_audit *a)
 uint64_t
 cg_audit_failures(const struct cg_audit *a)
 {
-	return a == NULL ? 0 : a->failures;
+	return a == NULL ? 0 : __atomic_load_n(&a->failures, __ATOMIC_RELAXED);
 }
 
 /* One writev so that a line is never split between writers. */
@@ -133,7 +139,7 @@ cg_audit_write(struct cg_audit *a, const char *line, size_t len)
 	if (a->to_stdout && audit_write_fd(STDOUT_FILENO, line, len) != 0)
 		r = CG_ERR_IO;
 	if (r != 0)
-		a->failures++;
+		__atomic_add_fetch(&a->failures, 1, __ATOMIC_RELAXED);
 	return r;
 }
 

@@ -1336,6 +1336,10 @@ build_rules(struct load *ld, const struct cg_config *cfg, const config_setting_t
 					    "with \"/\" and matches no request path",
 					    QUOTE(q, c->values[k]));
 		}
+		snprintf(tp, sizeof(tp), "%s.[].client_subject", tl);
+		(void)add_cond(ld, rule, POLICY_COND_CLIENT_SUBJECT, g, tp, NULL);
+		snprintf(tp, sizeof(tp), "%s.[].client_san", tl);
+		(void)add_cond(ld, rule, POLICY_COND_CLIENT_SAN, g, tp, NULL);
 	}
 }
 
@@ -2318,6 +2322,10 @@ d_rules(struct dump *d, const char *kind, const struct policy_rule *rules, size_
 		d_cond(d, tp, find_cond(rule, POLICY_COND_METHOD));
 		snprintf(tp, sizeof(tp), "%s.[].paths", tl);
 		d_cond(d, tp, find_cond(rule, POLICY_COND_PATH));
+		snprintf(tp, sizeof(tp), "%s.[].client_subject", tl);
+		d_cond(d, tp, find_cond(rule, POLICY_COND_CLIENT_SUBJECT));
+		snprintf(tp, sizeof(tp), "%s.[].client_san", tl);
+		d_cond(d, tp, find_cond(rule, POLICY_COND_CLIENT_SAN));
 	}
 	d_elems_end(d, n);
 	d_close(d, true);

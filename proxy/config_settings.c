@@ -63,7 +63,12 @@
 	STRS("routes.[]." r ".[].methods", NULL, NULL, false, \
 	    "HTTP methods (globs, case-sensitive); one must match"), \
 	STRS("routes.[]." r ".[].paths", NULL, NULL, false, \
-	    "request paths without the query (globs); one must match")
+	    "request paths without the query (globs); one must match"), \
+	STRS("routes.[]." r ".[].client_subject", NULL, NULL, false, \
+	    "verified client certificate subjects, RFC 2253 (globs); one must match"), \
+	STRS("routes.[]." r ".[].client_san", NULL, NULL, false, \
+	    "verified client certificate SANs, \"dns:\", \"uri:\", \"email:\" or \"ip:\" " \
+	    "and the value (globs); one must match")
 
 const struct cg_setting cg_settings[] = {
 	GROUP("credgate", false, "process-wide settings"),

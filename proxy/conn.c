@@ -20,14 +20,19 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include "injectors/injector.h"
 #include "policy/policy.h"
 #include "proxy/audit.h"
 #include "proxy/http_parse.h"
+#include "proxy/metrics.h"
 #include "proxy/server.h"
+#include "proxy/tls.h"
 #include "vault-client/vault.h"
 
 #define REQ_HOLD_MAX	(16 * 1024)	/* request bytes held back until the message is whole */
@@ -51,10 +56,12 @@ enum conn_state {
 struct conn {
 	TAILQ_ENTRY(conn) link;
 	uint64_t id;
-	struct cg_server *srv;
-	struct cg_route_rt *rt;
-	const struct cg_route *route;
-	const struct cg_config *cfg;	/* the generation this connection started with */
+	struct cg_worker *w;
+	struct cg_gen *gen;		/* the generation this connection started with */
+	struct cg_route_rt *rt;		/* in gen */
+	const struct cg_route *route;	/* in gen */
+	const struct cg_config *cfg;	/* gen->cfg */
+	struct cg_route_metrics *rm;
 	enum conn_state state;
 	bool closed;
 	char close_reason[96];		/* why, for the close log line and session_end */
@@ -66,6 +73,11 @@ struct conn {
 	bool cli_eof;
 	bool cli_read_paused;
 	bool up_read_paused;
+	bool tls;			/* the client side is TLS */
+	bool peer_ok;			/* a client certificate was verified */
+	struct tls_peer tpeer;		/* its subject and SANs */
+	struct policy_peer ppeer;	/* the same, as policy sees it */
+	char **peer_sans;		/* "dns:...", "uri:..." for ppeer */
 
 	char peer_ip[INET6_ADDRSTRLEN];
 	int peer_port;
@@ -187,7 +199,11 @@ conn_audit_begin(struct conn *c, struct jw *w, const char *event)
 	jw_obj_begin(w, "client");
 	jw_str(w, "addr", c->peer_ip);
 	jw_int(w, "port", c->peer_port);
-	jw_bool(w, "tls", false);
+	jw_bool(w, "tls", c->tls);
+	if (c->peer_ok) {
+		jw_str(w, "subject", c->tpeer.subject);
+		jw_str(w, "spiffe_id", c->tpeer.spiffe_id);
+	}
 	jw_obj_end(w);
 }
 
@@ -270,8 +286,10 @@ conn_audit_end(struct conn *c, struct jw *w)
 		jw_free(w);
 		return CG_ERR_LIMIT;
 	}
-	r = cg_audit_write(c->srv->audit, w->buf, w->len);
+	r = cg_audit_write(c->w->proc->audit, w->buf, w->len);
 	jw_free(w);
+	if (r != 0)
+		metrics_audit_failure(c->w->metrics);
 	if (r != 0)
 		cg_err("msg=audit_write_failed conn=%llu route=%s error=\"%s\"",
 		    (unsigned long long)c->id, c->route->policy.name, strerror(errno));
@@ -427,10 +445,75 @@ conn_close(struct conn *c, const char *reason)
 	    (long long)(cg_mono_ms() - c->born_ms), c->requests,
 	    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
 	conn_audit_session_end(c);
-	TAILQ_REMOVE(&c->srv->conns, c, link);
-	TAILQ_INSERT_TAIL(&c->srv->dead, c, link);
-	c->srv->nconns--;
-	event_active(c->srv->reaper, EV_TIMEOUT, 0);
+	TAILQ_REMOVE(&c->w->conns, c, link);
+	TAILQ_INSERT_TAIL(&c->w->dead, c, link);
+	c->w->nconns--;
+	worker_conn_release(c->w, c->rt);
+	metrics_conn_close(c->rm);
+	event_active(c->w->reaper, EV_TIMEOUT, 0);
+}
+
+static void
+conn_peer_clear(struct conn *c)
+{
+	size_t i;
+
+	for (i = 0; c->peer_sans != NULL && i < c->ppeer.nsans; i++)
+		free(c->peer_sans[i]);
+	free(c->peer_sans);
+	c->peer_sans = NULL;
+	memset(&c->ppeer, 0, sizeof(c->ppeer));
+	tls_peer_clear(&c->tpeer);
+	c->peer_ok = false;
+}
+
+static int
+peer_add_sans(char **out, size_t *n, const char *prefix, char **vals, size_t nvals)
+{
+	size_t i;
+
+	for (i = 0; i < nvals; i++)
+		if (asprintf(&out[(*n)++], "%s%s", prefix, vals[i]) < 0) {
+			out[--(*n)] = NULL;
+			return CG_ERR_NOMEM;
+		}
+	return 0;
+}
+
+/*
+ * The TLS handshake with the client is done: a verified client
+ * certificate becomes what policy sees as the peer.  One whose names
+ * cannot be read refuses the connection (fail closed).
+ */
+static void
+conn_tls_established(struct conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->cli);
+	struct tls_peer *p = &c->tpeer;
+	size_t total, n = 0;
+
+	if (ssl == NULL || tls_peer_identity(ssl, p) != 0) {
+		conn_close(c, "tls_client_certificate_unreadable");
+		return;
+	}
+	if (!p->verified)
+		return;
+	total = p->ndns + p->nuri + p->nemail + p->nip;
+	if ((c->peer_sans = calloc(total ? total : 1, sizeof(char *))) == NULL ||
+	    peer_add_sans(c->peer_sans, &n, "dns:", p->dns, p->ndns) != 0 ||
+	    peer_add_sans(c->peer_sans, &n, "uri:", p->uri, p->nuri) != 0 ||
+	    peer_add_sans(c->peer_sans, &n, "email:", p->email, p->nemail) != 0 ||
+	    peer_add_sans(c->peer_sans, &n, "ip:", p->ip, p->nip) != 0) {
+		c->ppeer.nsans = n;
+		conn_close(c, "out_of_memory");
+		return;
+	}
+	c->ppeer.subject = p->subject;
+	c->ppeer.sans = (const char *const *)c->peer_sans;
+	c->ppeer.nsans = n;
+	c->peer_ok = true;
+	cg_debug("msg=tls_client_verified conn=%llu subject=\"%s\" sans=%zu",
+	    (unsigned long long)c->id, p->subject ? p->subject : "", n);
 }
 
 static void
@@ -442,27 +525,48 @@ conn_free(struct conn *c)
 		bufferevent_free(c->cli);
 	if (c->timer != NULL)
 		event_free(c->timer);
+	conn_peer_clear(c);
+	cg_gen_unref(c->gen);
 	free(c);
 }
 
 void
-conn_reap(struct cg_server *srv)
+conn_reap(struct cg_worker *w)
 {
 	struct conn *c;
 
-	while ((c = TAILQ_FIRST(&srv->dead)) != NULL) {
-		TAILQ_REMOVE(&srv->dead, c, link);
+	while ((c = TAILQ_FIRST(&w->dead)) != NULL) {
+		TAILQ_REMOVE(&w->dead, c, link);
 		conn_free(c);
 	}
 }
 
 void
-conn_close_all(struct cg_server *srv, const char *reason)
+conn_close_all(struct cg_worker *w, const char *reason)
 {
 	struct conn *c;
 
-	while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
+	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
 		conn_close(c, reason);
+}
+
+/*
+ * Draining: a connection waiting for its next request closes now; one in
+ * the middle of a request finishes it and then closes (its response says
+ * Connection: close if not already sent).
+ */
+void
+conn_drain_all(struct cg_worker *w)
+{
+	struct conn *c, *next;
+
+	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		c->keep_alive = false;
+		if (c->state == CONN_IDENTIFY && !c->in_request &&
+		    evbuffer_get_length(bufferevent_get_input(c->cli)) == 0)
+			conn_close(c, "drain");
+	}
 }
 
 /* Stops reading, lets the output drain, then closes (under the linger timer). */
@@ -527,6 +631,9 @@ conn_reply(struct conn *c, int status, const char *extra, const char *reason)
 	}
 	c->last_status = status;
 	c->resp_started = true;
+	metrics_request(c->rm, c->dec.result == POLICY_WOULD_DENY ? METRICS_WOULD_DENY :
+	    c->decided && c->dec.result == POLICY_ALLOW ? METRICS_ALLOW : METRICS_DENY,
+	    status, (cg_mono_ms() - (c->req_start_ms ? c->req_start_ms : c->born_ms)) * 1000);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 	    "Content-Length: %zu\r\n", status, text, strlen(text) + 1);
 	if (extra != NULL)
@@ -806,7 +913,9 @@ conn_request(struct conn *c)
 	struct http_error e;
 	struct http_span tok;
 	const struct http_field *f;
+	struct token_cache *tc;
 	const char *why;
+	bool hit = false;
 	size_t it;
 	int r;
 
@@ -861,8 +970,13 @@ conn_request(struct conn *c)
 		    "WWW-Authenticate: Bearer error=\"invalid_token\"", why);
 		return;
 	}
-	r = jwt_verify(cfg->issuers, cfg->nissuers, tok.p, tok.len, cg_now_ms() / 1000,
-	    cfg->max_token_bytes, &c->ident, &why);
+	/* The cache serves only the worker's current generation: entries
+	 * point at its issuers, which an older generation's free would reuse. */
+	tc = c->gen == c->w->gen ? c->w->tokens : NULL;
+	r = token_cache_verify(tc, cfg->issuers, cfg->nissuers, tok.p, tok.len,
+	    cg_now_ms() / 1000, cfg->max_token_bytes, &c->ident, &why, &hit);
+	if (tc != NULL)
+		metrics_token_cache(c->w->metrics, hit);
 	if (r != 0) {
 		conn_identify_fail(c, 401, "WWW-Authenticate: Bearer error=\"invalid_token\"", why);
 		return;
@@ -876,6 +990,7 @@ conn_request(struct conn *c)
 	q.path = c->req.path.p;
 	q.path_len = c->req.path.len;
 	q.now_s = cg_now_ms() / 1000;
+	q.peer = c->peer_ok ? &c->ppeer : NULL;
 	policy_decide(&route->policy, &q, &c->dec);
 	c->decided = true;
 	if (c->dec.result == POLICY_DENY) {
@@ -890,8 +1005,9 @@ conn_request(struct conn *c)
 	/* The credential: from the cache, or wait for it with reads off. */
 	bufferevent_disable(c->cli, EV_READ);
 	conn_state_set(c, CONN_DECIDE);
-	r = secret_cache_get(c->srv->secrets, route->secret_path, &c->cred,
+	r = secret_cache_get(c->w->secrets, route->secret_path, &c->cred,
 	    conn_secret_ready, c, &c->wait);
+	metrics_secret_cache(c->w->metrics, r == 0);
 	if (r == CG_ERR_AGAIN)
 		return;
 	if (r != 0) {
@@ -990,7 +1106,22 @@ static void conn_up_event(struct bufferevent *bev, short what, void *arg);
 static int
 conn_up_connect(struct conn *c)
 {
-	c->up = bufferevent_socket_new(c->srv->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	SSL *ssl;
+
+	if (c->rt->client_ctx != NULL) {
+		ssl = tls_client_ssl_new(c->rt->client_ctx, &c->route->upstream_tls,
+		    c->route->upstream_host);
+		if (ssl == NULL)
+			return CG_ERR_NOMEM;
+		c->up = bufferevent_openssl_socket_new(c->w->base, -1, ssl,
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+		if (c->up == NULL) {
+			SSL_free(ssl);
+			return CG_ERR_NOMEM;
+		}
+		bufferevent_openssl_set_allow_dirty_shutdown(c->up, 1);
+	} else
+		c->up = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (c->up == NULL)
 		return CG_ERR_NOMEM;
 	bufferevent_setcb(c->up, conn_up_read, conn_up_write, conn_up_event, c);
@@ -1025,7 +1156,7 @@ conn_forward(struct conn *c)
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.client_addr = c->peer_ip;
-	ctx.proto = "http";
+	ctx.proto = c->tls ? "https" : "http";
 	ctx.request_id = c->request_id;
 	switch (c->req_framing.kind) {
 	case HTTP_BODY_LENGTH:
@@ -1154,6 +1285,10 @@ conn_response_done(struct conn *c)
 	    cg_log_quote(q, sizeof(q), c->path, strlen(c->path)), c->last_status,
 	    policy_result_name(c->dec.result), c->dec.rule ? c->dec.rule : "-",
 	    (long long)(cg_mono_ms() - c->req_start_ms));
+	metrics_request(c->rm, c->dec.result == POLICY_WOULD_DENY ? METRICS_WOULD_DENY :
+	    METRICS_ALLOW, c->last_status, (cg_mono_ms() - c->req_start_ms) * 1000);
+	if (c->w->draining)
+		c->keep_alive = false;
 	up_reuse = c->req_complete && !c->resp_until_close &&
 	    llhttp_should_keep_alive(&c->resp_msg.parser);
 	if (!up_reuse)
@@ -1222,7 +1357,8 @@ conn_response_head(struct conn *c)
 		}
 		break;
 	}
-	close_after = !c->keep_alive || !c->req_complete || out == INJ_FRAMING_CLOSE;
+	close_after = !c->keep_alive || !c->req_complete || out == INJ_FRAMING_CLOSE ||
+	    c->w->draining;
 	if (close_after)
 		c->keep_alive = false;
 	if (inj_http_write_response(&c->resp, out, clen, close_after, c->request_id,
@@ -1371,8 +1507,19 @@ conn_up_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (!c->up_connected) {
-		snprintf(reason, sizeof(reason), "upstream connect failed: %s",
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		if (c->rt->client_ctx != NULL && bufferevent_openssl_get_ssl(bev) != NULL &&
+		    bufferevent_get_openssl_error(bev) != 0) {
+			SSL *ssl = bufferevent_openssl_get_ssl(bev);
+			const char *vr = tls_verify_reason(ssl);
+			unsigned long e = bufferevent_get_openssl_error(bev);
+			char ebuf[120];
+
+			ERR_error_string_n(e, ebuf, sizeof(ebuf));
+			snprintf(reason, sizeof(reason), "upstream TLS handshake failed: %s",
+			    vr != NULL ? vr : ebuf);
+		} else
+			snprintf(reason, sizeof(reason), "upstream connect failed: %s",
+			    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		conn_upstream_failed(c, 502, reason);
 		return;
 	}
@@ -1455,7 +1602,23 @@ conn_cli_event(struct bufferevent *bev, short what, void *arg)
 
 	if (c->closed)
 		return;
+	if (what & BEV_EVENT_CONNECTED) {
+		conn_tls_established(c);
+		return;
+	}
 	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = c->tls ? bufferevent_get_openssl_error(bev) : 0;
+
+		if (e != 0) {
+			char ebuf[120];
+
+			ERR_error_string_n(e, ebuf, sizeof(ebuf));
+			cg_log_limited(CG_LOG_INFO, "tls_handshake",
+			    "msg=tls_failed conn=%llu route=%s peer=%s error=\"%s\"",
+			    (unsigned long long)c->id, c->route->policy.name, c->peer, ebuf);
+			conn_close(c, "tls_error");
+			return;
+		}
 		conn_close(c, "client_error");
 		return;
 	}
@@ -1520,21 +1683,26 @@ conn_count(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 }
 
 void
-conn_accept(struct cg_route_rt *rt, int fd, const struct sockaddr *sa, int salen)
+conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct sockaddr *sa,
+    int salen)
 {
-	struct cg_server *srv = rt->srv;
 	struct conn *c;
 	int one = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		worker_conn_release(w, rt);
 		evutil_closesocket(fd);
 		return;
 	}
-	c->id = ++srv->next_conn_id;
-	c->srv = srv;
+	/* Connection ids are unique across workers: the worker's index in
+	 * the low bits. */
+	c->id = (++w->next_conn_id << 8) | (w->index & 0xff);
+	c->w = w;
+	c->gen = cg_gen_ref(w->gen);
 	c->rt = rt;
 	c->route = rt->route;
-	c->cfg = srv->cfg;
+	c->cfg = c->gen->cfg;
+	c->rm = worker_route_metrics(w, rt);
 	c->born_ms = cg_mono_ms();
 	if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
@@ -1551,11 +1719,23 @@ conn_accept(struct cg_route_rt *rt, int fd, const struct sockaddr *sa, int salen
 	}
 	(void)salen;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->cli = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->timer = evtimer_new(srv->base, conn_timeout, c);
+	if (rt->server_ctx != NULL) {
+		SSL *ssl = SSL_new(rt->server_ctx);
+
+		c->tls = true;
+		c->cli = ssl == NULL ? NULL : bufferevent_openssl_socket_new(w->base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		if (c->cli == NULL)
+			SSL_free(ssl);
+		else
+			bufferevent_openssl_set_allow_dirty_shutdown(c->cli, 1);
+	} else
+		c->cli = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(w->base, conn_timeout, c);
 	if (c->cli == NULL || c->timer == NULL) {
 		if (c->cli == NULL)
 			evutil_closesocket(fd);
+		worker_conn_release(w, rt);
 		conn_free(c);
 		return;
 	}
@@ -1563,8 +1743,9 @@ conn_accept(struct cg_route_rt *rt, int fd, const struct sockaddr *sa, int salen
 	evbuffer_add_cb(bufferevent_get_output(c->cli), conn_count, &c->bytes_out);
 	bufferevent_setcb(c->cli, conn_cli_read, conn_cli_write, conn_cli_event, c);
 	bufferevent_setwatermark(c->cli, EV_WRITE, RELAY_LOW, 0);
-	TAILQ_INSERT_TAIL(&srv->conns, c, link);
-	srv->nconns++;
+	TAILQ_INSERT_TAIL(&w->conns, c, link);
+	w->nconns++;
+	metrics_conn_open(c->rm);
 	cg_debug("msg=accept conn=%llu route=%s peer=%s", (unsigned long long)c->id,
 	    c->route->policy.name, c->peer);
 	conn_state_set(c, CONN_IDENTIFY);

@@ -23,9 +23,6 @@
 #define EXIT_USAGE 2
 #define EXIT_RUNTIME 3
 
-#ifndef CG_VERSION
-#define CG_VERSION "unknown"
-#endif
 
 static void
 usage(FILE *f)
@@ -86,7 +83,7 @@ main(int argc, char **argv)
 	const char *file = NULL, *cases = NULL;
 	struct cg_config *cfg = NULL;
 	struct cg_errors errs = { 0 };
-	struct cg_server *srv = NULL;
+	struct cg_process *proc = NULL;
 	bool check = false, dump = false, policy_test = false;
 	int ch, r, verbose = 0;
 	char err[512];
@@ -111,7 +108,7 @@ main(int argc, char **argv)
 			verbose++;
 			break;
 		case 'V':
-			printf("credgate %s\n", CG_VERSION);
+			printf("credgate %s\n", CG_PACKAGE_VERSION);
 			return 0;
 		case 'h':
 			usage(stdout);
@@ -170,12 +167,18 @@ main(int argc, char **argv)
 	}
 
 	cg_log_level = verbose ? CG_LOG_DEBUG : cfg->log_level;
+	if (cg_log_open_file(cfg->log_file) != 0) {
+		fprintf(stderr, "%s: credgate.log_file: cannot open %s\n", file, cfg->log_file);
+		cg_config_free(cfg);
+		return EXIT_RUNTIME;
+	}
 	err[0] = '\0';
-	if ((r = server_new(cfg, &srv, err, sizeof(err))) != 0) {
+	if ((r = server_new(file, cfg, &proc, err, sizeof(err))) != 0) {
+		cg_err("msg=start_failed reason=\"%s\"", err[0] ? err : cg_strerror(r));
 		fprintf(stderr, "%s: %s\n", file, err[0] ? err : cg_strerror(r));
 		return EXIT_RUNTIME;
 	}
-	r = server_run(srv);
-	server_free(srv);
+	r = server_run(proc);
+	server_free(proc);
 	return r == 0 ? 0 : EXIT_RUNTIME;
 }

@@ -1,104 +1,96 @@
 /*
- * server.c: one worker: its event loop, listeners, signals, the secret
- * cache and audit sinks it uses, and the reaper that frees closed
- * connections outside of their callbacks.
+ * server.c: the process and its control thread: configuration generations,
+ * the workers' listeners, signals (SIGHUP reload, SIGTERM/SIGINT drain,
+ * SIGUSR1 reopen), privilege drop, readiness (sd_notify) and the admin
+ * endpoint's hooks.
  *
- * Owns struct cg_server.  Connections are conn.c's.
+ * Owns struct cg_process and the generations.  Never touches a worker's
+ * connections: it talks to workers through their mailboxes only.
  */
 #include <errno.h>
+#include <grp.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
+#include "policy/policy.h"
+#include "proxy/admin.h"
 #include "proxy/audit.h"
+#include "proxy/metrics.h"
 #include "proxy/server.h"
+#include "proxy/tls.h"
 #include "vault-client/vault.h"
 
-#define LISTEN_BACKLOG 1024
-#define ACCEPT_PAUSE_MS 1000
+#define DRAIN_POLL_MS 50
 
-static void
-server_reaper(evutil_socket_t fd, short what, void *arg)
+/* ------------------------------------------------------------------ */
+/* Generations                                                         */
+/* ------------------------------------------------------------------ */
+
+struct cg_gen *
+cg_gen_ref(struct cg_gen *g)
 {
-	conn_reap(arg);
+	__atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
+	return g;
 }
 
-static void
-server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+void
+cg_gen_unref(struct cg_gen *g)
 {
-	conn_accept(arg, fd, sa, salen);
-}
-
-static void
-server_resume_accept(evutil_socket_t fd, short what, void *arg)
-{
-	struct cg_route_rt *rt = arg;
-
-	if (!rt->srv->stopping)
-		evconnlistener_enable(rt->listener);
-}
-
-/*
- * accept() failed.  Out of descriptors: stop accepting for a while instead
- * of spinning on a listener that stays readable.
- */
-static void
-server_accept_error(struct evconnlistener *l, void *arg)
-{
-	struct cg_route_rt *rt = arg;
-	struct timeval tv = { ACCEPT_PAUSE_MS / 1000, (ACCEPT_PAUSE_MS % 1000) * 1000 };
-	int err = EVUTIL_SOCKET_ERROR();
-
-	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-		cg_warn("msg=accept_paused route=%s error=\"%s\" pause_ms=%d",
-		    rt->route->policy.name, strerror(err), ACCEPT_PAUSE_MS);
-		evconnlistener_disable(l);
-		event_base_once(rt->srv->base, -1, EV_TIMEOUT, server_resume_accept, rt, &tv);
-		return;
-	}
-	cg_warn("msg=accept_failed route=%s error=\"%s\"", rt->route->policy.name, strerror(err));
-}
-
-static void
-server_signal(evutil_socket_t sig, short what, void *arg)
-{
-	struct cg_server *srv = arg;
 	size_t i;
 
-	switch (sig) {
-	case SIGTERM:
-	case SIGINT:
-		if (srv->stopping)
-			return;
-		cg_info("msg=stopping signal=%s connections=%llu",
-		    sig == SIGTERM ? "TERM" : "INT", (unsigned long long)srv->nconns);
-		srv->stopping = true;
-		for (i = 0; i < srv->nroutes; i++)
-			if (srv->routes[i].listener != NULL)
-				evconnlistener_disable(srv->routes[i].listener);
-		conn_close_all(srv, "shutdown");
-		event_base_loopexit(srv->base, NULL);
-		break;
-	case SIGUSR1:
-		if (cg_audit_reopen(srv->audit) != 0)
-			cg_warn("msg=audit_still_on_old_file");
-		break;
-	case SIGHUP:
-		cg_warn("msg=reload_unsupported detail=\"restart credgate to apply a new configuration\"");
-		break;
+	if (g == NULL || __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	for (i = 0; i < g->nroutes; i++) {
+		SSL_CTX_free(g->routes[i].server_ctx);
+		SSL_CTX_free(g->routes[i].client_ctx);
 	}
+	cg_config_free(g->cfg);
+	free(g->routes);
+	free(g);
+}
+
+struct cg_route_rt *
+cg_gen_route_by_listen(struct cg_gen *g, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < g->nroutes; i++)
+		if (strcmp(g->routes[i].listen_key, key) == 0)
+			return &g->routes[i];
+	return NULL;
+}
+
+static struct cg_route_shared *
+route_shared(struct cg_process *p, const char *name)
+{
+	struct cg_route_shared *s;
+
+	for (s = p->route_shared; s != NULL; s = s->next)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	if ((s = calloc(1, sizeof(*s))) == NULL || (s->name = strdup(name)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->next = p->route_shared;
+	p->route_shared = s;
+	return s;
 }
 
 static int
-resolve(const char *host, int port, bool passive, struct sockaddr_storage *ss,
-    socklen_t *len, char *err, size_t errlen)
+resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len,
+    char *err, size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
 	char portstr[8];
@@ -107,7 +99,7 @@ resolve(const char *host, int port, bool passive, struct sockaddr_storage *ss,
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	hints.ai_flags = AI_NUMERICSERV;
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	if ((r = getaddrinfo(host, portstr, &hints, &res)) != 0) {
 		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(r));
@@ -119,136 +111,623 @@ resolve(const char *host, int port, bool passive, struct sockaddr_storage *ss,
 	return 0;
 }
 
-static int
-server_route(struct cg_server *srv, size_t i, char *err, size_t errlen)
+static void
+listen_key(char *out, size_t size, const char *host, int port)
 {
-	struct cg_route_rt *rt = &srv->routes[i];
-	const struct cg_route *route = &srv->cfg->routes[i];
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	char why[160];
-	int r;
-
-	rt->route = route;
-	rt->srv = srv;
-	if ((r = resolve(route->upstream_host, route->upstream_port, false, &rt->upstream,
-	    &rt->upstream_len, why, sizeof(why))) != 0) {
-		snprintf(err, errlen, "routes.[%zu].upstream: %s", i, why);
-		return r;
-	}
-	snprintf(rt->upstream_name, sizeof(rt->upstream_name), "%s%s%s:%d",
-	    strchr(route->upstream_host, ':') ? "[" : "", route->upstream_host,
-	    strchr(route->upstream_host, ':') ? "]" : "", route->upstream_port);
-	if ((r = resolve(route->listen_host, route->listen_port, true, &ss, &sslen,
-	    why, sizeof(why))) != 0) {
-		snprintf(err, errlen, "routes.[%zu].listen: %s", i, why);
-		return r;
-	}
-	rt->listener = evconnlistener_new_bind(srv->base, server_accept, rt,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)sslen);
-	if (rt->listener == NULL) {
-		snprintf(err, errlen, "routes.[%zu].listen: cannot listen on %s:%d: %s", i,
-		    route->listen_host, route->listen_port, strerror(errno));
-		return CG_ERR_IO;
-	}
-	evconnlistener_set_error_cb(rt->listener, server_accept_error);
-	cg_info("msg=listening route=%s addr=%s:%d upstream=%s mode=%s",
-	    route->policy.name, route->listen_host, route->listen_port, rt->upstream_name,
-	    route->policy.mode == POLICY_DRY_RUN ? "dry-run" : "enforce");
-	return 0;
+	snprintf(out, size, "%s%s%s:%d", strchr(host, ':') ? "[" : "", host,
+	    strchr(host, ':') ? "]" : "", port);
 }
 
-int
-server_new(struct cg_config *cfg, struct cg_server **out, char *err, size_t errlen)
+/* Builds a generation around cfg (taken; freed on failure). */
+static int
+gen_build(struct cg_process *p, struct cg_config *cfg, struct cg_gen **out,
+    char *err, size_t errlen)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGUSR1, SIGHUP };
-	struct secret_backend *backend = NULL;
-	struct cg_server *srv;
+	struct cg_gen *g;
+	struct cg_route_rt *rt;
 	char why[256];
 	size_t i;
 	int r;
 
 	*out = NULL;
-	if ((srv = calloc(1, sizeof(*srv))) == NULL) {
+	if ((g = calloc(1, sizeof(*g))) == NULL ||
+	    (g->routes = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*g->routes))) == NULL) {
+		free(g);
+		cg_config_free(cfg);
+		snprintf(err, errlen, "out of memory");
+		return CG_ERR_NOMEM;
+	}
+	g->refs = 1;
+	g->cfg = cfg;
+	g->nroutes = cfg->nroutes;
+	for (i = 0; i < cfg->nroutes; i++) {
+		rt = &g->routes[i];
+		rt->route = &cfg->routes[i];
+		if ((r = resolve(rt->route->upstream_host, rt->route->upstream_port,
+		    &rt->upstream, &rt->upstream_len, why, sizeof(why))) != 0) {
+			snprintf(err, errlen, "routes.[%zu].upstream: %s", i, why);
+			cg_gen_unref(g);
+			return r;
+		}
+		listen_key(rt->upstream_name, sizeof(rt->upstream_name),
+		    rt->route->upstream_host, rt->route->upstream_port);
+		listen_key(rt->listen_key, sizeof(rt->listen_key),
+		    rt->route->listen_host, rt->route->listen_port);
+		if ((rt->shared = route_shared(p, rt->route->policy.name)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			cg_gen_unref(g);
+			return CG_ERR_NOMEM;
+		}
+		/* Certificates and keys are read here: a reload re-reads them. */
+		if (rt->route->tls.enabled && (r = tls_server_ctx_new(&rt->route->tls,
+		    &rt->server_ctx, why, sizeof(why))) != 0) {
+			snprintf(err, errlen, "routes.[%zu].tls: %s", i, why);
+			cg_gen_unref(g);
+			return r;
+		}
+		if (rt->route->upstream_tls.enabled && (r = tls_client_ctx_new(
+		    &rt->route->upstream_tls, &rt->client_ctx, why, sizeof(why))) != 0) {
+			snprintf(err, errlen, "routes.[%zu].upstream.tls: %s", i, why);
+			cg_gen_unref(g);
+			return r;
+		}
+	}
+	g->number = ++p->gen_counter;
+	*out = g;
+	return 0;
+}
+
+/*
+ * Opens one SO_REUSEPORT socket per worker for every listen address of
+ * g that old (NULL at start) does not have.  On failure closes what it
+ * opened.  lists[i] receives worker i's new listeners.
+ */
+static int
+open_listeners(struct cg_process *p, struct cg_gen *g, struct cg_gen *old,
+    struct cg_listener **lists, char *err, size_t errlen)
+{
+	struct cg_listener *ls;
+	char why[200];
+	size_t i, k;
+	int fd, r;
+
+	for (i = 0; i < g->nroutes; i++) {
+		const struct cg_route_rt *rt = &g->routes[i];
+
+		if (old != NULL && cg_gen_route_by_listen(old, rt->listen_key) != NULL)
+			continue;
+		for (k = 0; k < p->nworkers; k++) {
+			if ((r = listener_open(rt->route->listen_host, rt->route->listen_port,
+			    &fd, why, sizeof(why))) != 0) {
+				snprintf(err, errlen, "routes.[%zu].listen: %s", i, why);
+				goto fail;
+			}
+			if ((ls = calloc(1, sizeof(*ls))) == NULL) {
+				close(fd);
+				snprintf(err, errlen, "out of memory");
+				r = CG_ERR_NOMEM;
+				goto fail;
+			}
+			snprintf(ls->key, sizeof(ls->key), "%s", rt->listen_key);
+			ls->fd = fd;
+			ls->next = lists[k];
+			lists[k] = ls;
+		}
+	}
+	return 0;
+ fail:
+	for (k = 0; k < p->nworkers; k++) {
+		while ((ls = lists[k]) != NULL) {
+			lists[k] = ls->next;
+			close(ls->fd);
+			free(ls);
+		}
+	}
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Readiness, privileges                                               */
+/* ------------------------------------------------------------------ */
+
+/* The sd_notify protocol: one datagram to $NOTIFY_SOCKET, if set. */
+static void
+notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	socklen_t len;
+	size_t n;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    (n = strlen(path)) >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, n);
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';		/* abstract namespace */
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sun, len) < 0)
+		cg_debug("msg=notify_failed error=\"%s\"", strerror(errno));
+	close(fd);
+}
+
+/*
+ * Drops to user (and group, default the user's) and checks that it worked
+ * and cannot be undone, as OpenSSH's permanently_set_uid() does.
+ */
+static int
+drop_privileges(const char *user, const char *group, char *err, size_t errlen)
+{
+	struct passwd *pw;
+	struct group *gr;
+	uid_t uid;
+	gid_t gid;
+
+	if (user == NULL)
+		return 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		snprintf(err, errlen, "credgate.user: no user %s", user);
+		return CG_ERR_NOTFOUND;
+	}
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (group != NULL) {
+		if ((gr = getgrnam(group)) == NULL) {
+			snprintf(err, errlen, "credgate.group: no group %s", group);
+			return CG_ERR_NOTFOUND;
+		}
+		gid = gr->gr_gid;
+	}
+	if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0 ||
+	    setresuid(uid, uid, uid) != 0) {
+		snprintf(err, errlen, "credgate.user: cannot become %s: %s", user, strerror(errno));
+		return CG_ERR_PERM;
+	}
+	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid) {
+		snprintf(err, errlen, "credgate.user: privileges were not dropped");
+		return CG_ERR_PERM;
+	}
+	if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+		snprintf(err, errlen, "credgate.user: root privileges could be regained");
+		return CG_ERR_PERM;
+	}
+	/* Changing ids resets the dumpable flag; keep core dumps off. */
+	if (cg_disable_core_dumps() != 0) {
+		snprintf(err, errlen, "cannot disable core dumps");
+		return CG_ERR_PERM;
+	}
+	cg_info("msg=privileges_dropped user=%s uid=%u gid=%u", user, (unsigned)uid, (unsigned)gid);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reload, drain, signals                                              */
+/* ------------------------------------------------------------------ */
+
+static void
+publish(struct cg_process *p, struct cg_gen *g, struct cg_listener **lists)
+{
+	struct cg_worker *w;
+	size_t k;
+
+	for (k = 0; k < p->nworkers; k++) {
+		w = &p->workers[k];
+		pthread_mutex_lock(&w->lock);
+		cg_gen_unref(w->pending_gen);
+		w->pending_gen = cg_gen_ref(g);
+		if (lists[k] != NULL) {
+			struct cg_listener *last = lists[k];
+
+			while (last->next != NULL)
+				last = last->next;
+			last->next = w->pending_listeners;
+			w->pending_listeners = lists[k];
+			lists[k] = NULL;
+		}
+		pthread_mutex_unlock(&w->lock);
+		worker_post(w);
+	}
+	cg_gen_unref(p->gen);
+	p->gen = g;
+}
+
+static void
+warn_not_reloadable(const struct cg_config *a, const struct cg_config *b)
+{
+#define NR_DIFF_STR(x, y) (((x) == NULL) != ((y) == NULL) || ((x) && strcmp((x), (y)) != 0))
+	if (a->workers != b->workers)
+		cg_warn("msg=reload_ignored setting=credgate.workers detail=\"restart to apply\"");
+	if (NR_DIFF_STR(a->user, b->user) || NR_DIFF_STR(a->group, b->group))
+		cg_warn("msg=reload_ignored setting=credgate.user detail=\"restart to apply\"");
+	if (NR_DIFF_STR(a->admin_listen_host, b->admin_listen_host) ||
+	    a->admin_listen_port != b->admin_listen_port)
+		cg_warn("msg=reload_ignored setting=credgate.admin.listen detail=\"restart to apply\"");
+	if (NR_DIFF_STR(a->audit_file, b->audit_file) || a->audit_stdout != b->audit_stdout)
+		cg_warn("msg=reload_ignored setting=credgate.audit detail=\"restart to apply\"");
+	if (NR_DIFF_STR(a->log_file, b->log_file))
+		cg_warn("msg=reload_ignored setting=credgate.log_file detail=\"restart to apply\"");
+	if (NR_DIFF_STR(a->secrets_file, b->secrets_file) ||
+	    a->secret_cache_ttl_ms != b->secret_cache_ttl_ms ||
+	    NR_DIFF_STR(a->secrets_backend, b->secrets_backend))
+		cg_warn("msg=reload_ignored setting=secrets detail=\"restart to apply\"");
+	if (a->token_cache_size != b->token_cache_size)
+		cg_warn("msg=reload_ignored setting=credgate.token_cache.size detail=\"restart to apply\"");
+#undef NR_DIFF_STR
+}
+
+static void
+reload(struct cg_process *p)
+{
+	struct cg_listener **lists = NULL;
+	struct cg_errors errs = { 0 };
+	struct cg_config *cfg = NULL;
+	struct cg_gen *g = NULL;
+	char err[512] = "";
+	size_t i;
+	int r;
+
+	notify("RELOADING=1");
+	cg_info("msg=reload_started file=%s", p->config_file);
+	r = cg_config_load(p->config_file, CG_CONFIG_LOAD_FILES, &cfg, &errs);
+	for (i = 0; i < errs.n; i++)
+		cg_log(r == 0 ? CG_LOG_WARN : CG_LOG_ERROR, "msg=reload_config %s", errs.msgs[i]);
+	cg_errors_clear(&errs);
+	if (r != 0) {
+		snprintf(err, sizeof(err), "the new configuration has errors");
+		goto refused;
+	}
+	/* Settings that need a restart keep their running values. */
+	warn_not_reloadable(p->gen->cfg, cfg);
+	cfg->workers = p->gen->cfg->workers;
+	cfg->token_cache_size = p->gen->cfg->token_cache_size;
+	if ((r = gen_build(p, cfg, &g, err, sizeof(err))) != 0)
+		goto refused;
+	if ((lists = calloc(p->nworkers, sizeof(*lists))) == NULL) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto refused;
+	}
+	if ((r = open_listeners(p, g, p->gen, lists, err, sizeof(err))) != 0)
+		goto refused;
+	publish(p, g, lists);
+	free(lists);
+	cg_log_level = p->gen->cfg->log_level > cg_log_level ? cg_log_level : p->gen->cfg->log_level;
+	cg_log_level = p->gen->cfg->log_level;
+	p->reload_ok = true;
+	p->reload_time = cg_now_ms();
+	if (p->pmetrics != NULL) {
+		p->pmetrics->config_generation = p->gen->number;
+		p->pmetrics->last_reload_success = true;
+		p->pmetrics->last_reload_ms = p->reload_time;
+	}
+	cg_info("msg=reloaded generation=%llu routes=%zu", (unsigned long long)p->gen->number,
+	    p->gen->nroutes);
+	notify("READY=1");
+	return;
+ refused:
+	free(lists);
+	if (g != NULL) {
+		p->gen_counter--;
+		cg_gen_unref(g);
+	}
+	p->reload_ok = false;
+	p->reload_time = cg_now_ms();
+	if (p->pmetrics != NULL) {
+		p->pmetrics->last_reload_success = false;
+		p->pmetrics->last_reload_ms = p->reload_time;
+	}
+	cg_err("msg=reload_refused reason=\"%s\" generation=%llu detail=\"the running "
+	    "configuration stays\"", err, (unsigned long long)p->gen->number);
+	notify("READY=1");
+}
+
+static void
+drain_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct cg_process *p = arg;
+	size_t k;
+
+	for (k = 0; k < p->nworkers; k++)
+		if (!__atomic_load_n(&p->workers[k].done, __ATOMIC_ACQUIRE))
+			return;
+	event_base_loopexit(p->base, NULL);
+}
+
+static void
+drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct cg_process *p = arg;
+	size_t k;
+
+	cg_warn("msg=shutdown_timeout connections=%u detail=\"closing what is left\"",
+	    __atomic_load_n(&p->conns_open, __ATOMIC_RELAXED));
+	for (k = 0; k < p->nworkers; k++) {
+		pthread_mutex_lock(&p->workers[k].lock);
+		p->workers[k].pending_stop = true;
+		pthread_mutex_unlock(&p->workers[k].lock);
+		worker_post(&p->workers[k]);
+	}
+}
+
+static void
+drain(struct cg_process *p, const char *signame)
+{
+	int64_t ms = p->gen->cfg->shutdown_timeout_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct timeval poll = { 0, DRAIN_POLL_MS * 1000 };
+	size_t k;
+
+	if (p->draining)
+		return;
+	p->draining = true;
+	if (p->pmetrics != NULL)
+		p->pmetrics->draining = true;
+	notify("STOPPING=1");
+	cg_info("msg=draining signal=%s connections=%u shutdown_timeout_ms=%lld", signame,
+	    __atomic_load_n(&p->conns_open, __ATOMIC_RELAXED), (long long)ms);
+	for (k = 0; k < p->nworkers; k++) {
+		pthread_mutex_lock(&p->workers[k].lock);
+		p->workers[k].pending_drain = true;
+		pthread_mutex_unlock(&p->workers[k].lock);
+		worker_post(&p->workers[k]);
+	}
+	evtimer_add(p->drain_timer, &tv);
+	event_add(p->drain_poll, &poll);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct cg_process *p = arg;
+
+	switch (sig) {
+	case SIGTERM:
+		drain(p, "TERM");
+		break;
+	case SIGINT:
+		drain(p, "INT");
+		break;
+	case SIGHUP:
+		if (!p->draining)
+			reload(p);
+		break;
+	case SIGUSR1:
+		if (cg_audit_reopen(p->audit) != 0)
+			cg_warn("msg=audit_still_on_old_file");
+		if (cg_log_reopen() != 0)
+			cg_warn("msg=log_still_on_old_file");
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Admin hooks                                                         */
+/* ------------------------------------------------------------------ */
+
+static int
+admin_metrics(void *arg, struct evbuffer *out)
+{
+	struct cg_process *p = arg;
+	struct cg_metrics **ms;
+	size_t k;
+	int r;
+
+	if ((ms = calloc(p->nworkers, sizeof(*ms))) == NULL)
+		return CG_ERR_NOMEM;
+	for (k = 0; k < p->nworkers; k++)
+		ms[k] = p->workers[k].metrics;
+	r = metrics_render(out, ms, p->nworkers, p->pmetrics);
+	free(ms);
+	return r;
+}
+
+/*
+ * Ready when not draining and every route's secret can be read: checked
+ * here, on the control thread, straight from the store.
+ */
+static bool
+admin_ready(void *arg, char *why, size_t whylen)
+{
+	struct cg_process *p = arg;
+	const struct cg_config *cfg = p->gen->cfg;
+	char err[256];
+	size_t i;
+
+	if (p->draining) {
+		snprintf(why, whylen, "draining");
+		return false;
+	}
+	for (i = 0; i < cfg->nroutes; i++) {
+		if (file_backend_has(cfg->secrets_file, cfg->routes[i].secret_path,
+		    err, sizeof(err)) != 0) {
+			snprintf(why, whylen, "route %s: secret %s cannot be fetched",
+			    cfg->routes[i].policy.name, cfg->routes[i].secret_path);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+
+int
+server_new(const char *file, struct cg_config *cfg, struct cg_process **out,
+    char *err, size_t errlen)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGUSR1, SIGHUP };
+	struct cg_listener **lists = NULL, *ls;
+	struct admin_hooks hooks;
+	struct cg_process *p;
+	char why[256];
+	size_t i, k;
+	int r;
+
+	*out = NULL;
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		cg_config_free(cfg);
 		return CG_ERR_NOMEM;
 	}
-	srv->cfg = cfg;
-	TAILQ_INIT(&srv->conns);
-	TAILQ_INIT(&srv->dead);
+	p->config_file = file;
 	r = CG_ERR_NOMEM;
-	if ((srv->base = event_base_new()) == NULL)
+	if ((p->base = event_base_new()) == NULL ||
+	    (p->drain_timer = evtimer_new(p->base, drain_deadline, p)) == NULL ||
+	    (p->drain_poll = event_new(p->base, -1, EV_PERSIST, drain_poll, p)) == NULL ||
+	    (p->pmetrics = calloc(1, sizeof(*p->pmetrics))) == NULL) {
+		cg_config_free(cfg);
 		goto fail;
-	if ((srv->reaper = event_new(srv->base, -1, 0, server_reaper, srv)) == NULL)
-		goto fail;
-	for (i = 0; i < CG_ARRAY_LEN(sigs); i++) {
-		if ((srv->signals[i] = evsignal_new(srv->base, sigs[i], server_signal, srv)) == NULL)
-			goto fail;
-		evsignal_add(srv->signals[i], NULL);
 	}
-	if ((r = cg_audit_open(cfg->audit_file, cfg->audit_stdout, &srv->audit, why,
+	if ((r = gen_build(p, cfg, &p->gen, err, errlen)) != 0)
+		goto fail;
+	cfg = p->gen->cfg;
+	p->pmetrics->config_generation = p->gen->number;
+	p->pmetrics->last_reload_success = true;
+	p->pmetrics->last_reload_ms = p->pmetrics->start_time_ms = cg_now_ms();
+	p->pmetrics->version = CG_PACKAGE_VERSION;
+	for (i = 0; i < CG_ARRAY_LEN(sigs); i++) {
+		if ((p->signals[i] = evsignal_new(p->base, sigs[i], on_signal, p)) == NULL) {
+			r = CG_ERR_NOMEM;
+			goto fail;
+		}
+		evsignal_add(p->signals[i], NULL);
+	}
+	if ((r = cg_audit_open(cfg->audit_file, cfg->audit_stdout, &p->audit, why,
 	    sizeof(why))) != 0) {
 		snprintf(err, errlen, "credgate.audit.file: %s", why);
 		goto fail;
 	}
-	if ((r = file_backend_new(srv->base, cfg->secrets_file, &backend, why, sizeof(why))) != 0) {
-		snprintf(err, errlen, "secrets.file: %s", why);
-		goto fail;
-	}
-	if ((r = secret_cache_new(srv->base, backend, cfg->secret_cache_ttl_ms, &srv->secrets)) != 0) {
-		snprintf(err, errlen, "secrets: cannot create the secret cache");
-		goto fail;
-	}
-	if ((srv->routes = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*srv->routes))) == NULL) {
+	p->nworkers = cfg->workers ? cfg->workers : 1;
+	if ((p->workers = calloc(p->nworkers, sizeof(*p->workers))) == NULL ||
+	    (lists = calloc(p->nworkers, sizeof(*lists))) == NULL) {
 		r = CG_ERR_NOMEM;
 		goto fail;
 	}
-	srv->nroutes = cfg->nroutes;
-	for (i = 0; i < cfg->nroutes; i++)
-		if ((r = server_route(srv, i, err, errlen)) != 0)
+	for (k = 0; k < p->nworkers; k++)
+		if ((r = worker_init(&p->workers[k], p, (unsigned)k, err, errlen)) != 0) {
+			p->nworkers = k + 1;
 			goto fail;
-	*out = srv;
+		}
+	if ((r = open_listeners(p, p->gen, NULL, lists, err, errlen)) != 0)
+		goto fail;
+	for (k = 0; k < p->nworkers; k++) {
+		while ((ls = lists[k]) != NULL) {
+			lists[k] = ls->next;
+			r = worker_add_listener(&p->workers[k], ls->key, ls->fd);
+			free(ls);
+			if (r != 0)
+				goto fail;
+		}
+	}
+	free(lists);
+	lists = NULL;
+	if (cfg->admin_listen_host != NULL) {
+		memset(&hooks, 0, sizeof(hooks));
+		hooks.render_metrics = admin_metrics;
+		hooks.ready = admin_ready;
+		hooks.arg = p;
+		if ((r = admin_new(p->base, cfg->admin_listen_host, cfg->admin_listen_port,
+		    &hooks, &p->admin, why, sizeof(why))) != 0) {
+			snprintf(err, errlen, "credgate.admin.listen: %s", why);
+			goto fail;
+		}
+	}
+	for (i = 0; i < cfg->nroutes; i++)
+		cg_info("msg=listening route=%s addr=%s upstream=%s mode=%s workers=%zu",
+		    cfg->routes[i].policy.name, p->gen->routes[i].listen_key,
+		    p->gen->routes[i].upstream_name,
+		    cfg->routes[i].policy.mode == POLICY_DRY_RUN ? "dry-run" : "enforce",
+		    p->nworkers);
+	*out = p;
 	return 0;
  fail:
+	if (lists != NULL) {
+		for (k = 0; k < p->nworkers; k++)
+			while ((ls = lists[k]) != NULL) {
+				lists[k] = ls->next;
+				close(ls->fd);
+				free(ls);
+			}
+		free(lists);
+	}
 	if (r == CG_ERR_NOMEM && err[0] == '\0')
 		snprintf(err, errlen, "out of memory");
-	server_free(srv);
+	server_free(p);
 	return r;
 }
 
 int
-server_run(struct cg_server *srv)
+server_run(struct cg_process *p)
 {
-	cg_info("msg=started routes=%zu issuers=%zu", srv->nroutes, srv->cfg->nissuers);
-	event_base_dispatch(srv->base);
-	conn_reap(srv);
+	const struct cg_config *cfg = p->gen->cfg;
+	char err[256] = "";
+	size_t k;
+
+	/* Everything privileged is done: sockets bound, files opened. */
+	if (drop_privileges(cfg->user, cfg->group, err, sizeof(err)) != 0) {
+		cg_err("msg=start_failed reason=\"%s\"", err);
+		return CG_ERR_PERM;
+	}
+	for (k = 0; k < p->nworkers; k++) {
+		if (worker_start(&p->workers[k]) != 0) {
+			cg_err("msg=start_failed reason=\"cannot start worker %zu\"", k);
+			drain(p, "start_failure");
+			break;
+		}
+	}
+	cg_info("msg=started generation=%llu routes=%zu issuers=%zu workers=%zu",
+	    (unsigned long long)p->gen->number, p->gen->nroutes, cfg->nissuers, p->nworkers);
+	notify("READY=1");
+	event_base_dispatch(p->base);
+	for (k = 0; k < p->nworkers; k++)
+		if (p->workers[k].started) {
+			pthread_join(p->workers[k].thread, NULL);
+			p->workers[k].started = false;
+		}
 	cg_info("msg=stopped");
 	return 0;
 }
 
 void
-server_free(struct cg_server *srv)
+server_free(struct cg_process *p)
 {
-	size_t i;
+	struct cg_route_shared *s, *next;
+	size_t i, k;
 
-	if (srv == NULL)
+	if (p == NULL)
 		return;
-	conn_close_all(srv, "shutdown");
-	conn_reap(srv);
-	for (i = 0; i < srv->nroutes; i++)
-		if (srv->routes[i].listener != NULL)
-			evconnlistener_free(srv->routes[i].listener);
-	free(srv->routes);
-	secret_cache_free(srv->secrets);
-	cg_audit_close(srv->audit);
-	for (i = 0; i < CG_ARRAY_LEN(srv->signals); i++)
-		if (srv->signals[i] != NULL)
-			event_free(srv->signals[i]);
-	if (srv->reaper != NULL)
-		event_free(srv->reaper);
-	if (srv->base != NULL)
-		event_base_free(srv->base);
-	cg_config_free(srv->cfg);
-	free(srv);
+	if (p->workers != NULL) {
+		for (k = 0; k < p->nworkers; k++) {
+			if (p->workers[k].started) {
+				pthread_mutex_lock(&p->workers[k].lock);
+				p->workers[k].pending_stop = true;
+				pthread_mutex_unlock(&p->workers[k].lock);
+				worker_post(&p->workers[k]);
+			}
+			if (p->workers[k].proc != NULL)
+				worker_free(&p->workers[k]);
+		}
+		free(p->workers);
+	}
+	admin_free(p->admin);
+	cg_audit_close(p->audit);
+	for (i = 0; i < CG_ARRAY_LEN(p->signals); i++)
+		if (p->signals[i] != NULL)
+			event_free(p->signals[i]);
+	if (p->drain_timer != NULL)
+		event_free(p->drain_timer);
+	if (p->drain_poll != NULL)
+		event_free(p->drain_poll);
+	cg_gen_unref(p->gen);
+	for (s = p->route_shared; s != NULL; s = next) {
+		next = s->next;
+		free(s->name);
+		free(s);
+	}
+	free(p->pmetrics);
+	if (p->base != NULL)
+		event_base_free(p->base);
+	free(p);
 }

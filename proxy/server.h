@@ -1,11 +1,21 @@
 /*
- * server.h: one worker's state (event loop, listeners, connections) and the
- * connection entry points.  A worker owns everything here; nothing on the
- * hot path is shared with another thread.
+ * server.h: the process (control thread), its workers and the configuration
+ * generations they share.
+ *
+ * - A generation (struct cg_gen) is one loaded configuration plus what it
+ *   needs at run time (resolved upstreams); immutable, reference-counted.
+ *   A connection keeps the generation it started with; a reload publishes
+ *   a new one to every worker.
+ * - A worker (struct cg_worker) is one thread with its own event loop, its
+ *   own SO_REUSEPORT listeners, connections, secret cache and token cache.
+ *   Nothing on its hot path is shared with another thread.
+ * - The process (struct cg_process) runs the control thread: signals,
+ *   reload, drain, the audit sink shared by all workers.
  */
 #ifndef CG_SERVER_H
 #define CG_SERVER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -18,50 +28,140 @@ struct event_base;
 struct event;
 struct evconnlistener;
 struct secret_cache;
+struct token_cache;
 struct cg_audit;
+struct cg_process;
 struct conn;
+
+/* A route's counters that outlive generations (found by route name). */
+struct cg_route_shared {
+	char *name;
+	uint32_t open;			/* connections open, all workers (atomic) */
+	struct cg_route_shared *next;
+};
 
 /* What a route needs at run time besides its configuration. */
 struct cg_route_rt {
 	const struct cg_route *route;
-	struct sockaddr_storage upstream;	/* resolved at start */
+	struct sockaddr_storage upstream;	/* resolved when the generation is built */
 	socklen_t upstream_len;
 	char upstream_name[80];			/* "host:port" for audit and logs */
-	struct evconnlistener *listener;
-	struct cg_server *srv;
+	char listen_key[80];			/* "host:port" as configured */
+	struct cg_route_shared *shared;
+	struct ssl_ctx_st *server_ctx;		/* listener TLS; NULL = plain */
+	struct ssl_ctx_st *client_ctx;		/* upstream TLS; NULL = plain */
+};
+
+struct cg_gen {
+	unsigned refs;			/* atomic */
+	uint64_t number;
+	struct cg_config *cfg;
+	struct cg_route_rt *routes;	/* cfg->nroutes entries */
+	size_t nroutes;
+};
+struct cg_gen *cg_gen_ref(struct cg_gen *g);
+void cg_gen_unref(struct cg_gen *g);	/* NULL-safe; any thread */
+/* The route of g listening on key; NULL if none. */
+struct cg_route_rt *cg_gen_route_by_listen(struct cg_gen *g, const char *key);
+
+/* One listening socket of one worker. */
+struct cg_listener {
+	char key[80];			/* the listen address, "host:port" */
+	int fd;
+	struct evconnlistener *ev;
+	struct cg_worker *worker;
+	struct cg_listener *next;
 };
 
 TAILQ_HEAD(conn_list, conn);
 
-struct cg_server {
+struct cg_worker {
+	unsigned index;
+	pthread_t thread;
+	struct cg_process *proc;
 	struct event_base *base;
-	struct cg_config *cfg;		/* the generation connections use */
-	struct secret_cache *secrets;
-	struct cg_audit *audit;
-	struct cg_route_rt *routes;	/* cfg->nroutes entries */
-	size_t nroutes;
+	struct cg_gen *gen;		/* current; a reference */
+	struct cg_listener *listeners;
 	struct conn_list conns;		/* live connections */
 	struct conn_list dead;		/* closed, freed by the reaper */
 	struct event *reaper;
-	struct event *signals[5];
+	struct secret_cache *secrets;
+	struct token_cache *tokens;
+	struct cg_metrics *metrics;
+	struct cg_route_metrics **route_metrics; /* parallel to gen->routes */
 	uint64_t next_conn_id;
 	uint64_t nconns;
-	bool stopping;
+	bool draining;
+	bool started;			/* the thread runs (control thread's view) */
+	bool done;			/* the thread left its loop (atomic) */
+
+	/* Mailbox from the control thread, under lock; wake_fd[1] is written
+	 * to wake the worker, which reads wake_fd[0]. */
+	pthread_mutex_t lock;
+	int wake_fd[2];
+	struct event *wake_ev;
+	struct cg_gen *pending_gen;		/* publish this generation */
+	struct cg_listener *pending_listeners;	/* adopt these sockets */
+	bool pending_drain;
+	bool pending_stop;
+};
+
+struct cg_process {
+	struct event_base *base;
+	const char *config_file;
+	struct cg_gen *gen;		/* the newest generation */
+	uint64_t gen_counter;
+	struct cg_worker *workers;
+	size_t nworkers;
+	struct cg_audit *audit;		/* shared: one fd, whole-line writes */
+	struct cg_route_shared *route_shared;
+	struct event *signals[5];
+	struct event *drain_timer;
+	struct event *drain_poll;
+	bool draining;
+	bool reload_ok;
+	int64_t reload_time;
+	uint32_t conns_open;		/* all workers (atomic) */
+	struct cg_admin *admin;
+	struct cg_process_metrics *pmetrics;
 };
 
 /*
- * Builds a server from a loaded configuration: resolves upstreams, opens
- * the audit sinks and the secret store, binds every route's listener.
- * Returns 0, or a CG_ERR_* with err filled in.  Takes ownership of cfg.
+ * Builds the process from a loaded configuration: the first generation,
+ * the audit sink, the workers and their listeners (bound here, before
+ * privileges are dropped).  Takes ownership of cfg.  Returns 0, or a
+ * CG_ERR_* with err filled in.
  */
-int server_new(struct cg_config *cfg, struct cg_server **out, char *err, size_t errlen) CG_WUR;
-/* Runs until SIGTERM or SIGINT; returns 0. */
-int server_run(struct cg_server *srv);
-void server_free(struct cg_server *srv);
+int server_new(const char *file, struct cg_config *cfg, struct cg_process **out,
+    char *err, size_t errlen) CG_WUR;
+/* Starts the workers and runs the control loop until the workers have
+ * drained after SIGTERM; returns 0. */
+int server_run(struct cg_process *p);
+void server_free(struct cg_process *p);
+
+/* worker.c */
+int worker_init(struct cg_worker *w, struct cg_process *p, unsigned index,
+    char *err, size_t errlen) CG_WUR;
+/* Adds a listening socket before the worker's thread starts. */
+int worker_add_listener(struct cg_worker *w, const char *key, int fd) CG_WUR;
+int worker_start(struct cg_worker *w) CG_WUR;
+void worker_post(struct cg_worker *w);	/* wake it to read its mailbox */
+void worker_free(struct cg_worker *w);
+/* Opens a SO_REUSEPORT listening socket for "host:port". */
+int listener_open(const char *host, int port, int *fd, char *err, size_t errlen) CG_WUR;
+/* Connection accounting, all workers: false when a limit refuses it. */
+bool worker_conn_admit(struct cg_worker *w, struct cg_route_rt *rt, int *why);
+void worker_conn_release(struct cg_worker *w, struct cg_route_rt *rt);
+
+/* The route's metric block in this worker (for its current generation). */
+struct cg_route_metrics *worker_route_metrics(struct cg_worker *w, const struct cg_route_rt *rt);
 
 /* conn.c */
-void conn_accept(struct cg_route_rt *rt, int fd, const struct sockaddr *sa, int salen);
-void conn_reap(struct cg_server *srv);	/* frees closed connections */
-void conn_close_all(struct cg_server *srv, const char *reason);
+void conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd,
+    const struct sockaddr *sa, int salen);
+void conn_reap(struct cg_worker *w);	/* frees closed connections */
+void conn_close_all(struct cg_worker *w, const char *reason);
+/* Draining: closes idle connections now, the others after their response. */
+void conn_drain_all(struct cg_worker *w);
 
 #endif /* CG_SERVER_H */

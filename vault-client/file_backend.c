@@ -580,3 +580,23 @@ file_backend_check(const char *path, char *err, size_t errlen)
 	}
 	return fb_load(path, NULL, &stamp, err, errlen);
 }
+
+int
+file_backend_has(const char *path, const char *secret, char *err, size_t errlen)
+{
+	struct fb_table *t = NULL;
+	struct fb_stamp stamp;
+	int r;
+
+	if (path == NULL || secret == NULL) {
+		fb_errf(err, errlen, "file backend: no path");
+		return CG_ERR_INTERNAL;
+	}
+	if ((r = fb_load(path, &t, &stamp, err, errlen)) != 0)
+		return r;
+	r = fb_table_find(t, secret) != NULL ? 0 : CG_ERR_NOTFOUND;
+	if (r != 0)
+		fb_errf(err, errlen, "no secret at this path");
+	fb_table_free(t);
+	return r;
+}

@@ -92,6 +92,8 @@ void secret_backend_free(struct secret_backend *b);
  */
 int file_backend_new(struct event_base *base, const char *path,
     struct secret_backend **out, char *err, size_t errlen) CG_WUR;
+/* Synchronous check: 0 when file holds a secret at path (readiness). */
+int file_backend_has(const char *file, const char *path, char *err, size_t errlen) CG_WUR;
 /* Synchronous check for `credgate -t`: loads and validates, keeps nothing. */
 int file_backend_check(const char *path, char *err, size_t errlen) CG_WUR;
 /*

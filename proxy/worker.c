@@ -1,0 +1,437 @@
+/*
+ * worker.c: one worker thread: its event loop, its SO_REUSEPORT listeners,
+ * its mailbox from the control thread (new generation, new listeners,
+ * drain, stop) and the connection limits it enforces.
+ *
+ * Owns struct cg_worker and its listeners.  A worker touches no lock on
+ * its hot path: the mailbox lock is taken only when the control thread
+ * wakes it, and the connection counters are single atomic adds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "policy/policy.h"
+#include "proxy/metrics.h"
+#include "proxy/server.h"
+#include "vault-client/vault.h"
+
+#define LISTEN_BACKLOG 1024
+#define ACCEPT_PAUSE_MS 1000
+
+static const char refused_503[] =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 20\r\nConnection: close\r\n\r\nService Unavailable\n";
+
+int
+listener_open(const char *host, int port, int *fdp, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	char portstr[8];
+	int fd = -1, one = 1, r;
+
+	*fdp = -1;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if ((r = getaddrinfo(host, portstr, &hints, &res)) != 0) {
+		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(r));
+		return CG_ERR_NOTFOUND;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+		goto fail;
+	if (res->ai_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0)
+		goto fail;
+	freeaddrinfo(res);
+	*fdp = fd;
+	return 0;
+ fail:
+	snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return CG_ERR_IO;
+}
+
+bool
+worker_conn_admit(struct cg_worker *w, struct cg_route_rt *rt, int *why)
+{
+	const struct cg_config *cfg = w->gen->cfg;
+	uint32_t all, route;
+
+	all = __atomic_add_fetch(&w->proc->conns_open, 1, __ATOMIC_RELAXED);
+	route = __atomic_add_fetch(&rt->shared->open, 1, __ATOMIC_RELAXED);
+	if (all > cfg->max_connections) {
+		*why = METRICS_REFUSED_GLOBAL_LIMIT;
+		worker_conn_release(w, rt);
+		return false;
+	}
+	if (rt->route->max_connections != 0 && route > rt->route->max_connections) {
+		*why = METRICS_REFUSED_ROUTE_LIMIT;
+		worker_conn_release(w, rt);
+		return false;
+	}
+	return true;
+}
+
+void
+worker_conn_release(struct cg_worker *w, struct cg_route_rt *rt)
+{
+	__atomic_sub_fetch(&w->proc->conns_open, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&rt->shared->open, 1, __ATOMIC_RELAXED);
+}
+
+static void
+worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct cg_listener *ls = arg;
+	struct cg_worker *w = ls->worker;
+	struct cg_route_rt *rt;
+	int why = 0;
+
+	rt = cg_gen_route_by_listen(w->gen, ls->key);
+	if (rt == NULL || w->draining) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (!worker_conn_admit(w, rt, &why)) {
+		/* Over a limit: a short answer instead of a silent reset. */
+		if (send(fd, refused_503, sizeof(refused_503) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			cg_debug("msg=refusal_not_sent error=\"%s\"", strerror(errno));
+		evutil_closesocket(fd);
+		metrics_conn_refused(worker_route_metrics(w, rt), why);
+		cg_log_limited(CG_LOG_WARN, "max_connections",
+		    "msg=connection_refused route=%s reason=%s", rt->route->policy.name,
+		    why == METRICS_REFUSED_GLOBAL_LIMIT ? "max_connections" : "route_max_connections");
+		return;
+	}
+	conn_accept(w, rt, fd, sa, salen);
+}
+
+static void
+worker_resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct cg_listener *ls = arg;
+
+	if (!ls->worker->draining && ls->ev != NULL)
+		evconnlistener_enable(ls->ev);
+}
+
+/*
+ * accept() failed.  Out of descriptors: stop accepting for a while instead
+ * of spinning on a listener that stays readable.
+ */
+static void
+worker_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct cg_listener *ls = arg;
+	struct timeval tv = { ACCEPT_PAUSE_MS / 1000, (ACCEPT_PAUSE_MS % 1000) * 1000 };
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		cg_log_limited(CG_LOG_WARN, "accept_paused",
+		    "msg=accept_paused listen=%s error=\"%s\" pause_ms=%d",
+		    ls->key, strerror(err), ACCEPT_PAUSE_MS);
+		evconnlistener_disable(l);
+		event_base_once(ls->worker->base, -1, EV_TIMEOUT, worker_resume_accept, ls, &tv);
+		return;
+	}
+	cg_log_limited(CG_LOG_WARN, "accept_failed", "msg=accept_failed listen=%s error=\"%s\"",
+	    ls->key, strerror(err));
+}
+
+static int
+listener_attach(struct cg_worker *w, struct cg_listener *ls)
+{
+	ls->worker = w;
+	ls->ev = evconnlistener_new(w->base, worker_accept, ls,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, ls->fd);
+	if (ls->ev == NULL)
+		return CG_ERR_NOMEM;
+	evconnlistener_set_error_cb(ls->ev, worker_accept_error);
+	return 0;
+}
+
+static void
+listener_free(struct cg_listener *ls)
+{
+	if (ls->ev != NULL)
+		evconnlistener_free(ls->ev);	/* closes fd */
+	else if (ls->fd >= 0)
+		close(ls->fd);
+	free(ls);
+}
+
+static void
+listeners_free(struct cg_listener *ls)
+{
+	struct cg_listener *next;
+
+	for (; ls != NULL; ls = next) {
+		next = ls->next;
+		listener_free(ls);
+	}
+}
+
+/* Per-route metric blocks for the worker's generation, index by index. */
+static int
+worker_map_metrics(struct cg_worker *w, struct cg_gen *gen)
+{
+	struct cg_route_metrics **rm;
+	size_t i;
+
+	if ((rm = calloc(gen->nroutes ? gen->nroutes : 1, sizeof(*rm))) == NULL)
+		return CG_ERR_NOMEM;
+	for (i = 0; i < gen->nroutes; i++)
+		if ((rm[i] = metrics_route(w->metrics, gen->routes[i].route->policy.name)) == NULL) {
+			free(rm);
+			return CG_ERR_NOMEM;
+		}
+	free(w->route_metrics);
+	w->route_metrics = rm;
+	return 0;
+}
+
+struct cg_route_metrics *
+worker_route_metrics(struct cg_worker *w, const struct cg_route_rt *rt)
+{
+	return w->route_metrics[rt - w->gen->routes];
+}
+
+/* A new generation: keep listeners it still uses, adopt new ones. */
+static void
+worker_switch(struct cg_worker *w, struct cg_gen *gen, struct cg_listener *adopt)
+{
+	struct cg_listener **pp, *ls, *next;
+	struct cg_gen *old = w->gen;
+
+	if (worker_map_metrics(w, gen) != 0) {
+		cg_err("msg=generation_refused worker=%u reason=out_of_memory", w->index);
+		cg_gen_unref(gen);
+		listeners_free(adopt);
+		return;
+	}
+	w->gen = gen;
+	for (pp = &w->listeners; (ls = *pp) != NULL;) {
+		if (cg_gen_route_by_listen(gen, ls->key) == NULL) {
+			*pp = ls->next;
+			listener_free(ls);
+		} else
+			pp = &ls->next;
+	}
+	for (ls = adopt; ls != NULL; ls = next) {
+		next = ls->next;
+		if (listener_attach(w, ls) != 0) {
+			cg_err("msg=listener_adopt_failed worker=%u listen=%s", w->index, ls->key);
+			listener_free(ls);
+			continue;
+		}
+		ls->next = w->listeners;
+		w->listeners = ls;
+	}
+	/* Keys may have changed: nothing verified under the old ones stays. */
+	token_cache_flush(w->tokens);
+	cg_debug("msg=generation worker=%u generation=%llu", w->index,
+	    (unsigned long long)gen->number);
+	cg_gen_unref(old);
+}
+
+static void
+worker_check_done(struct cg_worker *w)
+{
+	if (w->draining && w->nconns == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void
+worker_reaper(evutil_socket_t fd, short what, void *arg)
+{
+	struct cg_worker *w = arg;
+
+	conn_reap(w);
+	worker_check_done(w);
+}
+
+static void
+worker_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct cg_worker *w = arg;
+	struct cg_listener *adopt;
+	struct cg_gen *gen;
+	bool drain, stop;
+	char buf[64];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	pthread_mutex_lock(&w->lock);
+	gen = w->pending_gen;
+	adopt = w->pending_listeners;
+	drain = w->pending_drain;
+	stop = w->pending_stop;
+	w->pending_gen = NULL;
+	w->pending_listeners = NULL;
+	w->pending_drain = w->pending_stop = false;
+	pthread_mutex_unlock(&w->lock);
+
+	if (gen != NULL)
+		worker_switch(w, gen, adopt);
+	else
+		listeners_free(adopt);
+	if (drain && !w->draining) {
+		w->draining = true;
+		listeners_free(w->listeners);
+		w->listeners = NULL;
+		conn_drain_all(w);
+	}
+	if (stop) {
+		w->draining = true;
+		conn_close_all(w, "shutdown_timeout");
+		conn_reap(w);
+		event_base_loopexit(w->base, NULL);
+		return;
+	}
+	worker_check_done(w);
+}
+
+void
+worker_post(struct cg_worker *w)
+{
+	ssize_t n;
+
+	do {
+		n = write(w->wake_fd[1], "", 1);
+	} while (n < 0 && errno == EINTR);
+	/* EAGAIN: the pipe is full, so a wake-up is pending anyway. */
+}
+
+int
+worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err, size_t errlen)
+{
+	const struct cg_config *cfg = p->gen->cfg;
+	struct secret_backend *backend = NULL;
+	char why[256];
+	int r;
+
+	memset(w, 0, sizeof(*w));
+	w->index = index;
+	w->proc = p;
+	w->wake_fd[0] = w->wake_fd[1] = -1;
+	TAILQ_INIT(&w->conns);
+	TAILQ_INIT(&w->dead);
+	pthread_mutex_init(&w->lock, NULL);
+	w->gen = cg_gen_ref(p->gen);
+	if ((w->base = event_base_new()) == NULL ||
+	    (w->reaper = event_new(w->base, -1, 0, worker_reaper, w)) == NULL ||
+	    pipe2(w->wake_fd, O_NONBLOCK | O_CLOEXEC) != 0 ||
+	    (w->wake_ev = event_new(w->base, w->wake_fd[0], EV_READ | EV_PERSIST,
+	    worker_wake, w)) == NULL || event_add(w->wake_ev, NULL) != 0) {
+		snprintf(err, errlen, "worker %u: cannot set up its event loop", index);
+		return CG_ERR_NOMEM;
+	}
+	if ((r = file_backend_new(w->base, cfg->secrets_file, &backend, why, sizeof(why))) != 0) {
+		snprintf(err, errlen, "secrets.file: %s", why);
+		return r;
+	}
+	if ((r = secret_cache_new(w->base, backend, cfg->secret_cache_ttl_ms, &w->secrets)) != 0) {
+		snprintf(err, errlen, "secrets: cannot create the secret cache");
+		return r;
+	}
+	if (cfg->token_cache_size > 0 &&
+	    (w->tokens = token_cache_new(cfg->token_cache_size)) == NULL) {
+		snprintf(err, errlen, "credgate.token_cache: out of memory");
+		return CG_ERR_NOMEM;
+	}
+	if ((w->metrics = metrics_new()) == NULL || worker_map_metrics(w, w->gen) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return CG_ERR_NOMEM;
+	}
+	return 0;
+}
+
+/* Adds a socket the control thread opened (before the thread runs). */
+int
+worker_add_listener(struct cg_worker *w, const char *key, int fd)
+{
+	struct cg_listener *ls;
+
+	if ((ls = calloc(1, sizeof(*ls))) == NULL)
+		return CG_ERR_NOMEM;
+	snprintf(ls->key, sizeof(ls->key), "%s", key);
+	ls->fd = fd;
+	if (listener_attach(w, ls) != 0) {
+		free(ls);
+		return CG_ERR_NOMEM;
+	}
+	ls->next = w->listeners;
+	w->listeners = ls;
+	return 0;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct cg_worker *w = arg;
+
+	cg_debug("msg=worker_started worker=%u", w->index);
+	event_base_dispatch(w->base);
+	conn_close_all(w, "shutdown");
+	conn_reap(w);
+	__atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
+	cg_debug("msg=worker_stopped worker=%u", w->index);
+	return NULL;
+}
+
+int
+worker_start(struct cg_worker *w)
+{
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+		return CG_ERR_IO;
+	w->started = true;
+	return 0;
+}
+
+void
+worker_free(struct cg_worker *w)
+{
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	conn_close_all(w, "shutdown");
+	conn_reap(w);
+	listeners_free(w->listeners);
+	listeners_free(w->pending_listeners);
+	cg_gen_unref(w->pending_gen);
+	cg_gen_unref(w->gen);
+	secret_cache_free(w->secrets);
+	token_cache_free(w->tokens);
+	free(w->route_metrics);
+	metrics_free(w->metrics);
+	if (w->wake_ev != NULL)
+		event_free(w->wake_ev);
+	if (w->reaper != NULL)
+		event_free(w->reaper);
+	if (w->wake_fd[0] >= 0)
+		close(w->wake_fd[0]);
+	if (w->wake_fd[1] >= 0)
+		close(w->wake_fd[1]);
+	if (w->base != NULL)
+		event_base_free(w->base);
+	pthread_mutex_destroy(&w->lock);
+}
