@@ -166,6 +166,9 @@ bool cg_glob_match(const char *pat, const char *s, size_t slen);
 /* True when pat has an unescaped '*' or '?'. */
 bool cg_glob_has_magic(const char *pat);
 
+/* The value of one hex digit, or -1. */
+int cg_hexval(int c);
+
 /* ASCII case-insensitive comparison of two byte ranges. */
 bool cg_strcase_eq(const char *a, size_t alen, const char *b, size_t blen);
 

@@ -74,3 +74,15 @@ cg_glob_has_magic(const char *pat)
 	}
 	return false;
 }
+
+int
+cg_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -607,20 +607,6 @@ compose_cred_header(const struct inj_http_cfg *cfg, const struct inj_cred *cred,
 	return r;
 }
 
-static int
-hexval(char ch)
-{
-	unsigned char c = (unsigned char)ch;
-
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Does a query pair's name, percent-decoded, equal want?  A name with
  * malformed percent-encoding equals nothing. */
 static bool
@@ -633,8 +619,8 @@ query_name_is(const char *p, size_t n, const char *want)
 	while (i < n) {
 		c = (unsigned char)p[i];
 		if (c == '%') {
-			if (i + 2 >= n || (hi = hexval(p[i + 1])) < 0 ||
-			    (lo = hexval(p[i + 2])) < 0)
+			if (i + 2 >= n || (hi = cg_hexval(p[i + 1])) < 0 ||
+			    (lo = cg_hexval(p[i + 2])) < 0)
 				return false;
 			c = (unsigned char)(hi << 4 | lo);
 			i += 3;

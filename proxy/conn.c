@@ -726,18 +726,6 @@ conn_set_request_id(struct conn *c)
 	c->request_id[2 * sizeof(rnd)] = '\0';
 }
 
-static int
-hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 static bool
 is_unreserved(int ch)
 {
@@ -763,8 +751,8 @@ path_normalise(const char *p, size_t n, char *out, size_t *outlen)
 		if (ch == '%') {
 			if (n - i < 3)
 				return -1;
-			hi = hexval((unsigned char)p[i + 1]);
-			lo = hexval((unsigned char)p[i + 2]);
+			hi = cg_hexval((unsigned char)p[i + 1]);
+			lo = cg_hexval((unsigned char)p[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			ch = hi * 16 + lo;

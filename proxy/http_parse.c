@@ -50,18 +50,6 @@ is_digit(unsigned char c)
 	return c >= '0' && c <= '9';
 }
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool
 span_eq(const char *p, size_t len, const char *lit)
 {
@@ -415,8 +403,8 @@ valid_origin_form(const struct http_head *h)
 		if (i == n)
 			break;
 		if (c == '%') {
-			if (i + 2 >= n || hexval((unsigned char)p[i + 1]) < 0 ||
-			    hexval((unsigned char)p[i + 2]) < 0)
+			if (i + 2 >= n || cg_hexval((unsigned char)p[i + 1]) < 0 ||
+			    cg_hexval((unsigned char)p[i + 2]) < 0)
 				return false;
 			i += 2;
 			continue;
@@ -456,8 +444,8 @@ valid_host(const struct http_span *v)
 			unsigned char c = (unsigned char)p[hend];
 
 			if (c == '%') {
-				if (hend + 2 >= n || hexval((unsigned char)p[hend + 1]) < 0 ||
-				    hexval((unsigned char)p[hend + 2]) < 0)
+				if (hend + 2 >= n || cg_hexval((unsigned char)p[hend + 1]) < 0 ||
+				    cg_hexval((unsigned char)p[hend + 2]) < 0)
 					return false;
 				hend += 2;
 			} else if (!is_unreserved(c) && !is_sub_delim(c))
@@ -652,7 +640,7 @@ chunk_scan(struct http_msg *m, const char *data, size_t len, size_t *used,
 		switch ((enum chunk_state)m->chunk.state) {
 		case CK_SIZE_START:
 		case CK_SIZE:
-			if ((d = hexval(c)) >= 0) {
+			if ((d = cg_hexval(c)) >= 0) {
 				if (m->chunk.size > (UINT64_MAX >> 4))
 					SCAN_FAIL("chunk size overflow");
 				m->chunk.size = (m->chunk.size << 4) | (uint64_t)d;
