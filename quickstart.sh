@@ -1,0 +1,264 @@
+#!/bin/sh
+# quickstart.sh: install what credgate needs (Debian 12), build it, and run
+# a demo: a legacy HTTP service (nginx with auth_basic, a static password)
+# behind credgate, reached with a short-lived signed token instead of the
+# password.  Everything the demo writes lives in one temporary folder on
+# loopback, removed on exit.
+#
+#   ./quickstart.sh           install, build, run the demo until Ctrl-C
+#   ./quickstart.sh --check   run the demo once; exit 0 only if the legacy
+#                             service answered through credgate
+#
+# With CREDGATE=/path/to/credgate set, installing and building are skipped.
+set -eu
+
+check=0
+for arg in "$@"; do
+	case $arg in
+	--check) check=1 ;;
+	-h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "quickstart.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
+	esac
+done
+
+PACKAGES="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
+libjansson-dev libhiredis-dev libconfig-dev libcmocka-dev libcjose-dev libcurl4-openssl-dev
+node-llhttp nginx-light python3 python3-pytest python3-jwt python3-cryptography curl openssl"
+PYTHON3=${PYTHON3:-/usr/bin/python3}
+srcdir=$(cd "$(dirname "$0")" && pwd)
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# ----------------------------------------------------------------------
+# 1. Install and build (skipped when CREDGATE names a built binary)
+# ----------------------------------------------------------------------
+if [ -z "${CREDGATE:-}" ]; then
+	missing=""
+	for p in $PACKAGES; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||
+			missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		say "installing:$missing"
+		sudo=""
+		[ "$(id -u)" -eq 0 ] || sudo=sudo
+		$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+		# shellcheck disable=SC2086
+		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends $missing
+	fi
+	say "building credgate"
+	cd "$srcdir"
+	[ -x configure ] || autoreconf -fi
+	[ -f Makefile ] || ./configure
+	make -j"$(nproc)"
+	CREDGATE=$srcdir/credgate
+fi
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+for tool in "$CREDGATE" "$NGINX" "$PYTHON3" curl openssl; do
+	command -v "$tool" >/dev/null 2>&1 || { echo "quickstart.sh: $tool not found" >&2; exit 1; }
+done
+
+# ----------------------------------------------------------------------
+# 2. The demo folder, and stopping everything on the way out
+# ----------------------------------------------------------------------
+work=$(mktemp -d -t credgate-quickstart.XXXXXX)
+nginx_pid=""
+credgate_pid=""
+cleanup() {
+	trap - EXIT INT TERM
+	for pid in $credgate_pid $nginx_pid; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in $credgate_pid $nginx_pid; do
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+show_logs() {
+	echo "--- credgate log" >&2; cat "$work/credgate.log" >&2 || true
+	echo "--- nginx error log" >&2; cat "$work/nginx/error.log" >&2 || true
+}
+
+wait_port() {	# port pid what
+	i=0
+	until "$PYTHON3" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$1" 2>/dev/null; do
+		if ! kill -0 "$2" 2>/dev/null; then
+			echo "quickstart.sh: $3 exited before listening" >&2; show_logs; exit 1
+		fi
+		i=$((i + 1))
+		if [ $i -ge 100 ]; then
+			echo "quickstart.sh: $3 not listening on port $1 after 10s" >&2; show_logs; exit 1
+		fi
+		sleep 0.1
+	done
+}
+
+# Two free loopback ports, chosen by the kernel.
+# shellcheck disable=SC2046
+set -- $("$PYTHON3" -c '
+import socket
+ss = [socket.socket() for _ in range(2)]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))
+')
+legacy_port=$1
+proxy_port=$2
+
+# ----------------------------------------------------------------------
+# 3. Keys, JWKS, the legacy password and its htpasswd
+# ----------------------------------------------------------------------
+say "creating a signing key, its JWKS and a legacy password in $work"
+umask 077
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/signing.pem" 2>/dev/null
+"$PYTHON3" - "$work/signing.pem" "$work/jwks.json" <<'EOF'
+import base64, json, sys
+from cryptography.hazmat.primitives import serialization
+key = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), None)
+n = key.public_key().public_numbers()
+b64 = lambda i: base64.urlsafe_b64encode(i.to_bytes(32, "big")).rstrip(b"=").decode()
+jwk = {"kty": "EC", "crv": "P-256", "kid": "demo-1", "use": "sig", "alg": "ES256",
+       "x": b64(n.x), "y": b64(n.y)}
+json.dump({"keys": [jwk]}, open(sys.argv[2], "w"), indent=1)
+EOF
+password=$(openssl rand -hex 16)
+printf '{"demo/legacy": {"username": "svc", "password": "%s", "version": "1"}}\n' \
+	"$password" > "$work/secrets.json"
+mkdir -p "$work/nginx/www"
+printf 'svc:%s\n' "$(printf '%s' "$password" | openssl passwd -apr1 -stdin)" > "$work/nginx/htpasswd"
+unset password
+umask 022
+echo "Hello from the legacy service: you are in." > "$work/nginx/www/index.html"
+chmod -R a+rX "$work/nginx"
+
+# ----------------------------------------------------------------------
+# 4. The legacy service: nginx, Basic auth only, loopback
+# ----------------------------------------------------------------------
+temps=""
+for t in client_body proxy fastcgi uwsgi scgi; do
+	printf 'error_log %s/probe.log; pid %s/probe.pid; events {} http { %s_temp_path %s/%s_temp; }\n' \
+		"$work" "$work" "$t" "$work" "$t" > "$work/probe.conf"
+	if ! "$NGINX" -t -q -p "$work" -c "$work/probe.conf" -e "$work/probe.log" 2>&1 |
+		grep -q 'unknown directive'; then
+		temps="$temps	${t}_temp_path $work/${t}_temp;
+"
+	fi
+done
+rm -f "$work/probe.conf" "$work/probe.log"
+cat > "$work/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 64; }
+http {
+$temps	default_type text/plain;
+	access_log $work/nginx/access.log;
+	server {
+		listen 127.0.0.1:$legacy_port;
+		root $work/nginx/www;
+		location / {
+			auth_basic "legacy";
+			auth_basic_user_file $work/nginx/htpasswd;
+		}
+	}
+}
+EOF
+say "starting the legacy service (nginx, Basic auth) on 127.0.0.1:$legacy_port"
+"$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" \
+	</dev/null >"$work/nginx/stdout.log" 2>&1 &
+nginx_pid=$!
+wait_port "$legacy_port" "$nginx_pid" nginx
+
+# ----------------------------------------------------------------------
+# 5. credgate in front of it
+# ----------------------------------------------------------------------
+cat > "$work/credgate.conf" <<EOF
+# credgate demo: callers bring a token from the "demo" issuer; credgate
+# checks it, then logs in to the legacy service with its Basic password.
+credgate = {
+	log_level = "info";
+	audit = { stdout = true; };
+};
+issuers = (
+	{
+		name = "demo";
+		issuer = "https://issuer.demo.invalid";
+		audiences = ["credgate"];
+		algorithms = ["ES256"];
+		jwks_file = "$work/jwks.json";
+		max_lifetime = "1h";
+		audit_claims = ["repository"];
+	}
+);
+secrets = {
+	backend = "file";
+	file = "$work/secrets.json";
+};
+routes = (
+	{
+		name = "legacy";
+		listen = "127.0.0.1:$proxy_port";
+		upstream = { host = "127.0.0.1"; port = $legacy_port; };
+		credential = { path = "demo/legacy"; inject = "basic"; };
+		owner = "demo@example.com";
+		purpose = "quick start demo";
+		environment = "demo";
+		expires = "2099-12-31";
+		allow = (
+			{ name = "demo-readers"; issuer = "demo";
+			  claims = ( { claim = "repository"; value = "acme/*"; } );
+			  methods = ["GET", "HEAD"]; }
+		);
+	}
+);
+EOF
+"$CREDGATE" -t -c "$work/credgate.conf"
+say "starting credgate on 127.0.0.1:$proxy_port"
+"$CREDGATE" -c "$work/credgate.conf" </dev/null >"$work/audit.jsonl" 2>"$work/credgate.log" &
+credgate_pid=$!
+wait_port "$proxy_port" "$credgate_pid" credgate
+
+# ----------------------------------------------------------------------
+# 6. A token, the request, and the audit event
+# ----------------------------------------------------------------------
+token=$("$PYTHON3" - "$work/signing.pem" <<'EOF'
+import sys, time, secrets, jwt
+key = open(sys.argv[1], "rb").read()
+now = int(time.time())
+print(jwt.encode({"iss": "https://issuer.demo.invalid", "sub": "demo-user", "aud": "credgate",
+                  "iat": now, "exp": now + 300, "jti": secrets.token_hex(8),
+                  "repository": "acme/app"}, key, algorithm="ES256",
+                 headers={"kid": "demo-1"}))
+EOF
+)
+say "a token valid for 5 minutes; the request (the caller never sees the password):"
+echo "curl -H 'Authorization: Bearer $token' http://127.0.0.1:$proxy_port/"
+answer=$(curl -sS --max-time 10 -H "Authorization: Bearer $token" "http://127.0.0.1:$proxy_port/") || true
+say "the legacy service answered:"
+echo "$answer"
+expected=$(cat "$work/nginx/www/index.html")
+i=0
+while ! grep -q '"event":"decision"' "$work/audit.jsonl" 2>/dev/null && [ $i -lt 30 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+say "the audit event credgate wrote:"
+grep '"event":"decision"' "$work/audit.jsonl" | tail -n 1 | "$PYTHON3" -m json.tool || true
+
+if [ "$answer" != "$expected" ]; then
+	echo "quickstart.sh: the request through credgate did not return the legacy answer" >&2
+	show_logs
+	exit 1
+fi
+if [ "$check" -eq 1 ]; then
+	say "check passed"
+	exit 0
+fi
+say "credgate and the legacy service keep running; press Ctrl-C to stop and clean up"
+wait "$credgate_pid"

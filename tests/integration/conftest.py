@@ -1,0 +1,974 @@
+"""Fixtures for the credgate integration tests.
+
+Every test starts the real credgate binary ($CREDGATE) and a real nginx
+($NGINX) with auth_basic as the legacy upstream, each in the test's own
+temporary folder and on free loopback ports.  Servers are stopped by PID at
+teardown; their logs are printed (pytest shows them when a test fails), and
+the teardown fails on any sanitizer report and on any trace of the canary
+secret in credgate's log, its audit events or a response the test saw.
+"""
+
+import base64
+import fcntl
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+ISSUER = "https://issuer.test"
+AUDIENCE = "credgate"
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
+                     "runtime error:")
+
+# The secret credgate injects; it must never come back out of credgate.
+CANARY = "canary-" + secrets.token_hex(12)
+CANARY_TOKEN = "canary-tok-" + secrets.token_hex(12)
+SECRET_USER = "svc"
+
+
+def canary_forms():
+    """Every spelling of the secrets that would betray a leak."""
+    forms = [CANARY, CANARY_TOKEN]
+    for text in (SECRET_USER + ":" + CANARY, CANARY, CANARY_TOKEN):
+        forms.append(base64.b64encode(text.encode()).decode().rstrip("="))
+    return forms
+
+
+def find_leaks(data):
+    if isinstance(data, bytes):
+        data = data.decode("latin-1")
+    return [f for f in canary_forms() if f in data]
+
+
+def sanitizer_lines(text):
+    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKERS)]
+
+
+# ----------------------------------------------------------------------
+# Programs
+# ----------------------------------------------------------------------
+def _need_executable(var, default=None):
+    path = os.environ.get(var) or default
+    if not path:
+        pytest.fail(f"${var} is not set: run the tests through `make check` "
+                    f"or set {var} to the program to test", pytrace=False)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(f"${var}={path} is not an executable file (build it first)", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def credgate_bin():
+    return _need_executable("CREDGATE")
+
+
+@pytest.fixture(scope="session")
+def nginx_bin():
+    return _need_executable("NGINX", "/usr/sbin/nginx")
+
+
+@pytest.fixture(scope="session")
+def srcdir():
+    d = os.environ.get("CG_SRCDIR")
+    if not d:
+        d = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    return d
+
+
+@pytest.fixture(scope="session")
+def builddir():
+    return os.environ.get("CG_BUILDDIR") or os.path.dirname(
+        os.environ.get("CREDGATE", "") or ".")
+
+
+def run_credgate(binary, args, cwd=None, timeout=30, env=None):
+    """Runs a one-shot credgate command; fails on sanitizer output."""
+    p = subprocess.run([binary] + list(args), cwd=cwd, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                       env=env)
+    out = p.stdout.decode("utf-8", "replace")
+    err = p.stderr.decode("utf-8", "replace")
+    print(f"$ credgate {' '.join(args)}\n-> exit {p.returncode}\n--- stdout\n{out}--- stderr\n{err}")
+    bad = sanitizer_lines(out + err)
+    assert not bad, f"sanitizer report from credgate {args}: {bad}"
+    return p.returncode, out, err
+
+
+# ----------------------------------------------------------------------
+# Free ports: bind port 0, then hold a lock on the number for the whole
+# session so that parallel test runs never hand out the same port.
+# ----------------------------------------------------------------------
+_port_locks = []
+_port_lock_dir = os.path.join(tempfile.gettempdir(), "credgate-test-ports")
+
+
+def free_port():
+    os.makedirs(_port_lock_dir, exist_ok=True)
+    for _ in range(500):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        f = open(os.path.join(_port_lock_dir, f"{port}.lock"), "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        _port_locks.append(f)
+        return port
+    raise RuntimeError("no free port found")
+
+
+def wait_port(port, proc=None, timeout=START_TIMEOUT, what="server"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode} before "
+                                 f"listening on 127.0.0.1:{port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{what} not listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+    """Signals proc by PID and waits; SIGKILL after timeout.  Returns
+    (returncode, killed)."""
+    if proc.poll() is not None:
+        return proc.returncode, False
+    try:
+        os.kill(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=timeout)
+        return proc.returncode, False
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+        return proc.returncode, True
+
+
+def read_text(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def wait_for(pred, timeout=5.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+# ----------------------------------------------------------------------
+# Keys, JWKS and tokens
+# ----------------------------------------------------------------------
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _int_bytes(n, size=None):
+    size = size or (n.bit_length() + 7) // 8
+    return n.to_bytes(size, "big")
+
+
+def public_jwk(key, kid):
+    pub = key.public_key()
+    if isinstance(key, rsa.RSAPrivateKey):
+        nums = pub.public_numbers()
+        return {"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+                "n": b64url(_int_bytes(nums.n)), "e": b64url(_int_bytes(nums.e))}
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        nums = pub.public_numbers()
+        return {"kty": "EC", "kid": kid, "use": "sig", "alg": "ES256", "crv": "P-256",
+                "x": b64url(_int_bytes(nums.x, 32)), "y": b64url(_int_bytes(nums.y, 32))}
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return {"kty": "OKP", "kid": kid, "use": "sig", "alg": "EdDSA", "crv": "Ed25519",
+                "x": b64url(raw)}
+    raise TypeError(key)
+
+
+class Keys:
+    """Signing keys for the test issuer, one per algorithm family."""
+
+    ALGS = {"RS256": "rsa-1", "ES256": "ec-1", "EdDSA": "ed-1"}
+
+    def __init__(self):
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec = ec.generate_private_key(ec.SECP256R1())
+        self.ed = ed25519.Ed25519PrivateKey.generate()
+        # Keys the issuer does not publish, for forged tokens.
+        self.other_ec = ec.generate_private_key(ec.SECP256R1())
+        self.other_rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def key_for(self, alg):
+        return {"RS256": self.rsa, "ES256": self.ec, "EdDSA": self.ed}[alg]
+
+    def jwks(self):
+        return {"keys": [public_jwk(self.rsa, "rsa-1"), public_jwk(self.ec, "ec-1"),
+                         public_jwk(self.ed, "ed-1")]}
+
+    def claims(self, **over):
+        now = int(time.time())
+        c = {"iss": ISSUER, "sub": "repo:acme/app:ref:refs/heads/main", "aud": AUDIENCE,
+             "iat": now, "exp": now + 300, "jti": secrets.token_hex(8),
+             "repository": "acme/app"}
+        for k, v in over.items():
+            if v is None:
+                c.pop(k, None)
+            else:
+                c[k] = v
+        return c
+
+    def mint(self, alg="ES256", key=None, kid=None, headers=None, **claims):
+        """A signed token; claims given as None are dropped."""
+        key = key if key is not None else self.key_for(alg)
+        hdr = {"kid": kid if kid is not None else self.ALGS.get(alg)}
+        if hdr["kid"] is None or hdr["kid"] == "":
+            hdr.pop("kid")
+        hdr.update(headers or {})
+        return jwt.encode(self.claims(**claims), key, algorithm=alg, headers=hdr)
+
+    @staticmethod
+    def unsigned(header, payload, signature=b""):
+        return ".".join([b64url(json.dumps(header).encode()),
+                         b64url(json.dumps(payload).encode()), b64url(signature)])
+
+
+@pytest.fixture(scope="session")
+def keys():
+    return Keys()
+
+
+# ----------------------------------------------------------------------
+# libconfig rendering
+# ----------------------------------------------------------------------
+def lc_quote(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def lc_value(v, indent=1):
+    pad = "\t" * indent
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v) if -2**31 <= v < 2**31 else f"{v}L"
+    if isinstance(v, str):
+        return lc_quote(v)
+    if isinstance(v, dict):
+        inner = "".join(f"{pad}\t{k} = {lc_value(x, indent + 1)};\n" for k, x in v.items())
+        return "{\n" + inner + pad + "}"
+    if isinstance(v, (list, tuple)):
+        if v and all(isinstance(x, dict) for x in v):
+            items = (",\n").join(pad + "\t" + lc_value(x, indent + 1) for x in v)
+            return "(\n" + items + "\n" + pad + ")"
+        return "[" + ", ".join(lc_value(x, indent) for x in v) + "]"
+    raise TypeError(v)
+
+
+def render_config(top):
+    return "".join(f"{k} = {lc_value(v, 0)};\n" for k, v in top.items())
+
+
+# ----------------------------------------------------------------------
+# nginx: the legacy service, auth_basic with a static password
+# ----------------------------------------------------------------------
+ACCESS_FIELDS = {
+    "user": "$remote_user", "auth": "$http_authorization", "xff": "$http_x_forwarded_for",
+    "fwd": "$http_forwarded", "rid": "$http_x_request_id", "len": "$request_length",
+    "req": "$request", "status": "$status", "conn": "$connection",
+    "creq": "$connection_requests", "host": "$http_host", "cookie": "$http_cookie",
+    "body": "$request_body", "te": "$http_transfer_encoding", "cl": "$http_content_length",
+    "expect": "$http_expect", "apikey": "$http_x_api_key", "uri": "$request_uri",
+}
+
+_optional_temp_dirs = None
+
+
+def _nginx_temp_directives(nginx_bin, tmp):
+    """The *_temp_path directives this nginx knows, so that nothing is
+    written outside the test's folder."""
+    global _optional_temp_dirs
+    names = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+    if _optional_temp_dirs is None:
+        known = []
+        for n in names:
+            conf = os.path.join(tmp, f"probe-{n}.conf")
+            with open(conf, "w") as f:
+                f.write(f"error_log {tmp}/probe.log; pid {tmp}/probe.pid;\n"
+                        "events {}\n"
+                        f"http {{ {n}_temp_path {tmp}/probe-{n}; }}\n")
+            p = subprocess.run([nginx_bin, "-t", "-q", "-p", tmp, "-c", conf, "-e",
+                                f"{tmp}/probe.log"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
+            if p.returncode == 0 or b"unknown directive" not in p.stdout:
+                known.append(n)
+            os.unlink(conf)
+        _optional_temp_dirs = known
+    return "".join(f"\t{n}_temp_path {tmp}/{n}_temp;\n" for n in _optional_temp_dirs)
+
+
+class Nginx:
+    def __init__(self, binary, base, canary_password):
+        self.binary = binary
+        self.dir = os.path.join(base, "nginx")
+        os.makedirs(os.path.join(self.dir, "www", "admin"))
+        self.port = free_port()
+        self.sink_port = free_port()
+        self.proc = None
+        tag = secrets.token_hex(6)
+        self.files = {
+            "/index.html": f"legacy index {tag}\n",
+            "/a.txt": f"legacy A {tag}\n",
+            "/b.txt": f"legacy B {tag}\n",
+            "/admin/x.txt": f"legacy admin {tag}\n",
+        }
+        for path, text in self.files.items():
+            with open(os.path.join(self.dir, "www", path.lstrip("/")), "w") as f:
+                f.write(text)
+        hashed = subprocess.run(["openssl", "passwd", "-apr1", "-stdin"],
+                                input=canary_password.encode(), stdout=subprocess.PIPE,
+                                check=True, timeout=20).stdout.decode().strip()
+        with open(os.path.join(self.dir, "htpasswd"), "w") as f:
+            f.write(f"{SECRET_USER}:{hashed}\n")
+        self.access_log = os.path.join(self.dir, "access.log")
+        self.error_log = os.path.join(self.dir, "error.log")
+        fmt = "{" + ",".join(f'"{k}":"{v}"' for k, v in ACCESS_FIELDS.items()) + "}"
+        d = self.dir
+        conf = f"""daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+{_nginx_temp_directives(binary, d)}\tdefault_type text/plain;
+\tclient_body_buffer_size 1m;
+\tclient_max_body_size 8m;
+\tkeepalive_requests 1000;
+\tlog_format cg escape=json '{fmt}';
+\taccess_log {self.access_log} cg;
+\tserver {{
+\t\tlisten 127.0.0.1:{self.port};
+\t\tserver_name legacy;
+\t\troot {d}/www;
+\t\terror_page 405 =200 $uri;
+\t\tlocation / {{
+\t\t\tauth_basic "legacy";
+\t\t\tauth_basic_user_file {d}/htpasswd;
+\t\t}}
+\t\tlocation /upload/ {{
+\t\t\tauth_basic "legacy";
+\t\t\tauth_basic_user_file {d}/htpasswd;
+\t\t\tproxy_set_header Authorization "";
+\t\t\tproxy_pass http://127.0.0.1:{self.sink_port}/;
+\t\t}}
+\t}}
+\tserver {{
+\t\tlisten 127.0.0.1:{self.sink_port};
+\t\taccess_log off;
+\t\tlocation / {{ return 200 "stored\\n"; }}
+\t}}
+}}
+"""
+        self.conf = os.path.join(d, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+
+    def start(self):
+        self.stdout = open(os.path.join(self.dir, "stdout.log"), "wb")
+        self.proc = subprocess.Popen([self.binary, "-p", self.dir, "-c", self.conf, "-e",
+                                      self.error_log], stdin=subprocess.DEVNULL,
+                                     stdout=self.stdout, stderr=subprocess.STDOUT)
+        wait_port(self.port, self.proc, what="nginx")
+        wait_port(self.sink_port, self.proc, what="nginx")
+
+    def stop(self):
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGQUIT)
+            self.stdout.close()
+
+    def access(self):
+        out = []
+        for line in read_text(self.access_log).splitlines():
+            if line.strip():
+                out.append(json.loads(line))
+        return out
+
+    def mark(self):
+        return len(self.access())
+
+    def since(self, mark, count=1, timeout=5.0):
+        """Lines logged after mark, waiting for at least count of them."""
+        got = wait_for(lambda: self.access()[mark:] if len(self.access()) >= mark + count
+                       else None, timeout)
+        return got if got else self.access()[mark:]
+
+    def assert_untouched(self, mark, settle=0.25):
+        time.sleep(settle)
+        new = self.access()[mark:]
+        assert not new, f"nginx received requests it should never have seen: {new}"
+
+    def dump(self):
+        return (f"--- nginx error.log\n{read_text(self.error_log)}"
+                f"--- nginx access.log\n{read_text(self.access_log)}")
+
+
+# ----------------------------------------------------------------------
+# A raw upstream that records exactly what credgate sends it
+# ----------------------------------------------------------------------
+class CaptureServer:
+    """Answers every request 200 "captured" and keeps the raw heads and
+    bodies it received, for assertions nginx cannot express (repeated
+    fields, exact names)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.requests = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.threads = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _serve(self, conn):
+        conn.settimeout(10)
+        buf = b""
+        try:
+            while self.running:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                fields = [tuple(x.strip() for x in l.split(":", 1)) for l in lines[1:]]
+                length = 0
+                chunked = False
+                for n, v in fields:
+                    if n.lower() == "content-length":
+                        length = int(v)
+                    if n.lower() == "transfer-encoding" and "chunked" in v.lower():
+                        chunked = True
+                body = b""
+                if chunked:
+                    while True:
+                        while b"\r\n" not in buf:
+                            buf += conn.recv(65536)
+                        size_line, buf = buf.split(b"\r\n", 1)
+                        size = int(size_line.split(b";")[0], 16)
+                        while len(buf) < size + 2:
+                            buf += conn.recv(65536)
+                        body += buf[:size]
+                        buf = buf[size + 2:]
+                        if size == 0:
+                            break
+                else:
+                    while len(buf) < length:
+                        buf += conn.recv(65536)
+                    body, buf = buf[:length], buf[length:]
+                with self.lock:
+                    self.requests.append({"line": lines[0], "fields": fields, "body": body,
+                                          "raw": head})
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                             b"Content-Length: 9\r\n\r\ncaptured\n")
+        except (OSError, ValueError):
+            return
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.running = False
+        self.sock.close()
+        self.thread.join(timeout=5)
+        for t in self.threads:
+            t.join(timeout=5)
+
+    def fields(self, req, name):
+        return [v for n, v in req["fields"] if n.lower() == name.lower()]
+
+
+# ----------------------------------------------------------------------
+# HTTP over raw sockets
+# ----------------------------------------------------------------------
+class Response:
+    def __init__(self, status, reason, headers, body, raw, version="HTTP/1.1"):
+        self.status = status
+        self.reason = reason
+        self.headers = headers          # list of (name, value) in order
+        self.body = body
+        self.raw = raw
+        self.version = version
+
+    def header(self, name):
+        vals = [v for n, v in self.headers if n.lower() == name.lower()]
+        return vals[-1] if vals else None
+
+    def header_all(self, name):
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+    def has_token(self, name, token):
+        for v in self.header_all(name):
+            if token.lower() in [t.strip().lower() for t in v.split(",")]:
+                return True
+        return False
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.headers!r} {self.body[:200]!r}>"
+
+
+class RawClient:
+    """A client socket with a read buffer; parses responses strictly."""
+
+    def __init__(self, port, timeout=5.0, seen=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.seen = seen if seen is not None else []
+        self.eof = False
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.seen.append(data)
+        self.buf += data
+        return True
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            if not self._fill():
+                raise EOFError(f"connection closed inside a response: {self.buf[:300]!r}")
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def read_response(self, head_only=False):
+        status_line = self._line().decode("latin-1")
+        m = re.match(r"^(HTTP/1\.[01]) (\d{3}) ?(.*)$", status_line)
+        assert m, f"bad status line {status_line!r}"
+        version, status, reason = m.group(1), int(m.group(2)), m.group(3)
+        headers = []
+        while True:
+            line = self._line().decode("latin-1")
+            if line == "":
+                break
+            name, _, value = line.partition(":")
+            headers.append((name.strip(), value.strip()))
+        resp = Response(status, reason, headers, b"", None, version)
+        if head_only or status in (100, 101, 204, 304) or 100 <= status < 200:
+            return resp
+        te = resp.header("Transfer-Encoding")
+        cl = resp.header("Content-Length")
+        if te and "chunked" in te.lower():
+            body = b""
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                while len(self.buf) < size + 2:
+                    if not self._fill():
+                        raise EOFError("closed inside a chunk")
+                body += self.buf[:size]
+                self.buf = self.buf[size + 2:]
+                if size == 0:
+                    while self._line() != b"":
+                        pass
+                    break
+            resp.body = body
+        elif cl is not None:
+            n = int(cl)
+            while len(self.buf) < n:
+                if not self._fill():
+                    raise EOFError("closed inside a body")
+            resp.body, self.buf = self.buf[:n], self.buf[n:]
+        else:
+            while self._fill():
+                pass
+            resp.body, self.buf = self.buf, b""
+        return resp
+
+    def closed_within(self, timeout):
+        """True when the peer closes (EOF or reset) within timeout with no
+        further bytes; raises if bytes arrive instead."""
+        if self.eof:
+            return True
+        assert self.buf == b"", f"unexpected bytes after the response: {self.buf[:200]!r}"
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+        if data:
+            self.seen.append(data)
+            raise AssertionError(f"unexpected bytes instead of a close: {data[:200]!r}")
+        return True
+
+    def close(self):
+        self.sock.close()
+
+
+# ----------------------------------------------------------------------
+# credgate
+# ----------------------------------------------------------------------
+def base_route(name, listen_port, upstream_port, **over):
+    r = {
+        "name": name,
+        "listen": f"127.0.0.1:{listen_port}",
+        "protocol": "http",
+        "upstream": {"host": "127.0.0.1", "port": upstream_port},
+        "credential": {"path": "legacy/app", "inject": "basic"},
+        "mode": "enforce",
+        "max_body": 1048576,
+        "audit_failure": "deny",
+        "owner": "team@example.com",
+        "purpose": "integration tests",
+        "environment": "test",
+        "expires": "2099-12-31",
+        "allow": [{"name": "readers", "issuer": "test",
+                   "claims": [{"claim": "repository", "value": "acme/*"}],
+                   "methods": ["GET", "HEAD", "POST"], "paths": ["/*"]}],
+        "deny": [{"name": "no-admin", "paths": ["/admin/*"]}],
+    }
+    r.update(over)
+    return r
+
+
+class Credgate:
+    def __init__(self, binary, base, keys, log_level="info"):
+        self.binary = binary
+        self.dir = os.path.join(base, "credgate")
+        os.makedirs(self.dir)
+        self.jwks_file = os.path.join(self.dir, "jwks.json")
+        with open(self.jwks_file, "w") as f:
+            json.dump(keys.jwks(), f)
+        self.secrets_file = os.path.join(self.dir, "secrets.json")
+        fd = os.open(self.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"legacy/app": {"username": SECRET_USER, "password": CANARY,
+                                      "version": "1"},
+                       "legacy/token": {"token": CANARY_TOKEN, "version": "7"}}, f)
+        self.audit_file = os.path.join(self.dir, "audit.log")
+        self.conf_file = os.path.join(self.dir, "credgate.conf")
+        self.stderr_file = os.path.join(self.dir, "stderr.log")
+        self.stdout_file = os.path.join(self.dir, "stdout.log")
+        self.log_level = log_level
+        self.proc = None
+        self.exit = None
+        self.ports = {}
+
+    def config(self, routes, credgate_extra=None, issuer_extra=None, secrets_extra=None):
+        cg = {"log_level": self.log_level,
+              "audit": {"file": self.audit_file, "stdout": False},
+              "limits": {"request_line": 8192, "header_bytes": 32768, "header_count": 100,
+                         "token_bytes": 8192},
+              "timeouts": {"client_header": "10s", "client_idle": "60s",
+                           "upstream_connect": "5s", "upstream_response": "60s"}}
+        for k, v in (credgate_extra or {}).items():
+            if isinstance(v, dict) and isinstance(cg.get(k), dict):
+                cg[k].update(v)
+            else:
+                cg[k] = v
+        issuer = {"name": "test", "issuer": ISSUER, "audiences": [AUDIENCE],
+                  "algorithms": ["RS256", "ES256", "EdDSA"], "jwks_file": self.jwks_file,
+                  "max_lifetime": "1h", "clock_skew": "60s", "audit_claims": ["repository"]}
+        issuer.update(issuer_extra or {})
+        store = {"backend": "file", "file": self.secrets_file, "cache_ttl": "5m"}
+        store.update(secrets_extra or {})
+        top = {"credgate": cg, "issuers": [issuer], "secrets": store, "routes": routes}
+        return render_config(top)
+
+    def write_config(self, text):
+        with open(self.conf_file, "w") as f:
+            f.write(text)
+
+    def start(self, wait_ports=()):
+        self.err = open(self.stderr_file, "ab")
+        self.out = open(self.stdout_file, "ab")
+        self.proc = subprocess.Popen([self.binary, "-c", self.conf_file], cwd=self.dir,
+                                     stdin=subprocess.DEVNULL, stdout=self.out,
+                                     stderr=self.err)
+        for p in wait_ports:
+            wait_port(p, self.proc, what="credgate")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is None:
+            return None
+        if self.exit is None:
+            self.exit = stop_process(self.proc, sig)
+            self.err.close()
+            self.out.close()
+        return self.exit
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def stderr(self):
+        return read_text(self.stderr_file)
+
+    def audit(self, path=None):
+        events = []
+        for line in read_text(path or self.audit_file).splitlines():
+            if line.strip():
+                events.append(json.loads(line))
+        return events
+
+    def audit_where(self, pred, timeout=5.0):
+        return wait_for(lambda: [e for e in self.audit() if pred(e)], timeout) or []
+
+    def dump(self):
+        text = f"--- credgate.conf\n{read_text(self.conf_file)}"
+        text += f"--- credgate stderr\n{self.stderr()}"
+        text += f"--- credgate stdout\n{read_text(self.stdout_file)}"
+        text += f"--- audit\n{read_text(self.audit_file)}"
+        return text
+
+
+class Stack:
+    """credgate in front of nginx (and optional capture upstreams)."""
+
+    def __init__(self, tmp, keys, credgate_bin, nginx_bin):
+        self.tmp = str(tmp)
+        self.keys = keys
+        self.nginx = Nginx(nginx_bin, self.tmp, CANARY)
+        self.cg = Credgate(credgate_bin, self.tmp, keys)
+        self.capture = None
+        self.seen = []           # every response byte the test saw
+        self.ports = {}
+        self.expect_exit = 0
+
+    # presets -----------------------------------------------------------
+    def route(self, preset, **over):
+        port = free_port()
+        self.ports[over.get("name", preset)] = port
+        up = self.nginx.port
+        if preset == "legacy":
+            r = base_route("legacy", port, up)
+        elif preset == "dryrun":
+            r = base_route("dryrun", port, up, mode="dry-run")
+        elif preset == "expired":
+            r = base_route("expired", port, up, expires="2001-01-01")
+        elif preset == "expired-dry":
+            r = base_route("expired-dry", port, up, expires="2001-01-01", mode="dry-run")
+        elif preset == "down":
+            r = base_route("down", port, free_port())
+        elif preset == "nosecret":
+            r = base_route("nosecret", port, up,
+                           credential={"path": "missing/app", "inject": "basic"})
+        elif preset in ("header", "bearer", "query", "capture"):
+            if self.capture is None:
+                self.capture = CaptureServer()
+            cred = {
+                "capture": {"path": "legacy/app", "inject": "basic"},
+                "header": {"path": "legacy/app", "inject": "header", "header": "X-Api-Key",
+                           "template": "${password}"},
+                "bearer": {"path": "legacy/token", "inject": "bearer", "field": "token"},
+                "query": {"path": "legacy/token", "inject": "query", "query_param": "api_key",
+                          "field": "token"},
+            }[preset]
+            r = base_route(preset, port, self.capture.port, credential=cred)
+        else:
+            raise ValueError(preset)
+        r.update(over)
+        return r
+
+    def start(self, routes=("legacy",), credgate_extra=None, issuer_extra=None,
+              route_over=None, config_text=None, secrets_extra=None):
+        self.nginx.start()
+        built = []
+        for preset in routes:
+            built.append(self.route(preset, **((route_over or {}).get(preset, {}))))
+        self.cg.write_config(config_text or self.cg.config(built, credgate_extra, issuer_extra,
+                                                             secrets_extra))
+        self.cg.start(wait_ports=list(self.ports.values()))
+        return self
+
+    def stop(self):
+        code = self.cg.stop()
+        self.nginx.stop()
+        if self.capture is not None:
+            self.capture.stop()
+        return code
+
+    # clients -----------------------------------------------------------
+    def token(self, alg="ES256", **kw):
+        return self.keys.mint(alg, **kw)
+
+    def raw(self, route="legacy", timeout=5.0):
+        return RawClient(self.ports[route], timeout, self.seen)
+
+    def request(self, method="GET", path="/a.txt", route="legacy", token=None, headers=None,
+                body=None, auth=True, alg="ES256"):
+        """One request on its own connection through http.client."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports[route], timeout=10)
+        hdrs = dict(headers or {})
+        if auth:
+            hdrs.setdefault("Authorization", "Bearer " + (token or self.token(alg)))
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        data = r.read()
+        resp = Response(r.status, r.reason, r.getheaders(), data, None)
+        self.seen.append(repr(r.getheaders()).encode() + data)
+        conn.close()
+        return resp
+
+    def curl(self, *args, route="legacy", path="/a.txt", token=None, auth=True,
+             query=""):
+        url = f"http://127.0.0.1:{self.ports[route]}{path}{query}"
+        hdr = os.path.join(self.tmp, "curl-headers")
+        body = os.path.join(self.tmp, "curl-body")
+        cmd = ["curl", "-sS", "--max-time", "15", "-D", hdr, "-o", body, "-w", "%{http_code}"]
+        if auth:
+            cmd += ["-H", "Authorization: Bearer " + (token or self.token())]
+        cmd += list(args) + [url]
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode == 0, f"curl failed: {p.stderr.decode()}"
+        head = read_text(hdr)
+        data = open(body, "rb").read() if os.path.exists(body) else b""
+        self.seen.append(head.encode() + data + p.stderr)
+        # The last header block is the final response.
+        blocks = [b for b in re.split(r"\r\n\r\n", head) if b.strip()]
+        lines = blocks[-1].split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = [tuple(x.strip() for x in l.split(":", 1)) for l in lines[1:] if ":" in l]
+        assert status == int(p.stdout), (status, p.stdout)
+        for f in (hdr, body):
+            if os.path.exists(f):
+                os.unlink(f)
+        return Response(status, "", headers, data, None)
+
+    def dump(self):
+        text = self.cg.dump() + self.nginx.dump()
+        if self.capture is not None:
+            text += f"--- capture upstream\n{self.capture.requests!r}\n"
+        return text
+
+
+def audit_problems(text):
+    """Every audit line is one JSON object, and its reasons are plain text."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            e = json.loads(line)
+        except ValueError:
+            out.append(f"audit line {n} is not JSON: {line[:200]!r}")
+            continue
+        if not isinstance(e, dict):
+            out.append(f"audit line {n} is not an object")
+            continue
+        reasons = [e.get("reason"), (e.get("decision") or {}).get("reason")]
+        for r in reasons:
+            if r is not None and not (isinstance(r, str) and r.isascii() and r.isprintable()):
+                out.append(f"audit line {n} has a garbled reason {r!r} "
+                           f"(event {e.get('event')})")
+    return out
+
+
+@pytest.fixture
+def make_stack(tmp_path, keys, credgate_bin, nginx_bin):
+    stacks = []
+
+    def make(**kw):
+        base = tmp_path / f"s{len(stacks)}"
+        os.makedirs(base)
+        s = Stack(base, keys, credgate_bin, nginx_bin)
+        stacks.append(s)
+        if kw.pop("start", True):
+            s.start(**kw)
+        return s
+
+    yield make
+    problems = []
+    for s in stacks:
+        code = s.stop()
+        print(s.dump())
+        if code is not None:
+            rc, killed = code
+            if killed:
+                problems.append("credgate ignored SIGTERM and was killed")
+            elif s.expect_exit is not None and rc != s.expect_exit:
+                problems.append(f"credgate exited with {rc} after SIGTERM "
+                                f"(expected {s.expect_exit})")
+        err = s.cg.stderr() + read_text(s.cg.stdout_file)
+        bad = sanitizer_lines(err)
+        if bad:
+            problems.append(f"sanitizer report: {bad[:5]}")
+        for where, text in (("credgate log", err),
+                            ("audit events", read_text(s.cg.audit_file)),
+                            ("responses", b"".join(s.seen).decode("latin-1"))):
+            leaks = find_leaks(text)
+            if leaks:
+                problems.append(f"secret leaked into {where}: {leaks}")
+        problems.extend(audit_problems(read_text(s.cg.audit_file)))
+        for name in os.listdir(s.cg.dir):
+            if name.startswith("audit") and name != "audit.log":
+                leaks = find_leaks(read_text(os.path.join(s.cg.dir, name)))
+                if leaks:
+                    problems.append(f"secret leaked into {name}")
+    assert not problems, "; ".join(problems)
+
+
+@pytest.fixture
+def stack(make_stack):
+    """credgate with the plain enforcing route "legacy" in front of nginx."""
+    return make_stack()
+
+
+def assert_closed(client, timeout=5.0):
+    assert client.closed_within(timeout), "connection still open after the response"

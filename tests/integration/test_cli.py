@@ -1,0 +1,268 @@
+"""The command line: -t, -T, -V, policy-test, exit codes and signals."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from conftest import (CANARY, Credgate, base_route, find_leaks, free_port, read_text,
+                      run_credgate, sanitizer_lines)
+
+
+@pytest.fixture
+def cg(tmp_path, keys, credgate_bin):
+    c = Credgate(credgate_bin, str(tmp_path), keys)
+    yield c
+    if c.proc is not None:
+        c.stop()
+        print(c.dump())
+
+
+def good_config(cg, port=None):
+    return cg.config([base_route("legacy", port or free_port(), free_port())])
+
+
+def test_check_accepts_a_good_file(cg):
+    cg.write_config(good_config(cg))
+    rc, out, err = run_credgate(cg.binary, ["-t", "-c", "credgate.conf"], cwd=cg.dir)
+    assert rc == 0
+    assert "credgate.conf: configuration OK" in err
+
+
+def test_check_reports_every_error_with_file_line_and_path(cg):
+    # The first route's upstream port is out of range and the second route
+    # has no owner: both must be reported in one run.
+    second = base_route("second", free_port(), free_port())
+    del second["owner"]
+    text = cg.config([base_route("legacy", free_port(), free_port()), second])
+    lines = text.splitlines()
+    port_line = next(i for i, l in enumerate(lines) if re.match(r"\s*port = \d+;", l))
+    lines[port_line] = re.sub(r"port = \d+;", "port = 70000;", lines[port_line])
+    cg.write_config("\n".join(lines) + "\n")
+    rc, out, err = run_credgate(cg.binary, ["-t", "-c", "credgate.conf"], cwd=cg.dir)
+    assert rc == 1, err
+    assert re.search(rf"^credgate\.conf:{port_line + 1}: routes\.\[0\]\.upstream\.port: "
+                     r".*70000", err, re.M), err
+    assert re.search(r"^credgate\.conf:\d+: routes\.\[1\]\.owner: ", err, re.M), err
+    assert "configuration OK" not in err
+
+
+@pytest.mark.parametrize("mutation,path", [
+    (lambda t: t.replace('mode = "enforce";', 'mode = "enforced";'), r"routes\.\[0\]\.mode"),
+    (lambda t: t.replace('expires = "2099-12-31";', 'expires = "someday";'),
+     r"routes\.\[0\]\.expires"),
+    (lambda t: t.replace('client_header = "10s";', 'client_header = "ten";'),
+     r"credgate\.timeouts\.client_header"),
+    (lambda t: t.replace('"ES256", ', '"HS256", '), r"issuers\.\[0\]\.algorithms"),
+    (lambda t: t.replace('audit_failure = "deny";', 'audit_failure = "deny";\n\tbogus = 1;'),
+     r"routes\.\[0\]\.bogus"),
+])
+def test_check_names_the_bad_setting(cg, mutation, path):
+    text = good_config(cg)
+    bad = mutation(text)
+    assert bad != text
+    cg.write_config(bad)
+    rc, out, err = run_credgate(cg.binary, ["-t", "-c", "credgate.conf"], cwd=cg.dir)
+    assert rc == 1, err
+    assert re.search(rf"^credgate\.conf:\d+: {path}(\.\[\d+\])?: ", err, re.M), err
+
+
+def test_check_refuses_world_readable_secrets(cg):
+    cg.write_config(good_config(cg))
+    os.chmod(cg.secrets_file, 0o644)
+    rc, out, err = run_credgate(cg.binary, ["-t", "-c", "credgate.conf"], cwd=cg.dir)
+    assert rc == 1, err
+    assert "secrets.file" in err
+    assert CANARY not in err
+
+
+def test_check_syntax_error_has_line(cg):
+    text = good_config(cg)
+    lines = text.splitlines()
+    lines.insert(3, "this is not libconfig")
+    cg.write_config("\n".join(lines))
+    rc, out, err = run_credgate(cg.binary, ["-t", "-c", "credgate.conf"], cwd=cg.dir)
+    assert rc == 1
+    assert re.search(r"^credgate\.conf:4: ", err, re.M), err
+
+
+def test_dump_reloads_to_the_same_configuration(cg):
+    # A sparse file: the dump must fill in the defaults.
+    text = cg.config([base_route("legacy", free_port(), free_port())])
+    text = re.sub(r"\n\s*timeouts = \{[^}]*\};", "", text)
+    assert "client_header" not in text
+    cg.write_config(text)
+    rc, dump1, err = run_credgate(cg.binary, ["-T", "-c", cg.conf_file])
+    assert rc == 0, err
+    assert "client_header" in dump1 and "10s" in dump1
+    assert not find_leaks(dump1), "the dump shows a secret"
+    again = os.path.join(cg.dir, "dumped.conf")
+    with open(again, "w") as f:
+        f.write(dump1)
+    rc, out, err = run_credgate(cg.binary, ["-t", "-c", again])
+    assert rc == 0, err
+    rc, dump2, err = run_credgate(cg.binary, ["-T", "-c", again])
+    assert rc == 0, err
+    assert dump2 == dump1
+
+
+def test_version_and_help(credgate_bin, builddir):
+    rc, out, err = run_credgate(credgate_bin, ["-V"])
+    assert rc == 0
+    version = None
+    cfg_h = os.path.join(builddir, "config.h")
+    if os.path.exists(cfg_h):
+        m = re.search(r'#define PACKAGE_VERSION "([^"]+)"', read_text(cfg_h))
+        version = m and m.group(1)
+    assert version, "PACKAGE_VERSION not found in the build's config.h"
+    assert version in out
+    rc, out, err = run_credgate(credgate_bin, ["-h"])
+    assert rc == 0 and "policy-test" in out + err
+
+
+@pytest.mark.parametrize("args", [["-x"], [], ["-c"], ["-t"], ["policy-test", "-c", "a"],
+                                  ["-c", "a", "extra"]])
+def test_usage_errors_exit_2(credgate_bin, tmp_path, args):
+    rc, out, err = run_credgate(credgate_bin, args, cwd=str(tmp_path))
+    assert rc == 2, (args, err)
+
+
+def test_missing_config_file_exits_1(credgate_bin, tmp_path):
+    rc, out, err = run_credgate(credgate_bin, ["-t", "-c", "nope.conf"], cwd=str(tmp_path))
+    assert rc == 1
+    rc, out, err = run_credgate(credgate_bin, ["-c", "nope.conf"], cwd=str(tmp_path))
+    assert rc == 1
+
+
+def test_cannot_bind_exits_3(cg):
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        cg.write_config(good_config(cg, busy.getsockname()[1]))
+        p = subprocess.run([cg.binary, "-c", cg.conf_file], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=15)
+    finally:
+        busy.close()
+    err = p.stderr.decode()
+    print(err)
+    assert p.returncode == 3, err
+    assert not sanitizer_lines(err)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly(cg, sig):
+    port = free_port()
+    cg.write_config(good_config(cg, port))
+    cg.start(wait_ports=[port])
+    rc, killed = cg.stop(sig)
+    assert not killed, "credgate did not stop on the signal"
+    assert rc == 0, f"exit status {rc}"
+    assert not sanitizer_lines(cg.stderr())
+
+
+# ----------------------------------------------------------------------
+# policy-test
+# ----------------------------------------------------------------------
+def example(srcdir, name):
+    path = os.path.join(srcdir, "examples", name)
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        pytest.fail(f"examples/{name} is missing or empty")
+    return path
+
+
+def test_example_policy_cases_pass(credgate_bin, srcdir):
+    conf = example(srcdir, "quickstart.conf")
+    cases = example(srcdir, "policy-cases.json")
+    ncases = len(json.load(open(cases))["cases"])
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", conf, cases])
+    assert rc == 0, out + err
+    last = (out.strip().splitlines() or [""])[-1]
+    assert last == f"{ncases} passed, 0 failed", last
+
+
+def test_policy_test_reports_a_mismatch(credgate_bin, srcdir, tmp_path):
+    conf = example(srcdir, "quickstart.conf")
+    doc = json.load(open(example(srcdir, "policy-cases.json")))
+    cases = doc["cases"]
+    flip = {"allow": "deny", "deny": "allow", "would_deny": "allow"}
+    victim = cases[0]
+    got = victim["expect"]
+    victim["expect"] = flip[got]
+    modified = tmp_path / "cases.json"
+    modified.write_text(json.dumps(doc))
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", conf, str(modified)])
+    assert rc == 1, out + err
+    text = out + err
+    assert victim["name"] in text
+    assert "expected" in text and flip[got] in text and got in text
+    last = out.strip().splitlines()[-1]
+    assert last == f"{len(cases) - 1} passed, 1 failed", last
+
+
+def test_policy_test_wrong_rule_is_a_mismatch(credgate_bin, srcdir, tmp_path):
+    conf = example(srcdir, "quickstart.conf")
+    doc = json.load(open(example(srcdir, "policy-cases.json")))
+    with_rule = [c for c in doc["cases"] if c.get("rule")]
+    assert with_rule, "the example cases should name the deciding rule"
+    with_rule[0]["rule"] = "no-such-rule"
+    p = tmp_path / "cases.json"
+    p.write_text(json.dumps(doc))
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", conf, str(p)])
+    assert rc == 1
+    assert "no-such-rule" in out + err
+
+
+def test_policy_test_bad_cases_file_exits_2(credgate_bin, srcdir, tmp_path):
+    conf = example(srcdir, "quickstart.conf")
+    p = tmp_path / "cases.json"
+    p.write_text("{not json")
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", conf, str(p)])
+    assert rc == 2
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", conf,
+                                               str(tmp_path / "missing.json")])
+    assert rc == 2
+
+
+def test_policy_test_expiry_with_now(credgate_bin, srcdir, tmp_path):
+    """A case may pin "now": after the route's expires date it is denied."""
+    conf = example(srcdir, "quickstart.conf")
+    doc = json.load(open(example(srcdir, "policy-cases.json")))
+    allowed = [c for c in doc["cases"] if c["expect"] == "allow"]
+    assert allowed, "the example cases should include an allowed request"
+    case = dict(allowed[0])
+    case["name"] = "after the route expires"
+    case["now"] = "2999-01-01T00:00:00Z"
+    case["expect"] = "deny"
+    case.pop("rule", None)
+    p = tmp_path / "cases.json"
+    p.write_text(json.dumps({"cases": [case]}))
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", conf, str(p)])
+    assert rc == 0, out + err
+
+
+# ----------------------------------------------------------------------
+# The quick start, end to end with the built binary
+# ----------------------------------------------------------------------
+def test_quickstart_check(credgate_bin, srcdir, tmp_path):
+    script = os.path.join(srcdir, "quickstart.sh")
+    if not os.path.exists(script):
+        pytest.fail("quickstart.sh is missing")
+    for tool in ("curl", "openssl"):
+        assert shutil.which(tool), f"{tool} is needed"
+    env = dict(os.environ, CREDGATE=credgate_bin, TMPDIR=str(tmp_path))
+    env.setdefault("NGINX", "/usr/sbin/nginx")
+    p = subprocess.run(["sh", script, "--check"], cwd=str(tmp_path), env=env,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=120)
+    out = p.stdout.decode("utf-8", "replace")
+    print(out)
+    assert p.returncode == 0, out
+    assert not sanitizer_lines(out)
+    # The script cleans up after itself.
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("credgate-quickstart")]
