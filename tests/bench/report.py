@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""report.py: the Markdown report of run-bench.
+
+    report.py META RESULTS
+
+META holds key=value lines about the machine and the run; RESULTS one line
+of key=value fields per measurement (kind=load or kind=idle).  Prints the
+machine, a table of absolute numbers, the ratios with the issue's targets,
+and the memory table.
+"""
+import sys
+
+SCENARIOS = {
+    "ka-one": "keep-alive, one repeated token",
+    "ka-conn": "keep-alive, a distinct token per connection",
+    "ka-req": "keep-alive, a distinct token per request",
+    "close": "Connection: close, a distinct token per connection",
+}
+ROWS = ["direct", "nginx-proxy", "haproxy", "credgate"]
+ROW_NAMES = {
+    "direct": "upstream nginx, direct",
+    "nginx-proxy": "nginx proxy (no token check)",
+    "haproxy": "HAProxy jwt_verify",
+    "credgate": "credgate",
+}
+# (scenario, minimum credgate/HAProxy req/s); None: no req/s target
+RPS_TARGET = {"ka-one": 1.5, "ka-conn": 1.0, "ka-req": None, "close": 1.0}
+CPU_TARGET = {"ka-one": 1.3}
+KIB_PER_CONN_TARGET = 8.0
+
+
+def parse(line):
+    out = {}
+    for field in line.split():
+        k, _, v = field.partition("=")
+        out[k] = v
+    return out
+
+
+def main():
+    meta = {}
+    for line in open(sys.argv[1]):
+        k, _, v = line.rstrip("\n").partition("=")
+        meta[k] = v
+    runs, idles = {}, {}
+    for line in open(sys.argv[2]):
+        r = parse(line)
+        if r.get("kind") == "load":
+            dur = int(r["duration_us"]) / 1e6
+            n = int(r["requests"])
+            hz = int(r["hz"])
+            errs = sum(int(r[k]) for k in r if k.startswith("err_"))
+            r["rps"] = n / dur if dur else 0.0
+            r["cpu_us"] = int(r["proxy_ticks"]) * 1e6 / hz / n if n else float("nan")
+            r["up_cpu_us"] = int(r["up_ticks"]) * 1e6 / hz / n if n else float("nan")
+            r["errors"] = errs
+            r["n"] = n
+            runs.setdefault((r["scenario"], r["row"]), []).append(r)
+        elif r.get("kind") == "idle":
+            idles[r["row"]] = r
+    # For each scenario and row, the run with the median req/s stands for
+    # all rounds (its own latency, CPU and RSS, not a mix of runs).
+    loads = {}
+    for key, rs in runs.items():
+        rs = sorted(rs, key=lambda x: x["rps"])
+        med = dict(rs[(len(rs) - 1) // 2])
+        med["spread"] = "%.0f–%.0f" % (rs[0]["rps"], rs[-1]["rps"]) if len(rs) > 1 else "—"
+        med["all_errors"] = sum(x["errors"] for x in rs)
+        loads[key] = med
+
+    p = print
+    p("# credgate benchmark")
+    p()
+    p("- machine: %s CPUs, %s, %s; load average at start %s, at end %s"
+      % (meta["machine_nproc"], meta["machine_cpu"], meta["machine_kernel"],
+         meta["machine_loadavg_start"], meta["machine_loadavg_end"]))
+    p("- %s (workers setting: %s; token cache size: %s); %s; %s; %s" % (
+        meta["credgate"] or "credgate",
+        "workers = 1" if meta["credgate_workers_setting"] == "1" else "not accepted, omitted",
+        meta["credgate_token_cache"], meta["haproxy"], meta["nginx"], meta["wrk"]))
+    p("- placement: proxy and upstream nginx pinned to CPU %s, wrk to CPU %s; "
+      "each run %ss after %ss of warm-up; %s distinct RS256 (2048-bit) tokens"
+      % (meta["server_cpu"], meta["client_cpu"], meta["duration"], meta["warmup"],
+         meta["tokens"]))
+    p("- %s rounds of every run; each cell is the run with the median req/s "
+      "(\"spread\" gives the lowest and highest req/s of all rounds)" % meta["rounds"])
+    if meta.get("ka_conn") == "threads":
+        p("- keep-alive, a distinct token per connection: one wrk thread per "
+          "connection, each sending its own token")
+    else:
+        p("- keep-alive, a distinct token per connection: one wrk thread rotates "
+          "exactly %s tokens over its %s connections (the same number of distinct "
+          "tokens and the same reuse of each; a token may come back on another "
+          "connection) — see README" % (meta["conns"], meta["conns"]))
+    p("- CPU µs/req: utime+stime of the proxy process (all threads) from /proc, "
+      "over the measured run, divided by the requests wrk completed; "
+      "\"upstream\" is the same for the upstream nginx. In the direct row the "
+      "upstream is the server measured.")
+    p("- \"other work on CPU %s\": the share of that CPU's time during the run "
+      "not charged to the proxy or the upstream (other processes, interrupts): "
+      "above a few percent the machine was not quiet and the run is noisy."
+      % meta["server_cpu"])
+    p()
+
+    p("## Absolute numbers")
+    p()
+    p("| scenario | row | conns | req/s | spread | p50 ms | p99 ms | proxy CPU µs/req | "
+      "upstream CPU µs/req | proxy RSS after, MiB | other work on CPU %s | errors |"
+      % meta["server_cpu"])
+    p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for sc in SCENARIOS:
+        for row in ROWS:
+            r = loads.get((sc, row))
+            if not r:
+                continue
+            cpu = r["up_cpu_us"] if row == "direct" else r["cpu_us"]
+            err = str(r["all_errors"])
+            if r["errors"] > 0.001 * max(r["n"], 1):
+                err += " (invalid)"
+            note = ""
+            if int(r.get("wraps", "0")) > 0 and sc != "ka-conn":
+                note = " *"
+            p("| %s | %s | %s%s | %.0f | %s | %.2f | %.2f | %.1f | %s | %.1f | %s%% | %s |" % (
+                SCENARIOS[sc], ROW_NAMES[row],
+                r["conns"], " (1 per thread)" if r["threads"] != "1" else "",
+                r["rps"], r["spread"], int(r["p50_us"]) / 1000, int(r["p99_us"]) / 1000,
+                cpu, "—" if row == "direct" else "%.1f" % r["up_cpu_us"],
+                int(r["rss_kib"]) / 1024, r.get("foreign_pct", "?"), err + note))
+    wrapped = [int(r.get("wraps", "0")) for (sc, _), r in loads.items() if sc != "ka-conn"]
+    if any(wrapped):
+        p()
+        p("\\* the run sent more requests than the %s minted tokens, so the "
+          "token list was walked again (%d extra pass(es) at most); a token comes back only "
+          "after all the others, so a token cache smaller than the list still "
+          "misses on every request." % (meta["tokens"], max(wrapped)))
+        cache = meta.get("credgate_token_cache", "none")
+        if cache.isdigit() and int(cache) >= int(meta["tokens"]):
+            p("**Warning:** credgate's token cache (%s entries) can hold the whole "
+              "list: raise BENCH_TOKENS above it, or these runs measure cache hits."
+              % cache)
+    p()
+
+    p("## Ratios and targets")
+    p()
+    p("| scenario | credgate ÷ HAProxy req/s | target | credgate ÷ nginx-proxy CPU/req "
+      "| target | credgate ÷ HAProxy CPU/req | p99 credgate / HAProxy, ms | target |")
+    p("|---|---:|---|---:|---|---:|---|---|")
+
+    def verdict(ok):
+        return "PASS" if ok else "MISS"
+
+    for sc in SCENARIOS:
+        cg, hp, ng = (loads.get((sc, x)) for x in ("credgate", "haproxy", "nginx-proxy"))
+        if not cg:
+            continue
+        cells = [SCENARIOS[sc]]
+        if hp:
+            ratio = cg["rps"] / hp["rps"]
+            cells.append("%.2f×" % ratio)
+            t = RPS_TARGET.get(sc)
+            cells.append("≥ %.1f× %s" % (t, verdict(ratio >= t)) if t else
+                         "— (extra scenario)")
+        else:
+            cells += ["—", "—"]
+        if ng:
+            cr = cg["cpu_us"] / ng["cpu_us"]
+            cells.append("%.2f×" % cr)
+            t = CPU_TARGET.get(sc)
+            cells.append("≤ %.1f× %s" % (t, verdict(cr <= t)) if t else "—")
+        else:
+            cells += ["—", "—"]
+        if hp:
+            cells.append("%.2f×" % (cg["cpu_us"] / hp["cpu_us"]))
+            c99, h99 = int(cg["p99_us"]) / 1000, int(hp["p99_us"]) / 1000
+            cells.append("%.2f / %.2f" % (c99, h99))
+            cells.append("≤ HAProxy %s" % verdict(c99 <= h99))
+        else:
+            cells += ["—", "—", "—"]
+        p("| " + " | ".join(cells) + " |")
+    p()
+
+    p("## Memory: idle keep-alive client connections")
+    p()
+    if meta.get("idle_note"):
+        p("Note: " + meta["idle_note"] + ".")
+        p()
+    p("| proxy | connections held | RSS before, KiB | RSS after, KiB | KiB per connection "
+      "| target | fds before → after |")
+    p("|---|---:|---:|---:|---:|---|---|")
+    for row in ("credgate", "haproxy", "nginx-proxy"):
+        r = idles.get(row)
+        if not r:
+            continue
+        ok = int(r["ok"])
+        per = (int(r["rss_after_kib"]) - int(r["rss_before_kib"])) / ok if ok else float("nan")
+        target = ("≤ %.0f KiB %s" % (KIB_PER_CONN_TARGET, verdict(per <= KIB_PER_CONN_TARGET))
+                  if row == "credgate" else "—")
+        held = r["ok"] + ("" if int(r["failed"]) == 0 else
+                          " (%s failed: %s)" % (r["failed"], r["statuses"]))
+        p("| %s | %s | %s | %s | %.2f | %s | %s → %s |" % (
+            ROW_NAMES[row], held, r["rss_before_kib"], r["rss_after_kib"], per,
+            target, r["fds_before"], r["fds_after"]))
+
+
+if __name__ == "__main__":
+    main()
