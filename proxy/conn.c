@@ -23,7 +23,6 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "injectors/injector.h"
@@ -702,10 +701,8 @@ request_id_ok(const struct http_span *v)
 static void
 conn_set_request_id(struct conn *c)
 {
-	static const char hex[] = "0123456789abcdef";
 	const struct http_field *f;
-	unsigned char rnd[16];
-	size_t it = 0, i;
+	size_t it = 0;
 
 	if (http_head_count(&c->req, "X-Request-Id") == 1 &&
 	    (f = http_head_find(&c->req, "X-Request-Id", &it)) != NULL &&
@@ -713,17 +710,10 @@ conn_set_request_id(struct conn *c)
 		copy_span(c->request_id, sizeof(c->request_id), &f->value);
 		return;
 	}
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-		/* Unique within the process is all a request id needs. */
-		snprintf(c->request_id, sizeof(c->request_id), "%llx-%u",
-		    (unsigned long long)c->id, c->requests);
-		return;
-	}
-	for (i = 0; i < sizeof(rnd); i++) {
-		c->request_id[2 * i] = hex[rnd[i] >> 4];
-		c->request_id[2 * i + 1] = hex[rnd[i] & 15];
-	}
-	c->request_id[2 * sizeof(rnd)] = '\0';
+	/* The worker's random prefix and a counter: unique across workers
+	 * and restarts without asking the RNG on every request. */
+	snprintf(c->request_id, sizeof(c->request_id), "%016llx%016llx",
+	    (unsigned long long)c->w->rid_prefix, (unsigned long long)++c->w->rid_counter);
 }
 
 static bool
@@ -990,14 +980,16 @@ conn_request(struct conn *c)
 		return;
 	}
 
-	/* The credential: from the cache, or wait for it with reads off. */
-	bufferevent_disable(c->cli, EV_READ);
+	/* The credential: from the cache, or wait for it with reads off
+	 * (only then: toggling reads costs system calls on every request). */
 	conn_state_set(c, CONN_DECIDE);
 	r = secret_cache_get(c->w->secrets, route->secret_path, &c->cred,
 	    conn_secret_ready, c, &c->wait);
 	metrics_secret_cache(c->w->metrics, r == 0);
-	if (r == CG_ERR_AGAIN)
+	if (r == CG_ERR_AGAIN) {
+		bufferevent_disable(c->cli, EV_READ);
 		return;
+	}
 	if (r != 0) {
 		conn_secret_ready(r, NULL, cg_strerror(r), c);
 		return;

@@ -90,6 +90,8 @@ struct cg_worker {
 	struct cg_metrics *metrics;
 	struct cg_route_metrics **route_metrics; /* parallel to gen->routes */
 	uint64_t next_conn_id;
+	uint64_t rid_prefix;		/* random, for request ids */
+	uint64_t rid_counter;
 	uint64_t nconns;
 	bool draining;
 	bool started;			/* the thread runs (control thread's view) */

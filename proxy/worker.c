@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/rand.h>
 
 #include "policy/policy.h"
 #include "proxy/metrics.h"
@@ -327,6 +328,7 @@ worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err
 {
 	const struct cg_config *cfg = p->gen->cfg;
 	struct secret_backend *backend = NULL;
+	struct event_config *ecfg;
 	char why[256];
 	int r;
 
@@ -338,7 +340,24 @@ worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err
 	TAILQ_INIT(&w->dead);
 	pthread_mutex_init(&w->lock, NULL);
 	w->gen = cg_gen_ref(p->gen);
-	if ((w->base = event_base_new()) == NULL ||
+	/*
+	 * The epoll change list folds the enable/disable pairs a request makes
+	 * within one loop iteration into one system call, or none.  It is
+	 * unsafe only for descriptors that are dup()ed, which ours never are.
+	 */
+	if ((ecfg = event_config_new()) == NULL ||
+	    event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) != 0) {
+		event_config_free(ecfg);
+		snprintf(err, errlen, "worker %u: cannot set up its event loop", index);
+		return CG_ERR_NOMEM;
+	}
+	w->base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
+	if (RAND_bytes((unsigned char *)&w->rid_prefix, sizeof(w->rid_prefix)) != 1) {
+		snprintf(err, errlen, "worker %u: no random bytes", index);
+		return CG_ERR_INTERNAL;
+	}
+	if (w->base == NULL ||
 	    (w->reaper = event_new(w->base, -1, 0, worker_reaper, w)) == NULL ||
 	    pipe2(w->wake_fd, O_NONBLOCK | O_CLOEXEC) != 0 ||
 	    (w->wake_ev = event_new(w->base, w->wake_fd[0], EV_READ | EV_PERSIST,
