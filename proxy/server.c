@@ -283,6 +283,12 @@ drop_privileges(const char *user, const char *group, char *err, size_t errlen)
 		}
 		gid = gr->gr_gid;
 	}
+	if (getuid() == uid && geteuid() == uid && getgid() == gid && getegid() == gid) {
+		/* Started as that user already (a systemd unit with User=):
+		 * nothing to drop, and no privilege to do it with. */
+		cg_info("msg=running_as user=%s uid=%u", user, (unsigned)uid);
+		return 0;
+	}
 	if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0 ||
 	    setresuid(uid, uid, uid) != 0) {
 		snprintf(err, errlen, "credgate.user: cannot become %s: %s", user, strerror(errno));
