@@ -69,6 +69,7 @@ struct conn {
 	struct bufferevent *up;
 	struct event *timer;
 	bool up_connected;
+	bool up_idle;			/* its last response is complete: reusable */
 	bool cli_eof;
 	bool cli_read_paused;
 	bool up_read_paused;
@@ -366,7 +367,7 @@ conn_audit_session_end(struct conn *c)
 /* ------------------------------------------------------------------ */
 
 static void
-conn_up_drop(struct conn *c)
+conn_up_free(struct conn *c)
 {
 	if (c->up == NULL)
 		return;
@@ -374,6 +375,43 @@ conn_up_drop(struct conn *c)
 	c->up = NULL;
 	c->up_connected = false;
 	c->up_read_paused = false;
+	c->up_idle = false;
+}
+
+/* Which pooled upstream connections this route may reuse. */
+static void
+conn_up_key(const struct conn *c, char *key, size_t size)
+{
+	/* A TLS connection was set up under one generation's TLS settings:
+	 * only that generation reuses it. */
+	snprintf(key, size, "%s|%s|%llu", c->route->policy.name, c->rt->upstream_name,
+	    c->rt->client_ctx != NULL ? (unsigned long long)c->gen->number : 0ULL);
+}
+
+/*
+ * Lets go of the upstream connection: an idle one (its last response
+ * complete, reusable) goes to the worker's pool for the next client of
+ * this route; any other is closed.
+ */
+static void
+conn_up_release(struct conn *c)
+{
+	char key[UP_KEY_MAX];
+
+	if (c->up == NULL)
+		return;
+	if (!c->up_idle || !c->up_connected || c->w->draining ||
+	    evbuffer_get_length(bufferevent_get_input(c->up)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_output(c->up)) > 0) {
+		conn_up_free(c);
+		return;
+	}
+	conn_up_key(c, key, sizeof(key));
+	worker_up_put(c->w, key, c->up);
+	c->up = NULL;
+	c->up_connected = false;
+	c->up_read_paused = false;
+	c->up_idle = false;
 }
 
 static void
@@ -434,7 +472,7 @@ conn_close(struct conn *c, const char *reason)
 	conn_set_reason(c, reason);
 	evtimer_del(c->timer);
 	bufferevent_disable(c->cli, EV_READ | EV_WRITE);
-	conn_up_drop(c);
+	conn_up_release(c);
 	secret_cache_cancel(c->wait);
 	c->wait = NULL;
 	cg_info("msg=close conn=%llu route=%s peer=%s reason=%s age_ms=%lld requests=%u "
@@ -519,7 +557,7 @@ static void
 conn_free(struct conn *c)
 {
 	conn_request_reset(c);
-	conn_up_drop(c);
+	conn_up_free(c);
 	if (c->cli != NULL)
 		bufferevent_free(c->cli);
 	if (c->timer != NULL)
@@ -575,7 +613,7 @@ conn_finish(struct conn *c, const char *reason)
 	if (c->closed || c->state == CONN_CLOSING)
 		return;
 	conn_set_reason(c, reason);
-	conn_up_drop(c);
+	conn_up_release(c);
 	secret_cache_cancel(c->wait);
 	c->wait = NULL;
 	bufferevent_disable(c->cli, EV_READ);
@@ -1086,8 +1124,17 @@ static void conn_up_event(struct bufferevent *bev, short what, void *arg);
 static int
 conn_up_connect(struct conn *c)
 {
+	char key[UP_KEY_MAX];
 	SSL *ssl;
 
+	conn_up_key(c, key, sizeof(key));
+	if ((c->up = worker_up_get(c->w, key)) != NULL) {
+		bufferevent_setcb(c->up, conn_up_read, conn_up_write, conn_up_event, c);
+		bufferevent_setwatermark(c->up, EV_WRITE, RELAY_LOW, 0);
+		bufferevent_enable(c->up, EV_READ | EV_WRITE);
+		c->up_connected = true;
+		return 0;
+	}
 	if (c->rt->client_ctx != NULL) {
 		ssl = tls_client_ssl_new(c->rt->client_ctx, &c->route->upstream_tls,
 		    c->route->upstream_host);
@@ -1110,7 +1157,14 @@ conn_up_connect(struct conn *c)
 	c->up_connected = false;
 	if (bufferevent_socket_connect(c->up, (struct sockaddr *)&c->rt->upstream,
 	    (int)c->rt->upstream_len) != 0) {
-		conn_up_drop(c);
+		int err = EVUTIL_SOCKET_ERROR();
+
+		conn_up_free(c);
+		if ((err == EMFILE || err == ENFILE) && !TAILQ_EMPTY(&c->w->up_idle)) {
+			/* Out of descriptors: give up the idle ones, try again. */
+			worker_up_clear(c->w);
+			return conn_up_connect(c);
+		}
 		return CG_ERR_IO;
 	}
 	return 0;
@@ -1170,6 +1224,7 @@ conn_forward(struct conn *c)
 	/* The head (with the caller's token) is no longer needed. */
 	cg_wipe(c->head, c->req.head_len);
 
+	c->up_idle = false;
 	if (c->up == NULL && conn_up_connect(c) != 0) {
 		conn_audit_error(c, "upstream connect failed");
 		conn_reply(c, 502, NULL, "upstream connect failed");
@@ -1272,7 +1327,9 @@ conn_response_done(struct conn *c)
 	up_reuse = c->req_complete && !c->resp_until_close &&
 	    llhttp_should_keep_alive(&c->resp_msg.parser);
 	if (!up_reuse)
-		conn_up_drop(c);
+		conn_up_free(c);
+	else
+		c->up_idle = true;
 	if (!c->keep_alive || !c->req_complete) {
 		conn_finish(c, "done");
 		return;
@@ -1368,7 +1425,7 @@ conn_up_read(struct bufferevent *bev, void *arg)
 		return;
 	if (c->state != CONN_RELAY) {
 		/* Bytes from an idle upstream: it is confused; drop it. */
-		conn_up_drop(c);
+		conn_up_free(c);
 		return;
 	}
 	conn_progress(c);
@@ -1483,7 +1540,7 @@ conn_up_event(struct bufferevent *bev, short what, void *arg)
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
 	if (c->state != CONN_RELAY) {
-		conn_up_drop(c);	/* an idle upstream connection went away */
+		conn_up_free(c);	/* an idle upstream connection went away */
 		return;
 	}
 	if (!c->up_connected) {
@@ -1511,7 +1568,7 @@ conn_up_event(struct bufferevent *bev, short what, void *arg)
 		if (http_msg_eof(&c->resp_msg) == HTTP_PARSE_DONE) {
 			if (c->resp_chunked)
 				evbuffer_add(bufferevent_get_output(c->cli), "0\r\n\r\n", 5);
-			conn_up_drop(c);
+			conn_up_free(c);
 			conn_response_done(c);
 			return;
 		}

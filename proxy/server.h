@@ -89,6 +89,8 @@ struct cg_worker {
 	struct token_cache *tokens;
 	struct cg_metrics *metrics;
 	struct cg_route_metrics **route_metrics; /* parallel to gen->routes */
+	TAILQ_HEAD(up_idle_list, up_idle) up_idle; /* idle upstream connections, newest first */
+	size_t nup_idle;
 	uint64_t next_conn_id;
 	uint64_t rid_prefix;		/* random, for request ids */
 	uint64_t rid_counter;
@@ -154,6 +156,21 @@ int listener_open(const char *host, int port, int *fd, char *err, size_t errlen)
 /* Connection accounting, all workers: false when a limit refuses it. */
 bool worker_conn_admit(struct cg_worker *w, struct cg_route_rt *rt, int *why);
 void worker_conn_release(struct cg_worker *w, struct cg_route_rt *rt);
+
+/*
+ * Idle upstream connections, per worker, reused across client
+ * connections of the same route and upstream.  put takes the bufferevent
+ * (closing it when the pool is full); get hands one over (the caller sets
+ * its callbacks), NULL when none.  Idle ones close after UP_IDLE_MS, or
+ * when the upstream closes them or sends anything.
+ */
+#define UP_KEY_MAX 200
+#define UP_POOL_MAX 256
+#define UP_IDLE_MS 15000
+struct bufferevent;
+void worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev);
+struct bufferevent *worker_up_get(struct cg_worker *w, const char *key);
+void worker_up_clear(struct cg_worker *w);
 
 /* The route's metric block in this worker (for its current generation). */
 struct cg_route_metrics *worker_route_metrics(struct cg_worker *w, const struct cg_route_rt *rt);

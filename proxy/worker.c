@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <openssl/rand.h>
@@ -148,6 +150,7 @@ worker_accept_error(struct evconnlistener *l, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		worker_up_clear(ls->worker);
 		cg_log_limited(CG_LOG_WARN, "accept_paused",
 		    "msg=accept_paused listen=%s error=\"%s\" pause_ms=%d",
 		    ls->key, strerror(err), ACCEPT_PAUSE_MS);
@@ -191,6 +194,105 @@ listeners_free(struct cg_listener *ls)
 		listener_free(ls);
 	}
 }
+
+/* ------------------------------------------------------------------ */
+/* The pool of idle upstream connections                               */
+/* ------------------------------------------------------------------ */
+
+
+struct up_idle {
+	TAILQ_ENTRY(up_idle) link;
+	struct cg_worker *w;
+	struct bufferevent *bev;
+	struct event *timer;
+	char key[UP_KEY_MAX];
+};
+
+static void
+up_idle_free(struct up_idle *u)
+{
+	TAILQ_REMOVE(&u->w->up_idle, u, link);
+	u->w->nup_idle--;
+	if (u->bev != NULL)
+		bufferevent_free(u->bev);
+	if (u->timer != NULL)
+		event_free(u->timer);
+	free(u);
+}
+
+/* An idle upstream spoke, closed, failed or timed out: it is done. */
+static void
+up_idle_read(struct bufferevent *bev, void *arg)
+{
+	up_idle_free(arg);
+}
+
+static void
+up_idle_event(struct bufferevent *bev, short what, void *arg)
+{
+	up_idle_free(arg);
+}
+
+static void
+up_idle_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	up_idle_free(arg);
+}
+
+void
+worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev)
+{
+	struct timeval tv = { UP_IDLE_MS / 1000, (UP_IDLE_MS % 1000) * 1000 };
+	struct up_idle *u;
+
+	if (w->draining || (u = calloc(1, sizeof(*u))) == NULL) {
+		bufferevent_free(bev);
+		return;
+	}
+	if (w->nup_idle >= UP_POOL_MAX)
+		up_idle_free(TAILQ_LAST(&w->up_idle, up_idle_list));
+	u->w = w;
+	u->bev = bev;
+	snprintf(u->key, sizeof(u->key), "%s", key);
+	if ((u->timer = evtimer_new(w->base, up_idle_timeout, u)) == NULL) {
+		bufferevent_free(bev);
+		free(u);
+		return;
+	}
+	TAILQ_INSERT_HEAD(&w->up_idle, u, link);
+	w->nup_idle++;
+	bufferevent_setcb(bev, up_idle_read, NULL, up_idle_event, u);
+	bufferevent_enable(bev, EV_READ);
+	evtimer_add(u->timer, &tv);
+}
+
+/* Closes every idle upstream connection: on drain, and when descriptors
+ * run out (idle connections are the first thing to give up). */
+void
+worker_up_clear(struct cg_worker *w)
+{
+	while (!TAILQ_EMPTY(&w->up_idle))
+		up_idle_free(TAILQ_FIRST(&w->up_idle));
+}
+
+struct bufferevent *
+worker_up_get(struct cg_worker *w, const char *key)
+{
+	struct bufferevent *bev;
+	struct up_idle *u;
+
+	TAILQ_FOREACH(u, &w->up_idle, link) {
+		if (strcmp(u->key, key) != 0)
+			continue;
+		bev = u->bev;
+		u->bev = NULL;
+		up_idle_free(u);
+		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+		return bev;
+	}
+	return NULL;
+}
+
 
 /* Per-route metric blocks for the worker's generation, index by index. */
 static int
@@ -300,6 +402,7 @@ worker_wake(evutil_socket_t fd, short what, void *arg)
 		w->draining = true;
 		listeners_free(w->listeners);
 		w->listeners = NULL;
+		worker_up_clear(w);
 		conn_drain_all(w);
 	}
 	if (stop) {
@@ -338,6 +441,7 @@ worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err
 	w->wake_fd[0] = w->wake_fd[1] = -1;
 	TAILQ_INIT(&w->conns);
 	TAILQ_INIT(&w->dead);
+	TAILQ_INIT(&w->up_idle);
 	pthread_mutex_init(&w->lock, NULL);
 	w->gen = cg_gen_ref(p->gen);
 	/*
@@ -413,6 +517,7 @@ worker_main(void *arg)
 	event_base_dispatch(w->base);
 	conn_close_all(w, "shutdown");
 	conn_reap(w);
+	worker_up_clear(w);
 	__atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
 	cg_debug("msg=worker_stopped worker=%u", w->index);
 	return NULL;
@@ -434,6 +539,7 @@ worker_free(struct cg_worker *w)
 		pthread_join(w->thread, NULL);
 	conn_close_all(w, "shutdown");
 	conn_reap(w);
+	worker_up_clear(w);
 	listeners_free(w->listeners);
 	listeners_free(w->pending_listeners);
 	cg_gen_unref(w->pending_gen);
