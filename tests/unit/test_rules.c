@@ -1,7 +1,8 @@
 /*
  * test_rules.c: policy_decide() over a table of routes, identities and
- * requests; claim lookup by dotted path; identities built from claims;
- * algorithm names.
+ * requests, and over a table of verified client certificates (subject and
+ * SAN conditions); claim lookup by dotted path; identities built from
+ * claims; algorithm names.
  */
 #include "tests/unit/unit.h"
 
@@ -29,6 +30,8 @@ struct trule {
 #define CLAIM(c, ...)	{ POLICY_COND_CLAIM, c, { __VA_ARGS__, NULL } }
 #define METHOD(...)	{ POLICY_COND_METHOD, NULL, { __VA_ARGS__, NULL } }
 #define PATH(...)	{ POLICY_COND_PATH, NULL, { __VA_ARGS__, NULL } }
+#define SUBJECT(...)	{ POLICY_COND_CLIENT_SUBJECT, NULL, { __VA_ARGS__, NULL } }
+#define SAN(...)	{ POLICY_COND_CLIENT_SAN, NULL, { __VA_ARGS__, NULL } }
 #define RULES(...)	((const struct trule[]){ __VA_ARGS__, { NULL, { { 0 } } } })
 #define NONE		NULL
 
@@ -230,6 +233,123 @@ static const struct rcase rcases[] = {
 	  NULL, NULL, NOW, ALLOW, "all", R_ALLOWED },
 };
 
+/* ------------------------------------------------------------------ */
+/* Client certificate conditions: subject and SANs of a verified peer. */
+/* ------------------------------------------------------------------ */
+struct tpeer {
+	const char *subject;
+	const char *sans[4];	/* NULL-terminated */
+};
+
+#define SPIFFE_BATCH "uri:spiffe://example.org/ns/prod/sa/batch"
+static const struct tpeer peer_batch = { "CN=batch,O=Example",
+	{ "dns:batch.example.org", SPIFFE_BATCH, "email:ops@example.org", NULL } };
+static const struct tpeer peer_ip = { "CN=10.0.0.7", { "ip:10.0.0.7", "ip:fd00::7", NULL } };
+static const struct tpeer peer_no_sans = { "CN=batch,O=Example", { NULL } };
+static const struct tpeer peer_no_subject = { NULL, { SPIFFE_BATCH, NULL } };
+static const struct tpeer peer_empty_subject = { "", { NULL } };
+static const struct tpeer peer_evil_domain = { "CN=batch,O=Example",
+	{ "uri:spiffe://example.org.evil/ns/prod/sa/batch", NULL } };
+static const struct tpeer peer_other_domain = { "CN=batch,O=Example",
+	{ "uri:spiffe://other.org/ns/prod/sa/batch", NULL } };
+
+#define SPIFFE_ALLOW RULES({ "spiffe", { SAN("uri:spiffe://example.org/*") } })
+
+struct pcase {
+	const char *what;
+	const struct trule *deny;
+	const struct trule *allow;
+	enum policy_mode mode;
+	const struct tpeer *peer;	/* NULL: no verified client certificate */
+	const char *claims;		/* NULL: no identity */
+	enum policy_result result;
+	const char *rule;
+	const char *reason;
+};
+
+static const struct pcase pcases[] = {
+	/* Subject: RFC 2253 text, whole-value glob, bytes as they are. */
+	{ "subject exact", NONE, RULES({ "s", { SUBJECT("CN=batch,O=Example") } }),
+	  POLICY_ENFORCE, &peer_batch, NULL, ALLOW, "s", R_ALLOWED },
+	{ "subject glob", NONE, RULES({ "s", { SUBJECT("CN=batch,*") } }),
+	  POLICY_ENFORCE, &peer_batch, NULL, ALLOW, "s", R_ALLOWED },
+	{ "subject is matched whole", NONE, RULES({ "s", { SUBJECT("CN=batch") } }),
+	  POLICY_ENFORCE, &peer_batch, NULL, DENY, NULL, R_NOMATCH },
+	{ "subject is case-sensitive", NONE, RULES({ "s", { SUBJECT("cn=batch,o=example") } }),
+	  POLICY_ENFORCE, &peer_batch, NULL, DENY, NULL, R_NOMATCH },
+	{ "subject in X.500 order does not match", NONE,
+	  RULES({ "s", { SUBJECT("O=Example,CN=batch") } }),
+	  POLICY_ENFORCE, &peer_batch, NULL, DENY, NULL, R_NOMATCH },
+	{ "subject one of several", NONE,
+	  RULES({ "s", { SUBJECT("CN=other,O=Example", "CN=batch,O=Example") } }),
+	  POLICY_ENFORCE, &peer_batch, NULL, ALLOW, "s", R_ALLOWED },
+	{ "subject without a peer", NONE, RULES({ "s", { SUBJECT("*") } }),
+	  POLICY_ENFORCE, NULL, ALICE_ADMIN, DENY, NULL, R_NOMATCH },
+	{ "subject unknown", NONE, RULES({ "s", { SUBJECT("*") } }),
+	  POLICY_ENFORCE, &peer_no_subject, NULL, DENY, NULL, R_NOMATCH },
+	{ "empty subject matches *", NONE, RULES({ "s", { SUBJECT("*") } }),
+	  POLICY_ENFORCE, &peer_empty_subject, NULL, ALLOW, "s", R_ALLOWED },
+	{ "empty subject is not CN=*", NONE, RULES({ "s", { SUBJECT("CN=*") } }),
+	  POLICY_ENFORCE, &peer_empty_subject, NULL, DENY, NULL, R_NOMATCH },
+
+	/* SANs: type prefix, any SAN, globs across '/'. */
+	{ "spiffe trust domain", NONE, SPIFFE_ALLOW, POLICY_ENFORCE, &peer_batch, NULL,
+	  ALLOW, "spiffe", R_ALLOWED },
+	{ "spiffe exact id", NONE, RULES({ "id", { SAN(SPIFFE_BATCH) } }), POLICY_ENFORCE,
+	  &peer_batch, NULL, ALLOW, "id", R_ALLOWED },
+	{ "spiffe other trust domain", NONE, SPIFFE_ALLOW, POLICY_ENFORCE, &peer_other_domain,
+	  NULL, DENY, NULL, R_NOMATCH },
+	{ "spiffe look-alike trust domain", NONE, SPIFFE_ALLOW, POLICY_ENFORCE,
+	  &peer_evil_domain, NULL, DENY, NULL, R_NOMATCH },
+	{ "glob without a type never matches a value alone", NONE,
+	  RULES({ "s", { SAN("spiffe://example.org/*") } }), POLICY_ENFORCE, &peer_batch, NULL,
+	  DENY, NULL, R_NOMATCH },
+	{ "type must match", NONE, RULES({ "s", { SAN("dns:spiffe://example.org/*") } }),
+	  POLICY_ENFORCE, &peer_batch, NULL, DENY, NULL, R_NOMATCH },
+	{ "type is case-sensitive", NONE, RULES({ "s", { SAN("URI:spiffe://example.org/*") } }),
+	  POLICY_ENFORCE, &peer_batch, NULL, DENY, NULL, R_NOMATCH },
+	{ "dns SAN", NONE, RULES({ "s", { SAN("dns:*.example.org") } }), POLICY_ENFORCE,
+	  &peer_batch, NULL, ALLOW, "s", R_ALLOWED },
+	{ "dns SAN whole value", NONE, RULES({ "s", { SAN("dns:example.org") } }),
+	  POLICY_ENFORCE, &peer_batch, NULL, DENY, NULL, R_NOMATCH },
+	{ "email SAN", NONE, RULES({ "s", { SAN("email:ops@example.org") } }), POLICY_ENFORCE,
+	  &peer_batch, NULL, ALLOW, "s", R_ALLOWED },
+	{ "ip SAN", NONE, RULES({ "s", { SAN("ip:10.0.0.7") } }), POLICY_ENFORCE, &peer_ip, NULL,
+	  ALLOW, "s", R_ALLOWED },
+	{ "ip SAN is not a prefix", NONE, RULES({ "s", { SAN("ip:10.0.0.70") } }),
+	  POLICY_ENFORCE, &peer_ip, NULL, DENY, NULL, R_NOMATCH },
+	{ "ipv6 SAN, second of two", NONE, RULES({ "s", { SAN("ip:fd00::7") } }),
+	  POLICY_ENFORCE, &peer_ip, NULL, ALLOW, "s", R_ALLOWED },
+	{ "one of several values", NONE,
+	  RULES({ "s", { SAN("uri:spiffe://other.org/*", "email:ops@*") } }), POLICY_ENFORCE,
+	  &peer_batch, NULL, ALLOW, "s", R_ALLOWED },
+	{ "no SANs", NONE, RULES({ "s", { SAN("*") } }), POLICY_ENFORCE, &peer_no_sans, NULL,
+	  DENY, NULL, R_NOMATCH },
+	{ "SAN without a peer", NONE, RULES({ "s", { SAN("*") } }), POLICY_ENFORCE, NULL,
+	  ALICE_ADMIN, DENY, NULL, R_NOMATCH },
+	{ "SAN of a peer without subject", NONE, SPIFFE_ALLOW, POLICY_ENFORCE,
+	  &peer_no_subject, NULL, ALLOW, "spiffe", R_ALLOWED },
+
+	/* With other conditions and rules. */
+	{ "certificate and claim both hold", NONE,
+	  RULES({ "both", { SAN("uri:spiffe://example.org/*"), CLAIM("groups", "admin") } }),
+	  POLICY_ENFORCE, &peer_batch, ALICE_ADMIN, ALLOW, "both", R_ALLOWED },
+	{ "certificate holds, claim does not", NONE,
+	  RULES({ "both", { SAN("uri:spiffe://example.org/*"), CLAIM("groups", "admin") } }),
+	  POLICY_ENFORCE, &peer_batch, BOB_DEV, DENY, NULL, R_NOMATCH },
+	{ "claim holds, no certificate", NONE,
+	  RULES({ "both", { SAN("uri:spiffe://example.org/*"), CLAIM("groups", "admin") } }),
+	  POLICY_ENFORCE, NULL, ALICE_ADMIN, DENY, NULL, R_NOMATCH },
+	{ "subject deny wins over SAN allow", RULES({ "no-batch", { SUBJECT("CN=batch,*") } }),
+	  SPIFFE_ALLOW, POLICY_ENFORCE, &peer_batch, NULL, DENY, "no-batch", R_DENIED },
+	{ "SAN deny needs a peer", RULES({ "no-other", { SAN("uri:spiffe://other.org/*") } }),
+	  RULES({ "all", { { 0 } } }), POLICY_ENFORCE, NULL, NULL, ALLOW, "all", R_ALLOWED },
+	{ "dry-run SAN mismatch", NONE, SPIFFE_ALLOW, POLICY_DRY_RUN, &peer_other_domain,
+	  NULL, WOULD, NULL, R_NOMATCH },
+	{ "dry-run SAN match", NONE, SPIFFE_ALLOW, POLICY_DRY_RUN, &peer_batch,
+	  NULL, ALLOW, "spiffe", R_ALLOWED },
+};
+
 static struct policy_issuer corp_issuer = {
 	.name = (char *)"corp",
 	.iss = (char *)"https://idp.example.com",
@@ -334,6 +454,65 @@ test_decide_table(void **state)
 		assert_null(route.name);
 		assert_null(route.allow);
 		assert_int_equal(route.ndeny, 0);
+	}
+}
+
+static void
+test_decide_peer_table(void **state)
+{
+	size_t i, n;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(pcases); i++) {
+		const struct pcase *c = &pcases[i];
+		struct policy_route route = { 0 };
+		struct policy_request q = { 0 };
+		struct policy_decision d;
+		struct policy_identity *id = NULL;
+		struct policy_peer peer;
+		json_t *claims;
+
+		route.name = xstrdup("route");
+		route.mode = c->mode;
+		route.deny = build_rules(c->deny, &route.ndeny);
+		route.allow = build_rules(c->allow, &route.nallow);
+		if (c->claims != NULL) {
+			claims = json_loads(c->claims, 0, NULL);
+			assert_non_null(claims);
+			assert_int_equal(policy_identity_from_claims(&corp_issuer,
+			    claims, &id), 0);
+			json_decref(claims);
+		}
+		if (c->peer != NULL) {
+			for (n = 0; c->peer->sans[n] != NULL; n++)
+				;
+			peer.subject = c->peer->subject;
+			peer.sans = c->peer->sans;
+			peer.nsans = n;
+			q.peer = &peer;
+		}
+		q.id = id;
+		q.method = "GET";
+		q.method_len = 3;
+		q.path = "/";
+		q.path_len = 1;
+		q.now_s = NOW;
+
+		memset(&d, 0xff, sizeof(d));
+		policy_decide(&route, &q, &d);
+		if (d.result != c->result)
+			fail_msg("%s: result %s, want %s", c->what,
+			    policy_result_name(d.result), policy_result_name(c->result));
+		if (c->rule == NULL ? d.rule != NULL :
+		    (d.rule == NULL || strcmp(d.rule, c->rule) != 0))
+			fail_msg("%s: rule %s, want %s", c->what,
+			    d.rule ? d.rule : "(none)", c->rule ? c->rule : "(none)");
+		if (d.reason == NULL || strcmp(d.reason, c->reason) != 0)
+			fail_msg("%s: reason %s, want %s", c->what,
+			    d.reason ? d.reason : "(null)", c->reason);
+
+		policy_identity_free(id);
+		policy_route_clear(&route);
 	}
 }
 
@@ -515,6 +694,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decide_table),
+		cmocka_unit_test(test_decide_peer_table),
 		cmocka_unit_test(test_decide_cond_without_values),
 		cmocka_unit_test(test_claim_lookup),
 		cmocka_unit_test(test_identity_from_claims),

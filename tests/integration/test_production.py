@@ -1,0 +1,1128 @@
+"""Running credgate in production: TLS towards callers and upstreams,
+client certificates in policy, reload and drain, log reopening, sd_notify,
+the admin endpoint and its metrics, the verified-token cache, connection
+limits, workers, privilege drop and many idle keep-alive connections.
+
+Certificates are made at test time by a throwaway CA (the cryptography
+module).  Upstreams are the conftest nginx, extended here with TLS servers
+when a test needs them, or a small Python server that sends its responses
+slowly, for draining."""
+
+import datetime
+import http.client
+import ipaddress
+import json
+import os
+import pathlib
+import pwd
+import re
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from conftest import (CANARY, SECRET_USER, RawClient, assert_closed, base_route, find_leaks,
+                      free_port, read_text, run_credgate, wait_for, wait_port)
+
+
+# ----------------------------------------------------------------------
+# Certificates
+# ----------------------------------------------------------------------
+def write_file(path, data, mode):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+    return path
+
+
+class Pki:
+    """A throwaway CA in a folder: issues server and client certificates
+    (EC P-256), writes certificates 0644 and keys 0600."""
+
+    def __init__(self, directory, name):
+        self.dir = str(directory)
+        self.name = name
+        os.makedirs(self.dir, exist_ok=True)
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "credgate tests"),
+                             x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.cert = (x509.CertificateBuilder()
+                     .subject_name(subject).issuer_name(subject)
+                     .public_key(self.key.public_key())
+                     .serial_number(x509.random_serial_number())
+                     .not_valid_before(now - datetime.timedelta(hours=1))
+                     .not_valid_after(now + datetime.timedelta(days=2))
+                     .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                     .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                                  key_encipherment=False, data_encipherment=False,
+                                                  key_agreement=False, key_cert_sign=True,
+                                                  crl_sign=True, encipher_only=False,
+                                                  decipher_only=False), critical=True)
+                     .add_extension(x509.SubjectKeyIdentifier.from_public_key(
+                         self.key.public_key()), critical=False)
+                     .sign(self.key, hashes.SHA256()))
+        self.ca_file = write_file(os.path.join(self.dir, f"{name}-ca.pem"),
+                                  self.cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+    def issue(self, stem, cn, org=None, dns=(), ips=(), uris=(), emails=(), server=False,
+              client=False):
+        """Writes stem.crt and stem.key; returns (cert_file, key_file, cert)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        attrs = []
+        if org:
+            attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name(attrs)).issuer_name(self.cert.subject)
+             .public_key(key.public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(hours=1))
+             .not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                 self.key.public_key()), critical=False))
+        names = ([x509.DNSName(d) for d in dns] +
+                 [x509.IPAddress(ipaddress.ip_address(i)) for i in ips] +
+                 [x509.UniformResourceIdentifier(u) for u in uris] +
+                 [x509.RFC822Name(e) for e in emails])
+        if names:
+            b = b.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + \
+                 ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+        if usages:
+            b = b.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        cert = b.sign(self.key, hashes.SHA256())
+        crt = write_file(os.path.join(self.dir, f"{stem}.crt"),
+                         cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        keyf = write_file(os.path.join(self.dir, f"{stem}.key"),
+                          key.private_bytes(serialization.Encoding.PEM,
+                                            serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()), 0o600)
+        return crt, keyf, cert
+
+    def server(self, stem):
+        return self.issue(stem, "localhost", dns=["localhost"], ips=["127.0.0.1"], server=True)
+
+
+# ----------------------------------------------------------------------
+# Stacks with a configuration the test can rewrite
+# ----------------------------------------------------------------------
+def route_for(s, name="legacy", upstream_port=None, **over):
+    """A route named name on its own port (kept across rewrites)."""
+    if name not in s.ports:
+        s.ports[name] = free_port()
+    return base_route(name, s.ports[name], upstream_port or s.nginx.port, **over)
+
+
+def launch(s, routes, extra=None, admin=True, issuer_extra=None):
+    """Starts nginx and credgate with these routes; with admin, an admin
+    endpoint on its own port (s.admin_port), waited for too; admin may be
+    the listen address as a format of {port}."""
+    extra = json.loads(json.dumps(extra or {}))
+    if admin:
+        s.admin_port = free_port()
+        form = admin if isinstance(admin, str) else "127.0.0.1:{port}"
+        extra["admin"] = {"listen": form.format(port=s.admin_port)}
+    s.extra = extra
+    s.issuer_extra = issuer_extra
+    s.start(routes=(), config_text=s.cg.config(routes, extra, issuer_extra))
+    if admin:
+        wait_port(s.admin_port, s.cg.proc, what="credgate admin endpoint")
+    return s
+
+
+def rewrite(s, routes):
+    s.cg.write_config(s.cg.config(routes, s.extra, s.issuer_extra))
+
+
+def add_nginx_servers(nginx, text):
+    """Adds server blocks to the conftest nginx before it starts."""
+    conf = read_text(nginx.conf)
+    end = conf.rstrip().rfind("}")
+    with open(nginx.conf, "w") as f:
+        f.write(conf[:end] + text + "}\n")
+
+
+def nginx_tls_server(nginx, port, cert, key):
+    d = nginx.dir
+    return (f"\tserver {{\n\t\tlisten 127.0.0.1:{port} ssl;\n"
+            f"\t\tssl_certificate {cert};\n\t\tssl_certificate_key {key};\n"
+            f"\t\troot {d}/www;\n"
+            f"\t\tlocation / {{ auth_basic \"legacy\"; auth_basic_user_file {d}/htpasswd; }}\n"
+            f"\t}}\n")
+
+
+def log_count(s, msg):
+    return len(re.findall(rf"\bmsg={msg}\b", s.cg.stderr()))
+
+
+def sighup(s, expect):
+    """Sends SIGHUP and waits for the reload's outcome in the log:
+    "reloaded" or "reload_refused"."""
+    ok, bad = log_count(s, "reloaded"), log_count(s, "reload_refused")
+    s.cg.signal(signal.SIGHUP)
+    got = wait_for(lambda: ("reloaded" if log_count(s, "reloaded") > ok else
+                            "reload_refused" if log_count(s, "reload_refused") > bad else None),
+                   timeout=10)
+    assert got == expect, f"reload outcome {got!r}, expected {expect!r}"
+
+
+def get(client, path, token, extra=""):
+    client.send((f"GET {path} HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {token}\r\n"
+                 f"{extra}\r\n").encode())
+    return client.read_response()
+
+
+def status_on_new_connection(s, path, token, route="legacy"):
+    c = s.raw(route)
+    try:
+        return get(c, path, token).status
+    finally:
+        c.close()
+
+
+def connection_refused(port):
+    """True when nothing listens on port.  A reset means the connection
+    reached a listener's queue just before that listener closed: not yet."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except ConnectionResetError:
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
+def rid():
+    return "p-" + secrets.token_hex(8)
+
+
+# ----------------------------------------------------------------------
+# Admin endpoint
+# ----------------------------------------------------------------------
+def admin_get(s, path):
+    conn = http.client.HTTPConnection("127.0.0.1", s.admin_port, timeout=5)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read().decode("utf-8", "replace")
+        return r.status, r.getheader("Content-Type") or "", body
+    finally:
+        conn.close()
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+class Metrics:
+    def __init__(self, text):
+        self.text = text
+        self.samples = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            m = _SAMPLE.match(line)
+            assert m, f"not a Prometheus sample line: {line!r}"
+            labels = tuple(sorted(_LABEL.findall(m.group(2) or "")))
+            self.samples[(m.group(1), labels)] = float(m.group(3))
+
+    def __call__(self, name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        assert key in self.samples, f"no sample {name}{labels} in:\n{self.text}"
+        return self.samples[key]
+
+
+def metrics(s):
+    status, ctype, body = admin_get(s, "/metrics")
+    assert status == 200, (status, body)
+    assert ctype.startswith("text/plain") and "version=0.0.4" in ctype, ctype
+    return Metrics(body)
+
+
+def no_connections_open(s, route="legacy"):
+    """Waits until credgate has accepted and closed the probe that found
+    the route listening."""
+    def settled():
+        m = metrics(s)
+        return (m("credgate_connections_total", route=route) >= 1 and
+                m("credgate_connections_open", route=route) == 0)
+    assert wait_for(settled), "the start-up probe is still counted as open"
+
+
+def vm_rss_kib(pid):
+    for line in read_text(f"/proc/{pid}/status").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+# ----------------------------------------------------------------------
+# curl over TLS
+# ----------------------------------------------------------------------
+def curl_tls(s, port, path="/a.txt", cacert=None, cert=None, key=None, token=None, auth=True,
+             args=()):
+    """Returns (curl exit code, HTTP status or 0, body)."""
+    body = os.path.join(s.tmp, "curl-tls-body")
+    cmd = ["curl", "-sS", "--max-time", "10", "-o", body, "-w", "%{http_code}"]
+    if cacert:
+        cmd += ["--cacert", cacert]
+    if cert:
+        cmd += ["--cert", cert, "--key", key]
+    if auth:
+        cmd += ["-H", "Authorization: Bearer " + (token or s.token())]
+    cmd += list(args) + [f"https://127.0.0.1:{port}{path}"]
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    data = b""
+    if os.path.exists(body):
+        with open(body, "rb") as f:
+            data = f.read()
+        os.unlink(body)
+    s.seen.append(p.stdout + p.stderr + data)
+    print(f"curl {path} -> exit {p.returncode} {p.stdout!r} {p.stderr.decode()}")
+    out = p.stdout.decode().strip()
+    return p.returncode, int(out) if out.isdigit() else 0, data
+
+
+def served_certificate(port, cafile):
+    ctx = ssl.create_default_context(cafile=cafile)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+# ----------------------------------------------------------------------
+# An upstream whose responses take their time
+# ----------------------------------------------------------------------
+class SlowUpstream:
+    """Answers each request with a head at once and a body of `pieces`
+    KiB sent one KiB every `interval` seconds; with stall, the body stops
+    after its first KiB and never ends.  `started` is set once a head went
+    out."""
+
+    def __init__(self, pieces=10, interval=0.15, stall=False):
+        self.port = free_port()
+        self.pieces, self.interval, self.stall = pieces, interval, stall
+        self.body = b"".join(bytes([65 + i % 26]) * 1024 for i in range(pieces))
+        self.started = threading.Event()
+        self.finished = threading.Event()
+        self.stopping = threading.Event()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _serve(self, conn):
+        conn.settimeout(10)
+        try:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(self.body))
+            self.started.set()
+            for i in range(self.pieces):
+                if self.stall and i == 1:
+                    self.stopping.wait(30)
+                    return
+                conn.sendall(self.body[i * 1024:(i + 1) * 1024])
+                if i + 1 < self.pieces and self.stopping.wait(self.interval):
+                    return
+            self.finished.set()
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.stopping.set()
+        self.sock.close()
+        for t in self.threads:
+            t.join(timeout=5)
+
+
+@pytest.fixture
+def slow_upstream():
+    made = []
+
+    def make(**kw):
+        u = SlowUpstream(**kw)
+        made.append(u)
+        return u
+
+    yield make
+    for u in made:
+        u.stop()
+
+
+# ======================================================================
+# TLS towards callers
+# ======================================================================
+def test_tls_listener_serves_https_and_audits_tls(make_stack, tmp_path):
+    pki = Pki(tmp_path / "pki", "front-ca")
+    crt, key, _ = pki.server("front")
+    s = make_stack(start=False)
+    launch(s, [route_for(s, tls={"cert": crt, "key": key}),
+               route_for(s, "tls13", tls={"cert": crt, "key": key, "min_version": "TLSv1.3"})],
+           admin=False)
+    i = rid()
+    rc, status, body = curl_tls(s, s.ports["legacy"], cacert=pki.ca_file,
+                                args=["-H", "X-Request-Id: " + i])
+    assert (rc, status) == (0, 200)
+    assert body.decode() == s.nginx.files["/a.txt"]
+    ev = s.cg.audit_where(lambda e: e.get("request_id") == i and e.get("event") == "decision")
+    assert ev, "no decision event for the TLS request"
+    assert ev[0]["client"]["tls"] is True, ev[0]["client"]
+
+    # TLS 1.2 is the default floor; min_version = TLSv1.3 refuses it.
+    rc, status, _ = curl_tls(s, s.ports["legacy"], cacert=pki.ca_file,
+                             args=["--tlsv1.2", "--tls-max", "1.2"])
+    assert (rc, status) == (0, 200), "TLS 1.2 refused by a default listener"
+    mark = s.nginx.mark()
+    rc, status, _ = curl_tls(s, s.ports["tls13"], cacert=pki.ca_file,
+                             args=["--tlsv1.2", "--tls-max", "1.2"])
+    assert rc != 0 and status == 0, "TLS 1.2 accepted with min_version = TLSv1.3"
+    s.nginx.assert_untouched(mark)
+    rc, status, _ = curl_tls(s, s.ports["tls13"], cacert=pki.ca_file, args=["--tlsv1.3"])
+    assert (rc, status) == (0, 200)
+
+
+def test_plain_http_to_a_tls_listener_gets_no_answer(make_stack, tmp_path):
+    pki = Pki(tmp_path / "pki", "front-ca")
+    crt, key, _ = pki.server("front")
+    s = make_stack(start=False)
+    launch(s, [route_for(s, tls={"cert": crt, "key": key})], admin=False)
+    mark = s.nginx.mark()
+    c = s.raw()
+    c.send(f"GET /a.txt HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {s.token()}\r\n\r\n"
+           .encode())
+    got = b""
+    c.sock.settimeout(5)
+    deadline = time.monotonic() + 5
+    try:
+        while time.monotonic() < deadline:
+            data = c.sock.recv(65536)
+            if not data:
+                break
+            got += data
+        else:
+            raise AssertionError("the TLS listener kept a plain HTTP connection open")
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise AssertionError("the TLS listener kept a plain HTTP connection open")
+    c.close()
+    s.seen.append(got)
+    assert not got.startswith(b"HTTP/"), f"plain HTTP answered on a TLS port: {got[:200]!r}"
+    s.nginx.assert_untouched(mark)
+
+
+def test_certificate_is_read_again_on_reload(make_stack, tmp_path):
+    pki = Pki(tmp_path / "pki", "front-ca")
+    crt, key, first = pki.server("front")
+    s = make_stack(start=False)
+    routes = [route_for(s, tls={"cert": crt, "key": key})]
+    launch(s, routes, admin=False)
+    assert served_certificate(s.ports["legacy"], pki.ca_file).serial_number == \
+        first.serial_number
+    _, _, renewed = pki.server("front")     # same files, new certificate and key
+    sighup(s, "reloaded")
+    assert wait_for(lambda: served_certificate(s.ports["legacy"], pki.ca_file).serial_number
+                    == renewed.serial_number, timeout=3), "the renewed certificate is not served"
+    rc, status, _ = curl_tls(s, s.ports["legacy"], cacert=pki.ca_file)
+    assert (rc, status) == (0, 200)
+
+
+# ======================================================================
+# TLS towards upstreams
+# ======================================================================
+def test_tls_upstream_verification(make_stack, tmp_path):
+    good = Pki(tmp_path / "pki-good", "upstream-ca")
+    other = Pki(tmp_path / "pki-other", "other-ca")
+    s = make_stack(start=False)
+    good_port, other_port = free_port(), free_port()
+    add_nginx_servers(s.nginx, nginx_tls_server(s.nginx, good_port, *good.server("up")[:2]) +
+                      nginx_tls_server(s.nginx, other_port, *other.server("up")[:2]))
+
+    def tls_route(name, port, **tls):
+        return route_for(s, name, upstream={"host": "127.0.0.1", "port": port,
+                                            "tls": {"enabled": True, **tls}})
+    routes = [
+        tls_route("by-ip", good_port, ca=good.ca_file),
+        tls_route("by-name", good_port, ca=good.ca_file, server_name="localhost"),
+        tls_route("wrong-name", good_port, ca=good.ca_file, server_name="wrong.example"),
+        tls_route("other-ca", other_port, ca=good.ca_file),
+        tls_route("plain-upstream", s.nginx.port, ca=good.ca_file),
+        tls_route("no-verify", other_port, verify=False),
+    ]
+    launch(s, routes, admin=False)
+
+    for name in ("by-ip", "by-name", "no-verify"):
+        mark = s.nginx.mark()
+        r = s.curl(route=name)
+        assert r.status == 200, (name, r)
+        assert r.text == s.nginx.files["/a.txt"]
+        line = s.nginx.since(mark)[0]
+        assert line["user"] == SECRET_USER and line["status"] == "200", (name, line)
+
+    mark = s.nginx.mark()
+    for name in ("wrong-name", "other-ca"):
+        r = s.curl(route=name)
+        assert r.status == 502, (name, r)
+    s.nginx.assert_untouched(mark)
+    # A plain HTTP upstream sees a ClientHello, never the credential.
+    r = s.curl(route="plain-upstream")
+    assert r.status == 502, r
+    for line in s.nginx.since(mark, 0, timeout=0.25):
+        assert line["auth"] == "" and line["status"] == "400", line
+
+    # verify = false is a warning, for -t and whenever the file is loaded.
+    rc, out, err = run_credgate(s.cg.binary, ["-t", "-c", s.cg.conf_file], cwd=s.cg.dir)
+    assert rc == 0, err
+    warned = re.findall(r"routes\.\[(\d+)\]\.upstream\.tls\.verify: warning: ", err)
+    assert warned == ["5"], err
+    assert re.search(r"routes\.\[5\]\.upstream\.tls\.verify: warning: ", s.cg.stderr()), \
+        "no warning about verify = false in the running credgate's log"
+
+
+# ======================================================================
+# Client certificates
+# ======================================================================
+def test_client_certificates_in_policy(make_stack, tmp_path):
+    pki = Pki(tmp_path / "pki", "client-ca")
+    stranger = Pki(tmp_path / "pki-stranger", "stranger-ca")
+    crt, key, _ = pki.server("front")
+    spiffe = "spiffe://example.org/ns/prod/sa/batch"
+    ok_crt, ok_key, _ = pki.issue("batch", "batch", org="Example", uris=[spiffe], client=True)
+    far_crt, far_key, _ = pki.issue("far", "batch", org="Example",
+                                    uris=["spiffe://example.org.evil/ns/prod/sa/batch"],
+                                    client=True)
+    evil_crt, evil_key, _ = pki.issue("evil", "evil-batch", org="Example", uris=[spiffe],
+                                      client=True)
+    str_crt, str_key, _ = stranger.issue("stranger", "batch", org="Example", uris=[spiffe],
+                                         client=True)
+    rules = {"allow": [{"name": "spiffe", "issuer": "test",
+                        "client_san": ["uri:spiffe://example.org/*"], "paths": ["/*"]}],
+             "deny": [{"name": "no-evil", "client_subject": ["CN=evil*"]}]}
+    tls = {"cert": crt, "key": key, "client_ca": pki.ca_file}
+    s = make_stack(start=False)
+    launch(s, [route_for(s, "mtls", tls={**tls, "verify_client": "required"}, **rules),
+               route_for(s, "mtls-opt", tls={**tls, "verify_client": "optional"}, **rules)],
+           admin=False)
+    port, opt = s.ports["mtls"], s.ports["mtls-opt"]
+
+    mark = s.nginx.mark()
+    rc, status, _ = curl_tls(s, port, cacert=pki.ca_file)
+    assert rc != 0 and status == 0, "a caller without a certificate got through"
+    rc, status, _ = curl_tls(s, port, cacert=pki.ca_file, cert=str_crt, key=str_key)
+    assert rc != 0 and status == 0, "a certificate of an unknown CA got through"
+    s.nginx.assert_untouched(mark)
+
+    i = rid()
+    rc, status, body = curl_tls(s, port, cacert=pki.ca_file, cert=ok_crt, key=ok_key,
+                                args=["-H", "X-Request-Id: " + i])
+    assert (rc, status) == (0, 200)
+    assert body.decode() == s.nginx.files["/a.txt"]
+    ev = s.cg.audit_where(lambda e: e.get("request_id") == i and e.get("event") == "decision")
+    assert ev, "no decision event"
+    assert ev[0]["client"]["tls"] is True
+    assert ev[0]["client"].get("subject") == "CN=batch,O=Example", ev[0]["client"]
+    assert ev[0]["decision"]["rule"] == "spiffe", ev[0]["decision"]
+
+    mark = s.nginx.mark()
+    i = rid()
+    rc, status, _ = curl_tls(s, port, cacert=pki.ca_file, cert=far_crt, key=far_key,
+                             args=["-H", "X-Request-Id: " + i])
+    assert (rc, status) == (0, 403), "a SAN outside the trust domain was allowed"
+    ev = s.cg.audit_where(lambda e: e.get("request_id") == i and e.get("event") == "decision")
+    assert ev and ev[0]["decision"]["reason"] == "no rule matched", ev
+    i = rid()
+    rc, status, _ = curl_tls(s, port, cacert=pki.ca_file, cert=evil_crt, key=evil_key,
+                             args=["-H", "X-Request-Id: " + i])
+    assert (rc, status) == (0, 403), "client_subject deny rule did not apply"
+    ev = s.cg.audit_where(lambda e: e.get("request_id") == i and e.get("event") == "decision")
+    assert ev and ev[0]["decision"]["rule"] == "no-evil", ev
+    # A certificate is no substitute for the token.
+    rc, status, _ = curl_tls(s, port, cacert=pki.ca_file, cert=ok_crt, key=ok_key, auth=False)
+    assert (rc, status) == (0, 401)
+    s.nginx.assert_untouched(mark)
+
+    # optional: no certificate is let in, but client_san cannot hold.
+    rc, status, _ = curl_tls(s, opt, cacert=pki.ca_file)
+    assert (rc, status) == (0, 403)
+    rc, status, _ = curl_tls(s, opt, cacert=pki.ca_file, cert=ok_crt, key=ok_key)
+    assert (rc, status) == (0, 200)
+
+
+# ======================================================================
+# Reload
+# ======================================================================
+def test_reload_open_connection_keeps_its_generation(make_stack):
+    s = make_stack(start=False)
+    launch(s, [route_for(s)])
+    token = s.token()
+    old = s.raw()
+    assert get(old, "/a.txt", token).status == 200
+    assert metrics(s)("credgate_config_generation") == 1
+
+    deny_b = {"name": "no-b", "paths": ["/b.txt"]}
+    rewrite(s, [route_for(s, deny=[{"name": "no-admin", "paths": ["/admin/*"]}, deny_b]),
+                route_for(s, "second")])
+    sighup(s, "reloaded")
+    assert wait_for(lambda: status_on_new_connection(s, "/b.txt", token) == 403, timeout=3), \
+        "a new connection still gets the old rules after the reload"
+    assert s.request(route="second").status == 200, "a route added by reload does not serve"
+
+    r = get(old, "/b.txt", token)
+    assert r.status == 200, f"the open connection lost its generation: {r}"
+    assert r.text == s.nginx.files["/b.txt"]
+    assert get(old, "/a.txt", token).status == 200
+    old.close()
+    m = metrics(s)
+    assert m("credgate_config_generation") == 2
+    assert m("credgate_config_last_reload_success") == 1
+
+
+def test_reload_refuses_a_broken_file(make_stack):
+    s = make_stack(start=False)
+    routes = [route_for(s)]
+    launch(s, routes)
+    good = read_text(s.cg.conf_file)
+    lines = good.splitlines()
+    n = next(k for k, l in enumerate(lines) if re.match(r"\s*port = \d+;", l))
+    lines[n] = re.sub(r"port = \d+;", "port = 70000;", lines[n])
+    s.cg.write_config("\n".join(lines) + "\n")
+    sighup(s, "reload_refused")
+    log = s.cg.stderr()
+    assert re.search(rf"level=error\b.*credgate\.conf:{n + 1}: routes\.\[0\]\.upstream\.port: "
+                     r".*70000", log), log
+    assert re.search(r"level=error\b.*msg=reload_refused\b", log), log
+    assert s.request().status == 200, "the old configuration stopped serving"
+    assert s.request(path="/admin/x.txt").status == 403, "the old rules are gone"
+    m = metrics(s)
+    assert m("credgate_config_last_reload_success") == 0
+    assert m("credgate_config_generation") == 1
+
+    # Keys are part of the generation: an unusable JWKS file is refused too
+    # and the running keys stay.
+    s.cg.write_config(good)
+    jwks = read_text(s.cg.jwks_file)
+    with open(s.cg.jwks_file, "w") as f:
+        f.write('{"keys": []}')
+    sighup(s, "reload_refused")
+    assert s.request().status == 200, "tokens stopped verifying after a refused reload"
+    with open(s.cg.jwks_file, "w") as f:
+        f.write(jwks)
+
+    # A setting that needs a restart is reported and kept; the rest applies.
+    s.extra["workers"] = 3
+    rewrite(s, [route_for(s, deny=[{"name": "no-a", "paths": ["/a.txt"]}])])
+    sighup(s, "reloaded")
+    assert re.search(r"level=warn\b.*msg=reload_ignored setting=credgate\.workers\b",
+                     s.cg.stderr())
+    m = metrics(s)
+    assert m("credgate_config_last_reload_success") == 1
+    assert m("credgate_config_generation") == 2
+    assert wait_for(lambda: s.request().status == 403, timeout=3)
+    assert s.request(path="/admin/x.txt").status == 200
+
+
+def test_reload_with_rotated_keys_drops_cached_tokens(make_stack, keys):
+    s = make_stack(start=False)
+    launch(s, [route_for(s)], extra={"workers": 1}, admin=False)
+    token = s.token("ES256")
+    assert s.request(token=token).status == 200
+    assert s.request(token=token).status == 200     # now cached
+    jwks = keys.jwks()
+    jwks["keys"] = [k for k in jwks["keys"] if k["kid"] != "ec-1"]
+    with open(s.cg.jwks_file, "w") as f:
+        json.dump(jwks, f)
+    sighup(s, "reloaded")
+    assert wait_for(lambda: s.request(token=token).status == 401, timeout=3), \
+        "a token cached under a key that is gone still passes"
+    assert s.request(alg="RS256").status == 200
+
+
+def test_reload_does_not_cut_a_response_in_flight(make_stack, slow_upstream):
+    up = slow_upstream(pieces=8, interval=0.15)
+    s = make_stack(start=False)
+    launch(s, [route_for(s), route_for(s, "slow", up.port)])
+    stream = s.raw("slow", timeout=10)
+    stream.send(f"GET /big HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {s.token()}\r\n\r\n"
+                .encode())
+    assert up.started.wait(5), "the slow upstream never got the request"
+    rewrite(s, [route_for(s)])              # the slow route is gone
+    sighup(s, "reloaded")
+    assert wait_for(lambda: connection_refused(s.ports["slow"]), timeout=3), \
+        "a route removed by reload still accepts"
+    r = stream.read_response()
+    assert r.status == 200 and r.body == up.body, \
+        f"the reload cut a response: {len(r.body)} of {len(up.body)} bytes"
+    stream.close()
+    assert s.request().status == 200
+    assert metrics(s)("credgate_config_generation") == 2
+
+
+# ======================================================================
+# Drain
+# ======================================================================
+def test_sigterm_drains(make_stack, slow_upstream):
+    up = slow_upstream(pieces=10, interval=0.15)
+    s = make_stack(start=False)
+    launch(s, [route_for(s), route_for(s, "slow", up.port)],
+           extra={"shutdown_timeout": "10s"})
+    token = s.token()
+    idle = s.raw()
+    assert get(idle, "/a.txt", token).status == 200
+    stream = s.raw("slow", timeout=10)
+    stream.send(f"GET /big HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {token}\r\n\r\n"
+                .encode())
+    assert up.started.wait(5), "the slow upstream never got the request"
+    t0 = time.monotonic()
+    s.cg.signal(signal.SIGTERM)
+
+    assert idle.closed_within(2.0), "an idle keep-alive connection stayed open while draining"
+    assert wait_for(lambda: connection_refused(s.ports["legacy"]) and
+                    connection_refused(s.ports["slow"]), timeout=2), \
+        "listeners still accept while draining"
+    status, _, body = admin_get(s, "/readyz")
+    assert status == 503, f"/readyz while draining: {status} {body}"
+    assert s.cg.proc.poll() is None, "credgate exited with a response in flight"
+
+    r = stream.read_response()
+    assert r.status == 200 and r.body == up.body, \
+        f"the response in flight was cut: {len(r.body)} of {len(up.body)} bytes"
+    assert up.finished.wait(2)
+    rc = s.cg.proc.wait(timeout=8)
+    elapsed = time.monotonic() - t0
+    assert rc == 0
+    assert elapsed < 5, f"exit {elapsed:.1f}s after SIGTERM with nothing left to finish"
+    stream.close()
+
+
+def test_shutdown_timeout_closes_a_stuck_request(make_stack, slow_upstream):
+    up = slow_upstream(pieces=4, stall=True)
+    s = make_stack(start=False)
+    launch(s, [route_for(s, "slow", up.port)], extra={"shutdown_timeout": "1s"}, admin=False)
+    c = s.raw("slow", timeout=10)
+    c.send(f"GET /stuck HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {s.token()}\r\n\r\n"
+           .encode())
+    assert c.read_response(head_only=True).status == 200
+    t0 = time.monotonic()
+    s.cg.signal(signal.SIGTERM)
+    c.sock.settimeout(6)
+    try:
+        while c.sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise AssertionError("the stuck request outlived shutdown_timeout by far")
+    closed = time.monotonic() - t0
+    assert 0.8 <= closed <= 3.0, f"stuck request closed {closed:.2f}s after SIGTERM " \
+                                 f"with shutdown_timeout = 1s"
+    assert s.cg.proc.wait(timeout=5) == 0
+    c.close()
+    assert re.search(r"msg=shutdown_timeout\b", s.cg.stderr())
+    ends = s.cg.audit_where(lambda e: e.get("event") == "session_end" and e["route"] == "slow")
+    assert ends, "the connection closed at shutdown_timeout was not audited"
+    assert "shutdown" in ends[-1]["reason"], ends[-1]
+
+
+# ======================================================================
+# SIGUSR1, sd_notify
+# ======================================================================
+def test_sigusr1_reopens_log_and_audit(make_stack):
+    s = make_stack(start=False)
+    log_file = os.path.join(s.cg.dir, "credgate.log")
+    launch(s, [route_for(s)], extra={"log_file": log_file}, admin=False)
+    assert wait_for(lambda: "msg=started" in read_text(log_file))
+    first = rid()
+    assert s.curl("-H", "X-Request-Id: " + first).status == 200
+    assert wait_for(lambda: first in read_text(log_file))
+    os.rename(log_file, log_file + ".1")
+    os.rename(s.cg.audit_file, s.cg.audit_file + ".1")
+    s.cg.signal(signal.SIGUSR1)
+    assert wait_for(lambda: os.path.exists(log_file) and os.path.exists(s.cg.audit_file)), \
+        "SIGUSR1 did not create new log and audit files"
+    second = rid()
+    assert s.curl("-H", "X-Request-Id: " + second).status == 200
+    assert wait_for(lambda: second in read_text(log_file)), "the new log file gets no lines"
+    assert s.cg.audit_where(lambda e: e.get("request_id") == second), \
+        "the new audit file gets no events"
+    assert second not in read_text(log_file + ".1")
+    assert second not in read_text(s.cg.audit_file + ".1")
+    assert first in read_text(s.cg.audit_file + ".1")
+    for name in (log_file, log_file + ".1"):
+        assert not find_leaks(read_text(name)), f"secret in {name}"
+
+
+def test_sd_notify(make_stack, tmp_path, monkeypatch):
+    path = str(tmp_path / "notify.sock")
+    if len(path) >= 100:
+        path = "@credgate-test-" + secrets.token_hex(6)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + path[1:] if path.startswith("@") else path)
+    sock.settimeout(10)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+
+    def states():
+        return sock.recv(4096).decode().split("\n")
+    try:
+        s = make_stack(start=False)
+        launch(s, [route_for(s)], admin=False)
+        assert "READY=1" in states()
+        assert s.request().status == 200
+        s.cg.signal(signal.SIGHUP)
+        assert "RELOADING=1" in states()
+        assert "READY=1" in states()
+        s.cg.signal(signal.SIGTERM)
+        assert "STOPPING=1" in states()
+        assert s.cg.proc.wait(timeout=10) == 0
+    finally:
+        sock.close()
+
+
+# ======================================================================
+# Admin endpoint and metrics
+# ======================================================================
+def test_metrics_count_requests_connections_and_cache_hits(make_stack):
+    s = make_stack(start=False)
+    launch(s, [route_for(s)], extra={"workers": 1})
+    no_connections_open(s)
+    status, _, _ = admin_get(s, "/healthz")
+    assert status == 200
+    status, _, _ = admin_get(s, "/nope")
+    assert status == 404
+    m0 = metrics(s)
+    token = s.token()
+    assert s.request(token=token).status == 200
+    assert s.request(token=token, path="/b.txt").status == 200
+    assert s.request(token=token, path="/admin/x.txt").status == 403
+    # A request is counted once its response is out: the caller may be a
+    # moment ahead of the counter.
+    wait_for(lambda: metrics(s)("credgate_request_duration_seconds_count", route="legacy")
+             >= m0("credgate_request_duration_seconds_count", route="legacy") + 3)
+    m1 = metrics(s)
+
+    def delta(name, **labels):
+        return m1(name, **labels) - m0(name, **labels)
+    assert delta("credgate_requests_total", route="legacy", decision="allow",
+                 code_class="2xx") == 2
+    assert delta("credgate_requests_total", route="legacy", decision="deny",
+                 code_class="4xx") == 1
+    assert delta("credgate_connections_total", route="legacy") == 3
+    assert delta("credgate_request_duration_seconds_count", route="legacy") == 3
+    assert delta("credgate_token_cache_misses_total") == 1
+    assert delta("credgate_token_cache_hits_total") == 2
+
+    c = s.raw()
+    assert get(c, "/a.txt", token).status == 200
+    assert metrics(s)("credgate_connections_open", route="legacy") == 1
+    c.close()
+    assert wait_for(lambda: metrics(s)("credgate_connections_open", route="legacy") == 0), \
+        "credgate_connections_open does not go back to 0"
+
+
+def test_readyz_follows_the_secret_store(make_stack):
+    s = make_stack(start=False)
+    launch(s, [route_for(s)], admin=":{port}")     # a bare port is loopback
+    assert admin_get(s, "/readyz")[0] == 200
+    with open(s.cg.secrets_file) as f:
+        store = json.load(f)
+    gone = dict(store)
+    del gone["legacy/app"]
+    with open(s.cg.secrets_file, "w") as f:     # keeps mode 0600
+        json.dump(gone, f)
+    assert wait_for(lambda: admin_get(s, "/readyz")[0] == 503, timeout=5), \
+        "/readyz still 200 with the route's secret gone"
+    with open(s.cg.secrets_file, "w") as f:
+        json.dump(store, f)
+    assert wait_for(lambda: admin_get(s, "/readyz")[0] == 200, timeout=5)
+
+
+def test_cached_token_is_refused_after_exp(make_stack):
+    s = make_stack(start=False)
+    launch(s, [route_for(s)], extra={"workers": 1}, issuer_extra={"clock_skew": "0"})
+    time.sleep(1.02 - time.time() % 1)          # early in a second
+    exp = int(time.time()) + 1
+    token = s.token(exp=exp)
+    m0 = metrics(s)
+    assert s.request(token=token).status == 200
+    assert s.request(token=token).status == 200
+    assert metrics(s)("credgate_token_cache_hits_total") > m0("credgate_token_cache_hits_total")
+    time.sleep(max(0, exp + 1.05 - time.time()))
+    assert s.request(token=token).status == 401, "an expired token passed from the cache"
+
+
+# ======================================================================
+# Connection limits, workers
+# ======================================================================
+
+
+def test_global_max_connections(make_stack):
+    s = make_stack(start=False)
+    launch(s, [route_for(s)], extra={"max_connections": 3})
+    no_connections_open(s)
+    token = s.token()
+    held = [s.raw() for _ in range(3)]
+    for c in held:
+        assert get(c, "/a.txt", token).status == 200
+    extra = s.raw()
+    r = extra.read_response()
+    assert r.status == 503, r
+    assert_closed(extra)
+    extra.close()
+    assert wait_for(lambda: metrics(s)("credgate_connections_refused_total", route="legacy",
+                                       reason="global_limit") == 1)
+    held.pop().close()
+    assert wait_for(lambda: status_on_new_connection(s, "/a.txt", token) == 200, timeout=3), \
+        "no connection accepted after one closed"
+    for c in held:
+        assert get(c, "/b.txt", token).status == 200
+        c.close()
+
+
+def test_route_max_connections(make_stack):
+    s = make_stack(start=False)
+    launch(s, [route_for(s, max_connections=2), route_for(s, "other")])
+    no_connections_open(s)
+    token = s.token()
+    held = [s.raw() for _ in range(2)]
+    for c in held:
+        assert get(c, "/a.txt", token).status == 200
+    extra = s.raw()
+    r = extra.read_response()
+    assert r.status == 503, r
+    assert_closed(extra)
+    extra.close()
+    assert status_on_new_connection(s, "/a.txt", token, route="other") == 200, \
+        "another route is limited by this route's max_connections"
+    assert wait_for(lambda: metrics(s)("credgate_connections_refused_total", route="legacy",
+                                       reason="route_limit") == 1)
+    m = metrics(s)
+    assert m("credgate_connections_refused_total", route="other", reason="route_limit") == 0
+    assert m("credgate_connections_refused_total", route="legacy", reason="global_limit") == 0
+    for c in held:
+        c.close()
+
+
+def test_workers_share_connections(make_stack):
+    s = make_stack(start=False)
+    launch(s, [route_for(s)], extra={"workers": 2})
+    token = s.token()
+    conns = [s.raw() for _ in range(24)]
+    for c in conns:
+        assert get(c, "/a.txt", token).status == 200
+    for c in conns:
+        c.close()
+
+    def request_conn_ids():
+        return [int(x) for x in re.findall(r"msg=request conn=(\d+) route=legacy",
+                                           s.cg.stderr())]
+    wait_for(lambda: len(request_conn_ids()) >= 24)
+    ids = request_conn_ids()
+    assert len(ids) == 24, ids
+    assert {i & 0xff for i in ids} == {0, 1}, \
+        f"24 concurrent connections all on one worker: {sorted(i & 0xff for i in ids)}"
+    assert wait_for(lambda: metrics(s)("credgate_requests_total", route="legacy",
+                                       decision="allow", code_class="2xx") == 24), \
+        "requests of both workers are not summed"
+
+
+def cpu_seconds(pid):
+    fields = read_text(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settled_fds(pid, timeout=3.0):
+    """The number of descriptors pid holds, once it stops changing."""
+    last = len(os.listdir(f"/proc/{pid}/fd"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = len(os.listdir(f"/proc/{pid}/fd"))
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"descriptor count of {pid} does not settle")
+
+
+def test_out_of_descriptors_pauses_accepting(make_stack):
+    s = make_stack(start=False)
+    launch(s, [route_for(s)], extra={"workers": 1}, admin=False)
+    token = s.token()
+    assert s.request(token=token).status == 200
+    pid = s.cg.proc.pid
+    # Room for exactly four proxied connections, then accept() fails with
+    # EMFILE: a caller and an upstream socket each, except that the first
+    # takes the idle upstream connection the request above left in the
+    # worker's pool (already counted in base).
+    base = settled_fds(pid)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE,
+                     (base + 7, resource.prlimit(pid, resource.RLIMIT_NOFILE)[1]))
+    held, pending = [], None
+    for _ in range(12):
+        c = s.raw(timeout=0.5)
+        c.send((f"GET /a.txt HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {token}"
+                "\r\n\r\n").encode())
+        try:
+            r = c.read_response()
+        except socket.timeout:
+            pending = c
+            break
+        assert r.status in (200, 502), r
+        held.append(c)
+    print(f"{base} descriptors, limit {base + 8}: {len(held)} connections served first")
+    assert pending is not None, "credgate never ran out of descriptors"
+    assert wait_for(lambda: "msg=accept_paused" in s.cg.stderr(), timeout=3), \
+        "no accept_paused in the log"
+    cpu0 = cpu_seconds(pid)
+    time.sleep(1.0)
+    spent = cpu_seconds(pid) - cpu0
+    assert spent < 0.3, f"credgate spent {spent:.2f}s of CPU in 1s while out of descriptors"
+    for c in held[:2]:
+        c.close()
+    pending.sock.settimeout(5)
+    r = pending.read_response()
+    assert r.status == 200, f"the waiting connection was not served after descriptors freed: {r}"
+    pending.close()
+    for c in held[2:]:
+        c.close()
+    assert s.cg.proc.poll() is None
+
+
+# ======================================================================
+# Privilege drop
+# ======================================================================
+class TestPrivilegeDrop:
+    @pytest.fixture
+    def tmp_path(self):
+        """A folder that the unprivileged user can traverse."""
+        if os.geteuid() != 0:
+            pytest.skip("dropping privileges needs root")
+        try:
+            pwd.getpwnam("nobody")
+        except KeyError:
+            pytest.skip("no user nobody")
+        d = tempfile.mkdtemp(prefix="credgate-privdrop-")
+        os.chmod(d, 0o711)
+        yield pathlib.Path(d)
+        shutil.rmtree(d, ignore_errors=True)
+
+    def test_runs_as_nobody(self, make_stack):
+        nobody = pwd.getpwnam("nobody")
+        s = make_stack(start=False)
+        for f in (s.cg.secrets_file, s.cg.jwks_file):
+            os.chown(f, nobody.pw_uid, nobody.pw_gid)
+        launch(s, [route_for(s)], extra={"user": "nobody"}, admin=False)
+        assert wait_for(lambda: "msg=started" in s.cg.stderr())
+        pid = s.cg.proc.pid
+        for task in os.listdir(f"/proc/{pid}/task"):
+            status = read_text(f"/proc/{pid}/task/{task}/status")
+            ids = {l.split(":")[0]: l.split()[1:] for l in status.splitlines() if ":" in l}
+            assert ids["Uid"] == [str(nobody.pw_uid)] * 4, (task, ids["Uid"])
+            assert ids["Gid"] == [str(nobody.pw_gid)] * 4, (task, ids["Gid"])
+            assert ids.get("Groups", []) in ([], [str(nobody.pw_gid)]), ids.get("Groups")
+            assert int(ids["CapEff"][0], 16) == 0 and int(ids["CapPrm"][0], 16) == 0, \
+                (task, ids["CapEff"], ids["CapPrm"])
+        # Not dumpable: the files of /proc/PID stay root's although the
+        # process is not.
+        assert os.stat(f"/proc/{pid}/status").st_uid == 0, "credgate is dumpable after the drop"
+        r = s.request()
+        assert r.status == 200 and r.text == s.nginx.files["/a.txt"]
+
+
+# ======================================================================
+# Many idle connections
+# ======================================================================
+IDLE_CONNECTIONS = 5000
+
+
+def test_many_idle_keep_alive_connections(make_stack):
+    want = 3 * IDLE_CONNECTIONS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < want and os.geteuid() != 0:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {want}")
+    new_hard = hard if hard == resource.RLIM_INFINITY or hard >= want else want
+    # credgate and nginx inherit the raised limit.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), new_hard))
+    conns = []
+    try:
+        s = make_stack(start=False)
+        conf = read_text(s.nginx.conf).replace("worker_connections 256;",
+                                               f"worker_connections {want};")
+        with open(s.nginx.conf, "w") as f:
+            f.write(conf)
+        launch(s, [route_for(s)])
+        no_connections_open(s)
+        token = s.token()
+        assert s.request(token=token).status == 200
+        rss0 = vm_rss_kib(s.cg.proc.pid)
+        req = (f"GET /a.txt HTTP/1.1\r\nHost: legacy\r\n"
+               f"Authorization: Bearer {token}\r\n\r\n").encode()
+        t0 = time.monotonic()
+        for start in range(0, IDLE_CONNECTIONS, 500):
+            batch = [RawClient(s.ports["legacy"], 10, s.seen)
+                     for _ in range(start, min(start + 500, IDLE_CONNECTIONS))]
+            conns.extend(batch)
+            for c in batch:
+                c.send(req)
+            for c in batch:
+                r = c.read_response()
+                assert r.status == 200, r
+        opened = time.monotonic() - t0
+        assert metrics(s)("credgate_connections_open", route="legacy") == IDLE_CONNECTIONS
+        time.sleep(0.2)
+        rss1 = vm_rss_kib(s.cg.proc.pid)
+        per = (rss1 - rss0) / IDLE_CONNECTIONS
+        print(f"{IDLE_CONNECTIONS} idle keep-alive connections in {opened:.1f}s: "
+              f"VmRSS {rss0} -> {rss1} KiB, {per:.2f} KiB per connection")
+        for c in conns[::IDLE_CONNECTIONS // 8]:
+            r = get(c, "/b.txt", token)
+            assert r.status == 200 and r.text == s.nginx.files["/b.txt"], r
+        log = s.cg.stderr()
+        for bad in ("accept_paused", "accept_failed", "connection_refused"):
+            assert f"msg={bad}" not in log, f"{bad} while holding {IDLE_CONNECTIONS} connections"
+        assert not re.search(r"level=error\b", log), "errors while holding idle connections"
+        assert per < 64, f"{per:.1f} KiB of RSS per idle connection"
+    finally:
+        for c in conns:
+            c.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, new_hard))
+    assert wait_for(lambda: metrics(s)("credgate_connections_open", route="legacy") == 0,
+                    timeout=10), "closed connections are still counted as open"
