@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from conftest import (CANARY, SECRET_USER, RawClient, assert_closed, base_route, find_leaks,
+from conftest import (SECRET_USER, RawClient, assert_closed, base_route, find_leaks,
                       free_port, read_text, run_credgate, wait_for, wait_port)
 
 
@@ -995,7 +995,7 @@ def test_out_of_descriptors_pauses_accepting(make_stack):
     base = settled_fds(pid)
     resource.prlimit(pid, resource.RLIMIT_NOFILE,
                      (base + 7, resource.prlimit(pid, resource.RLIMIT_NOFILE)[1]))
-    held, pending = [], None
+    served, plugs, pending = [], [], None
     for _ in range(12):
         c = s.raw(timeout=0.5)
         c.send((f"GET /a.txt HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {token}"
@@ -1005,23 +1005,30 @@ def test_out_of_descriptors_pauses_accepting(make_stack):
         except socket.timeout:
             pending = c
             break
-        assert r.status in (200, 502), r
-        held.append(c)
-    print(f"{base} descriptors, limit {base + 8}: {len(held)} connections served first")
+        if r.status == 502:
+            # One descriptor was left, too few for a caller and its
+            # upstream: a caller that sends nothing takes it.
+            c.close()
+            plugs.append(s.raw())
+            continue
+        assert r.status == 200, r
+        served.append(c)
+    print(f"{base} descriptors, limit {base + 8}: {len(served)} connections served first")
     assert pending is not None, "credgate never ran out of descriptors"
+    assert len(served) >= 2, "too few connections served before the limit"
     assert wait_for(lambda: "msg=accept_paused" in s.cg.stderr(), timeout=3), \
         "no accept_paused in the log"
     cpu0 = cpu_seconds(pid)
     time.sleep(1.0)
     spent = cpu_seconds(pid) - cpu0
     assert spent < 0.3, f"credgate spent {spent:.2f}s of CPU in 1s while out of descriptors"
-    for c in held[:2]:
+    for c in served[:2]:
         c.close()
     pending.sock.settimeout(5)
     r = pending.read_response()
     assert r.status == 200, f"the waiting connection was not served after descriptors freed: {r}"
     pending.close()
-    for c in held[2:]:
+    for c in served[2:] + plugs:
         c.close()
     assert s.cg.proc.poll() is None
 
