@@ -126,11 +126,22 @@ void cg_wipe(void *p, size_t n);
 bool cg_ct_equal(const void *a, const void *b, size_t n);
 
 /*
- * Route every jansson allocation through the secure pool.  Called once at
- * start, before any JSON is parsed; every json_t then lives in locked,
- * wiped memory.
+ * Installs jansson allocation functions that can use the secure pool.
+ * Called once at start, before any JSON is parsed.  Afterwards, JSON built
+ * or parsed while secmem_json_secure(true) is in force on the calling
+ * thread lives in locked, wiped memory; all other JSON (claims, audit
+ * events) lives on the C heap.  A json_t is freed to wherever it came from,
+ * on any thread.
  */
 void secmem_use_for_json(void);
+/*
+ * Turns the calling thread's secure JSON scope on or off and returns the
+ * previous state, so that scopes nest:
+ *	bool was = secmem_json_secure(true); ...parse...; secmem_json_secure(was);
+ * Wrap every parse of JSON that carries a secret (a secrets file, a vault
+ * response) in it.
+ */
+bool secmem_json_secure(bool on);
 
 /* Refuse core dumps and ptrace attach from non-root (PR_SET_DUMPABLE 0). */
 int cg_disable_core_dumps(void) CG_WUR;

@@ -47,7 +47,13 @@ static size_t pool_len;
 static struct blk *free_head;	/* address-ordered free list */
 static size_t in_use_bytes;
 static bool pool_locked;
+/*
+ * Set once, with release order, after pool and pool_len: from then on the
+ * pool's bounds never change, so in_pool() reads them without the lock.
+ */
 static bool pool_ready;
+/* Whether this thread's jansson allocations go to the pool. */
+static __thread bool json_secure;
 
 static inline struct blk *
 blk_next_free(const struct blk *b)
@@ -112,7 +118,7 @@ pool_setup(size_t want, bool required)
 	free_head->size = pool_len;
 	free_head->link = 0;
 	in_use_bytes = 0;
-	pool_ready = true;
+	__atomic_store_n(&pool_ready, true, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -154,18 +160,14 @@ in_pool(const void *p)
 {
 	const unsigned char *c = p;
 
-	return pool_ready && c >= pool + HDR && c < pool + pool_len;
+	return __atomic_load_n(&pool_ready, __ATOMIC_ACQUIRE) &&
+	    c >= pool + HDR && c < pool + pool_len;
 }
 
 bool
 secmem_owns(const void *p)
 {
-	bool r;
-
-	pthread_mutex_lock(&pool_lock);
-	r = p != NULL && in_pool(p);
-	pthread_mutex_unlock(&pool_lock);
-	return r;
+	return p != NULL && in_pool(p);
 }
 
 /* Header of a payload handed out earlier; aborts on a broken invariant. */
@@ -323,21 +325,24 @@ secmem_strndup(const char *s, size_t n)
 }
 
 /*
- * jansson may have allocated a few things (before the switch) from the
- * C heap; those go back there.
+ * jansson allocates from the pool only inside a secmem_json_secure(true)
+ * scope of the calling thread, and from the C heap everywhere else: claims,
+ * audit events and metrics are not secret, and putting them in the pool
+ * would exhaust it and put a lock on every request.  A free goes where the
+ * block came from, whichever thread and scope it happens in.
  */
 static void *
-json_secure_malloc(size_t n)
+json_dispatch_malloc(size_t n)
 {
-	return secmem_alloc(n);
+	return json_secure ? secmem_alloc(n) : malloc(n);
 }
 
 static void
-json_secure_free(void *p)
+json_dispatch_free(void *p)
 {
 	if (p == NULL)
 		return;
-	if (secmem_owns(p))
+	if (in_pool(p))
 		secmem_free(p);
 	else
 		free(p);
@@ -346,7 +351,16 @@ json_secure_free(void *p)
 void
 secmem_use_for_json(void)
 {
-	json_set_alloc_funcs(json_secure_malloc, json_secure_free);
+	json_set_alloc_funcs(json_dispatch_malloc, json_dispatch_free);
+}
+
+bool
+secmem_json_secure(bool on)
+{
+	bool was = json_secure;
+
+	json_secure = on;
+	return was;
 }
 
 int

@@ -246,10 +246,11 @@ fb_build_secret(const char *file, const char *path, json_t *obj,
 /*
  * Opens, checks, reads and parses the file.  On success returns 0, the
  * table in *out (if out is not NULL; else it is dropped) and the stamp of
- * what was read.  On failure returns CG_ERR_* and a reason in err.
+ * what was read.  On failure returns CG_ERR_* and a reason in err.  Called
+ * through fb_load(), which keeps the parse tree in the secure pool.
  */
 static int
-fb_load(const char *file, struct fb_table **out, struct fb_stamp *stamp,
+fb_load_file(const char *file, struct fb_table **out, struct fb_stamp *stamp,
     char *err, size_t errlen)
 {
 	struct fb_table *t = NULL;
@@ -388,6 +389,18 @@ fb_load(const char *file, struct fb_table **out, struct fb_stamp *stamp,
 	secmem_free(buf);	/* wipes */
 	if (fd != -1)
 		close(fd);
+	return r;
+}
+
+/* fb_load_file(), with the JSON parse tree of the secrets in the pool. */
+static int
+fb_load(const char *file, struct fb_table **out, struct fb_stamp *stamp,
+    char *err, size_t errlen)
+{
+	bool was = secmem_json_secure(true);
+	int r = fb_load_file(file, out, stamp, err, errlen);
+
+	secmem_json_secure(was);
 	return r;
 }
 

@@ -858,6 +858,27 @@ def test_metrics_count_requests_connections_and_cache_hits(make_stack):
         "credgate_connections_open does not go back to 0"
 
 
+def test_many_distinct_callers_do_not_exhaust_secure_memory(make_stack):
+    """Verified tokens are cached with their claims; the claims are not
+    secret and must not fill the secure pool that holds the credentials.
+    With the smallest pool, a few hundred distinct callers used to run it
+    dry, and injection failed for everybody."""
+    s = make_stack(start=False)
+    launch(s, [route_for(s)], extra={"workers": 1, "secure_memory_size": 65536})
+    c = s.raw()
+    statuses = []
+    for i in range(600):
+        token = s.token(sub=f"repo:acme/caller-{i}:ref:refs/heads/main",
+                        jti=f"distinct-{i}-" + "x" * 64)
+        statuses.append(get(c, "/a.txt", token).status)
+    c.close()
+    assert statuses == [200] * len(statuses), \
+        f"{len(statuses) - statuses.count(200)} of {len(statuses)} refused: " \
+        f"{sorted(set(statuses))}"
+    assert "out of memory" not in s.cg.stderr()
+    assert metrics(s)("credgate_token_cache_misses_total") >= 600
+
+
 def test_readyz_follows_the_secret_store(make_stack):
     s = make_stack(start=False)
     launch(s, [route_for(s)], admin=":{port}")     # a bare port is loopback

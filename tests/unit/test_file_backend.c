@@ -457,6 +457,8 @@ test_fetch(void **state)
 	assert_string_equal(v, CANARY);
 	assert_int_equal(len, strlen(CANARY));
 	assert_true(secmem_owns(v));
+	/* The parse ran in a secure JSON scope and left it. */
+	assert_false(secmem_json_secure(false));
 	assert_string_equal(secret_field(g.s, "username", NULL), "svc");
 
 	fetch_sync(fx, b, "db/ro", &g);

@@ -249,19 +249,42 @@ test_ct_equal_wipe(void **state)
 static void
 test_json_in_pool(void **state)
 {
-	json_t *v;
+	json_t *v, *h;
 	size_t used0, used1;
+	bool was;
 
 	(void)state;
 	secmem_stats(&used0, NULL);
 	secmem_use_for_json();
+
+	/* Outside a secure scope, JSON stays on the heap: claims, audit. */
+	h = json_pack("{s:s}", "sub", "repo:acme/batch");
+	assert_non_null(h);
+	assert_false(secmem_owns(h));
+	secmem_stats(&used1, NULL);
+	assert_int_equal(used1, used0);
+
+	was = secmem_json_secure(true);
+	assert_false(was);
+	/* Scopes nest: an inner one gives back the outer state. */
+	assert_true(secmem_json_secure(true));
+	assert_true(secmem_json_secure(true));
 	v = json_pack("{s:s, s:[i,i]}", "password", "hunter2", "n", 1, 2);
+	assert_true(secmem_json_secure(was) == true);
 	assert_non_null(v);
 	secmem_stats(&used1, NULL);
 	assert_true(used1 > used0);
 	assert_true(secmem_owns(v));
 	assert_true(secmem_owns(json_string_value(json_object_get(v, "password"))));
+
+	/* Each block goes back where it came from, in or out of a scope. */
+	json_object_set_new(h, "n", json_integer(7));
 	json_decref(v);
+	secmem_stats(&used1, NULL);
+	assert_int_equal(used1, used0);
+	secmem_json_secure(true);
+	json_decref(h);
+	secmem_json_secure(false);
 	secmem_stats(&used1, NULL);
 	assert_int_equal(used1, used0);
 	json_set_alloc_funcs(malloc, free);
