@@ -73,6 +73,7 @@ struct conn {
 	bool cli_eof;
 	bool cli_read_paused;
 	bool up_read_paused;
+	bool flushing;			/* conn_flush() is running */
 	bool tls;			/* the client side is TLS */
 	bool peer_ok;			/* a client certificate was verified */
 	struct tls_peer tpeer;		/* its subject and SANs */
@@ -128,6 +129,8 @@ static void conn_read_head(struct conn *c);
 static void conn_feed_request(struct conn *c);
 static void conn_up_read(struct bufferevent *bev, void *arg);
 static void conn_forward(struct conn *c);
+static void conn_up_write(struct bufferevent *bev, void *arg);
+static void conn_cli_write(struct bufferevent *bev, void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Timers and state                                                    */
@@ -179,6 +182,90 @@ conn_progress(struct conn *c)
 {
 	if (!c->closed && c->state == CONN_RELAY)
 		conn_state_set(c, CONN_RELAY);
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A plain socket is written to at once.  Its bufferevent keeps EV_WRITE
+ * off; conn_flush() writes what the callbacks queued when they are done,
+ * and turns EV_WRITE on only for what the socket did not take, off again
+ * when that has drained (the write callbacks).  Arming a write event for
+ * every message would cost two epoll_ctl calls each way of a request.  A
+ * TLS bufferevent keeps EV_WRITE on and writes through libevent.
+ */
+static bool
+conn_cli_plain(const struct conn *c)
+{
+	return !c->tls;
+}
+
+static bool
+conn_up_plain(const struct conn *c)
+{
+	return c->rt->client_ctx == NULL;
+}
+
+/*
+ * Writes bev's output now.  Returns true when it drained, so that the
+ * caller runs what the write callback would have; false when there was
+ * nothing to write or libevent has the rest (EV_WRITE on; a write error
+ * then reaches the event callback the usual way).
+ */
+static bool
+conn_push(struct bufferevent *bev)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
+		return false;
+	/* A socket bufferevent keeps its output's start frozen; libevent's
+	 * own write callback thaws it the same way around its write. */
+	evbuffer_unfreeze(out, 1);
+	(void)evbuffer_write(out, bufferevent_getfd(bev));
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) == 0)
+		return true;
+	bufferevent_enable(bev, EV_WRITE);
+	return false;
+}
+
+/*
+ * Runs last in every callback of a connection: writes both sides' queued
+ * output, and repeats while a drained side lets the other go on (a paused
+ * read resumed, a final response flushed).
+ */
+static void
+conn_flush(struct conn *c)
+{
+	bool again;
+
+	if (c->flushing)
+		return;
+	c->flushing = true;
+	do {
+		again = false;
+		if (!c->closed && c->up != NULL && c->up_connected && conn_up_plain(c) &&
+		    conn_push(c->up)) {
+			conn_up_write(c->up, c);
+			again = true;
+		}
+		if (!c->closed && conn_cli_plain(c) && conn_push(c->cli)) {
+			conn_cli_write(c->cli, c);
+			again = true;
+		}
+	} while (again && !c->closed);
+	c->flushing = false;
+}
+
+/* After libevent drained a plain socket's output, EV_WRITE goes off again. */
+static void
+conn_write_done(struct bufferevent *bev, bool plain)
+{
+	if (plain && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);
 }
 
 /* ------------------------------------------------------------------ */
@@ -906,6 +993,14 @@ conn_secret_ready(int err, struct secret *s, const char *reason, void *arg)
 	conn_decided(c);
 }
 
+/* The secret cache's callback, when the credential had to be waited for. */
+static void
+conn_secret_ready_cb(int err, struct secret *s, const char *reason, void *arg)
+{
+	conn_secret_ready(err, s, reason, arg);
+	conn_flush(arg);
+}
+
 static void
 conn_identify_fail(struct conn *c, int status, const char *challenge, const char *reason)
 {
@@ -1022,7 +1117,7 @@ conn_request(struct conn *c)
 	 * (only then: toggling reads costs system calls on every request). */
 	conn_state_set(c, CONN_DECIDE);
 	r = secret_cache_get(c->w->secrets, route->secret_path, &c->cred,
-	    conn_secret_ready, c, &c->wait);
+	    conn_secret_ready_cb, c, &c->wait);
 	metrics_secret_cache(c->w->metrics, r == 0);
 	if (r == CG_ERR_AGAIN) {
 		bufferevent_disable(c->cli, EV_READ);
@@ -1118,8 +1213,22 @@ conn_cred_field(const void *ctx, const char *name, size_t *len)
 	return secret_field((const struct secret *)ctx, name, len);
 }
 
-static void conn_up_write(struct bufferevent *bev, void *arg);
-static void conn_up_event(struct bufferevent *bev, short what, void *arg);
+static void conn_up_read_cb(struct bufferevent *bev, void *arg);
+static void conn_up_write_cb(struct bufferevent *bev, void *arg);
+static void conn_up_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Callbacks, watermark and events of an upstream bufferevent in use. */
+static void
+conn_up_setup(struct conn *c)
+{
+	bufferevent_setcb(c->up, conn_up_read_cb, conn_up_write_cb, conn_up_event_cb, c);
+	bufferevent_setwatermark(c->up, EV_WRITE, RELAY_LOW, 0);
+	if (conn_up_plain(c)) {
+		bufferevent_disable(c->up, EV_WRITE);
+		bufferevent_enable(c->up, EV_READ);
+	} else
+		bufferevent_enable(c->up, EV_READ | EV_WRITE);
+}
 
 static int
 conn_up_connect(struct conn *c)
@@ -1129,9 +1238,7 @@ conn_up_connect(struct conn *c)
 
 	conn_up_key(c, key, sizeof(key));
 	if ((c->up = worker_up_get(c->w, key)) != NULL) {
-		bufferevent_setcb(c->up, conn_up_read, conn_up_write, conn_up_event, c);
-		bufferevent_setwatermark(c->up, EV_WRITE, RELAY_LOW, 0);
-		bufferevent_enable(c->up, EV_READ | EV_WRITE);
+		conn_up_setup(c);
 		c->up_connected = true;
 		return 0;
 	}
@@ -1151,9 +1258,7 @@ conn_up_connect(struct conn *c)
 		c->up = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (c->up == NULL)
 		return CG_ERR_NOMEM;
-	bufferevent_setcb(c->up, conn_up_read, conn_up_write, conn_up_event, c);
-	bufferevent_setwatermark(c->up, EV_WRITE, RELAY_LOW, 0);
-	bufferevent_enable(c->up, EV_READ | EV_WRITE);
+	conn_up_setup(c);
 	c->up_connected = false;
 	if (bufferevent_socket_connect(c->up, (struct sockaddr *)&c->rt->upstream,
 	    (int)c->rt->upstream_len) != 0) {
@@ -1713,6 +1818,65 @@ conn_timeout(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * What libevent calls: each runs the handler above, then conn_flush().  A
+ * closed connection is still allocated here: the reaper frees it later.
+ */
+static void
+conn_up_read_cb(struct bufferevent *bev, void *arg)
+{
+	conn_up_read(bev, arg);
+	conn_flush(arg);
+}
+
+static void
+conn_up_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	conn_write_done(bev, conn_up_plain(c));
+	conn_up_write(bev, c);
+	conn_flush(c);
+}
+
+static void
+conn_up_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	conn_up_event(bev, what, arg);
+	conn_flush(arg);
+}
+
+static void
+conn_cli_read_cb(struct bufferevent *bev, void *arg)
+{
+	conn_cli_read(bev, arg);
+	conn_flush(arg);
+}
+
+static void
+conn_cli_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	conn_write_done(bev, conn_cli_plain(c));
+	conn_cli_write(bev, c);
+	conn_flush(c);
+}
+
+static void
+conn_cli_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	conn_cli_event(bev, what, arg);
+	conn_flush(arg);
+}
+
+static void
+conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_timeout(fd, what, arg);
+	conn_flush(arg);
+}
+
 static void
 conn_count(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
@@ -1768,7 +1932,7 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 			bufferevent_openssl_set_allow_dirty_shutdown(c->cli, 1);
 	} else
 		c->cli = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->timer = evtimer_new(w->base, conn_timeout, c);
+	c->timer = evtimer_new(w->base, conn_timeout_cb, c);
 	if (c->cli == NULL || c->timer == NULL) {
 		if (c->cli == NULL)
 			evutil_closesocket(fd);
@@ -1778,7 +1942,7 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 	}
 	evbuffer_add_cb(bufferevent_get_input(c->cli), conn_count, &c->bytes_in);
 	evbuffer_add_cb(bufferevent_get_output(c->cli), conn_count, &c->bytes_out);
-	bufferevent_setcb(c->cli, conn_cli_read, conn_cli_write, conn_cli_event, c);
+	bufferevent_setcb(c->cli, conn_cli_read_cb, conn_cli_write_cb, conn_cli_event_cb, c);
 	bufferevent_setwatermark(c->cli, EV_WRITE, RELAY_LOW, 0);
 	TAILQ_INSERT_TAIL(&w->conns, c, link);
 	w->nconns++;
@@ -1786,5 +1950,12 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 	cg_debug("msg=accept conn=%llu route=%s peer=%s", (unsigned long long)c->id,
 	    c->route->policy.name, c->peer);
 	conn_state_set(c, CONN_IDENTIFY);
-	bufferevent_enable(c->cli, EV_READ | EV_WRITE);
+	/* A TLS handshake needs EV_WRITE; a plain socket is written by
+	 * conn_flush() (a new bufferevent has EV_WRITE on). */
+	if (c->tls)
+		bufferevent_enable(c->cli, EV_READ | EV_WRITE);
+	else {
+		bufferevent_disable(c->cli, EV_WRITE);
+		bufferevent_enable(c->cli, EV_READ);
+	}
 }

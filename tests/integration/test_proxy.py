@@ -5,6 +5,8 @@ import base64
 import http.client
 import re
 import secrets
+import socket
+import time
 
 from conftest import CANARY, CANARY_TOKEN, SECRET_USER, assert_closed
 
@@ -245,6 +247,49 @@ def test_large_response_is_relayed(stack):
         f.write(big)
     r = stack.curl(path="/big.txt")
     assert r.status == 200 and r.text == big
+
+
+def test_large_upload_is_forwarded_whole(stack):
+    """Far more than the relay's high watermark: the caller's reads pause
+    while the upstream socket is full, and resume as it drains."""
+    data = secrets.token_hex(450000)    # 900 kB
+    body = f"{stack.tmp}/upload.txt"
+    with open(body, "w") as f:
+        f.write(data)
+    mark = stack.nginx.mark()
+    r = stack.curl("-X", "POST", "--data-binary", "@" + body, "-H", "Content-Type: text/plain",
+                   path="/upload/big")
+    assert r.status == 200, r
+    line = stack.nginx.since(mark)[0]
+    assert line["body"] == data
+
+
+def test_large_response_to_a_slow_reader(stack):
+    """A caller that reads nothing for a while: the socket buffers fill, the
+    rest of the response waits in credgate with the upstream paused, then
+    all of it arrives, on keep-alive and with Connection: close."""
+    big = secrets.token_hex(2 * 1024 * 1024)      # 4 MiB
+    with open(f"{stack.nginx.dir}/www/big.txt", "w") as f:
+        f.write(big)
+    token = stack.token()
+    for close in (False, True):
+        c = stack.raw(timeout=10)
+        c.send((f"GET /big.txt HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {token}"
+                f"\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n")
+               .encode())
+        time.sleep(1.0)
+        r = c.read_response()
+        assert r.status == 200 and len(r.body) == len(big), (r.status, len(r.body))
+        assert r.body == big.encode()
+        if close:
+            assert_closed(c)
+        else:
+            # The connection is whole afterwards: a second request on it.
+            c.send((f"GET /a.txt HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {token}"
+                    f"\r\n\r\n").encode())
+            r = c.read_response()
+            assert r.status == 200 and r.body == stack.nginx.files["/a.txt"].encode()
+        c.close()
 
 
 # ----------------------------------------------------------------------
