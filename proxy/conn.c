@@ -1888,7 +1888,6 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
     int salen)
 {
 	struct conn *c;
-	int one = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		worker_conn_release(w, rt);
@@ -1919,7 +1918,7 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 		snprintf(c->peer, sizeof(c->peer), "%s:%d", c->peer_ip, c->peer_port);
 	}
 	(void)salen;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP_NODELAY comes from the listening socket (listener_open). */
 	if (rt->server_ctx != NULL) {
 		SSL *ssl = SSL_new(rt->server_ctx);
 
