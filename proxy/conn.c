@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -38,6 +39,7 @@
 #define RELAY_HIGH	(256 * 1024)	/* queued output that stops reading the other side */
 #define RELAY_LOW	(64 * 1024)	/* ... and lets it read again */
 #define PIPELINE_MAX	(64 * 1024)	/* pipelined bytes buffered while a request is in flight */
+#define READ_MAX	16384		/* bytes one read of a plain socket takes at most */
 #define LINGER_MS	5000
 #define MAX_TRAILER	4096
 #define AUDIT_LINE_MAX	(64 * 1024)
@@ -67,6 +69,8 @@ struct conn {
 
 	struct bufferevent *cli;
 	struct bufferevent *up;
+	struct event *cli_rev;		/* plain client socket: read event (conn_read) */
+	struct event *up_rev;		/* plain upstream socket, once connected */
 	struct event *timer;
 	bool up_connected;
 	bool up_idle;			/* its last response is complete: reusable */
@@ -269,6 +273,162 @@ conn_write_done(struct bufferevent *bev, bool plain)
 }
 
 /* ------------------------------------------------------------------ */
+/* Reading                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A plain socket is read by an event of our own into its bufferevent's
+ * input, instead of by the bufferevent, which asks the kernel how much is
+ * waiting (FIONREAD) before every read: one system call less per read.
+ * The handlers are the same; an end of stream or an error reaches the
+ * event handler as it would from libevent, with reading stopped.  A TLS
+ * side, and an upstream not yet connected, are read by their bufferevent.
+ */
+static void
+conn_cli_reading(struct conn *c, bool on)
+{
+	if (c->cli_rev == NULL) {
+		if (on)
+			bufferevent_enable(c->cli, EV_READ);
+		else
+			bufferevent_disable(c->cli, EV_READ);
+	} else if (on)
+		event_add(c->cli_rev, NULL);
+	else
+		event_del(c->cli_rev);
+}
+
+static void
+conn_up_reading(struct conn *c, bool on)
+{
+	if (c->up == NULL)
+		return;
+	if (c->up_rev == NULL) {
+		if (on)
+			bufferevent_enable(c->up, EV_READ);
+		else
+			bufferevent_disable(c->up, EV_READ);
+	} else if (on)
+		event_add(c->up_rev, NULL);
+	else
+		event_del(c->up_rev);
+}
+
+/*
+ * One read of fd into bev's input.  Returns what read() returned, with
+ * errno kept; -1 with ENOMEM when the buffer cannot grow.
+ */
+static ssize_t
+conn_read(struct bufferevent *bev, evutil_socket_t fd)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	ssize_t got;
+	int i, n, saved;
+
+	/* A socket bufferevent keeps its input's end frozen; libevent thaws
+	 * it the same way around its own reads. */
+	evbuffer_unfreeze(in, 0);
+	if ((n = evbuffer_reserve_space(in, READ_MAX, v, 2)) <= 0) {
+		evbuffer_freeze(in, 0);
+		errno = ENOMEM;
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	got = readv(fd, iov, n);
+	saved = errno;
+	if (got > 0) {
+		size_t left = (size_t)got;
+
+		for (i = 0; i < n && left > 0; i++) {
+			if (v[i].iov_len > left)
+				v[i].iov_len = left;
+			left -= v[i].iov_len;
+		}
+		evbuffer_commit_space(in, v, i);
+	}
+	evbuffer_freeze(in, 0);
+	errno = saved;
+	return got;
+}
+
+static bool
+conn_retry_later(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+static void conn_cli_read(struct bufferevent *bev, void *arg);
+static void conn_cli_event(struct bufferevent *bev, short what, void *arg);
+static void conn_up_event(struct bufferevent *bev, short what, void *arg);
+
+static void
+conn_cli_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	ssize_t n = conn_read(c->cli, fd);
+
+	if (n > 0)
+		conn_cli_read(c->cli, c);
+	else if (n == 0 || !conn_retry_later(errno)) {
+		conn_cli_reading(c, false);
+		conn_cli_event(c->cli, BEV_EVENT_READING |
+		    (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+	}
+	conn_flush(c);
+}
+
+static void
+conn_up_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	ssize_t n;
+
+	if (c->up == NULL)
+		return;
+	n = conn_read(c->up, fd);
+	if (n > 0)
+		conn_up_read(c->up, c);
+	else if (n == 0 || !conn_retry_later(errno)) {
+		conn_up_reading(c, false);
+		conn_up_event(c->up, BEV_EVENT_READING |
+		    (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+	}
+	conn_flush(c);
+}
+
+/*
+ * A plain upstream that is connected is read by conn_up_readable from now
+ * on.  On failure (no memory) its bufferevent keeps reading.
+ */
+static void
+conn_up_own_reads(struct conn *c)
+{
+	if (c->up_rev != NULL || !conn_up_plain(c))
+		return;
+	c->up_rev = event_new(c->w->base, bufferevent_getfd(c->up), EV_READ | EV_PERSIST,
+	    conn_up_readable, c);
+	if (c->up_rev == NULL)
+		return;
+	bufferevent_disable(c->up, EV_READ);
+	event_add(c->up_rev, NULL);
+}
+
+/* Hands reading back to the upstream's bufferevent (it is let go). */
+static void
+conn_up_drop_reads(struct conn *c)
+{
+	if (c->up_rev != NULL) {
+		event_free(c->up_rev);
+		c->up_rev = NULL;
+	}
+}
+
+/* ------------------------------------------------------------------ */
 /* Audit                                                               */
 /* ------------------------------------------------------------------ */
 
@@ -458,6 +618,7 @@ conn_up_free(struct conn *c)
 {
 	if (c->up == NULL)
 		return;
+	conn_up_drop_reads(c);
 	bufferevent_free(c->up);
 	c->up = NULL;
 	c->up_connected = false;
@@ -494,6 +655,7 @@ conn_up_release(struct conn *c)
 		return;
 	}
 	conn_up_key(c, key, sizeof(key));
+	conn_up_drop_reads(c);
 	worker_up_put(c->w, key, c->up);
 	c->up = NULL;
 	c->up_connected = false;
@@ -558,6 +720,7 @@ conn_close(struct conn *c, const char *reason)
 	c->closed = true;
 	conn_set_reason(c, reason);
 	evtimer_del(c->timer);
+	conn_cli_reading(c, false);
 	bufferevent_disable(c->cli, EV_READ | EV_WRITE);
 	conn_up_release(c);
 	secret_cache_cancel(c->wait);
@@ -645,6 +808,8 @@ conn_free(struct conn *c)
 {
 	conn_request_reset(c);
 	conn_up_free(c);
+	if (c->cli_rev != NULL)
+		event_free(c->cli_rev);
 	if (c->cli != NULL)
 		bufferevent_free(c->cli);
 	if (c->timer != NULL)
@@ -703,7 +868,7 @@ conn_finish(struct conn *c, const char *reason)
 	conn_up_release(c);
 	secret_cache_cancel(c->wait);
 	c->wait = NULL;
-	bufferevent_disable(c->cli, EV_READ);
+	conn_cli_reading(c, false);
 	conn_state_set(c, CONN_CLOSING);
 	if (evbuffer_get_length(bufferevent_get_output(c->cli)) == 0)
 		conn_close(c, reason);
@@ -1120,7 +1285,7 @@ conn_request(struct conn *c)
 	    conn_secret_ready_cb, c, &c->wait);
 	metrics_secret_cache(c->w->metrics, r == 0);
 	if (r == CG_ERR_AGAIN) {
-		bufferevent_disable(c->cli, EV_READ);
+		conn_cli_reading(c, false);
 		return;
 	}
 	if (r != 0) {
@@ -1224,6 +1389,7 @@ conn_up_setup(struct conn *c)
 	bufferevent_setcb(c->up, conn_up_read_cb, conn_up_write_cb, conn_up_event_cb, c);
 	bufferevent_setwatermark(c->up, EV_WRITE, RELAY_LOW, 0);
 	if (conn_up_plain(c)) {
+		/* Read by the bufferevent until connected (conn_up_own_reads). */
 		bufferevent_disable(c->up, EV_WRITE);
 		bufferevent_enable(c->up, EV_READ);
 	} else
@@ -1240,6 +1406,7 @@ conn_up_connect(struct conn *c)
 	if ((c->up = worker_up_get(c->w, key)) != NULL) {
 		conn_up_setup(c);
 		c->up_connected = true;
+		conn_up_own_reads(c);
 		return 0;
 	}
 	if (c->rt->client_ctx != NULL) {
@@ -1339,7 +1506,7 @@ conn_forward(struct conn *c)
 	    evbuffer_get_length(bufferevent_get_input(c->cli)) == 0)
 		evbuffer_add(bufferevent_get_output(c->cli), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	conn_state_set(c, CONN_RELAY);
-	bufferevent_enable(c->cli, EV_READ);
+	conn_cli_reading(c, true);
 	conn_feed_request(c);
 }
 
@@ -1377,7 +1544,7 @@ conn_feed_request(struct conn *c)
 		conn_release_hold(c);
 	}
 	if (c->up != NULL && evbuffer_get_length(bufferevent_get_output(c->up)) > RELAY_HIGH) {
-		bufferevent_disable(c->cli, EV_READ);
+		conn_cli_reading(c, false);
 		c->cli_read_paused = true;
 	}
 	if (c->cli_eof && !c->req_complete)
@@ -1441,7 +1608,7 @@ conn_response_done(struct conn *c)
 	}
 	conn_request_reset(c);
 	conn_state_set(c, CONN_IDENTIFY);
-	bufferevent_enable(c->cli, EV_READ);
+	conn_cli_reading(c, true);
 	c->cli_read_paused = false;
 	if (evbuffer_get_length(in) > 0 || c->cli_eof)
 		conn_read_head(c);
@@ -1606,7 +1773,7 @@ conn_up_read(struct bufferevent *bev, void *arg)
 			break;
 	}
 	if (evbuffer_get_length(bufferevent_get_output(c->cli)) > RELAY_HIGH) {
-		bufferevent_disable(bev, EV_READ);
+		conn_up_reading(c, false);
 		c->up_read_paused = true;
 	}
 }
@@ -1620,7 +1787,7 @@ conn_up_write(struct bufferevent *bev, void *arg)
 		return;
 	if (c->cli_read_paused && evbuffer_get_length(bufferevent_get_output(bev)) <= RELAY_LOW) {
 		c->cli_read_paused = false;
-		bufferevent_enable(c->cli, EV_READ);
+		conn_cli_reading(c, true);
 		conn_feed_request(c);
 	}
 }
@@ -1638,6 +1805,7 @@ conn_up_event(struct bufferevent *bev, short what, void *arg)
 		c->up_connected = true;
 		if ((fd = bufferevent_getfd(bev)) >= 0)
 			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		conn_up_own_reads(c);
 		if (c->state == CONN_RELAY)
 			conn_state_set(c, CONN_RELAY);
 		return;
@@ -1704,7 +1872,7 @@ conn_cli_read(struct bufferevent *bev, void *arg)
 			conn_feed_request(c);
 		else if (evbuffer_get_length(in) > PIPELINE_MAX) {
 			/* The next requests wait their turn, within bounds. */
-			bufferevent_disable(bev, EV_READ);
+			conn_cli_reading(c, false);
 			c->cli_read_paused = true;
 		}
 		break;
@@ -1732,7 +1900,7 @@ conn_cli_write(struct bufferevent *bev, void *arg)
 	conn_progress(c);
 	if (c->up_read_paused && left <= RELAY_LOW && c->up != NULL) {
 		c->up_read_paused = false;
-		bufferevent_enable(c->up, EV_READ);
+		conn_up_reading(c, true);
 		conn_up_read(c->up, c);
 	}
 }
@@ -1932,7 +2100,9 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 	} else
 		c->cli = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(w->base, conn_timeout_cb, c);
-	if (c->cli == NULL || c->timer == NULL) {
+	if (!c->tls && c->cli != NULL)
+		c->cli_rev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_cli_readable, c);
+	if (c->cli == NULL || c->timer == NULL || (!c->tls && c->cli_rev == NULL)) {
 		if (c->cli == NULL)
 			evutil_closesocket(fd);
 		worker_conn_release(w, rt);
@@ -1955,6 +2125,6 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 		bufferevent_enable(c->cli, EV_READ | EV_WRITE);
 	else {
 		bufferevent_disable(c->cli, EV_WRITE);
-		bufferevent_enable(c->cli, EV_READ);
+		conn_cli_reading(c, true);
 	}
 }
