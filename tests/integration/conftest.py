@@ -415,7 +415,10 @@ http {{
 
     def access(self):
         out = []
-        for line in read_text(self.access_log).splitlines():
+        text = read_text(self.access_log)
+        # A long line may be read while nginx is still writing it: only
+        # lines ended by a newline are complete.
+        for line in text[:text.rfind("\n") + 1].splitlines():
             if line.strip():
                 out.append(json.loads(line))
         return out
@@ -617,15 +620,17 @@ class RawClient:
             body = b""
             while True:
                 size = int(self._line().split(b";")[0], 16)
-                while len(self.buf) < size + 2:
-                    if not self._fill():
-                        raise EOFError("closed inside a chunk")
-                body += self.buf[:size]
-                self.buf = self.buf[size + 2:]
                 if size == 0:
+                    # The last chunk: trailer fields, then an empty line.
                     while self._line() != b"":
                         pass
                     break
+                while len(self.buf) < size + 2:
+                    if not self._fill():
+                        raise EOFError("closed inside a chunk")
+                assert self.buf[size:size + 2] == b"\r\n", "chunk data not followed by CRLF"
+                body += self.buf[:size]
+                self.buf = self.buf[size + 2:]
             resp.body = body
         elif cl is not None:
             n = int(cl)

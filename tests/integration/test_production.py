@@ -316,9 +316,13 @@ class SlowUpstream:
     after its first KiB and never ends.  `started` is set once a head went
     out."""
 
-    def __init__(self, pieces=10, interval=0.15, stall=False):
+    def __init__(self, pieces=10, interval=0.15, stall=False, delimit="length", cut_after=None):
         self.port = free_port()
         self.pieces, self.interval, self.stall = pieces, interval, stall
+        # delimit="close": no Content-Length, the body ends when the
+        # connection does; cut_after=N: close after N pieces of a body
+        # whose Content-Length promised them all.
+        self.delimit, self.cut_after = delimit, cut_after
         self.body = b"".join(bytes([65 + i % 26]) * 1024 for i in range(pieces))
         self.started = threading.Event()
         self.finished = threading.Event()
@@ -352,10 +356,14 @@ class SlowUpstream:
                 if not data:
                     return
                 buf += data
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                         b"Content-Length: %d\r\n\r\n" % len(self.body))
+            length = b"Content-Length: %d\r\n" % len(self.body) if self.delimit == "length" \
+                else b"Connection: close\r\n"
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n" +
+                         length + b"\r\n")
             self.started.set()
             for i in range(self.pieces):
+                if self.cut_after is not None and i == self.cut_after:
+                    return
                 if self.stall and i == 1:
                     self.stopping.wait(30)
                     return
@@ -387,6 +395,34 @@ def slow_upstream():
     yield make
     for u in made:
         u.stop()
+
+
+def test_body_delimited_by_upstream_close_is_relayed_whole(make_stack, slow_upstream):
+    up = slow_upstream(pieces=6, interval=0.05, delimit="close")
+    s = make_stack(start=False)
+    launch(s, [route_for(s), route_for(s, "slow", up.port)])
+    c = s.raw("slow", timeout=10)
+    r = get(c, "/stream", s.token())
+    assert r.status == 200 and r.body == up.body, (r.status, len(r.body))
+    c.close()
+    assert s.cg.audit_where(lambda e: e.get("event") == "decision" and
+                            e.get("route") == "slow")
+
+
+def test_upstream_closing_mid_response_closes_the_caller(make_stack, slow_upstream):
+    up = slow_upstream(pieces=6, interval=0.05, cut_after=2)
+    s = make_stack(start=False)
+    launch(s, [route_for(s), route_for(s, "slow", up.port)])
+    c = s.raw("slow", timeout=10)
+    c.send(f"GET /stream HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {s.token()}\r\n\r\n"
+           .encode())
+    with pytest.raises(EOFError):
+        c.read_response()
+    assert c.eof, "the caller's connection stayed open after a cut response"
+    events = s.cg.audit_where(lambda e: e.get("event") == "error" and
+                              "mid-response" in json.dumps(e))
+    assert events, "no audit event for the cut response"
+    c.close()
 
 
 # ======================================================================
