@@ -285,33 +285,30 @@ conn_write_done(struct bufferevent *bev, bool plain)
  * side, and an upstream not yet connected, are read by their bufferevent.
  */
 static void
+conn_side_reading(struct bufferevent *bev, struct event *rev, bool on)
+{
+	if (rev == NULL) {
+		if (on)
+			bufferevent_enable(bev, EV_READ);
+		else
+			bufferevent_disable(bev, EV_READ);
+	} else if (on)
+		event_add(rev, NULL);
+	else
+		event_del(rev);
+}
+
+static void
 conn_cli_reading(struct conn *c, bool on)
 {
-	if (c->cli_rev == NULL) {
-		if (on)
-			bufferevent_enable(c->cli, EV_READ);
-		else
-			bufferevent_disable(c->cli, EV_READ);
-	} else if (on)
-		event_add(c->cli_rev, NULL);
-	else
-		event_del(c->cli_rev);
+	conn_side_reading(c->cli, c->cli_rev, on);
 }
 
 static void
 conn_up_reading(struct conn *c, bool on)
 {
-	if (c->up == NULL)
-		return;
-	if (c->up_rev == NULL) {
-		if (on)
-			bufferevent_enable(c->up, EV_READ);
-		else
-			bufferevent_disable(c->up, EV_READ);
-	} else if (on)
-		event_add(c->up_rev, NULL);
-	else
-		event_del(c->up_rev);
+	if (c->up != NULL)
+		conn_side_reading(c->up, c->up_rev, on);
 }
 
 /*
