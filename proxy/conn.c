@@ -1379,18 +1379,26 @@ static void conn_up_read_cb(struct bufferevent *bev, void *arg);
 static void conn_up_write_cb(struct bufferevent *bev, void *arg);
 static void conn_up_event_cb(struct bufferevent *bev, short what, void *arg);
 
-/* Callbacks, watermark and events of an upstream bufferevent in use. */
+/*
+ * Callbacks, watermark and events of an upstream bufferevent in use: a
+ * plain one is read by the bufferevent only until it is connected
+ * (conn_up_own_reads), and written by conn_flush().
+ */
 static void
-conn_up_setup(struct conn *c)
+conn_up_setup(struct conn *c, bool connected)
 {
 	bufferevent_setcb(c->up, conn_up_read_cb, conn_up_write_cb, conn_up_event_cb, c);
 	bufferevent_setwatermark(c->up, EV_WRITE, RELAY_LOW, 0);
-	if (conn_up_plain(c)) {
-		/* Read by the bufferevent until connected (conn_up_own_reads). */
-		bufferevent_disable(c->up, EV_WRITE);
-		bufferevent_enable(c->up, EV_READ);
-	} else
+	c->up_connected = connected;
+	if (!conn_up_plain(c))
 		bufferevent_enable(c->up, EV_READ | EV_WRITE);
+	else {
+		bufferevent_disable(c->up, EV_WRITE);
+		if (connected)
+			conn_up_own_reads(c);
+		else
+			bufferevent_enable(c->up, EV_READ);
+	}
 }
 
 static int
@@ -1401,9 +1409,7 @@ conn_up_connect(struct conn *c)
 
 	conn_up_key(c, key, sizeof(key));
 	if ((c->up = worker_up_get(c->w, key)) != NULL) {
-		conn_up_setup(c);
-		c->up_connected = true;
-		conn_up_own_reads(c);
+		conn_up_setup(c, true);
 		return 0;
 	}
 	if (c->rt->client_ctx != NULL) {
@@ -1422,8 +1428,7 @@ conn_up_connect(struct conn *c)
 		c->up = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (c->up == NULL)
 		return CG_ERR_NOMEM;
-	conn_up_setup(c);
-	c->up_connected = false;
+	conn_up_setup(c, false);
 	if (bufferevent_socket_connect(c->up, (struct sockaddr *)&c->rt->upstream,
 	    (int)c->rt->upstream_len) != 0) {
 		int err = EVUTIL_SOCKET_ERROR();
