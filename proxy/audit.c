@@ -6,11 +6,11 @@
  */
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "proxy/audit.h"
@@ -19,7 +19,7 @@ struct cg_audit {
 	char *file;
 	int fd;			/* -1 when no file */
 	bool to_stdout;
-	uint64_t failures;
+	pthread_mutex_t lock;		/* around writes to the sinks */
 };
 
 static int
@@ -46,13 +46,16 @@ cg_audit_open(const char *file, bool to_stdout, struct cg_audit **out, char *err
 		return CG_ERR_NOMEM;
 	a->fd = -1;
 	a->to_stdout = to_stdout;
+	pthread_mutex_init(&a->lock, NULL);
 	if (file != NULL) {
 		if ((a->file = strdup(file)) == NULL) {
+			pthread_mutex_destroy(&a->lock);
 			free(a);
 			return CG_ERR_NOMEM;
 		}
 		if ((r = audit_open_file(file, &a->fd, err, errlen)) != 0) {
 			free(a->file);
+			pthread_mutex_destroy(&a->lock);
 			free(a);
 			return r;
 		}
@@ -92,6 +95,7 @@ cg_audit_close(struct cg_audit *a)
 		return;
 	if (a->fd >= 0)
 		close(a->fd);
+	pthread_mutex_destroy(&a->lock);
 	free(a->file);
 	free(a);
 }
@@ -102,44 +106,100 @@ cg_audit_enabled(const struct cg_audit *a)
 	return a != NULL && (a->fd >= 0 || a->to_stdout);
 }
 
-uint64_t
-cg_audit_failures(const struct cg_audit *a)
-{
-	return a == NULL ? 0 : __atomic_load_n(&a->failures, __ATOMIC_RELAXED);
-}
-
-/* One writev so that a line is never split between writers. */
+/* Writes all of buf to fd, retrying short writes (a pipe). */
 static int
-audit_write_fd(int fd, const char *line, size_t len)
+audit_write_fd(int fd, const char *buf, size_t len)
 {
-	struct iovec iov[2];
 	ssize_t n;
 
-	iov[0].iov_base = (void *)(uintptr_t)line;
-	iov[0].iov_len = len;
-	iov[1].iov_base = (void *)(uintptr_t)"\n";
-	iov[1].iov_len = 1;
-	do {
-		n = writev(fd, iov, 2);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0 || (size_t)n != len + 1)
-		return CG_ERR_IO;
+	while (len > 0) {
+		n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return CG_ERR_IO;
+		buf += n;
+		len -= (size_t)n;
+	}
 	return 0;
 }
 
-int
-cg_audit_write(struct cg_audit *a, const char *line, size_t len)
+/*
+ * One writer at a time: a batch larger than PIPE_BUF could otherwise
+ * interleave with another worker's in a pipe.  An O_APPEND file keeps
+ * each write whole by itself; the lock costs one uncontended pair per
+ * batch.
+ */
+static int
+audit_write(struct cg_audit *a, const char *buf, size_t len)
 {
 	int r = 0;
 
-	if (a == NULL)
+	pthread_mutex_lock(&a->lock);
+	if (a->fd >= 0 && audit_write_fd(a->fd, buf, len) != 0)
+		r = CG_ERR_IO;
+	if (a->to_stdout && audit_write_fd(STDOUT_FILENO, buf, len) != 0)
+		r = CG_ERR_IO;
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+void
+cg_audit_batch_init(struct cg_audit_batch *b, struct cg_audit *a)
+{
+	memset(b, 0, sizeof(*b));
+	b->a = a;
+}
+
+void
+cg_audit_batch_free(struct cg_audit_batch *b)
+{
+	free(b->buf);
+	b->buf = NULL;
+	b->len = b->cap = 0;
+	b->lines = 0;
+}
+
+int
+cg_audit_batch_flush(struct cg_audit_batch *b)
+{
+	int r = 0;
+
+	if (b->len == 0)
 		return 0;
-	if (a->fd >= 0 && audit_write_fd(a->fd, line, len) != 0)
+	if (cg_audit_enabled(b->a) && audit_write(b->a, b->buf, b->len) != 0) {
+		b->failed += b->lines;
 		r = CG_ERR_IO;
-	if (a->to_stdout && audit_write_fd(STDOUT_FILENO, line, len) != 0)
-		r = CG_ERR_IO;
-	if (r != 0)
-		__atomic_add_fetch(&a->failures, 1, __ATOMIC_RELAXED);
+	}
+	b->len = 0;
+	b->lines = 0;
+	return r;
+}
+
+int
+cg_audit_batch_add(struct cg_audit_batch *b, const char *line, size_t len)
+{
+	size_t need = len + 1, cap;
+	char *nb;
+	int r = 0;
+
+	if (!cg_audit_enabled(b->a))
+		return 0;
+	if (b->len > 0 && b->len + need > CG_AUDIT_BATCH_MAX)
+		r = cg_audit_batch_flush(b);
+	if (b->len + need > b->cap) {
+		cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + need)
+			cap *= 2;
+		if ((nb = realloc(b->buf, cap)) == NULL)
+			return CG_ERR_NOMEM;
+		b->buf = nb;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, line, len);
+	b->buf[b->len + len] = '\n';
+	b->len += need;
+	b->lines++;
 	return r;
 }
 

@@ -26,10 +26,40 @@ int cg_audit_open(const char *file, bool to_stdout, struct cg_audit **out,
 int cg_audit_reopen(struct cg_audit *a) CG_WUR;
 void cg_audit_close(struct cg_audit *a);	/* NULL-safe */
 bool cg_audit_enabled(const struct cg_audit *a);
-/* Writes one line (a '\n' is added) to every sink, whole or not at all as
- * far as write(2) allows.  Returns 0 or CG_ERR_IO if any sink failed. */
-int cg_audit_write(struct cg_audit *a, const char *line, size_t len) CG_WUR;
-uint64_t cg_audit_failures(const struct cg_audit *a);
+
+/*
+ * A batch of lines on their way to the sinks, owned by one thread.  A
+ * worker appends each event of a loop pass here and writes them all at
+ * the end of the pass, one write per sink instead of one per event.
+ * Lines stay whole and in order, and batches of different threads never
+ * interleave.
+ */
+#define CG_AUDIT_BATCH_MAX	(256 * 1024)	/* bytes held before a write is forced */
+struct cg_audit_batch {
+	struct cg_audit *a;
+	char *buf;
+	size_t len;
+	size_t cap;
+	unsigned lines;
+	unsigned failed;	/* lines lost to failed writes; the owner resets it */
+};
+void cg_audit_batch_init(struct cg_audit_batch *b, struct cg_audit *a);
+void cg_audit_batch_free(struct cg_audit_batch *b);	/* drops what is held */
+/*
+ * Appends one line (a '\n' is added).  When it would take the batch over
+ * CG_AUDIT_BATCH_MAX, the held lines are written first.  Returns 0,
+ * CG_ERR_IO when that write failed, or CG_ERR_NOMEM when the line cannot
+ * be held (it is lost, and not counted in failed).
+ */
+int cg_audit_batch_add(struct cg_audit_batch *b, const char *line, size_t len) CG_WUR;
+/* Writes the held lines to every sink and empties the batch.  Returns 0,
+ * or CG_ERR_IO if any sink failed (the batch's lines add to failed). */
+int cg_audit_batch_flush(struct cg_audit_batch *b) CG_WUR;
+static inline bool
+cg_audit_batch_empty(const struct cg_audit_batch *b)
+{
+	return b->len == 0;
+}
 
 /*
  * A bounded JSON object writer: jw_* calls append to buf; once over the

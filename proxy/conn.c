@@ -56,6 +56,7 @@ enum conn_state {
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
+	TAILQ_ENTRY(conn) audit_link;	/* in w->audit_waiters while audit_wait */
 	uint64_t id;
 	struct cg_worker *w;
 	struct cg_gen *gen;		/* the generation this connection started with */
@@ -78,6 +79,7 @@ struct conn {
 	bool cli_read_paused;
 	bool up_read_paused;
 	bool flushing;			/* conn_flush() is running */
+	bool audit_wait;		/* decided; forwards once its event is written */
 	bool tls;			/* the client side is TLS */
 	bool peer_ok;			/* a client certificate was verified */
 	struct tls_peer tpeer;		/* its subject and SANs */
@@ -518,6 +520,12 @@ conn_audit_credential(struct conn *c, struct jw *w)
 	jw_obj_end(w);
 }
 
+/*
+ * Queues the event in the worker's batch, which conn_audit_flush() writes
+ * at the end of this pass of the event loop.  Returns 0 when queued (the
+ * write itself may still fail), or CG_ERR_LIMIT or CG_ERR_NOMEM when the
+ * event is lost now.
+ */
 static int
 conn_audit_end(struct conn *c, struct jw *w)
 {
@@ -528,19 +536,33 @@ conn_audit_end(struct conn *c, struct jw *w)
 		cg_err("msg=audit_event_too_large conn=%llu route=%s",
 		    (unsigned long long)c->id, c->route->policy.name);
 		jw_free(w);
+		metrics_audit_failures(c->w->metrics, 1);
 		return CG_ERR_LIMIT;
 	}
-	r = cg_audit_write(c->w->proc->audit, w->buf, w->len);
+	r = cg_audit_batch_add(&c->w->audit, w->buf, w->len);
 	jw_free(w);
-	if (r != 0)
-		metrics_audit_failure(c->w->metrics);
-	if (r != 0)
-		cg_err("msg=audit_write_failed conn=%llu route=%s error=\"%s\"",
-		    (unsigned long long)c->id, c->route->policy.name, strerror(errno));
-	return r;
+	if (r == CG_ERR_NOMEM) {
+		cg_err("msg=audit_write_failed conn=%llu route=%s error=\"out of memory\"",
+		    (unsigned long long)c->id, c->route->policy.name);
+		metrics_audit_failures(c->w->metrics, 1);
+		return r;
+	}
+	if (!cg_audit_batch_empty(&c->w->audit))
+		event_active(c->w->audit_ev, EV_TIMEOUT, 0);
+	return 0;
 }
 
-/* The decision event; written before anything is forwarded. */
+/* A closed connection leaves the waiters of conn_audit_flush(). */
+static void
+conn_audit_unwait(struct conn *c)
+{
+	if (c->audit_wait) {
+		TAILQ_REMOVE(&c->w->audit_waiters, c, audit_link);
+		c->audit_wait = false;
+	}
+}
+
+/* The decision event (see conn_decided() for when it is written). */
 static int
 conn_audit_decision(struct conn *c, const char *reason)
 {
@@ -716,6 +738,7 @@ conn_close(struct conn *c, const char *reason)
 		return;
 	c->closed = true;
 	conn_set_reason(c, reason);
+	conn_audit_unwait(c);
 	evtimer_del(c->timer);
 	conn_cli_reading(c, false);
 	bufferevent_disable(c->cli, EV_READ | EV_WRITE);
@@ -1292,19 +1315,76 @@ conn_request(struct conn *c)
 	conn_decided(c);
 }
 
+/* The decision allows the request, and its event is written (or may be lost). */
 static void
-conn_decided(struct conn *c)
+conn_proceed(struct conn *c)
 {
-	if (conn_audit_decision(c, NULL) != 0 &&
-	    c->route->audit_failure == CG_AUDIT_FAIL_DENY) {
-		conn_reply(c, 503, NULL, "audit unavailable");
-		return;
-	}
 	if (c->dec.result == POLICY_WOULD_DENY)
 		cg_info("msg=would_deny conn=%llu route=%s peer=%s rid=%s rule=%s reason=\"%s\"",
 		    (unsigned long long)c->id, c->route->policy.name, c->peer,
 		    c->request_id, c->dec.rule ? c->dec.rule : "-", c->dec.reason);
 	conn_forward(c);
+}
+
+/*
+ * Allowed.  Under audit_failure "deny" nothing is forwarded before the
+ * decision event is written: the request waits, in CONN_DECIDE, for the
+ * end of this pass of the loop, where conn_audit_flush() writes the
+ * events of the pass and lets it go on, or refuses it.
+ */
+static void
+conn_decided(struct conn *c)
+{
+	bool deny = c->route->audit_failure == CG_AUDIT_FAIL_DENY;
+
+	if (conn_audit_decision(c, NULL) != 0 && deny) {
+		conn_reply(c, 503, NULL, "audit unavailable");
+		return;
+	}
+	if (deny && !cg_audit_batch_empty(&c->w->audit) && !c->audit_wait) {
+		c->audit_wait = true;
+		TAILQ_INSERT_TAIL(&c->w->audit_waiters, c, audit_link);
+		return;
+	}
+	conn_proceed(c);
+}
+
+/*
+ * The end of a pass of the worker's loop: writes the pass's audit events,
+ * one write per sink, then lets the requests that waited for them go on,
+ * or refuses them if the write failed.
+ */
+void
+conn_audit_flush(struct cg_worker *w)
+{
+	struct conn_list waiters;
+	struct conn *c;
+	unsigned lost;
+	int err = 0;
+
+	if (cg_audit_batch_flush(&w->audit) != 0)
+		err = errno;
+	lost = w->audit.failed;
+	w->audit.failed = 0;
+	if (lost > 0) {
+		metrics_audit_failures(w->metrics, lost);
+		cg_log_limited(CG_LOG_ERROR, "audit_write",
+		    "msg=audit_write_failed worker=%u events=%u error=\"%s\"",
+		    w->index, lost, strerror(err ? err : EIO));
+	}
+	TAILQ_INIT(&waiters);
+	TAILQ_CONCAT(&waiters, &w->audit_waiters, audit_link);
+	while ((c = TAILQ_FIRST(&waiters)) != NULL) {
+		TAILQ_REMOVE(&waiters, c, audit_link);
+		c->audit_wait = false;
+		if (c->closed || c->state != CONN_DECIDE)
+			continue;
+		if (lost > 0)
+			conn_reply(c, 503, NULL, "audit unavailable");
+		else
+			conn_proceed(c);
+		conn_flush(c);
+	}
 }
 
 static void

@@ -224,11 +224,11 @@ metrics_secret_cache(struct cg_metrics *m, bool hit)
 	metrics_add_(hit ? &m->w.secret_cache_hits : &m->w.secret_cache_misses, 1);
 }
 
-/* An audit event that could not be written. */
+/* Audit events that could not be written. */
 static inline void
-metrics_audit_failure(struct cg_metrics *m)
+metrics_audit_failures(struct cg_metrics *m, uint64_t n)
 {
-	metrics_add_(&m->w.audit_write_failures, 1);
+	metrics_add_(&m->w.audit_write_failures, n);
 }
 
 /*

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "common.h"
+#include "proxy/audit.h"
 #include "proxy/config.h"
 
 struct event_base;
@@ -85,6 +86,9 @@ struct cg_worker {
 	struct conn_list conns;		/* live connections */
 	struct conn_list dead;		/* closed, freed by the reaper */
 	struct event *reaper;
+	struct cg_audit_batch audit;	/* this pass's audit events */
+	struct event *audit_ev;		/* writes them at the end of the pass */
+	struct conn_list audit_waiters;	/* allowed, waiting for them to be written */
 	struct secret_cache *secrets;
 	struct token_cache *tokens;
 	struct cg_metrics *metrics;
@@ -182,5 +186,7 @@ void conn_reap(struct cg_worker *w);	/* frees closed connections */
 void conn_close_all(struct cg_worker *w, const char *reason);
 /* Draining: closes idle connections now, the others after their response. */
 void conn_drain_all(struct cg_worker *w);
+/* Writes the audit events queued in this pass; see conn.c. */
+void conn_audit_flush(struct cg_worker *w);
 
 #endif /* CG_SERVER_H */

@@ -377,6 +377,12 @@ worker_reaper(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+worker_audit(evutil_socket_t fd, short what, void *arg)
+{
+	conn_audit_flush(arg);
+}
+
+static void
 worker_wake(evutil_socket_t fd, short what, void *arg)
 {
 	struct cg_worker *w = arg;
@@ -445,6 +451,8 @@ worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err
 	TAILQ_INIT(&w->conns);
 	TAILQ_INIT(&w->dead);
 	TAILQ_INIT(&w->up_idle);
+	TAILQ_INIT(&w->audit_waiters);
+	cg_audit_batch_init(&w->audit, p->audit);
 	pthread_mutex_init(&w->lock, NULL);
 	w->gen = cg_gen_ref(p->gen);
 	/*
@@ -466,6 +474,7 @@ worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err
 	}
 	if (w->base == NULL ||
 	    (w->reaper = event_new(w->base, -1, 0, worker_reaper, w)) == NULL ||
+	    (w->audit_ev = event_new(w->base, -1, 0, worker_audit, w)) == NULL ||
 	    pipe2(w->wake_fd, O_NONBLOCK | O_CLOEXEC) != 0 ||
 	    (w->wake_ev = event_new(w->base, w->wake_fd[0], EV_READ | EV_PERSIST,
 	    worker_wake, w)) == NULL || event_add(w->wake_ev, NULL) != 0) {
@@ -520,6 +529,7 @@ worker_main(void *arg)
 	event_base_dispatch(w->base);
 	conn_close_all(w, "shutdown");
 	conn_reap(w);
+	conn_audit_flush(w);
 	worker_up_clear(w);
 	__atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
 	cg_debug("msg=worker_stopped worker=%u", w->index);
@@ -542,6 +552,8 @@ worker_free(struct cg_worker *w)
 		pthread_join(w->thread, NULL);
 	conn_close_all(w, "shutdown");
 	conn_reap(w);
+	conn_audit_flush(w);
+	cg_audit_batch_free(&w->audit);
 	worker_up_clear(w);
 	listeners_free(w->listeners);
 	listeners_free(w->pending_listeners);
@@ -555,6 +567,8 @@ worker_free(struct cg_worker *w)
 		event_free(w->wake_ev);
 	if (w->reaper != NULL)
 		event_free(w->reaper);
+	if (w->audit_ev != NULL)
+		event_free(w->audit_ev);
 	if (w->wake_fd[0] >= 0)
 		close(w->wake_fd[0]);
 	if (w->wake_fd[1] >= 0)

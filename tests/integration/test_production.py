@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from conftest import (SECRET_USER, RawClient, assert_closed, base_route, find_leaks,
-                      free_port, read_text, run_credgate, wait_for, wait_port)
+from conftest import (SECRET_USER, RawClient, assert_closed, audit_problems, base_route,
+                      find_leaks, free_port, read_text, run_credgate, wait_for, wait_port)
 
 
 # ----------------------------------------------------------------------
@@ -892,6 +892,60 @@ def test_metrics_count_requests_connections_and_cache_hits(make_stack):
     c.close()
     assert wait_for(lambda: metrics(s)("credgate_connections_open", route="legacy") == 0), \
         "credgate_connections_open does not go back to 0"
+
+
+def test_audit_events_of_concurrent_requests_stay_whole(make_stack):
+    """Events of one pass of the loop reach the audit file in one write:
+    with many callers at once every request still has exactly one whole
+    decision event, and every connection its session_end."""
+    s = make_stack(start=False)
+    launch(s, [route_for(s)], extra={"workers": 1})
+    token = s.token()
+    ids = [[f"batch-{k}-{i}" for i in range(8)] for k in range(16)]
+    statuses = []
+
+    def caller(k):
+        c = s.raw()
+        try:
+            for rid in ids[k]:
+                statuses.append(get(c, "/a.txt", token, f"X-Request-Id: {rid}\r\n").status)
+        finally:
+            c.close()
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(len(ids))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert statuses == [200] * 128, statuses
+    want = {rid for row in ids for rid in row}
+    assert wait_for(lambda: want <= {e.get("request_id") for e in s.cg.audit()
+                                     if e.get("event") == "decision"}), "decision events missing"
+    assert wait_for(lambda: len([e for e in s.cg.audit() if e.get("event") == "session_end"
+                                 and e.get("requests") == 8]) == 16), "session_end events missing"
+    text = read_text(s.cg.audit_file)
+    assert audit_problems(text) == []
+    decisions = [e["request_id"] for e in s.cg.audit() if e.get("event") == "decision"
+                 and e.get("request_id", "").startswith("batch-")]
+    assert sorted(decisions) == sorted(want), "a decision event is missing or doubled"
+    for row in ids:         # one caller's events keep the order of its requests
+        assert [d for d in decisions if d in row] == row
+
+
+def test_audit_write_failures_are_counted_and_refuse_under_deny(make_stack):
+    s = make_stack(start=False)
+    launch(s, [route_for(s), route_for(s, "open", audit_failure="allow")],
+           extra={"workers": 1, "audit": {"file": "/dev/full"}})
+    no_connections_open(s)
+    no_connections_open(s, "open")
+    m0 = metrics(s)
+    mark = s.nginx.mark()
+    assert status_on_new_connection(s, "/a.txt", s.token()) == 503
+    s.nginx.assert_untouched(mark)
+    assert status_on_new_connection(s, "/a.txt", s.token(), route="open") == 200
+    # Two decision events and at least one session_end could not be written.
+    assert wait_for(lambda: metrics(s)("credgate_audit_write_failures_total") >=
+                    m0("credgate_audit_write_failures_total") + 3), metrics(s).text
+    assert "msg=audit_write_failed" in s.cg.stderr()
 
 
 def test_many_distinct_callers_do_not_exhaust_secure_memory(make_stack):

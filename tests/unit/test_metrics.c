@@ -210,7 +210,7 @@ test_render_exact(void **state)
 	metrics_token_cache(w[0], true);
 	metrics_token_cache(w[0], true);
 	metrics_token_cache(w[0], false);
-	metrics_audit_failure(w[0]);
+	metrics_audit_failures(w[0], 1);
 	metrics_set_secret_cache(w[0], 5, 2);
 
 	metrics_request(a1, METRICS_WOULD_DENY, 502, 12000000);	/* +Inf */

@@ -1,0 +1,313 @@
+/*
+ * test_audit.c: audit batches: lines whole and in order, a write forced at
+ * the size limit, failures counted per line, no sink, and batches of two
+ * threads that never interleave in a pipe.
+ */
+#include "tests/unit/unit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proxy/audit.h"
+
+static char dir[512];
+static char file[600];
+
+static int
+setup(void **state)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/cg-audit-XXXXXX", tmp != NULL ? tmp : P_tmpdir);
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(file, sizeof(file), "%s/audit.log", dir);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	unlink(file);
+	rmdir(dir);
+	return 0;
+}
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+static off_t
+file_size(const char *path)
+{
+	struct stat sb;
+
+	assert_int_equal(stat(path, &sb), 0);
+	return sb.st_size;
+}
+
+static void
+test_lines_reach_the_file_at_flush(void **state)
+{
+	struct cg_audit *a;
+	struct cg_audit_batch b;
+	char err[128], *text;
+	size_t len;
+
+	(void)state;
+	unlink(file);
+	assert_int_equal(cg_audit_open(file, false, &a, err, sizeof(err)), 0);
+	cg_audit_batch_init(&b, a);
+	assert_true(cg_audit_batch_empty(&b));
+	assert_int_equal(cg_audit_batch_add(&b, "{\"n\":1}", 7), 0);
+	assert_int_equal(cg_audit_batch_add(&b, "{\"n\":2}", 7), 0);
+	assert_false(cg_audit_batch_empty(&b));
+	/* Held, not written yet. */
+	assert_int_equal(file_size(file), 0);
+	assert_int_equal(cg_audit_batch_flush(&b), 0);
+	assert_true(cg_audit_batch_empty(&b));
+	assert_int_equal(b.failed, 0);
+	text = slurp(file, &len);
+	assert_string_equal(text, "{\"n\":1}\n{\"n\":2}\n");
+	free(text);
+	/* An empty batch writes nothing. */
+	assert_int_equal(cg_audit_batch_flush(&b), 0);
+	assert_int_equal(file_size(file), 16);
+	cg_audit_batch_free(&b);
+	cg_audit_close(a);
+}
+
+static void
+test_size_limit_forces_a_write(void **state)
+{
+	struct cg_audit *a;
+	struct cg_audit_batch b;
+	char err[128], line[1000], *text;
+	size_t len, i, n = CG_AUDIT_BATCH_MAX / (sizeof(line) + 1) + 1;
+
+	(void)state;
+	unlink(file);
+	assert_int_equal(cg_audit_open(file, false, &a, err, sizeof(err)), 0);
+	cg_audit_batch_init(&b, a);
+	for (i = 0; i < n; i++) {
+		memset(line, 'a' + (int)(i % 26), sizeof(line));
+		assert_int_equal(cg_audit_batch_add(&b, line, sizeof(line)), 0);
+		assert_true(b.len <= CG_AUDIT_BATCH_MAX);
+	}
+	/* The batch never held more than its limit: the first lines are out. */
+	assert_true(file_size(file) > 0);
+	assert_true(b.lines < n);
+	assert_int_equal(cg_audit_batch_flush(&b), 0);
+	text = slurp(file, &len);
+	assert_int_equal(len, n * (sizeof(line) + 1));
+	for (i = 0; i < n; i++) {
+		const char *l = text + i * (sizeof(line) + 1);
+
+		assert_int_equal(l[0], 'a' + (int)(i % 26));
+		assert_int_equal(l[sizeof(line) - 1], 'a' + (int)(i % 26));
+		assert_int_equal(l[sizeof(line)], '\n');
+	}
+	free(text);
+	cg_audit_batch_free(&b);
+	cg_audit_close(a);
+}
+
+static void
+test_failed_write_counts_every_line(void **state)
+{
+	struct cg_audit *a;
+	struct cg_audit_batch b;
+	char err[128];
+
+	(void)state;
+	if (access("/dev/full", W_OK) != 0)
+		skip();
+	assert_int_equal(cg_audit_open("/dev/full", false, &a, err, sizeof(err)), 0);
+	cg_audit_batch_init(&b, a);
+	assert_int_equal(cg_audit_batch_add(&b, "one", 3), 0);
+	assert_int_equal(cg_audit_batch_add(&b, "two", 3), 0);
+	assert_int_equal(cg_audit_batch_add(&b, "three", 5), 0);
+	assert_int_equal(cg_audit_batch_flush(&b), CG_ERR_IO);
+	assert_int_equal(b.failed, 3);
+	assert_true(cg_audit_batch_empty(&b));
+	/* The count stays until its owner takes it. */
+	assert_int_equal(cg_audit_batch_add(&b, "four", 4), 0);
+	assert_int_equal(cg_audit_batch_flush(&b), CG_ERR_IO);
+	assert_int_equal(b.failed, 4);
+	cg_audit_batch_free(&b);
+	cg_audit_close(a);
+}
+
+static void
+test_no_sink_holds_nothing(void **state)
+{
+	struct cg_audit *a;
+	struct cg_audit_batch b;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(cg_audit_open(NULL, false, &a, err, sizeof(err)), 0);
+	assert_false(cg_audit_enabled(a));
+	cg_audit_batch_init(&b, a);
+	assert_int_equal(cg_audit_batch_add(&b, "x", 1), 0);
+	assert_true(cg_audit_batch_empty(&b));
+	assert_int_equal(cg_audit_batch_flush(&b), 0);
+	cg_audit_batch_free(&b);
+	cg_audit_close(a);
+}
+
+/* Two writers, each with its own batch, into one pipe (a FIFO sink). */
+#define PIPE_THREADS	2
+#define PIPE_ROUNDS	40
+#define PIPE_LINES	100
+#define PIPE_LINE	300
+
+struct writer {
+	struct cg_audit *a;
+	int id;
+};
+
+static void *
+writer_main(void *arg)
+{
+	struct writer *wr = arg;
+	struct cg_audit_batch b;
+	char line[PIPE_LINE];
+	int round, i, seq = 0;
+
+	cg_audit_batch_init(&b, wr->a);
+	for (round = 0; round < PIPE_ROUNDS; round++) {
+		for (i = 0; i < PIPE_LINES; i++) {
+			memset(line, 'a' + wr->id, sizeof(line));
+			snprintf(line, sizeof(line), "%d %06d ", wr->id, seq++);
+			line[strlen(line)] = 'a' + wr->id;
+			if (cg_audit_batch_add(&b, line, sizeof(line)) != 0)
+				break;
+		}
+		if (cg_audit_batch_flush(&b) != 0)
+			break;
+	}
+	cg_audit_batch_free(&b);
+	return NULL;
+}
+
+struct reader {
+	char *buf;
+	size_t len;
+	size_t cap;
+	int fd;
+};
+
+static void *
+reader_main(void *arg)
+{
+	struct reader *rd = arg;
+	ssize_t n;
+
+	while ((n = read(rd->fd, rd->buf + rd->len, rd->cap - rd->len)) > 0)
+		rd->len += (size_t)n;
+	return NULL;
+}
+
+static void *
+fifo_open_reader(void *arg)
+{
+	struct reader *rd = arg;
+
+	rd->fd = open(file, O_RDONLY);
+	return NULL;
+}
+
+static void
+test_batches_never_interleave_in_a_pipe(void **state)
+{
+	struct writer wr[PIPE_THREADS];
+	pthread_t t[PIPE_THREADS], rt, ot;
+	struct reader rd;
+	struct cg_audit *a;
+	char err[128];
+	int next[PIPE_THREADS] = { 0 };
+	size_t off, total = (size_t)PIPE_THREADS * PIPE_ROUNDS * PIPE_LINES * (PIPE_LINE + 1);
+	int i;
+
+	(void)state;
+	unlink(file);
+	assert_int_equal(mkfifo(file, 0600), 0);
+	memset(&rd, 0, sizeof(rd));
+	rd.cap = total + 1;
+	rd.buf = malloc(rd.cap);
+	assert_non_null(rd.buf);
+	/* Opening a FIFO for writing waits for its reader. */
+	assert_int_equal(pthread_create(&ot, NULL, fifo_open_reader, &rd), 0);
+	assert_int_equal(cg_audit_open(file, false, &a, err, sizeof(err)), 0);
+	assert_int_equal(pthread_join(ot, NULL), 0);
+	assert_true(rd.fd >= 0);
+	assert_int_equal(pthread_create(&rt, NULL, reader_main, &rd), 0);
+	for (i = 0; i < PIPE_THREADS; i++) {
+		wr[i].a = a;
+		wr[i].id = i;
+		assert_int_equal(pthread_create(&t[i], NULL, writer_main, &wr[i]), 0);
+	}
+	for (i = 0; i < PIPE_THREADS; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	cg_audit_close(a);	/* the reader sees the end */
+	assert_int_equal(pthread_join(rt, NULL), 0);
+	close(rd.fd);
+
+	assert_int_equal(rd.len, total);
+	for (off = 0; off < rd.len; off += PIPE_LINE + 1) {
+		const char *l = rd.buf + off;
+		int id = l[0] - '0', seq;
+
+		assert_true(id >= 0 && id < PIPE_THREADS);
+		assert_int_equal(sscanf(l + 2, "%6d", &seq), 1);
+		if (seq != next[id])
+			fail_msg("writer %d: line %d where %d was due (offset %zu)", id, seq,
+			    next[id], off);
+		next[id]++;
+		assert_int_equal(l[PIPE_LINE - 1], 'a' + id);
+		assert_int_equal(l[PIPE_LINE], '\n');
+	}
+	for (i = 0; i < PIPE_THREADS; i++)
+		assert_int_equal(next[i], PIPE_ROUNDS * PIPE_LINES);
+	free(rd.buf);
+	unlink(file);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lines_reach_the_file_at_flush),
+		cmocka_unit_test(test_size_limit_forces_a_write),
+		cmocka_unit_test(test_failed_write_counts_every_line),
+		cmocka_unit_test(test_no_sink_holds_nothing),
+		cmocka_unit_test(test_batches_never_interleave_in_a_pipe),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
