@@ -77,6 +77,7 @@ struct conn {
 	bool up_idle;			/* its last response is complete: reusable */
 	bool cli_eof;
 	bool cli_read_paused;
+	bool cli_watched;		/* its read event was ever turned on */
 	bool up_read_paused;
 	bool flushing;			/* conn_flush() is running */
 	bool audit_wait;		/* decided; forwards once its event is written */
@@ -303,6 +304,8 @@ conn_side_reading(struct bufferevent *bev, struct event *rev, bool on)
 static void
 conn_cli_reading(struct conn *c, bool on)
 {
+	if (on)
+		c->cli_watched = true;
 	conn_side_reading(c->cli, c->cli_rev, on);
 }
 
@@ -413,8 +416,10 @@ conn_up_own_reads(struct conn *c)
 	    conn_up_readable, c);
 	if (c->up_rev == NULL)
 		return;
-	bufferevent_disable(c->up, EV_READ);
+	/* Added before the bufferevent lets go: the descriptor stays watched
+	 * throughout, so libevent changes nothing in epoll. */
 	event_add(c->up_rev, NULL);
+	bufferevent_disable(c->up, EV_READ);
 }
 
 /* Hands reading back to the upstream's bufferevent (it is let go). */
@@ -674,8 +679,9 @@ conn_up_release(struct conn *c)
 		return;
 	}
 	conn_up_key(c, key, sizeof(key));
-	conn_up_drop_reads(c);
+	/* The pool's watch starts before ours ends: no epoll change. */
 	worker_up_put(c->w, key, c->up);
+	conn_up_drop_reads(c);
 	c->up = NULL;
 	c->up_connected = false;
 	c->up_read_paused = false;
@@ -1588,7 +1594,13 @@ conn_forward(struct conn *c)
 	    evbuffer_get_length(bufferevent_get_input(c->cli)) == 0)
 		evbuffer_add(bufferevent_get_output(c->cli), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	conn_state_set(c, CONN_RELAY);
-	conn_cli_reading(c, true);
+	/* A whole first request needs nothing more from a plain caller until
+	 * its response is out, so its socket is not watched before then: a
+	 * caller that read its response and closed (Connection: close)
+	 * costs no epoll_ctl at all.  A caller that goes away early is seen
+	 * when the response is written to it, or at the response timeout. */
+	if (c->tls || !c->req_complete || c->cli_watched)
+		conn_cli_reading(c, true);
 	conn_feed_request(c);
 }
 
@@ -2203,10 +2215,15 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 	conn_state_set(c, CONN_IDENTIFY);
 	/* A TLS handshake needs EV_WRITE; a plain socket is written by
 	 * conn_flush() (a new bufferevent has EV_WRITE on). */
-	if (c->tls)
+	if (c->tls) {
 		bufferevent_enable(c->cli, EV_READ | EV_WRITE);
-	else {
-		bufferevent_disable(c->cli, EV_WRITE);
-		conn_cli_reading(c, true);
+		return;
 	}
+	bufferevent_disable(c->cli, EV_WRITE);
+	/* Callers usually have sent their request by the time it is
+	 * accepted: read it now, and watch the socket only while a request
+	 * head is still to come. */
+	conn_cli_readable(fd, EV_READ, c);
+	if (!c->closed && c->state == CONN_IDENTIFY)
+		conn_cli_reading(c, true);
 }

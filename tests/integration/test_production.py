@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import threading
@@ -423,6 +424,34 @@ def test_upstream_closing_mid_response_closes_the_caller(make_stack, slow_upstre
                               "mid-response" in json.dumps(e))
     assert events, "no audit event for the cut response"
     c.close()
+
+
+def test_caller_gone_before_its_response_is_closed_and_audited(make_stack, slow_upstream):
+    """A caller that sends a whole request and leaves is not watched while
+    its first response is awaited; writing the response shows it gone.
+    The connection must then close, be audited, and not be counted open."""
+    up = slow_upstream(pieces=40, interval=0.05)
+    s = make_stack(start=False)
+    launch(s, [route_for(s), route_for(s, "slow", up.port)], extra={"workers": 1})
+    no_connections_open(s, "slow")
+    for n in (0, 1):            # the first request, and a later one on the same connection
+        c = s.raw("slow", timeout=10)
+        for _ in range(n):
+            r = get(c, "/stream", s.token())
+            assert r.status == 200 and r.body == up.body
+        up.started.clear()
+        i = rid()
+        c.send(f"GET /stream HTTP/1.1\r\nHost: legacy\r\nX-Request-Id: {i}\r\n"
+               f"Authorization: Bearer {s.token()}\r\n\r\n".encode())
+        assert up.started.wait(5), "the request did not reach the upstream"
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()                # a reset: the caller is gone for good
+        ends = s.cg.audit_where(lambda e: e.get("event") == "session_end" and
+                                e.get("request_id") == i, timeout=10)
+        assert ends, f"no session_end for the abandoned connection (earlier requests: {n})"
+        assert ends[0]["requests"] == n + 1
+    assert wait_for(lambda: metrics(s)("credgate_connections_open", route="slow") == 0), \
+        "an abandoned connection is still counted open"
 
 
 # ======================================================================
