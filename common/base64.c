@@ -12,20 +12,24 @@ static const char b64url_alpha[] =
 static const char b64_alpha[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static int
+/*
+ * One more than the value of each base64url byte; 0 for every other byte,
+ * which b64url_value() turns into a value with bit 6 set.
+ */
+static const unsigned char b64url_values[256] = {
+	['A'] = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+	20, 21, 22, 23, 24, 25, 26,
+	['a'] = 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
+	44, 45, 46, 47, 48, 49, 50, 51, 52,
+	['0'] = 53, 54, 55, 56, 57, 58, 59, 60, 61, 62,
+	['-'] = 63,
+	['_'] = 64,
+};
+
+static inline uint32_t
 b64url_value(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
+	return (uint32_t)b64url_values[c] - 1;
 }
 
 size_t
@@ -37,24 +41,31 @@ b64url_decoded_max(size_t inlen)
 int
 b64url_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen)
 {
-	uint32_t acc = 0;
+	uint32_t acc, a, b, c, d;
 	size_t i, o = 0, rem;
-	int v;
 
 	*outlen = 0;
 	rem = inlen % 4;
 	if (rem == 1)
 		return CG_ERR_FORMAT;
-	for (i = 0; i < inlen; i++) {
-		if ((v = b64url_value((unsigned char)in[i])) < 0)
+	/* Whole quanta of four: one test for all four bytes. */
+	for (i = 0; i + 4 <= inlen; i += 4) {
+		a = b64url_value((unsigned char)in[i]);
+		b = b64url_value((unsigned char)in[i + 1]);
+		c = b64url_value((unsigned char)in[i + 2]);
+		d = b64url_value((unsigned char)in[i + 3]);
+		if ((a | b | c | d) & 0x40)
 			return CG_ERR_FORMAT;
-		acc = (acc << 6) | (uint32_t)v;
-		if ((i & 3) == 3) {
-			out[o++] = (unsigned char)(acc >> 16);
-			out[o++] = (unsigned char)(acc >> 8);
-			out[o++] = (unsigned char)acc;
-			acc = 0;
-		}
+		acc = (a << 18) | (b << 12) | (c << 6) | d;
+		out[o++] = (unsigned char)(acc >> 16);
+		out[o++] = (unsigned char)(acc >> 8);
+		out[o++] = (unsigned char)acc;
+	}
+	acc = 0;
+	for (; i < inlen; i++) {
+		if ((a = b64url_value((unsigned char)in[i])) & 0x40)
+			return CG_ERR_FORMAT;
+		acc = (acc << 6) | a;
 	}
 	if (rem == 2) {
 		/* 12 bits: one byte and 4 bits that must be zero. */

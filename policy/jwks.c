@@ -33,6 +33,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/rsa.h>
 
 #include "common.h"
 #include "policy.h"
@@ -56,6 +57,8 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 static void
 key_clear(struct jwks_key *k)
 {
+	EVP_PKEY_CTX_free(k->rs256);
+	EVP_MD_free(k->sha256);
 	EVP_PKEY_free(k->pkey);
 	if (k->cjwk != NULL)
 		cjose_jwk_release(k->cjwk);
@@ -192,6 +195,15 @@ rsa_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 	    EVP_PKEY_fromdata(ctx, &k->pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
 		seterr(err, errlen, "keys[%zu]: RSA key not accepted by OpenSSL", idx);
 		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	if ((k->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL ||
+	    (k->rs256 = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL)) == NULL ||
+	    EVP_PKEY_verify_init(k->rs256) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(k->rs256, RSA_PKCS1_PADDING) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(k->rs256, k->sha256) != 1) {
+		seterr(err, errlen, "keys[%zu]: RSA key cannot verify RS256 in OpenSSL", idx);
+		r = CG_ERR_INTERNAL;
 		goto out;
 	}
 	memset(&spec, 0, sizeof(spec));

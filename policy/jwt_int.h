@@ -47,8 +47,11 @@ struct jwks_key {
 				   narrowed by pinned_alg */
 	size_t sig_len;		/* exact signature length in bytes */
 	EVP_PKEY *pkey;		/* always set; EdDSA verifies with it */
-	cjose_jwk_t *cjwk;	/* RSA and EC: what cjose verifies with,
-				   built from the same numbers as pkey */
+	EVP_PKEY_CTX *rs256;	/* RSA: pkey ready to verify RS256; read-only,
+				   each verification works on a copy */
+	EVP_MD *sha256;		/* RSA: the digest RS256 signs */
+	cjose_jwk_t *cjwk;	/* RSA and EC: what cjose verifies PS256 and
+				   ES* with, built from the same numbers as pkey */
 };
 
 struct jwks {

@@ -115,6 +115,42 @@ test_decode_rejects(void **state)
 	}
 }
 
+/* Every byte value, at every place of a whole quantum and of a tail. */
+static void
+test_decode_every_byte(void **state)
+{
+	static const char alpha[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	char in[8];
+	unsigned char out[8];
+	size_t olen;
+	int v, pos;
+
+	(void)state;
+	for (v = 0; v < 256; v++) {
+		const char *hit = v != 0 ? memchr(alpha, v, 64) : NULL;
+
+		for (pos = 0; pos < 7; pos++) {
+			/* "AAAA" "AAA": the tail keeps its last bits zero with 'A'. */
+			memcpy(in, "AAAAAAA", 7);
+			if (pos != 6 || hit == NULL || ((hit - alpha) & 3) == 0)
+				in[pos] = (char)v;
+			if (hit == NULL)
+				assert_int_equal(b64url_decode(in, 7, out, &olen), CG_ERR_FORMAT);
+			else
+				assert_int_equal(b64url_decode(in, 7, out, &olen), 0);
+		}
+		if (hit != NULL) {
+			/* Its value lands where it should. */
+			memcpy(in, "AAAA", 4);
+			in[3] = (char)v;
+			assert_int_equal(b64url_decode(in, 4, out, &olen), 0);
+			assert_int_equal(olen, 3);
+			assert_int_equal(out[2], hit - alpha);
+		}
+	}
+}
+
 static void
 test_decode_embedded_nul(void **state)
 {
@@ -167,6 +203,7 @@ main(void)
 		cmocka_unit_test(test_decode_vectors),
 		cmocka_unit_test(test_decoded_max),
 		cmocka_unit_test(test_decode_rejects),
+		cmocka_unit_test(test_decode_every_byte),
 		cmocka_unit_test(test_decode_embedded_nul),
 		cmocka_unit_test(test_round_trip),
 	};

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #include "common.h"
 #include "policy/policy.h"
 #include "tests/unit/jwt_sign.h"
+
+#include <openssl/err.h>
 
 #define NOW	1800000000LL
 #define ISS_A	"https://issuer.example"
@@ -549,6 +552,108 @@ test_key_selection(void **state)
 	(void)state;
 }
 
+/* PKCS#1 v1.5 over signing_input with another digest than RS256's. */
+static char *
+rsa_token_with_digest(EVP_PKEY *k, const char *md, const char *hdr, const char *pay)
+{
+	char *in = ts_signing_input(hdr, pay), *t;
+	unsigned char sig[1024];
+	size_t siglen = sizeof(sig);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	assert_non_null(ctx);
+	assert_int_equal(EVP_DigestSignInit_ex(ctx, NULL, md, NULL, NULL, k, NULL), 1);
+	assert_int_equal(EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)in,
+	    strlen(in)), 1);
+	EVP_MD_CTX_free(ctx);
+	t = ts_join(in, sig, siglen);
+	free(in);
+	return t;
+}
+
+/* RS256 is checked with OpenSSL directly: every way to get it wrong. */
+static void
+test_rs256_signature_checks(void **state)
+{
+	char *h = header("RS256", "rsa1"), *p = payload_default(), *good, *in, *t, *dot;
+	unsigned char *sig;
+	size_t siglen;
+
+	good = token(k_rsa, "RS256", "rsa1", NULL, NULL);
+	expect(good, 0, "verified");
+	/* PSS padding by the right key under an RS256 header. */
+	in = ts_signing_input(h, p);
+	sig = ts_sig(k_rsa, "PS256", in, strlen(in), 0, &siglen);
+	t = ts_join(in, sig, siglen);
+	expect_tok(t, CG_ERR_VERIFY, "bad signature");
+	free(sig);
+	free(in);
+	/* PKCS#1 v1.5 with SHA-384 and SHA-1 DigestInfo by the right key. */
+	expect_tok(rsa_token_with_digest(k_rsa, "SHA384", h, p), CG_ERR_VERIFY, "bad signature");
+	expect_tok(rsa_token_with_digest(k_rsa, "SHA1", h, p), CG_ERR_VERIFY, "bad signature");
+	/* A good signature on another payload. */
+	in = ts_signing_input(h, "{\"iss\":\"" ISS_A "\",\"sub\":\"svc-b\"}");
+	dot = strrchr(good, '.');
+	t = ts_fmt("%s%s", in, dot);
+	expect_tok(t, CG_ERR_VERIFY, "bad signature");
+	free(in);
+	/* Every bit of the last signature byte matters. */
+	for (int bit = 0; bit < 8; bit++) {
+		t = strdup(good);
+		dot = strrchr(t, '.');
+		sig = malloc(strlen(dot));
+		assert_non_null(sig);
+		assert_int_equal(b64url_decode(dot + 1, strlen(dot + 1), sig, &siglen), 0);
+		sig[siglen - 1] ^= (unsigned char)(1u << bit);
+		*dot = '\0';
+		in = ts_join(t, sig, siglen);
+		expect_tok(in, CG_ERR_VERIFY, "bad signature");
+		free(sig);
+		free(t);
+	}
+	/* A failed check leaves nothing in OpenSSL's error queue. */
+	assert_int_equal(ERR_peek_error(), 0);
+	free(good);
+	free(h);
+	free(p);
+	(void)state;
+}
+
+/* The key's prepared RS256 context is shared: verify from two threads. */
+static void *
+rs256_worker(void *arg)
+{
+	const char *t = arg;
+	struct policy_identity *id;
+	const char *reason;
+	intptr_t fails = 0;
+
+	for (int i = 0; i < 300; i++) {
+		id = NULL;
+		if (verify_at(t, strlen(t), NOW, JWT_DEFAULT_MAX_LEN, &id, &reason) != 0)
+			fails++;
+		policy_identity_free(id);
+	}
+	return (void *)fails;
+}
+
+static void
+test_rs256_from_threads(void **state)
+{
+	char *t = token(k_rsa, "RS256", "rsa1", NULL, NULL);
+	pthread_t th[2];
+	void *fails;
+
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, rs256_worker, t), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(th[i], &fails), 0);
+		assert_int_equal((intptr_t)fails, 0);
+	}
+	free(t);
+	(void)state;
+}
+
 static void
 test_embedded_keys_ignored(void **state)
 {
@@ -1061,6 +1166,8 @@ main(void)
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_mutated),
 		cmocka_unit_test(test_no_issuers),
+		cmocka_unit_test(test_rs256_signature_checks),
+		cmocka_unit_test(test_rs256_from_threads),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
