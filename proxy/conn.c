@@ -986,6 +986,34 @@ head_rebase(struct http_head *h, const char *from, const char *to)
 	}
 }
 
+/*
+ * A head parsed into the worker's scratch fields (w->fields) is kept: a
+ * copy of its bytes and of exactly its fields, the spans moved to the
+ * copy.  Sizing the fields to the head costs less than zeroing
+ * limits.header_count of them per message, and keeps them small.
+ */
+static int
+conn_keep_head(struct http_head *h, const char *p, char **headp,
+    struct http_field **fieldsp)
+{
+	char *head;
+	struct http_field *f;
+
+	if ((head = malloc(h->head_len)) == NULL)
+		return CG_ERR_NOMEM;
+	if ((f = malloc((h->nfields ? h->nfields : 1) * sizeof(*f))) == NULL) {
+		free(head);
+		return CG_ERR_NOMEM;
+	}
+	memcpy(head, p, h->head_len);
+	memcpy(f, h->fields, h->nfields * sizeof(*f));
+	h->fields = f;
+	head_rebase(h, p, head);
+	*headp = head;
+	*fieldsp = f;
+	return 0;
+}
+
 static void
 copy_span(char *dst, size_t size, const struct http_span *s)
 {
@@ -1410,11 +1438,6 @@ conn_read_head(struct conn *c)
 			conn_close(c, "client_closed");
 		return;
 	}
-	if (c->fields == NULL &&
-	    (c->fields = calloc(cfg->max_header_count, sizeof(*c->fields))) == NULL) {
-		conn_close(c, "out_of_memory");
-		return;
-	}
 	lim.max_line = cfg->max_request_line;
 	lim.max_head = cfg->max_header_bytes;
 	lim.max_fields = cfg->max_header_count;
@@ -1425,7 +1448,7 @@ conn_read_head(struct conn *c)
 		return;
 	}
 	memset(&c->req, 0, sizeof(c->req));
-	r = http_parse_head(p, want, true, &lim, &c->req, c->fields, &e);
+	r = http_parse_head(p, want, true, &lim, &c->req, c->w->fields, &e);
 	if (r == HTTP_PARSE_NEED_MORE) {
 		if (c->cli_eof)
 			conn_close(c, "client_closed_mid_head");
@@ -1441,12 +1464,10 @@ conn_read_head(struct conn *c)
 		conn_reply(c, e.status, NULL, e.reason);
 		return;
 	}
-	if ((c->head = malloc(c->req.head_len)) == NULL) {
+	if (conn_keep_head(&c->req, p, &c->head, &c->fields) != 0) {
 		conn_close(c, "out_of_memory");
 		return;
 	}
-	memcpy(c->head, p, c->req.head_len);
-	head_rebase(&c->req, p, c->head);
 	evbuffer_drain(in, c->req.head_len);
 	conn_request(c);
 }
@@ -1798,11 +1819,6 @@ conn_up_read(struct bufferevent *bev, void *arg)
 	while (!c->resp_head_done) {
 		if ((len = evbuffer_get_length(in)) == 0)
 			return;
-		if (c->rfields == NULL &&
-		    (c->rfields = calloc(cfg->max_header_count, sizeof(*c->rfields))) == NULL) {
-			conn_upstream_failed(c, 502, "out of memory");
-			return;
-		}
 		lim.max_line = cfg->max_request_line;
 		lim.max_head = cfg->max_header_bytes;
 		lim.max_fields = cfg->max_header_count;
@@ -1813,7 +1829,7 @@ conn_up_read(struct bufferevent *bev, void *arg)
 			return;
 		}
 		memset(&c->resp, 0, sizeof(c->resp));
-		r = http_parse_head(p, want, false, &lim, &c->resp, c->rfields, &e);
+		r = http_parse_head(p, want, false, &lim, &c->resp, c->w->fields, &e);
 		if (r == HTTP_PARSE_NEED_MORE)
 			return;
 		if (r != HTTP_PARSE_DONE) {
@@ -1831,12 +1847,13 @@ conn_up_read(struct bufferevent *bev, void *arg)
 			continue;
 		}
 		free(c->rhead);
-		if ((c->rhead = malloc(c->resp.head_len)) == NULL) {
+		c->rhead = NULL;
+		free(c->rfields);
+		c->rfields = NULL;
+		if (conn_keep_head(&c->resp, p, &c->rhead, &c->rfields) != 0) {
 			conn_upstream_failed(c, 502, "out of memory");
 			return;
 		}
-		memcpy(c->rhead, p, c->resp.head_len);
-		head_rebase(&c->resp, p, c->rhead);
 		evbuffer_drain(in, c->resp.head_len);
 		c->resp_head_done = true;
 		conn_state_set(c, CONN_RELAY);

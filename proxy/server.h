@@ -89,6 +89,7 @@ struct cg_worker {
 	struct cg_audit_batch audit;	/* this pass's audit events */
 	struct event *audit_ev;		/* writes them at the end of the pass */
 	struct conn_list audit_waiters;	/* allowed, waiting for them to be written */
+	struct http_field *fields;	/* HTTP_MAX_FIELDS_HARD: where heads are parsed */
 	struct secret_cache *secrets;
 	struct token_cache *tokens;
 	struct cg_metrics *metrics;
