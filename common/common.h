@@ -203,6 +203,8 @@ char *cg_duration_format(int64_t ms, char *out, size_t size);
 int cg_time_parse(const char *s, int64_t *unix_s) CG_WUR;
 /* Formats Unix milliseconds as "2026-11-24T08:44:01.123Z". */
 char *cg_time_format_ms(int64_t ms, char *out, size_t size);
+/* v in decimal, not terminated; returns its length (at most 20). */
+size_t cg_fmt_u64(char *out, uint64_t v);
 
 int64_t cg_now_ms(void);	/* CLOCK_REALTIME in ms */
 int64_t cg_mono_ms(void);	/* CLOCK_MONOTONIC in ms */

@@ -13,6 +13,7 @@
  */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -737,6 +738,32 @@ forward_value(const struct http_head *h, const struct http_field *f)
  * by ", " if anything was written; *any says whether it was.  Writes
  * nothing when the caller sent no value.
  */
+/* Appends the strings up to the NULL that ends the list; 0 or -1.  Heads
+ * are put together with this instead of printf, on every message. */
+static int
+add_strs(struct evbuffer *b, ...)
+{
+	const char *s;
+	va_list ap;
+	int r = 0;
+
+	va_start(ap, b);
+	while (r == 0 && (s = va_arg(ap, const char *)) != NULL)
+		r = evbuffer_add(b, s, strlen(s));
+	va_end(ap);
+	return r;
+}
+
+static int
+add_content_length(struct evbuffer *b, unsigned long long v)
+{
+	char num[24];
+	size_t n = cg_fmt_u64(num, v);
+
+	return evbuffer_add(b, "Content-Length: ", 16) != 0 ||
+	    evbuffer_add(b, num, n) != 0 || evbuffer_add(b, "\r\n", 2) != 0 ? -1 : 0;
+}
+
 static int
 add_joined(struct evbuffer *b, const struct http_head *h, const char *name,
     bool *any)
@@ -748,7 +775,7 @@ add_joined(struct evbuffer *b, const struct http_head *h, const char *name,
 	while ((f = http_head_find(h, name, &iter)) != NULL) {
 		if (!forward_value(h, f))
 			continue;
-		if (!*any && evbuffer_add_printf(b, "%s: ", name) < 0)
+		if (!*any && add_strs(b, name, ": ", NULL) != 0)
 			return -1;
 		if (*any && evbuffer_add(b, ", ", 2) != 0)
 			return -1;
@@ -838,9 +865,10 @@ inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *c
 	if (cfg->kind == INJ_HTTP_QUERY) {
 		if (sbuf_hand_over(&line, tmp) != 0)
 			goto out;
-	} else if (evbuffer_add_printf(tmp, "%.*s %.*s HTTP/1.1\r\n",
-	    (int)req->method.len, req->method.p,
-	    (int)req->target.len, req->target.p) < 0)
+	} else if (evbuffer_add(tmp, req->method.p, req->method.len) != 0 ||
+	    evbuffer_add(tmp, " ", 1) != 0 ||
+	    evbuffer_add(tmp, req->target.p, req->target.len) != 0 ||
+	    evbuffer_add(tmp, " HTTP/1.1\r\n", 11) != 0)
 		goto out;
 
 	/* The caller's fields that may pass. */
@@ -863,8 +891,7 @@ inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *c
 	if (add_joined(tmp, req, "X-Forwarded-For", &any) != 0)
 		goto out;
 	if (addr != NULL) {
-		if (evbuffer_add_printf(tmp, "%s%s", any ? ", " : "X-Forwarded-For: ",
-		    addr) < 0)
+		if (add_strs(tmp, any ? ", " : "X-Forwarded-For: ", addr, NULL) != 0)
 			goto out;
 		any = true;
 	}
@@ -874,11 +901,10 @@ inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *c
 	if (add_joined(tmp, req, "Forwarded", &any) != 0)
 		goto out;
 	if (addr != NULL) {
-		if (evbuffer_add_printf(tmp, "%sfor=", any ? ", " : "Forwarded: ") < 0 ||
+		if (add_strs(tmp, any ? ", " : "Forwarded: ", "for=", NULL) != 0 ||
 		    add_forwarded_node(tmp, addr) != 0)
 			goto out;
-		if (ctx->proto != NULL &&
-		    evbuffer_add_printf(tmp, ";proto=%s", ctx->proto) < 0)
+		if (ctx->proto != NULL && add_strs(tmp, ";proto=", ctx->proto, NULL) != 0)
 			goto out;
 		any = true;
 	}
@@ -886,12 +912,11 @@ inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *c
 		goto out;
 
 	if (ctx != NULL && ctx->request_id != NULL &&
-	    evbuffer_add_printf(tmp, "X-Request-Id: %s\r\n", ctx->request_id) < 0)
+	    add_strs(tmp, "X-Request-Id: ", ctx->request_id, "\r\n", NULL) != 0)
 		goto out;
 
 	if (ctx != NULL && ctx->framing == INJ_FRAMING_LENGTH) {
-		if (evbuffer_add_printf(tmp, "Content-Length: %llu\r\n",
-		    ctx->content_length) < 0)
+		if (add_content_length(tmp, ctx->content_length) != 0)
 			goto out;
 	} else if (ctx != NULL && ctx->framing == INJ_FRAMING_CHUNKED) {
 		if (evbuffer_add(tmp, "Transfer-Encoding: chunked\r\n", 28) != 0)
@@ -922,6 +947,7 @@ inj_http_write_response(const struct http_head *resp, enum inj_http_framing fram
     unsigned long long content_length, bool close, const char *request_id,
     struct evbuffer *out)
 {
+	char status[] = "HTTP/1.1 000 ";
 	struct evbuffer *tmp;
 	size_t i;
 	int r = CG_ERR_NOMEM;
@@ -933,10 +959,16 @@ inj_http_write_response(const struct http_head *resp, enum inj_http_framing fram
 
 	if (request_id != NULL && !ctx_string_ok(request_id))
 		return CG_ERR_FORMAT;
+	if (resp->status < 100 || resp->status > 999)
+		return CG_ERR_FORMAT;	/* the parser admits three digits only */
 	if ((tmp = evbuffer_new()) == NULL)
 		return CG_ERR_NOMEM;
-	if (evbuffer_add_printf(tmp, "HTTP/1.1 %03d %.*s\r\n", resp->status,
-	    (int)resp->reason.len, resp->reason.p) < 0)
+	status[9] = (char)('0' + resp->status / 100);
+	status[10] = (char)('0' + resp->status / 10 % 10);
+	status[11] = (char)('0' + resp->status % 10);
+	if (evbuffer_add(tmp, status, 13) != 0 ||
+	    evbuffer_add(tmp, resp->reason.p, resp->reason.len) != 0 ||
+	    evbuffer_add(tmp, "\r\n", 2) != 0)
 		goto out;
 	for (i = 0; i < resp->nfields; i++) {
 		const struct http_field *f = &resp->fields[i];
@@ -955,11 +987,10 @@ inj_http_write_response(const struct http_head *resp, enum inj_http_framing fram
 			goto out;
 	}
 	if (request_id != NULL &&
-	    evbuffer_add_printf(tmp, "X-Request-Id: %s\r\n", request_id) < 0)
+	    add_strs(tmp, "X-Request-Id: ", request_id, "\r\n", NULL) != 0)
 		goto out;
 	if (framing == INJ_FRAMING_LENGTH) {
-		if (evbuffer_add_printf(tmp, "Content-Length: %llu\r\n",
-		    content_length) < 0)
+		if (add_content_length(tmp, content_length) != 0)
 			goto out;
 	} else if (framing == INJ_FRAMING_CHUNKED) {
 		if (evbuffer_add(tmp, "Transfer-Encoding: chunked\r\n", 28) != 0)

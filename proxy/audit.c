@@ -358,11 +358,14 @@ jw_str(struct jw *w, const char *key, const char *s)
 void
 jw_int(struct jw *w, const char *key, long long v)
 {
-	char num[32];
-	int n = snprintf(num, sizeof(num), "%lld", v);
+	char num[24];
+	size_t n = 0;
 
+	if (v < 0)
+		num[n++] = '-';
+	n += cg_fmt_u64(num + n, v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v);
 	jw_member(w, key);
-	jw_put(w, num, (size_t)n);
+	jw_put(w, num, n);
 }
 
 void

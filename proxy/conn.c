@@ -1375,9 +1375,11 @@ conn_decided(struct conn *c)
 		conn_reply(c, 503, NULL, "audit unavailable");
 		return;
 	}
-	if (deny && !cg_audit_batch_empty(&c->w->audit) && !c->audit_wait) {
-		c->audit_wait = true;
-		TAILQ_INSERT_TAIL(&c->w->audit_waiters, c, audit_link);
+	if (deny && !cg_audit_batch_empty(&c->w->audit)) {
+		if (!c->audit_wait) {
+			c->audit_wait = true;
+			TAILQ_INSERT_TAIL(&c->w->audit_waiters, c, audit_link);
+		}
 		return;
 	}
 	conn_proceed(c);

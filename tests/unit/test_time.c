@@ -102,7 +102,7 @@ test_duration_format(void **state)
 	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
 		assert_string_equal(cg_duration_format(cases[i].ms, out,
 		    sizeof(out)), cases[i].s);
-		if (cases[i].ms >= 0) {
+		if (cases[i].ms >= 0 && strlen(cases[i].s) == 24) {
 			assert_int_equal(cg_duration_parse(out, &back), 0);
 			assert_int_equal(back, cases[i].ms);
 		}
@@ -188,6 +188,8 @@ test_time_format(void **state)
 		{ 1709208000000, "2024-02-29T12:00:00.000Z" },
 		{ 253402300799000, "9999-12-31T23:59:59.000Z" },
 		{ -1, "1969-12-31T23:59:59.999Z" },
+		{ 253402300800000, "10000-01-01T00:00:00.000Z" },
+		{ -62167219200001, "-001-12-31T23:59:59.999Z" },
 	};
 	char out[40];
 	int64_t t;
@@ -197,10 +199,45 @@ test_time_format(void **state)
 	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
 		assert_string_equal(cg_time_format_ms(cases[i].ms, out,
 		    sizeof(out)), cases[i].s);
-		if (cases[i].ms >= 0) {
+		if (cases[i].ms >= 0 && strlen(cases[i].s) == 24) {
 			assert_int_equal(cg_time_parse(out, &t), 0);
 			assert_int_equal(t, cases[i].ms / 1000);
 		}
+	}
+}
+
+static void
+test_format_short_buffer(void **state)
+{
+	char out[12];
+
+	(void)state;
+	/* Too small: cut short like snprintf, always terminated. */
+	memset(out, '#', sizeof(out));
+	assert_string_equal(cg_time_format_ms(1795509841123, out, sizeof(out)), "2026-11-24T");
+	assert_string_equal(cg_time_format_ms(1795509841123, out, 1), "");
+}
+
+static void
+test_fmt_u64(void **state)
+{
+	static const struct {
+		uint64_t v;
+		const char *s;
+	} cases[] = {
+		{ 0, "0" }, { 7, "7" }, { 10, "10" }, { 1234567890, "1234567890" },
+		{ UINT64_MAX, "18446744073709551615" },
+	};
+	char out[24];
+	size_t i, n;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
+		memset(out, '#', sizeof(out));
+		n = cg_fmt_u64(out, cases[i].v);
+		assert_int_equal(n, strlen(cases[i].s));
+		assert_memory_equal(out, cases[i].s, n);
+		assert_int_equal(out[n], '#');
 	}
 }
 
@@ -240,6 +277,8 @@ main(void)
 		cmocka_unit_test(test_duration_format),
 		cmocka_unit_test(test_time_parse),
 		cmocka_unit_test(test_time_format),
+		cmocka_unit_test(test_format_short_buffer),
+		cmocka_unit_test(test_fmt_u64),
 		cmocka_unit_test(test_round_trip_days),
 		cmocka_unit_test(test_clocks),
 	};
