@@ -733,14 +733,9 @@ forward_value(const struct http_head *h, const struct http_field *f)
 	return f->value.len > 0 && !f->drop && !named_in_connection(h, f);
 }
 
-/*
- * Writes "name: <the caller's values of name, joined with ", ">", followed
- * by ", " if anything was written; *any says whether it was.  Writes
- * nothing when the caller sent no value.
- */
 /* Appends the strings up to the NULL that ends the list; 0 or -1.  Heads
  * are put together with this instead of printf, on every message. */
-static int
+static int __attribute__((sentinel))
 add_strs(struct evbuffer *b, ...)
 {
 	const char *s;
@@ -764,6 +759,11 @@ add_content_length(struct evbuffer *b, unsigned long long v)
 	    evbuffer_add(b, num, n) != 0 || evbuffer_add(b, "\r\n", 2) != 0 ? -1 : 0;
 }
 
+/*
+ * Writes "name: <the caller's values of name, joined with ", ">", followed
+ * by ", " if anything was written; *any says whether it was.  Writes
+ * nothing when the caller sent no value.
+ */
 static int
 add_joined(struct evbuffer *b, const struct http_head *h, const char *name,
     bool *any)
