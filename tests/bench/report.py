@@ -179,6 +179,47 @@ def main():
         p("| " + " | ".join(cells) + " |")
     p()
 
+    # The same ratios round by round.  A round runs the rows of a scenario
+    # one after the other, so each round's ratio compares runs made a few
+    # seconds apart; the medians above may pair runs made minutes apart,
+    # which on a shared machine can differ more than the proxies do.
+    p("## Round by round")
+    p()
+    p("Each round's ratio compares the runs of that round, made seconds apart. "
+      "The targets above are judged on the median runs; these paired ratios show "
+      "how much of a difference is the machine.")
+    p()
+    p("| scenario | credgate ÷ HAProxy req/s, by round | median "
+      "| credgate ÷ nginx-proxy CPU/req, by round | median "
+      "| p99 credgate ÷ HAProxy, by round | rounds with p99 ≤ HAProxy |")
+    p("|---|---|---:|---|---:|---|---:|")
+
+    def by_round(sc, row):
+        return {r["round"]: r for r in runs.get((sc, row), [])}
+
+    def med(xs):
+        xs = sorted(xs)
+        return xs[(len(xs) - 1) // 2] if xs else float("nan")
+
+    for sc in SCENARIOS:
+        cg, hp, ng = (by_round(sc, x) for x in ("credgate", "haproxy", "nginx-proxy"))
+        if not cg:
+            continue
+        rounds = sorted(cg, key=int)
+        rps = [cg[k]["rps"] / hp[k]["rps"] for k in rounds if k in hp and hp[k]["rps"]]
+        cpu = [cg[k]["cpu_us"] / ng[k]["cpu_us"] for k in rounds if k in ng and ng[k]["n"]]
+        p99 = [int(cg[k]["p99_us"]) / int(hp[k]["p99_us"]) for k in rounds
+               if k in hp and int(hp[k]["p99_us"])]
+        p("| %s | %s | %s | %s | %s | %s | %s |" % (
+            SCENARIOS[sc],
+            " ".join("%.2f" % x for x in rps) or "—",
+            "%.2f×" % med(rps) if rps else "—",
+            " ".join("%.2f" % x for x in cpu) or "—",
+            "%.2f×" % med(cpu) if cpu else "—",
+            " ".join("%.2f" % x for x in p99) or "—",
+            "%d of %d" % (sum(1 for x in p99 if x <= 1.0), len(p99)) if p99 else "—"))
+    p()
+
     p("## Memory: idle keep-alive client connections")
     p()
     if meta.get("idle_note"):
