@@ -17,6 +17,7 @@
 
 #define CG_WUR __attribute__((warn_unused_result))
 #define CG_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define CG_SENTINEL __attribute__((sentinel))	/* a variadic list ends with NULL */
 #define CG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ------------------------------------------------------------------ */

@@ -735,7 +735,7 @@ forward_value(const struct http_head *h, const struct http_field *f)
 
 /* Appends the strings up to the NULL that ends the list; 0 or -1.  Heads
  * are put together with this instead of printf, on every message. */
-static int __attribute__((sentinel))
+static int CG_SENTINEL
 add_strs(struct evbuffer *b, ...)
 {
 	const char *s;

@@ -41,26 +41,6 @@ teardown(void **state)
 	return 0;
 }
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
-
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
-
 static off_t
 file_size(const char *path)
 {
@@ -91,7 +71,7 @@ test_lines_reach_the_file_at_flush(void **state)
 	assert_int_equal(cg_audit_batch_flush(&b), 0);
 	assert_true(cg_audit_batch_empty(&b));
 	assert_int_equal(b.failed, 0);
-	text = slurp(file, &len);
+	text = unit_read_file(file, &len);
 	assert_string_equal(text, "{\"n\":1}\n{\"n\":2}\n");
 	free(text);
 	/* An empty batch writes nothing. */
@@ -122,7 +102,7 @@ test_size_limit_forces_a_write(void **state)
 	assert_true(file_size(file) > 0);
 	assert_true(b.lines < n);
 	assert_int_equal(cg_audit_batch_flush(&b), 0);
-	text = slurp(file, &len);
+	text = unit_read_file(file, &len);
 	assert_int_equal(len, n * (sizeof(line) + 1));
 	for (i = 0; i < n; i++) {
 		const char *l = text + i * (sizeof(line) + 1);

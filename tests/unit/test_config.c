@@ -72,26 +72,6 @@ base_with(const struct edit *edits)
 	return out;
 }
 
-static char *
-read_text(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
-
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n >= 0);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static void
 print_errors(const struct cg_errors *e)
 {
@@ -1200,7 +1180,7 @@ round_trip(const char *text, const char *what)
 static void
 test_round_trip(void **state)
 {
-	char *example = read_text(EXAMPLE), *base = base_with(NULL);
+	char *example = unit_read_file(EXAMPLE, NULL), *base = base_with(NULL);
 
 	(void)state;
 	round_trip(example, "example");
@@ -1360,7 +1340,7 @@ man_entry(const char *man, const char *path)
 static void
 test_man_page(void **state)
 {
-	char *man = read_text(MANPAGE);
+	char *man = unit_read_file(MANPAGE, NULL);
 	size_t i;
 
 	(void)state;

@@ -571,7 +571,13 @@ rsa_token_with_digest(EVP_PKEY *k, const char *md, const char *hdr, const char *
 	return t;
 }
 
-/* RS256 is checked with OpenSSL directly: every way to get it wrong. */
+/*
+ * RS256 is checked with OpenSSL directly.  PSS padding under an RS256
+ * header (test_rs_ps_confusion), flipped bytes and a changed payload
+ * (test_flipped_signature) are refused there; here, the digest inside
+ * the PKCS#1 v1.5 block, every bit of the last byte, and OpenSSL's error
+ * queue.
+ */
 static void
 test_rs256_signature_checks(void **state)
 {
@@ -581,22 +587,9 @@ test_rs256_signature_checks(void **state)
 
 	good = token(k_rsa, "RS256", "rsa1", NULL, NULL);
 	expect(good, 0, "verified");
-	/* PSS padding by the right key under an RS256 header. */
-	in = ts_signing_input(h, p);
-	sig = ts_sig(k_rsa, "PS256", in, strlen(in), 0, &siglen);
-	t = ts_join(in, sig, siglen);
-	expect_tok(t, CG_ERR_VERIFY, "bad signature");
-	free(sig);
-	free(in);
 	/* PKCS#1 v1.5 with SHA-384 and SHA-1 DigestInfo by the right key. */
 	expect_tok(rsa_token_with_digest(k_rsa, "SHA384", h, p), CG_ERR_VERIFY, "bad signature");
 	expect_tok(rsa_token_with_digest(k_rsa, "SHA1", h, p), CG_ERR_VERIFY, "bad signature");
-	/* A good signature on another payload. */
-	in = ts_signing_input(h, "{\"iss\":\"" ISS_A "\",\"sub\":\"svc-b\"}");
-	dot = strrchr(good, '.');
-	t = ts_fmt("%s%s", in, dot);
-	expect_tok(t, CG_ERR_VERIFY, "bad signature");
-	free(in);
 	/* Every bit of the last signature byte matters. */
 	for (int bit = 0; bit < 8; bit++) {
 		t = strdup(good);
