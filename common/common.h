@@ -206,6 +206,8 @@ int cg_time_parse(const char *s, int64_t *unix_s) CG_WUR;
 char *cg_time_format_ms(int64_t ms, char *out, size_t size);
 /* v in decimal, not terminated; returns its length (at most 20). */
 size_t cg_fmt_u64(char *out, uint64_t v);
+/* v as 16 lowercase hex digits, not terminated. */
+void cg_fmt_hex64(char *out, uint64_t v);
 
 int64_t cg_now_ms(void);	/* CLOCK_REALTIME in ms */
 int64_t cg_mono_ms(void);	/* CLOCK_MONOTONIC in ms */
@@ -267,7 +269,12 @@ size_t http_head_count(const struct http_head *h, const char *name);
 bool http_list_next(const struct http_span *value, size_t *pos, struct http_span *elem);
 
 /* RFC 9110 token character. */
-bool http_is_tchar(unsigned char c);
+extern const bool http_tchar[256];
+static inline bool
+http_is_tchar(unsigned char c)
+{
+	return http_tchar[c];
+}
 
 /* ------------------------------------------------------------------ */
 /* Additions                                                           */

@@ -312,6 +312,16 @@ cg_fmt_u64(char *out, uint64_t v)
 	return n;
 }
 
+void
+cg_fmt_hex64(char *out, uint64_t v)
+{
+	static const char hex[] = "0123456789abcdef";
+	int i;
+
+	for (i = 15; i >= 0; i--, v >>= 4)
+		out[i] = hex[v & 15];
+}
+
 static int64_t
 clock_ms(clockid_t id)
 {

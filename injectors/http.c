@@ -286,9 +286,14 @@ inj_http_target_header(const struct inj_http_cfg *cfg)
 static bool
 is_token68_char(unsigned char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-	    c == '~' || c == '+' || c == '/';
+	/* token68 (RFC 9110 11.2), less its trailing "=" padding. */
+	static const bool tab[256] = {
+		['A' ... 'Z'] = true, ['a' ... 'z'] = true, ['0' ... '9'] = true,
+		['-'] = true, ['.'] = true, ['_'] = true, ['~'] = true,
+		['+'] = true, ['/'] = true,
+	};
+
+	return tab[c];
 }
 
 int

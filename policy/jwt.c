@@ -64,29 +64,26 @@ struct jwt_parts {
 	size_t signed_len;	/* bytes of "header.payload" */
 };
 
-static bool
-is_b64url_char(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	    (c >= '0' && c <= '9') || c == '-' || c == '_';
-}
+/* The base64url alphabet. */
+static const bool b64url_char[256] = {
+	['A' ... 'Z'] = true, ['a' ... 'z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['_'] = true,
+};
 
 /* Exactly two dots, three non-empty segments, only base64url bytes. */
 static int
 split_token(const char *t, size_t len, struct jwt_parts *p)
 {
+	const unsigned char *u = (const unsigned char *)t;
 	size_t i, dots[2], ndots = 0;
 
 	memset(p, 0, sizeof(*p));
 	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)t[i];
-
-		if (c == '.') {
-			if (ndots == 2)
-				return CG_ERR_FORMAT;
-			dots[ndots++] = i;
-		} else if (!is_b64url_char(c))
+		if (b64url_char[u[i]])
+			continue;
+		if (u[i] != '.' || ndots == 2)
 			return CG_ERR_FORMAT;
+		dots[ndots++] = i;
 	}
 	if (ndots != 2 || dots[0] == 0 || dots[1] == dots[0] + 1 ||
 	    dots[1] + 1 == len)
@@ -638,6 +635,7 @@ jwt_verify(struct policy_issuer *const *issuers, size_t nissuers,
 	const struct jwks_key *key = NULL;
 	struct policy_identity *id = NULL;
 	int64_t exp = 0, iat = 0, nbf = 0;
+	const char *name;
 	unsigned alg = 0;
 	int r;
 
@@ -712,7 +710,8 @@ jwt_verify(struct policy_issuer *const *issuers, size_t nissuers,
 	id->exp = exp;
 	id->iat = iat;
 	id->nbf = nbf;
-	snprintf(id->alg, sizeof(id->alg), "%s", jwt_alg_name(alg));
+	name = jwt_alg_name(alg);	/* at most "EdDSA" */
+	memcpy(id->alg, name, strlen(name) + 1);
 	if (key->has_kid)
 		memcpy(id->kid, key->kid, strlen(key->kid) + 1);
 	*out = id;

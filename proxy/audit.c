@@ -221,64 +221,108 @@ jw_free(struct jw *w)
 	w->len = w->cap = 0;
 }
 
-static void
-jw_put(struct jw *w, const char *s, size_t n)
+/*
+ * Makes room for n more bytes and the NUL after them.  The slow path of
+ * jw_room(); false (and w->err set) past the limit or out of memory.
+ */
+static bool
+jw_grow(struct jw *w, size_t n)
 {
 	size_t cap;
 	char *nb;
 
 	if (w->err)
-		return;
-	if (w->len + n + 1 > w->limit) {
+		return false;
+	if (n >= w->limit || w->len + n + 1 > w->limit) {
 		w->err = true;
+		return false;
+	}
+	if (w->len + n + 1 <= w->cap)
+		return true;
+	cap = w->cap ? w->cap : 1024;
+	while (cap < w->len + n + 1)
+		cap *= 2;
+	if (cap > w->limit)
+		cap = w->limit;
+	if ((nb = realloc(w->buf, cap)) == NULL) {
+		w->err = true;
+		return false;
+	}
+	w->buf = nb;
+	w->cap = cap;
+	return true;
+}
+
+/* Whether n more bytes and a NUL fit.  cap never exceeds the limit, so a
+ * fit needs no limit check. */
+static inline bool
+jw_room(struct jw *w, size_t n)
+{
+	if (!w->err && n < w->cap && w->len + n < w->cap)
+		return true;
+	return jw_grow(w, n);
+}
+
+static void
+jw_put(struct jw *w, const char *s, size_t n)
+{
+	if (!jw_room(w, n))
 		return;
-	}
-	if (w->len + n + 1 > w->cap) {
-		cap = w->cap ? w->cap : 512;
-		while (cap < w->len + n + 1)
-			cap *= 2;
-		if ((nb = realloc(w->buf, cap)) == NULL) {
-			w->err = true;
-			return;
-		}
-		w->buf = nb;
-		w->cap = cap;
-	}
 	memcpy(w->buf + w->len, s, n);
 	w->len += n;
 	w->buf[w->len] = '\0';
 }
 
+/* Bytes that go into a JSON string as they are: printable ASCII other
+ * than the quote and the backslash. */
+static const bool jw_plain[256] = {
+	[0x20] = true, [0x21] = true, [0x23 ... 0x5b] = true,
+	[0x5d ... 0x7e] = true,
+};
+
 static void
 jw_quoted(struct jw *w, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
-	size_t i, start = 0;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, run;
 	unsigned char c;
+	char *o;
 
-	jw_put(w, "\"", 1);
-	for (i = 0; i < n; i++) {
-		c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x7f)
-			continue;
-		jw_put(w, s + start, i - start);
-		start = i + 1;
-		if (c == '"')
-			jw_put(w, "\\\"", 2);
-		else if (c == '\\')
-			jw_put(w, "\\\\", 2);
+	/* Room for the quotes and every byte unescaped; an escape makes
+	 * room again for itself and the rest. */
+	if (!jw_room(w, n + 2))
+		return;
+	w->buf[w->len++] = '"';
+	for (;;) {
+		for (run = i; run < n && jw_plain[u[run]]; run++)
+			;
+		memcpy(w->buf + w->len, s + i, run - i);
+		w->len += run - i;
+		if (run == n)
+			break;
+		c = u[run];
+		i = run + 1;
+		if (!jw_room(w, 6 + (n - i) + 1))
+			return;
+		o = w->buf + w->len;
+		*o++ = '\\';
+		if (c == '"' || c == '\\')
+			*o++ = (char)c;
 		else {
 			/* Control bytes and bytes outside ASCII are escaped one
 			 * by one: the line stays valid JSON whatever the input's
 			 * encoding. */
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			jw_put(w, esc, 6);
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
 		}
+		w->len = (size_t)(o - w->buf);
 	}
-	jw_put(w, s + start, n - start);
-	jw_put(w, "\"", 1);
+	w->buf[w->len++] = '"';
+	w->buf[w->len] = '\0';
 }
 
 static void

@@ -650,14 +650,39 @@ conn_up_free(struct conn *c)
 	c->up_idle = false;
 }
 
-/* Which pooled upstream connections this route may reuse. */
-static void
+/* Appends len bytes of s to key at *n; false when they and a NUL do not
+ * fit in size. */
+static bool
+key_add(char *key, size_t size, size_t *n, const char *s, size_t len)
+{
+	if (len >= size - *n)
+		return false;
+	memcpy(key + *n, s, len);
+	*n += len;
+	key[*n] = '\0';
+	return true;
+}
+
+/*
+ * Which pooled upstream connections this route may reuse.  False when the
+ * names do not fit: such a route does not pool, for a cut key could match
+ * another route's.
+ */
+static bool
 conn_up_key(const struct conn *c, char *key, size_t size)
 {
+	const char *route = c->route->policy.name, *up = c->rt->upstream_name;
+	char num[24];
+	size_t n = 0, nlen;
+
 	/* A TLS connection was set up under one generation's TLS settings:
 	 * only that generation reuses it. */
-	snprintf(key, size, "%s|%s|%llu", c->route->policy.name, c->rt->upstream_name,
-	    c->rt->client_ctx != NULL ? (unsigned long long)c->gen->number : 0ULL);
+	nlen = cg_fmt_u64(num, c->rt->client_ctx != NULL ? c->gen->number : 0);
+	return key_add(key, size, &n, route, strlen(route)) &&
+	    key_add(key, size, &n, "|", 1) &&
+	    key_add(key, size, &n, up, strlen(up)) &&
+	    key_add(key, size, &n, "|", 1) &&
+	    key_add(key, size, &n, num, nlen);
 }
 
 /*
@@ -678,7 +703,10 @@ conn_up_release(struct conn *c)
 		conn_up_free(c);
 		return;
 	}
-	conn_up_key(c, key, sizeof(key));
+	if (!conn_up_key(c, key, sizeof(key))) {
+		conn_up_free(c);
+		return;
+	}
 	/* The pool's watch starts before ours ends: no epoll change. */
 	worker_up_put(c->w, key, c->up);
 	conn_up_drop_reads(c);
@@ -1042,6 +1070,28 @@ request_id_ok(const struct http_span *v)
 	return true;
 }
 
+/* c->peer: "ip:port", or "[ip]:port" for IPv6. */
+static void
+conn_format_peer(struct conn *c, bool v6)
+{
+	size_t ip = strlen(c->peer_ip), n = 0;
+	char *p = c->peer;
+
+	/* The longest address text (sizeof peer_ip less its NUL), brackets,
+	 * colon, five digits and a NUL. */
+	_Static_assert(sizeof(c->peer) >= sizeof(c->peer_ip) - 1 + 2 + 1 + 5 + 1,
+	    "peer is too small");
+	if (v6)
+		p[n++] = '[';
+	memcpy(p + n, c->peer_ip, ip);
+	n += ip;
+	if (v6)
+		p[n++] = ']';
+	p[n++] = ':';
+	n += cg_fmt_u64(p + n, c->peer_port);
+	p[n] = '\0';
+}
+
 static void
 conn_set_request_id(struct conn *c)
 {
@@ -1056,8 +1106,9 @@ conn_set_request_id(struct conn *c)
 	}
 	/* The worker's random prefix and a counter: unique across workers
 	 * and restarts without asking the RNG on every request. */
-	snprintf(c->request_id, sizeof(c->request_id), "%016llx%016llx",
-	    (unsigned long long)c->w->rid_prefix, (unsigned long long)++c->w->rid_counter);
+	cg_fmt_hex64(c->request_id, c->w->rid_prefix);
+	cg_fmt_hex64(c->request_id + 16, ++c->w->rid_counter);
+	c->request_id[32] = '\0';
 }
 
 static bool
@@ -1516,8 +1567,8 @@ conn_up_connect(struct conn *c)
 	char key[UP_KEY_MAX];
 	SSL *ssl;
 
-	conn_up_key(c, key, sizeof(key));
-	if ((c->up = worker_up_get(c->w, key)) != NULL) {
+	if (conn_up_key(c, key, sizeof(key)) &&
+	    (c->up = worker_up_get(c->w, key)) != NULL) {
 		conn_up_setup(c, true);
 		return 0;
 	}
@@ -2190,14 +2241,13 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 
 		inet_ntop(AF_INET6, &s6->sin6_addr, c->peer_ip, sizeof(c->peer_ip));
 		c->peer_port = ntohs(s6->sin6_port);
-		snprintf(c->peer, sizeof(c->peer), "[%s]:%d", c->peer_ip, c->peer_port);
 	} else {
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
 
 		inet_ntop(AF_INET, &s4->sin_addr, c->peer_ip, sizeof(c->peer_ip));
 		c->peer_port = ntohs(s4->sin_port);
-		snprintf(c->peer, sizeof(c->peer), "%s:%d", c->peer_ip, c->peer_port);
 	}
+	conn_format_peer(c, sa->sa_family == AF_INET6);
 	(void)salen;
 	/* TCP_NODELAY comes from the listening socket (listener_open). */
 	if (rt->server_ctx != NULL) {

@@ -44,6 +44,24 @@ is_ctl(unsigned char c)
 	return c < 0x20 || c == 0x7f;
 }
 
+/* Bytes a start line may hold (no control at all), and bytes a field
+ * value may hold (HTAB too); obs-text is allowed in both. */
+static const bool line_char[256] = {
+	[0x20 ... 0x7e] = true, [0x80 ... 0xff] = true,
+};
+static const bool value_char[256] = {
+	['\t'] = true, [0x20 ... 0x7e] = true, [0x80 ... 0xff] = true,
+};
+
+/* From pos, the first byte below stop that is not in the table. */
+static size_t
+skip_class(const unsigned char *b, size_t pos, size_t stop, const bool *tab)
+{
+	while (pos < stop && tab[b[pos]])
+		pos++;
+	return pos;
+}
+
 static bool
 is_digit(unsigned char c)
 {
@@ -164,15 +182,22 @@ http_parse_head(const char *buf, size_t len, bool is_request,
 {
 	const unsigned char *b = (const unsigned char *)buf;
 	int bad = is_request ? 400 : 502;
-	size_t pos, line_len, nf = 0, name_start, name_end, vstart, vend;
+	size_t pos, stop, line_len, nf = 0, name_start, name_end, vstart, vend;
 	unsigned char c;
 
 	memset(h, 0, sizeof(*h));
 	err->status = 0;
 	err->reason = NULL;
 
+	/* Bytes up to stop cannot trip NEED(); the scans below skip the
+	 * plain ones, and the checks after each scan are those of a byte
+	 * by byte loop. */
+	stop = len < lim->max_head ? len : lim->max_head;
+
 	/* The start line. */
 	for (pos = 0;; pos++) {
+		pos = skip_class(b, pos, stop < lim->max_line ? stop : lim->max_line,
+		    line_char);
 		NEED(pos);
 		c = b[pos];
 		if (c == '\r')
@@ -216,6 +241,7 @@ http_parse_head(const char *buf, size_t len, bool is_request,
 
 		name_start = pos;
 		for (;; pos++) {
+			pos = skip_class(b, pos, stop, http_tchar);
 			NEED(pos);
 			c = b[pos];
 			if (c == ':')
@@ -233,6 +259,7 @@ http_parse_head(const char *buf, size_t len, bool is_request,
 
 		vstart = pos;
 		for (;; pos++) {
+			pos = skip_class(b, pos, stop, value_char);
 			NEED(pos);
 			c = b[pos];
 			if (c == '\r')

@@ -1,7 +1,8 @@
 /*
  * test_audit.c: audit batches: lines whole and in order, a write forced at
  * the size limit, failures counted per line, no sink, and batches of two
- * threads that never interleave in a pipe.
+ * threads that never interleave in a pipe.  The JSON line writer: every
+ * byte escaped as the reference below says, and its limit.
  */
 #include "tests/unit/unit.h"
 
@@ -278,6 +279,119 @@ test_batches_never_interleave_in_a_pipe(void **state)
 	unlink(file);
 }
 
+/* ------------------------------------------------------------------ */
+/* The line writer                                                     */
+/* ------------------------------------------------------------------ */
+
+/* The escaping jw promises, byte by byte: printable ASCII as it is, quote
+ * and backslash escaped, every other byte as a \u00XX escape. */
+static size_t
+ref_quoted(const unsigned char *s, size_t n, char *out)
+{
+	size_t i, o = 0;
+
+	out[o++] = '"';
+	for (i = 0; i < n; i++) {
+		if (s[i] == '"' || s[i] == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)s[i];
+		} else if (s[i] >= 0x20 && s[i] < 0x7f)
+			out[o++] = (char)s[i];
+		else
+			o += (size_t)sprintf(out + o, "\\u%04x", s[i]);
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return o;
+}
+
+/* {"k":<s quoted>} through jw, checked against the reference. */
+static void
+check_quoted(const unsigned char *s, size_t n)
+{
+	char *want = malloc(6 * n + 16);
+	size_t wn;
+	struct jw w;
+
+	assert_non_null(want);
+	memcpy(want, "{\"k\":", 5);
+	wn = 5 + ref_quoted(s, n, want + 5);
+	want[wn++] = '}';
+	want[wn] = '\0';
+
+	jw_init(&w, 1 << 20);
+	jw_obj_begin(&w, NULL);
+	jw_strn(&w, "k", (const char *)s, n);
+	jw_obj_end(&w);
+	assert_false(w.err);
+	assert_int_equal(w.len, wn);
+	assert_string_equal(w.buf, want);
+	jw_free(&w);
+	free(want);
+}
+
+static void
+test_jw_escapes_every_byte(void **state)
+{
+	unsigned char s[3], all[4096];
+	unsigned c;
+	size_t i;
+
+	(void)state;
+	/* Each byte alone, and between plain bytes. */
+	for (c = 0; c < 256; c++) {
+		s[0] = 'a';
+		s[1] = (unsigned char)c;
+		s[2] = 'z';
+		check_quoted(s + 1, 1);
+		check_quoted(s, 3);
+	}
+	/* Long runs past the first buffer size, with escapes falling on and
+	 * around each growth. */
+	for (i = 0; i < sizeof(all); i++)
+		all[i] = (unsigned char)(i % 7 == 0 ? i * 31 : 'a' + i % 26);
+	check_quoted(all, sizeof(all));
+	memset(all, 0x01, sizeof(all));
+	check_quoted(all, sizeof(all));
+	check_quoted(all, 0);
+}
+
+/* A line never grows past the limit: what fits is written whole, what
+ * does not sets err and adds nothing. */
+static void
+test_jw_limit(void **state)
+{
+	char s[200];
+	struct jw w;
+	size_t n;
+
+	(void)state;
+	memset(s, 'x', sizeof(s));
+	/* {"k":"<n bytes>"} is n + 8 bytes and its NUL. */
+	for (n = 80; n < 100; n++) {
+		jw_init(&w, 100);
+		jw_obj_begin(&w, NULL);
+		jw_strn(&w, "k", s, n);
+		jw_obj_end(&w);
+		assert_int_equal(w.err, n + 9 > 100);
+		if (!w.err)
+			assert_int_equal(w.len, n + 8);
+		assert_true(w.len < 100);
+		assert_int_equal(w.buf[w.len], '\0');
+		jw_free(&w);
+	}
+	/* Escapes count at their escaped size: 15 control bytes are 90. */
+	memset(s, 0x01, 15);
+	jw_init(&w, 100);
+	jw_obj_begin(&w, NULL);
+	jw_strn(&w, "k", s, 15);
+	assert_false(w.err);
+	jw_strn(&w, "l", s, 1);
+	assert_true(w.err);
+	assert_true(w.len < 100);
+	jw_free(&w);
+}
+
 int
 main(void)
 {
@@ -287,6 +401,8 @@ main(void)
 		cmocka_unit_test(test_failed_write_counts_every_line),
 		cmocka_unit_test(test_no_sink_holds_nothing),
 		cmocka_unit_test(test_batches_never_interleave_in_a_pipe),
+		cmocka_unit_test(test_jw_escapes_every_byte),
+		cmocka_unit_test(test_jw_limit),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

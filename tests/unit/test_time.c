@@ -242,6 +242,30 @@ test_fmt_u64(void **state)
 }
 
 static void
+test_fmt_hex64(void **state)
+{
+	static const struct {
+		uint64_t v;
+		const char *s;
+	} cases[] = {
+		{ 0, "0000000000000000" }, { 0xa, "000000000000000a" },
+		{ 0x0123456789abcdefULL, "0123456789abcdef" },
+		{ 0xfedcba9876543210ULL, "fedcba9876543210" },
+		{ UINT64_MAX, "ffffffffffffffff" },
+	};
+	char out[20];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
+		memset(out, '#', sizeof(out));
+		cg_fmt_hex64(out, cases[i].v);
+		assert_memory_equal(out, cases[i].s, 16);
+		assert_int_equal(out[16], '#');
+	}
+}
+
+static void
 test_round_trip_days(void **state)
 {
 	char out[40];
@@ -279,6 +303,7 @@ main(void)
 		cmocka_unit_test(test_time_format),
 		cmocka_unit_test(test_format_short_buffer),
 		cmocka_unit_test(test_fmt_u64),
+		cmocka_unit_test(test_fmt_hex64),
 		cmocka_unit_test(test_round_trip_days),
 		cmocka_unit_test(test_clocks),
 	};
