@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -39,7 +39,6 @@
 #define RELAY_HIGH	(256 * 1024)	/* queued output that stops reading the other side */
 #define RELAY_LOW	(64 * 1024)	/* ... and lets it read again */
 #define PIPELINE_MAX	(64 * 1024)	/* pipelined bytes buffered while a request is in flight */
-#define READ_MAX	16384		/* bytes one read of a plain socket takes at most */
 #define LINGER_MS	5000
 #define MAX_TRAILER	4096
 #define AUDIT_LINE_MAX	(64 * 1024)
@@ -318,42 +317,35 @@ conn_up_reading(struct conn *c, bool on)
 
 /*
  * One read of fd into bev's input.  Returns what read() returned, with
- * errno kept; -1 with ENOMEM when the buffer cannot grow.
+ * errno kept; -1 with ENOMEM when the buffer cannot grow (what was read
+ * is then lost, and the caller closes).
+ *
+ * The bytes land in the worker's read buffer first and are copied into a
+ * chain of their own size: reserving CONN_READ_MAX in the input itself
+ * would cost a large allocation for every read, however few bytes come.
  */
 static ssize_t
-conn_read(struct bufferevent *bev, evutil_socket_t fd)
+conn_read(struct conn *c, struct bufferevent *bev, evutil_socket_t fd)
 {
 	struct evbuffer *in = bufferevent_get_input(bev);
-	struct evbuffer_iovec v[2];
-	struct iovec iov[2];
+	char *buf = c->w->rbuf;
 	ssize_t got;
-	int i, n, saved;
+	int r, saved;
 
-	/* A socket bufferevent keeps its input's end frozen; libevent thaws
-	 * it the same way around its own reads. */
-	evbuffer_unfreeze(in, 0);
-	if ((n = evbuffer_reserve_space(in, READ_MAX, v, 2)) <= 0) {
-		evbuffer_freeze(in, 0);
-		errno = ENOMEM;
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		iov[i].iov_base = v[i].iov_base;
-		iov[i].iov_len = v[i].iov_len;
-	}
-	got = readv(fd, iov, n);
+	got = read(fd, buf, CONN_READ_MAX);
 	saved = errno;
 	if (got > 0) {
-		size_t left = (size_t)got;
-
-		for (i = 0; i < n && left > 0; i++) {
-			if (v[i].iov_len > left)
-				v[i].iov_len = left;
-			left -= v[i].iov_len;
+		/* A socket bufferevent keeps its input's end frozen; libevent
+		 * thaws it the same way around its own reads. */
+		evbuffer_unfreeze(in, 0);
+		r = evbuffer_add(in, buf, (size_t)got);
+		evbuffer_freeze(in, 0);
+		cg_wipe(buf, (size_t)got);	/* tokens pass through here */
+		if (r != 0) {
+			errno = ENOMEM;
+			return -1;
 		}
-		evbuffer_commit_space(in, v, i);
 	}
-	evbuffer_freeze(in, 0);
 	errno = saved;
 	return got;
 }
@@ -372,7 +364,7 @@ static void
 conn_cli_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	ssize_t n = conn_read(c->cli, fd);
+	ssize_t n = conn_read(c, c->cli, fd);
 
 	if (n > 0)
 		conn_cli_read(c->cli, c);
@@ -392,7 +384,7 @@ conn_up_readable(evutil_socket_t fd, short what, void *arg)
 
 	if (c->up == NULL)
 		return;
-	n = conn_read(c->up, fd);
+	n = conn_read(c, c->up, fd);
 	if (n > 0)
 		conn_up_read(c->up, c);
 	else if (n == 0 || !conn_retry_later(errno)) {

@@ -90,6 +90,7 @@ struct cg_worker {
 	struct event *audit_ev;		/* writes them at the end of the pass */
 	struct conn_list audit_waiters;	/* allowed, waiting for them to be written */
 	struct http_field *fields;	/* HTTP_MAX_FIELDS_HARD: where heads are parsed */
+	char *rbuf;			/* CONN_READ_MAX: where plain sockets are read */
 	struct secret_cache *secrets;
 	struct token_cache *tokens;
 	struct cg_metrics *metrics;
@@ -170,6 +171,8 @@ void worker_conn_release(struct cg_worker *w, struct cg_route_rt *rt);
  * when the upstream closes them or sends anything.
  */
 #define UP_KEY_MAX 200
+/* Bytes one read of a plain socket takes at most. */
+#define CONN_READ_MAX 16384
 #define UP_POOL_MAX 256
 #define UP_IDLE_MS 15000
 struct bufferevent;

@@ -474,6 +474,7 @@ worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err
 	}
 	if (w->base == NULL ||
 	    (w->fields = calloc(HTTP_MAX_FIELDS_HARD, sizeof(*w->fields))) == NULL ||
+	    (w->rbuf = malloc(CONN_READ_MAX)) == NULL ||
 	    (w->reaper = event_new(w->base, -1, 0, worker_reaper, w)) == NULL ||
 	    (w->audit_ev = event_new(w->base, -1, 0, worker_audit, w)) == NULL ||
 	    pipe2(w->wake_fd, O_NONBLOCK | O_CLOEXEC) != 0 ||
@@ -564,6 +565,7 @@ worker_free(struct cg_worker *w)
 	token_cache_free(w->tokens);
 	free(w->route_metrics);
 	free(w->fields);
+	free(w->rbuf);		/* wiped after every read */
 	metrics_free(w->metrics);
 	if (w->wake_ev != NULL)
 		event_free(w->wake_ev);
