@@ -852,6 +852,8 @@ conn_tls_established(struct conn *c)
 static void
 conn_free(struct conn *c)
 {
+	struct cg_worker *w = c->w;
+
 	conn_request_reset(c);
 	conn_up_free(c);
 	if (c->cli_rev != NULL)
@@ -862,7 +864,20 @@ conn_free(struct conn *c)
 		event_free(c->timer);
 	conn_peer_clear(c);
 	cg_gen_unref(c->gen);
-	free(c);
+	/* Wiped, as calloc() would hand it out: the next accept takes it
+	 * without a large allocation. */
+	cg_wipe(c, sizeof(*c));
+	if (w->nconn_spare < CONN_SPARE_MAX)
+		w->conn_spare[w->nconn_spare++] = c;
+	else
+		free(c);
+}
+
+void
+conn_spares_free(struct cg_worker *w)
+{
+	while (w->nconn_spare > 0)
+		free(w->conn_spare[--w->nconn_spare]);
 }
 
 void
@@ -2213,7 +2228,9 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 {
 	struct conn *c;
 
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if (w->nconn_spare > 0)
+		c = w->conn_spare[--w->nconn_spare];
+	else if ((c = calloc(1, sizeof(*c))) == NULL) {
 		worker_conn_release(w, rt);
 		evutil_closesocket(fd);
 		return;

@@ -76,6 +76,11 @@ struct cg_listener {
 
 TAILQ_HEAD(conn_list, conn);
 
+/* Bytes one read of a plain socket takes at most. */
+#define CONN_READ_MAX 16384
+/* Freed connection structs a worker keeps for its next accepts. */
+#define CONN_SPARE_MAX 64
+
 struct cg_worker {
 	unsigned index;
 	pthread_t thread;
@@ -91,6 +96,8 @@ struct cg_worker {
 	struct conn_list audit_waiters;	/* allowed, waiting for them to be written */
 	struct http_field *fields;	/* HTTP_MAX_FIELDS_HARD: where heads are parsed */
 	char *rbuf;			/* CONN_READ_MAX: where plain sockets are read */
+	struct conn *conn_spare[CONN_SPARE_MAX]; /* wiped, ready for reuse */
+	unsigned nconn_spare;
 	struct secret_cache *secrets;
 	struct token_cache *tokens;
 	struct cg_metrics *metrics;
@@ -171,8 +178,6 @@ void worker_conn_release(struct cg_worker *w, struct cg_route_rt *rt);
  * when the upstream closes them or sends anything.
  */
 #define UP_KEY_MAX 200
-/* Bytes one read of a plain socket takes at most. */
-#define CONN_READ_MAX 16384
 #define UP_POOL_MAX 256
 #define UP_IDLE_MS 15000
 struct bufferevent;
@@ -187,6 +192,7 @@ struct cg_route_metrics *worker_route_metrics(struct cg_worker *w, const struct 
 void conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd,
     const struct sockaddr *sa, int salen);
 void conn_reap(struct cg_worker *w);	/* frees closed connections */
+void conn_spares_free(struct cg_worker *w);	/* frees the structs kept for reuse */
 void conn_close_all(struct cg_worker *w, const char *reason);
 /* Draining: closes idle connections now, the others after their response. */
 void conn_drain_all(struct cg_worker *w);

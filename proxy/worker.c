@@ -554,6 +554,7 @@ worker_free(struct cg_worker *w)
 		pthread_join(w->thread, NULL);
 	conn_close_all(w, "shutdown");
 	conn_reap(w);
+	conn_spares_free(w);
 	conn_audit_flush(w);
 	cg_audit_batch_free(&w->audit);
 	worker_up_clear(w);
