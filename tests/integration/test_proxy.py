@@ -292,6 +292,26 @@ def test_large_response_to_a_slow_reader(stack):
         c.close()
 
 
+def test_final_response_arrives_whole_then_the_connection_ends(stack):
+    """With Connection: close the last bytes are sent held for the FIN and
+    the FIN follows at once: each response must still arrive whole and
+    promptly, and the end of the stream right after it, for an answer
+    relayed from the upstream and for one credgate makes itself."""
+    token = stack.token()
+    for path, status in (("/a.txt", 200), ("/admin/x.txt", 403)) * 10:
+        c = stack.raw(timeout=5)
+        t0 = time.monotonic()
+        c.send((f"GET {path} HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {token}"
+                f"\r\nConnection: close\r\n\r\n").encode())
+        r = c.read_response()
+        assert r.status == status, r
+        if status == 200:
+            assert r.body == stack.nginx.files["/a.txt"].encode()
+        assert_closed(c, timeout=1.0)
+        assert time.monotonic() - t0 < 1.0
+        c.close()
+
+
 # ----------------------------------------------------------------------
 # Injectors, observed on a raw upstream that records exact fields
 # ----------------------------------------------------------------------
