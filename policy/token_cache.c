@@ -17,6 +17,11 @@
  *   - a doubly linked list from most to least recently used, for eviction;
  *   - a binary min-heap on exp, so that expired entries leave first and
  *     never outlive their token's exp.
+ * A full cache that almost never answers (a stream of tokens each seen
+ * once) admits only some of its misses: inserting every one would cost an
+ * insertion and an eviction per request and flush the entries that still
+ * serve.  A token that comes back is admitted within a few of its misses,
+ * and hits end the thrashing at the next window.
  * One cache belongs to one thread; nothing here locks.
  */
 #include "config.h"
@@ -31,6 +36,13 @@
 
 #define TC_DIGEST_LEN	32	/* SHA-256 */
 #define TC_MIN_BUCKETS	16
+
+/* Admission when the cache thrashes: lookups are counted in windows of
+ * TC_WINDOW; a full cache that answered fewer than one in TC_THRASH of a
+ * window's lookups takes only one in TC_ADMIT of its next misses. */
+#define TC_WINDOW	1024
+#define TC_THRASH	64
+#define TC_ADMIT	16
 
 /* The clamps of jwt.c's claim checks, so that a hit decides exactly as a
  * full verification would; keep them equal to JWT_TIME_LIMIT and
@@ -64,6 +76,10 @@ struct token_cache {
 	EVP_MD_CTX *mdctx;
 	uint64_t hits;
 	uint64_t misses;
+	unsigned win_lookups;	/* in the current window */
+	unsigned win_hits;
+	bool thrashing;		/* the last window was full and almost all misses */
+	unsigned skipped;	/* misses not admitted since the last admitted */
 };
 
 static int64_t
@@ -303,6 +319,31 @@ recheck_times(const struct tc_entry *e, const struct policy_issuer *is,
 	return 0;
 }
 
+/* Counts a lookup; at the end of a window, decides whether the cache
+ * thrashes. */
+static void
+window_count(struct token_cache *tc)
+{
+	if (++tc->win_lookups < TC_WINDOW)
+		return;
+	tc->thrashing = tc->n == tc->max &&
+	    (uint64_t)tc->win_hits * TC_THRASH < tc->win_lookups;
+	tc->win_lookups = 0;
+	tc->win_hits = 0;
+}
+
+/* Whether a verified token that missed goes into the cache. */
+static bool
+admit(struct token_cache *tc)
+{
+	if (!tc->thrashing || tc->n < tc->max)
+		return true;
+	if (++tc->skipped < TC_ADMIT)
+		return false;
+	tc->skipped = 0;
+	return true;
+}
+
 static bool
 digest(struct token_cache *tc, const char *token, size_t len, unsigned char *md)
 {
@@ -438,6 +479,8 @@ token_cache_verify(struct token_cache *tc, struct policy_issuer *const *issuers,
 			entry_drop(tc, e);
 		} else {
 			tc->hits++;
+			tc->win_hits++;
+			window_count(tc);
 			if (hit != NULL)
 				*hit = true;
 			if ((r = recheck_times(e, is, now_s, reason)) != 0) {
@@ -454,10 +497,11 @@ token_cache_verify(struct token_cache *tc, struct policy_issuer *const *issuers,
 	}
 
 	tc->misses++;
+	window_count(tc);
 	if ((r = jwt_verify(issuers, nissuers, token, len, now_s, max_len, &id,
 	    reason)) != 0)
 		goto out;
-	if (now_s < id->exp && id->issuer != NULL)
+	if (now_s < id->exp && id->issuer != NULL && admit(tc))
 		entry_insert(tc, md, id, now_s);
 	*out = id;
 	r = 0;

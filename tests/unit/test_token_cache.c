@@ -652,6 +652,85 @@ test_flush(void **state)
  * Many lookups of tokens with different exps at a slowly moving clock,
  * checked against a plain recency list: hit or miss, result, entries.
  */
+/*
+ * A stream of tokens each seen once makes a full cache thrash: after a
+ * window of such misses it admits one miss in 16, so that a token used
+ * now and then keeps its entry; a token that comes back is admitted
+ * within 16 of its misses; hits end it at the next window.
+ */
+#define TH_COLD 1700
+
+static void
+test_thrashing_admits_few(void **state)
+{
+	struct token_cache *tc = token_cache_new(16);
+	char *cold[TH_COLD], *hot[8];
+	size_t i, c = 0, n;
+	uint64_t hits = 0, misses = 0;
+	struct res x;
+
+	for (i = 0; i < TH_COLD; i++) {
+		char jti[16];
+
+		snprintf(jti, sizeof(jti), "c-%zu", i);
+		cold[i] = tok(jti);
+	}
+	for (i = 0; i < CG_ARRAY_LEN(hot); i++) {
+		char jti[16];
+
+		snprintf(jti, sizeof(jti), "h-%zu", i);
+		hot[i] = tok(jti);
+	}
+
+	/* A full window of misses, every one admitted: the cache is full. */
+	for (; c < 1024; c++)
+		expect_ok(tc, cold[c], NOW, false);
+	misses += 1024;
+	expect_stats(tc, hits, misses, 16);
+
+	/* Thrashing now: a returning token is in within 16 of its misses. */
+	for (n = 1; n <= 16; n++) {
+		x = cv(tc, hot[0], NOW);
+		assert_int_equal(x.r, 0);
+		policy_identity_free(x.id);
+		if (x.hit)
+			break;
+		misses++;
+	}
+	assert_true(n >= 2 && n <= 16);
+	hits++;
+
+	/* Seen once every 80 cold tokens, it keeps its entry: of the 80
+	 * misses between, only 5 are admitted, and the hit rate stays under
+	 * one in 64. */
+	while (c + 80 <= 1024 + 80 * 8) {
+		for (i = 0; i < 80; i++)
+			expect_ok(tc, cold[c++], NOW, false);
+		misses += 80;
+		expect_ok(tc, hot[0], NOW, true);
+		hits++;
+	}
+	expect_stats(tc, hits, misses, 16);
+
+	/* A hot set brings the hits back: after the window the cache admits
+	 * every miss again, and a new token hits on its second use. */
+	for (n = 0; n < 2048; n++) {
+		x = cv(tc, hot[n % CG_ARRAY_LEN(hot)], NOW);
+		assert_int_equal(x.r, 0);
+		policy_identity_free(x.id);
+	}
+	assert_true(c + 1 < TH_COLD);
+	expect_ok(tc, cold[c], NOW, false);
+	expect_ok(tc, cold[c], NOW, true);
+
+	for (i = 0; i < TH_COLD; i++)
+		free(cold[i]);
+	for (i = 0; i < CG_ARRAY_LEN(hot); i++)
+		free(hot[i]);
+	token_cache_free(tc);
+	(void)state;
+}
+
 #define M_TOKENS	64
 #define M_MAX		16
 #define M_STEPS		4000
@@ -756,6 +835,7 @@ main(void)
 		cmocka_unit_test(test_max_len),
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_model),
+		cmocka_unit_test(test_thrashing_admits_few),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
