@@ -372,119 +372,83 @@ jp_word(struct jp *j, const char *w, size_t n)
 
 static int jp_value(struct jp *j, json_t **out);
 
-static int
-jp_object(struct jp *j, json_t **out)
+/* Takes c if it is next. */
+static bool
+jp_take(struct jp *j, unsigned char c)
 {
-	json_t *obj, *v = NULL;
-	unsigned char *scratch;
-	size_t klen, slen;
+	if (j->p >= j->end || *j->p != c)
+		return false;
+	j->p++;
+	return true;
+}
+
+/* One "key": value member at j->p into obj; a key obj has is refused. */
+static int
+jp_member(struct jp *j, json_t *obj)
+{
+	unsigned char *scratch = NULL;
+	size_t klen, slen = 0;
 	const char *key;
+	json_t *v;
 	int r;
 
-	if (++j->depth > j->max_depth)
-		return CG_ERR_LIMIT;	/* json_depth() saw it first */
-	if ((obj = json_object()) == NULL)
-		return CG_ERR_NOMEM;
-	j->p++;
+	if (j->p >= j->end || *j->p != '"')
+		return CG_ERR_FORMAT;
+	if ((r = jp_string(j, &key, &klen, &scratch, &slen)) != 0)
+		goto out;
+	r = CG_ERR_FORMAT;
+	if (json_object_getn(obj, key, klen) != NULL)
+		goto out;	/* a duplicate key */
 	jp_ws(j);
-	if (j->p < j->end && *j->p == '}') {
-		j->p++;
-		j->depth--;
-		*out = obj;
-		return 0;
-	}
-	for (;;) {
-		if (j->p >= j->end || *j->p != '"') {
-			r = CG_ERR_FORMAT;
-			break;
-		}
-		if ((r = jp_string(j, &key, &klen, &scratch, &slen)) != 0) {
-			jp_scratch_free(scratch, slen);
-			break;
-		}
-		if (json_object_getn(obj, key, klen) != NULL) {
-			jp_scratch_free(scratch, slen);
-			r = CG_ERR_FORMAT;	/* a duplicate key */
-			break;
-		}
-		jp_ws(j);
-		if (j->p >= j->end || *j->p != ':') {
-			jp_scratch_free(scratch, slen);
-			r = CG_ERR_FORMAT;
-			break;
-		}
-		j->p++;
-		jp_ws(j);
-		if ((r = jp_value(j, &v)) != 0) {
-			jp_scratch_free(scratch, slen);
-			break;
-		}
-		r = json_object_setn_new_nocheck(obj, key, klen, v) == 0 ? 0 :
-		    CG_ERR_NOMEM;
-		jp_scratch_free(scratch, slen);
-		if (r != 0)
-			break;
-		jp_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			jp_ws(j);
-			continue;
-		}
-		if (j->p < j->end && *j->p == '}') {
-			j->p++;
-			j->depth--;
-			*out = obj;
-			return 0;
-		}
-		r = CG_ERR_FORMAT;
-		break;
-	}
-	json_decref(obj);
+	if (!jp_take(j, ':'))
+		goto out;
+	jp_ws(j);
+	if ((r = jp_value(j, &v)) != 0)
+		goto out;
+	/* Takes v, also when it fails. */
+	r = json_object_setn_new_nocheck(obj, key, klen, v) == 0 ? 0 : CG_ERR_NOMEM;
+ out:
+	jp_scratch_free(scratch, slen);
 	return r;
 }
 
+/* The object or array whose opening bracket is at j->p. */
 static int
-jp_array(struct jp *j, json_t **out)
+jp_container(struct jp *j, bool is_object, json_t **out)
 {
-	json_t *arr, *v;
-	int r;
+	unsigned char closer = is_object ? '}' : ']';
+	json_t *c, *v;
+	int r = 0;
 
-	if (++j->depth > j->max_depth)
-		return CG_ERR_LIMIT;
-	if ((arr = json_array()) == NULL)
+	if ((c = is_object ? json_object() : json_array()) == NULL)
 		return CG_ERR_NOMEM;
 	j->p++;
 	jp_ws(j);
-	if (j->p < j->end && *j->p == ']') {
-		j->p++;
-		j->depth--;
-		*out = arr;
-		return 0;
-	}
-	for (;;) {
-		if ((r = jp_value(j, &v)) != 0)
-			break;
-		if (json_array_append_new(arr, v) != 0) {
-			r = CG_ERR_NOMEM;
-			break;
-		}
-		jp_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
+	if (!jp_take(j, closer)) {
+		for (;;) {
+			if (is_object)
+				r = jp_member(j, c);
+			else if ((r = jp_value(j, &v)) == 0 &&
+			    json_array_append_new(c, v) != 0)
+				r = CG_ERR_NOMEM;
+			if (r != 0)
+				break;
 			jp_ws(j);
-			continue;
+			if (jp_take(j, ',')) {
+				jp_ws(j);
+				continue;
+			}
+			if (!jp_take(j, closer))
+				r = CG_ERR_FORMAT;
+			break;
 		}
-		if (j->p < j->end && *j->p == ']') {
-			j->p++;
-			j->depth--;
-			*out = arr;
-			return 0;
-		}
-		r = CG_ERR_FORMAT;
-		break;
 	}
-	json_decref(arr);
-	return r;
+	if (r != 0) {
+		json_decref(c);
+		return r;
+	}
+	*out = c;
+	return 0;
 }
 
 /* One value at j->p, whitespace before it already skipped. */
@@ -501,9 +465,12 @@ jp_value(struct jp *j, json_t **out)
 		return CG_ERR_FORMAT;
 	switch (*j->p) {
 	case '{':
-		return jp_object(j, out);
 	case '[':
-		return jp_array(j, out);
+		if (++j->depth > j->max_depth)
+			return CG_ERR_LIMIT;	/* json_depth() saw it first */
+		r = jp_container(j, *j->p == '{', out);
+		j->depth--;
+		return r;
 	case '"':
 		if ((r = jp_string(j, &s, &n, &scratch, &slen)) == 0)
 			r = (*out = json_stringn_nocheck(s, n)) != NULL ? 0 :

@@ -216,51 +216,21 @@ conn_up_plain(const struct conn *c)
 }
 
 /*
- * Writes bev's output now.  Returns true when it drained, so that the
- * caller runs what the write callback would have; false when there was
- * nothing to write or libevent has the rest (EV_WRITE on; a write error
- * then reaches the event callback the usual way).
+ * Writes all of out that one sendmsg() takes, held for more with
+ * MSG_MORE when that is all there is.  Bytes a full socket did not take
+ * are written later by libevent as usual; that write sends what MSG_MORE
+ * held.
  */
-static bool
-conn_push(struct bufferevent *bev)
+static void
+conn_send_held(struct evbuffer *out, evutil_socket_t fd)
 {
-	struct evbuffer *out = bufferevent_get_output(bev);
-
-	if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
-		return false;
-	/* A socket bufferevent keeps its output's start frozen; libevent's
-	 * own write callback thaws it the same way around its write. */
-	evbuffer_unfreeze(out, 1);
-	(void)evbuffer_write(out, bufferevent_getfd(bev));
-	evbuffer_freeze(out, 1);
-	if (evbuffer_get_length(out) == 0)
-		return true;
-	bufferevent_enable(bev, EV_WRITE);
-	return false;
-}
-
-/*
- * conn_push() for a plain client's final bytes: the connection closes once
- * they are written.  They go with MSG_MORE and, when all of them went,
- * shutdown() follows at once, so that the kernel puts the FIN into the
- * segment that carries them: one segment less for both ends than a write
- * and a FIN of its own at close.  Bytes a full socket did not take are
- * written by libevent as usual; that write sends what MSG_MORE held.
- */
-static bool
-conn_push_last(struct bufferevent *bev)
-{
-	struct evbuffer *out = bufferevent_get_output(bev);
 	struct evbuffer_iovec v[16];
 	struct iovec iov[16];
 	struct msghdr msg;
-	evutil_socket_t fd = bufferevent_getfd(bev);
-	size_t len = evbuffer_get_length(out), all = 0;
+	size_t all = 0;
 	ssize_t sent;
 	int i, n;
 
-	if (len == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
-		return false;
 	n = evbuffer_peek(out, -1, NULL, v, 16);
 	if (n > 16)
 		n = 16;
@@ -272,19 +242,45 @@ conn_push_last(struct bufferevent *bev)
 	memset(&msg, 0, sizeof(msg));
 	msg.msg_iov = iov;
 	msg.msg_iovlen = (size_t)n;
-	sent = sendmsg(fd, &msg, MSG_NOSIGNAL | (all == len ? MSG_MORE : 0));
-	if (sent > 0) {
-		/* As around libevent's own write: the start is frozen. */
-		evbuffer_unfreeze(out, 1);
+	sent = sendmsg(fd, &msg, MSG_NOSIGNAL |
+	    (all == evbuffer_get_length(out) ? MSG_MORE : 0));
+	if (sent > 0)
 		evbuffer_drain(out, (size_t)sent);
-		evbuffer_freeze(out, 1);
-	}
+}
+
+/*
+ * Writes bev's output now.  Returns true when it drained, so that the
+ * caller runs what the write callback would have; false when there was
+ * nothing to write or libevent has the rest (EV_WRITE on; a write error
+ * then reaches the event callback the usual way).
+ *
+ * last: the connection closes once these bytes are written (a plain
+ * caller's final ones).  They go with MSG_MORE and, when all of them
+ * went, shutdown() follows at once, so that the kernel puts the FIN into
+ * the segment that carries them: one segment less for both ends than a
+ * write and a FIN of its own at close.
+ */
+static bool
+conn_push(struct bufferevent *bev, bool last)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+	evutil_socket_t fd = bufferevent_getfd(bev);
+
+	if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
+		return false;
+	/* A socket bufferevent keeps its output's start frozen; libevent's
+	 * own write callback thaws it the same way around its write. */
+	evbuffer_unfreeze(out, 1);
+	if (last)
+		conn_send_held(out, fd);
+	else
+		(void)evbuffer_write(out, fd);
+	evbuffer_freeze(out, 1);
 	if (evbuffer_get_length(out) == 0) {
-		(void)shutdown(fd, SHUT_WR);
+		if (last)
+			(void)shutdown(fd, SHUT_WR);
 		return true;
 	}
-	/* Short, refused or failed: libevent writes the rest, or meets the
-	 * error and reports it. */
 	bufferevent_enable(bev, EV_WRITE);
 	return false;
 }
@@ -305,13 +301,12 @@ conn_flush(struct conn *c)
 	do {
 		again = false;
 		if (!c->closed && c->up != NULL && c->up_connected && conn_up_plain(c) &&
-		    conn_push(c->up)) {
+		    conn_push(c->up, false)) {
 			conn_up_write(c->up, c);
 			again = true;
 		}
 		if (!c->closed && conn_cli_plain(c) &&
-		    (c->state == CONN_CLOSING ? conn_push_last(c->cli) :
-		    conn_push(c->cli))) {
+		    conn_push(c->cli, c->state == CONN_CLOSING)) {
 			conn_cli_write(c->cli, c);
 			again = true;
 		}

@@ -152,7 +152,8 @@ check_same(const char *buf, size_t len)
 		    shown);
 	}
 	if (r == 0 && json_is_real(a)) {
-		/* json_equal() compares reals by value; the kind matters too. */
+		/* json_equal() already tells a real from an integer; this says
+		 * so on its own for the top level. */
 		assert_true(json_is_real(b));
 	}
 	json_decref(a);
