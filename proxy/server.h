@@ -70,6 +70,7 @@ struct cg_listener {
 	char key[80];			/* the listen address, "host:port" */
 	int fd;
 	struct evconnlistener *ev;
+	struct event *resume;		/* turns accepting back on after a pause */
 	struct cg_worker *worker;
 	struct cg_listener *next;
 };

@@ -137,7 +137,7 @@ worker_resume_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct cg_listener *ls = arg;
 
-	if (!ls->worker->draining && ls->ev != NULL)
+	if (!ls->worker->draining)
 		evconnlistener_enable(ls->ev);
 }
 
@@ -158,7 +158,7 @@ worker_accept_error(struct evconnlistener *l, void *arg)
 		    "msg=accept_paused listen=%s error=\"%s\" pause_ms=%d",
 		    ls->key, strerror(err), ACCEPT_PAUSE_MS);
 		evconnlistener_disable(l);
-		event_base_once(ls->worker->base, -1, EV_TIMEOUT, worker_resume_accept, ls, &tv);
+		event_add(ls->resume, &tv);
 		return;
 	}
 	cg_log_limited(CG_LOG_WARN, "accept_failed", "msg=accept_failed listen=%s error=\"%s\"",
@@ -169,10 +169,15 @@ static int
 listener_attach(struct cg_worker *w, struct cg_listener *ls)
 {
 	ls->worker = w;
+	if ((ls->resume = event_new(w->base, -1, 0, worker_resume_accept, ls)) == NULL)
+		return CG_ERR_NOMEM;
 	ls->ev = evconnlistener_new(w->base, worker_accept, ls,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, ls->fd);
-	if (ls->ev == NULL)
+	if (ls->ev == NULL) {
+		event_free(ls->resume);
+		ls->resume = NULL;
 		return CG_ERR_NOMEM;
+	}
 	evconnlistener_set_error_cb(ls->ev, worker_accept_error);
 	return 0;
 }
@@ -180,6 +185,8 @@ listener_attach(struct cg_worker *w, struct cg_listener *ls)
 static void
 listener_free(struct cg_listener *ls)
 {
+	if (ls->resume != NULL)
+		event_free(ls->resume);
 	if (ls->ev != NULL)
 		evconnlistener_free(ls->ev);	/* closes fd */
 	else if (ls->fd >= 0)

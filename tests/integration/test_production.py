@@ -1173,6 +1173,30 @@ def test_out_of_descriptors_pauses_accepting(make_stack):
     assert s.cg.proc.poll() is None
 
 
+def test_listener_removed_while_paused(make_stack):
+    """A reload that drops a route whose listener is paused for lack of
+    descriptors: the pause's end must not touch the freed listener."""
+    s = make_stack(start=False)
+    launch(s, [route_for(s), route_for(s, "other")], extra={"workers": 1}, admin=False)
+    token = s.token()
+    assert s.request(token=token).status == 200
+    pid = s.cg.proc.pid
+    limit = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (settled_fds(pid), limit[1]))
+    c = s.raw(timeout=0.5)
+    assert wait_for(lambda: "msg=accept_paused" in s.cg.stderr(), timeout=3), \
+        "no accept_paused in the log"
+    c.close()
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, limit)
+    rewrite(s, [route_for(s, "other")])
+    sighup(s, "reloaded")
+    time.sleep(1.5)         # past the pause (1 s), after the listener went
+    assert s.cg.proc.poll() is None, s.cg.stderr()[-2000:]
+    assert connection_refused(s.ports["legacy"])
+    assert s.request(route="other", token=token).status == 200
+    assert "AddressSanitizer" not in s.cg.stderr()
+
+
 # ======================================================================
 # Privilege drop
 # ======================================================================
