@@ -71,6 +71,7 @@ struct cg_listener {
 	int fd;
 	struct evconnlistener *ev;
 	struct event *resume;		/* turns accepting back on after a pause */
+	unsigned burst;			/* accepted since the last pause */
 	struct cg_worker *worker;
 	struct cg_listener *next;
 };

@@ -31,6 +31,15 @@
 
 #define LISTEN_BACKLOG 1024
 #define ACCEPT_PAUSE_MS 1000
+/*
+ * Connections a listener takes in a row before the worker turns to its
+ * other events.  Each accepted request is read and its token checked at
+ * once, and what a pass of the loop decided is audited and forwarded at
+ * the end of the pass: without a bound, a full backlog would hold every
+ * reply and every decided request back for a backlog's worth of
+ * signature checks.
+ */
+#define ACCEPT_BURST 8
 
 static const char refused_503[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -130,6 +139,11 @@ worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	conn_accept(w, rt, fd, sa, salen);
+	if (++ls->burst >= ACCEPT_BURST) {
+		/* Back on after the events of this pass and the next poll. */
+		evconnlistener_disable(l);
+		event_active(ls->resume, EV_TIMEOUT, 1);
+	}
 }
 
 static void
@@ -137,6 +151,7 @@ worker_resume_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct cg_listener *ls = arg;
 
+	ls->burst = 0;
 	if (!ls->worker->draining)
 		evconnlistener_enable(ls->ev);
 }
