@@ -23,7 +23,7 @@ done
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 libjansson-dev libhiredis-dev libconfig-dev libcmocka-dev libcjose-dev libcurl4-openssl-dev
-node-llhttp nginx-light python3 python3-pytest python3-jwt python3-cryptography curl openssl"
+libjemalloc-dev node-llhttp nginx-light python3 python3-pytest python3-jwt python3-cryptography curl openssl"
 PYTHON3=${PYTHON3:-/usr/bin/python3}
 srcdir=$(cd "$(dirname "$0")" && pwd)
 

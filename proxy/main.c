@@ -9,11 +9,17 @@
  * Exit status: 0 ok, 1 configuration error (or a failed policy test),
  * 2 usage error, 3 run-time failure.
  */
+#include <config.h>		/* autoconf's; "config.h" here is proxy/config.h */
+
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 
 #include "proxy/config.h"
 #include "proxy/policy_test.h"
@@ -23,6 +29,39 @@
 #define EXIT_USAGE 2
 #define EXIT_RUNTIME 3
 
+/*
+ * The allocator that serves malloc(): jemalloc only when it counts this
+ * thread's allocation, which fails if the C library's malloc is the one
+ * bound (a link order gone wrong).
+ */
+static void
+print_allocator(void)
+{
+#ifdef HAVE_JEMALLOC
+	uint64_t before = 0, after = 0;
+	size_t len = sizeof(before), vlen = sizeof(const char *);
+	const char *version = NULL;
+	/* Through a pointer the compiler cannot see into, so that the
+	 * allocation is not optimised away. */
+	void *(*volatile alloc)(size_t) = malloc;
+	char *p;
+
+	if (mallctl("thread.allocated", &before, &len, NULL, 0) == 0 &&
+	    (p = alloc(4096)) != NULL) {
+		free(p);
+		len = sizeof(after);
+		if (mallctl("thread.allocated", &after, &len, NULL, 0) == 0 &&
+		    after - before >= 4096 &&
+		    mallctl("version", &version, &vlen, NULL, 0) == 0 && version != NULL) {
+			printf("allocator: jemalloc %s\n", version);
+			return;
+		}
+	}
+	printf("allocator: C library malloc (jemalloc is linked but not in use)\n");
+#else
+	printf("allocator: C library malloc\n");
+#endif
+}
 
 static void
 usage(FILE *f)
@@ -33,7 +72,7 @@ usage(FILE *f)
 	    "       credgate -T -c FILE            print the effective configuration\n"
 	    "       credgate policy-test -c FILE CASES\n"
 	    "                                      run policy test cases against FILE\n"
-	    "       credgate -V                    print the version\n");
+	    "       credgate -V                    print the version and the allocator\n");
 }
 
 static void
@@ -109,6 +148,7 @@ main(int argc, char **argv)
 			break;
 		case 'V':
 			printf("credgate %s\n", CG_PACKAGE_VERSION);
+			print_allocator();
 			return 0;
 		case 'h':
 			usage(stdout);

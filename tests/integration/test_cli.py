@@ -121,6 +121,13 @@ def test_version_and_help(credgate_bin, builddir):
         version = m and m.group(1)
     assert version, "PACKAGE_VERSION not found in the build's config.h"
     assert version in out
+    # The allocator line says jemalloc only when jemalloc serves malloc().
+    jemalloc = "#define HAVE_JEMALLOC 1" in read_text(cfg_h)
+    allocator = out.splitlines()[1]
+    if jemalloc:
+        assert re.fullmatch(r"allocator: jemalloc \d+\.\d+\.\d+\S*", allocator), out
+    else:
+        assert allocator == "allocator: C library malloc", out
     rc, out, err = run_credgate(credgate_bin, ["-h"])
     assert rc == 0 and "policy-test" in out + err
 

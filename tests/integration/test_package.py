@@ -200,6 +200,8 @@ def test_binary_runs(package):
     proc = run([os.path.join(package.root, "usr", "bin", "credgate"), "-V"], timeout=30)
     assert proc.returncode == 0, proc.stdout
     assert "0.1.0" in proc.stdout, proc.stdout
+    # libjemalloc-dev is a Build-Depends: the package always allocates with it.
+    assert "\nallocator: jemalloc " in proc.stdout, proc.stdout
 
 
 # ----------------------------------------------------------------------
@@ -213,6 +215,7 @@ def test_control(package):
     assert "adduser" in depends, depends
     assert any(d.startswith("libc6") for d in depends), "no shared library dependencies: %s" % depends
     assert any(d.startswith(("libssl", "libevent")) for d in depends), depends
+    assert any(d.startswith("libjemalloc2") for d in depends), depends
     # llhttp is compiled in from node-llhttp (whose source package is node-undici).
     assert re.match(r"^\S+ \(= \S+\)$", package.field("Static-Built-Using") or ""), package.info
     for script in ("postinst", "prerm", "postrm", "conffiles"):
