@@ -74,8 +74,8 @@ def main():
     p("- machine: %s CPUs, %s, %s; load average at start %s, at end %s"
       % (meta["machine_nproc"], meta["machine_cpu"], meta["machine_kernel"],
          meta["machine_loadavg_start"], meta["machine_loadavg_end"]))
-    p("- %s (workers setting: %s; token cache size: %s); %s; %s; %s" % (
-        meta["credgate"] or "credgate",
+    p("- %s (allocator: %s; workers setting: %s; token cache size: %s); %s; %s; %s" % (
+        meta["credgate"] or "credgate", meta.get("credgate_allocator") or "unknown",
         "workers = 1" if meta["credgate_workers_setting"] == "1" else "not accepted, omitted",
         meta["credgate_token_cache"], meta["haproxy"], meta["nginx"], meta["wrk"]))
     p("- placement: proxy and upstream nginx pinned to CPU %s, wrk to CPU %s; "
