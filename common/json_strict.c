@@ -467,7 +467,7 @@ jp_value(struct jp *j, json_t **out)
 	case '{':
 	case '[':
 		if (++j->depth > j->max_depth)
-			return CG_ERR_LIMIT;	/* json_depth() saw it first */
+			return CG_ERR_LIMIT;
 		r = jp_container(j, *j->p == '{', out);
 		j->depth--;
 		return r;
@@ -507,20 +507,25 @@ cg_json_strict_load(const char *buf, size_t len, int max_depth, json_t **out)
 	*out = NULL;
 	if (buf == NULL || max_depth < 0)
 		return CG_ERR_FORMAT;
-	if (json_depth(buf, len, max_depth) > max_depth)
-		return CG_ERR_LIMIT;
 	j.p = (const unsigned char *)buf;
 	j.end = j.p + len;
 	j.depth = 0;
 	j.max_depth = max_depth;
 	jp_ws(&j);
-	if ((r = jp_value(&j, &root)) != 0)
-		return r == CG_ERR_NOMEM || r == CG_ERR_LIMIT ? r : CG_ERR_FORMAT;
-	jp_ws(&j);
-	if (j.p != j.end) {
+	if ((r = jp_value(&j, &root)) == 0) {
+		jp_ws(&j);
+		if (j.p == j.end) {
+			*out = root;
+			return 0;
+		}
 		json_decref(root);
-		return CG_ERR_FORMAT;
+		r = CG_ERR_FORMAT;
 	}
-	*out = root;
-	return 0;
+	if (r == CG_ERR_NOMEM || r == CG_ERR_LIMIT)
+		return r;
+	/* The parser counts depth only as far as it got: a document refused
+	 * for its syntax is still reported too deep when it is, on the
+	 * failure path only, so that valid input is read once. */
+	return json_depth(buf, len, max_depth) > max_depth ? CG_ERR_LIMIT :
+	    CG_ERR_FORMAT;
 }

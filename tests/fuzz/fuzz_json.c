@@ -6,8 +6,8 @@
  * It is differential: jansson's own parser, with the flags the strict
  * parser promises to match (duplicates refused, any value at the top), is
  * the reference.  Both must refuse an input, or both must accept it and
- * build equal values.  Inputs deeper than the limit are
- * refused before parsing and are not compared.  A NUL byte is never valid
+ * build equal values.  Inputs deeper than the limit are refused as
+ * such (CG_ERR_LIMIT) and are not compared.  A NUL byte is never valid
  * JSON and must be refused; jansson is not asked, since it skips a NUL
  * that follows a number or a literal.
  */

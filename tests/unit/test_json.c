@@ -86,7 +86,8 @@ test_json_deep_input(void **state)
 	json_t *v;
 
 	(void)state;
-	/* Far deeper than jansson's own limit: refused before parsing. */
+	/* Far deeper than the limit: refused once the limit is passed, without
+	 * reading on. */
 	memset(buf, '[', 10000);
 	memset(buf + 10000, ']', 10000);
 	buf[20000] = '\0';

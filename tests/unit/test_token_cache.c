@@ -649,10 +649,6 @@ test_flush(void **state)
 }
 
 /*
- * Many lookups of tokens with different exps at a slowly moving clock,
- * checked against a plain recency list: hit or miss, result, entries.
- */
-/*
  * A stream of tokens each seen once makes a full cache thrash: after a
  * window of such misses it admits one miss in 16, so that a token used
  * now and then keeps its entry; a token that comes back is admitted
@@ -731,6 +727,10 @@ test_thrashing_admits_few(void **state)
 	(void)state;
 }
 
+/*
+ * Many lookups of tokens with different exps at a slowly moving clock,
+ * checked against a plain recency list: hit or miss, result, entries.
+ */
 #define M_TOKENS	64
 #define M_MAX		16
 #define M_STEPS		4000
