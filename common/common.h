@@ -206,6 +206,9 @@ int cg_time_parse(const char *s, int64_t *unix_s) CG_WUR;
 char *cg_time_format_ms(int64_t ms, char *out, size_t size);
 /* v in decimal, not terminated; returns its length (at most 20). */
 size_t cg_fmt_u64(char *out, uint64_t v);
+/* An IPv4 address (4 bytes, network order) in dotted decimal, as
+ * inet_ntop() writes it; terminated; returns its length (at most 15). */
+size_t cg_fmt_ipv4(char *out, const unsigned char addr[4]);
 /* v as 16 lowercase hex digits, not terminated. */
 void cg_fmt_hex64(char *out, uint64_t v);
 

@@ -312,6 +312,21 @@ cg_fmt_u64(char *out, uint64_t v)
 	return n;
 }
 
+size_t
+cg_fmt_ipv4(char *out, const unsigned char addr[4])
+{
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		if (i > 0)
+			out[n++] = '.';
+		n += cg_fmt_u64(out + n, addr[i]);
+	}
+	out[n] = '\0';
+	return n;
+}
+
 void
 cg_fmt_hex64(char *out, uint64_t v)
 {

@@ -55,10 +55,30 @@ inj_http_kind_name(enum inj_http_kind k)
 	return kind_names[k];
 }
 
-static bool
+static inline bool
 name_is(const char *p, size_t len, const char *lit)
 {
 	return cg_strcase_eq(p, len, lit, strlen(lit));
+}
+
+/* A field name with its length, for the tables every field is checked
+ * against. */
+struct field_name {
+	const char *s;
+	size_t n;
+};
+#define FIELD_NAME(s)	{ s, sizeof(s) - 1 }
+
+static bool
+name_in(const char *p, size_t len, const struct field_name *tab, size_t ntab)
+{
+	size_t i;
+
+	for (i = 0; i < ntab; i++) {
+		if (len == tab[i].n && cg_strcase_eq(p, len, tab[i].s, tab[i].n))
+			return true;
+	}
+	return false;
 }
 
 static bool
@@ -90,22 +110,18 @@ is_token(const char *s, size_t n)
 	return true;
 }
 
-static const char *const hop_by_hop[] = {
-	"Connection", "Keep-Alive", "Proxy-Connection", "TE",
-	"Transfer-Encoding", "Upgrade", "Proxy-Authorization",
-	"Proxy-Authenticate", "Trailer",
+static const struct field_name hop_by_hop[] = {
+	FIELD_NAME("Connection"), FIELD_NAME("Keep-Alive"),
+	FIELD_NAME("Proxy-Connection"), FIELD_NAME("TE"),
+	FIELD_NAME("Transfer-Encoding"), FIELD_NAME("Upgrade"),
+	FIELD_NAME("Proxy-Authorization"), FIELD_NAME("Proxy-Authenticate"),
+	FIELD_NAME("Trailer"),
 };
 
 bool
 inj_http_is_hop_by_hop(const char *name, size_t len)
 {
-	size_t i;
-
-	for (i = 0; i < CG_ARRAY_LEN(hop_by_hop); i++) {
-		if (name_is(name, len, hop_by_hop[i]))
-			return true;
-	}
-	return false;
+	return name_in(name, len, hop_by_hop, CG_ARRAY_LEN(hop_by_hop));
 }
 
 /* Fields that we write ourselves or that frame the message: a configured
@@ -710,18 +726,15 @@ static bool
 drop_request_field(const struct http_head *req, const struct http_field *f,
     const char *target)
 {
-	static const char *const dropped[] = {
-		"Content-Length", "Expect", "Authorization", "X-Request-Id",
-		"X-Forwarded-For", "Forwarded",
+	static const struct field_name dropped[] = {
+		FIELD_NAME("Content-Length"), FIELD_NAME("Expect"),
+		FIELD_NAME("Authorization"), FIELD_NAME("X-Request-Id"),
+		FIELD_NAME("X-Forwarded-For"), FIELD_NAME("Forwarded"),
 	};
-	size_t i;
 
-	if (f->drop || inj_http_is_hop_by_hop(f->name.p, f->name.len))
+	if (f->drop || inj_http_is_hop_by_hop(f->name.p, f->name.len) ||
+	    name_in(f->name.p, f->name.len, dropped, CG_ARRAY_LEN(dropped)))
 		return true;
-	for (i = 0; i < CG_ARRAY_LEN(dropped); i++) {
-		if (name_is(f->name.p, f->name.len, dropped[i]))
-			return true;
-	}
 	if (target != NULL && name_is(f->name.p, f->name.len, target))
 		return true;
 	/* Host stays even when Connection names it: the request was

@@ -325,16 +325,41 @@ jw_quoted(struct jw *w, const char *s, size_t n)
 	w->buf[w->len] = '\0';
 }
 
+/*
+ * The separator and the key of the next member.  Keys are almost always
+ * plain names: those go out with one room check and one copy; any other
+ * key is escaped like a value.
+ */
 static void
 jw_member(struct jw *w, const char *key)
 {
-	if (!w->first[w->depth])
-		jw_put(w, ",", 1);
+	bool comma = !w->first[w->depth];
+	size_t n = key != NULL ? strlen(key) : 0, i;
+	char *o;
+
+	if (!jw_room(w, comma + (key != NULL ? n + 3 : 0)))
+		return;
+	o = w->buf + w->len;
+	if (comma)
+		*o++ = ',';
 	w->first[w->depth] = false;
 	if (key != NULL) {
-		jw_quoted(w, key, strlen(key));
-		jw_put(w, ":", 1);
+		for (i = 0; i < n && jw_plain[(unsigned char)key[i]]; i++)
+			;
+		if (i < n) {
+			w->len = (size_t)(o - w->buf);
+			jw_quoted(w, key, n);
+			jw_put(w, ":", 1);
+			return;
+		}
+		*o++ = '"';
+		memcpy(o, key, n);
+		o += n;
+		*o++ = '"';
+		*o++ = ':';
 	}
+	w->len = (size_t)(o - w->buf);
+	w->buf[w->len] = '\0';
 }
 
 static void

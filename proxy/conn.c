@@ -258,7 +258,9 @@ conn_send_held(struct evbuffer *out, evutil_socket_t fd)
  * caller's final ones).  They go with MSG_MORE and, when all of them
  * went, shutdown() follows at once, so that the kernel puts the FIN into
  * the segment that carries them: one segment less for both ends than a
- * write and a FIN of its own at close.
+ * write and a FIN of its own at close.  close() alone would not do:
+ * with unread input it resets the connection and drops the bytes still
+ * held, an error response among them.
  */
 static bool
 conn_push(struct bufferevent *bev, bool last)
@@ -2301,7 +2303,8 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 	} else {
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
 
-		inet_ntop(AF_INET, &s4->sin_addr, c->peer_ip, sizeof(c->peer_ip));
+		_Static_assert(sizeof(c->peer_ip) >= INET_ADDRSTRLEN, "peer_ip");
+		cg_fmt_ipv4(c->peer_ip, (const unsigned char *)&s4->sin_addr);
 		c->peer_port = ntohs(s4->sin_port);
 	}
 	conn_format_peer(c, sa->sa_family == AF_INET6);

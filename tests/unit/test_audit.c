@@ -356,6 +356,42 @@ test_jw_escapes_every_byte(void **state)
 	check_quoted(all, 0);
 }
 
+/* Keys: plain names are copied, any other byte is escaped as in a value;
+ * members are separated by commas at every depth. */
+static void
+test_jw_keys_and_members(void **state)
+{
+	unsigned char key[4];
+	char want[64], got_key[32];
+	size_t wn;
+	unsigned c;
+	struct jw w;
+
+	(void)state;
+	for (c = 1; c < 256; c++) {
+		key[0] = 'a';
+		key[1] = (unsigned char)c;
+		key[2] = 'z';
+		key[3] = '\0';
+		ref_quoted(key, 3, got_key);
+		wn = (size_t)snprintf(want, sizeof(want), "{\"x\":1,%s:\"v\",\"o\":{%s:null,\"y\":true}}",
+		    got_key, got_key);
+		jw_init(&w, 1 << 20);
+		jw_obj_begin(&w, NULL);
+		jw_int(&w, "x", 1);
+		jw_str(&w, (const char *)key, "v");
+		jw_obj_begin(&w, "o");
+		jw_null(&w, (const char *)key);
+		jw_bool(&w, "y", true);
+		jw_obj_end(&w);
+		jw_obj_end(&w);
+		assert_false(w.err);
+		assert_int_equal(w.len, wn);
+		assert_string_equal(w.buf, want);
+		jw_free(&w);
+	}
+}
+
 /* A line never grows past the limit: what fits is written whole, what
  * does not sets err and adds nothing. */
 static void
@@ -390,6 +426,31 @@ test_jw_limit(void **state)
 	assert_true(w.err);
 	assert_true(w.len < 100);
 	jw_free(&w);
+	/* A key counts whole: {"<n bytes>":1} is n + 6 bytes and its NUL;
+	 * one that does not fit adds not even its comma. */
+	s[0] = 'k';
+	memset(s + 1, 'x', sizeof(s) - 2);
+	for (n = 80; n < 100; n++) {
+		s[n] = '\0';
+		jw_init(&w, 100);
+		jw_obj_begin(&w, NULL);
+		jw_int(&w, s, 1);
+		jw_obj_end(&w);
+		assert_int_equal(w.err, n + 7 > 100);
+		if (!w.err)
+			assert_int_equal(w.len, n + 6);
+		assert_true(w.len < 100);
+		assert_int_equal(w.buf[w.len], '\0');
+		jw_free(&w);
+		s[n] = 'x';
+	}
+	jw_init(&w, 12);
+	jw_obj_begin(&w, NULL);
+	jw_int(&w, "a", 1);
+	jw_int(&w, "bbbbbbb", 2);
+	assert_true(w.err);
+	assert_string_equal(w.buf, "{\"a\":1");
+	jw_free(&w);
 }
 
 int
@@ -402,6 +463,7 @@ main(void)
 		cmocka_unit_test(test_no_sink_holds_nothing),
 		cmocka_unit_test(test_batches_never_interleave_in_a_pipe),
 		cmocka_unit_test(test_jw_escapes_every_byte),
+		cmocka_unit_test(test_jw_keys_and_members),
 		cmocka_unit_test(test_jw_limit),
 	};
 

@@ -351,6 +351,57 @@ test_fields(void **state)
 	assert_int_equal(h.target.len, 1);
 }
 
+/* Every byte value at every offset of a long field value (the scan takes
+ * eight bytes at a time): a value byte is kept in the value, any other
+ * control byte is refused, in a request and in a response. */
+static void
+test_value_bytes_at_every_offset(void **state)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: a\r\nX: ";
+	static const char resp[] = "HTTP/1.1 200 OK\r\nX: ";
+	struct http_field fields[8];
+	struct http_limits lim = default_opts.lim;
+	struct http_head h;
+	struct http_error err;
+	char in[128], *buf;
+	size_t off, pre, n, vlen = 40;
+	unsigned c;
+	int r, resp_mode;
+
+	(void)state;
+	for (resp_mode = 0; resp_mode < 2; resp_mode++)
+		for (c = 0; c < 256; c++)
+			for (off = 1; off + 1 < vlen; off++) {
+				if (c == '\r' || c == '\n')
+					continue;
+				pre = resp_mode ? sizeof(resp) - 1 : sizeof(req) - 1;
+				memcpy(in, resp_mode ? resp : req, pre);
+				memset(in + pre, 'v', vlen);
+				in[pre + off] = (char)c;
+				memcpy(in + pre + vlen, "\r\n\r\n", 4);
+				n = pre + vlen + 4;
+				buf = malloc(n);	/* exactly: ASan sees an overread */
+				assert_non_null(buf);
+				memcpy(buf, in, n);
+				r = http_parse_head(buf, n, !resp_mode, &lim, &h, fields, &err);
+				if (c == '\t' || (c >= 0x20 && c != 0x7f)) {
+					if (r != HTTP_PARSE_DONE)
+						fail_msg("byte 0x%02x at %zu refused: %s", c, off,
+						    err.reason);
+					assert_int_equal(fields[h.nfields - 1].value.len, vlen);
+					assert_memory_equal(fields[h.nfields - 1].value.p,
+					    in + pre, vlen);
+				} else {
+					if (r != HTTP_PARSE_ERROR)
+						fail_msg("byte 0x%02x at %zu taken", c, off);
+					assert_int_equal(err.status, resp_mode ? 502 : 400);
+					assert_string_equal(err.reason,
+					    "control character in a field value");
+				}
+				free(buf);
+			}
+}
+
 /* ------------------------------------------------------------------ */
 /* Attacks: each refused with the exact status                          */
 /* ------------------------------------------------------------------ */
@@ -955,6 +1006,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid),
 		cmocka_unit_test(test_fields),
+		cmocka_unit_test(test_value_bytes_at_every_offset),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_limits_head),
 		cmocka_unit_test(test_limits_body),

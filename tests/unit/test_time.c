@@ -1,8 +1,10 @@
 /*
- * test_time.c: durations and calendar times, both directions.
+ * test_time.c: durations and calendar times, both directions; the
+ * number and address formatters beside them.
  */
 #include "tests/unit/unit.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "common.h"
@@ -241,6 +243,30 @@ test_fmt_u64(void **state)
 	}
 }
 
+/* Every octet value in every position, against inet_ntop(). */
+static void
+test_fmt_ipv4(void **state)
+{
+	unsigned char a[4];
+	char want[INET_ADDRSTRLEN], out[INET_ADDRSTRLEN + 4];
+	unsigned v, pos;
+	size_t n;
+
+	(void)state;
+	for (pos = 0; pos < 4; pos++)
+		for (v = 0; v < 256; v++) {
+			a[0] = 127; a[1] = 0; a[2] = 10; a[3] = 255;
+			a[pos] = (unsigned char)v;
+			assert_non_null(inet_ntop(AF_INET, a, want, sizeof(want)));
+			memset(out, '#', sizeof(out));
+			n = cg_fmt_ipv4(out, a);
+			assert_int_equal(n, strlen(want));
+			assert_string_equal(out, want);
+		}
+	memset(a, 255, sizeof(a));
+	assert_int_equal(cg_fmt_ipv4(out, a), INET_ADDRSTRLEN - 1);
+}
+
 static void
 test_fmt_hex64(void **state)
 {
@@ -303,6 +329,7 @@ main(void)
 		cmocka_unit_test(test_time_format),
 		cmocka_unit_test(test_format_short_buffer),
 		cmocka_unit_test(test_fmt_u64),
+		cmocka_unit_test(test_fmt_ipv4),
 		cmocka_unit_test(test_fmt_hex64),
 		cmocka_unit_test(test_round_trip_days),
 		cmocka_unit_test(test_clocks),
