@@ -65,13 +65,27 @@ void cg_gen_unref(struct cg_gen *g);	/* NULL-safe; any thread */
 /* The route of g listening on key; NULL if none. */
 struct cg_route_rt *cg_gen_route_by_listen(struct cg_gen *g, const char *key);
 
+/*
+ * Connections a listener takes in one pass of the loop.  What a pass
+ * decided is audited and forwarded at its end: without a bound, a full
+ * backlog would hold every reply and every decided request back for a
+ * backlog's worth of signature checks.
+ */
+#define ACCEPT_BURST 8
+
 /* One listening socket of one worker. */
 struct cg_listener {
 	char key[80];			/* the listen address, "host:port" */
 	int fd;
 	struct evconnlistener *ev;
-	struct event *resume;		/* turns accepting back on after a pause */
-	unsigned burst;			/* accepted since the last pause */
+	struct event *resume;		/* takes the accepted ones; turns
+					   accepting back on after a pause */
+	unsigned npend;			/* accepted, not yet taken */
+	struct cg_accepted {
+		int fd;
+		socklen_t salen;
+		struct sockaddr_storage sa;
+	} pend[ACCEPT_BURST];
 	struct cg_worker *worker;
 	struct cg_listener *next;
 };

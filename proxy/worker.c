@@ -31,15 +31,6 @@
 
 #define LISTEN_BACKLOG 1024
 #define ACCEPT_PAUSE_MS 1000
-/*
- * Connections a listener takes in a row before the worker turns to its
- * other events.  Each accepted request is read and its token checked at
- * once, and what a pass of the loop decided is audited and forwarded at
- * the end of the pass: without a bound, a full backlog would hold every
- * reply and every decided request back for a backlog's worth of
- * signature checks.
- */
-#define ACCEPT_BURST 8
 
 static const char refused_503[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -113,11 +104,10 @@ worker_conn_release(struct cg_worker *w, struct cg_route_rt *rt)
 	__atomic_sub_fetch(&rt->shared->open, 1, __ATOMIC_RELAXED);
 }
 
+/* One accepted connection, as the pass that accepted it ends. */
 static void
-worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+worker_take(struct cg_listener *ls, int fd, struct sockaddr *sa, int salen)
 {
-	struct cg_listener *ls = arg;
 	struct cg_worker *w = ls->worker;
 	struct cg_route_rt *rt;
 	int why = 0;
@@ -139,19 +129,40 @@ worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	conn_accept(w, rt, fd, sa, salen);
-	if (++ls->burst >= ACCEPT_BURST) {
-		/* Back on after the events of this pass and the next poll. */
-		evconnlistener_disable(l);
+}
+
+/*
+ * Accepted connections are taken at the end of the pass: the events that
+ * were ready with the listener (responses to relay, most often) go first,
+ * then each accepted request is read and its token checked.  After
+ * ACCEPT_BURST the listener is off until the next poll.
+ */
+static void
+worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct cg_listener *ls = arg;
+	struct cg_accepted *a = &ls->pend[ls->npend++];
+
+	a->fd = fd;
+	a->salen = (socklen_t)salen;
+	memcpy(&a->sa, sa, (size_t)salen);
+	if (ls->npend == 1)
 		event_active(ls->resume, EV_TIMEOUT, 1);
-	}
+	if (ls->npend == ACCEPT_BURST)
+		evconnlistener_disable(l);
 }
 
 static void
 worker_resume_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct cg_listener *ls = arg;
+	unsigned i, n = ls->npend;
 
-	ls->burst = 0;
+	ls->npend = 0;
+	for (i = 0; i < n; i++)
+		worker_take(ls, ls->pend[i].fd, (struct sockaddr *)&ls->pend[i].sa,
+		    (int)ls->pend[i].salen);
 	if (!ls->worker->draining)
 		evconnlistener_enable(ls->ev);
 }
@@ -200,6 +211,8 @@ listener_attach(struct cg_worker *w, struct cg_listener *ls)
 static void
 listener_free(struct cg_listener *ls)
 {
+	while (ls->npend > 0)
+		close(ls->pend[--ls->npend].fd);
 	if (ls->resume != NULL)
 		event_free(ls->resume);
 	if (ls->ev != NULL)
