@@ -78,8 +78,10 @@ struct cg_listener {
 	char key[80];			/* the listen address, "host:port" */
 	int fd;
 	struct evconnlistener *ev;
-	struct event *resume;		/* takes the accepted ones; turns
-					   accepting back on after a pause */
+	struct event *resume;		/* turns accepting back on after a pause */
+	bool paused;			/* out of descriptors: until resume */
+	struct event *take;		/* takes the accepted ones at the end
+					   of the pass */
 	unsigned npend;			/* accepted, not yet taken */
 	struct cg_accepted {
 		int fd;

@@ -142,19 +142,23 @@ worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct cg_listener *ls = arg;
-	struct cg_accepted *a = &ls->pend[ls->npend++];
+	struct cg_accepted *a = &ls->pend[ls->npend];
 
+	if (salen < 0 || (size_t)salen > sizeof(a->sa)) {
+		evutil_closesocket(fd);		/* no address family of ours */
+		return;
+	}
 	a->fd = fd;
 	a->salen = (socklen_t)salen;
 	memcpy(&a->sa, sa, (size_t)salen);
-	if (ls->npend == 1)
-		event_active(ls->resume, EV_TIMEOUT, 1);
+	if (++ls->npend == 1)
+		event_active(ls->take, EV_TIMEOUT, 1);
 	if (ls->npend == ACCEPT_BURST)
 		evconnlistener_disable(l);
 }
 
 static void
-worker_resume_accept(evutil_socket_t fd, short what, void *arg)
+worker_take_accepted(evutil_socket_t fd, short what, void *arg)
 {
 	struct cg_listener *ls = arg;
 	unsigned i, n = ls->npend;
@@ -163,6 +167,16 @@ worker_resume_accept(evutil_socket_t fd, short what, void *arg)
 	for (i = 0; i < n; i++)
 		worker_take(ls, ls->pend[i].fd, (struct sockaddr *)&ls->pend[i].sa,
 		    (int)ls->pend[i].salen);
+	if (n == ACCEPT_BURST && !ls->paused && !ls->worker->draining)
+		evconnlistener_enable(ls->ev);
+}
+
+static void
+worker_resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct cg_listener *ls = arg;
+
+	ls->paused = false;
 	if (!ls->worker->draining)
 		evconnlistener_enable(ls->ev);
 }
@@ -183,6 +197,7 @@ worker_accept_error(struct evconnlistener *l, void *arg)
 		cg_log_limited(CG_LOG_WARN, "accept_paused",
 		    "msg=accept_paused listen=%s error=\"%s\" pause_ms=%d",
 		    ls->key, strerror(err), ACCEPT_PAUSE_MS);
+		ls->paused = true;
 		evconnlistener_disable(l);
 		event_add(ls->resume, &tv);
 		return;
@@ -195,13 +210,15 @@ static int
 listener_attach(struct cg_worker *w, struct cg_listener *ls)
 {
 	ls->worker = w;
-	if ((ls->resume = event_new(w->base, -1, 0, worker_resume_accept, ls)) == NULL)
-		return CG_ERR_NOMEM;
-	ls->ev = evconnlistener_new(w->base, worker_accept, ls,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, ls->fd);
-	if (ls->ev == NULL) {
-		event_free(ls->resume);
-		ls->resume = NULL;
+	if ((ls->resume = event_new(w->base, -1, 0, worker_resume_accept, ls)) == NULL ||
+	    (ls->take = event_new(w->base, -1, 0, worker_take_accepted, ls)) == NULL ||
+	    (ls->ev = evconnlistener_new(w->base, worker_accept, ls,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, ls->fd)) == NULL) {
+		if (ls->take != NULL)
+			event_free(ls->take);
+		if (ls->resume != NULL)
+			event_free(ls->resume);
+		ls->take = ls->resume = NULL;
 		return CG_ERR_NOMEM;
 	}
 	evconnlistener_set_error_cb(ls->ev, worker_accept_error);
@@ -213,6 +230,8 @@ listener_free(struct cg_listener *ls)
 {
 	while (ls->npend > 0)
 		close(ls->pend[--ls->npend].fd);
+	if (ls->take != NULL)
+		event_free(ls->take);
 	if (ls->resume != NULL)
 		event_free(ls->resume);
 	if (ls->ev != NULL)
