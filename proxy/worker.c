@@ -142,8 +142,16 @@ worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct cg_listener *ls = arg;
-	struct cg_accepted *a = &ls->pend[ls->npend];
+	struct cg_accepted *a;
 
+	/* The listener is off while the array is full: this only keeps the
+	 * array's bound whatever libevent does. */
+	if (ls->npend >= ACCEPT_BURST) {
+		evconnlistener_disable(l);
+		evutil_closesocket(fd);
+		return;
+	}
+	a = &ls->pend[ls->npend];
 	if (salen < 0 || (size_t)salen > sizeof(a->sa)) {
 		evutil_closesocket(fd);		/* no address family of ours */
 		return;
