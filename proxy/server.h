@@ -78,8 +78,8 @@ struct cg_listener {
 	char key[80];			/* the listen address, "host:port" */
 	int fd;
 	struct evconnlistener *ev;
-	struct event *resume;		/* turns accepting back on after a pause */
-	bool paused;			/* out of descriptors: until resume */
+	struct event *resume;		/* turns accepting back on after a pause;
+					   pending while paused */
 	struct event *take;		/* takes the accepted ones at the end
 					   of the pass */
 	unsigned npend;			/* accepted, not yet taken */

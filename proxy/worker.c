@@ -175,7 +175,8 @@ worker_take_accepted(evutil_socket_t fd, short what, void *arg)
 	for (i = 0; i < n; i++)
 		worker_take(ls, ls->pend[i].fd, (struct sockaddr *)&ls->pend[i].sa,
 		    (int)ls->pend[i].salen);
-	if (n == ACCEPT_BURST && !ls->paused && !ls->worker->draining)
+	if (n == ACCEPT_BURST && !event_pending(ls->resume, EV_TIMEOUT, NULL) &&
+	    !ls->worker->draining)
 		evconnlistener_enable(ls->ev);
 }
 
@@ -184,7 +185,6 @@ worker_resume_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct cg_listener *ls = arg;
 
-	ls->paused = false;
 	if (!ls->worker->draining)
 		evconnlistener_enable(ls->ev);
 }
@@ -205,7 +205,6 @@ worker_accept_error(struct evconnlistener *l, void *arg)
 		cg_log_limited(CG_LOG_WARN, "accept_paused",
 		    "msg=accept_paused listen=%s error=\"%s\" pause_ms=%d",
 		    ls->key, strerror(err), ACCEPT_PAUSE_MS);
-		ls->paused = true;
 		evconnlistener_disable(l);
 		event_add(ls->resume, &tv);
 		return;

@@ -392,6 +392,28 @@ test_jw_keys_and_members(void **state)
 	}
 }
 
+/* {key: value} under a limit of 100, value a string when val is set and 1
+ * otherwise: err exactly when its want bytes and a NUL do not fit. */
+static void
+check_limit(const char *key, const char *val, size_t vlen, size_t want)
+{
+	struct jw w;
+
+	jw_init(&w, 100);
+	jw_obj_begin(&w, NULL);
+	if (val != NULL)
+		jw_strn(&w, key, val, vlen);
+	else
+		jw_int(&w, key, 1);
+	jw_obj_end(&w);
+	assert_int_equal(w.err, want + 1 > 100);
+	if (!w.err)
+		assert_int_equal(w.len, want);
+	assert_true(w.len < 100);
+	assert_int_equal(w.buf[w.len], '\0');
+	jw_free(&w);
+}
+
 /* A line never grows past the limit: what fits is written whole, what
  * does not sets err and adds nothing. */
 static void
@@ -403,19 +425,9 @@ test_jw_limit(void **state)
 
 	(void)state;
 	memset(s, 'x', sizeof(s));
-	/* {"k":"<n bytes>"} is n + 8 bytes and its NUL. */
-	for (n = 80; n < 100; n++) {
-		jw_init(&w, 100);
-		jw_obj_begin(&w, NULL);
-		jw_strn(&w, "k", s, n);
-		jw_obj_end(&w);
-		assert_int_equal(w.err, n + 9 > 100);
-		if (!w.err)
-			assert_int_equal(w.len, n + 8);
-		assert_true(w.len < 100);
-		assert_int_equal(w.buf[w.len], '\0');
-		jw_free(&w);
-	}
+	/* {"k":"<n bytes>"} is n + 8 bytes. */
+	for (n = 80; n < 100; n++)
+		check_limit("k", s, n, n + 8);
 	/* Escapes count at their escaped size: 15 control bytes are 90. */
 	memset(s, 0x01, 15);
 	jw_init(&w, 100);
@@ -426,22 +438,13 @@ test_jw_limit(void **state)
 	assert_true(w.err);
 	assert_true(w.len < 100);
 	jw_free(&w);
-	/* A key counts whole: {"<n bytes>":1} is n + 6 bytes and its NUL;
-	 * one that does not fit adds not even its comma. */
+	/* A key counts whole: {"<n bytes>":1} is n + 6 bytes; one that does
+	 * not fit adds not even its comma. */
 	s[0] = 'k';
 	memset(s + 1, 'x', sizeof(s) - 2);
 	for (n = 80; n < 100; n++) {
 		s[n] = '\0';
-		jw_init(&w, 100);
-		jw_obj_begin(&w, NULL);
-		jw_int(&w, s, 1);
-		jw_obj_end(&w);
-		assert_int_equal(w.err, n + 7 > 100);
-		if (!w.err)
-			assert_int_equal(w.len, n + 6);
-		assert_true(w.len < 100);
-		assert_int_equal(w.buf[w.len], '\0');
-		jw_free(&w);
+		check_limit(s, NULL, 0, n + 6);
 		s[n] = 'x';
 	}
 	jw_init(&w, 12);
