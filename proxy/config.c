@@ -990,6 +990,8 @@ build_global(struct load *ld, const config_setting_t *root, struct cg_config *cf
 	cfg->user = get_string(ld, cg, "credgate.user");
 	cfg->group = get_string(ld, cg, "credgate.group");
 	cfg->max_connections = (uint32_t)get_int(ld, cg, "credgate.max_connections");
+	cfg->max_pending_per_client =
+	    (uint32_t)get_int(ld, cg, "credgate.max_pending_per_client");
 	cfg->shutdown_timeout_ms = get_duration(ld, cg, "credgate.shutdown_timeout");
 	cfg->token_cache_size = (uint32_t)get_int(ld, tc, "credgate.token_cache.size");
 	build_admin(ld, ad, cfg);
@@ -1677,6 +1679,9 @@ build_route(struct load *ld, const config_setting_t *rg, size_t idx, struct cg_c
 	rt->upstream_host = get_string(ld, up, "routes.[].upstream.host");
 	rt->upstream_port = (int)get_int(ld, up, "routes.[].upstream.port");
 	rt->max_connections = (uint32_t)get_int(ld, rg, "routes.[].max_connections");
+	rt->keepalive_requests = (uint32_t)get_int(ld, rg, "routes.[].keepalive_requests");
+	rt->keepalive_time_ms = get_duration(ld, rg, "routes.[].keepalive_time");
+	rt->upstream_keepalive = (uint32_t)get_int(ld, up, "routes.[].upstream.keepalive");
 	rt->policy.mode = (enum policy_mode)get_enum(rg, "routes.[].mode");
 	rt->max_body = (uint64_t)get_int(ld, rg, "routes.[].max_body");
 	rt->audit_failure = (enum cg_audit_failure)get_enum(rg, "routes.[].audit_failure");
@@ -2409,10 +2414,13 @@ d_route(struct dump *d, const struct cg_route *rt)
 		d_unset(d, "routes.[].listen");
 	d_str(d, "routes.[].protocol", rt->protocol);
 	d_int(d, "routes.[].max_connections", rt->max_connections);
+	d_int(d, "routes.[].keepalive_requests", rt->keepalive_requests);
+	d_duration(d, "routes.[].keepalive_time", rt->keepalive_time_ms);
 	d_tls_server(d, &rt->tls);
 	d_open(d, "routes.[].upstream", false);
 	d_str(d, "routes.[].upstream.host", rt->upstream_host);
 	d_int(d, "routes.[].upstream.port", rt->upstream_port);
+	d_int(d, "routes.[].upstream.keepalive", rt->upstream_keepalive);
 	d_tls_client(d, &rt->upstream_tls);
 	d_close(d, false);
 
@@ -2490,6 +2498,7 @@ cg_config_dump(const struct cg_config *cfg, FILE *out)
 	d_str(&d, "credgate.user", cfg->user);
 	d_str(&d, "credgate.group", cfg->group);
 	d_int(&d, "credgate.max_connections", cfg->max_connections);
+	d_int(&d, "credgate.max_pending_per_client", cfg->max_pending_per_client);
 	d_duration(&d, "credgate.shutdown_timeout", cfg->shutdown_timeout_ms);
 	d_enum(&d, "credgate.secure_memory", (int)cfg->secure_memory);
 	d_int(&d, "credgate.secure_memory_size", (int64_t)cfg->secure_memory_size);

@@ -89,6 +89,9 @@ struct cg_route {
 	char *environment;
 	char *expires_text;		/* as written, for -T and audit */
 	uint32_t max_connections;	/* routes.[].max_connections; 0 = no own limit */
+	uint32_t keepalive_requests;	/* routes.[].keepalive_requests */
+	int64_t keepalive_time_ms;	/* routes.[].keepalive_time */
+	uint32_t upstream_keepalive;	/* routes.[].upstream.keepalive: idle per worker */
 	struct cg_tls_server tls;	/* routes.[].tls.* */
 	struct cg_tls_client upstream_tls; /* routes.[].upstream.tls.* */
 	int line;			/* where the route starts in the file */
@@ -116,6 +119,7 @@ struct cg_config {
 	char *user;			/* credgate.user: drop to it after binding; NULL = stay */
 	char *group;			/* credgate.group; NULL = user's primary group */
 	uint32_t max_connections;	/* credgate.max_connections, all routes */
+	uint32_t max_pending_per_client; /* credgate.max_pending_per_client */
 	int64_t shutdown_timeout_ms;	/* credgate.shutdown_timeout */
 	uint32_t token_cache_size;	/* credgate.token_cache.size; 0 = off */
 	char *admin_listen_host;	/* credgate.admin.listen; NULL = no admin;

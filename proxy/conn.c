@@ -40,7 +40,10 @@
 #define RELAY_HIGH	(256 * 1024)	/* queued output that stops reading the other side */
 #define RELAY_LOW	(64 * 1024)	/* ... and lets it read again */
 #define PIPELINE_MAX	(64 * 1024)	/* pipelined bytes buffered while a request is in flight */
-#define LINGER_MS	5000
+#define LINGER_MS	5000		/* to flush the final bytes */
+#define LINGER_TIME_MS	10000		/* lingering close, all in all */
+#define LINGER_READ_MS	2000		/* ... between two reads */
+#define LINGER_BYTES	(4 * 1024 * 1024) /* ... dropped at most */
 #define MAX_TRAILER	4096
 #define AUDIT_LINE_MAX	(64 * 1024)
 
@@ -51,15 +54,19 @@ enum conn_state {
 			   upstream_response timer */
 	CONN_RELAY,	/* request up, response down; connect timer, then
 			   response timer, re-armed on progress */
-	CONN_CLOSING,	/* flushing the final bytes; linger timer */
+	CONN_CLOSING,	/* flushing the final bytes; linger timer.  Then,
+			   lingering: reading and dropping the caller's
+			   input; linger read timer */
 };
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
 	TAILQ_ENTRY(conn) audit_link;	/* in w->audit_waiters while audit_wait */
+	TAILQ_ENTRY(conn) pend_link;	/* in w->pending while pending */
 	uint64_t id;
 	struct cg_worker *w;
-	struct cg_gen *gen;		/* the generation this connection started with */
+	struct cg_gen *gen;		/* the generation of the request in flight: the
+					   worker's newest when the request began */
 	struct cg_route_rt *rt;		/* in gen */
 	const struct cg_route *route;	/* in gen */
 	const struct cg_config *cfg;	/* gen->cfg */
@@ -75,6 +82,15 @@ struct conn {
 	struct event *timer;
 	bool up_connected;
 	bool up_idle;			/* its last response is complete: reusable */
+	bool pending;			/* no complete request head yet; counts in
+					   w->proc->pending at pend_slot */
+	struct cg_pending_slot pend_slot;
+	bool linger;			/* after an early answer: the caller may
+					   still be sending */
+	bool lingering;			/* answer out, our side shut: reading and
+					   dropping input until the caller closes */
+	int64_t linger_end_ms;		/* lingering stops then (monotonic) */
+	uint64_t lingered;		/* bytes dropped while lingering */
 	bool cli_eof;
 	bool cli_read_paused;
 	bool cli_watched;		/* its read event was ever turned on */
@@ -750,7 +766,7 @@ conn_up_release(struct conn *c)
 		return;
 	}
 	/* The pool's watch starts before ours ends: no epoll change. */
-	worker_up_put(c->w, key, c->up);
+	worker_up_put(c->w, key, c->up, c->route->upstream_keepalive);
 	conn_up_drop_reads(c);
 	c->up = NULL;
 	c->up_connected = false;
@@ -793,6 +809,17 @@ conn_request_reset(struct conn *c)
 	c->request_id[0] = c->method[0] = c->path[0] = '\0';
 }
 
+/* The connection sent a complete request head, or closes. */
+static void
+conn_unpend(struct conn *c)
+{
+	if (!c->pending)
+		return;
+	c->pending = false;
+	TAILQ_REMOVE(&c->w->pending, c, pend_link);
+	pending_done(c->w->proc->pending, &c->pend_slot);
+}
+
 /*
  * Idempotent: stops all I/O, writes the close log line and the session_end
  * event, and hands the connection to the reaper, which frees it outside of
@@ -815,6 +842,7 @@ conn_close(struct conn *c, const char *reason)
 	c->closed = true;
 	conn_set_reason(c, reason);
 	conn_audit_unwait(c);
+	conn_unpend(c);
 	evtimer_del(c->timer);
 	conn_cli_reading(c, false);
 	bufferevent_disable(c->cli, EV_READ | EV_WRITE);
@@ -941,6 +969,25 @@ conn_reap(struct cg_worker *w)
 	}
 }
 
+bool
+conn_evict_pending(struct cg_worker *w, const struct cg_route_shared *route)
+{
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &w->pending, pend_link) {
+		if (route != NULL && c->rt->shared != route)
+			continue;
+		metrics_conn_evicted(c->rm);
+		cg_log_limited(CG_LOG_WARN, "evicted",
+		    "msg=connection_evicted conn=%llu route=%s peer=%s age_ms=%lld",
+		    (unsigned long long)c->id, c->route->policy.name, c->peer,
+		    (long long)(cg_mono_ms() - c->born_ms));
+		conn_close(c, "evicted_for_new_connection");
+		return true;
+	}
+	return false;
+}
+
 void
 conn_close_all(struct cg_worker *w, const char *reason)
 {
@@ -969,6 +1016,53 @@ conn_drain_all(struct cg_worker *w)
 	}
 }
 
+/*
+ * The final bytes are out.  A caller that may still be sending (c->linger)
+ * is not closed on at once: close() with unread input resets the
+ * connection, and on a lossy network the reset can overtake the answer.
+ * Our side is shut instead, and the caller's input read and dropped until
+ * it closes too, for LINGER_TIME_MS and LINGER_BYTES at most, and
+ * LINGER_READ_MS between reads (nginx's lingering close).
+ */
+static void
+conn_drained_closing(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cli);
+	evutil_socket_t fd = bufferevent_getfd(c->cli);
+
+	if (!c->linger || c->cli_eof || c->lingering) {
+		conn_close(c, c->close_reason);
+		return;
+	}
+	c->lingering = true;
+	c->linger_end_ms = cg_mono_ms() + LINGER_TIME_MS;
+	/* Plain: done already with the last write (conn_push); harmless. */
+	if (fd >= 0)
+		(void)shutdown(fd, SHUT_WR);
+	c->lingered = evbuffer_get_length(in);
+	evbuffer_drain(in, c->lingered);
+	conn_arm(c, LINGER_READ_MS);
+	conn_cli_reading(c, true);
+}
+
+/* Lingering: input read and dropped; closes at the limits. */
+static void
+conn_linger_read(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cli);
+	int64_t left = c->linger_end_ms - cg_mono_ms();
+
+	c->lingered += evbuffer_get_length(in);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (!c->lingering)
+		return;
+	if (c->lingered > LINGER_BYTES || left <= 0) {
+		conn_close(c, c->close_reason);
+		return;
+	}
+	conn_arm(c, left < LINGER_READ_MS ? left : LINGER_READ_MS);
+}
+
 /* Stops reading, lets the output drain, then closes (under the linger timer). */
 static void
 conn_finish(struct conn *c, const char *reason)
@@ -982,7 +1076,7 @@ conn_finish(struct conn *c, const char *reason)
 	conn_cli_reading(c, false);
 	conn_state_set(c, CONN_CLOSING);
 	if (evbuffer_get_length(bufferevent_get_output(c->cli)) == 0)
-		conn_close(c, reason);
+		conn_drained_closing(c);
 }
 
 static const char *
@@ -1041,6 +1135,9 @@ conn_reply(struct conn *c, int status, const char *extra, const char *reason)
 	if (c->request_id[0])
 		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->request_id);
 	evbuffer_add_printf(out, "Connection: close\r\n\r\n%s\n", text);
+	/* Answered early: the caller may still be sending its request. */
+	c->linger = (c->in_request && !c->req_complete) ||
+	    evbuffer_get_length(bufferevent_get_input(c->cli)) > 0;
 	conn_finish(c, reason);
 }
 
@@ -1341,12 +1438,52 @@ conn_identify_fail(struct conn *c, int status, const char *challenge, const char
 	conn_reply(c, status, challenge, status == 401 ? why : reason);
 }
 
+/*
+ * Every request is decided under the worker's newest generation, so that
+ * a key, rule or route that a reload withdrew applies to the next request
+ * on every open connection, not only to new connections.  The route is
+ * the one the newest generation has on this connection's listener, under
+ * the same name.  False when there is none: the route was withdrawn.
+ * Nothing of the old generation is held between requests (the upstream
+ * connection went back to the pool with its response).
+ */
+static bool
+conn_adopt_gen(struct conn *c)
+{
+	struct cg_gen *g = c->w->gen;
+	struct cg_route_rt *rt;
+
+	if (c->gen == g)
+		return true;
+	rt = cg_gen_route_by_listen(g, c->rt->listen_key);
+	if (rt == NULL || strcmp(rt->route->policy.name, c->route->policy.name) != 0)
+		return false;
+	/* Same name, same connection counters and metric block. */
+	cg_gen_unref(c->gen);
+	c->gen = cg_gen_ref(g);
+	c->rt = rt;
+	c->route = rt->route;
+	c->cfg = g->cfg;
+	return true;
+}
+
+/*
+ * Whether this request is the connection's last: routes.[].keepalive_requests
+ * and keepalive_time bound a connection's life however busy it is.
+ */
+static bool
+conn_last_request(const struct conn *c)
+{
+	return c->requests >= c->route->keepalive_requests ||
+	    cg_mono_ms() - c->born_ms >= c->route->keepalive_time_ms;
+}
+
 /* A complete head is in c->req: check it, identify, decide. */
 static void
 conn_request(struct conn *c)
 {
-	const struct cg_config *cfg = c->cfg;
-	const struct cg_route *route = c->route;
+	const struct cg_config *cfg;
+	const struct cg_route *route;
 	struct policy_request q;
 	struct http_error e;
 	struct http_span tok;
@@ -1363,7 +1500,14 @@ conn_request(struct conn *c)
 	copy_span(c->method, sizeof(c->method), &c->req.method);
 	copy_span(c->path, sizeof(c->path), &c->req.path);
 	conn_set_request_id(c);
-	c->keep_alive = !conn_wants_close(&c->req);
+	if (!conn_adopt_gen(c)) {
+		c->keep_alive = false;
+		conn_identify_fail(c, 503, NULL, "route withdrawn");
+		return;
+	}
+	cfg = c->cfg;
+	route = c->route;
+	c->keep_alive = !conn_wants_close(&c->req) && !conn_last_request(c);
 
 	if (http_request_check(&c->req, &c->req_framing, &e) != 0) {
 		conn_reply(c, e.status, NULL, e.reason);
@@ -1579,6 +1723,7 @@ conn_read_head(struct conn *c)
 		return;
 	}
 	evbuffer_drain(in, c->req.head_len);
+	conn_unpend(c);
 	conn_request(c);
 }
 
@@ -1651,7 +1796,7 @@ conn_up_connect(struct conn *c)
 		int err = EVUTIL_SOCKET_ERROR();
 
 		conn_up_free(c);
-		if ((err == EMFILE || err == ENFILE) && !TAILQ_EMPTY(&c->w->up_idle)) {
+		if ((err == EMFILE || err == ENFILE) && worker_up_any(c->w)) {
 			/* Out of descriptors: give up the idle ones, try again. */
 			worker_up_clear(c->w);
 			return conn_up_connect(c);
@@ -1823,11 +1968,16 @@ conn_response_done(struct conn *c)
 		c->keep_alive = false;
 	up_reuse = c->req_complete && !c->resp_until_close &&
 	    llhttp_should_keep_alive(&c->resp_msg.parser);
+	/* The upstream connection goes back to the worker's pool now: a
+	 * caller that idles between requests holds none. */
 	if (!up_reuse)
 		conn_up_free(c);
-	else
+	else {
 		c->up_idle = true;
+		conn_up_release(c);
+	}
 	if (!c->keep_alive || !c->req_complete) {
+		c->linger = !c->req_complete;	/* the upstream answered early */
 		conn_finish(c, "done");
 		return;
 	}
@@ -2100,7 +2250,7 @@ conn_cli_read(struct bufferevent *bev, void *arg)
 	case CONN_DECIDE:
 		break;
 	case CONN_CLOSING:
-		evbuffer_drain(in, evbuffer_get_length(in));
+		conn_linger_read(c);
 		break;
 	}
 }
@@ -2115,7 +2265,7 @@ conn_cli_write(struct bufferevent *bev, void *arg)
 		return;
 	if (c->state == CONN_CLOSING) {
 		if (left == 0)
-			conn_close(c, c->close_reason);
+			conn_drained_closing(c);
 		return;
 	}
 	conn_progress(c);
@@ -2274,13 +2424,14 @@ conn_count(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 
 void
 conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct sockaddr *sa,
-    int salen)
+    int salen, const struct cg_pending_slot *slot)
 {
 	struct conn *c;
 
 	if (w->nconn_spare > 0)
 		c = w->conn_spare[--w->nconn_spare];
 	else if ((c = calloc(1, sizeof(*c))) == NULL) {
+		pending_done(w->proc->pending, slot);
 		worker_conn_release(w, rt);
 		evutil_closesocket(fd);
 		return;
@@ -2328,6 +2479,7 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 	if (c->cli == NULL || c->timer == NULL || (!c->tls && c->cli_rev == NULL)) {
 		if (c->cli == NULL)
 			evutil_closesocket(fd);
+		pending_done(w->proc->pending, slot);
 		worker_conn_release(w, rt);
 		conn_free(c);
 		return;
@@ -2338,6 +2490,9 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 	bufferevent_setwatermark(c->cli, EV_WRITE, RELAY_LOW, 0);
 	TAILQ_INSERT_TAIL(&w->conns, c, link);
 	w->nconns++;
+	c->pending = true;
+	c->pend_slot = *slot;
+	TAILQ_INSERT_TAIL(&w->pending, c, pend_link);
 	metrics_conn_open(c->rm);
 	cg_debug("msg=accept conn=%llu route=%s peer=%s", (unsigned long long)c->id,
 	    c->route->policy.name, c->peer);

@@ -36,7 +36,7 @@ static const char *const class_name[METRICS_NCLASSES] = {
 
 /* In label order, which is also the enum's. */
 static const char *const refusal_name[METRICS_NREFUSALS] = {
-	"global_limit", "route_limit",
+	"global_limit", "route_limit", "client_limit", "wait_timeout",
 };
 
 struct cg_metrics *
@@ -130,6 +130,7 @@ struct route_sum {
 	uint64_t open;
 	uint64_t total;
 	uint64_t refused[METRICS_NREFUSALS];
+	uint64_t evicted;
 };
 
 static void
@@ -147,6 +148,7 @@ route_sum_add(struct route_sum *s, const struct cg_route_metrics *r)
 	s->total += rd(&r->conns_total);
 	for (i = 0; i < METRICS_NREFUSALS; i++)
 		s->refused[i] += rd(&r->refused[i]);
+	s->evicted += rd(&r->evicted);
 }
 
 static int
@@ -366,6 +368,12 @@ metrics_render(struct evbuffer *out, struct cg_metrics *const *workers, size_t n
 		put_fixed(&w, ms_nonneg(p->last_reload_ms), 3);
 		put(&w, "\n");
 	}
+
+	family(&w, "credgate_connections_evicted_total", "counter",
+	    "Client connections closed before a complete request head to make room "
+	    "for a new one, by route.");
+	for (i = 0; i < nrs; i++)
+		route_sample(&w, "credgate_connections_evicted_total", &rs[i], rs[i].evicted);
 
 	family(&w, "credgate_connections_open", "gauge",
 	    "Client connections open now, by route.");

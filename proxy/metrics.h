@@ -56,6 +56,8 @@ enum metrics_decision {
 enum metrics_refusal {
 	METRICS_REFUSED_GLOBAL_LIMIT = 0, /* "global_limit": credgate.max_connections */
 	METRICS_REFUSED_ROUTE_LIMIT = 1,  /* "route_limit": routes.[].max_connections */
+	METRICS_REFUSED_CLIENT_LIMIT = 2, /* "client_limit": credgate.max_pending_per_client */
+	METRICS_REFUSED_WAIT_TIMEOUT = 3, /* "wait_timeout": waited for a slot too long */
 	METRICS_NREFUSALS
 };
 
@@ -84,6 +86,7 @@ struct cg_route_metrics {
 	uint64_t conns_open;		/* gauge: opened and not yet closed */
 	uint64_t conns_total;
 	uint64_t refused[METRICS_NREFUSALS];
+	uint64_t evicted;		/* closed before a request head, for a new one */
 	/* Lookup and rendering only (never on the hot path). */
 	struct cg_route_metrics *next;
 	char *name;			/* owned; never changes */
@@ -208,6 +211,14 @@ metrics_conn_refused(struct cg_route_metrics *r, int reason)
 {
 	if ((unsigned)reason < METRICS_NREFUSALS)
 		metrics_add_(&r->refused[reason], 1);
+}
+
+/* A connection on route r that had not sent a request head, closed to
+ * make room for a new one at a connection limit. */
+static inline void
+metrics_conn_evicted(struct cg_route_metrics *r)
+{
+	metrics_add_(&r->evicted, 1);
 }
 
 /* Verified-token cache: one lookup that hit or missed. */

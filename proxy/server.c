@@ -582,7 +582,8 @@ server_new(const char *file, struct cg_config *cfg, struct cg_process **out,
 	if ((p->base = event_base_new()) == NULL ||
 	    (p->drain_timer = evtimer_new(p->base, drain_deadline, p)) == NULL ||
 	    (p->drain_poll = event_new(p->base, -1, EV_PERSIST, drain_poll, p)) == NULL ||
-	    (p->pmetrics = calloc(1, sizeof(*p->pmetrics))) == NULL) {
+	    (p->pmetrics = calloc(1, sizeof(*p->pmetrics))) == NULL ||
+	    (p->pending = pending_table_new()) == NULL) {
 		cg_config_free(cfg);
 		goto fail;
 	}
@@ -718,6 +719,7 @@ server_free(struct cg_process *p)
 		free(p->workers);
 	}
 	admin_free(p->admin);
+	free(p->pending);
 	cg_audit_close(p->audit);
 	for (i = 0; i < CG_ARRAY_LEN(p->signals); i++)
 		if (p->signals[i] != NULL)

@@ -73,6 +73,23 @@ struct cg_route_rt *cg_gen_route_by_listen(struct cg_gen *g, const char *key);
  */
 #define ACCEPT_BURST 8
 
+/*
+ * Connections each client address holds before sending a complete request
+ * head, over all workers (credgate.max_pending_per_client): two rows of
+ * counters, each indexed by a keyed hash of the address, and an address's
+ * count is the smaller of its two.  Lock-free and of fixed size; two
+ * addresses share a count only when they collide in both rows.
+ */
+#define PENDING_BUCKETS 32768
+struct cg_pending_table {
+	uint64_t key[2];			/* random */
+	uint32_t count[2][PENDING_BUCKETS];	/* atomic */
+};
+/* Where one address counts: a bucket in each row. */
+struct cg_pending_slot {
+	uint32_t at[2];
+};
+
 /* One listening socket of one worker. */
 struct cg_listener {
 	char key[80];			/* the listen address, "host:port" */
@@ -83,9 +100,12 @@ struct cg_listener {
 	struct event *take;		/* takes the accepted ones at the end
 					   of the pass */
 	unsigned npend;			/* accepted, not yet taken */
+	bool held;			/* pend[] waits for a connection slot;
+					   the listener is off meanwhile */
 	struct cg_accepted {
 		int fd;
 		socklen_t salen;
+		int64_t since_ms;	/* accepted at (monotonic) */
 		struct sockaddr_storage sa;
 	} pend[ACCEPT_BURST];
 	struct cg_worker *worker;
@@ -106,7 +126,10 @@ struct cg_worker {
 	struct event_base *base;
 	struct cg_gen *gen;		/* current; a reference */
 	struct cg_listener *listeners;
+	unsigned nheld;			/* listeners waiting for a slot */
 	struct conn_list conns;		/* live connections */
+	struct conn_list pending;	/* those without a complete request
+					   head yet, oldest first */
 	struct conn_list dead;		/* closed, freed by the reaper */
 	struct event *reaper;
 	struct cg_audit_batch audit;	/* this pass's audit events */
@@ -120,8 +143,7 @@ struct cg_worker {
 	struct token_cache *tokens;
 	struct cg_metrics *metrics;
 	struct cg_route_metrics **route_metrics; /* parallel to gen->routes */
-	TAILQ_HEAD(up_idle_list, up_idle) up_idle; /* idle upstream connections, newest first */
-	size_t nup_idle;
+	struct up_pool *up_pools;	/* idle upstream connections, by key */
 	uint64_t next_conn_id;
 	uint64_t rid_prefix;		/* random, for request ids */
 	uint64_t rid_counter;
@@ -139,6 +161,9 @@ struct cg_worker {
 	struct cg_listener *pending_listeners;	/* adopt these sockets */
 	bool pending_drain;
 	bool pending_stop;
+	unsigned pending_evict;		/* close this many silent connections:
+					   another worker is at the limit */
+	unsigned evict_next;		/* the worker this one asks next (its own) */
 };
 
 struct cg_process {
@@ -149,6 +174,7 @@ struct cg_process {
 	struct cg_worker *workers;
 	size_t nworkers;
 	struct cg_audit *audit;		/* shared: one fd, whole-line writes */
+	struct cg_pending_table *pending; /* per client address, all workers */
 	struct cg_route_shared *route_shared;
 	struct event *signals[5];
 	struct event *drain_timer;
@@ -186,29 +212,43 @@ void worker_free(struct cg_worker *w);
 int listener_open(const char *host, int port, int *fd, char *err, size_t errlen) CG_WUR;
 /* Connection accounting, all workers: false when a limit refuses it. */
 bool worker_conn_admit(struct cg_worker *w, struct cg_route_rt *rt, int *why);
+/* A connection slot is given back: a listener waiting for one takes it. */
 void worker_conn_release(struct cg_worker *w, struct cg_route_rt *rt);
+/* The per-client table (NULL on failure) and its counts: add counts a new
+ * pending connection of sa's address, false (nothing counted) when the
+ * address is at limit; done uncounts one. */
+struct cg_pending_table *pending_table_new(void);
+bool pending_add(struct cg_pending_table *t, const struct sockaddr *sa, uint32_t limit,
+    struct cg_pending_slot *slot);
+void pending_done(struct cg_pending_table *t, const struct cg_pending_slot *slot);
 
 /*
  * Idle upstream connections, per worker, reused across client
  * connections of the same route and upstream.  put takes the bufferevent
- * (closing it when the pool is full); get hands one over (the caller sets
- * its callbacks), NULL when none.  Idle ones close after UP_IDLE_MS, or
- * when the upstream closes them or sends anything.
+ * (closing it when max of that key are idle already); get hands one over
+ * (the caller sets its callbacks), NULL when none.  Idle ones close after
+ * UP_IDLE_MS, or when the upstream closes them or sends anything.
  */
 #define UP_KEY_MAX 200
-#define UP_POOL_MAX 256
 #define UP_IDLE_MS 15000
 struct bufferevent;
-void worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev);
+void worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev,
+    unsigned max);
 struct bufferevent *worker_up_get(struct cg_worker *w, const char *key);
 void worker_up_clear(struct cg_worker *w);
+bool worker_up_any(const struct cg_worker *w);	/* any idle one */
 
 /* The route's metric block in this worker (for its current generation). */
 struct cg_route_metrics *worker_route_metrics(struct cg_worker *w, const struct cg_route_rt *rt);
 
 /* conn.c */
+/* slot: where the connection counts as pending per client (taken over). */
 void conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd,
-    const struct sockaddr *sa, int salen);
+    const struct sockaddr *sa, int salen, const struct cg_pending_slot *slot);
+/* At a connection limit: closes this worker's oldest connection that has
+ * not sent a complete request head (of route's, if not NULL).  True when
+ * one was closed, and its slot given back. */
+bool conn_evict_pending(struct cg_worker *w, const struct cg_route_shared *route);
 void conn_reap(struct cg_worker *w);	/* frees closed connections */
 void conn_spares_free(struct cg_worker *w);	/* frees the structs kept for reuse */
 void conn_close_all(struct cg_worker *w, const char *reason);

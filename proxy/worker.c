@@ -31,6 +31,10 @@
 
 #define LISTEN_BACKLOG 1024
 #define ACCEPT_PAUSE_MS 1000
+#define HELD_RETRY_MS 50	/* a listener waiting for a slot looks again */
+
+static void worker_conn_unadmit(struct cg_worker *w, struct cg_route_rt *rt);
+static void worker_ask_evict(struct cg_worker *w);
 
 static const char refused_503[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -86,49 +90,203 @@ worker_conn_admit(struct cg_worker *w, struct cg_route_rt *rt, int *why)
 	route = __atomic_add_fetch(&rt->shared->open, 1, __ATOMIC_RELAXED);
 	if (all > cfg->max_connections) {
 		*why = METRICS_REFUSED_GLOBAL_LIMIT;
-		worker_conn_release(w, rt);
+		worker_conn_unadmit(w, rt);
 		return false;
 	}
 	if (rt->route->max_connections != 0 && route > rt->route->max_connections) {
 		*why = METRICS_REFUSED_ROUTE_LIMIT;
-		worker_conn_release(w, rt);
+		worker_conn_unadmit(w, rt);
 		return false;
 	}
 	return true;
 }
 
-void
-worker_conn_release(struct cg_worker *w, struct cg_route_rt *rt)
+static void
+worker_conn_unadmit(struct cg_worker *w, struct cg_route_rt *rt)
 {
 	__atomic_sub_fetch(&w->proc->conns_open, 1, __ATOMIC_RELAXED);
 	__atomic_sub_fetch(&rt->shared->open, 1, __ATOMIC_RELAXED);
 }
 
-/* One accepted connection, as the pass that accepted it ends. */
+void
+worker_conn_release(struct cg_worker *w, struct cg_route_rt *rt)
+{
+	struct cg_listener *ls;
+
+	worker_conn_unadmit(w, rt);
+	/* A slot of this worker's is free: listeners that wait take it at
+	 * the end of the pass (one that waits for another worker's slots
+	 * retries on its own timer). */
+	if (w->nheld > 0)
+		for (ls = w->listeners; ls != NULL; ls = ls->next)
+			if (ls->held)
+				event_active(ls->take, EV_TIMEOUT, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Pending connections per client address                              */
+/* ------------------------------------------------------------------ */
+
+struct cg_pending_table *
+pending_table_new(void)
+{
+	struct cg_pending_table *t;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	if (RAND_bytes((unsigned char *)t->key, sizeof(t->key)) != 1) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* A 64-bit mix (the splitmix64 finaliser) of the address under key. */
+static uint32_t
+pending_bucket(uint64_t addr, uint64_t key)
+{
+	uint64_t z = addr ^ key;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return (uint32_t)(z & (PENDING_BUCKETS - 1));
+}
+
+/* IPv4 (also IPv4-mapped IPv6) by its address, IPv6 by its /64. */
+static uint64_t
+pending_addr(const struct sockaddr *sa)
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+	uint64_t a = 0;
+	uint32_t v4;
+
+	if (sa->sa_family == AF_INET6) {
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			memcpy(&v4, s6->sin6_addr.s6_addr + 12, 4);
+			return v4;
+		}
+		memcpy(&a, s6->sin6_addr.s6_addr, 8);
+		return a ^ (1ULL << 63) ^ 1;	/* apart from any IPv4 value */
+	}
+	memcpy(&v4, &s4->sin_addr, 4);
+	return v4;
+}
+
+bool
+pending_add(struct cg_pending_table *t, const struct sockaddr *sa, uint32_t limit,
+    struct cg_pending_slot *slot)
+{
+	uint64_t addr = pending_addr(sa);
+	uint32_t n[2];
+	int r;
+
+	for (r = 0; r < 2; r++) {
+		slot->at[r] = pending_bucket(addr, t->key[r]);
+		n[r] = __atomic_add_fetch(&t->count[r][slot->at[r]], 1, __ATOMIC_RELAXED);
+	}
+	if ((n[0] < n[1] ? n[0] : n[1]) <= limit)
+		return true;
+	pending_done(t, slot);
+	return false;
+}
+
+void
+pending_done(struct cg_pending_table *t, const struct cg_pending_slot *slot)
+{
+	__atomic_sub_fetch(&t->count[0][slot->at[0]], 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&t->count[1][slot->at[1]], 1, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ */
+/* Accepting                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Over a limit: a short answer instead of a silent reset. */
 static void
-worker_take(struct cg_listener *ls, int fd, struct sockaddr *sa, int salen)
+worker_refuse(struct cg_worker *w, struct cg_route_rt *rt, int fd, int why)
+{
+	static const char *const what[] = {
+		"max_connections", "route_max_connections", "max_pending_per_client",
+		"connection_wait_timeout",
+	};
+
+	if (send(fd, refused_503, sizeof(refused_503) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		cg_debug("msg=refusal_not_sent error=\"%s\"", strerror(errno));
+	evutil_closesocket(fd);
+	metrics_conn_refused(worker_route_metrics(w, rt), why);
+	cg_log_limited(CG_LOG_WARN, "max_connections",
+	    "msg=connection_refused route=%s reason=%s", rt->route->policy.name,
+	    (unsigned)why < CG_ARRAY_LEN(what) ? what[why] : "limit");
+}
+
+/*
+ * At the global limit with no silent connection of its own: asks another
+ * worker, one at a time in turn, to close one of its own.  The slot it
+ * frees is taken on the next try.
+ */
+static void
+worker_ask_evict(struct cg_worker *w)
+{
+	struct cg_process *p = w->proc;
+	struct cg_worker *o;
+
+	if (p->nworkers < 2)
+		return;
+	w->evict_next = (w->evict_next + 1) % (unsigned)p->nworkers;
+	if (w->evict_next == w->index)
+		w->evict_next = (w->evict_next + 1) % (unsigned)p->nworkers;
+	o = &p->workers[w->evict_next];
+	pthread_mutex_lock(&o->lock);
+	if (o->pending_evict < ACCEPT_BURST)
+		o->pending_evict++;
+	pthread_mutex_unlock(&o->lock);
+	worker_post(o);
+}
+
+/*
+ * One accepted connection, as the pass that accepted it ends.  Returns
+ * false when it must wait for a connection slot (it is left as it is).
+ *
+ * At a connection limit, this worker's oldest connection that has not
+ * sent a request head yet makes room; without one, the new connection
+ * waits, until credgate.timeouts.client_header has passed: then it is
+ * answered 503.
+ */
+static bool
+worker_take(struct cg_listener *ls, struct cg_accepted *a, int64_t now)
 {
 	struct cg_worker *w = ls->worker;
+	const struct cg_config *cfg = w->gen->cfg;
+	struct cg_pending_slot slot;
 	struct cg_route_rt *rt;
 	int why = 0;
 
 	rt = cg_gen_route_by_listen(w->gen, ls->key);
 	if (rt == NULL || w->draining) {
-		evutil_closesocket(fd);
-		return;
+		evutil_closesocket(a->fd);
+		return true;
 	}
-	if (!worker_conn_admit(w, rt, &why)) {
-		/* Over a limit: a short answer instead of a silent reset. */
-		if (send(fd, refused_503, sizeof(refused_503) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-			cg_debug("msg=refusal_not_sent error=\"%s\"", strerror(errno));
-		evutil_closesocket(fd);
-		metrics_conn_refused(worker_route_metrics(w, rt), why);
-		cg_log_limited(CG_LOG_WARN, "max_connections",
-		    "msg=connection_refused route=%s reason=%s", rt->route->policy.name,
-		    why == METRICS_REFUSED_GLOBAL_LIMIT ? "max_connections" : "route_max_connections");
-		return;
+	while (!worker_conn_admit(w, rt, &why)) {
+		if (conn_evict_pending(w, why == METRICS_REFUSED_ROUTE_LIMIT ? rt->shared : NULL))
+			continue;
+		if (now - a->since_ms < cfg->client_header_timeout_ms) {
+			if (why == METRICS_REFUSED_GLOBAL_LIMIT)
+				worker_ask_evict(w);
+			return false;
+		}
+		worker_refuse(w, rt, a->fd, METRICS_REFUSED_WAIT_TIMEOUT);
+		return true;
 	}
-	conn_accept(w, rt, fd, sa, salen);
+	if (!pending_add(w->proc->pending, (struct sockaddr *)&a->sa,
+	    cfg->max_pending_per_client, &slot)) {
+		worker_conn_unadmit(w, rt);
+		worker_refuse(w, rt, a->fd, METRICS_REFUSED_CLIENT_LIMIT);
+		return true;
+	}
+	conn_accept(w, rt, a->fd, (struct sockaddr *)&a->sa, (int)a->salen, &slot);
+	return true;
 }
 
 /*
@@ -158,6 +316,7 @@ worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	a->fd = fd;
 	a->salen = (socklen_t)salen;
+	a->since_ms = 0;
 	memcpy(&a->sa, sa, (size_t)salen);
 	if (++ls->npend == 1)
 		event_active(ls->take, EV_TIMEOUT, 1);
@@ -165,18 +324,43 @@ worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		evconnlistener_disable(l);
 }
 
+/* Takes the accepted connections in order; those that must wait for a
+ * slot stay, with the listener off, and are tried again when this
+ * worker frees a slot or every HELD_RETRY_MS. */
 static void
 worker_take_accepted(evutil_socket_t fd, short what, void *arg)
 {
+	struct timeval tv = { 0, HELD_RETRY_MS * 1000 };
 	struct cg_listener *ls = arg;
-	unsigned i, n = ls->npend;
+	struct cg_worker *w = ls->worker;
+	unsigned i, n = ls->npend, k;
+	bool was_off = n == ACCEPT_BURST || ls->held;
+	int64_t now = cg_mono_ms();
 
-	ls->npend = 0;
-	for (i = 0; i < n; i++)
-		worker_take(ls, ls->pend[i].fd, (struct sockaddr *)&ls->pend[i].sa,
-		    (int)ls->pend[i].salen);
-	if (n == ACCEPT_BURST && !event_pending(ls->resume, EV_TIMEOUT, NULL) &&
-	    !ls->worker->draining)
+	for (i = 0; i < n; i++) {
+		if (ls->pend[i].since_ms == 0)
+			ls->pend[i].since_ms = now;
+		if (!worker_take(ls, &ls->pend[i], now))
+			break;
+	}
+	/* What waits moves to the front, in order. */
+	for (k = 0; i < n; i++, k++)
+		ls->pend[k] = ls->pend[i];
+	ls->npend = k;
+	if (k > 0) {
+		if (!ls->held) {
+			ls->held = true;
+			w->nheld++;
+			evconnlistener_disable(ls->ev);
+		}
+		event_add(ls->take, &tv);
+		return;
+	}
+	if (ls->held) {
+		ls->held = false;
+		w->nheld--;
+	}
+	if (was_off && !event_pending(ls->resume, EV_TIMEOUT, NULL) && !w->draining)
 		evconnlistener_enable(ls->ev);
 }
 
@@ -185,7 +369,7 @@ worker_resume_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct cg_listener *ls = arg;
 
-	if (!ls->worker->draining)
+	if (!ls->worker->draining && !ls->held)
 		evconnlistener_enable(ls->ev);
 }
 
@@ -235,6 +419,8 @@ listener_attach(struct cg_worker *w, struct cg_listener *ls)
 static void
 listener_free(struct cg_listener *ls)
 {
+	if (ls->held)
+		ls->worker->nheld--;
 	while (ls->npend > 0)
 		close(ls->pend[--ls->npend].fd);
 	if (ls->take != NULL)
@@ -263,24 +449,48 @@ listeners_free(struct cg_listener *ls)
 /* The pool of idle upstream connections                               */
 /* ------------------------------------------------------------------ */
 
+/* The idle connections of one key (route, upstream, TLS generation). */
+struct up_pool {
+	char key[UP_KEY_MAX];
+	TAILQ_HEAD(up_idle_list, up_idle) idle;	/* newest first */
+	unsigned n;
+	struct up_pool *next;
+};
 
 struct up_idle {
 	TAILQ_ENTRY(up_idle) link;
 	struct cg_worker *w;
+	struct up_pool *pool;
 	struct bufferevent *bev;
 	struct event *timer;
-	char key[UP_KEY_MAX];
 };
+
+/* A pool that became empty goes: keys of old generations do not pile up. */
+static void
+up_pool_drop_empty(struct cg_worker *w, struct up_pool *pool)
+{
+	struct up_pool **pp;
+
+	if (pool->n > 0)
+		return;
+	for (pp = &w->up_pools; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == pool) {
+			*pp = pool->next;
+			free(pool);
+			return;
+		}
+}
 
 static void
 up_idle_free(struct up_idle *u)
 {
-	TAILQ_REMOVE(&u->w->up_idle, u, link);
-	u->w->nup_idle--;
+	TAILQ_REMOVE(&u->pool->idle, u, link);
+	u->pool->n--;
 	if (u->bev != NULL)
 		bufferevent_free(u->bev);
 	if (u->timer != NULL)
 		event_free(u->timer);
+	up_pool_drop_empty(u->w, u->pool);
 	free(u);
 }
 
@@ -303,28 +513,57 @@ up_idle_timeout(evutil_socket_t fd, short what, void *arg)
 	up_idle_free(arg);
 }
 
+static struct up_pool *
+up_pool_find(struct cg_worker *w, const char *key)
+{
+	struct up_pool *pool;
+
+	for (pool = w->up_pools; pool != NULL; pool = pool->next)
+		if (strcmp(pool->key, key) == 0)
+			return pool;
+	return NULL;
+}
+
 void
-worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev)
+worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev, unsigned max)
 {
 	struct timeval tv = { UP_IDLE_MS / 1000, (UP_IDLE_MS % 1000) * 1000 };
+	struct up_pool *pool;
 	struct up_idle *u;
 
-	if (w->draining || (u = calloc(1, sizeof(*u))) == NULL) {
+	if (w->draining || max == 0) {
 		bufferevent_free(bev);
 		return;
 	}
-	if (w->nup_idle >= UP_POOL_MAX)
-		up_idle_free(TAILQ_LAST(&w->up_idle, up_idle_list));
-	u->w = w;
-	u->bev = bev;
-	snprintf(u->key, sizeof(u->key), "%s", key);
-	if ((u->timer = evtimer_new(w->base, up_idle_timeout, u)) == NULL) {
-		bufferevent_free(bev);
+	if ((pool = up_pool_find(w, key)) == NULL) {
+		if ((pool = calloc(1, sizeof(*pool))) == NULL) {
+			bufferevent_free(bev);
+			return;
+		}
+		snprintf(pool->key, sizeof(pool->key), "%s", key);
+		TAILQ_INIT(&pool->idle);
+		pool->next = w->up_pools;
+		w->up_pools = pool;
+	}
+	/* Full: the one idle longest makes room (the pool stays). */
+	if (pool->n >= max) {
+		u = TAILQ_LAST(&pool->idle, up_idle_list);
+		TAILQ_REMOVE(&pool->idle, u, link);
+		bufferevent_free(u->bev);
+		u->bev = NULL;
+		evtimer_del(u->timer);
+	} else if ((u = calloc(1, sizeof(*u))) == NULL ||
+	    (u->timer = evtimer_new(w->base, up_idle_timeout, u)) == NULL) {
 		free(u);
+		bufferevent_free(bev);
+		up_pool_drop_empty(w, pool);
 		return;
-	}
-	TAILQ_INSERT_HEAD(&w->up_idle, u, link);
-	w->nup_idle++;
+	} else
+		pool->n++;
+	u->w = w;
+	u->pool = pool;
+	u->bev = bev;
+	TAILQ_INSERT_HEAD(&pool->idle, u, link);
 	bufferevent_setcb(bev, up_idle_read, NULL, up_idle_event, u);
 	bufferevent_enable(bev, EV_READ);
 	evtimer_add(u->timer, &tv);
@@ -335,26 +574,31 @@ worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev)
 void
 worker_up_clear(struct cg_worker *w)
 {
-	while (!TAILQ_EMPTY(&w->up_idle))
-		up_idle_free(TAILQ_FIRST(&w->up_idle));
+	while (w->up_pools != NULL)
+		up_idle_free(TAILQ_FIRST(&w->up_pools->idle));
+}
+
+bool
+worker_up_any(const struct cg_worker *w)
+{
+	return w->up_pools != NULL;
 }
 
 struct bufferevent *
 worker_up_get(struct cg_worker *w, const char *key)
 {
 	struct bufferevent *bev;
+	struct up_pool *pool;
 	struct up_idle *u;
 
-	TAILQ_FOREACH(u, &w->up_idle, link) {
-		if (strcmp(u->key, key) != 0)
-			continue;
-		bev = u->bev;
-		u->bev = NULL;
-		up_idle_free(u);
-		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-		return bev;
-	}
-	return NULL;
+	if ((pool = up_pool_find(w, key)) == NULL)
+		return NULL;
+	u = TAILQ_FIRST(&pool->idle);
+	bev = u->bev;
+	u->bev = NULL;
+	up_idle_free(u);
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	return bev;
 }
 
 
@@ -450,6 +694,7 @@ worker_wake(evutil_socket_t fd, short what, void *arg)
 	struct cg_listener *adopt;
 	struct cg_gen *gen;
 	bool drain, stop;
+	unsigned evict;
 	char buf[64];
 
 	while (read(fd, buf, sizeof(buf)) > 0)
@@ -459,6 +704,8 @@ worker_wake(evutil_socket_t fd, short what, void *arg)
 	adopt = w->pending_listeners;
 	drain = w->pending_drain;
 	stop = w->pending_stop;
+	evict = w->pending_evict;
+	w->pending_evict = 0;
 	w->pending_gen = NULL;
 	w->pending_listeners = NULL;
 	w->pending_drain = w->pending_stop = false;
@@ -468,6 +715,8 @@ worker_wake(evutil_socket_t fd, short what, void *arg)
 		worker_switch(w, gen, adopt);
 	else
 		listeners_free(adopt);
+	while (evict-- > 0 && conn_evict_pending(w, NULL))
+		;
 	if (drain && !w->draining) {
 		w->draining = true;
 		listeners_free(w->listeners);
@@ -511,7 +760,7 @@ worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err
 	w->wake_fd[0] = w->wake_fd[1] = -1;
 	TAILQ_INIT(&w->conns);
 	TAILQ_INIT(&w->dead);
-	TAILQ_INIT(&w->up_idle);
+	TAILQ_INIT(&w->pending);
 	TAILQ_INIT(&w->audit_waiters);
 	cg_audit_batch_init(&w->audit, p->audit);
 	pthread_mutex_init(&w->lock, NULL);

@@ -570,8 +570,10 @@ class Response:
 class RawClient:
     """A client socket with a read buffer; parses responses strictly."""
 
-    def __init__(self, port, timeout=5.0, seen=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=5.0, seen=None, source=None):
+        """source: the local address to connect from ("127.0.0.2")."""
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.seen = seen if seen is not None else []

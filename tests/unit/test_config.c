@@ -357,6 +357,13 @@ static const struct msg_case msg_cases[] = {
 	/* route connection limit */
 	{ "route max_connections upper bound", { L6("max_connections = 1000001;") }, CG_ERR_FORMAT,
 	  { "credgate.conf:6: routes.[0].max_connections: 1000001 not in 0..1000000" } },
+	{ "keepalive_requests lower bound", { L6("keepalive_requests = 0;") }, CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].keepalive_requests: 0 not in 1..1000000000" } },
+	{ "keepalive_time lower bound", { L6("keepalive_time = \"500ms\";") }, CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].keepalive_time: \"500ms\" not in 1s..7d" } },
+	{ "max_pending_per_client lower bound", { G1("max_pending_per_client = 0;") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.max_pending_per_client: 0 not in 1..1000000" } },
 
 	/* TLS towards callers */
 	{ "tls: cert without key", { L6("tls = { cert = \"/c.pem\"; };") }, CG_ERR_FORMAT,
@@ -880,6 +887,10 @@ static int64_t g_max_conns(const struct cg_config *c) { return c->max_connection
 static int64_t g_shutdown(const struct cg_config *c) { return c->shutdown_timeout_ms; }
 static int64_t g_tcache(const struct cg_config *c) { return c->token_cache_size; }
 static int64_t g_rt_conns(const struct cg_config *c) { return c->routes[0].max_connections; }
+static int64_t g_pending(const struct cg_config *c) { return c->max_pending_per_client; }
+static int64_t g_ka_reqs(const struct cg_config *c) { return c->routes[0].keepalive_requests; }
+static int64_t g_ka_time(const struct cg_config *c) { return c->routes[0].keepalive_time_ms; }
+static int64_t g_up_ka(const struct cg_config *c) { return c->routes[0].upstream_keepalive; }
 static int64_t g_verify_client(const struct cg_config *c) { return c->routes[0].tls.verify_client; }
 static const char *s_tls_min(const struct cg_config *c) { return c->routes[0].tls.min_version; }
 static const char *s_tls_ciphers(const struct cg_config *c) { return c->routes[0].tls.ciphers; }
@@ -902,6 +913,7 @@ static const struct {
 	{ "credgate.log_level", g_log_level, NULL },
 	{ "credgate.workers", g_workers, NULL },
 	{ "credgate.max_connections", g_max_conns, NULL },
+	{ "credgate.max_pending_per_client", g_pending, NULL },
 	{ "credgate.shutdown_timeout", g_shutdown, NULL },
 	{ "credgate.secure_memory", g_secmem, NULL },
 	{ "credgate.secure_memory_size", g_secmem_size, NULL },
@@ -922,6 +934,9 @@ static const struct {
 	{ "secrets.cache_ttl", g_cache_ttl, NULL },
 	{ "routes.[].protocol", NULL, s_protocol },
 	{ "routes.[].max_connections", g_rt_conns, NULL },
+	{ "routes.[].keepalive_requests", g_ka_reqs, NULL },
+	{ "routes.[].keepalive_time", g_ka_time, NULL },
+	{ "routes.[].upstream.keepalive", g_up_ka, NULL },
 	{ "routes.[].tls.verify_client", g_verify_client, NULL },
 	{ "routes.[].tls.min_version", NULL, s_tls_min },
 	{ "routes.[].tls.ciphers", NULL, s_tls_ciphers },

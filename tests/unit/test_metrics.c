@@ -70,6 +70,10 @@ static const char expected_full[] =
 "# HELP credgate_config_last_reload_timestamp_seconds Unix time of the last configuration load or reload attempt.\n"
 "# TYPE credgate_config_last_reload_timestamp_seconds gauge\n"
 "credgate_config_last_reload_timestamp_seconds 1700000000.123\n"
+"# HELP credgate_connections_evicted_total Client connections closed before a complete request head to make room for a new one, by route.\n"
+"# TYPE credgate_connections_evicted_total counter\n"
+"credgate_connections_evicted_total{route=\"api\"} 0\n"
+"credgate_connections_evicted_total{route=\"zeta\"} 1\n"
 "# HELP credgate_connections_open Client connections open now, by route.\n"
 "# TYPE credgate_connections_open gauge\n"
 "credgate_connections_open{route=\"api\"} 2\n"
@@ -78,8 +82,12 @@ static const char expected_full[] =
 "# TYPE credgate_connections_refused_total counter\n"
 "credgate_connections_refused_total{route=\"api\",reason=\"global_limit\"} 0\n"
 "credgate_connections_refused_total{route=\"api\",reason=\"route_limit\"} 1\n"
+"credgate_connections_refused_total{route=\"api\",reason=\"client_limit\"} 0\n"
+"credgate_connections_refused_total{route=\"api\",reason=\"wait_timeout\"} 0\n"
 "credgate_connections_refused_total{route=\"zeta\",reason=\"global_limit\"} 2\n"
 "credgate_connections_refused_total{route=\"zeta\",reason=\"route_limit\"} 0\n"
+"credgate_connections_refused_total{route=\"zeta\",reason=\"client_limit\"} 1\n"
+"credgate_connections_refused_total{route=\"zeta\",reason=\"wait_timeout\"} 0\n"
 "# HELP credgate_connections_total Client connections accepted, by route.\n"
 "# TYPE credgate_connections_total counter\n"
 "credgate_connections_total{route=\"api\"} 3\n"
@@ -218,6 +226,8 @@ test_render_exact(void **state)
 	metrics_conn_open(a1);
 	metrics_conn_refused(z1, METRICS_REFUSED_GLOBAL_LIMIT);
 	metrics_conn_refused(z1, METRICS_REFUSED_GLOBAL_LIMIT);
+	metrics_conn_refused(z1, METRICS_REFUSED_CLIENT_LIMIT);
+	metrics_conn_evicted(z1);
 	metrics_set_secret_cache(w[1], 1, 1);
 
 	text = render(w, 2, &p);
@@ -348,6 +358,7 @@ test_label_escaping(void **state)
 {
 	struct cg_metrics *m = metrics_new();
 	struct cg_process_metrics p = { .version = "v\"1\\\n" };
+	const char *open;
 	char *text;
 
 	(void)state;
@@ -360,10 +371,12 @@ test_label_escaping(void **state)
 	assert_line(text, "credgate_connections_open{route=\"\\\"q\\\"\"} 1");
 	assert_line(text, "credgate_connections_open{route=\"caf\xc3\xa9 r\"} 1");
 	assert_line(text, "credgate_build_info{version=\"v\\\"1\\\\\\n\"} 1");
-	/* "\"q\"" < "B" < "b..." < "caf..." */
-	assert_true(strstr(text, "{route=\"\\\"q\\\"\"} 1") < strstr(text, "{route=\"B\"} 1"));
-	assert_true(strstr(text, "{route=\"B\"} 1") < strstr(text, "{route=\"b\\\\"));
-	assert_true(strstr(text, "{route=\"b\\\\") < strstr(text, "{route=\"caf"));
+	/* "\"q\"" < "B" < "b..." < "caf...", within one family */
+	open = strstr(text, "credgate_connections_open{");
+	assert_non_null(open);
+	assert_true(strstr(open, "{route=\"\\\"q\\\"\"} 1") < strstr(open, "{route=\"B\"} 1"));
+	assert_true(strstr(open, "{route=\"B\"} 1") < strstr(open, "{route=\"b\\\\"));
+	assert_true(strstr(open, "{route=\"b\\\\") < strstr(open, "{route=\"caf"));
 	/* No raw newline inside any sample line: each line starts as a sample
 	 * name or a comment. */
 	{
