@@ -9,21 +9,20 @@
 #   ./quickstart.sh --check   run the demo once; exit 0 only if the legacy
 #                             service answered through credgate
 #
-# With CREDGATE=/path/to/credgate set, installing and building are skipped.
+# The Debian packages come from packaging/dev-packages: after this script,
+# `make check` has all it needs.  With CREDGATE=/path/to/credgate set,
+# installing and building are skipped.
 set -eu
 
 check=0
 for arg in "$@"; do
 	case $arg in
 	--check) check=1 ;;
-	-h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "quickstart.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
 	esac
 done
 
-PACKAGES="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
-libjansson-dev libhiredis-dev libconfig-dev libcmocka-dev libcjose-dev libcurl4-openssl-dev
-libjemalloc-dev node-llhttp nginx-light python3 python3-pytest python3-jwt python3-cryptography curl openssl"
 PYTHON3=${PYTHON3:-/usr/bin/python3}
 srcdir=$(cd "$(dirname "$0")" && pwd)
 
@@ -33,6 +32,11 @@ say() { printf '\n==> %s\n' "$*"; }
 # 1. Install and build (skipped when CREDGATE names a built binary)
 # ----------------------------------------------------------------------
 if [ -z "${CREDGATE:-}" ]; then
+	# Everything the build and `make check` need, from the one list that
+	# .ci/run and the tests read too.
+	list=$srcdir/packaging/dev-packages
+	[ -r "$list" ] || { echo "quickstart.sh: $list not found" >&2; exit 1; }
+	PACKAGES=$(sed 's/#.*//' "$list")
 	missing=""
 	for p in $PACKAGES; do
 		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||

@@ -11,6 +11,10 @@ each be explained in packaging/debian/README.lintian.
 The package is built once per pytest run (a minute or two).  Without
 dpkg-buildpackage (Debian package dpkg-dev) the tests are skipped; the other
 build tools missing (debhelper, the Build-Depends) is a failure.
+
+packaging/dev-packages lists every Debian package the build and these tests
+need; the tests at the end check that it covers every tool the test suite
+runs and every Build-Depends, and that quickstart.sh and .ci/run install it.
 """
 
 import os
@@ -104,8 +108,8 @@ class Package:
 @pytest.fixture(scope="session")
 def package(tmp_path_factory):
     if shutil.which("dpkg-buildpackage") is None:
-        pytest.skip("dpkg-buildpackage not found: install the Debian package dpkg-dev "
-                    "(with debhelper) to build and check the credgate package")
+        pytest.skip("dpkg-buildpackage not found: install the Debian packages of "
+                    "packaging/dev-packages to build and check the credgate package")
     work = tmp_path_factory.mktemp("deb")
     src = work / "credgate-src"
     copy_tree(SRCDIR, str(src))
@@ -351,3 +355,170 @@ def test_lintian_warnings_explained(package):
     assert not unexplained, ("lintian tags not explained in packaging/debian/README.lintian: %s\n%s"
                              % (", ".join(unexplained), proc.stdout))
     assert proc.returncode in (0, 1, 2), proc.stdout
+
+
+# ----------------------------------------------------------------------
+# packaging/dev-packages: the one list of Debian packages the build and
+# make check need.  quickstart.sh installs it, so that the README's
+# `./quickstart.sh` then `make check` pass on a machine that had nothing;
+# .ci/run installs it too, so that CI has nothing a newcomer lacks.
+# ----------------------------------------------------------------------
+DEV_PACKAGES = os.path.join(SRCDIR, "packaging", "dev-packages")
+CI_PACKAGES = os.path.join(SRCDIR, "packaging", "ci-packages")
+
+# Every program the test suite runs (conftest.py, run-pytest, this file,
+# packaging/build-deb and the package build it starts), and the Python
+# modules it imports.
+TEST_TOOLS = (
+    os.environ.get("NGINX") or "/usr/sbin/nginx",   # the legacy service
+    "curl", "openssl",                              # requests, htpasswd, keys
+    os.environ.get("PYTHON3") or "/usr/bin/python3",
+    "dpkg-buildpackage", "dpkg-parsechangelog", "dpkg-checkbuilddeps",
+    "dpkg-deb", "dpkg", "dh", "fakeroot", "lintian", "systemd-analyze",
+    "make", "cc", "autoreconf", "automake", "pkg-config",
+)
+TEST_MODULES = ("pytest", "jwt", "cryptography")
+
+
+def read_packages(path):
+    """The package names of a list: one a line, "#" starts a comment."""
+    names = []
+    with open(path) as f:
+        for line in f:
+            names += line.split("#", 1)[0].split()
+    return names
+
+
+def _dep_names(field):
+    """Each group of alternatives of a Depends-style field, as a list of
+    package names without versions or architecture qualifiers."""
+    groups = []
+    for group in field.split(","):
+        alts = [re.split(r"[\s(:\[<]", a.strip(), 1)[0] for a in group.split("|")]
+        alts = [a for a in alts if a]
+        if alts:
+            groups.append(alts)
+    return groups
+
+
+def installed_closure(names):
+    """The installed packages that installing names brings (each with its
+    Depends and Pre-Depends, through virtual packages too), and the
+    Essential ones, which every Debian system has."""
+    proc = run(["dpkg-query", "-W", "-f",
+                "${db:Status-Abbrev}\t${Package}\t${Essential}\t${Provides}\t"
+                "${Pre-Depends}, ${Depends}\n"])
+    assert proc.returncode == 0, proc.stdout
+    deps, providers, essential = {}, {}, set()
+    for line in proc.stdout.splitlines():
+        fields = line.split("\t")
+        if len(fields) != 5 or not fields[0].startswith("ii"):
+            continue
+        name = fields[1]
+        deps.setdefault(name, []).extend(_dep_names(fields[4]))
+        providers.setdefault(name, set()).add(name)
+        for group in _dep_names(fields[3]):
+            providers.setdefault(group[0], set()).add(name)
+        if fields[2] == "yes":
+            essential.add(name)
+    reach = set()
+    todo = [n for n in names if n in deps]
+    while todo:
+        name = todo.pop()
+        if name in reach:
+            continue
+        reach.add(name)
+        for group in deps[name]:
+            for alt in group:
+                todo.extend(providers.get(alt, ()))
+    return reach | essential, providers
+
+
+def package_of(path):
+    """The installed package that ships path, following its symlinks (an
+    alternative such as /usr/bin/fakeroot) until dpkg knows one, or None."""
+    seen = set()
+    while path not in seen:
+        seen.add(path)
+        # Merged /usr: dpkg may know /bin/x as such.
+        for p in (path, re.sub(r"^/usr/(bin|sbin|lib)/", r"/\1/", path)):
+            proc = run(["dpkg-query", "-S", p])
+            for line in proc.stdout.splitlines() if proc.returncode == 0 else ():
+                pkgs, _, found = line.rpartition(": ")
+                if found == p and not line.startswith("diversion "):
+                    return pkgs.split(",")[0].strip().split(":")[0]
+        if not os.path.islink(path):
+            return None
+        path = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+    return None
+
+
+def test_dev_packages_provide_test_tools():
+    listed = read_packages(DEV_PACKAGES)
+    assert len(listed) == len(set(listed)), "packaging/dev-packages names a package twice"
+    reach, _ = installed_closure(listed)
+    missing, foreign = [], []
+    paths = [(tool, shutil.which(tool)) for tool in TEST_TOOLS]
+    for name in TEST_MODULES:
+        module = __import__(name)
+        paths.append(("python module " + name, module.__file__))
+    for tool, path in paths:
+        if path is None:
+            missing.append(tool)
+            continue
+        pkg = package_of(path)
+        if pkg is None or pkg not in reach:
+            foreign.append("%s (%s, from %s)" % (tool, path, pkg or "no Debian package"))
+    assert not missing and not foreign, (
+        "the test suite needs what packaging/dev-packages does not install (add the "
+        "package to the list: quickstart.sh and .ci/run install it from there)\n"
+        "not found: %s\nnot from a listed package: %s"
+        % (", ".join(missing) or "-", ", ".join(foreign) or "-"))
+
+
+def test_dev_packages_satisfy_build_depends():
+    """packaging/build-deb refuses to build without the Build-Depends of
+    packaging/debian/control: each must come with the list."""
+    reach, providers = installed_closure(read_packages(DEV_PACKAGES))
+    with open(os.path.join(SRCDIR, "packaging", "debian", "control")) as f:
+        m = re.search(r"^Build-Depends:(.*(?:\n[ \t].*)*)", f.read(), re.M)
+    assert m, "no Build-Depends in packaging/debian/control"
+    unmet = [" | ".join(group) for group in _dep_names(m.group(1))
+             if not any(providers.get(alt, set()) & reach for alt in group)]
+    assert not unmet, ("Build-Depends not installed by packaging/dev-packages: %s"
+                       % ", ".join(unmet))
+
+
+def test_quickstart_installs_dev_packages(tmp_path):
+    """quickstart.sh, on a machine that has none of the packages, asks apt
+    for exactly the list (dpkg-query and apt-get are stubs here)."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    log = tmp_path / "apt.log"
+    (stubs / "dpkg-query").write_text("#!/bin/sh\nexit 1\n")
+    (stubs / "apt-get").write_text(
+        '#!/bin/sh\necho "$*" >> "%s"\n[ "$1" = update ] && exit 0\nexit 42\n' % log)
+    (stubs / "sudo").write_text('#!/bin/sh\nexec "$@"\n')
+    for p in stubs.iterdir():
+        p.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "CREDGATE"}
+    env["PATH"] = "%s:%s" % (stubs, os.environ.get("PATH", "/usr/bin:/bin"))
+    proc = run(["sh", os.path.join(SRCDIR, "quickstart.sh"), "--check"], env=env,
+               cwd=str(tmp_path), stdin=subprocess.DEVNULL, timeout=60)
+    calls = log.read_text().splitlines() if log.exists() else []
+    assert proc.returncode != 0 and len(calls) == 2, (proc.stdout, calls)
+    assert calls[0].split()[0] == "update", calls
+    words = calls[1].split()
+    assert words[0] == "install", calls
+    asked = [w for w in words[1:] if not w.startswith("-")]
+    assert sorted(asked) == sorted(read_packages(DEV_PACKAGES)), calls
+
+
+def test_ci_installs_dev_packages():
+    proc = run(["bash", os.path.join(SRCDIR, ".ci", "run"), "--packages"],
+               cwd=SRCDIR, stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == 0, proc.stdout
+    want = read_packages(DEV_PACKAGES) + read_packages(CI_PACKAGES)
+    assert proc.stdout.split() == want, proc.stdout
+    assert not set(read_packages(DEV_PACKAGES)) & set(read_packages(CI_PACKAGES)), \
+        "a package is in both packaging/dev-packages and packaging/ci-packages"
