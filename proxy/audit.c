@@ -76,14 +76,17 @@ cg_audit_reopen(struct cg_audit *a)
 		cg_err("msg=audit_reopen_failed error=\"%s\"", err);
 		return r;
 	}
-	/* Over the same descriptor number: workers writing right now reach
-	 * the old file or the new one, never a closed descriptor. */
-	if (dup3(fd, a->fd, O_CLOEXEC) < 0) {
-		cg_err("msg=audit_reopen_failed error=\"%s\"", strerror(errno));
-		close(fd);
+	/* Over the same descriptor number, between two writes: a write
+	 * reaches the old file or the new one, never a closed descriptor,
+	 * and a partial one is cut back in the file it went to. */
+	pthread_mutex_lock(&a->lock);
+	r = dup3(fd, a->fd, O_CLOEXEC) < 0 ? errno : 0;
+	pthread_mutex_unlock(&a->lock);
+	close(fd);
+	if (r != 0) {
+		cg_err("msg=audit_reopen_failed error=\"%s\"", strerror(r));
 		return CG_ERR_IO;
 	}
-	close(fd);
 	cg_info("msg=audit_reopened file=%s", a->file);
 	return 0;
 }
@@ -106,22 +109,44 @@ cg_audit_enabled(const struct cg_audit *a)
 	return a != NULL && (a->fd >= 0 || a->to_stdout);
 }
 
-/* Writes all of buf to fd, retrying short writes (a pipe). */
+/*
+ * Writes all of buf to fd, retrying short writes (a pipe).  A file that
+ * takes only part of it (a full disk, a file size limit) is cut back to
+ * where this write began: the file keeps ending with a whole line, and
+ * the next event, once there is room again, starts a line of its own
+ * instead of completing a broken one.  The caller counts the whole of buf
+ * as lost.  A pipe cannot take bytes back; its reader sees the cut.
+ */
 static int
 audit_write_fd(int fd, const char *buf, size_t len)
 {
+	size_t done = 0;
 	ssize_t n;
+	off_t end;
+	int saved;
 
-	while (len > 0) {
-		n = write(fd, buf, len);
+	while (done < len) {
+		n = write(fd, buf + done, len - done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return CG_ERR_IO;
-		buf += n;
-		len -= (size_t)n;
+			goto fail;
+		done += (size_t)n;
 	}
 	return 0;
+
+ fail:
+	/* The offset follows our own bytes, even in an O_APPEND file, so
+	 * the write began at end - done; lseek fails on a pipe.  errno
+	 * stays the write's, for the caller's log line. */
+	saved = errno;
+	if (done > 0 && (end = lseek(fd, 0, SEEK_CUR)) >= (off_t)done &&
+	    (ftruncate(fd, end - (off_t)done) != 0 ||
+	    lseek(fd, end - (off_t)done, SEEK_SET) < 0))
+		cg_err("msg=audit_truncate_failed error=\"%s\" "
+		    "detail=\"the audit file ends with a partial line\"", strerror(errno));
+	errno = saved;
+	return CG_ERR_IO;
 }
 
 /*

@@ -32,7 +32,7 @@ bool cg_audit_enabled(const struct cg_audit *a);
  * worker appends each event of a loop pass here and writes them all at
  * the end of the pass, one write per sink instead of one per event.
  * Lines stay whole and in order, and batches of different threads never
- * interleave.
+ * interleave: every line of an audit file is one whole event.
  */
 #define CG_AUDIT_BATCH_MAX	(256 * 1024)	/* bytes held before a write is forced */
 struct cg_audit_batch {
@@ -52,8 +52,13 @@ void cg_audit_batch_free(struct cg_audit_batch *b);	/* drops what is held */
  * be held (it is lost, and not counted in failed).
  */
 int cg_audit_batch_add(struct cg_audit_batch *b, const char *line, size_t len) CG_WUR;
-/* Writes the held lines to every sink and empties the batch.  Returns 0,
- * or CG_ERR_IO if any sink failed (the batch's lines add to failed). */
+/*
+ * Writes the held lines to every sink and empties the batch.  Returns 0,
+ * or CG_ERR_IO (errno set) if any sink failed: then every line of the
+ * batch adds to failed, even those a sink took before it failed, and a
+ * file that took part of the batch is cut back to where the batch began,
+ * so that it always ends with a whole line.
+ */
 int cg_audit_batch_flush(struct cg_audit_batch *b) CG_WUR;
 static inline bool
 cg_audit_batch_empty(const struct cg_audit_batch *b)

@@ -1,18 +1,22 @@
 /*
  * test_audit.c: audit batches: lines whole and in order, a write forced at
- * the size limit, failures counted per line, no sink, and batches of two
- * threads that never interleave in a pipe.  The JSON line writer: every
- * byte escaped as the reference below says, and its limit.
+ * the size limit, failures counted per line, a write that fails part-way
+ * cut back to the last whole line, no sink, and batches of two threads
+ * that never interleave in a pipe.  The JSON line writer: every byte
+ * escaped as the reference below says, and its limit.
  */
 #include "tests/unit/unit.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "proxy/audit.h"
@@ -141,6 +145,113 @@ test_failed_write_counts_every_line(void **state)
 	assert_int_equal(b.failed, 4);
 	cg_audit_batch_free(&b);
 	cg_audit_close(a);
+}
+
+/*
+ * A write that fails part-way, for real: a file size limit lets the file
+ * take part of the batch, then refuses the rest with EFBIG (a full disk
+ * does the same with ENOSPC).  Runs in a child, since the limit holds for
+ * every file the process writes; the child's exit status names the first
+ * return value that was not as expected, and the parent reads the file.
+ */
+#define SHORT_ROOM	20	/* bytes the limit leaves: 2.5 lines of 8 */
+
+static int
+short_write_child(bool to_stdout)
+{
+	struct cg_audit_batch b;
+	struct cg_audit *a;
+	struct rlimit rl, low;
+	char err[128];
+	int fd;
+
+	signal(SIGXFSZ, SIG_IGN);
+	if (to_stdout) {
+		/* A plain redirection, without O_APPEND: the offset is moved
+		 * back too. */
+		if ((fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 ||
+		    dup2(fd, STDOUT_FILENO) < 0)
+			return 10;
+		close(fd);
+	}
+	if (cg_audit_open(to_stdout ? NULL : file, to_stdout, &a, err, sizeof(err)) != 0)
+		return 11;
+	cg_audit_batch_init(&b, a);
+	if (cg_audit_batch_add(&b, "{\"n\":1}", 7) != 0 ||
+	    cg_audit_batch_add(&b, "{\"n\":2}", 7) != 0 ||
+	    cg_audit_batch_flush(&b) != 0)
+		return 12;
+	if (getrlimit(RLIMIT_FSIZE, &rl) != 0)
+		return 13;
+	low = rl;
+	low.rlim_cur = 16 + SHORT_ROOM;
+	if (setrlimit(RLIMIT_FSIZE, &low) != 0)
+		return 13;
+	if (cg_audit_batch_add(&b, "{\"n\":3}", 7) != 0 ||
+	    cg_audit_batch_add(&b, "{\"n\":4}", 7) != 0 ||
+	    cg_audit_batch_add(&b, "{\"n\":5}", 7) != 0)
+		return 14;
+	if (cg_audit_batch_flush(&b) != CG_ERR_IO)
+		return 15;
+	if (b.failed != 3)	/* the two whole lines count too */
+		return 16;
+	/* Room again: the next event starts its own line. */
+	if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+		return 17;
+	if (cg_audit_batch_add(&b, "{\"n\":6}", 7) != 0 ||
+	    cg_audit_batch_flush(&b) != 0)
+		return 18;
+	cg_audit_batch_free(&b);
+	cg_audit_close(a);
+	return 0;
+}
+
+static void
+check_short_write(bool to_stdout)
+{
+	char *text, *line, *nl;
+	json_error_t jerr;
+	json_t *v;
+	size_t len;
+	pid_t pid;
+	int status;
+
+	unlink(file);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(short_write_child(to_stdout));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) != 0)
+		fail_msg("the writing child failed its check %d", WEXITSTATUS(status));
+	text = unit_read_file(file, &len);
+	/* The file never kept a part of the failed batch. */
+	assert_string_equal(text, "{\"n\":1}\n{\"n\":2}\n{\"n\":6}\n");
+	for (line = text; *line != '\0'; line = nl + 1) {
+		assert_non_null(nl = strchr(line, '\n'));
+		if ((v = json_loadb(line, (size_t)(nl - line), 0, &jerr)) == NULL)
+			fail_msg("not JSON: %.*s", (int)(nl - line), line);
+		assert_true(json_is_object(v));
+		json_decref(v);
+	}
+	free(text);
+	unlink(file);
+}
+
+static void
+test_short_write_cut_back_file(void **state)
+{
+	(void)state;
+	check_short_write(false);
+}
+
+static void
+test_short_write_cut_back_stdout(void **state)
+{
+	(void)state;
+	check_short_write(true);
 }
 
 static void
@@ -463,6 +574,8 @@ main(void)
 		cmocka_unit_test(test_lines_reach_the_file_at_flush),
 		cmocka_unit_test(test_size_limit_forces_a_write),
 		cmocka_unit_test(test_failed_write_counts_every_line),
+		cmocka_unit_test(test_short_write_cut_back_file),
+		cmocka_unit_test(test_short_write_cut_back_stdout),
 		cmocka_unit_test(test_no_sink_holds_nothing),
 		cmocka_unit_test(test_batches_never_interleave_in_a_pipe),
 		cmocka_unit_test(test_jw_escapes_every_byte),
