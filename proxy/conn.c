@@ -110,7 +110,9 @@ struct conn {
 	uint64_t bytes_in;		/* from the client */
 	uint64_t bytes_out;		/* to the client */
 	unsigned requests;
-	int last_status;
+	int last_status;		/* sent to the caller, ours or relayed */
+	int upstream_status;		/* the upstream's, for that same response;
+					   0 when credgate answered itself */
 
 	/* The request in flight. */
 	char *head;			/* copy of the request head; req's spans point here */
@@ -662,6 +664,8 @@ conn_audit_error(struct conn *c, const char *reason)
 	jw_str(&w, "addr", c->rt->upstream_name);
 	jw_null(&w, "status");
 	jw_obj_end(&w);
+	jw_int(&w, "duration_ms", cg_mono_ms() -
+	    (c->req_start_ms ? c->req_start_ms : c->born_ms));
 	jw_str(&w, "reason", reason);
 	(void)conn_audit_end(c, &w);
 }
@@ -674,10 +678,17 @@ conn_audit_session_end(struct conn *c)
 	if (c->requests == 0 && c->bytes_in == 0)
 		return;		/* a bare connect: nothing happened */
 	conn_audit_begin(c, &w, "session_end");
-	jw_obj_begin(&w, "upstream");
-	jw_str(&w, "addr", c->rt->upstream_name);
+	/* What the caller got last, and what the upstream said to it: a
+	 * refusal of credgate's own (400, 401, 431...) has no upstream
+	 * status. */
 	if (c->last_status)
 		jw_int(&w, "status", c->last_status);
+	else
+		jw_null(&w, "status");
+	jw_obj_begin(&w, "upstream");
+	jw_str(&w, "addr", c->rt->upstream_name);
+	if (c->upstream_status)
+		jw_int(&w, "status", c->upstream_status);
 	else
 		jw_null(&w, "status");
 	jw_obj_end(&w);
@@ -1124,6 +1135,7 @@ conn_reply(struct conn *c, int status, const char *extra, const char *reason)
 		return;
 	}
 	c->last_status = status;
+	c->upstream_status = 0;
 	c->resp_started = true;
 	metrics_request(c->rm, c->dec.result == POLICY_WOULD_DENY ? METRICS_WOULD_DENY :
 	    c->decided && c->dec.result == POLICY_ALLOW ? METRICS_ALLOW : METRICS_DENY,
@@ -2051,7 +2063,7 @@ conn_response_head(struct conn *c)
 		return -1;
 	}
 	c->resp_started = true;
-	c->last_status = c->resp.status;
+	c->last_status = c->upstream_status = c->resp.status;
 	return 0;
 }
 

@@ -5,6 +5,10 @@ running credgate with prlimit, which makes the same short write for real)
 leaves the file ending with its last whole event, refuses the request whose
 decision event was in that write on an audit_failure "deny" route, and the
 next event, once there is room, starts a line of its own.
+
+session_end says what the caller got last (status) apart from what the
+upstream said (upstream.status, null when credgate answered itself), and
+error events say how long the request had run.
 """
 
 import os
@@ -98,3 +102,87 @@ def test_short_audit_write_is_cut_back_and_refuses_under_deny(make_stack):
                       e.get("event") == "decision")
     assert [e["decision"]["result"] for e in events(
         s, lambda e: e.get("event") == "decision" and e.get("request_id") == rid)] == ["allow"]
+
+
+# ----------------------------------------------------------------------
+# session_end: the caller's status apart from the upstream's
+# ----------------------------------------------------------------------
+def test_session_end_of_a_proxied_request_has_both_statuses(stack):
+    c = stack.raw()
+    port = c.sock.getsockname()[1]
+    c.send(f"GET /a.txt HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {stack.token()}"
+           "\r\nConnection: close\r\n\r\n".encode())
+    assert c.read_response().status == 200
+    c.close()
+    e = session_end_of(stack, port)
+    assert e["status"] == 200, e
+    assert e["upstream"]["status"] == 200, e
+
+
+def test_session_end_of_a_missing_page_has_the_upstreams_status(stack):
+    c = stack.raw()
+    port = c.sock.getsockname()[1]
+    c.send(f"GET /nothing-here HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer "
+           f"{stack.token()}\r\nConnection: close\r\n\r\n".encode())
+    assert c.read_response().status == 404
+    c.close()
+    e = session_end_of(stack, port)
+    assert (e["status"], e["upstream"]["status"]) == (404, 404), e
+
+
+REFUSALS = {
+    400: b"GET /a.txt HTTP/1.1\r\nHost: legacy\r\nContent-Length: 1\r\n"
+         b"Content-Length: 2\r\n\r\nab",
+    401: b"GET /a.txt HTTP/1.1\r\nHost: legacy\r\n\r\n",
+    431: b"GET /a.txt HTTP/1.1\r\nHost: legacy\r\nX-Big: " + b"b" * 40000 + b"\r\n\r\n",
+    505: b"GET /a.txt HTTP/2.0\r\nHost: legacy\r\n\r\n",
+}
+
+
+def test_session_end_of_a_refused_request_has_no_upstream_status(stack):
+    mark = stack.nginx.mark()
+    for status, request in REFUSALS.items():
+        c = stack.raw()
+        port = c.sock.getsockname()[1]
+        c.send(request)
+        assert c.read_response().status == status
+        c.close()
+        e = session_end_of(stack, port)
+        assert e["status"] == status, e
+        assert e["upstream"]["status"] is None, e
+    stack.nginx.assert_untouched(mark)
+
+
+def test_session_end_after_a_proxied_then_a_refused_request(stack):
+    """Two requests on one connection: session_end speaks of the last."""
+    c = stack.raw()
+    port = c.sock.getsockname()[1]
+    c.send(f"GET /a.txt HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {stack.token()}"
+           "\r\n\r\n".encode())
+    assert c.read_response().status == 200
+    c.send(b"GET /a.txt HTTP/1.1\r\nHost: legacy\r\n\r\n")
+    assert c.read_response().status == 401
+    c.close()
+    e = session_end_of(stack, port)
+    assert (e["status"], e["upstream"]["status"], e["requests"]) == (401, None, 2), e
+
+
+# ----------------------------------------------------------------------
+# error events: how long the request had run
+# ----------------------------------------------------------------------
+def test_error_event_has_duration(make_stack):
+    s = make_stack(routes=("down", "nosecret"))
+    for route, status in (("down", 502), ("nosecret", 503)):
+        c = s.raw(route)
+        port = c.sock.getsockname()[1]
+        c.send(f"GET /a.txt HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {s.token()}"
+               "\r\n\r\n".encode())
+        assert c.read_response().status == status
+        c.close()
+        errors = wait_for(lambda: events(s, lambda e: e.get("event") == "error" and
+                                         e["client"]["port"] == port))
+        assert errors and len(errors) == 1, s.dump()
+        d = errors[0].get("duration_ms")
+        assert isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 60000, errors[0]
+        e = session_end_of(s, port)
+        assert (e["status"], e["upstream"]["status"]) == (status, None), e
