@@ -499,6 +499,9 @@ def test_quickstart_installs_dev_packages(tmp_path):
     (stubs / "apt-get").write_text(
         '#!/bin/sh\necho "$*" >> "%s"\n[ "$1" = update ] && exit 0\nexit 42\n' % log)
     (stubs / "sudo").write_text('#!/bin/sh\nexec "$@"\n')
+    # Past the install the script would build: it must stop before.
+    for name in ("autoreconf", "make"):
+        (stubs / name).write_text("#!/bin/sh\nexit 97\n")
     for p in stubs.iterdir():
         p.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k != "CREDGATE"}
@@ -514,9 +517,17 @@ def test_quickstart_installs_dev_packages(tmp_path):
     assert sorted(asked) == sorted(read_packages(DEV_PACKAGES)), calls
 
 
-def test_ci_installs_dev_packages():
+def test_ci_installs_dev_packages(tmp_path):
+    # Should .ci/run ever miss --packages, it would start the whole CI run:
+    # the programs of its steps are stubs that fail at once.
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for name in ("apt-get", "sudo", "autoreconf", "make", "clang"):
+        (stubs / name).write_text("#!/bin/sh\nexit 97\n")
+        (stubs / name).chmod(0o755)
+    env = dict(os.environ, PATH="%s:%s" % (stubs, os.environ.get("PATH", "/usr/bin:/bin")))
     proc = run(["bash", os.path.join(SRCDIR, ".ci", "run"), "--packages"],
-               cwd=SRCDIR, stdin=subprocess.DEVNULL, timeout=60)
+               cwd=SRCDIR, env=env, stdin=subprocess.DEVNULL, timeout=60)
     assert proc.returncode == 0, proc.stdout
     want = read_packages(DEV_PACKAGES) + read_packages(CI_PACKAGES)
     assert proc.stdout.split() == want, proc.stdout
