@@ -2,10 +2,11 @@
  * file_backend.c: the `file` secret backend.
  *
  * Owns the secrets file: opening it safely (no symlink, regular file, no
- * group or world access, bounded size), reading it into secure memory,
- * parsing it strictly, keeping the parsed secrets (each a struct secret),
- * re-reading it when it changes, and answering fetches from a zero-delay
- * timer on the caller's event base.
+ * group or world access, owned by root or the user credgate runs as,
+ * bounded size), reading it into secure memory, parsing it strictly,
+ * keeping the parsed secrets (each a struct secret), re-reading it when it
+ * changes, and answering fetches from a zero-delay timer on the caller's
+ * event base.
  *
  * Must not log, format or copy a secret value outside secure memory: error
  * texts and log lines name the file, the secret path and the field name
@@ -37,6 +38,8 @@
 #define FB_QUOTE	160		/* room for a quoted name in a message */
 
 static int64_t fb_check_interval_ms = 1000;
+static bool fb_owner_set;	/* else the effective uid of each load */
+static uid_t fb_owner_uid;
 
 /* What identifies one version of the file on disk. */
 struct fb_stamp {
@@ -79,6 +82,20 @@ void
 file_backend_set_check_interval_ms(int64_t ms)
 {
 	fb_check_interval_ms = ms < 0 ? 0 : ms;
+}
+
+void
+file_backend_set_owner(uid_t uid)
+{
+	fb_owner_uid = uid;
+	fb_owner_set = true;
+}
+
+/* Besides root, who may own the file now. */
+static uid_t
+fb_owner(void)
+{
+	return fb_owner_set ? fb_owner_uid : geteuid();
 }
 
 static void
@@ -244,13 +261,14 @@ fb_build_secret(const char *file, const char *path, json_t *obj,
 }
 
 /*
- * Opens, checks, reads and parses the file.  On success returns 0, the
- * table in *out (if out is not NULL; else it is dropped) and the stamp of
- * what was read.  On failure returns CG_ERR_* and a reason in err.  Called
- * through fb_load(), which keeps the parse tree in the secure pool.
+ * Opens, checks, reads and parses the file, which root or owner must own.
+ * On success returns 0, the table in *out (if out is not NULL; else it is
+ * dropped) and the stamp of what was read.  On failure returns CG_ERR_*
+ * and a reason in err.  Called through fb_load(), which keeps the parse
+ * tree in the secure pool.
  */
 static int
-fb_load_file(const char *file, struct fb_table **out, struct fb_stamp *stamp,
+fb_load_file(const char *file, uid_t owner, struct fb_table **out, struct fb_stamp *stamp,
     char *err, size_t errlen)
 {
 	struct fb_table *t = NULL;
@@ -287,6 +305,14 @@ fb_load_file(const char *file, struct fb_table **out, struct fb_stamp *stamp,
 	}
 	if (!S_ISREG(sb.st_mode)) {
 		fb_errf(err, errlen, "%s: not a regular file", file);
+		r = CG_ERR_PERM;
+		goto out;
+	}
+	/* The owner can chmod the file and read it, or rewrite the secrets. */
+	if (sb.st_uid != 0 && sb.st_uid != owner) {
+		fb_errf(err, errlen, "%s: owned by uid %u, not by root or the "
+		    "user credgate runs as (uid %u); chown it", file,
+		    (unsigned)sb.st_uid, (unsigned)owner);
 		r = CG_ERR_PERM;
 		goto out;
 	}
@@ -394,11 +420,11 @@ fb_load_file(const char *file, struct fb_table **out, struct fb_stamp *stamp,
 
 /* fb_load_file(), with the JSON parse tree of the secrets in the pool. */
 static int
-fb_load(const char *file, struct fb_table **out, struct fb_stamp *stamp,
+fb_load(const char *file, uid_t owner, struct fb_table **out, struct fb_stamp *stamp,
     char *err, size_t errlen)
 {
 	bool was = secmem_json_secure(true);
-	int r = fb_load_file(file, out, stamp, err, errlen);
+	int r = fb_load_file(file, owner, out, stamp, err, errlen);
 
 	secmem_json_secure(was);
 	return r;
@@ -440,7 +466,7 @@ fb_maybe_reload(struct file_backend *fb)
 	if (fb->failed && fb_stamp_eq(&seen, &fb->failed_stamp))
 		return;		/* already tried and reported this one */
 
-	if ((r = fb_load(fb->path, &t, &loaded, err, sizeof(err))) != 0) {
+	if ((r = fb_load(fb->path, fb_owner(), &t, &loaded, err, sizeof(err))) != 0) {
 		fb->failed = true;
 		fb->failed_stamp = seen;
 		cg_warn("event=secrets_reload_failed file=%s reason=%s "
@@ -567,7 +593,7 @@ file_backend_new(struct event_base *base, const char *path,
 	}
 	fb->base = base;
 	TAILQ_INIT(&fb->pending);
-	if ((r = fb_load(path, &fb->tab, &fb->stamp, err, errlen)) != 0)
+	if ((r = fb_load(path, fb_owner(), &fb->tab, &fb->stamp, err, errlen)) != 0)
 		goto out;
 	fb->last_check_ms = cg_mono_ms();
 	b->ops = &fb_ops;
@@ -591,7 +617,7 @@ file_backend_check(const char *path, char *err, size_t errlen)
 		fb_errf(err, errlen, "file backend: no path");
 		return CG_ERR_INTERNAL;
 	}
-	return fb_load(path, NULL, &stamp, err, errlen);
+	return fb_load(path, fb_owner(), NULL, &stamp, err, errlen);
 }
 
 int
@@ -605,11 +631,120 @@ file_backend_has(const char *path, const char *secret, char *err, size_t errlen)
 		fb_errf(err, errlen, "file backend: no path");
 		return CG_ERR_INTERNAL;
 	}
-	if ((r = fb_load(path, &t, &stamp, err, errlen)) != 0)
+	if ((r = fb_load(path, fb_owner(), &t, &stamp, err, errlen)) != 0)
 		return r;
 	r = fb_table_find(t, secret) != NULL ? 0 : CG_ERR_NOTFOUND;
 	if (r != 0)
 		fb_errf(err, errlen, "no secret at this path");
 	fb_table_free(t);
 	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Names only, for `credgate -t`                                       */
+/* ------------------------------------------------------------------ */
+
+struct fb_names_entry {
+	char *path;
+	char **fields;
+	size_t nfields;
+};
+
+struct file_backend_names {
+	size_t n;
+	struct fb_names_entry *v;	/* sorted by path, as fb_table */
+};
+
+void
+file_backend_names_free(struct file_backend_names *n)
+{
+	size_t i, k;
+
+	if (n == NULL)
+		return;
+	for (i = 0; i < n->n; i++) {
+		free(n->v[i].path);
+		for (k = 0; k < n->v[i].nfields; k++)
+			free(n->v[i].fields[k]);
+		free(n->v[i].fields);
+	}
+	free(n->v);
+	free(n);
+}
+
+int
+file_backend_names_load(const char *file, uid_t owner, struct file_backend_names **out,
+    char *err, size_t errlen)
+{
+	struct file_backend_names *n = NULL;
+	struct fb_table *t = NULL;
+	struct fb_stamp stamp;
+	size_t i, k;
+	int r;
+
+	*out = NULL;
+	if (file == NULL) {
+		fb_errf(err, errlen, "file backend: no path");
+		return CG_ERR_INTERNAL;
+	}
+	if ((r = fb_load(file, owner, &t, &stamp, err, errlen)) != 0)
+		return r;
+	r = CG_ERR_NOMEM;
+	if ((n = calloc(1, sizeof(*n))) == NULL ||
+	    (t->n > 0 && (n->v = calloc(t->n, sizeof(*n->v))) == NULL))
+		goto out;
+	for (i = 0; i < t->n; i++) {
+		const struct secret *s = t->v[i];
+		struct fb_names_entry *e = &n->v[n->n++];
+
+		if ((e->path = strdup(secret_path(s))) == NULL)
+			goto out;
+		if (secret_nfields(s) > 0 &&
+		    (e->fields = calloc(secret_nfields(s), sizeof(*e->fields))) == NULL)
+			goto out;
+		for (k = 0; k < secret_nfields(s); k++) {
+			if ((e->fields[k] = strdup(secret_field_name(s, k))) == NULL)
+				goto out;
+			e->nfields++;
+		}
+	}
+	*out = n;
+	n = NULL;
+	r = 0;
+ out:
+	if (r != 0)
+		fb_errf(err, errlen, "%s: out of memory", file);
+	file_backend_names_free(n);
+	fb_table_free(t);
+	return r;
+}
+
+bool
+file_backend_names_has(const struct file_backend_names *n, const char *path,
+    const char *field)
+{
+	size_t lo = 0, hi, mid, k;
+	int c;
+
+	if (n == NULL || path == NULL)
+		return false;
+	hi = n->n;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(path, n->v[mid].path)) < 0) {
+			hi = mid;
+			continue;
+		}
+		if (c > 0) {
+			lo = mid + 1;
+			continue;
+		}
+		if (field == NULL)
+			return true;
+		for (k = 0; k < n->v[mid].nfields; k++)
+			if (strcmp(n->v[mid].fields[k], field) == 0)
+				return true;
+		return false;
+	}
+	return false;
 }

@@ -13,6 +13,8 @@
 #ifndef CG_VAULT_H
 #define CG_VAULT_H
 
+#include <sys/types.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -84,11 +86,12 @@ void secret_backend_free(struct secret_backend *b);
  *                          "version": "3" } }
  *
  * Refused (CG_ERR_PERM) if the file is group- or world-readable or
- * writable, or not a regular file.  The file is read into secure memory
- * and parsed there; it is re-read when its inode, size or mtime change
- * (checked at most once per second).  A secret without "version" gets the
- * file's mtime as its version.  err receives a one-line reason (file name
- * and problem, never a value).
+ * writable, not a regular file, or owned by anyone but root and the user
+ * credgate runs as (see file_backend_set_owner()).  The file is read into
+ * secure memory and parsed there; it is re-read when its inode, size or
+ * mtime change (checked at most once per second).  A secret without
+ * "version" gets the file's mtime as its version.  err receives a one-line
+ * reason (file name and problem, never a value).
  */
 int file_backend_new(struct event_base *base, const char *path,
     struct secret_backend **out, char *err, size_t errlen) CG_WUR;
@@ -96,6 +99,33 @@ int file_backend_new(struct event_base *base, const char *path,
 int file_backend_has(const char *file, const char *path, char *err, size_t errlen) CG_WUR;
 /* Synchronous check for `credgate -t`: loads and validates, keeps nothing. */
 int file_backend_check(const char *path, char *err, size_t errlen) CG_WUR;
+/*
+ * Who besides root may own the secrets file: the user credgate runs as
+ * after its privilege drop.  Any other owner could read or rewrite the
+ * secrets whatever the file's mode says.  Process-wide, read at each load
+ * of the file; until it is set, the effective uid at the time of the load.
+ */
+void file_backend_set_owner(uid_t uid);
+
+/*
+ * What a secrets file names, without a single value: its secret paths and
+ * the field names of each, for `credgate -t` to check that every route's
+ * secret and the fields its injection reads are there.
+ */
+struct file_backend_names;
+/*
+ * Loads and checks file as the backend does (owner: root or owner, not
+ * the process-wide setting) and keeps the names only.  Returns 0 and *out
+ * (free with file_backend_names_free()), or CG_ERR_* with a reason in err
+ * and *out NULL.
+ */
+int file_backend_names_load(const char *file, uid_t owner, struct file_backend_names **out,
+    char *err, size_t errlen) CG_WUR;
+/* True when n holds a secret at path and, unless field is NULL, that
+ * secret has the field ("version" is not a field). */
+bool file_backend_names_has(const struct file_backend_names *n, const char *path,
+    const char *field);
+void file_backend_names_free(struct file_backend_names *n);	/* NULL-safe */
 /*
  * How often (at most) the file backend stats its file for changes, in
  * milliseconds; 1000 unless set.  Process-wide, read when a check is due;

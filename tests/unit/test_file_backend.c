@@ -305,6 +305,101 @@ test_not_regular(void **state)
 	assert_non_null(strstr(err, "absent.json"));
 }
 
+/*
+ * Root or the user credgate runs as must own the file: any other owner
+ * could read it or rewrite the secrets whatever its mode.  As root, the
+ * file is handed to another uid; otherwise credgate is told it runs as
+ * someone else.
+ */
+static void
+test_owner(void **state)
+{
+	struct fx *fx = *state;
+	struct secret_backend *b;
+	uid_t other = geteuid() == 0 ? 65534 : geteuid() + 1;
+	char err[512], want[128];
+
+	write_file(fx->path, good_json, 0600);
+	if (geteuid() == 0)
+		assert_int_equal(chown(fx->path, other, (gid_t)-1), 0);
+	else
+		file_backend_set_owner(other);
+	assert_int_equal(file_backend_check(fx->path, err, sizeof(err)), CG_ERR_PERM);
+	snprintf(want, sizeof(want), "owned by uid %u, not by root or the user credgate "
+	    "runs as (uid %u); chown it", (unsigned)(geteuid() == 0 ? other : geteuid()),
+	    (unsigned)(geteuid() == 0 ? 0 : other));
+	assert_non_null(strstr(err, want));
+	assert_non_null(strstr(err, fx->path));
+	assert_null(strstr(err, CANARY));
+	b = (struct secret_backend *)&b;
+	assert_int_equal(file_backend_new(fx->base, fx->path, &b, err, sizeof(err)),
+	    CG_ERR_PERM);
+	assert_null(b);
+	assert_int_equal(file_backend_has(fx->path, "db/ro", err, sizeof(err)), CG_ERR_PERM);
+
+	/* The user credgate runs as may own it. */
+	file_backend_set_owner(geteuid() == 0 ? other : geteuid());
+	assert_int_equal(file_backend_check(fx->path, err, sizeof(err)), 0);
+	if (geteuid() == 0) {
+		/* root may, whoever credgate runs as */
+		file_backend_set_owner(other + 1);
+		assert_int_equal(chown(fx->path, 0, (gid_t)-1), 0);
+		assert_int_equal(file_backend_check(fx->path, err, sizeof(err)), 0);
+	}
+	file_backend_set_owner(geteuid());
+}
+
+/* What `credgate -t` learns of a file: paths and field names only. */
+static void
+test_names(void **state)
+{
+	struct fx *fx = *state;
+	struct file_backend_names *n = (struct file_backend_names *)&n;
+	size_t before, after, total;
+	char err[512];
+
+	write_file(fx->path, good_json, 0600);
+	secmem_stats(&before, &total);
+	assert_int_equal(file_backend_names_load(fx->path, geteuid(), &n, err, sizeof(err)), 0);
+	secmem_stats(&after, &total);
+	assert_int_equal(after, before);	/* no value kept */
+	assert_true(file_backend_names_has(n, "mainframe/batch", NULL));
+	assert_true(file_backend_names_has(n, "mainframe/batch", "username"));
+	assert_true(file_backend_names_has(n, "mainframe/batch", "password"));
+	assert_false(file_backend_names_has(n, "mainframe/batch", "version"));
+	assert_false(file_backend_names_has(n, "mainframe/batch", "token"));
+	assert_true(file_backend_names_has(n, "db/ro", "password"));
+	assert_false(file_backend_names_has(n, "db/ro", "username"));
+	assert_false(file_backend_names_has(n, "db", NULL));
+	assert_false(file_backend_names_has(n, "mainframe/batch/x", NULL));
+	assert_false(file_backend_names_has(n, "", NULL));
+	assert_false(file_backend_names_has(NULL, "db/ro", NULL));
+	file_backend_names_free(n);
+	file_backend_names_free(NULL);
+
+	/* Refused as the backend refuses it; the owner is the caller's word. */
+	write_file(fx->path, "{ \"a\": { \"p\": \"" CANARY "\" } } x", 0600);
+	n = (struct file_backend_names *)&n;
+	assert_int_equal(file_backend_names_load(fx->path, geteuid(), &n, err, sizeof(err)),
+	    CG_ERR_FORMAT);
+	assert_null(n);
+	assert_null(strstr(err, CANARY));
+	write_file(fx->path, good_json, 0600);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(fx->path, 65534, (gid_t)-1), 0);
+		assert_int_equal(file_backend_names_load(fx->path, 0, &n, err, sizeof(err)),
+		    CG_ERR_PERM);
+		assert_non_null(strstr(err, "owned by uid 65534"));
+		assert_int_equal(file_backend_names_load(fx->path, 65534, &n, err, sizeof(err)),
+		    0);
+		file_backend_names_free(n);
+	} else {
+		assert_int_equal(file_backend_names_load(fx->path, geteuid() + 1, &n, err,
+		    sizeof(err)), CG_ERR_PERM);
+	}
+	assert_null(strstr(err, CANARY));
+}
+
 static void
 test_format_errors(void **state)
 {
@@ -691,6 +786,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_modes, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_not_regular, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_owner, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_names, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_format_errors, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_size_limit, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_check_keeps_nothing, fx_setup, fx_teardown),
