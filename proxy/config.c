@@ -67,6 +67,7 @@ struct load {
 	struct big_int *big;
 	size_t nbig;
 	SSL_CTX *tls_ctx;	/* made on first use, to try cipher lists */
+	uid_t owner;		/* cg_config.run_uid, known after build_global() */
 };
 
 /* ------------------------------------------------------------------ */
@@ -902,9 +903,13 @@ online_cores(void)
 	return n > max ? (uint32_t)max : (uint32_t)n;
 }
 
-/* credgate.user or credgate.group names an account of this system. */
+/*
+ * credgate.user or credgate.group names an account of this system.  For a
+ * user that exists, *uid gets its uid (uid is NULL for a group).
+ */
 static void
-check_account(struct load *ld, const config_setting_t *g, const char *tpath, bool group)
+check_account(struct load *ld, const config_setting_t *g, const char *tpath, bool group,
+    uid_t *uid)
 {
 	const config_setting_t *m = member(g, tpath, CONFIG_TYPE_STRING);
 	char buf[16384], q[CFG_QUOTE_MAX + 16];
@@ -924,6 +929,8 @@ check_account(struct load *ld, const config_setting_t *g, const char *tpath, boo
 
 		r = getpwnam_r(name, &pw, buf, sizeof(buf), &res);
 		found = res != NULL;
+		if (found && uid != NULL)
+			*uid = pw.pw_uid;
 	}
 	if (found)
 		return;
@@ -1009,10 +1016,12 @@ build_global(struct load *ld, const config_setting_t *root, struct cg_config *cf
 	cfg->upstream_response_timeout_ms =
 	    get_duration(ld, to, "credgate.timeouts.upstream_response");
 
+	ld->owner = geteuid();
 	if (ld->flags & CG_CONFIG_LOAD_FILES) {
-		check_account(ld, cg, "credgate.user", false);
-		check_account(ld, cg, "credgate.group", true);
+		check_account(ld, cg, "credgate.user", false, &ld->owner);
+		check_account(ld, cg, "credgate.group", true, NULL);
 	}
+	cfg->run_uid = ld->owner;
 	if (cfg->audit_file == NULL && !cfg->audit_stdout)
 		ld_warn(ld, au != NULL ? au : cg, "credgate.audit",
 		    "no audit file and stdout = false: decisions are not recorded");
@@ -1137,12 +1146,17 @@ build_secrets(struct load *ld, const config_setting_t *root, struct cg_config *c
 		ld_err(ld, g, "secrets.file", "required when backend is \"file\"");
 	if ((ld->flags & CG_CONFIG_LOAD_FILES) && cfg->secrets_file != NULL &&
 	    cfg->secrets_file[0] != '\0') {
+		struct file_backend_names *names = NULL;
 		char err[256] = "";
 		int r;
 
-		if ((r = file_backend_check(cfg->secrets_file, err, sizeof(err))) != 0)
+		if ((r = file_backend_names_load(cfg->secrets_file, ld->owner, &names,
+		    err, sizeof(err))) != 0)
 			ld_err(ld, member(g, "secrets.file", -1), "secrets.file", "%s",
 			    err[0] != '\0' ? err : cg_strerror(r));
+		if (r == CG_ERR_NOMEM)
+			ld->nomem = true;
+		file_backend_names_free(names);
 	}
 }
 
@@ -1421,7 +1435,8 @@ build_credential(struct load *ld, const config_setting_t *rg, const char *rpath,
 /*
  * A file credgate reads at start and on reload (certificates, keys, CA
  * bundles): a regular file it can open that others cannot change; a
- * private key must not be readable by others either.
+ * private key must not be readable by others either, and belongs to root
+ * or the user credgate runs as.
  */
 static void
 check_tls_file(struct load *ld, const config_setting_t *g, const char *tpath,
@@ -1446,6 +1461,11 @@ check_tls_file(struct load *ld, const config_setting_t *g, const char *tpath,
 		ld_err(ld, m, path, "%s: fstat: %s", QUOTE(q, file), strerror(errno));
 	else if (!S_ISREG(st.st_mode))
 		ld_err(ld, m, path, "%s: not a regular file", QUOTE(q, file));
+	else if (private_key && st.st_uid != 0 && st.st_uid != ld->owner)
+		/* the owner can chmod it and read the key */
+		ld_err(ld, m, path, "%s: owned by uid %u, not by root or the user credgate "
+		    "runs as (uid %u); chown it", QUOTE(q, file), (unsigned)st.st_uid,
+		    (unsigned)ld->owner);
 	else if (private_key && (st.st_mode & 007) != 0)
 		ld_err(ld, m, path, "%s: mode %04o lets others at the private key; chmod o-rwx",
 		    QUOTE(q, file), (unsigned)(st.st_mode & 07777));

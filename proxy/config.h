@@ -9,6 +9,8 @@
 #ifndef CG_CONFIG_H
 #define CG_CONFIG_H
 
+#include <sys/types.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -118,6 +120,11 @@ struct cg_config {
 	uint32_t workers_conf;		/* credgate.workers as written (0 kept), for -T */
 	char *user;			/* credgate.user: drop to it after binding; NULL = stay */
 	char *group;			/* credgate.group; NULL = user's primary group */
+	uid_t run_uid;			/* who credgate runs as after the privilege drop:
+					   credgate.user's uid (looked up only with
+					   CG_CONFIG_LOAD_FILES), else the effective uid
+					   at load.  Besides root, the only owner the
+					   secrets file and private keys may have */
 	uint32_t max_connections;	/* credgate.max_connections, all routes */
 	uint32_t max_pending_per_client; /* credgate.max_pending_per_client */
 	int64_t shutdown_timeout_ms;	/* credgate.shutdown_timeout */
@@ -176,7 +183,8 @@ void cg_errors_clear(struct cg_errors *e);
 enum cg_config_flags {
 	/*
 	 * Also load JWKS files, check the secrets file and the TLS
-	 * certificate, key and CA files, and look up credgate.user and
+	 * certificate, key and CA files (the secrets file and private keys
+	 * owned by root or run_uid), and look up credgate.user and
 	 * credgate.group (off for fuzzing).
 	 */
 	CG_CONFIG_LOAD_FILES = 1 << 0,

@@ -24,6 +24,7 @@
 #include "proxy/config.h"
 #include "proxy/policy_test.h"
 #include "proxy/server.h"
+#include "vault-client/vault.h"
 
 #define EXIT_CONFIG 1
 #define EXIT_USAGE 2
@@ -212,6 +213,8 @@ main(int argc, char **argv)
 		cg_config_free(cfg);
 		return EXIT_RUNTIME;
 	}
+	/* The secrets file may belong to the user credgate drops to. */
+	file_backend_set_owner(cfg->run_uid);
 	err[0] = '\0';
 	if ((r = server_new(file, cfg, &proc, err, sizeof(err))) != 0) {
 		cg_err("msg=start_failed reason=\"%s\"", err[0] ? err : cg_strerror(r));

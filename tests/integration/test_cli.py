@@ -2,6 +2,7 @@
 
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -10,8 +11,8 @@ import subprocess
 
 import pytest
 
-from conftest import (CANARY, Credgate, base_route, find_leaks, free_port, read_text,
-                      run_credgate, sanitizer_lines)
+from conftest import (CANARY, Credgate, base_route, find_leaks, free_port, lc_quote,
+                      read_text, run_credgate, sanitizer_lines)
 
 
 @pytest.fixture
@@ -79,6 +80,81 @@ def test_check_refuses_world_readable_secrets(cg):
     assert rc == 1, err
     assert "secrets.file" in err
     assert CANARY not in err
+
+
+def line_no(text, needle, start=0):
+    """1-based number of the first line at or after line start holding needle."""
+    lines = text.splitlines()
+    return next(i + 1 for i in range(start, len(lines)) if needle in lines[i])
+
+
+def check(cg, conf=None):
+    return run_credgate(cg.binary, ["-t", "-c", conf or "credgate.conf"], cwd=cg.dir)
+
+
+def start_status(cg, timeout=10):
+    """Starts credgate on the written configuration; its exit status, or None
+    when it is still running after timeout (it is then left to the fixture)."""
+    cg.start()
+    try:
+        return cg.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+need_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
+
+
+def owner_error(path, setting, quoted):
+    name = re.escape(lc_quote(path) if quoted else path)
+    return (rf"^\S*credgate\.conf:\d+: {re.escape(setting)}: {name}: owned by uid 65534, not by "
+            r"root or the user credgate runs as \(uid 0\); chown it$")
+
+
+@need_root
+def test_secrets_file_of_another_user_is_refused(cg):
+    cg.write_config(good_config(cg))
+    os.chown(cg.secrets_file, 65534, -1)
+    want = owner_error(cg.secrets_file, "secrets.file", False)
+    rc, out, err = check(cg)
+    assert rc == 1, err
+    assert re.search(want, err, re.M), err
+    assert start_status(cg) == 1
+    assert re.search(want, cg.stderr(), re.M), cg.stderr()
+    assert CANARY not in err + cg.stderr()
+
+
+@need_root
+def test_secrets_file_of_the_run_as_user_is_accepted(cg):
+    user = pwd.getpwuid(65534).pw_name
+    cg.write_config(cg.config([base_route("legacy", free_port(), free_port())],
+                              credgate_extra={"user": user}))
+    os.chown(cg.secrets_file, 65534, -1)
+    rc, out, err = check(cg)
+    assert rc == 0, err
+
+
+@need_root
+def test_private_key_of_another_user_is_refused(cg):
+    cert = os.path.join(cg.dir, "cert.pem")
+    key = os.path.join(cg.dir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=localhost"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    os.chmod(key, 0o600)
+    port = free_port()
+    cg.write_config(cg.config([base_route("legacy", port, free_port(),
+                                          tls={"cert": cert, "key": key})]))
+    rc, out, err = check(cg)
+    assert rc == 0, err
+    os.chown(key, 65534, -1)
+    want = owner_error(key, "routes.[0].tls.key", True)
+    rc, out, err = check(cg)
+    assert rc == 1, err
+    assert re.search(want, err, re.M), err
+    assert start_status(cg) == 1
+    assert re.search(want, cg.stderr(), re.M), cg.stderr()
 
 
 def test_check_syntax_error_has_line(cg):

@@ -763,6 +763,163 @@ test_load_files(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Who owns the secrets file and private keys                          */
+/* ------------------------------------------------------------------ */
+static const char check_secrets[] =
+	"{ \"a/b\": { \"username\": \"u\", \"password\": \"CANARY-pw\", \"token\": \"CANARY-t\",\n"
+	"           \"key\": \"CANARY-k\", \"version\": \"2\" },\n"
+	"  \"only/user\": { \"username\": \"u\" } }\n";
+
+/*
+ * Loads a configuration whose line 1 is the credgate group (audit file,
+ * then global), line 3 the secrets file, line 6 the route's credential
+ * group (cred, which may span lines) and lines 8 on a listener TLS group
+ * (tls; "" for none).  Returns the load's result; errs is filled.
+ */
+static int
+check_load(const char *dir, const char *audit, const char *global, const char *cred,
+    const char *tls, unsigned flags, struct cg_errors *errs)
+{
+	struct cg_config *cfg = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	int r;
+
+	assert_non_null(f);
+	fprintf(f, "credgate = { audit = { file = \"%s\"; }; %s };\n"
+	    "issuers = ();\n"
+	    "secrets = { file = \"%s/secrets.json\"; };\n"
+	    "routes = ( { name = \"a\"; listen = \"127.0.0.1:8080\";\n"
+	    "\tupstream = { host = \"h\"; port = 1; };\n"
+	    "\tcredential = { %s };\n"
+	    "\towner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\";\n"
+	    "%s} );\n", audit, global, dir, cred, tls);
+	assert_int_equal(fclose(f), 0);
+	r = cg_config_load_string(text, "credgate.conf", flags, &cfg, errs);
+	assert_true((r == 0) == (cfg != NULL));
+	cg_config_free(cfg);
+	free(text);
+	return r;
+}
+
+/* want with each "%s" replaced by dir; caller frees. */
+static char *
+with_dir(const char *want, const char *dir)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	const char *p;
+
+	assert_non_null(f);
+	for (p = want; *p != '\0'; p++) {
+		if (p[0] == '%' && p[1] == 's') {
+			fputs(dir, f);
+			p++;
+		} else
+			fputc(*p, f);
+	}
+	assert_int_equal(fclose(f), 0);
+	return out;
+}
+
+/* The errors of a load, each with "%s" standing for dir; NULL ends. */
+static void
+assert_errors(const struct cg_errors *errs, const char *dir, const char *const *want)
+{
+	size_t n, i;
+
+	for (n = 0; want[n] != NULL; n++)
+		;
+	if (errs->n != n)
+		print_errors(errs);
+	assert_int_equal(errs->n, n);
+	for (i = 0; i < n; i++) {
+		char *w = with_dir(want[i], dir);
+
+		assert_string_equal(errs->msgs[i], w);
+		assert_null(strstr(errs->msgs[i], "CANARY"));
+		free(w);
+	}
+}
+
+/*
+ * The secrets file and private keys belong to root or the user credgate
+ * runs as (credgate.user, else the effective uid).  As root, files are
+ * given to another uid; otherwise credgate.user names root, so that the
+ * test's own files have the wrong owner.
+ */
+static void
+test_file_owners(void **state)
+{
+	const char *tmp = getenv("TMPDIR");
+	bool root = geteuid() == 0;
+	struct passwd *pw = getpwuid(65534);
+	char dir[512], audit[600], path[700], tls[1400], user[128], want1[512], want2[512];
+	const char *want[3] = { want1, want2, NULL };
+	struct cg_errors errs = { 0 };
+	uid_t other = root ? 65534 : geteuid();
+	int r;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/cg-owner-XXXXXX", tmp != NULL ? tmp : P_tmpdir);
+	assert_non_null(mkdtemp(dir));
+	make_file(dir, "secrets.json", check_secrets, 0600);
+	make_file(dir, "cert.pem", "certificate\n", 0644);
+	make_file(dir, "key.pem", "key\n", 0600);
+	snprintf(audit, sizeof(audit), "%s/audit.log", dir);
+	snprintf(tls, sizeof(tls), "\ttls = { cert = \"%s/cert.pem\";\n\t\tkey = \"%s/key.pem\"; };\n",
+	    dir, dir);
+	snprintf(user, sizeof(user), "%s", root ? "" : "user = \"root\";");
+	if (root) {
+		snprintf(path, sizeof(path), "%s/secrets.json", dir);
+		assert_int_equal(chown(path, other, (gid_t)-1), 0);
+		snprintf(path, sizeof(path), "%s/key.pem", dir);
+		assert_int_equal(chown(path, other, (gid_t)-1), 0);
+	}
+	snprintf(want1, sizeof(want1), "credgate.conf:3: secrets.file: %%s/secrets.json: owned by "
+	    "uid %u, not by root or the user credgate runs as (uid 0); chown it",
+	    (unsigned)other);
+	snprintf(want2, sizeof(want2), "credgate.conf:9: routes.[0].tls.key: \"%%s/key.pem\": "
+	    "owned by uid %u, not by root or the user credgate runs as (uid 0); chown it",
+	    (unsigned)other);
+
+	/* at start, on reload and with -t */
+	r = check_load(dir, audit, user, "path = \"a/b\";", tls, CG_CONFIG_LOAD_FILES, &errs);
+	assert_int_equal(r, CG_ERR_FORMAT);
+	assert_errors(&errs, dir, want);
+	cg_errors_clear(&errs);
+
+	/* The user credgate runs as may own them. */
+	if (root && pw != NULL) {
+		snprintf(user, sizeof(user), "user = \"%s\";", pw->pw_name);
+		r = check_load(dir, audit, user, "path = \"a/b\";", tls,
+		    CG_CONFIG_LOAD_FILES, &errs);
+		if (r != 0)
+			print_errors(&errs);
+		assert_int_equal(r, 0);
+		cg_errors_clear(&errs);
+	} else if (!root) {
+		r = check_load(dir, audit, "", "path = \"a/b\";", tls,
+		    CG_CONFIG_LOAD_FILES, &errs);
+		assert_int_equal(r, 0);
+		cg_errors_clear(&errs);
+	}
+	/* Without the files nothing is looked at. */
+	assert_int_equal(check_load(dir, audit, user, "path = \"a/b\";", tls, 0, &errs), 0);
+	cg_errors_clear(&errs);
+
+	snprintf(path, sizeof(path), "%s/secrets.json", dir);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/cert.pem", dir);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/key.pem", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/* ------------------------------------------------------------------ */
 /* The example and the mapping into the structs                        */
 /* ------------------------------------------------------------------ */
 static void
@@ -1389,6 +1546,7 @@ main(void)
 		cmocka_unit_test(test_admin_listen),
 		cmocka_unit_test(test_workers),
 		cmocka_unit_test(test_load_files),
+		cmocka_unit_test(test_file_owners),
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_round_trip),
