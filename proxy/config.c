@@ -68,6 +68,7 @@ struct load {
 	size_t nbig;
 	SSL_CTX *tls_ctx;	/* made on first use, to try cipher lists */
 	uid_t owner;		/* cg_config.run_uid, known after build_global() */
+	struct file_backend_names *secrets;	/* with CG_CONFIG_CHECK, after build_secrets() */
 };
 
 /* ------------------------------------------------------------------ */
@@ -975,6 +976,56 @@ build_admin(struct load *ld, const config_setting_t *ad, struct cg_config *cfg)
 		    QUOTE(q, v));
 }
 
+/*
+ * For `credgate -t`: credgate.audit.file can be opened for appending as
+ * credgate opens it at start, without creating, truncating or writing
+ * anything.  A file that does not exist yet is created at start: then its
+ * directory must exist and let this user create files in it.
+ */
+static void
+check_audit_file(struct load *ld, const config_setting_t *m, const char *file)
+{
+	const char *path = "credgate.audit.file";
+	char q[CFG_QUOTE_MAX + 16], qd[CFG_QUOTE_MAX + 16], *dir = NULL, *slash;
+	struct stat st;
+	int fd, e;
+
+	/* O_NONBLOCK: a FIFO must not stall the check */
+	fd = open(file, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+	if (fd >= 0) {
+		close(fd);
+		return;
+	}
+	if ((e = errno) == ENXIO)
+		return;		/* a FIFO without a reader yet: start waits for one */
+	if (e != ENOENT) {
+		ld_err(ld, m, path, "%s cannot be opened for appending: %s%s", QUOTE(q, file),
+		    strerror(e), e == ELOOP ? " (credgate does not follow a symbolic link "
+		    "here)" : "");
+		return;
+	}
+	if ((dir = ld_strdup(ld, file)) == NULL)
+		return;
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		slash[1] = '\0';	/* "/audit.log": the root directory */
+	else
+		*slash = '\0';
+	quote_into(qd, sizeof(qd), dir, CFG_QUOTE_MAX);
+	if (stat(dir, &st) != 0) {
+		e = errno;
+		ld_err(ld, m, path, "%s: directory %s: %s", QUOTE(q, file), qd, strerror(e));
+	} else if (!S_ISDIR(st.st_mode))
+		ld_err(ld, m, path, "%s: %s is not a directory", QUOTE(q, file), qd);
+	else if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0) {
+		e = errno;
+		ld_err(ld, m, path, "%s does not exist and cannot be created in %s: %s",
+		    QUOTE(q, file), qd, strerror(e));
+	}
+	free(dir);
+}
+
 static void
 build_global(struct load *ld, const config_setting_t *root, struct cg_config *cfg)
 {
@@ -1022,6 +1073,9 @@ build_global(struct load *ld, const config_setting_t *root, struct cg_config *cf
 		check_account(ld, cg, "credgate.group", true, NULL);
 	}
 	cfg->run_uid = ld->owner;
+	if ((ld->flags & CG_CONFIG_LOAD_FILES) && (ld->flags & CG_CONFIG_CHECK) &&
+	    cfg->audit_file != NULL && cfg->audit_file[0] != '\0')
+		check_audit_file(ld, member(au, "credgate.audit.file", -1), cfg->audit_file);
 	if (cfg->audit_file == NULL && !cfg->audit_stdout)
 		ld_warn(ld, au != NULL ? au : cg, "credgate.audit",
 		    "no audit file and stdout = false: decisions are not recorded");
@@ -1146,17 +1200,19 @@ build_secrets(struct load *ld, const config_setting_t *root, struct cg_config *c
 		ld_err(ld, g, "secrets.file", "required when backend is \"file\"");
 	if ((ld->flags & CG_CONFIG_LOAD_FILES) && cfg->secrets_file != NULL &&
 	    cfg->secrets_file[0] != '\0') {
-		struct file_backend_names *names = NULL;
 		char err[256] = "";
 		int r;
 
-		if ((r = file_backend_names_load(cfg->secrets_file, ld->owner, &names,
+		if ((r = file_backend_names_load(cfg->secrets_file, ld->owner, &ld->secrets,
 		    err, sizeof(err))) != 0)
 			ld_err(ld, member(g, "secrets.file", -1), "secrets.file", "%s",
 			    err[0] != '\0' ? err : cg_strerror(r));
 		if (r == CG_ERR_NOMEM)
 			ld->nomem = true;
-		file_backend_names_free(names);
+		if (!(ld->flags & CG_CONFIG_CHECK)) {
+			file_backend_names_free(ld->secrets);
+			ld->secrets = NULL;
+		}
 	}
 }
 
@@ -1895,6 +1951,111 @@ issuer_accepted(const struct cg_config *cfg, const struct policy_issuer *is)
 	return false;
 }
 
+/*
+ * One field a route's injection reads: reported when the route's secret
+ * lacks it.  tpath is the setting that names the field; ref is set for a
+ * template reference.
+ */
+static void
+check_field(struct load *ld, const config_setting_t *cred, const char *rpath,
+    const struct cg_route *rt, const char *tpath, const char *field, bool ref)
+{
+	char path[CFG_PATH_MAX], sub[CFG_PATH_MAX], qn[CFG_QUOTE_MAX + 16];
+	char qp[CFG_QUOTE_MAX + 16], qf[CFG_QUOTE_MAX + 16];
+	const config_setting_t *m = member(cred, tpath, -1);
+
+	if (file_backend_names_has(ld->secrets, rt->secret_path, field))
+		return;
+	path_join(sub, sizeof(sub), rpath, "credential");
+	path_join(path, sizeof(path), sub, last_name(tpath));
+	ld_err(ld, m != NULL ? m : cred, path, "route %s: secret %s has no field %s%s%s%s",
+	    QUOTE(qn, rt->policy.name), QUOTE(qp, rt->secret_path), QUOTE(qf, field),
+	    ref ? " (the template's ${" : "", ref ? field : "", ref ? "})" : "");
+}
+
+/*
+ * For `credgate -t` with the file backend: each route's secret is in the
+ * secrets file, with every field its injection reads.  Names only: no
+ * value is read into a message.
+ */
+static void
+check_route_secrets(struct load *ld, const config_setting_t *root, const struct cg_config *cfg)
+{
+	const config_setting_t *list = member(root, "routes", CONFIG_TYPE_LIST);
+	char rpath[CFG_PATH_MAX], path[CFG_PATH_MAX], qn[CFG_QUOTE_MAX + 16];
+	char qp[CFG_QUOTE_MAX + 16], qf[CFG_QUOTE_MAX + 16];
+	int i, n = list != NULL ? config_setting_length(list) : 0;
+	size_t k = 0;
+
+	if (ld->secrets == NULL)
+		return;		/* not asked for, or the file is reported */
+	for (i = 0; i < n && k < cfg->nroutes; i++) {
+		const config_setting_t *rg = config_setting_get_elem(list, (unsigned)i);
+		const config_setting_t *cred;
+		const struct cg_route *rt;
+		const struct inj_http_cfg *ic;
+		const char *t, *p, *end;
+
+		if (config_setting_type(rg) != CONFIG_TYPE_GROUP)
+			continue;
+		rt = &cfg->routes[k++];
+		ic = &rt->inject;
+		cred = member(rg, "routes.[].credential", CONFIG_TYPE_GROUP);
+		if (cred == NULL || rt->secret_path == NULL || rt->secret_path[0] == '\0' ||
+		    rt->policy.name == NULL)
+			continue;	/* reported */
+		path_index(rpath, sizeof(rpath), "routes", (size_t)i);
+		if (!file_backend_names_has(ld->secrets, rt->secret_path, NULL)) {
+			path_join(path, sizeof(path), rpath, "credential.path");
+			ld_err(ld, member(cred, "routes.[].credential.path", -1), path,
+			    "route %s: no secret %s in %s", QUOTE(qn, rt->policy.name),
+			    QUOTE(qp, rt->secret_path), QUOTE(qf, cfg->secrets_file));
+			continue;
+		}
+		switch (ic->kind) {
+		case INJ_HTTP_BASIC:
+			if (ic->username_field != NULL)
+				check_field(ld, cred, rpath, rt, "routes.[].credential.username_field",
+				    ic->username_field, false);
+			if (ic->password_field != NULL)
+				check_field(ld, cred, rpath, rt, "routes.[].credential.password_field",
+				    ic->password_field, false);
+			break;
+		case INJ_HTTP_BEARER:
+		case INJ_HTTP_QUERY:
+			if (ic->field != NULL)
+				check_field(ld, cred, rpath, rt, "routes.[].credential.field",
+				    ic->field, false);
+			break;
+		case INJ_HTTP_HEADER:
+			/*
+			 * In a template that inj_http_cfg_check() accepts, each
+			 * "${" opens a reference that the next "}" closes.  A
+			 * name is reported once.
+			 */
+			if ((t = ic->value_template) == NULL ||
+			    inj_http_cfg_check(ic, qf, sizeof(qf)) != 0)
+				break;	/* reported */
+			for (p = t; (p = strstr(p, "${")) != NULL && (end = strchr(p, '}')) != NULL;
+			    p = end + 1) {
+				char *name = strndup(p + 2, (size_t)(end - p - 2)), *first = NULL;
+
+				if (name == NULL || asprintf(&first, "${%s}", name) < 0) {
+					free(name);
+					ld->nomem = true;
+					return;
+				}
+				if (strstr(t, first) == p)
+					check_field(ld, cred, rpath, rt,
+					    "routes.[].credential.template", name, true);
+				free(first);
+				free(name);
+			}
+			break;
+		}
+	}
+}
+
 static void
 warn_unused_issuers(struct load *ld, const config_setting_t *root, const struct cg_config *cfg)
 {
@@ -1953,6 +2114,7 @@ load_text(const char *text, const char *name, unsigned flags, struct cg_config *
 	build_secrets(&ld, root, cfg);
 	build_routes(&ld, root, cfg);
 	check_admin_listen(&ld, root, cfg);
+	check_route_secrets(&ld, root, cfg);
 	if (ld.nerr == 0) {
 		size_t i;
 
@@ -1980,6 +2142,7 @@ load_text(const char *text, const char *name, unsigned flags, struct cg_config *
 		r = CG_ERR_NOMEM;
 	cg_config_free(cfg);
 	cg_errors_clear(&ld.warnings);
+	file_backend_names_free(ld.secrets);
 	free(ld.big);
 	SSL_CTX_free(ld.tls_ctx);
 	ERR_clear_error();

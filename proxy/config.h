@@ -188,6 +188,16 @@ enum cg_config_flags {
 	 * credgate.group (off for fuzzing).
 	 */
 	CG_CONFIG_LOAD_FILES = 1 << 0,
+	/*
+	 * What only `credgate -t` checks, with CG_CONFIG_LOAD_FILES: that the
+	 * secrets file holds every route's secret with the fields its
+	 * injection reads, and that credgate.audit.file can be opened for
+	 * appending (or, when it does not exist, created in its directory).
+	 * Not at start or on reload: a secret may be stored after credgate
+	 * starts, and the running process opens the audit file itself.
+	 * Nothing is created or written.
+	 */
+	CG_CONFIG_CHECK = 1 << 1,
 };
 
 /*

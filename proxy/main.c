@@ -183,7 +183,8 @@ main(int argc, char **argv)
 		return EXIT_RUNTIME;
 
 	/* policy-test needs rules, not keys or secrets. */
-	r = cg_config_load(file, policy_test ? 0 : CG_CONFIG_LOAD_FILES, &cfg, &errs);
+	r = cg_config_load(file, policy_test ? 0 : CG_CONFIG_LOAD_FILES |
+	    (check ? CG_CONFIG_CHECK : 0), &cfg, &errs);
 	print_errors(&errs);
 	cg_errors_clear(&errs);
 	if (r != 0) {

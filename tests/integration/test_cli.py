@@ -102,6 +102,91 @@ def start_status(cg, timeout=10):
         return None
 
 
+def test_check_reports_missing_secrets_and_fields(cg):
+    # The secrets file holds legacy/app (username, password) and legacy/token
+    # (token).  Each route asks for something else; only the last is fine.
+    routes = [
+        base_route("nosecret", free_port(), free_port(),
+                   credential={"path": "missing/app", "inject": "basic"}),
+        base_route("renamed", free_port(), free_port(),
+                   credential={"path": "legacy/app", "inject": "basic",
+                               "username_field": "login"}),
+        base_route("bearer", free_port(), free_port(),
+                   credential={"path": "legacy/app", "inject": "bearer"}),
+        base_route("header", free_port(), free_port(),
+                   credential={"path": "legacy/token", "inject": "header",
+                               "header": "X-Api-Key", "template": "${token}:${apikey}"}),
+        base_route("fine", free_port(), free_port()),
+    ]
+    text = cg.config(routes)
+    cg.write_config(text)
+    rc, out, err = check(cg)
+    assert rc == 1, err
+    secrets = re.escape(lc_quote(cg.secrets_file))
+    at_path = line_no(text, 'path = "missing/app";')
+    at_login = line_no(text, 'username_field = "login";')
+    at_template = line_no(text, "template = ")
+    want = [
+        rf'credgate\.conf:{at_path}: routes\.\[0\]\.credential\.path: '
+        rf'route "nosecret": no secret "missing/app" in {secrets}',
+        rf'credgate\.conf:{at_login}: routes\.\[1\]\.credential\.username_field: '
+        r'route "renamed": secret "legacy/app" has no field "login"',
+        r'credgate\.conf:\d+: routes\.\[2\]\.credential\.field: route "bearer": secret '
+        r'"legacy/app" has no field "token"',
+        rf'credgate\.conf:{at_template}: routes\.\[3\]\.credential\.template: '
+        r'route "header": secret "legacy/token" has no field "apikey" \(the template\'s '
+        r'\$\{apikey\}\)',
+    ]
+    errors = [l for l in err.splitlines() if not l.endswith("configuration has errors")]
+    assert len(errors) == len(want), err
+    for pattern, line in zip(want, errors):
+        assert re.fullmatch(pattern, line), (pattern, line)
+    assert not find_leaks(err + out)
+
+    # A route that names what the file holds checks out.
+    cg.write_config(cg.config([routes[-1]]))
+    rc, out, err = check(cg)
+    assert rc == 0, err
+
+
+def test_check_opens_the_audit_file_without_touching_it(cg):
+    text = good_config(cg)
+    cg.write_config(text)
+    with open(cg.audit_file, "w") as f:
+        f.write('{"earlier": 1}\n')
+    rc, out, err = check(cg)
+    assert rc == 0, err
+    assert read_text(cg.audit_file) == '{"earlier": 1}\n'
+    # Not there yet: credgate creates it at start; -t leaves it uncreated.
+    os.unlink(cg.audit_file)
+    rc, out, err = check(cg)
+    assert rc == 0, err
+    assert not os.path.lexists(cg.audit_file)
+
+    # In a folder that does not exist: start would fail, so -t does.
+    missing = os.path.join(cg.dir, "no", "audit.log")
+    cg.write_config(text.replace(lc_quote(cg.audit_file), lc_quote(missing)))
+    rc, out, err = check(cg)
+    assert rc == 1, err
+    at = line_no(text, "audit.log")
+    assert re.search(rf'^credgate\.conf:{at}: credgate\.audit\.file: '
+                     rf'{re.escape(lc_quote(missing))}: directory '
+                     rf'{re.escape(lc_quote(os.path.dirname(missing)))}: No such file or '
+                     r'directory$', err, re.M), err
+
+    # A symbolic link is not followed at start, nor by -t.
+    cg.write_config(text)
+    other = os.path.join(cg.dir, "elsewhere.log")
+    with open(other, "w") as f:
+        f.write("")
+    os.symlink(other, cg.audit_file)
+    rc, out, err = check(cg)
+    assert rc == 1, err
+    assert re.search(r"^credgate\.conf:\d+: credgate\.audit\.file: .* cannot be opened for "
+                     r"appending: ", err, re.M), err
+    assert start_status(cg) == 3
+
+
 need_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
 
 

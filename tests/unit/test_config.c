@@ -763,7 +763,7 @@ test_load_files(void **state)
 }
 
 /* ------------------------------------------------------------------ */
-/* Who owns the secrets file and private keys                          */
+/* With CG_CONFIG_CHECK: secrets, fields, the audit file; file owners   */
 /* ------------------------------------------------------------------ */
 static const char check_secrets[] =
 	"{ \"a/b\": { \"username\": \"u\", \"password\": \"CANARY-pw\", \"token\": \"CANARY-t\",\n"
@@ -844,6 +844,163 @@ assert_errors(const struct cg_errors *errs, const char *dir, const char *const *
 	}
 }
 
+struct check_case {
+	const char *what;
+	const char *cred;		/* inside routes.[0].credential */
+	const char *want[4];		/* every error; none: loads */
+};
+
+static const struct check_case check_cases[] = {
+	{ "basic: all there", "path = \"a/b\";", { NULL } },
+	{ "bearer: all there", "path = \"a/b\"; inject = \"bearer\";", { NULL } },
+	{ "header: all there",
+	  "path = \"a/b\"; inject = \"header\"; header = \"X-Key\"; template = \"K ${key}${key}\";",
+	  { NULL } },
+	{ "no such secret", "path = \"a/c\";",
+	  { "credgate.conf:6: routes.[0].credential.path: route \"a\": no secret \"a/c\" in "
+	    "\"%s/secrets.json\"" } },
+	{ "a secret path is not a prefix", "path = \"a\";",
+	  { "credgate.conf:6: routes.[0].credential.path: route \"a\": no secret \"a\" in "
+	    "\"%s/secrets.json\"" } },
+	{ "basic: the default password field", "path = \"only/user\";",
+	  { "credgate.conf:6: routes.[0].credential.password_field: route \"a\": secret "
+	    "\"only/user\" has no field \"password\"" } },
+	{ "basic: fields named in the file", "path = \"a/b\";\n"
+	  "\t\tusername_field = \"login\"; password_field = \"pass\"; ",
+	  { "credgate.conf:7: routes.[0].credential.username_field: route \"a\": secret \"a/b\" "
+	    "has no field \"login\"",
+	    "credgate.conf:7: routes.[0].credential.password_field: route \"a\": secret \"a/b\" "
+	    "has no field \"pass\"" } },
+	{ "basic: version is not a field", "path = \"a/b\"; password_field = \"version\";",
+	  { "credgate.conf:6: routes.[0].credential.password_field: route \"a\": secret \"a/b\" "
+	    "has no field \"version\"" } },
+	{ "bearer: the default field", "path = \"only/user\"; inject = \"bearer\";",
+	  { "credgate.conf:6: routes.[0].credential.field: route \"a\": secret \"only/user\" "
+	    "has no field \"token\"" } },
+	{ "query: a field named in the file",
+	  "path = \"a/b\"; inject = \"query\"; query_param = \"k\";\n\t\tfield = \"apikey\";",
+	  { "credgate.conf:7: routes.[0].credential.field: route \"a\": secret \"a/b\" has no "
+	    "field \"apikey\"" } },
+	{ "header: every reference, each once",
+	  "path = \"a/b\"; inject = \"header\"; header = \"X-Key\";\n"
+	  "\t\ttemplate = \"${key}:${nope}/${nope}${user}$x\";",
+	  { "credgate.conf:7: routes.[0].credential.template: route \"a\": secret \"a/b\" has no "
+	    "field \"nope\" (the template's ${nope})",
+	    "credgate.conf:7: routes.[0].credential.template: route \"a\": secret \"a/b\" has no "
+	    "field \"user\" (the template's ${user})" } },
+};
+
+static void
+test_check(void **state)
+{
+	const char *tmp = getenv("TMPDIR");
+	char dir[512], audit[600], path[700], *text;
+	struct cg_errors errs = { 0 };
+	struct stat st;
+	size_t i;
+	int r;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/cg-check-XXXXXX", tmp != NULL ? tmp : P_tmpdir);
+	assert_non_null(mkdtemp(dir));
+	make_file(dir, "secrets.json", check_secrets, 0600);
+	make_file(dir, "audit.log", "{\"earlier\":1}\n", 0640);
+	snprintf(audit, sizeof(audit), "%s/audit.log", dir);
+
+	for (i = 0; i < CG_ARRAY_LEN(check_cases); i++) {
+		const struct check_case *c = &check_cases[i];
+
+		print_message("case: %s\n", c->what);
+		r = check_load(dir, audit, "", c->cred, "",
+		    CG_CONFIG_LOAD_FILES | CG_CONFIG_CHECK, &errs);
+		assert_int_equal(r, c->want[0] != NULL ? CG_ERR_FORMAT : 0);
+		if (r == 0) {
+			/* the one warning: this configuration trusts no issuer */
+			assert_int_equal(errs.n, 1);
+			assert_int_equal(errs.warnings, 1);
+		} else
+			assert_errors(&errs, dir, c->want);
+		cg_errors_clear(&errs);
+
+		/* at start and on reload a secret may come later */
+		r = check_load(dir, audit, "", c->cred, "", CG_CONFIG_LOAD_FILES, &errs);
+		if (r != 0)
+			print_errors(&errs);
+		assert_int_equal(r, 0);
+		cg_errors_clear(&errs);
+	}
+
+	/* The audit file: appendable, or creatable; nothing is written. */
+	{
+		static const struct {
+			const char *file;	/* in dir */
+			const char *want;	/* the one error; NULL: fine */
+		} audits[] = {
+			{ "audit.log", NULL },
+			{ "fresh.log", NULL },
+			{ "sub", "credgate.conf:1: credgate.audit.file: \"%s/sub\" cannot be opened for "
+			  "appending: Is a directory" },
+			{ "link.log", "credgate.conf:1: credgate.audit.file: \"%s/link.log\" cannot be "
+			  "opened for appending: Too many levels of symbolic links (credgate does not "
+			  "follow a symbolic link here)" },
+			{ "no/audit.log", "credgate.conf:1: credgate.audit.file: \"%s/no/audit.log\": "
+			  "directory \"%s/no\": No such file or directory" },
+			{ "audit.log/x", "credgate.conf:1: credgate.audit.file: \"%s/audit.log/x\" "
+			  "cannot be opened for appending: Not a directory" },
+			{ "ro/audit.log", "credgate.conf:1: credgate.audit.file: \"%s/ro/audit.log\" "
+			  "does not exist and cannot be created in \"%s/ro\": Permission denied" },
+		};
+
+		snprintf(path, sizeof(path), "%s/sub", dir);
+		assert_int_equal(mkdir(path, 0755), 0);
+		snprintf(path, sizeof(path), "%s/ro", dir);
+		assert_int_equal(mkdir(path, 0555), 0);
+		snprintf(path, sizeof(path), "%s/link.log", dir);
+		assert_int_equal(symlink(audit, path), 0);
+		for (i = 0; i < CG_ARRAY_LEN(audits); i++) {
+			const char *want[2] = { audits[i].want, NULL };
+			char file[700];
+
+			print_message("audit file: %s\n", audits[i].file);
+			if (strncmp(audits[i].file, "ro/", 3) == 0 && geteuid() == 0)
+				continue;	/* root may create files anywhere */
+			snprintf(file, sizeof(file), "%s/%s", dir, audits[i].file);
+			r = check_load(dir, file, "", "path = \"a/b\";",
+			    "", CG_CONFIG_LOAD_FILES | CG_CONFIG_CHECK, &errs);
+			if (want[0] == NULL) {
+				if (r != 0)
+					print_errors(&errs);
+				assert_int_equal(r, 0);
+			} else {
+				assert_int_equal(r, CG_ERR_FORMAT);
+				assert_errors(&errs, dir, want);
+			}
+			cg_errors_clear(&errs);
+			/* and not checked at start, where credgate opens it */
+			assert_int_equal(check_load(dir, file, "", "path = \"a/b\";", "",
+			    CG_CONFIG_LOAD_FILES, &errs), 0);
+			cg_errors_clear(&errs);
+		}
+		text = unit_read_file(audit, NULL);
+		assert_string_equal(text, "{\"earlier\":1}\n");
+		free(text);
+		snprintf(path, sizeof(path), "%s/fresh.log", dir);
+		assert_int_equal(lstat(path, &st), -1);
+		assert_int_equal(errno, ENOENT);
+		snprintf(path, sizeof(path), "%s/link.log", dir);
+		assert_int_equal(unlink(path), 0);
+		snprintf(path, sizeof(path), "%s/sub", dir);
+		assert_int_equal(rmdir(path), 0);
+		snprintf(path, sizeof(path), "%s/ro", dir);
+		assert_int_equal(rmdir(path), 0);
+	}
+
+	snprintf(path, sizeof(path), "%s/secrets.json", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(unlink(audit), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /*
  * The secrets file and private keys belong to root or the user credgate
  * runs as (credgate.user, else the effective uid).  As root, files are
@@ -885,8 +1042,13 @@ test_file_owners(void **state)
 	    "owned by uid %u, not by root or the user credgate runs as (uid 0); chown it",
 	    (unsigned)other);
 
-	/* at start, on reload and with -t */
+	/* at start (and on reload) as with -t */
 	r = check_load(dir, audit, user, "path = \"a/b\";", tls, CG_CONFIG_LOAD_FILES, &errs);
+	assert_int_equal(r, CG_ERR_FORMAT);
+	assert_errors(&errs, dir, want);
+	cg_errors_clear(&errs);
+	r = check_load(dir, audit, user, "path = \"a/b\";", tls,
+	    CG_CONFIG_LOAD_FILES | CG_CONFIG_CHECK, &errs);
 	assert_int_equal(r, CG_ERR_FORMAT);
 	assert_errors(&errs, dir, want);
 	cg_errors_clear(&errs);
@@ -895,14 +1057,14 @@ test_file_owners(void **state)
 	if (root && pw != NULL) {
 		snprintf(user, sizeof(user), "user = \"%s\";", pw->pw_name);
 		r = check_load(dir, audit, user, "path = \"a/b\";", tls,
-		    CG_CONFIG_LOAD_FILES, &errs);
+		    CG_CONFIG_LOAD_FILES | CG_CONFIG_CHECK, &errs);
 		if (r != 0)
 			print_errors(&errs);
 		assert_int_equal(r, 0);
 		cg_errors_clear(&errs);
 	} else if (!root) {
 		r = check_load(dir, audit, "", "path = \"a/b\";", tls,
-		    CG_CONFIG_LOAD_FILES, &errs);
+		    CG_CONFIG_LOAD_FILES | CG_CONFIG_CHECK, &errs);
 		assert_int_equal(r, 0);
 		cg_errors_clear(&errs);
 	}
@@ -1546,6 +1708,7 @@ main(void)
 		cmocka_unit_test(test_admin_listen),
 		cmocka_unit_test(test_workers),
 		cmocka_unit_test(test_load_files),
+		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_file_owners),
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_defaults),
