@@ -1486,6 +1486,13 @@ build_credential(struct load *ld, const config_setting_t *rg, const char *rpath,
 	err[0] = '\0';
 	if (inj_http_cfg_check(ic, err, sizeof(err)) != 0)
 		ld_err(ld, g, dpath, "%s", err[0] != '\0' ? err : "invalid injection settings");
+	else if (ic->kind == INJ_HTTP_HEADER && strstr(ic->value_template, "${") == NULL) {
+		/* a credential written into the configuration, not the store */
+		path_join(sub, sizeof(sub), dpath, "template");
+		ld_warn(ld, member(g, "routes.[].credential.template", -1), sub,
+		    "references no ${field} of the secret: the header value is written in the "
+		    "configuration; keep the credential in the secret store");
+	}
 }
 
 /*

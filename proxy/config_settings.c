@@ -193,8 +193,9 @@ const struct cg_setting cg_settings[] = {
 	STR("routes.[].credential.field", "\"token\"", false,
 	    "secret field injected (bearer, query)"),
 	STR("routes.[].credential.header", NULL, false, "header name (header)"),
-	STR("routes.[].credential.template", NULL, false,
-	    "header value with ${field} references (header)"),
+	/* sensitive: a credential may be written into it */
+	{ .path = "routes.[].credential.template", .type = CG_SET_STRING, .reloadable = true,
+	  .sensitive = true, .help = "header value with ${field} references (header)" },
 	STR("routes.[].credential.query_param", NULL, false, "query parameter name (query)"),
 	ENUM("routes.[].mode", "\"enforce\"", "enforce|dry-run",
 	    "enforce decisions, or only record them"),

@@ -272,6 +272,36 @@ def test_dump_reloads_to_the_same_configuration(cg):
     assert dump2 == dump1
 
 
+def test_dump_redacts_the_header_template(cg):
+    # A credential written straight into the template: -t warns, -T hides it.
+    literal = "Basic " + CANARY
+    route = base_route("legacy", free_port(), free_port(),
+                       credential={"path": "legacy/app", "inject": "header",
+                                   "header": "X-Api-Key", "template": literal})
+    text = cg.config([route])
+    cg.write_config(text)
+    rc, out, err = check(cg)
+    assert rc == 0, err
+    at = line_no(text, "template = ")
+    assert re.search(rf"^credgate\.conf:{at}: routes\.\[0\]\.credential\.template: warning: "
+                     r"references no \$\{field\} of the secret: ", err, re.M), err
+    assert "configuration OK" in err
+    assert not find_leaks(err)
+    rc, dump, err = run_credgate(cg.binary, ["-T", "-c", cg.conf_file])
+    assert rc == 0, err
+    assert re.search(r'^\t+template = "<redacted>";$', dump, re.M), dump
+    assert not find_leaks(dump + err), "the dump shows the credential"
+
+    # A template of references is redacted too, and draws no warning.
+    route["credential"]["template"] = "Basic ${password}"
+    cg.write_config(cg.config([route]))
+    rc, out, err = check(cg)
+    assert rc == 0 and "warning" not in err, err
+    rc, dump, err = run_credgate(cg.binary, ["-T", "-c", cg.conf_file])
+    assert rc == 0, err
+    assert '"<redacted>"' in dump and "${password}" not in dump, dump
+
+
 def test_version_and_help(credgate_bin, builddir):
     rc, out, err = run_credgate(credgate_bin, ["-V"])
     assert rc == 0

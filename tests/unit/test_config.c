@@ -279,6 +279,15 @@ static const struct msg_case msg_cases[] = {
 	  { E(8, "\tcredential = { path = \"a/b\"; header = \"X-Key\"; };") }, 0,
 	  { "credgate.conf:8: routes.[0].credential.header: warning: ignored when inject is "
 	    "\"basic\"" } },
+	{ "warning: a header template that references no field",
+	  { E(8, "\tcredential = { path = \"a/b\"; inject = \"header\"; header = \"X-Key\";\n"
+	    "\t\ttemplate = \"Basic c3ZjOnMzY3JldA==\"; };") }, 0,
+	  { "credgate.conf:9: routes.[0].credential.template: warning: references no ${field} of "
+	    "the secret: the header value is written in the configuration; keep the credential "
+	    "in the secret store" } },
+	{ "a header template with a reference", { E(8, "\tcredential = { path = \"a/b\"; "
+	    "inject = \"header\"; header = \"X-Key\"; template = \"$Basic ${b64}\"; };") }, 0,
+	  { NULL } },
 	{ "warning: no audit sink", { E(1, "") }, 0,
 	  { "credgate.conf:1: credgate.audit: warning: no audit file and stdout = false: "
 	    "decisions are not recorded" } },
@@ -1434,6 +1443,9 @@ test_table(void **state)
 			assert_int_equal(cg_setting_find(parent)->type, CG_SET_GROUP);
 	}
 	assert_null(cg_setting_find("routes.[].nope"));
+	/* -T redacts what may hold a credential */
+	assert_true(cg_setting_find("routes.[].credential.template")->sensitive);
+	assert_false(cg_setting_find("routes.[].credential.header")->sensitive);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1562,7 +1574,12 @@ test_dump_values(void **state)
 	assert_int_equal(rt->policy.ndeny, 1);
 	rt = cg_config_route(b, "header");
 	assert_string_equal(rt->inject.header, "X-Api-Key");
-	assert_string_equal(rt->inject.value_template, "Token ${token}");
+	/* A template may hold a credential: the dump shows a marker instead. */
+	assert_string_equal(cg_config_route(a, "header")->inject.value_template,
+	    "Token ${token}");
+	assert_string_equal(rt->inject.value_template, "<redacted>");
+	assert_non_null(strstr(d, "\t\t\ttemplate = \"<redacted>\";\n"));
+	assert_null(strstr(d, "Token"));
 	rt = cg_config_route(b, "query");
 	assert_string_equal(rt->inject.query_param, "api_key");
 	assert_string_equal(rt->inject.field, "token");
