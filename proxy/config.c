@@ -2,14 +2,17 @@
  * config.c: credgate.conf from libconfig text to one struct cg_config, and
  * back to text for `credgate -T`.
  *
- * Loading runs in two passes over the parsed libconfig tree.  The first is
- * driven by the settings table (config_settings.c) alone: unknown settings,
- * types, bounds, enum choices, empty values and missing required settings.
- * The second builds the structs (defaults from the table) and does what a
- * table cannot: names and listen syntax, uniqueness, cross references,
- * inject checks, TLS settings that go together, JWKS, secrets and
- * certificate files, the run-as user and group, and the warnings.  Every
- * problem is collected; the load fails when any of them is not a warning.
+ * Loading runs in two passes over the parsed libconfig tree, after a scan
+ * of the text for what libconfig loses (\x00 escapes in strings, the name
+ * of a duplicate setting).  The first is driven by the settings table
+ * (config_settings.c) alone: unknown settings, types, bounds, enum choices,
+ * empty values and missing required settings.  The second builds the
+ * structs (defaults from the table) and does what a table cannot: names
+ * and listen syntax, uniqueness, cross references, inject checks, TLS
+ * settings that go together, JWKS, secrets and certificate files and their
+ * owners, the run-as user and group, and the warnings; for `credgate -t`
+ * also each route's secret and fields, and the audit file.  Every problem
+ * is collected; the load fails when any of them is not a warning.
  *
  * This file owns struct cg_config and everything hanging from it; it does
  * not touch sockets, the secret cache or running connections.
@@ -201,6 +204,30 @@ ld_msg(struct load *ld, bool warning, const config_setting_t *at, const char *pa
 		return;
 	}
 	if (!errors_push(warning ? &ld->warnings : ld->errs, msg, warning))
+		ld->nomem = true;
+}
+
+static void ld_err_line(struct load *ld, const char *file, int line, const char *path,
+    const char *fmt, ...) CG_PRINTF(5, 6);
+
+/* An error at a line of a file (NULL: the configuration file itself). */
+static void
+ld_err_line(struct load *ld, const char *file, int line, const char *path, const char *fmt, ...)
+{
+	char text[CFG_MSG_MAX];
+	va_list ap;
+	char *msg;
+
+	ld->nerr++;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (asprintf(&msg, "%s:%d: %s: %s", file != NULL ? file : ld->name, line, path,
+	    text) < 0) {
+		ld->nomem = true;
+		return;
+	}
+	if (!errors_push(ld->errs, msg, false))
 		ld->nomem = true;
 }
 
@@ -546,6 +573,386 @@ int_value(const struct load *ld, const config_setting_t *s, int64_t *v)
 		return true;
 	}
 	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* The text as written: NUL escapes and setting names                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * libconfig 1.5 drops a \x00 escape from a string, so that "/a\x00b"
+ * reads as "/ab", and its "duplicate setting name" error names no
+ * setting.  Both are found in the text itself: scan_text() follows
+ * libconfig's lexical rules and its nesting of groups, lists and arrays,
+ * so that every setting name and every string literal is known with its
+ * file, line and setting path ("routes.[0].allow.[1].paths.[0]"), and
+ * follows @include as libconfig does.  It runs on text that libconfig has
+ * parsed, whole or up to the line of its error, but stays bounded on any
+ * input.
+ */
+#define SCAN_DEPTH	32	/* deeper nesting reports the path at this depth */
+#define SCAN_INCLUDES	10	/* libconfig's own limit */
+
+struct scan_frame {
+	char kind;		/* '{' a group or the root, '(' a list, '[' an array */
+	size_t plen;		/* length of the frame's path in scan.path */
+	unsigned nelem;		/* list, array: elements so far */
+};
+
+/* A setting name as scanned, for the duplicate that libconfig refuses. */
+struct scan_name {
+	char *path;
+	const char *file;	/* NULL: the configuration file; else an @include */
+	int line;
+	size_t seq;		/* order in the text */
+};
+
+struct scan {
+	struct load *ld;
+	char path[CFG_PATH_MAX];
+	size_t len;		/* of path: the frame's, or the setting's being read */
+	struct scan_frame f[SCAN_DEPTH];
+	size_t depth;		/* frames in f; f[0] is the root */
+	size_t deep;		/* frames beyond SCAN_DEPTH, not kept */
+	bool want_value;	/* in a group: after "name =" */
+	bool in_string;		/* the last token was a string: the next one joins it */
+	int includes;		/* @include nesting */
+	bool report_nul;	/* report \x00 in strings */
+	bool collect;		/* collect names into names[] */
+	struct scan_name *names;
+	size_t nnames;
+	char **files;		/* names of the @includes scanned, for names[] */
+	size_t nfiles;
+};
+
+/* Sets the path to the frame's path plus ".name" (or ".[i]"). */
+static void
+scan_leaf(struct scan *sc, const char *name, size_t n, bool index, unsigned i)
+{
+	size_t base = sc->f[sc->depth - 1].plen;
+	int w;
+
+	if (index)
+		w = snprintf(sc->path + base, sizeof(sc->path) - base, "%s[%u]",
+		    base > 0 ? "." : "", i);
+	else
+		w = snprintf(sc->path + base, sizeof(sc->path) - base, "%s%.*s",
+		    base > 0 ? "." : "", (int)n, name);
+	if (w < 0)
+		w = 0;
+	sc->len = base + (size_t)w < sizeof(sc->path) ? base + (size_t)w : sizeof(sc->path) - 1;
+}
+
+/* A value starts: in a list or array it is the next element. */
+static void
+scan_value(struct scan *sc)
+{
+	struct scan_frame *top = &sc->f[sc->depth - 1];
+
+	if (sc->deep == 0 && top->kind != '{')
+		scan_leaf(sc, NULL, 0, true, top->nelem++);
+}
+
+static void
+scan_push(struct scan *sc, char kind)
+{
+	scan_value(sc);
+	sc->want_value = false;
+	if (sc->depth == SCAN_DEPTH) {
+		sc->deep++;
+		return;
+	}
+	sc->f[sc->depth].kind = kind;
+	sc->f[sc->depth].plen = sc->len;
+	sc->f[sc->depth].nelem = 0;
+	sc->depth++;
+}
+
+static void
+scan_pop(struct scan *sc)
+{
+	sc->want_value = false;
+	if (sc->deep > 0) {
+		sc->deep--;
+		return;
+	}
+	if (sc->depth > 1)
+		sc->depth--;
+	/* back to the setting the closed value belongs to */
+	sc->len = sc->f[sc->depth].plen;
+	sc->path[sc->len] = '\0';
+}
+
+static void
+scan_add_name(struct scan *sc, const char *file, int line)
+{
+	struct scan_name *n;
+
+	if ((n = realloc(sc->names, (sc->nnames + 1) * sizeof(*n))) == NULL) {
+		sc->ld->nomem = true;
+		return;
+	}
+	sc->names = n;
+	n += sc->nnames;
+	if ((n->path = strdup(sc->path)) == NULL) {
+		sc->ld->nomem = true;
+		return;
+	}
+	n->file = file;
+	n->line = line;
+	n->seq = sc->nnames++;
+}
+
+static void scan_text(struct scan *sc, const char *text, const char *file, int stop_line);
+
+/* @include "name": libconfig opens the name as written, without escapes. */
+static void
+scan_include(struct scan *sc, const char *name, size_t n)
+{
+	char **files, *path, *text = NULL;
+	size_t len = 0, got;
+	FILE *f;
+
+	if (sc->includes >= SCAN_INCLUDES)
+		return;
+	if ((files = realloc(sc->files, (sc->nfiles + 1) * sizeof(*files))) == NULL ||
+	    (path = strndup(name, n)) == NULL) {
+		if (files != NULL)
+			sc->files = files;
+		sc->ld->nomem = true;
+		return;
+	}
+	sc->files = files;
+	sc->files[sc->nfiles++] = path;	/* names[] point at it */
+	if ((f = fopen(path, "re")) == NULL)
+		return;		/* libconfig could not either, and said so */
+	if ((text = malloc(CFG_MAX_TEXT + 1)) != NULL) {
+		while (len < CFG_MAX_TEXT && (got = fread(text + len, 1, CFG_MAX_TEXT - len, f)) > 0)
+			len += got;
+		text[len] = '\0';
+		sc->includes++;
+		scan_text(sc, text, path, 0);
+		sc->includes--;
+	} else
+		sc->ld->nomem = true;
+	fclose(f);
+	free(text);
+}
+
+/*
+ * Scans text (file: NULL for the configuration file, else the name of an
+ * @include), up to the end or past line stop_line (0: no stop).
+ */
+static void
+scan_text(struct scan *sc, const char *text, const char *file, int stop_line)
+{
+	const char *p = text;
+	int line = 1;
+	bool line_start = true;
+
+	while (*p != '\0' && (stop_line == 0 || line <= stop_line)) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '\n') {
+			line++;
+			line_start = true;
+			p++;
+			continue;
+		}
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
+			p++;
+			continue;
+		}
+		if (c == '#' || (c == '/' && p[1] == '/')) {
+			while (*p != '\0' && *p != '\n')
+				p++;
+			continue;
+		}
+		if (c == '/' && p[1] == '*') {
+			for (p += 2; *p != '\0' && !(p[0] == '*' && p[1] == '/'); p++)
+				if (*p == '\n')
+					line++;
+			if (*p != '\0')
+				p += 2;
+			line_start = false;
+			continue;
+		}
+		if (c == '@' && line_start && strncmp(p, "@include", 8) == 0 &&
+		    (p[8] == ' ' || p[8] == '\t')) {
+			const char *q = p + 8, *end;
+
+			while (*q == ' ' || *q == '\t')
+				q++;
+			if (*q == '"' && (end = strchr(q + 1, '"')) != NULL &&
+			    memchr(q + 1, '\n', (size_t)(end - q - 1)) == NULL) {
+				scan_include(sc, q + 1, (size_t)(end - q - 1));
+				p = end + 1;
+				line_start = false;
+				continue;
+			}
+		}
+		line_start = false;
+		if (c == '"') {
+			int at = 0;
+
+			if (!sc->in_string)
+				scan_value(sc);
+			for (p++; *p != '\0' && *p != '"'; p++) {
+				if (*p == '\n') {
+					line++;
+				} else if (*p == '\\' && (p[1] == 'x' || p[1] == 'X') &&
+				    isxdigit((unsigned char)p[2]) && isxdigit((unsigned char)p[3])) {
+					if (p[2] == '0' && p[3] == '0' && at == 0)
+						at = line;
+					p += 3;
+				} else if (*p == '\\' && p[1] != '\0' && strchr("\\\"ntrf", p[1]) != NULL)
+					p++;
+				/* any other backslash stands for itself */
+			}
+			if (*p == '"')
+				p++;
+			if (at != 0 && sc->report_nul)
+				ld_err_line(sc->ld, file, at, sc->path[0] != '\0' ? sc->path : "(top)",
+				    "\\x00 (a NUL byte) in a string: no setting may hold one");
+			sc->in_string = true;
+			sc->want_value = false;
+			continue;
+		}
+		sc->in_string = false;
+		if (c == '{' || c == '(' || c == '[') {
+			scan_push(sc, c == '(' ? '(' : c == '[' ? '[' : '{');
+			p++;
+			continue;
+		}
+		if (c == '}' || c == ')' || c == ']') {
+			scan_pop(sc);
+			p++;
+			continue;
+		}
+		if (c == '=' || c == ':') {
+			sc->want_value = true;
+			p++;
+			continue;
+		}
+		if (c == ';' || c == ',') {
+			sc->want_value = false;
+			p++;
+			continue;
+		}
+		if (isalnum(c) || c == '*' || c == '_' || c == '-' || c == '+' || c == '.') {
+			const char *start = p;
+
+			for (p++; isalnum((unsigned char)*p) || *p == '*' || *p == '_' ||
+			    *p == '-' || *p == '+' || *p == '.'; p++)
+				;
+			if (sc->deep > 0)
+				continue;
+			if (sc->f[sc->depth - 1].kind != '{') {
+				scan_value(sc);		/* a number or boolean element */
+				continue;
+			}
+			if (sc->want_value) {
+				sc->want_value = false;	/* a number or boolean */
+				continue;
+			}
+			/* a setting name: its path, until its value ends */
+			scan_leaf(sc, start, (size_t)(p - start), false, 0);
+			if (sc->collect)
+				scan_add_name(sc, file, line);
+			continue;
+		}
+		p++;	/* not libconfig syntax; libconfig has refused it */
+	}
+}
+
+static void
+scan_init(struct scan *sc, struct load *ld)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->ld = ld;
+	sc->f[0].kind = '{';
+	sc->depth = 1;
+}
+
+static void
+scan_free(struct scan *sc)
+{
+	size_t i;
+
+	for (i = 0; i < sc->nnames; i++)
+		free(sc->names[i].path);
+	free(sc->names);
+	for (i = 0; i < sc->nfiles; i++)
+		free(sc->files[i]);
+	free(sc->files);
+}
+
+static int
+scan_name_cmp(const void *a, const void *b)
+{
+	const struct scan_name *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+
+	if (c != 0)
+		return c;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Reports a string holding \x00, anywhere in text and its @includes. */
+static void
+check_nul_escapes(struct load *ld, const char *text)
+{
+	struct scan sc;
+
+	scan_init(&sc, ld);
+	sc.report_nul = true;
+	scan_text(&sc, text, NULL, 0);
+	scan_free(&sc);
+}
+
+/*
+ * libconfig refused a duplicate setting at file:line (file NULL: the
+ * configuration file).  Reports it with the setting's path and where it
+ * was first set; false when the text does not show it.
+ */
+static bool
+report_duplicate(struct load *ld, const char *text, const char *file, int line)
+{
+	const struct scan_name *dup = NULL, *first = NULL;
+	struct scan sc;
+	size_t i;
+
+	scan_init(&sc, ld);
+	sc.collect = true;
+	scan_text(&sc, text, NULL, file == NULL ? line : 0);
+	if (sc.nnames > 1)
+		qsort(sc.names, sc.nnames, sizeof(*sc.names), scan_name_cmp);
+	/* the first name set twice whose second time is at that line */
+	for (i = 1; i < sc.nnames; i++) {
+		const struct scan_name *a = &sc.names[i - 1], *b = &sc.names[i];
+
+		if (strcmp(a->path, b->path) != 0 || b->line != line ||
+		    (b->file == NULL) != (file == NULL) ||
+		    (file != NULL && strcmp(b->file, file) != 0))
+			continue;
+		while (a > sc.names && strcmp(a[-1].path, a->path) == 0)
+			a--;
+		if (dup == NULL || b->seq < dup->seq) {
+			dup = b;
+			first = a;
+		}
+	}
+	if (dup != NULL) {
+		if (first->file == dup->file || (first->file != NULL && dup->file != NULL &&
+		    strcmp(first->file, dup->file) == 0))
+			ld_err_line(ld, file, line, dup->path, "duplicate setting: already set at "
+			    "line %d", first->line);
+		else
+			ld_err_line(ld, file, line, dup->path, "duplicate setting: already set at "
+			    "%s:%d", first->file != NULL ? first->file : ld->name, first->line);
+	}
+	scan_free(&sc);
+	return dup != NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2102,14 +2509,18 @@ load_text(const char *text, const char *name, unsigned flags, struct cg_config *
 	config_init(&lc);
 	scan_big_ints(&ld, text);
 	if (config_read_string(&lc, text) != CONFIG_TRUE) {
-		const char *f = config_error_file(&lc);
+		const char *f = config_error_file(&lc), *why = config_error_text(&lc);
 
-		cg_errors_add(errs, "%s:%d: %s", f != NULL ? f : name, config_error_line(&lc),
-		    config_error_text(&lc));
-		r = CG_ERR_FORMAT;
+		/* libconfig names no setting here; the text does */
+		if (why == NULL || strcmp(why, "duplicate setting name") != 0 ||
+		    !report_duplicate(&ld, text, f, config_error_line(&lc)))
+			cg_errors_add(errs, "%s:%d: %s", f != NULL ? f : name,
+			    config_error_line(&lc), why != NULL ? why : "syntax error");
+		r = ld.nomem ? CG_ERR_NOMEM : CG_ERR_FORMAT;
 		goto out;
 	}
 	root = config_root_setting(&lc);
+	check_nul_escapes(&ld, text);
 	check_group(&ld, root, "", "");
 
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL || (cfg->file = strdup(name)) == NULL) {

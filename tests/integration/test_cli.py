@@ -252,6 +252,36 @@ def test_check_syntax_error_has_line(cg):
     assert re.search(r"^credgate\.conf:4: ", err, re.M), err
 
 
+def test_check_refuses_a_nul_escape(cg):
+    # libconfig drops \x00 from a string: "/public\x00-suffix" would read
+    # as "/public-suffix" and allow a path nobody wrote.
+    text = good_config(cg)
+    bad = text.replace('paths = ["/*"];', 'paths = ["/*", "/public\\x00-suffix"];')
+    assert bad != text
+    cg.write_config(bad)
+    rc, out, err = check(cg)
+    assert rc == 1, err
+    at = line_no(bad, "public")
+    assert re.search(rf"^credgate\.conf:{at}: routes\.\[0\]\.allow\.\[0\]\.paths\.\[1\]: "
+                     r"\\x00 \(a NUL byte\) in a string: no setting may hold one$", err, re.M), err
+    # A backslash written as \\ is text, not an escape.
+    cg.write_config(text.replace('paths = ["/*"];', 'paths = ["/*", "/public\\\\x00"];'))
+    rc, out, err = check(cg)
+    assert rc == 0, err
+
+
+def test_check_names_a_duplicate_setting(cg):
+    text = good_config(cg)
+    bad = text.replace('mode = "enforce";', 'mode = "enforce";\n\t\tmode = "dry-run";')
+    assert bad != text
+    cg.write_config(bad)
+    rc, out, err = check(cg)
+    assert rc == 1, err
+    first = line_no(bad, 'mode = "enforce";')
+    assert re.search(rf"^credgate\.conf:{first + 1}: routes\.\[0\]\.mode: duplicate setting: "
+                     rf"already set at line {first}$", err, re.M), err
+
+
 def test_dump_reloads_to_the_same_configuration(cg):
     # A sparse file: the dump must fill in the defaults.
     text = cg.config([base_route("legacy", free_port(), free_port())])

@@ -267,6 +267,61 @@ static const struct msg_case msg_cases[] = {
 	    "RFC 3339 time",
 	    "credgate.conf:10: routes.[0].allow.[0].issuer: unknown issuer \"cii\"" } },
 
+	/* \x00, which libconfig drops from a string without a word */
+	{ "NUL escape in a path pattern",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; paths = [ \"/x\", \"/public\\x00-suffix\" ]; } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:10: routes.[0].allow.[0].paths.[1]: \\x00 (a NUL byte) in a string: "
+	    "no setting may hold one" } },
+	{ "NUL escape, upper case, in a string list of one",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; paths = \"/a\\X00\"; } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:10: routes.[0].allow.[0].paths: \\x00 (a NUL byte) in a string: "
+	    "no setting may hold one" } },
+	{ "NUL escape in a joined string, on its line",
+	  { L9("owner = \"o\" /* \"\\x00\" */\n\t\t\"w\" # \"\\x00\"\n\t\t\"\\x00\"; purpose = \"p\"; "
+	    "environment = \"t\"; expires = \"2099-01-01\";") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:11: routes.[0].owner: \\x00 (a NUL byte) in a string: "
+	    "no setting may hold one" } },
+	{ "NUL escapes in several settings",
+	  { G1("log_file = \"/l\\x00\";"),
+	    E(11, "}, {\n\tname = \"b\"; listen = \"h:1\"; upstream = { host = \"h\"; port = 1; };\n"
+	      "\tcredential = { path = \"\\x00\"; }; owner = \"o\"; purpose = \"p\"; environment = \"e\";\n"
+	      "\texpires = \"2099-01-01\"; } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:1: credgate.log_file: \\x00 (a NUL byte) in a string: no setting may "
+	    "hold one",
+	    "credgate.conf:13: routes.[1].credential.path: \\x00 (a NUL byte) in a string: no "
+	    "setting may hold one",
+	    "credgate.conf:13: routes.[1].credential.path: must not be empty" } },
+	{ "an escaped backslash before x00 is text",
+	  { L9("owner = \"o\\\\x00\"; purpose = \"\\\\\\x01\"; environment = \"\\x0\"; "
+	    "expires = \"2099-01-01\";") }, 0, { NULL } },
+
+	/* a duplicate setting, named */
+	{ "duplicate setting",
+	  { L9("owner = \"o\"; purpose = \"p\"; owner = \"x\"; environment = \"t\"; expires = \"2099-01-01\";") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:9: routes.[0].owner: duplicate setting: already set at line 9" } },
+	{ "duplicate setting on its own line",
+	  { E(7, "\tupstream = { host = \"127.0.0.1\"; port = 8081;\n\t\tport\n\t\t= 1; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:8: routes.[0].upstream.port: duplicate setting: already set at line 7" } },
+	{ "duplicate top-level setting",
+	  { E(3, "secrets = { file = \"/s\"; };\nsecrets = { file = \"/t\"; };") }, CG_ERR_FORMAT,
+	  { "credgate.conf:4: secrets: duplicate setting: already set at line 3" } },
+	{ "duplicate setting in a later list element, after strings and comments",
+	  { E(1, "/* { ( \" */ credgate = { audit = { stdout = true; }; }; # } \""),
+	    L9("owner = \"o } ) \\\" {\"; purpose = \"p\"; environment = \"t\"; expires = \"2099-01-01\";"),
+	    E(11, "}, {\n\tname = \"b\"; allow = ( { name = \"x\"; methods = [ \"GET\", \"P\" \"UT\" ]; },\n"
+	      "\t\t{ name = \"y\"; paths = \"/\"; paths = \"/z\"; } ); } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:13: routes.[1].allow.[1].paths: duplicate setting: already set at line 13" } },
+	{ "the same name in two groups is no duplicate",
+	  { E(7, "\tupstream = { host = \"127.0.0.1\"; port = 8081; tls = { enabled = false; }; };"),
+	    L6("tls = { };") }, 0, { NULL } },
+
 	/* warnings: reported, counted, and the load succeeds */
 	{ "warning: expired route",
 	  { L9("owner = \"o\"; purpose = \"p\"; environment = \"t\"; expires = \"2020-01-01\";") }, 0,
@@ -1010,6 +1065,52 @@ test_check(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* What libconfig reads through @include is checked as the file itself. */
+static void
+test_include(void **state)
+{
+	const char *tmp = getenv("TMPDIR");
+	char dir[512], path[600], *inc, *text, *want;
+	struct cg_errors errs = { 0 };
+	struct cg_config *cfg = NULL;
+	static const struct {
+		const char *inc;	/* the included file */
+		const char *want;	/* the one error; %s = the folder */
+	} cases[] = {
+		{ "\tlog_file = \"/log\"\n\t\t\"\\x00\";\n",
+		  "%s/inc.conf:2: credgate.log_file: \\x00 (a NUL byte) in a string: no setting "
+		  "may hold one" },
+		{ "\tlog_level = \"warn\";\n",
+		  "%s/inc.conf:1: credgate.log_level: duplicate setting: already set at "
+		  "credgate.conf:2" },
+	};
+	size_t i;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/cg-include-XXXXXX", tmp != NULL ? tmp : P_tmpdir);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/inc.conf", dir);
+	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
+		make_file(dir, "inc.conf", cases[i].inc, 0644);
+		assert_true(asprintf(&inc, "credgate = {\n\tlog_level = \"info\";\n"
+		    "\t@include \"%s\"\n\taudit = { stdout = true; }; };", path) > 0);
+		text = base_with((const struct edit[]){ { 1, inc }, { 0, NULL } });
+		assert_int_equal(cg_config_load_string(text, "credgate.conf", 0, &cfg, &errs),
+		    CG_ERR_FORMAT);
+		want = with_dir(cases[i].want, dir);
+		if (errs.n != 1)
+			print_errors(&errs);
+		assert_int_equal(errs.n, 1);
+		assert_string_equal(errs.msgs[0], want);
+		cg_errors_clear(&errs);
+		free(want);
+		free(text);
+		free(inc);
+	}
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /*
  * The secrets file and private keys belong to root or the user credgate
  * runs as (credgate.user, else the effective uid).  As root, files are
@@ -1727,6 +1828,7 @@ main(void)
 		cmocka_unit_test(test_load_files),
 		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_file_owners),
+		cmocka_unit_test(test_include),
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_round_trip),
