@@ -13,6 +13,9 @@
  *   percent-encoding) and may not hold dot-segments ("/a/../b", also
  *   percent-encoded), so that the path the policy sees is the path the
  *   upstream serves;
+ * - whitespace around a field value is no part of it, also for
+ *   Content-Length and Transfer-Encoding ("5<HTAB>" is 5); whitespace
+ *   inside one ("5 5") is refused;
  * - chunk lines allow no whitespace at all (no BWS around ';' or '='),
  *   and are at most CHUNK_LINE_MAX bytes;
  * - a trailer section over max_trailer is a 400 (0 allows no trailer
@@ -942,6 +945,44 @@ llhttp_fail(struct http_msg *m, llhttp_errno_t e)
 	return HTTP_PARSE_ERROR;
 }
 
+/*
+ * Runs llhttp over a head that http_parse_head() accepted, without the
+ * whitespace that ends each field value.  That whitespace is not part of
+ * the value (RFC 9110 §5.5; http_parse_head() trims it too), but llhttp
+ * 8.1 in strict mode refuses a trailing HTAB after a Content-Length or
+ * Transfer-Encoding value (a trailing SP it takes), and would answer 400
+ * to a well-formed message, or 502 to a well-formed response.  Leading
+ * whitespace llhttp skips itself.  The head goes to llhttp in runs that
+ * leave those bytes out, so nothing is copied; the start line is given
+ * as it is (a reason phrase may end with whitespace).
+ *
+ * Returns HPE_OK when llhttp took the whole head and waits for a body;
+ * else the first error or pause, after which nothing more is given.
+ */
+static llhttp_errno_t
+msg_head_execute(struct http_msg *m, const char *head, size_t head_len)
+{
+	const char *end = head + head_len, *run, *cr, *ws;
+	llhttp_errno_t e;
+
+	if ((run = memchr(head, '\n', head_len)) == NULL)
+		return llhttp_execute(&m->parser, head, head_len);
+	cr = ++run;
+	run = head;
+	while ((cr = memchr(cr, '\r', (size_t)(end - cr))) != NULL) {
+		for (ws = cr; ws[-1] == ' ' || ws[-1] == '\t'; ws--)
+			;
+		if (ws != cr) {
+			if ((e = llhttp_execute(&m->parser, run, (size_t)(ws - run))) !=
+			    HPE_OK)
+				return e;
+			run = cr;
+		}
+		cr++;
+	}
+	return llhttp_execute(&m->parser, run, (size_t)(end - run));
+}
+
 int
 http_msg_begin(struct http_msg *m, bool is_request, const char *head, size_t head_len,
     const char *req_method, size_t req_method_len, uint64_t max_body, size_t max_trailer,
@@ -965,7 +1006,7 @@ http_msg_begin(struct http_msg *m, bool is_request, const char *head, size_t hea
 
 	if (head == NULL || head_len == 0)
 		return msg_fail(m, 400, "empty head");
-	e = llhttp_execute(&m->parser, head, head_len);
+	e = msg_head_execute(m, head, head_len);
 	if (e == HPE_OK) {
 		if (!m->head_done)
 			return msg_fail(m, 400, "head not accepted");

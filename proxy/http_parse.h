@@ -8,7 +8,9 @@
  *   point into the caller's contiguous buffer;
  * - struct http_msg: llhttp (strict mode) run over the same head, which
  *   must agree, and then over the body: de-chunks, checks chunk syntax and
- *   trailers, and hands decoded body bytes to a callback.
+ *   trailers, and hands decoded body bytes to a callback.  llhttp is not
+ *   shown the whitespace that ends a field value, which is no part of the
+ *   value and which it refuses after some (see http_msg_begin()).
  */
 #ifndef CG_HTTP_PARSE_H
 #define CG_HTTP_PARSE_H
@@ -134,10 +136,12 @@ struct http_msg {
 
 /*
  * Starts a message: runs llhttp over the head found by http_parse_head()
- * (head, head_len).  For responses, req_method says whether the body is
- * skipped.  Returns HTTP_PARSE_DONE when llhttp accepted the head exactly
- * (complete is already true for a message without a body), or
- * HTTP_PARSE_ERROR with m->err set.
+ * (head, head_len), less the SP and HTAB before the CRLF of each field
+ * line: "Content-Length: 5<HTAB>" is framed as http_parse_head() reads it,
+ * where llhttp alone would refuse it.  For responses, req_method says
+ * whether the body is skipped.  Returns HTTP_PARSE_DONE when llhttp
+ * accepted the head exactly (complete is already true for a message
+ * without a body), or HTTP_PARSE_ERROR with m->err set.
  */
 int http_msg_begin(struct http_msg *m, bool is_request, const char *head, size_t head_len,
     const char *req_method, size_t req_method_len, uint64_t max_body, size_t max_trailer,

@@ -3,11 +3,13 @@ malformed message is answered 400 with Connection: close, the connection is
 closed, and nothing reaches the legacy service, not even in part.  Each
 attack carries a valid token, so that the refusal is the framing's doing."""
 
+import socket
+import threading
 import time
 
 import pytest
 
-from conftest import assert_closed
+from conftest import assert_closed, free_port
 
 A = "Authorization: Bearer {tok}\r\n"
 H = "Host: legacy\r\n"
@@ -253,3 +255,163 @@ def test_oversized_request_line_is_refused(make_stack):
     assert_closed(c)
     c.close()
     s.nginx.assert_untouched(mark)
+
+
+# ----------------------------------------------------------------------
+# Whitespace around a field value is not part of it (RFC 9110 §5.5,
+# RFC 9112 §5.1): framing fields with it are framed, not refused.
+# ----------------------------------------------------------------------
+OWS_LENGTH = ["5\t", "5 ", "\t5", " \t5\t \t", "5 \t"]
+OWS_CHUNKED = ["chunked\t", "chunked ", "\tchunked", " \tchunked \t", "CHUNKED\t "]
+
+
+@pytest.mark.parametrize("value", OWS_LENGTH)
+def test_content_length_with_whitespace_is_framed(stack, value):
+    """The body is forwarded whole, and the request after it on the same
+    connection is a request of its own."""
+    tok = stack.token()
+    mark = stack.nginx.mark()
+    c = stack.raw()
+    c.send((f"POST /upload/ows HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {tok}\r\n"
+            f"Content-Length:{value}\r\n\r\nhello"
+            f"GET /a.txt HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {tok}\r\n\r\n")
+           .encode())
+    first = c.read_response()
+    second = c.read_response()
+    c.close()
+    assert first.status == 200, first
+    assert first.body == b"stored\n"
+    assert second.status == 200, second
+    assert second.text == stack.nginx.files["/a.txt"]
+    lines = stack.nginx.since(mark, count=2)
+    assert [x["req"] for x in lines] == ["POST /upload/ows HTTP/1.1", "GET /a.txt HTTP/1.1"]
+    assert lines[0]["body"] == "hello" and lines[0]["cl"] == "5"
+
+
+@pytest.mark.parametrize("value", OWS_CHUNKED)
+def test_transfer_encoding_with_whitespace_is_framed(stack, value):
+    tok = stack.token()
+    mark = stack.nginx.mark()
+    c = stack.raw()
+    c.send((f"POST /upload/ows HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {tok}\r\n"
+            f"Transfer-Encoding:{value}\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+            f"GET /a.txt HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {tok}\r\n\r\n")
+           .encode())
+    first = c.read_response()
+    second = c.read_response()
+    c.close()
+    assert first.status == 200, first
+    assert second.status == 200, second
+    assert second.text == stack.nginx.files["/a.txt"]
+    lines = stack.nginx.since(mark, count=2)
+    assert [x["req"] for x in lines] == ["POST /upload/ows HTTP/1.1", "GET /a.txt HTTP/1.1"]
+    assert lines[0]["body"] == "hello world" and lines[0]["te"] == "chunked"
+
+
+@pytest.mark.parametrize("fields", ["Content-Length: 5\t5\r\n",
+                                    "Content-Length: 5\t\r\n 5\r\n",
+                                    "Content-Length: 5\t\r5\r\n",
+                                    "Transfer-Encoding: chunked\tx\r\n",
+                                    "Transfer-Encoding: chunked\t\r\n\tgzip\r\n"])
+def test_ambiguous_framing_whitespace_is_still_400(stack, fields):
+    tok = stack.token()
+    mark = stack.nginx.mark()
+    c = stack.raw()
+    c.send((f"POST /upload/ows HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {tok}\r\n"
+            f"{fields}\r\n5\r\nhello\r\n0\r\n\r\n").encode())
+    assert_400_and_close(stack, c, mark)
+
+
+class ScriptedUpstream:
+    """An upstream that answers every request head (requests carry no
+    body here) with the same raw response, for framing nginx never
+    writes."""
+
+    def __init__(self, response):
+        self.response = response
+        self.heads = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", free_port()))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        conn.settimeout(10)
+        buf = b""
+        try:
+            while self.running:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                self.heads.append(head.decode("latin-1"))
+                conn.sendall(self.response)
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.running = False
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def scripted(make_stack):
+    ups = []
+
+    def make(response):
+        up = ScriptedUpstream(response)
+        ups.append(up)
+        s = make_stack(route_over={"legacy": {"upstream": {"host": "127.0.0.1",
+                                                          "port": up.port}}})
+        return s, up
+
+    yield make
+    for up in ups:
+        up.stop()
+
+
+RESPONSES_WITH_OWS = {
+    "cl_tab": b"HTTP/1.1 200 OK\r\nContent-Length: 5\t\r\n\r\nhello",
+    "cl_ows": b"HTTP/1.1 200 OK\r\nContent-Length: \t5 \t\r\n\r\nhello",
+    "te_tab": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n"
+              b"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n",
+    "te_ows": b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\t chunked \t\r\n\r\n"
+              b"5\r\nhello\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESPONSES_WITH_OWS))
+def test_response_framing_with_whitespace_is_relayed(scripted, name):
+    """The caller gets the decoded body, twice on one connection: the
+    first response ended where its framing said."""
+    s, up = scripted(RESPONSES_WITH_OWS[name])
+    tok = s.token()
+    c = s.raw()
+    for _ in range(2):
+        c.send(f"GET /a.txt HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {tok}\r\n\r\n"
+               .encode())
+        r = c.read_response()
+        assert r.status == 200, r
+        assert r.body == b"hello"
+    c.close()
+    assert len(up.heads) == 2

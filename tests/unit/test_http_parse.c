@@ -294,6 +294,37 @@ static const struct valid_case valid_cases[] = {
 	{ "Content-Length with leading zeros", S("PUT /z HTTP/1.1\r\nHost: a\r\n"
 	    "Content-Length: 003\r\n\r\nxyz"),
 	    1, "PUT", "/z", "", HTTP_BODY_LENGTH, 3, "xyz", 2, "/z" },
+
+	/* Whitespace around a field value is not part of it (RFC 9110 §5.5,
+	 * RFC 9112 §5.1), also around the values that frame the body. */
+	{ "CL then HTAB", S("POST /p HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 5\t\r\n\r\nhello"),
+	    1, "POST", "/p", "", HTTP_BODY_LENGTH, 5, "hello", 2, "/p" },
+	{ "CL then SP", S("POST /p HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 5 \r\n\r\nhello"),
+	    1, "POST", "/p", "", HTTP_BODY_LENGTH, 5, "hello", 2, "/p" },
+	{ "CL between HTABs and SPs", S("POST /p HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length:\t \t5 \t \t\r\n\r\nhello"),
+	    1, "POST", "/p", "", HTTP_BODY_LENGTH, 5, "hello", 2, "/p" },
+	{ "CL without OWS, then HTAB", S("POST /p HTTP/1.1\r\nHost: a\r\n"
+	    "content-length:5\t\r\nX: y\t\r\n\r\nhello"),
+	    1, "POST", "/p", "", HTTP_BODY_LENGTH, 5, "hello", 3, "/p" },
+	{ "CL 0 then HTAB, then a GET", S("POST /p HTTP/1.1\r\nHost: a\t\r\n"
+	    "Content-Length: 0\t\r\n\r\nGET /n HTTP/1.1\r\nHost: a\r\n\r\n"),
+	    2, "POST", "/p", "", HTTP_BODY_LENGTH, 0, "", 2, "/n" },
+	{ "TE chunked then HTAB", S("POST /c HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked\t\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+	    1, "POST", "/c", "", HTTP_BODY_CHUNKED, 0, "hello", 2, "/c" },
+	{ "TE chunked then SP", S("POST /c HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked \r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+	    1, "POST", "/c", "", HTTP_BODY_CHUNKED, 0, "hello", 2, "/c" },
+	{ "TE chunked between HTABs and SPs, then a GET", S("POST /c HTTP/1.1\r\n"
+	    "Host: a\r\nTransfer-Encoding:\t CHUNKED\t \t\r\n\r\n"
+	    "3\r\nabc\r\n0\r\n\r\nGET /n HTTP/1.1\r\nHost: a\r\n\r\n"),
+	    2, "POST", "/c", "", HTTP_BODY_CHUNKED, 0, "abc", 2, "/n" },
+	{ "Connection close then HTAB", S("GET /k HTTP/1.1\r\nHost: a\r\n"
+	    "Connection: close\t\r\n\r\n"),
+	    1, "GET", "/k", "", HTTP_BODY_NONE, 0, "", 2, "/k" },
 };
 
 static void
@@ -434,6 +465,14 @@ static const struct bad_case bad_cases[] = {
 	{ "CL list", S(REQ_H("Content-Length: 5, 5\r\n")), 400 },
 	{ "CL list no space", S(REQ_H("Content-Length: 5,5\r\n")), 400 },
 	{ "CL inner space", S(REQ_H("Content-Length: 5 5\r\n")), 400 },
+	{ "CL inner HTAB", S(REQ_H("Content-Length: 5\t5\r\n")), 400 },
+	{ "CL inner HTAB, then HTAB", S(REQ_H("Content-Length: 5\t5\t\r\n")), 400 },
+	{ "CL then HTAB and bare CR", S(REQ_H("Content-Length: 5\t\r5\r\n")), 400 },
+	{ "CL then HTAB and obs-fold", S(REQ_H("Content-Length: 5\t\r\n 5\r\n")), 400 },
+	{ "CL then HTAB, twice", S(REQ_H("Content-Length: 5\t\r\n"
+	    "Content-Length: 5\t\r\n")), 400 },
+	{ "CL only HTAB", S(REQ_H("Content-Length:\t\r\n")), 400 },
+	{ "CL then VT", S(REQ_H("Content-Length: 5\x0b\r\n")), 400 },
 	{ "CL empty", S(REQ_H("Content-Length:\r\n")), 400 },
 	{ "CL over 2^53", S(REQ_H("Content-Length: 9007199254740993\r\n")), 400 },
 	{ "CL huge", S(REQ_H("Content-Length: 99999999999999999999999\r\n")), 400 },
@@ -443,6 +482,12 @@ static const struct bad_case bad_cases[] = {
 	    "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"), 400 },
 	{ "TE chunked, chunked", S("POST / HTTP/1.1\r\nHost: a\r\n"
 	    "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"), 400 },
+	{ "TE chunked, inner HTAB", S("POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked\tx\r\n\r\n0\r\n\r\n"), 400 },
+	{ "TE chunked then HTAB, and CL", S("POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked\t\r\nContent-Length: 5\t\r\n\r\n0\r\n\r\n"), 400 },
+	{ "TE chunked then HTAB and obs-fold", S("POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked\t\r\n\tgzip\r\n\r\n0\r\n\r\n"), 400 },
 	{ "TE identity", S("POST / HTTP/1.1\r\nHost: a\r\n"
 	    "Transfer-Encoding: identity\r\n\r\n"), 400 },
 	{ "TE chunked with parameter", S("POST / HTTP/1.1\r\nHost: a\r\n"
@@ -818,6 +863,22 @@ static const struct resp_case resp_cases[] = {
 	    "GET", 0, HTTP_BODY_LENGTH, 0, "", false },
 	{ "empty reason phrase", S("HTTP/1.1 404 \r\nContent-Length: 1\r\n\r\nx"),
 	    "GET", 0, HTTP_BODY_LENGTH, 1, "x", false },
+	{ "CL then HTAB", S("HTTP/1.1 200 OK\r\nContent-Length: 3\t\r\n\r\nabcEXTRA"),
+	    "GET", 0, HTTP_BODY_LENGTH, 3, "abc", false },
+	{ "CL between SPs and HTABs", S("HTTP/1.1 200 OK\r\nContent-Length: \t3 \t\r\n"
+	    "\r\nabcEXTRA"), "GET", 0, HTTP_BODY_LENGTH, 3, "abc", false },
+	{ "TE chunked then HTAB", S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n"
+	    "\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\nEXTRA"),
+	    "GET", 0, HTTP_BODY_CHUNKED, 0, "abc", false },
+	{ "TE chunked between SPs and HTABs", S("HTTP/1.1 200 OK\r\n"
+	    "Transfer-Encoding:\t chunked \t\r\n\r\n3\r\nabc\r\n0\r\n\r\nEXTRA"),
+	    "GET", 0, HTTP_BODY_CHUNKED, 0, "abc", false },
+	{ "HEAD, CL then HTAB", S("HTTP/1.1 200 OK\r\nContent-Length: 30\t\r\n\r\nEXTRA"),
+	    "HEAD", 0, HTTP_BODY_NONE, 0, "", false },
+	{ "CL inner HTAB", S("HTTP/1.1 200 OK\r\nContent-Length: 3\t3\r\n\r\n"),
+	    "GET", 502, 0, 0, NULL, false },
+	{ "CL then HTAB and obs-fold", S("HTTP/1.1 200 OK\r\nContent-Length: 3\t\r\n"
+	    " 3\r\n\r\n"), "GET", 502, 0, 0, NULL, false },
 	{ "CL and TE", S("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
 	    "Transfer-Encoding: chunked\r\n\r\n"), "GET", 502, 0, 0, NULL, false },
 	{ "two CL", S("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"),
