@@ -673,13 +673,17 @@ compose_query_line(const struct http_head *req, const struct inj_http_cfg *cfg,
 		*reason = "credential field missing";
 		return CG_ERR_NOTFOUND;
 	}
-	if (req->path.len == 0 || req->path.p[0] != '/') {
+	/* An empty path is that of an absolute-form target without one. */
+	if (req->path.len > 0 && req->path.p[0] != '/') {
 		*reason = "no path to add a query parameter to";
 		return CG_ERR_FORMAT;
 	}
 	sbuf_add(s, req->method.p, req->method.len);
 	sbuf_adds(s, " ");
-	sbuf_add(s, req->path.p, req->path.len);
+	if (req->path.len > 0)
+		sbuf_add(s, req->path.p, req->path.len);
+	else
+		sbuf_adds(s, "/");
 	q = req->query.p;
 	qlen = req->query.len;
 	for (i = 0; q != NULL && i <= qlen; i = end + 1) {
@@ -724,7 +728,7 @@ named_in_connection(const struct http_head *h, const struct http_field *f)
 
 static bool
 drop_request_field(const struct http_head *req, const struct http_field *f,
-    const char *target)
+    const char *target, bool own_host)
 {
 	static const struct field_name dropped[] = {
 		FIELD_NAME("Content-Length"), FIELD_NAME("Expect"),
@@ -738,9 +742,10 @@ drop_request_field(const struct http_head *req, const struct http_field *f,
 	if (target != NULL && name_is(f->name.p, f->name.len, target))
 		return true;
 	/* Host stays even when Connection names it: the request was
-	 * checked with it, and HTTP/1.1 upstream needs it. */
+	 * checked with it, and HTTP/1.1 upstream needs it; it goes only for
+	 * the one we write. */
 	if (name_is(f->name.p, f->name.len, "Host"))
-		return false;
+		return own_host;
 	return named_in_connection(req, f);
 }
 
@@ -838,6 +843,38 @@ ctx_string_ok(const char *s)
 	return s != NULL && s[0] != '\0' && header_safe(s, strlen(s));
 }
 
+/* A target in absolute-form is sent as its path and query (an origin
+ * server is sent origin-form, RFC 9112 §3.2.2). */
+static bool
+target_is_absolute(const struct http_head *req)
+{
+	return req->target.len > 0 && req->target.p[0] != '/' &&
+	    !(req->target.len == 1 && req->target.p[0] == '*');
+}
+
+/* The request line for every kind but INJ_HTTP_QUERY; 0 or -1. */
+static int
+add_request_line(struct evbuffer *b, const struct http_head *req)
+{
+	if (evbuffer_add(b, req->method.p, req->method.len) != 0 ||
+	    evbuffer_add(b, " ", 1) != 0)
+		return -1;
+	if (!target_is_absolute(req)) {
+		if (evbuffer_add(b, req->target.p, req->target.len) != 0)
+			return -1;
+	} else {
+		if (req->path.len == 0) {
+			if (evbuffer_add(b, "/", 1) != 0)
+				return -1;
+		} else if (evbuffer_add(b, req->path.p, req->path.len) != 0)
+			return -1;
+		if (req->query.p != NULL && (evbuffer_add(b, "?", 1) != 0 ||
+		    evbuffer_add(b, req->query.p, req->query.len) != 0))
+			return -1;
+	}
+	return evbuffer_add(b, " HTTP/1.1\r\n", 11);
+}
+
 int
 inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *cfg,
     const struct inj_cred *cred, const struct inj_http_req_ctx *ctx,
@@ -847,8 +884,8 @@ inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *c
 	struct sbuf line = { 0 }, cred_line = { 0 };
 	const char *target = inj_http_target_header(cfg);
 	const char *addr = ctx != NULL ? ctx->client_addr : NULL;
-	const char *dummy;
-	size_t i;
+	const char *dummy, *host = NULL;
+	size_t i, host_len = 0;
 	bool any;
 	int r;
 
@@ -874,26 +911,35 @@ inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *c
 		r = CG_ERR_FORMAT;
 		goto out;
 	}
+	if (ctx != NULL && ctx->host.len > 0) {
+		host = ctx->host.p;
+		host_len = ctx->host.len;
+	}
+	if (host != NULL && (host_len == 0 || !header_safe(host, host_len))) {
+		*reason = "invalid Host value";
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
 
 	r = CG_ERR_NOMEM;
 	if ((tmp = evbuffer_new()) == NULL)
 		goto out;
 
-	/* Request line. */
+	/* Request line, and our Host first (RFC 9112 §3.2). */
 	if (cfg->kind == INJ_HTTP_QUERY) {
 		if (sbuf_hand_over(&line, tmp) != 0)
 			goto out;
-	} else if (evbuffer_add(tmp, req->method.p, req->method.len) != 0 ||
-	    evbuffer_add(tmp, " ", 1) != 0 ||
-	    evbuffer_add(tmp, req->target.p, req->target.len) != 0 ||
-	    evbuffer_add(tmp, " HTTP/1.1\r\n", 11) != 0)
+	} else if (add_request_line(tmp, req) != 0)
+		goto out;
+	if (host != NULL && (evbuffer_add(tmp, "Host: ", 6) != 0 ||
+	    evbuffer_add(tmp, host, host_len) != 0 || evbuffer_add(tmp, "\r\n", 2) != 0))
 		goto out;
 
 	/* The caller's fields that may pass. */
 	for (i = 0; i < req->nfields; i++) {
 		const struct http_field *f = &req->fields[i];
 
-		if (drop_request_field(req, f, target))
+		if (drop_request_field(req, f, target, host != NULL))
 			continue;
 		if (evbuffer_add(tmp, f->name.p, f->name.len) != 0 ||
 		    evbuffer_add(tmp, ": ", 2) != 0 ||

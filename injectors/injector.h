@@ -86,24 +86,33 @@ struct inj_http_req_ctx {
 	const char *client_addr;	/* for X-Forwarded-For and Forwarded */
 	const char *proto;		/* "http" or "https" */
 	const char *request_id;		/* written as X-Request-Id */
+	struct http_span host;		/* len > 0: the Host sent in place of the
+					   caller's (an absolute-form target's
+					   authority) */
 	enum inj_http_framing framing;
 	unsigned long long content_length;
 };
 
 /*
  * Writes the upstream request head into out:
- * - the request line (HTTP/1.1), with the query parameter injected for
- *   INJ_HTTP_QUERY (a caller's own parameter of that name is removed);
- * - every field of req except: hop-by-hop fields (Connection, Keep-Alive,
- *   Proxy-Connection, TE, Transfer-Encoding, Upgrade, Proxy-Authorization,
- *   Proxy-Authenticate, Trailer) and every field the Connection field names,
- *   Content-Length, Expect, Authorization, X-Request-Id, any field of the
- *   injected header's name (any case), and fields with drop set;
+ * - the request line (HTTP/1.1) in origin-form: the target as it is, or
+ *   for a target in absolute-form its path ("/" when empty) and query;
+ *   with the query parameter injected for INJ_HTTP_QUERY (a caller's own
+ *   parameter of that name is removed);
+ * - Host: ctx->host when set, first, and then the caller's Host fields
+ *   are not forwarded; else the caller's Host field where it stands;
+ * - every other field of req except: hop-by-hop fields (Connection,
+ *   Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Upgrade,
+ *   Proxy-Authorization, Proxy-Authenticate, Trailer) and every field the
+ *   Connection field names, Content-Length, Expect, Authorization,
+ *   X-Request-Id, any field of the injected header's name (any case), and
+ *   fields with drop set;
  * - the injected credential, X-Forwarded-For (the caller's list with
  *   client_addr appended), Forwarded (likewise, RFC 7239), X-Request-Id, and
  *   the framing field for ctx->framing.
  * Returns 0, CG_ERR_NOTFOUND if a credential field is missing (reason set),
- * or CG_ERR_NOMEM.  Nothing is left in out on error.
+ * CG_ERR_FORMAT for a request or ctx value that cannot be written (reason
+ * set), or CG_ERR_NOMEM.  Nothing is left in out on error.
  */
 int inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *cfg,
     const struct inj_cred *cred, const struct inj_http_req_ctx *ctx,

@@ -270,8 +270,10 @@ admin_conn_read(struct bufferevent *bev, void *arg)
 	struct http_framing fr;
 	struct http_error e;
 	struct http_head h;
+	struct http_span auth;
 	size_t len, want;
 	const char *p;
+	bool host_differs;
 	int r;
 
 	if (c->state == ADMIN_LINGER) {
@@ -299,6 +301,12 @@ admin_conn_read(struct bufferevent *bev, void *arg)
 	}
 	if (http_request_check(&h, &fr, &e) != 0) {
 		admin_respond_error(c, e.status, e.reason);
+		return;
+	}
+	/* Probes and scrapers send origin-form; the admin endpoint takes no
+	 * absolute-form target, which the proxy's front serves. */
+	if (http_request_authority(&h, &auth, &host_differs)) {
+		admin_respond_error(c, 400, "absolute_form");
 		return;
 	}
 	/* Spans point into the input buffer: answer before draining it. */

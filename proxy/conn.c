@@ -117,6 +117,8 @@ struct conn {
 	/* The request in flight. */
 	char *head;			/* copy of the request head; req's spans point here */
 	char *target;			/* normalised request-target */
+	struct http_span authority;	/* an absolute-form target's, in head */
+	bool host_mismatch;		/* its Host field named another (ignored) */
 	struct http_field *fields;
 	struct http_head req;
 	struct http_framing req_framing;
@@ -528,6 +530,8 @@ conn_audit_request(struct conn *c, struct jw *w)
 	jw_obj_begin(w, "request");
 	jw_str(w, "method", c->method);
 	jw_str(w, "path", c->path);
+	if (c->host_mismatch)
+		jw_bool(w, "host_mismatch", true);
 	jw_obj_end(w);
 }
 
@@ -1512,6 +1516,8 @@ conn_request(struct conn *c)
 	copy_span(c->method, sizeof(c->method), &c->req.method);
 	copy_span(c->path, sizeof(c->path), &c->req.path);
 	conn_set_request_id(c);
+	c->authority.len = 0;
+	c->host_mismatch = false;
 	if (!conn_adopt_gen(c)) {
 		c->keep_alive = false;
 		conn_identify_fail(c, 503, NULL, "route withdrawn");
@@ -1525,6 +1531,9 @@ conn_request(struct conn *c)
 		conn_reply(c, e.status, NULL, e.reason);
 		return;
 	}
+	/* absolute-form: its authority is the Host (RFC 9112 §3.2.2), taken
+	 * before the target is normalised into origin-form. */
+	(void)http_request_authority(&c->req, &c->authority, &c->host_mismatch);
 	if ((r = conn_normalise_target(c)) != 0) {
 		conn_reply(c, r == CG_ERR_NOMEM ? 503 : 400, NULL,
 		    r == CG_ERR_NOMEM ? "out of memory" : "request path not allowed");
@@ -1840,6 +1849,7 @@ conn_forward(struct conn *c)
 	ctx.client_addr = c->peer_ip;
 	ctx.proto = c->tls ? "https" : "http";
 	ctx.request_id = c->request_id;
+	ctx.host = c->authority;
 	switch (c->req_framing.kind) {
 	case HTTP_BODY_LENGTH:
 		ctx.framing = INJ_FRAMING_LENGTH;

@@ -13,6 +13,9 @@
  *   percent-encoding) and may not hold dot-segments ("/a/../b", also
  *   percent-encoded), so that the path the policy sees is the path the
  *   upstream serves;
+ * - an absolute-form target ("http://host:port/path?q") is accepted for
+ *   the schemes http and https only, with no userinfo, and its path and
+ *   query are held to the same rules;
  * - whitespace around a field value is no part of it, also for
  *   Content-Length and Transfer-Encoding ("5<HTAB>" is 5); whitespace
  *   inside one ("5 5") is refused;
@@ -120,10 +123,49 @@ parse_version(const char *p, size_t n, int *minor)
 	return 0;
 }
 
+static bool
+is_alpha(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+/*
+ * Splits a request-target of the shape scheme "://" authority
+ * path-abempty [ "?" query ] (RFC 3986 §3): the scheme, the authority
+ * (up to the first '/', '?' or '#') and the offset where the path starts.
+ * False for any other shape: origin-form, asterisk-form, authority-form,
+ * an absolute-URI without an authority.  Checks nothing else.
+ */
+static bool
+split_absolute(const char *p, size_t n, struct http_span *scheme,
+    struct http_span *authority, size_t *path_at)
+{
+	size_t i, a;
+
+	if (n == 0 || !is_alpha((unsigned char)p[0]))
+		return false;
+	for (i = 1; i < n && (is_alpha((unsigned char)p[i]) ||
+	    is_digit((unsigned char)p[i]) || p[i] == '+' || p[i] == '-' || p[i] == '.'); i++)
+		;
+	if (n - i < 3 || memcmp(p + i, "://", 3) != 0)
+		return false;
+	scheme->p = p;
+	scheme->len = i;
+	a = i + 3;
+	for (i = a; i < n && p[i] != '/' && p[i] != '?' && p[i] != '#'; i++)
+		;
+	authority->p = p + a;
+	authority->len = i - a;
+	*path_at = i;
+	return true;
+}
+
 static int
 parse_request_line(const char *line, size_t n, struct http_head *h,
     struct http_error *err)
 {
+	struct http_span scheme, authority;
+	size_t path_at;
 	size_t i = 0, start;
 	int r;
 
@@ -147,12 +189,17 @@ parse_request_line(const char *line, size_t n, struct http_head *h,
 	if (r < 0)
 		return fail(err, 400, "malformed request line");
 
-	h->path = h->target;
+	/* In absolute-form the path is what follows the authority, and may
+	 * be empty (which means "/"). */
+	if (!split_absolute(h->target.p, h->target.len, &scheme, &authority, &path_at))
+		path_at = 0;
+	h->path.p = h->target.p + path_at;
+	h->path.len = h->target.len - path_at;
 	h->query.p = NULL;
 	h->query.len = 0;
-	for (i = 0; i < h->target.len; i++) {
+	for (i = path_at; i < h->target.len; i++) {
 		if (h->target.p[i] == '?') {
-			h->path.len = i;
+			h->path.len = i - path_at;
 			h->query.p = h->target.p + i + 1;
 			h->query.len = h->target.len - i - 1;
 			break;
@@ -432,16 +479,22 @@ is_dot_segment(const char *p, size_t n)
 	return dots == 1 || dots == 2;
 }
 
-/* origin-form = absolute-path [ "?" query ] (RFC 9112 §3.2.1). */
+/*
+ * absolute-path [ "?" query ], as in origin-form (RFC 9112 §3.2.1); for
+ * absolute-form, path-abempty [ "?" query ] (RFC 3986 §3), which may also
+ * be empty or start with '?'.
+ */
 static bool
-valid_origin_form(const struct http_head *h)
+valid_path_query(const char *p, size_t n)
 {
-	const char *p = h->target.p;
-	size_t n = h->target.len, i, seg = 1;
-	bool in_query = false;
+	size_t i, seg = 1;
+	bool in_query;
 
-	if (n == 0 || p[0] != '/')
+	if (n == 0)
+		return true;
+	if (p[0] != '/' && p[0] != '?')
 		return false;
+	in_query = p[0] == '?';
 	for (i = 1; i <= n; i++) {
 		unsigned char c = i < n ? (unsigned char)p[i] : '\0';
 
@@ -520,6 +573,51 @@ valid_host(const struct http_span *v)
 	return port <= 65535;
 }
 
+/*
+ * absolute-form (RFC 9112 §3.2.2): "http" or "https" (any case), an
+ * authority that is a valid Host value (no userinfo, a host, an optional
+ * port), then a path and query as strict as in origin-form.
+ */
+static int
+check_absolute_form(const struct http_head *h, struct http_error *err)
+{
+	struct http_span scheme, authority;
+	size_t path_at;
+
+	if (!split_absolute(h->target.p, h->target.len, &scheme, &authority, &path_at))
+		return fail(err, 400, "request-target not in origin-form or absolute-form");
+	if (!cg_strcase_eq(scheme.p, scheme.len, "http", 4) &&
+	    !cg_strcase_eq(scheme.p, scheme.len, "https", 5))
+		return fail(err, 400, "request-target scheme not http or https");
+	if (memchr(authority.p, '@', authority.len) != NULL)
+		return fail(err, 400, "userinfo in the request-target");
+	if (!valid_host(&authority))
+		return fail(err, 400, "invalid authority in the request-target");
+	if (!valid_path_query(h->target.p + path_at, h->target.len - path_at))
+		return fail(err, 400, "invalid request-target");
+	return 0;
+}
+
+bool
+http_request_authority(const struct http_head *h, struct http_span *authority,
+    bool *host_differs)
+{
+	const struct http_field *host;
+	struct http_span scheme;
+	size_t path_at, iter = 0;
+
+	authority->p = NULL;
+	authority->len = 0;
+	*host_differs = false;
+	if (h->target.len == 0 || h->target.p[0] == '/' ||
+	    !split_absolute(h->target.p, h->target.len, &scheme, authority, &path_at))
+		return false;
+	host = http_head_find(h, "Host", &iter);
+	*host_differs = host != NULL && host->value.len > 0 &&
+	    !cg_strcase_eq(host->value.p, host->value.len, authority->p, authority->len);
+	return true;
+}
+
 int
 http_request_check(const struct http_head *h, struct http_framing *f,
     struct http_error *err)
@@ -538,10 +636,11 @@ http_request_check(const struct http_head *h, struct http_framing *f,
 	if (span_eq(h->target.p, h->target.len, "*")) {
 		if (!span_eq(h->method.p, h->method.len, "OPTIONS"))
 			return fail(err, 400, "asterisk-form only with OPTIONS");
-	} else if (h->target.len == 0 || h->target.p[0] != '/')
-		return fail(err, 400, "request-target not in origin-form");
-	else if (!valid_origin_form(h))
-		return fail(err, 400, "invalid request-target");
+	} else if (h->target.len > 0 && h->target.p[0] == '/') {
+		if (!valid_path_query(h->target.p, h->target.len))
+			return fail(err, 400, "invalid request-target");
+	} else if (check_absolute_form(h, err) != 0)
+		return -1;
 
 	host = http_head_find(h, "Host", &iter);
 	if (host != NULL && http_head_find(h, "Host", &iter) != NULL)

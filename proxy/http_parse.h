@@ -82,13 +82,32 @@ struct http_framing {
  *   inner whitespace, at most 2^53;
  * - Transfer-Encoding: at most one field whose value is exactly "chunked"
  *   (any case); not with Content-Length; not in HTTP/1.0;
- * - request-target: origin-form ("/..."), or "*" for OPTIONS; other forms
- *   (absolute, authority) are refused with 400; CONNECT is refused with 501;
+ * - request-target: origin-form ("/..."), "*" for OPTIONS, or absolute-form
+ *   (RFC 9112 §3.2.2) with the scheme "http" or "https" (any case), an
+ *   authority that is a valid Host value (no userinfo) and a path and query
+ *   held to the origin-form rules; other forms (authority-form, other
+ *   schemes) are refused with 400; CONNECT is refused with 501;
  * - Upgrade requests are served without the upgrade (the field is dropped).
  * Returns 0 and the framing, or -1 with err set.
+ *
+ * In absolute-form, http_parse_head() sets path and query to the parts of
+ * the target after the authority; path may then be empty, which stands for
+ * "/" (RFC 9112 §3.2.1).
  */
 int http_request_check(const struct http_head *h, struct http_framing *f,
     struct http_error *err);
+
+/*
+ * For a request that http_request_check() accepted with a target in
+ * absolute-form: returns true and the target's authority (a span into the
+ * target), which is the host the request is for (RFC 9112 §3.2.2: a Host
+ * field is then ignored).  *host_differs says whether the request has a
+ * non-empty Host field that names another (compared without regard to
+ * case).  Returns false, an empty span and *host_differs false for other
+ * forms.
+ */
+bool http_request_authority(const struct http_head *h, struct http_span *authority,
+    bool *host_differs);
 
 /*
  * Response framing (RFC 9112 §6.3) given the request method: HEAD, 1xx,

@@ -73,10 +73,12 @@ fuzz_cred(const void *ctx, const char *name, size_t *len)
 	return "secret";
 }
 
+/* A request the checks accepted, through the injector as the proxy hands
+ * it over: an absolute-form target's authority as Host. */
 static void
 inject(const struct http_head *h)
 {
-	static const struct inj_http_req_ctx ctx = {
+	struct inj_http_req_ctx ctx = {
 		.client_addr = "2001:db8::1", .proto = "https", .request_id = "r",
 		.framing = INJ_FRAMING_NONE,
 	};
@@ -87,14 +89,24 @@ inject(const struct http_head *h)
 	struct http_span tok;
 	struct evbuffer *out;
 	const char *reason;
+	bool differs;
 
 	if (inj_http_read_proof(h, &tok, &reason) == 0 && tok.len == 0)
 		abort();
+	if (http_request_authority(h, &ctx.host, &differs)) {
+		if (ctx.host.len == 0 || !span_in(&ctx.host, h->target.p, h->target.len) ||
+		    h->path.p < ctx.host.p + ctx.host.len)
+			abort();
+	} else if (ctx.host.len != 0 || differs)
+		abort();
 	if ((out = evbuffer_new()) == NULL)
 		return;
-	(void)!inj_http_write_request(h, &cfg, &cred, &ctx, out, &reason);
+	if (inj_http_write_request(h, &cfg, &cred, &ctx, out, &reason) != 0 &&
+	    h->path.len == 0)
+		abort();	/* an absolute-form target without a path is "/" */
 	cfg.kind = INJ_HTTP_BEARER;
-	(void)!inj_http_write_request(h, &cfg, &cred, &ctx, out, &reason);
+	if (inj_http_write_request(h, &cfg, &cred, &ctx, out, &reason) != 0)
+		abort();	/* nothing in an accepted request refuses it */
 	evbuffer_free(out);
 }
 

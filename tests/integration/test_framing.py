@@ -4,6 +4,7 @@ closed, and nothing reaches the legacy service, not even in part.  Each
 attack carries a valid token, so that the refusal is the framing's doing."""
 
 import socket
+import subprocess
 import threading
 import time
 
@@ -92,6 +93,16 @@ ATTACKS = {
     "bad_version": "GET /a.txt HTTP/1.x\r\n" + H + A + "\r\n",
     "bad_method_chars": "G(T /a.txt HTTP/1.1\r\n" + H + A + "\r\n",
     "space_in_target": "GET /a b.txt HTTP/1.1\r\n" + H + A + "\r\n",
+    "absolute_form_ftp": "GET ftp://legacy/a.txt HTTP/1.1\r\n" + H + A + "\r\n",
+    "absolute_form_no_authority": "GET http:/a.txt HTTP/1.1\r\n" + H + A + "\r\n",
+    "absolute_form_empty_authority": "GET http:///a.txt HTTP/1.1\r\n" + H + A + "\r\n",
+    "absolute_form_userinfo": "GET http://user@legacy/a.txt HTTP/1.1\r\n" + H + A + "\r\n",
+    "absolute_form_password": "GET http://u:p@legacy/a.txt HTTP/1.1\r\n" + H + A + "\r\n",
+    "absolute_form_bad_port": "GET http://legacy:99999/a.txt HTTP/1.1\r\n" + H + A + "\r\n",
+    "absolute_form_dot_dot": "GET http://legacy/x/../admin/x.txt HTTP/1.1\r\n" + H + A +
+                             "\r\n",
+    "absolute_form_fragment": "GET http://legacy/a.txt#f HTTP/1.1\r\n" + H + A + "\r\n",
+    "absolute_form_without_host": "GET http://legacy/a.txt HTTP/1.1\r\n" + A + "\r\n",
 }
 
 
@@ -415,3 +426,116 @@ def test_response_framing_with_whitespace_is_relayed(scripted, name):
         assert r.body == b"hello"
     c.close()
     assert len(up.heads) == 2
+
+
+# ----------------------------------------------------------------------
+# The request-target in absolute-form (RFC 9112 §3.2.2): its authority is
+# the Host, and the upstream gets origin-form.
+# ----------------------------------------------------------------------
+def decision_for(s, rid):
+    ev = s.cg.audit_where(lambda e: e.get("request_id") == rid and
+                          e.get("event") == "decision")
+    assert len(ev) == 1, ev
+    return ev[0]
+
+
+@pytest.mark.parametrize("target,line", [
+    ("http://legacy/a.txt", "GET /a.txt HTTP/1.1"),
+    ("HTTP://legacy/a.txt?x=1&u=http://b/", "GET /a.txt?x=1&u=http://b/ HTTP/1.1"),
+    ("https://legacy//a.txt", "GET /a.txt HTTP/1.1"),
+    ("http://legacy/%61.txt", "GET /a.txt HTTP/1.1"),
+])
+def test_absolute_form_is_forwarded_in_origin_form(stack, target, line):
+    tok = stack.token()
+    mark = stack.nginx.mark()
+    c = stack.raw()
+    c.send(f"GET {target} HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {tok}\r\n"
+           f"X-Request-Id: abs-1\r\n\r\n".encode())
+    r = c.read_response()
+    c.close()
+    assert r.status == 200, r
+    assert r.text == stack.nginx.files["/a.txt"]
+    seen = stack.nginx.since(mark)[0]
+    assert seen["req"] == line and seen["host"] == "legacy", seen
+    req = decision_for(stack, "abs-1")["request"]
+    assert req == {"method": "GET", "path": "/a.txt"}, req
+
+
+def test_absolute_form_authority_wins_over_host(stack):
+    """A Host field naming another host is ignored (and noted in audit):
+    the upstream gets the target's authority as Host, once."""
+    tok = stack.token()
+    mark = stack.nginx.mark()
+    c = stack.raw()
+    c.send(f"GET http://Legacy.Example:8080/b.txt?q HTTP/1.1\r\nHost: evil.example\r\n"
+           f"Authorization: Bearer {tok}\r\nX-Request-Id: abs-2\r\n\r\n".encode())
+    r = c.read_response()
+    c.close()
+    assert r.status == 200, r
+    assert r.text == stack.nginx.files["/b.txt"]
+    seen = stack.nginx.since(mark)[0]
+    assert seen["req"] == "GET /b.txt?q HTTP/1.1", seen
+    assert seen["host"] == "Legacy.Example:8080", seen
+    req = decision_for(stack, "abs-2")["request"]
+    assert req == {"method": "GET", "path": "/b.txt", "host_mismatch": True}, req
+
+
+def test_absolute_form_host_sent_once_to_the_upstream(make_stack):
+    s = make_stack(routes=("capture",))
+    tok = s.token()
+    c = s.raw(route="capture")
+    c.send(f"GET http://svc.example/p?a=1 HTTP/1.1\r\nHost: other\r\n"
+           f"Authorization: Bearer {tok}\r\n\r\n".encode())
+    r = c.read_response()
+    c.close()
+    assert r.status == 200, r
+    req = s.capture.requests[-1]
+    assert req["line"] == "GET /p?a=1 HTTP/1.1", req
+    assert s.capture.fields(req, "Host") == ["svc.example"], req["fields"]
+    assert req["fields"][0] == ("Host", "svc.example"), req["fields"]
+
+
+def test_absolute_form_policy_sees_the_normalised_path(stack):
+    """Path rules apply to the path inside the URI, normalised like an
+    origin-form path: the deny rule for /admin/* holds."""
+    tok = stack.token()
+    mark = stack.nginx.mark()
+    for n, target in enumerate(["http://legacy/admin/x.txt", "http://legacy//admin/x.txt",
+                                "http://legacy/%61dmin/x.txt", "HTTP://legacy/admin//x.txt"]):
+        c = stack.raw()
+        c.send(f"GET {target} HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer {tok}\r\n"
+               f"X-Request-Id: abs-deny-{n}\r\n\r\n".encode())
+        r = c.read_response()
+        c.close()
+        assert r.status == 403, (target, r)
+        ev = decision_for(stack, f"abs-deny-{n}")
+        assert ev["request"]["path"] == "/admin/x.txt", ev
+        assert ev["decision"]["rule"] == "no-admin", ev
+    stack.nginx.assert_untouched(mark)
+
+
+def test_absolute_form_without_path_is_root(make_stack):
+    s = make_stack(routes=("capture",))
+    tok = s.token()
+    c = s.raw(route="capture")
+    c.send(f"GET http://svc.example:81?x HTTP/1.0\r\nAuthorization: Bearer {tok}\r\n\r\n"
+           .encode())
+    r = c.read_response()
+    c.close()
+    assert r.status == 200, r
+    req = s.capture.requests[-1]
+    assert req["line"] == "GET /?x HTTP/1.1", req
+    assert s.capture.fields(req, "Host") == ["svc.example:81"], req["fields"]
+
+
+def test_absolute_form_from_curl_as_a_proxy(stack):
+    """curl sends absolute-form to a proxy: credgate serves it."""
+    port = stack.ports["legacy"]
+    p = subprocess.run(["curl", "-sS", "--max-time", "15", "-x", f"http://127.0.0.1:{port}",
+                        "-H", "Authorization: Bearer " + stack.token(),
+                        "http://legacy/a.txt"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    stack.seen.append(p.stdout + p.stderr)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == stack.nginx.files["/a.txt"]

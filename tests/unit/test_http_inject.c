@@ -252,6 +252,53 @@ test_query(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* The request line and Host                                           */
+/* ------------------------------------------------------------------ */
+
+#define SPAN(lit) { lit, sizeof(lit) - 1 }
+
+/* A target in absolute-form goes out in origin-form; the Host is the one
+ * the proxy says (the target's authority), first, in place of the
+ * caller's. */
+static void
+test_absolute_form(void **state)
+{
+	static const struct kv kv[] = { { "token", "t/k", 0 } };
+	static const struct kvs qf = { kv, 1 };
+	struct inj_http_cfg cfg = { .kind = INJ_HTTP_BEARER };
+	struct inj_http_cfg qcfg = { .kind = INJ_HTTP_QUERY, .query_param = MUT("api_key") };
+	struct inj_http_req_ctx ctx = {
+		.framing = INJ_FRAMING_NONE,
+		.host = SPAN("example.com:8080"),
+	};
+	struct inj_http_req_ctx bare = { .framing = INJ_FRAMING_NONE };
+
+	expect_request(S("GET http://example.com:8080/path?q HTTP/1.1\r\nAccept: */*\r\n"
+	    "Host: other\r\nConnection: Host\r\n\r\n"),
+	    &cfg, &token_fields, &ctx,
+	    "GET /path?q HTTP/1.1\r\nHost: example.com:8080\r\nAccept: */*\r\n"
+	    "Authorization: Bearer legacy-token\r\n\r\n");
+	/* HTTP/1.0 without Host: the authority. */
+	expect_request(S("GET HTTP://example.com:8080 HTTP/1.0\r\n\r\n"),
+	    &cfg, &token_fields, &ctx,
+	    "GET / HTTP/1.1\r\nHost: example.com:8080\r\n"
+	    "Authorization: Bearer legacy-token\r\n\r\n");
+	/* No path: "/"; an empty query stays as sent. */
+	expect_request(S("GET http://a?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
+	    &cfg, &token_fields, &bare,
+	    "GET /?x=1 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer legacy-token\r\n\r\n");
+	expect_request(S("GET https://a/p? HTTP/1.1\r\nHost: a\r\n\r\n"),
+	    &cfg, &token_fields, &bare,
+	    "GET /p? HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer legacy-token\r\n\r\n");
+	/* The query parameter goes into the path and query, not the URI. */
+	expect_request(S("GET http://example.com:8080?b=2&api_key=evil HTTP/1.1\r\n"
+	    "Host: example.com:8080\r\n\r\n"), &qcfg, &qf, &ctx,
+	    "GET /?b=2&api_key=t%2Fk HTTP/1.1\r\nHost: example.com:8080\r\n\r\n");
+	expect_request(S("GET http://a/v1 HTTP/1.1\r\nHost: a\r\n\r\n"), &qcfg, &qf, &bare,
+	    "GET /v1?api_key=t%2Fk HTTP/1.1\r\nHost: a\r\n\r\n");
+}
+
+/* ------------------------------------------------------------------ */
 /* What the caller cannot get through                                  */
 /* ------------------------------------------------------------------ */
 
@@ -669,6 +716,7 @@ main(void)
 		cmocka_unit_test(test_basic),
 		cmocka_unit_test(test_header),
 		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_absolute_form),
 		cmocka_unit_test(test_hop_by_hop),
 		cmocka_unit_test(test_forwarding),
 		cmocka_unit_test(test_framing),

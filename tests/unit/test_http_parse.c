@@ -325,6 +325,29 @@ static const struct valid_case valid_cases[] = {
 	{ "Connection close then HTAB", S("GET /k HTTP/1.1\r\nHost: a\r\n"
 	    "Connection: close\t\r\n\r\n"),
 	    1, "GET", "/k", "", HTTP_BODY_NONE, 0, "", 2, "/k" },
+
+	/* absolute-form (RFC 9112 §3.2.2): the path and query after the
+	 * authority; an empty path stands for "/". */
+	{ "absolute-form", S("GET http://example.com:8080/path?q HTTP/1.1\r\n"
+	    "Host: example.com:8080\r\n\r\n"),
+	    1, "GET", "/path", "q", HTTP_BODY_NONE, 0, "", 1, "/path" },
+	{ "absolute-form, Host differs", S("GET http://a/x/y HTTP/1.1\r\nHost: b\r\n\r\n"),
+	    1, "GET", "/x/y", "", HTTP_BODY_NONE, 0, "", 1, "/x/y" },
+	{ "absolute-form https, no path", S("GET HTTPS://a.example HTTP/1.1\r\n"
+	    "Host: a.example\r\n\r\n"),
+	    1, "GET", "", "", HTTP_BODY_NONE, 0, "", 1, "" },
+	{ "absolute-form, no path, a query", S("GET hTtP://a?x=1&y=http://b/?c HTTP/1.1\r\n"
+	    "Host: a\r\n\r\n"),
+	    1, "GET", "", "x=1&y=http://b/?c", HTTP_BODY_NONE, 0, "", 1, "" },
+	{ "absolute-form, IPv6 and port, HTTP/1.0 without Host",
+	    S("GET http://[2001:db8::1]:8080/a?b HTTP/1.0\r\n\r\n"),
+	    1, "GET", "/a", "b", HTTP_BODY_NONE, 0, "", 0, "/a" },
+	{ "absolute-form POST, then origin-form", S("POST http://a/p HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 2\r\n\r\nokGET /n HTTP/1.1\r\nHost: a\r\n\r\n"),
+	    2, "POST", "/p", "", HTTP_BODY_LENGTH, 2, "ok", 2, "/n" },
+	{ "absolute-form, empty segments and pct", S("GET http://a//b//%41:@ HTTP/1.1\r\n"
+	    "Host: a\r\n\r\n"),
+	    1, "GET", "//b//%41:@", "", HTTP_BODY_NONE, 0, "", 1, "//b//%41:@" },
 };
 
 static void
@@ -610,7 +633,39 @@ static const struct bad_case bad_cases[] = {
 	{ "Host absolute URI", S(REQ_HOST("http://a")), 400 },
 
 	/* request-target. */
-	{ "absolute-form", S(REQ_TARGET("http://a/")), 400 },
+	{ "absolute-form, scheme ftp", S(REQ_TARGET("ftp://a/")), 400 },
+	{ "absolute-form, scheme httpx", S(REQ_TARGET("httpx://a/")), 400 },
+	{ "absolute-form, scheme ws", S(REQ_TARGET("ws://a/")), 400 },
+	{ "absolute-URI without authority", S(REQ_TARGET("http:/a")), 400 },
+	{ "absolute-URI, opaque", S(REQ_TARGET("http:a")), 400 },
+	{ "scheme starting with a digit", S(REQ_TARGET("1http://a/")), 400 },
+	{ "absolute-form, empty authority", S(REQ_TARGET("http:///a")), 400 },
+	{ "absolute-form, empty authority, nothing else", S(REQ_TARGET("http://")), 400 },
+	{ "absolute-form, userinfo", S(REQ_TARGET("http://u@a/")), 400 },
+	{ "absolute-form, userinfo with password", S(REQ_TARGET("http://u:p@a/")), 400 },
+	{ "absolute-form, empty userinfo", S(REQ_TARGET("http://@a/")), 400 },
+	{ "absolute-form, port not digits", S(REQ_TARGET("http://a:x/")), 400 },
+	{ "absolute-form, empty port", S(REQ_TARGET("http://a:/")), 400 },
+	{ "absolute-form, port over 65535", S(REQ_TARGET("http://a:65536/")), 400 },
+	{ "absolute-form, IPv6 unterminated", S(REQ_TARGET("http://[::1/")), 400 },
+	{ "absolute-form, IPv6 unbracketed", S(REQ_TARGET("http://::1/")), 400 },
+	{ "absolute-form, bad pct in host", S(REQ_TARGET("http://a%zz/")), 400 },
+	{ "absolute-form, dot-dot", S(REQ_TARGET("http://a/b/../c")), 400 },
+	{ "absolute-form, encoded dot-dot", S(REQ_TARGET("http://a/b/%2E%2e")), 400 },
+	{ "absolute-form, dot", S(REQ_TARGET("http://a/./c")), 400 },
+	{ "absolute-form, fragment", S(REQ_TARGET("http://a/b#c")), 400 },
+	{ "absolute-form, fragment after authority", S(REQ_TARGET("http://a#c")), 400 },
+	{ "absolute-form, backslash", S(REQ_TARGET("http://a/b\\c")), 400 },
+	{ "absolute-form, backslash in authority", S(REQ_TARGET("http://a\\b/")), 400 },
+	{ "absolute-form, bad pct in query", S(REQ_TARGET("http://a/?%4")), 400 },
+	{ "absolute-form in HTTP/1.1 without Host",
+	    S("GET http://a/ HTTP/1.1\r\n\r\n"), 400 },
+	{ "absolute-form, two Host fields",
+	    S("GET http://a/ HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), 400 },
+	{ "absolute-form, invalid Host",
+	    S("GET http://a/ HTTP/1.1\r\nHost: a b\r\n\r\n"), 400 },
+	{ "absolute-form with CONNECT",
+	    S("CONNECT http://a/ HTTP/1.1\r\nHost: a\r\n\r\n"), 501 },
 	{ "authority-form", S(REQ_TARGET("a:80")), 400 },
 	{ "asterisk with GET", S(REQ_TARGET("*")), 400 },
 	{ "CONNECT", S("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"), 501 },
@@ -800,6 +855,52 @@ test_content_length_bound(void **state)
 	assert_int_equal(http_request_check(&h, &f, &err), 0);
 	assert_int_equal(f.kind, HTTP_BODY_LENGTH);
 	assert_true(f.length == (UINT64_C(1) << 53));
+}
+
+/* The host an absolute-form request is for, and whether its Host field
+ * named another. */
+static void
+test_request_authority(void **state)
+{
+	static const struct {
+		const char *in;
+		bool absolute;
+		const char *authority;
+		bool differs;
+	} cases[] = {
+		{ "GET http://Example.com:8080/p HTTP/1.1\r\nHost: example.COM:8080\r\n\r\n",
+		    true, "Example.com:8080", false },
+		{ "GET http://a/p HTTP/1.1\r\nHost: b\r\n\r\n", true, "a", true },
+		{ "GET http://a/p HTTP/1.1\r\nHost: a:80\r\n\r\n", true, "a", true },
+		{ "GET https://[::1]:8443?q HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n",
+		    true, "[::1]:8443", false },
+		{ "GET http://a HTTP/1.0\r\n\r\n", true, "a", false },
+		{ "GET http://a/ HTTP/1.0\r\nHost:\r\n\r\n", true, "a", false },
+		{ "GET /p HTTP/1.1\r\nHost: b\r\n\r\n", false, "", false },
+		{ "GET /http://a/ HTTP/1.1\r\nHost: b\r\n\r\n", false, "", false },
+		{ "OPTIONS * HTTP/1.1\r\nHost: b\r\n\r\n", false, "", false },
+	};
+	struct http_field fields[8];
+	struct http_limits lim = default_opts.lim;
+	struct http_head h;
+	struct http_error err;
+	struct http_framing f;
+	struct http_span auth;
+	bool differs;
+	size_t i;
+
+	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
+		assert_int_equal(http_parse_head(cases[i].in, strlen(cases[i].in), true, &lim,
+		    &h, fields, &err), HTTP_PARSE_DONE);
+		assert_int_equal(http_request_check(&h, &f, &err), 0);
+		differs = !cases[i].differs;
+		assert_int_equal(http_request_authority(&h, &auth, &differs),
+		    cases[i].absolute);
+		assert_int_equal(differs, cases[i].differs);
+		assert_int_equal(auth.len, strlen(cases[i].authority));
+		if (auth.len > 0)
+			assert_memory_equal(auth.p, cases[i].authority, auth.len);
+	}
 }
 
 /* A truncated message never passes for a complete one. */
@@ -1072,6 +1173,7 @@ main(void)
 		cmocka_unit_test(test_limits_head),
 		cmocka_unit_test(test_limits_body),
 		cmocka_unit_test(test_content_length_bound),
+		cmocka_unit_test(test_request_authority),
 		cmocka_unit_test(test_incomplete),
 		cmocka_unit_test(test_responses),
 		cmocka_unit_test(test_eof),
