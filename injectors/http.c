@@ -843,6 +843,20 @@ ctx_string_ok(const char *s)
 	return s != NULL && s[0] != '\0' && header_safe(s, strlen(s));
 }
 
+/* Does req carry a Host field to forward? */
+static bool
+has_host(const struct http_head *req)
+{
+	const struct http_field *f;
+	size_t iter = 0;
+
+	while ((f = http_head_find(req, "Host", &iter)) != NULL) {
+		if (f->value.len > 0 && !f->drop)
+			return true;
+	}
+	return false;
+}
+
 /* A target in absolute-form is sent as its path and query (an origin
  * server is sent origin-form, RFC 9112 §3.2.2). */
 static bool
@@ -914,6 +928,9 @@ inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *c
 	if (ctx != NULL && ctx->host.len > 0) {
 		host = ctx->host.p;
 		host_len = ctx->host.len;
+	} else if (ctx != NULL && ctx->default_host != NULL && !has_host(req)) {
+		host = ctx->default_host;
+		host_len = strlen(host);
 	}
 	if (host != NULL && (host_len == 0 || !header_safe(host, host_len))) {
 		*reason = "invalid Host value";

@@ -89,6 +89,9 @@ struct inj_http_req_ctx {
 	struct http_span host;		/* len > 0: the Host sent in place of the
 					   caller's (an absolute-form target's
 					   authority) */
+	const char *default_host;	/* not NULL: the Host sent when the request
+					   has none (HTTP/1.0): the upstream's
+					   host:port */
 	enum inj_http_framing framing;
 	unsigned long long content_length;
 };
@@ -99,8 +102,10 @@ struct inj_http_req_ctx {
  *   for a target in absolute-form its path ("/" when empty) and query;
  *   with the query parameter injected for INJ_HTTP_QUERY (a caller's own
  *   parameter of that name is removed);
- * - Host: ctx->host when set, first, and then the caller's Host fields
- *   are not forwarded; else the caller's Host field where it stands;
+ * - Host: ctx->host when set, else the caller's Host field where it stands,
+ *   else (no Host, or an empty one) ctx->default_host when set;  a Host
+ *   written from ctx comes first, and the caller's Host fields are then
+ *   not forwarded;
  * - every other field of req except: hop-by-hop fields (Connection,
  *   Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Upgrade,
  *   Proxy-Authorization, Proxy-Authenticate, Trailer) and every field the

@@ -1850,6 +1850,7 @@ conn_forward(struct conn *c)
 	ctx.proto = c->tls ? "https" : "http";
 	ctx.request_id = c->request_id;
 	ctx.host = c->authority;
+	ctx.default_host = c->rt->upstream_name;
 	switch (c->req_framing.kind) {
 	case HTTP_BODY_LENGTH:
 		ctx.framing = INJ_FRAMING_LENGTH;

@@ -74,13 +74,14 @@ fuzz_cred(const void *ctx, const char *name, size_t *len)
 }
 
 /* A request the checks accepted, through the injector as the proxy hands
- * it over: an absolute-form target's authority as Host. */
+ * it over: an absolute-form target's authority as Host, the upstream's
+ * Host for a request without one. */
 static void
 inject(const struct http_head *h)
 {
 	struct inj_http_req_ctx ctx = {
 		.client_addr = "2001:db8::1", .proto = "https", .request_id = "r",
-		.framing = INJ_FRAMING_NONE,
+		.default_host = "upstream:8080", .framing = INJ_FRAMING_NONE,
 	};
 	struct inj_http_cfg cfg = {
 		.kind = INJ_HTTP_QUERY, .query_param = (char *)(uintptr_t)"key",

@@ -539,3 +539,34 @@ def test_absolute_form_from_curl_as_a_proxy(stack):
     stack.seen.append(p.stdout + p.stderr)
     assert p.returncode == 0, p.stderr
     assert p.stdout.decode() == stack.nginx.files["/a.txt"]
+
+
+# ----------------------------------------------------------------------
+# HTTP/1.0 without Host: forwarded as HTTP/1.1, so it gets a Host.
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize("host", ["", "Host:\r\n", "Host: \t\r\n"])
+def test_http10_without_host_gets_the_upstream_host(stack, host):
+    tok = stack.token()
+    mark = stack.nginx.mark()
+    c = stack.raw()
+    c.send(f"GET /a.txt HTTP/1.0\r\n{host}Authorization: Bearer {tok}\r\n\r\n".encode())
+    r = c.read_response()
+    assert_closed(c)
+    c.close()
+    assert r.status == 200, r
+    assert r.text == stack.nginx.files["/a.txt"]
+    seen = stack.nginx.since(mark)[0]
+    assert seen["req"] == "GET /a.txt HTTP/1.1", seen
+    assert seen["host"] == f"127.0.0.1:{stack.nginx.port}", seen
+
+
+def test_http10_with_host_keeps_it(stack):
+    tok = stack.token()
+    mark = stack.nginx.mark()
+    c = stack.raw()
+    c.send(f"GET /a.txt HTTP/1.0\r\nHost: legacy\r\nAuthorization: Bearer {tok}\r\n\r\n"
+           .encode())
+    r = c.read_response()
+    c.close()
+    assert r.status == 200, r
+    assert stack.nginx.since(mark)[0]["host"] == "legacy"

@@ -270,6 +270,7 @@ test_absolute_form(void **state)
 	struct inj_http_req_ctx ctx = {
 		.framing = INJ_FRAMING_NONE,
 		.host = SPAN("example.com:8080"),
+		.default_host = "upstream:81",
 	};
 	struct inj_http_req_ctx bare = { .framing = INJ_FRAMING_NONE };
 
@@ -278,7 +279,7 @@ test_absolute_form(void **state)
 	    &cfg, &token_fields, &ctx,
 	    "GET /path?q HTTP/1.1\r\nHost: example.com:8080\r\nAccept: */*\r\n"
 	    "Authorization: Bearer legacy-token\r\n\r\n");
-	/* HTTP/1.0 without Host: the authority. */
+	/* HTTP/1.0 without Host: the authority, not the upstream's. */
 	expect_request(S("GET HTTP://example.com:8080 HTTP/1.0\r\n\r\n"),
 	    &cfg, &token_fields, &ctx,
 	    "GET / HTTP/1.1\r\nHost: example.com:8080\r\n"
@@ -296,6 +297,59 @@ test_absolute_form(void **state)
 	    "GET /?b=2&api_key=t%2Fk HTTP/1.1\r\nHost: example.com:8080\r\n\r\n");
 	expect_request(S("GET http://a/v1 HTTP/1.1\r\nHost: a\r\n\r\n"), &qcfg, &qf, &bare,
 	    "GET /v1?api_key=t%2Fk HTTP/1.1\r\nHost: a\r\n\r\n");
+}
+
+/* A request without Host (HTTP/1.0) gets the upstream's; one with a Host
+ * keeps it where it is. */
+static void
+test_default_host(void **state)
+{
+	struct inj_http_cfg cfg = { .kind = INJ_HTTP_BEARER };
+	struct inj_http_req_ctx ctx = {
+		.client_addr = "192.0.2.7",
+		.framing = INJ_FRAMING_NONE,
+		.default_host = "[2001:db8::5]:8080",
+	};
+
+	expect_request(S("GET /a?b HTTP/1.0\r\nAccept: */*\r\n\r\n"),
+	    &cfg, &token_fields, &ctx,
+	    "GET /a?b HTTP/1.1\r\nHost: [2001:db8::5]:8080\r\nAccept: */*\r\n"
+	    "Authorization: Bearer legacy-token\r\nX-Forwarded-For: 192.0.2.7\r\n"
+	    "Forwarded: for=192.0.2.7\r\n\r\n");
+	/* An empty Host is no Host. */
+	expect_request(S("GET / HTTP/1.0\r\nX-A: 1\r\nHost:\r\n\r\n"),
+	    &cfg, &token_fields, &ctx,
+	    "GET / HTTP/1.1\r\nHost: [2001:db8::5]:8080\r\nX-A: 1\r\n"
+	    "Authorization: Bearer legacy-token\r\nX-Forwarded-For: 192.0.2.7\r\n"
+	    "Forwarded: for=192.0.2.7\r\n\r\n");
+	expect_request(S("GET / HTTP/1.0\r\nX-A: 1\r\nHost: legacy\r\n\r\n"),
+	    &cfg, &token_fields, &ctx,
+	    "GET / HTTP/1.1\r\nX-A: 1\r\nHost: legacy\r\n"
+	    "Authorization: Bearer legacy-token\r\nX-Forwarded-For: 192.0.2.7\r\n"
+	    "Forwarded: for=192.0.2.7\r\n\r\n");
+	expect_request(S("GET / HTTP/1.1\r\nHost: legacy\r\n\r\n"),
+	    &cfg, &token_fields, &ctx,
+	    "GET / HTTP/1.1\r\nHost: legacy\r\n"
+	    "Authorization: Bearer legacy-token\r\nX-Forwarded-For: 192.0.2.7\r\n"
+	    "Forwarded: for=192.0.2.7\r\n\r\n");
+	/* Without a default, as before: none. */
+	ctx.default_host = NULL;
+	ctx.client_addr = NULL;
+	expect_request(S("GET / HTTP/1.0\r\n\r\n"), &cfg, &token_fields, &ctx,
+	    "GET / HTTP/1.1\r\nAuthorization: Bearer legacy-token\r\n\r\n");
+
+	/* A Host that cannot be written refuses the request. */
+	ctx.default_host = "up\r\nX-Evil: 1";
+	expect_refused(S("GET / HTTP/1.0\r\n\r\n"), &cfg, &token_fields, &ctx,
+	    CG_ERR_FORMAT, "invalid Host value");
+	ctx.default_host = "";
+	expect_refused(S("GET / HTTP/1.0\r\n\r\n"), &cfg, &token_fields, &ctx,
+	    CG_ERR_FORMAT, "invalid Host value");
+	ctx.default_host = NULL;
+	ctx.host.p = "a\nb";
+	ctx.host.len = 3;
+	expect_refused(S("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &cfg, &token_fields, &ctx,
+	    CG_ERR_FORMAT, "invalid Host value");
 }
 
 /* ------------------------------------------------------------------ */
@@ -717,6 +771,7 @@ main(void)
 		cmocka_unit_test(test_header),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_absolute_form),
+		cmocka_unit_test(test_default_host),
 		cmocka_unit_test(test_hop_by_hop),
 		cmocka_unit_test(test_forwarding),
 		cmocka_unit_test(test_framing),
