@@ -131,6 +131,7 @@ struct route_sum {
 	uint64_t total;
 	uint64_t refused[METRICS_NREFUSALS];
 	uint64_t evicted;
+	uint64_t secret_echo;
 };
 
 static void
@@ -149,6 +150,7 @@ route_sum_add(struct route_sum *s, const struct cg_route_metrics *r)
 	for (i = 0; i < METRICS_NREFUSALS; i++)
 		s->refused[i] += rd(&r->refused[i]);
 	s->evicted += rd(&r->evicted);
+	s->secret_echo += rd(&r->secret_echo);
 }
 
 static int
@@ -443,6 +445,13 @@ metrics_render(struct evbuffer *out, struct cg_metrics *const *workers, size_t n
 	    "Credential lookups answered from the secret cache.", sc_hits);
 	scalar(&w, "credgate_secret_cache_misses_total", "counter",
 	    "Credential lookups that had to go to the secret store.", sc_misses);
+
+	family(&w, "credgate_secret_echo_total", "counter",
+	    "Upstream response heads that carried the injected credential back, "
+	    "written without it, by route.");
+	for (i = 0; i < nrs; i++)
+		route_sample(&w, "credgate_secret_echo_total", &rs[i], rs[i].secret_echo);
+
 	scalar(&w, "credgate_token_cache_hits_total", "counter",
 	    "Tokens found in the verified-token cache.", tc_hits);
 	scalar(&w, "credgate_token_cache_misses_total", "counter",

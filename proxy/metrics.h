@@ -87,6 +87,7 @@ struct cg_route_metrics {
 	uint64_t conns_total;
 	uint64_t refused[METRICS_NREFUSALS];
 	uint64_t evicted;		/* closed before a request head, for a new one */
+	uint64_t secret_echo;		/* responses the credential was taken out of */
 	/* Lookup and rendering only (never on the hot path). */
 	struct cg_route_metrics *next;
 	char *name;			/* owned; never changes */
@@ -219,6 +220,14 @@ static inline void
 metrics_conn_evicted(struct cg_route_metrics *r)
 {
 	metrics_add_(&r->evicted, 1);
+}
+
+/* A response head on route r that held the injected credential (or its
+ * query parameter), written to the caller without it. */
+static inline void
+metrics_secret_echo(struct cg_route_metrics *r)
+{
+	metrics_add_(&r->secret_echo, 1);
 }
 
 /* Verified-token cache: one lookup that hit or missed. */

@@ -173,6 +173,10 @@ static const char expected_full[] =
 "# HELP credgate_secret_cache_misses_total Credential lookups that had to go to the secret store.\n"
 "# TYPE credgate_secret_cache_misses_total counter\n"
 "credgate_secret_cache_misses_total 3\n"
+"# HELP credgate_secret_echo_total Upstream response heads that carried the injected credential back, written without it, by route.\n"
+"# TYPE credgate_secret_echo_total counter\n"
+"credgate_secret_echo_total{route=\"api\"} 2\n"
+"credgate_secret_echo_total{route=\"zeta\"} 0\n"
 "# HELP credgate_token_cache_hits_total Tokens found in the verified-token cache.\n"
 "# TYPE credgate_token_cache_hits_total counter\n"
 "credgate_token_cache_hits_total 2\n"
@@ -220,6 +224,7 @@ test_render_exact(void **state)
 	metrics_token_cache(w[0], false);
 	metrics_audit_failures(w[0], 1);
 	metrics_set_secret_cache(w[0], 5, 2);
+	metrics_secret_echo(a0);
 
 	metrics_request(a1, METRICS_WOULD_DENY, 502, 12000000);	/* +Inf */
 	metrics_request(a1, METRICS_ALLOW, 0, 2500);		/* no response; le 0.0025 */
@@ -229,6 +234,7 @@ test_render_exact(void **state)
 	metrics_conn_refused(z1, METRICS_REFUSED_CLIENT_LIMIT);
 	metrics_conn_evicted(z1);
 	metrics_set_secret_cache(w[1], 1, 1);
+	metrics_secret_echo(a1);
 
 	text = render(w, 2, &p);
 	if (strcmp(text, expected_full) != 0)
@@ -477,6 +483,46 @@ test_cache_counters(void **state)
 	metrics_free(m);
 }
 
+/* Echoes count per route, summed over workers, zeros rendered; a route
+ * made by one worker only is still one series. */
+static void
+test_secret_echo(void **state)
+{
+	struct cg_metrics *w[2] = { metrics_new(), metrics_new() };
+	struct cg_route_metrics *q0, *q1, *b1;
+	char *text;
+
+	(void)state;
+	q0 = metrics_route(w[0], "query");
+	q1 = metrics_route(w[1], "query");
+	b1 = metrics_route(w[1], "basic");
+	assert_non_null(q0);
+	assert_non_null(q1);
+	assert_non_null(b1);
+	text = render(w, 2, NULL);
+	assert_line(text, "# TYPE credgate_secret_echo_total counter");
+	assert_line(text, "credgate_secret_echo_total{route=\"query\"} 0");
+	assert_line(text, "credgate_secret_echo_total{route=\"basic\"} 0");
+	free(text);
+	metrics_secret_echo(q0);
+	metrics_secret_echo(q0);
+	metrics_secret_echo(q1);
+	metrics_secret_echo(b1);
+	text = render(w, 2, NULL);
+	assert_line(text, "credgate_secret_echo_total{route=\"query\"} 3");
+	assert_line(text, "credgate_secret_echo_total{route=\"basic\"} 1");
+	/* In name order, after the secret cache's families. */
+	assert_true(strstr(text, "credgate_secret_echo_total{route=\"basic\"}") <
+	    strstr(text, "credgate_secret_echo_total{route=\"query\"}"));
+	assert_true(strstr(text, "# TYPE credgate_secret_cache_misses_total") <
+	    strstr(text, "# TYPE credgate_secret_echo_total"));
+	assert_true(strstr(text, "# TYPE credgate_secret_echo_total") <
+	    strstr(text, "# TYPE credgate_token_cache_hits_total"));
+	free(text);
+	metrics_free(w[0]);
+	metrics_free(w[1]);
+}
+
 #define WORKER_REQUESTS 200000
 
 static void *
@@ -556,6 +602,7 @@ main(void)
 		cmocka_unit_test(test_route_blocks),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_cache_counters),
+		cmocka_unit_test(test_secret_echo),
 		cmocka_unit_test(test_concurrent_scrape),
 	};
 
