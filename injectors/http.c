@@ -1020,36 +1020,573 @@ inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *c
 }
 
 /* ------------------------------------------------------------------ */
+/* The response: the credential must not come back                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An upstream can hand the credential back in its response head: nginx
+ * answers "GET /dir?api_key=..." with "301 Location: /dir/?api_key=...",
+ * an application echoes a request field into a response field.  The
+ * response head is written without any field that holds it.
+ */
+
+/* A byte string no response field may hold. */
+struct needle {
+	const char *p;
+	size_t len;
+};
+
+/*
+ * What one response is searched for: the secret values the request was
+ * written with, borrowed from the credential, and their base64, made here.
+ */
+struct echo_set {
+	const char *param;	/* query: removed from URL fields; else NULL */
+	struct needle *v;	/* in block */
+	size_t n;
+	char *block;		/* secmem: v[], then the base64 forms */
+	size_t block_len;
+};
+
+/* Two passes over the secret values: the first counts, the second fills. */
+struct echo_build {
+	struct echo_set *set;
+	const struct inj_cred *cred;
+	bool fill;
+	bool overflow;		/* second pass: more than the first counted */
+	size_t nneedles;	/* first pass */
+	size_t text_len;	/* first pass: base64 bytes, each with a NUL */
+	char *text;		/* second pass: the next free byte in block */
+	char *text_end;		/* second pass: the end of block */
+};
+
+/* Room for one more needle (and len bytes of text) in the second pass. */
+static bool
+echo_room(struct echo_build *b, size_t len)
+{
+	if (b->set->n == b->nneedles || (size_t)(b->text_end - b->text) < len) {
+		b->overflow = true;
+		return false;
+	}
+	return true;
+}
+
+/* The base64 of p[0..n), cut to its whole groups: the same four
+ * characters stand for those bytes wherever they start a group, with or
+ * without padding after them. */
+static void
+echo_add_b64(struct echo_build *b, const char *p, size_t n)
+{
+	size_t blen = b64_encoded_len(n);
+
+	if (!b->fill) {
+		b->nneedles++;
+		b->text_len += blen + 1;
+		return;
+	}
+	if (!echo_room(b, blen + 1))
+		return;
+	b64_encode((const unsigned char *)p, n, b->text);
+	b->set->v[b->set->n].p = b->text;
+	b->set->v[b->set->n].len = n / 3 * 4;
+	b->set->n++;
+	b->text += blen + 1;
+}
+
+/* One secret value: itself and its base64. */
+static void
+echo_add_value(struct echo_build *b, const char *p, size_t n)
+{
+	if (n < INJ_ECHO_MIN_LEN)
+		return;
+	if (!b->fill)
+		b->nneedles++;
+	else if (echo_room(b, 0)) {
+		b->set->v[b->set->n].p = p;
+		b->set->v[b->set->n].len = n;
+		b->set->n++;
+	}
+	echo_add_b64(b, p, n);
+}
+
+static int
+echo_lit(void *arg, const char *p, size_t n)
+{
+	return 0;	/* the template's own text is no secret */
+}
+
+static int
+echo_ref(void *arg, const char *name, size_t n)
+{
+	struct echo_build *b = arg;
+	char key[128];
+	const char *v;
+	size_t vlen;
+
+	if (n >= sizeof(key))
+		return CG_ERR_NOTFOUND;
+	memcpy(key, name, n);
+	key[n] = '\0';
+	if ((v = cred_field(b->cred, key, &vlen)) == NULL)
+		return CG_ERR_NOTFOUND;
+	echo_add_value(b, v, vlen);
+	return 0;
+}
+
+/* Walks the secret values of cfg's kind, as compose_cred_header() and
+ * compose_query_line() read them. */
+static int
+echo_walk(const struct inj_http_cfg *cfg, struct echo_build *b)
+{
+	struct sbuf up = { 0 };
+	const char *user, *pass, *v, *fname;
+	size_t ulen, plen, vlen;
+	int r;
+
+	switch (cfg->kind) {
+	case INJ_HTTP_BASIC:
+		fname = cfg->username_field != NULL ? cfg->username_field :
+		    DEFAULT_USERNAME_FIELD;
+		user = cred_field(b->cred, fname, &ulen);
+		fname = cfg->password_field != NULL ? cfg->password_field :
+		    DEFAULT_PASSWORD_FIELD;
+		pass = cred_field(b->cred, fname, &plen);
+		if (user == NULL || pass == NULL)
+			return CG_ERR_NOTFOUND;
+		echo_add_value(b, pass, plen);
+		if (ulen + 1 + plen < INJ_ECHO_MIN_LEN)
+			return 0;
+		if (!b->fill) {
+			echo_add_b64(b, NULL, ulen + 1 + plen);
+			return 0;
+		}
+		sbuf_add(&up, user, ulen);
+		sbuf_add(&up, ":", 1);
+		sbuf_add(&up, pass, plen);
+		if ((r = up.err) == 0)
+			echo_add_b64(b, up.p, up.len);
+		sbuf_free(&up);		/* wipes */
+		return r;
+	case INJ_HTTP_BEARER:
+	case INJ_HTTP_QUERY:
+		fname = cfg->field != NULL ? cfg->field : DEFAULT_TOKEN_FIELD;
+		if ((v = cred_field(b->cred, fname, &vlen)) == NULL)
+			return CG_ERR_NOTFOUND;
+		echo_add_value(b, v, vlen);
+		return 0;
+	case INJ_HTTP_HEADER:
+		if (cfg->value_template == NULL)
+			return CG_ERR_FORMAT;
+		return tmpl_walk(cfg->value_template, echo_lit, echo_ref, b);
+	}
+	return CG_ERR_FORMAT;
+}
+
+static void
+echo_set_free(struct echo_set *set)
+{
+	if (set->block != NULL)
+		secmem_free(set->block);	/* wipes */
+	memset(set, 0, sizeof(*set));
+}
+
+/* The needles of cfg and cred, in one block of secure memory. */
+static int
+echo_set_build(struct echo_set *set, const struct inj_http_cfg *cfg,
+    const struct inj_cred *cred)
+{
+	struct echo_build b = { .set = set, .cred = cred };
+	size_t table;
+	int r;
+
+	memset(set, 0, sizeof(*set));
+	if (cfg->kind == INJ_HTTP_QUERY) {
+		if (cfg->query_param == NULL || cfg->query_param[0] == '\0')
+			return CG_ERR_FORMAT;
+		set->param = cfg->query_param;
+	}
+	if ((r = echo_walk(cfg, &b)) != 0)
+		return r;
+	if (b.nneedles == 0)
+		return 0;
+	table = b.nneedles * sizeof(struct needle);
+	set->block_len = table + b.text_len;
+	if ((set->block = secmem_alloc(set->block_len)) == NULL) {
+		echo_set_free(set);
+		return CG_ERR_NOMEM;
+	}
+	set->v = (struct needle *)(void *)set->block;
+	b.fill = true;
+	b.text = set->block + table;
+	b.text_end = set->block + set->block_len;
+	if ((r = echo_walk(cfg, &b)) == 0 && b.overflow)
+		r = CG_ERR_FORMAT;	/* the credential changed under us */
+	if (r != 0)
+		echo_set_free(set);
+	return r;
+}
+
+/*
+ * Does h[0..n) hold the needle in a percent-encoded spelling: each of its
+ * bytes as itself, as '%' and two hex digits of either case, or a space
+ * as '+'?  Quadratic at worst in n and the needle's length, both bounded
+ * by the head limits; run only on values with a '%' or a '+'.
+ */
+static bool
+pct_holds(const char *h, size_t n, const struct needle *nd)
+{
+	size_t i, j, k;
+	int hi, lo;
+
+	if (nd->len == 0 || nd->len > n)
+		return false;
+	for (i = 0; n - i >= nd->len; i++) {
+		for (j = i, k = 0; k < nd->len && j < n; k++) {
+			unsigned char c = (unsigned char)nd->p[k];
+			unsigned char x = (unsigned char)h[j];
+
+			if (x == '%' && n - j > 2 && (hi = cg_hexval(h[j + 1])) >= 0 &&
+			    (lo = cg_hexval(h[j + 2])) >= 0 && (unsigned)(hi << 4 | lo) == c)
+				j += 3;
+			else if (x == c || (x == '+' && c == ' '))
+				j++;
+			else
+				break;
+		}
+		if (k == nd->len)
+			return true;
+	}
+	return false;
+}
+
+/* Does the value hold any of the set's needles? */
+static bool
+echo_holds(const struct echo_set *set, const char *p, size_t n)
+{
+	bool encoded;
+	size_t i;
+
+	if (set->n == 0 || n == 0)
+		return false;
+	encoded = memchr(p, '%', n) != NULL || memchr(p, '+', n) != NULL;
+	for (i = 0; i < set->n; i++) {
+		if (set->v[i].len > n)
+			continue;
+		if (memmem(p, n, set->v[i].p, set->v[i].len) != NULL)
+			return true;
+		if (encoded && pct_holds(p, n, &set->v[i]))
+			return true;
+	}
+	return false;
+}
+
+/* Counts (out NULL) or writes the query pairs of u[qs..qe) that stay. */
+static size_t
+strip_query(const char *u, size_t qs, size_t qe, const char *param, char *out,
+    size_t *o)
+{
+	size_t start, end, eq, removed = 0;
+	bool first = true;
+
+	for (start = qs; start <= qe; start = end + 1) {
+		for (end = start; end < qe && u[end] != '&'; end++)
+			;
+		for (eq = start; eq < end && u[eq] != '='; eq++)
+			;
+		if (end > start && query_name_is(u + start, eq - start, param)) {
+			removed++;
+			continue;
+		}
+		if (out == NULL || end == start)
+			continue;
+		out[(*o)++] = first ? '?' : '&';
+		memcpy(out + *o, u + start, end - start);
+		*o += end - start;
+		first = false;
+	}
+	return removed;
+}
+
+size_t
+inj_http_url_strip(const char *u, size_t n, const char *param, char *out,
+    size_t *outlen)
+{
+	const char *hash, *q;
+	size_t qe, removed, o;
+
+	hash = memchr(u, '#', n);
+	qe = hash != NULL ? (size_t)(hash - u) : n;
+	q = memchr(u, '?', qe);
+	removed = q != NULL ? strip_query(u, (size_t)(q - u) + 1, qe, param, NULL, NULL) : 0;
+	if (out == NULL)
+		return removed;
+	if (removed == 0) {
+		if (n > 0)
+			memcpy(out, u, n);
+		*outlen = n;
+		return 0;
+	}
+	o = (size_t)(q - u);
+	memcpy(out, u, o);
+	(void)strip_query(u, o + 1, qe, param, out, &o);
+	memcpy(out + o, u + qe, n - qe);
+	*outlen = o + n - qe;
+	return removed;
+}
+
+/* Which response fields hold URLs, and where. */
+enum url_field {
+	URL_NONE = 0,
+	URL_WHOLE,	/* Location, Content-Location: the value */
+	URL_LINK,	/* Link: each <URI-Reference> */
+	URL_REFRESH,	/* Refresh: "5; url=..." */
+};
+
+static enum url_field
+url_field_kind(const char *name, size_t len)
+{
+	if (name_is(name, len, "Location") || name_is(name, len, "Content-Location"))
+		return URL_WHOLE;
+	if (name_is(name, len, "Link"))
+		return URL_LINK;
+	if (name_is(name, len, "Refresh"))
+		return URL_REFRESH;
+	return URL_NONE;
+}
+
+static bool
+is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * The URL of a Refresh value as browsers read it: a delay, then ';' or
+ * ',', then optionally "url" and '=', then the URL, maybe in quotes.
+ */
+static bool
+refresh_url(const char *v, size_t n, size_t *s, size_t *e)
+{
+	size_t i = 0, j;
+	char quote;
+
+	while (i < n && (is_ows(v[i]) || (v[i] >= '0' && v[i] <= '9') || v[i] == '.'))
+		i++;
+	if (i < n && (v[i] == ';' || v[i] == ','))
+		i++;
+	while (i < n && is_ows(v[i]))
+		i++;
+	if (n - i >= 3 && cg_strcase_eq(v + i, 3, "url", 3)) {
+		for (j = i + 3; j < n && is_ows(v[j]); j++)
+			;
+		if (j < n && v[j] == '=') {
+			for (j++; j < n && is_ows(v[j]); j++)
+				;
+			i = j;
+		}
+	}
+	if (i < n && (v[i] == '"' || v[i] == '\'')) {
+		quote = v[i++];
+		for (j = i; j < n && v[j] != quote; j++)
+			;
+	} else
+		j = n;
+	*s = i;
+	*e = j;
+	return j > i;
+}
+
+/*
+ * The next URL span [*s, *e) of a field of kind k, from *pos on.  Link
+ * references are taken wherever a '<' is, quoted text included: that
+ * strips more than needed at worst, never less.
+ */
+static bool
+url_span_next(enum url_field k, const char *v, size_t n, size_t *pos, size_t *s,
+    size_t *e)
+{
+	const char *lt, *gt;
+
+	if (*pos > n)
+		return false;
+	switch (k) {
+	case URL_WHOLE:
+		*s = 0;
+		*e = n;
+		*pos = n + 1;
+		return true;
+	case URL_REFRESH:
+		*pos = n + 1;
+		return refresh_url(v, n, s, e);
+	case URL_LINK:
+		if ((lt = memchr(v + *pos, '<', n - *pos)) == NULL ||
+		    (gt = memchr(lt + 1, '>', n - (size_t)(lt + 1 - v))) == NULL) {
+			*pos = n + 1;
+			return false;
+		}
+		*s = (size_t)(lt + 1 - v);
+		*e = (size_t)(gt - v);
+		*pos = *e + 1;
+		return true;
+	case URL_NONE:
+		break;
+	}
+	return false;
+}
+
+/*
+ * The value of a URL field without param: 0 when there was none to remove
+ * (nothing allocated), 1 with *out (secure memory, *outlen bytes; the
+ * caller frees it with secmem_free()), or CG_ERR_NOMEM.
+ */
+static int
+url_field_strip(enum url_field k, const char *v, size_t n, const char *param,
+    char **out, size_t *outlen)
+{
+	size_t pos = 0, s, e, o = 0, done = 0, len;
+	size_t removed = 0;
+	char *buf;
+
+	*out = NULL;
+	*outlen = 0;
+	while (url_span_next(k, v, n, &pos, &s, &e))
+		removed += inj_http_url_strip(v + s, e - s, param, NULL, NULL);
+	if (removed == 0)
+		return 0;
+	if ((buf = secmem_alloc(n)) == NULL)
+		return CG_ERR_NOMEM;
+	pos = 0;
+	while (url_span_next(k, v, n, &pos, &s, &e)) {
+		memcpy(buf + o, v + done, s - done);
+		o += s - done;
+		(void)inj_http_url_strip(v + s, e - s, param, buf + o, &len);
+		o += len;
+		done = e;
+	}
+	memcpy(buf + o, v + done, n - done);
+	*out = buf;
+	*outlen = o + n - done;
+	return 1;
+}
+
+/* Notes a field in the report, each (name, dropped) once. */
+static void
+echo_note(struct inj_http_echo *echo, const char *name, size_t len, bool dropped)
+{
+	size_t i;
+
+	if (echo == NULL)
+		return;
+	if (dropped)
+		echo->dropped++;
+	else
+		echo->scrubbed++;
+	for (i = 0; i < echo->nnames; i++) {
+		if (echo->names[i].dropped == dropped &&
+		    cg_strcase_eq(echo->names[i].name.p, echo->names[i].name.len, name, len))
+			return;
+	}
+	if (echo->nnames == INJ_ECHO_NAMES)
+		return;
+	echo->names[echo->nnames].name.p = name;
+	echo->names[echo->nnames].name.len = len;
+	echo->names[echo->nnames].dropped = dropped;
+	echo->nnames++;
+}
+
+/* What the report calls a reason phrase it left out, and a field whose
+ * very name holds a secret (not a name: ':' is no field name's). */
+static const char reason_phrase_name[] = ":reason-phrase";
+static const char secret_name[] = ":field-name";
+
+/*
+ * One field for the caller: with its URL stripped of the parameter, or
+ * left out when it still holds a secret.
+ */
+static int
+add_response_field(struct evbuffer *b, const struct http_field *f,
+    const struct echo_set *set, struct inj_http_echo *echo)
+{
+	const char *v = f->value.p;
+	size_t vlen = f->value.len, slen;
+	enum url_field k;
+	char *stripped = NULL;
+	int r;
+
+	if (echo_holds(set, f->name.p, f->name.len)) {
+		echo_note(echo, secret_name, sizeof(secret_name) - 1, true);
+		return 0;
+	}
+	if (set->param != NULL && (k = url_field_kind(f->name.p, f->name.len)) != URL_NONE) {
+		if ((r = url_field_strip(k, v, vlen, set->param, &stripped, &slen)) < 0)
+			return r;
+		if (r > 0) {
+			v = stripped;
+			vlen = slen;
+		}
+	}
+	if (echo_holds(set, v, vlen)) {
+		echo_note(echo, f->name.p, f->name.len, true);
+		r = 0;
+		goto out;
+	}
+	if (stripped != NULL)
+		echo_note(echo, f->name.p, f->name.len, false);
+	r = CG_ERR_NOMEM;
+	if (evbuffer_add(b, f->name.p, f->name.len) != 0 ||
+	    evbuffer_add(b, ": ", 2) != 0 ||
+	    evbuffer_add(b, v, vlen) != 0 ||
+	    evbuffer_add(b, "\r\n", 2) != 0)
+		goto out;
+	r = 0;
+ out:
+	if (stripped != NULL)
+		secmem_free(stripped);	/* wipes */
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
 /* The response head                                                   */
 /* ------------------------------------------------------------------ */
 
 int
 inj_http_write_response(const struct http_head *resp, enum inj_http_framing framing,
     unsigned long long content_length, bool close, const char *request_id,
-    struct evbuffer *out)
+    const struct inj_http_cfg *cfg, const struct inj_cred *cred,
+    struct inj_http_echo *echo, struct evbuffer *out)
 {
 	char status[] = "HTTP/1.1 000 ";
-	struct evbuffer *tmp;
+	struct echo_set set = { 0 };
+	struct evbuffer *tmp = NULL;
 	size_t i;
-	int r = CG_ERR_NOMEM;
+	int r;
 	/* A response without a body (HEAD, 304) keeps the upstream's
 	 * Content-Length, which describes the representation; 1xx and 204
 	 * must not carry one. */
 	bool keep_cl = framing == INJ_FRAMING_NONE && resp->status / 100 != 1 &&
 	    resp->status != 204;
 
+	if (echo != NULL)
+		memset(echo, 0, sizeof(*echo));
 	if (request_id != NULL && !ctx_string_ok(request_id))
 		return CG_ERR_FORMAT;
 	if (resp->status < 100 || resp->status > 999)
 		return CG_ERR_FORMAT;	/* the parser admits three digits only */
+	if (cfg != NULL && cred != NULL && (r = echo_set_build(&set, cfg, cred)) != 0)
+		return r;
+	r = CG_ERR_NOMEM;
 	if ((tmp = evbuffer_new()) == NULL)
-		return CG_ERR_NOMEM;
+		goto out;
 	status[9] = (char)('0' + resp->status / 100);
 	status[10] = (char)('0' + resp->status / 10 % 10);
 	status[11] = (char)('0' + resp->status % 10);
-	if (evbuffer_add(tmp, status, 13) != 0 ||
-	    evbuffer_add(tmp, resp->reason.p, resp->reason.len) != 0 ||
-	    evbuffer_add(tmp, "\r\n", 2) != 0)
+	if (evbuffer_add(tmp, status, 13) != 0)
+		goto out;
+	if (echo_holds(&set, resp->reason.p, resp->reason.len))
+		echo_note(echo, reason_phrase_name, sizeof(reason_phrase_name) - 1, true);
+	else if (evbuffer_add(tmp, resp->reason.p, resp->reason.len) != 0)
+		goto out;
+	if (evbuffer_add(tmp, "\r\n", 2) != 0)
 		goto out;
 	for (i = 0; i < resp->nfields; i++) {
 		const struct http_field *f = &resp->fields[i];
@@ -1061,12 +1598,10 @@ inj_http_write_response(const struct http_head *resp, enum inj_http_framing fram
 		    name_is(f->name.p, f->name.len, "X-Request-Id")) ||
 		    named_in_connection(resp, f))
 			continue;
-		if (evbuffer_add(tmp, f->name.p, f->name.len) != 0 ||
-		    evbuffer_add(tmp, ": ", 2) != 0 ||
-		    evbuffer_add(tmp, f->value.p, f->value.len) != 0 ||
-		    evbuffer_add(tmp, "\r\n", 2) != 0)
+		if ((r = add_response_field(tmp, f, &set, echo)) != 0)
 			goto out;
 	}
+	r = CG_ERR_NOMEM;
 	if (request_id != NULL &&
 	    add_strs(tmp, "X-Request-Id: ", request_id, "\r\n", NULL) != 0)
 		goto out;
@@ -1087,6 +1622,10 @@ inj_http_write_response(const struct http_head *resp, enum inj_http_framing fram
 		goto out;
 	r = 0;
  out:
-	evbuffer_free(tmp);
+	echo_set_free(&set);
+	if (tmp != NULL)
+		evbuffer_free(tmp);
+	if (r != 0 && echo != NULL)
+		memset(echo, 0, sizeof(*echo));
 	return r;
 }

@@ -124,15 +124,76 @@ int inj_http_write_request(const struct http_head *req, const struct inj_http_cf
     struct evbuffer *out, const char **reason) CG_WUR;
 
 /*
+ * A secret value shorter than this many bytes is not searched for in
+ * response fields: as a substring it would match ordinary text and drop
+ * fields at random (and a credential that short can be guessed anyway).
+ * The query parameter is removed from URL fields whatever its length.
+ */
+#define INJ_ECHO_MIN_LEN	4
+
+/* Field names kept in struct inj_http_echo; later ones are only counted. */
+#define INJ_ECHO_NAMES		8
+
+/*
+ * What inj_http_write_response() kept from the caller because it could
+ * carry the credential back.  Holds names only, never values.
+ */
+struct inj_http_echo {
+	unsigned scrubbed;	/* URL fields written without the query parameter */
+	unsigned dropped;	/* fields left out (and the reason phrase) */
+	size_t nnames;		/* entries of names[], each (name, dropped) once */
+	struct {
+		struct http_span name;	/* borrowed from resp; or ":reason-phrase",
+					   ":field-name" (a name that holds a
+					   secret), static */
+		bool dropped;		/* else scrubbed */
+	} names[INJ_ECHO_NAMES];
+};
+
+/*
  * Writes the response head for the caller: status line (HTTP/1.1), the
  * upstream's fields minus hop-by-hop fields, Content-Length and
  * Transfer-Encoding; then the framing field for framing, and
  * "Connection: close" when close is true.  request_id, if not NULL, is
  * set as X-Request-Id.
+ *
+ * With cfg and cred (the route's configuration and the credential the
+ * request was written with, borrowed for the call), no field goes out that
+ * carries the credential back:
+ * - for INJ_HTTP_QUERY, every pair named cfg->query_param is removed from
+ *   the URL in Location and Content-Location, from each <URI> of Link and
+ *   from the URL of Refresh (see inj_http_url_strip());
+ * - a field whose value (after that) holds a secret value is left out: for
+ *   basic the password, for bearer and query the field, for header each
+ *   field the template names; each raw, percent-encoded in any way ('+'
+ *   for a space too), or in base64, and for basic the base64 of
+ *   user:password.  Values shorter than INJ_ECHO_MIN_LEN are not searched
+ *   for.  A reason phrase that holds one is left out too, and so is a
+ *   field whose name holds one.
+ * The bytes searched for are held in secure memory and wiped before the
+ * call returns.  echo, if not NULL, is filled in (zeroed first).  cfg and
+ * cred NULL: no field is searched.
+ * Returns 0; CG_ERR_FORMAT for a status or request_id that cannot be
+ * written; CG_ERR_NOTFOUND when a credential field is missing (nothing
+ * could be searched for: nothing is written); or CG_ERR_NOMEM.  Nothing
+ * is left in out on error.
  */
 int inj_http_write_response(const struct http_head *resp, enum inj_http_framing framing,
     unsigned long long content_length, bool close, const char *request_id,
-    struct evbuffer *out) CG_WUR;
+    const struct inj_http_cfg *cfg, const struct inj_cred *cred,
+    struct inj_http_echo *echo, struct evbuffer *out) CG_WUR;
+
+/*
+ * Removes every pair whose name, percent-decoded, is param from the query
+ * of the URI reference u[0..n), which lies between the first '?' and the
+ * first '#'.  The other pairs keep their bytes and order, empty pairs go,
+ * the '?' goes when nothing is left of the query, and the fragment stays.
+ * Returns the number of pairs removed.  When out is not NULL it gets the
+ * resulting reference (at most n bytes; u unchanged when none was removed)
+ * and *outlen its length.
+ */
+size_t inj_http_url_strip(const char *u, size_t n, const char *param, char *out,
+    size_t *outlen);
 
 /* True for the fields RFC 9110 §7.6.1 treats as hop-by-hop. */
 bool inj_http_is_hop_by_hop(const char *name, size_t len);

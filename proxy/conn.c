@@ -674,6 +674,37 @@ conn_audit_error(struct conn *c, const char *reason)
 	(void)conn_audit_end(c, &w);
 }
 
+/*
+ * The upstream's response head held the credential (or its query
+ * parameter): the fields that were rewritten or left out, by name only.
+ */
+static void
+conn_audit_echo(struct conn *c, const struct inj_http_echo *echo)
+{
+	struct jw w;
+	size_t i;
+	int k;
+
+	conn_audit_begin(c, &w, "secret_echo");
+	conn_audit_identity(c, &w);
+	conn_audit_request(c, &w);
+	conn_audit_credential(c, &w);
+	jw_obj_begin(&w, "upstream");
+	jw_str(&w, "addr", c->rt->upstream_name);
+	jw_int(&w, "status", c->resp.status);
+	jw_obj_end(&w);
+	for (k = 0; k < 2; k++) {
+		jw_arr_begin(&w, k ? "dropped" : "scrubbed");
+		for (i = 0; i < echo->nnames; i++)
+			if (echo->names[i].dropped == (k == 1))
+				jw_strn(&w, NULL, echo->names[i].name.p,
+				    echo->names[i].name.len < 64 ? echo->names[i].name.len : 64);
+		jw_arr_end(&w);
+	}
+	jw_int(&w, "fields", echo->scrubbed + echo->dropped);
+	(void)conn_audit_end(c, &w);
+}
+
 static void
 conn_audit_session_end(struct conn *c)
 {
@@ -2023,6 +2054,9 @@ conn_response_head(struct conn *c)
 	const struct http_field *cl;
 	size_t it = 0, i;
 	bool close_after;
+	struct inj_cred cred = { conn_cred_field, c->cred };
+	struct inj_http_echo echo;
+	int r;
 
 	if (http_response_check(&c->resp, c->method, strlen(c->method), &f, &e) != 0) {
 		conn_upstream_failed(c, 502, e.reason);
@@ -2068,10 +2102,21 @@ conn_response_head(struct conn *c)
 	    c->w->draining;
 	if (close_after)
 		c->keep_alive = false;
-	if (inj_http_write_response(&c->resp, out, clen, close_after, c->request_id,
-	    bufferevent_get_output(c->cli)) != 0) {
+	/* The credential is searched for in what goes back (c->cred is held
+	 * until the response is done). */
+	r = inj_http_write_response(&c->resp, out, clen, close_after, c->request_id,
+	    &c->route->inject, c->cred != NULL ? &cred : NULL, &echo,
+	    bufferevent_get_output(c->cli));
+	if (r != 0) {
 		conn_upstream_failed(c, 502, "cannot write response head");
 		return -1;
+	}
+	if (echo.scrubbed + echo.dropped > 0) {
+		cg_log_limited(CG_LOG_WARN, "secret_echo", "msg=secret_echo conn=%llu "
+		    "route=%s status=%d scrubbed=%u dropped=%u", (unsigned long long)c->id,
+		    c->route->policy.name, c->resp.status, echo.scrubbed, echo.dropped);
+		conn_audit_echo(c, &echo);
+		metrics_secret_echo(c->rm);
 	}
 	c->resp_started = true;
 	c->last_status = c->upstream_status = c->resp.status;

@@ -3,8 +3,11 @@
  * HTTP injector.  The first byte chooses the mode (bit 0: response
  * stream, bit 1: the request was HEAD) and how the body is cut into
  * pieces; the rest is a stream of pipelined messages run through
- * http_parse_head, the request or response checks, http_msg and, for
- * requests, the injector.
+ * http_parse_head, the request or response checks, http_msg and the
+ * injector: for requests the request head, for responses the response
+ * head with the credential searched for and the query parameter stripped
+ * from URL fields (the output never holds the secret, and stripping
+ * keeps its contract on every field value).
  */
 #include "config.h"
 
@@ -111,6 +114,63 @@ inject(const struct http_head *h)
 	evbuffer_free(out);
 }
 
+/* The stripping contract on any bytes: no longer than its input, the
+ * same count whether written or not, nothing left to remove after it,
+ * the input unchanged when nothing was removed. */
+static void
+check_strip(const char *u, size_t n)
+{
+	char *out;
+	size_t len = 0, removed;
+
+	if ((out = malloc(n + 1)) == NULL)
+		return;
+	removed = inj_http_url_strip(u, n, "key", out, &len);
+	if (len > n || removed != inj_http_url_strip(u, n, "key", NULL, NULL) ||
+	    inj_http_url_strip(out, len, "key", NULL, NULL) != 0 ||
+	    (removed == 0 && (len != n || memcmp(out, u, n) != 0)))
+		abort();
+	free(out);
+}
+
+static void
+respond(const struct http_head *h)
+{
+	static const struct inj_http_cfg cfgs[] = {
+		{ .kind = INJ_HTTP_QUERY, .query_param = (char *)(uintptr_t)"key" },
+		{ .kind = INJ_HTTP_BASIC },
+	};
+	struct inj_cred cred = { fuzz_cred, NULL };
+	struct inj_http_echo echo;
+	struct evbuffer *out;
+	const char *p;
+	size_t i, n;
+	int r;
+
+	for (i = 0; i < h->nfields; i++)
+		check_strip(h->fields[i].value.p, h->fields[i].value.len);
+	for (i = 0; i < sizeof(cfgs) / sizeof(cfgs[0]); i++) {
+		if ((out = evbuffer_new()) == NULL)
+			return;
+		r = inj_http_write_response(h, INJ_FRAMING_CHUNKED, 0, false, "r", &cfgs[i],
+		    &cred, &echo, out);
+		if (r != 0 && r != CG_ERR_NOMEM && r != CG_ERR_FORMAT)
+			abort();
+		n = evbuffer_get_length(out);
+		if (r != 0 && n != 0)
+			abort();
+		if (echo.nnames > INJ_ECHO_NAMES ||
+		    echo.nnames > echo.scrubbed + echo.dropped)
+			abort();
+		/* The secret ("secret"), nor its base64, ever goes out. */
+		p = (const char *)evbuffer_pullup(out, -1);
+		if (n > 0 && (memmem(p, n, "secret", 6) != NULL ||
+		    memmem(p, n, "c2VjcmV0", 8) != NULL))
+			abort();
+		evbuffer_free(out);
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -153,6 +213,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			inject(&h);
 		} else if (http_response_check(&h, method, strlen(method), &f, &err) != 0)
 			break;
+		else
+			respond(&h);
 
 		body = 0;
 		if (http_msg_begin(&msg, !response, buf + off, h.head_len, method,

@@ -569,7 +569,8 @@ expect_response(const char *in, size_t len, enum inj_http_framing framing,
 	char *got;
 
 	parse(&p, in, len, false);
-	assert_int_equal(inj_http_write_response(&p.h, framing, cl, close, rid, out), 0);
+	assert_int_equal(inj_http_write_response(&p.h, framing, cl, close, rid, NULL, NULL,
+	    NULL, out), 0);
 	got = drain(out);
 	assert_string_equal(got, want);
 	free(got);
@@ -603,6 +604,328 @@ test_response(void **state)
 	expect_response(S("HTTP/1.1 404\r\nContent-Length: 1\r\n\r\n"),
 	    INJ_FRAMING_LENGTH, 1, false, NULL,
 	    "HTTP/1.1 404 \r\nContent-Length: 1\r\n\r\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* The credential must not come back                                   */
+/* ------------------------------------------------------------------ */
+
+struct strip_case {
+	const char *in;
+	const char *out;
+	size_t removed;
+};
+
+/* The parameter api_key out of URI references. */
+static const struct strip_case strip_cases[] = {
+	{ "/dir/?api_key=S", "/dir/", 1 },
+	{ "http://h:8080/dir/?api_key=S", "http://h:8080/dir/", 1 },
+	{ "/d?a=1&api_key=S&b=2", "/d?a=1&b=2", 1 },
+	{ "/d?api_key=S&b=2#frag", "/d?b=2#frag", 1 },
+	{ "/d?a=1&api_key=S#f?api_key=x", "/d?a=1#f?api_key=x", 1 },
+	{ "/d?api_key=S#", "/d#", 1 },
+	{ "/d#f?api_key=S", "/d#f?api_key=S", 0 },	/* a fragment is no query */
+	{ "/d?api_key", "/d", 1 },
+	{ "/d?api_key=", "/d", 1 },
+	{ "/d?api_key=a=b", "/d", 1 },
+	{ "/d?%61pi_key=S", "/d", 1 },			/* the name percent-decoded */
+	{ "/d?api%5fkey=S&x", "/d?x", 1 },
+	{ "/d?api_key=1&api_key=2", "/d", 2 },		/* every one */
+	{ "/d?a=1&&api_key=S&&b", "/d?a=1&b", 1 },	/* empty pairs go with it */
+	{ "/d?&api_key=S&", "/d", 1 },
+	{ "/d?a=1&&b", "/d?a=1&&b", 0 },		/* untouched without one */
+	{ "/d?", "/d?", 0 },
+	{ "?api_key=S", "", 1 },
+	{ "?api_key=S#x", "#x", 1 },
+	{ "", "", 0 },
+	{ "/d", "/d", 0 },
+	{ "/d?API_KEY=S", "/d?API_KEY=S", 0 },		/* names are case-sensitive */
+	{ "/d?api_keyx=1&xapi_key=2", "/d?api_keyx=1&xapi_key=2", 0 },
+	{ "/d?api_key%3D=S", "/d?api_key%3D=S", 0 },
+	{ "/d?api_key%=S&api_key%4=T", "/d?api_key%=S&api_key%4=T", 0 },
+	{ "/d?a=api_key=S", "/d?a=api_key=S", 0 },	/* a value, not a name */
+	{ "/d?a=%ZZ&api_key=S", "/d?a=%ZZ", 1 },
+	{ "/d?=x&api_key=S", "/d?=x", 1 },
+	{ "/d/?api_key=S?x=1", "/d/", 1 },		/* '?' inside a pair is its text */
+	{ "/d?b=1;api_key=S", "/d?b=1;api_key=S", 0 },	/* ';' separates nothing */
+};
+
+static void
+test_url_strip(void **state)
+{
+	char out[128];
+	size_t i, n, len;
+
+	for (i = 0; i < CG_ARRAY_LEN(strip_cases); i++) {
+		const struct strip_case *t = &strip_cases[i];
+
+		n = strlen(t->in);
+		memset(out, '#', sizeof(out));
+		len = 999;
+		if (inj_http_url_strip(t->in, n, "api_key", out, &len) != t->removed ||
+		    len != strlen(t->out) || memcmp(out, t->out, len) != 0) {
+			print_error("case %zu: \"%s\" -> \"%.*s\" (%zu bytes), want \"%s\"\n",
+			    i, t->in, (int)(len < sizeof(out) ? len : 0), out, len, t->out);
+			fail();
+		}
+		assert_true(len <= n);
+		/* Counting alone agrees, and a second pass finds nothing. */
+		assert_int_equal(inj_http_url_strip(t->in, n, "api_key", NULL, NULL),
+		    t->removed);
+		assert_int_equal(inj_http_url_strip(out, len, "api_key", NULL, NULL), 0);
+	}
+}
+
+/* The report as text: "~Name" scrubbed, "-Name" dropped, in order. */
+static void
+echo_text(const struct inj_http_echo *e, char *buf, size_t size)
+{
+	size_t i, o = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < e->nnames; i++)
+		o += (size_t)snprintf(buf + o, size - o, "%s%c%.*s", i ? " " : "",
+		    e->names[i].dropped ? '-' : '~', (int)e->names[i].name.len,
+		    e->names[i].name.p);
+}
+
+struct echo_case {
+	const char *name;
+	const struct inj_http_cfg *cfg;
+	const struct kvs *cred;
+	const char *in;		/* the upstream's head */
+	const char *want;	/* the caller's head (no body, no request id) */
+	unsigned scrubbed, dropped;
+	const char *names;	/* see echo_text() */
+};
+
+/* A token that needs percent-encoding, and that base64 spells with '+'. */
+static const struct kv qtok_kv[] = { { "token", "t0k en/+~", 0 } };
+static const struct kvs qtok = { qtok_kv, 1 };
+static const struct kv short_kv[] = { { "token", "ab", 0 } };
+static const struct kvs short_tok = { short_kv, 1 };
+static const struct kv basic_kv[] = {
+	{ "username", "svc", 0 }, { "password", "open sesame", 0 },
+};
+static const struct kvs basic_fields = { basic_kv, 2 };
+static const struct kv basic_short_kv[] = {
+	{ "username", "svc", 0 }, { "password", "abc", 0 },
+};
+static const struct kvs basic_short = { basic_short_kv, 2 };
+static const struct kv tmpl_kv[] = { { "key", "k1k1k1", 0 }, { "id", "7", 0 } };
+static const struct kvs tmpl_fields = { tmpl_kv, 2 };
+
+static const struct inj_http_cfg q_cfg = {
+	.kind = INJ_HTTP_QUERY, .query_param = MUT("api_key"),
+};
+static const struct inj_http_cfg basic_cfg = { .kind = INJ_HTTP_BASIC };
+static const struct inj_http_cfg bearer_cfg = { .kind = INJ_HTTP_BEARER };
+static const struct inj_http_cfg header_cfg = {
+	.kind = INJ_HTTP_HEADER, .header = MUT("X-Api-Key"),
+	.value_template = MUT("Key ${key}/${id}"),
+};
+
+#define R301(f)	"HTTP/1.1 301 Moved Permanently\r\n" f "\r\n"
+#define W301(f)	"HTTP/1.1 301 Moved Permanently\r\n" f "\r\n"
+#define R200(f)	"HTTP/1.1 200 OK\r\n" f "\r\n"
+
+static const struct echo_case echo_cases[] = {
+	/* nginx's directory redirect hands back the request's query. */
+	{ "directory redirect", &q_cfg, &qtok,
+	    R301("Server: nginx\r\nLocation: http://h:8080/dir/?api_key=t0k%20en%2F%2B~\r\n"),
+	    W301("Server: nginx\r\nLocation: http://h:8080/dir/\r\n"), 1, 0, "~Location" },
+	{ "rest of the URL kept", &q_cfg, &qtok,
+	    R301("Location: /d/?a=1&api_key=t0k%20en%2F%2B~&b=%2F#top\r\n"),
+	    W301("Location: /d/?a=1&b=%2F#top\r\n"), 1, 0, "~Location" },
+	{ "any value of the parameter", &q_cfg, &qtok,
+	    R301("Location: /d/?api_key=other&api_key=more\r\n"),
+	    W301("Location: /d/\r\n"), 1, 0, "~Location" },
+	{ "Content-Location", &q_cfg, &qtok,
+	    R200("content-location: /x?api_key=t0k%20en%2F%2B~\r\n"),
+	    R200("content-location: /x\r\n"), 1, 0, "~content-location" },
+	{ "each Link reference", &q_cfg, &qtok,
+	    R200("Link: </p?api_key=t0k%20en%2F%2B~>; rel=next, "
+	    "</q?a=1&api_key=1>; rel=\"prev\"\r\nLink: <https://x/>; rel=start\r\n"),
+	    R200("Link: </p>; rel=next, </q?a=1>; rel=\"prev\"\r\n"
+	    "Link: <https://x/>; rel=start\r\n"), 1, 0, "~Link" },
+	{ "Refresh url=", &q_cfg, &qtok,
+	    R200("Refresh: 5; url=/r?api_key=t0k%20en%2F%2B~&b=1\r\n"),
+	    R200("Refresh: 5; url=/r?b=1\r\n"), 1, 0, "~Refresh" },
+	{ "Refresh quoted", &q_cfg, &qtok,
+	    R200("Refresh: 0;URL='/r?api_key=x'\r\n"),
+	    R200("Refresh: 0;URL='/r'\r\n"), 1, 0, "~Refresh" },
+	{ "Refresh without url=", &q_cfg, &qtok,
+	    R200("Refresh: 1, /r?api_key=x#f\r\n"),
+	    R200("Refresh: 1, /r#f\r\n"), 1, 0, "~Refresh" },
+	{ "secret elsewhere in the URL", &q_cfg, &qtok,
+	    R301("Location: /t0k%20en%2F%2B~/?api_key=t0k%20en%2F%2B~\r\nX-A: 1\r\n"),
+	    W301("X-A: 1\r\n"), 0, 1, "-Location" },
+	{ "secret in the fragment", &q_cfg, &qtok,
+	    R301("Location: /d/#t0k%20en%2F%2B~\r\n"),
+	    W301(""), 0, 1, "-Location" },
+	{ "other parameters stay", &q_cfg, &qtok,
+	    R301("Location: /d?API_KEY=1&key=2\r\nX-Note: api_key=3\r\n"),
+	    W301("Location: /d?API_KEY=1&key=2\r\nX-Note: api_key=3\r\n"), 0, 0, "" },
+	{ "raw echo", &q_cfg, &qtok,
+	    R200("X-Echo: t0k en/+~\r\nX-Keep: t0k en\r\n"),
+	    R200("X-Keep: t0k en\r\n"), 0, 1, "-X-Echo" },
+	{ "as injected", &q_cfg, &qtok,
+	    R200("X-Echo: t0k%20en%2F%2B~\r\n"), R200(""), 0, 1, "-X-Echo" },
+	{ "lower-case hex", &q_cfg, &qtok,
+	    R200("X-Echo: a=t0k%20en%2f%2b~;\r\n"), R200(""), 0, 1, "-X-Echo" },
+	{ "plus for space", &q_cfg, &qtok,
+	    R200("X-Echo: t0k+en%2F%2B~\r\n"), R200(""), 0, 1, "-X-Echo" },
+	{ "slash left raw", &q_cfg, &qtok,
+	    R200("X-Echo: t0k%20en/%2B~\r\n"), R200(""), 0, 1, "-X-Echo" },
+	{ "every byte encoded", &q_cfg, &qtok,
+	    R200("X-Echo: %74%30%6b%20%65%6e%2f%2b%7e\r\n"), R200(""), 0, 1, "-X-Echo" },
+	{ "base64", &q_cfg, &qtok,
+	    R200("Set-Cookie: s=dDBrIGVuLyt+; Path=/\r\n"), R200(""), 0, 1, "-Set-Cookie" },
+	{ "base64, '+' encoded", &q_cfg, &qtok,
+	    R200("X-B: dDBrIGVuLyt%2B\r\nX-C: dDBrIGVuLyt\r\nX-D: dDBrIGVuLyt%2b\r\n"),
+	    R200("X-C: dDBrIGVuLyt\r\n"), 0, 2, "-X-B -X-D" },
+	{ "names once, counts all", &q_cfg, &qtok,
+	    R301("Location: /a?api_key=1\r\nX-Echo: t0k en/+~\r\nx-echo: t0k en/+~\r\n"
+	    "Link: </b?api_key=1>\r\nX-Ok: 1\r\n"),
+	    W301("Location: /a\r\nLink: </b>\r\nX-Ok: 1\r\n"), 2, 2,
+	    "~Location -X-Echo ~Link" },
+	{ "reason phrase", &q_cfg, &qtok,
+	    "HTTP/1.1 400 bad t0k en/+~\r\nX-Ok: 1\r\n\r\n",
+	    "HTTP/1.1 400 \r\nX-Ok: 1\r\n\r\n", 0, 1, "-:reason-phrase" },
+	{ "a name that holds it", &q_cfg, &qtok,
+	    R200("X-dDBrIGVuLyt+: 1\r\nX-Ok: 1\r\n"), R200("X-Ok: 1\r\n"),
+	    0, 1, "-:field-name" },
+	{ "short secret: parameter only", &q_cfg, &short_tok,
+	    R301("Location: /d?api_key=ab&x=1\r\nX-Echo: ab\r\n"),
+	    W301("Location: /d?x=1\r\nX-Echo: ab\r\n"), 1, 0, "~Location" },
+	{ "basic: base64 of user:password", &basic_cfg, &basic_fields,
+	    R200("X-Echo: Basic c3ZjOm9wZW4gc2VzYW1l\r\n"
+	    "WWW-Authenticate: Basic realm=\"x\"\r\n"),
+	    R200("WWW-Authenticate: Basic realm=\"x\"\r\n"), 0, 1, "-X-Echo" },
+	{ "basic: password", &basic_cfg, &basic_fields,
+	    R200("X-1: open sesame\r\nX-2: open%20sesame\r\nX-3: open+sesame\r\n"
+	    "X-4: b3BlbiBzZXNhbWU=\r\nX-5: svc\r\nX-6: open\r\n"),
+	    R200("X-5: svc\r\nX-6: open\r\n"), 0, 4, "-X-1 -X-2 -X-3 -X-4" },
+	{ "basic: no URL scrubbing", &basic_cfg, &basic_fields,
+	    R301("Location: /d?api_key=x\r\n"), W301("Location: /d?api_key=x\r\n"), 0, 0, "" },
+	{ "basic: short password", &basic_cfg, &basic_short,
+	    R200("X-1: abc\r\nX-2: Basic c3ZjOmFiYw==\r\n"), R200("X-1: abc\r\n"),
+	    0, 1, "-X-2" },
+	{ "bearer", &bearer_cfg, &token_fields,
+	    R200("X-Seen: Bearer legacy-token\r\nX-Ok: legacy\r\n"), R200("X-Ok: legacy\r\n"),
+	    0, 1, "-X-Seen" },
+	{ "header: each template field", &header_cfg, &tmpl_fields,
+	    R200("X-Api-Key: Key k1k1k1/7\r\nX-Id: 7\r\nX-Part: k1k1\r\n"),
+	    R200("X-Id: 7\r\nX-Part: k1k1\r\n"), 0, 1, "-X-Api-Key" },
+};
+
+static void
+test_secret_echo(void **state)
+{
+	struct inj_http_echo echo;
+	struct parsed p;
+	struct evbuffer *out;
+	size_t i, before, after;
+	char names[256], *got;
+
+	for (i = 0; i < CG_ARRAY_LEN(echo_cases); i++) {
+		const struct echo_case *t = &echo_cases[i];
+		struct inj_cred cred = { kv_field, t->cred };
+
+		out = evbuffer_new();
+		assert_non_null(out);
+		parse(&p, t->in, strlen(t->in), false);
+		secmem_stats(&before, NULL);
+		if (inj_http_write_response(&p.h, INJ_FRAMING_NONE, 0, false, NULL, t->cfg,
+		    &cred, &echo, out) != 0) {
+			print_error("%s: write_response failed\n", t->name);
+			fail();
+		}
+		secmem_stats(&after, NULL);
+		assert_int_equal(after, before);	/* searched-for bytes freed */
+		got = drain(out);
+		echo_text(&echo, names, sizeof(names));
+		if (strcmp(got, t->want) != 0 || strcmp(names, t->names) != 0 ||
+		    echo.scrubbed != t->scrubbed || echo.dropped != t->dropped) {
+			print_error("%s:\n--- got (%u scrubbed, %u dropped: %s)\n%s"
+			    "--- want (%u, %u: %s)\n%s", t->name, echo.scrubbed,
+			    echo.dropped, names, got, t->scrubbed, t->dropped, t->names,
+			    t->want);
+			fail();
+		}
+		free(got);
+		evbuffer_free(out);
+	}
+}
+
+/* Every spelling of a secret, in every field, under every kind. */
+static void
+test_secret_echo_all_fields(void **state)
+{
+	static const char *const spellings[] = {
+		"t0k en/+~", "t0k%20en%2F%2B~", "t0k%20en%2f%2b~", "t0k+en%2F%2B~",
+		"dDBrIGVuLyt+",
+	};
+	static const char *const names[] = {
+		"X-Echo", "Set-Cookie", "WWW-Authenticate", "Location", "Link",
+		"Refresh", "Content-Location", "Vary",
+	};
+	struct inj_cred cred = { kv_field, &qtok };
+	struct inj_http_cfg cfg = { .kind = INJ_HTTP_BEARER };
+	struct inj_http_echo echo;
+	struct parsed p;
+	struct evbuffer *out;
+	char in[256];
+	size_t i, j, k;
+
+	for (k = 0; k < 2; k++) {
+		cfg = k == 0 ? bearer_cfg : q_cfg;
+		cfg.field = MUT("token");
+		for (i = 0; i < CG_ARRAY_LEN(spellings); i++) {
+			for (j = 0; j < CG_ARRAY_LEN(names); j++) {
+				snprintf(in, sizeof(in), "HTTP/1.1 200 OK\r\n%s: <x%sy>\r\n\r\n",
+				    names[j], spellings[i]);
+				parse(&p, in, strlen(in), false);
+				out = evbuffer_new();
+				assert_non_null(out);
+				assert_int_equal(inj_http_write_response(&p.h, INJ_FRAMING_NONE,
+				    0, false, NULL, &cfg, &cred, &echo, out), 0);
+				assert_int_equal(evbuffer_get_length(out),
+				    strlen("HTTP/1.1 200 OK\r\n\r\n"));
+				assert_int_equal(echo.dropped, 1);
+				evbuffer_free(out);
+			}
+		}
+	}
+}
+
+/* Nothing can be searched for without the credential's field: nothing
+ * is written. */
+static void
+test_secret_echo_missing_field(void **state)
+{
+	static const struct kv kv[] = { { "other", "value", 0 } };
+	static const struct kvs f = { kv, 1 };
+	struct inj_cred cred = { kv_field, &f };
+	struct inj_http_echo echo;
+	struct evbuffer *out = evbuffer_new();
+	struct parsed p;
+	size_t before, after;
+
+	parse(&p, S(R200("X-A: 1\r\n")), false);
+	assert_int_equal(evbuffer_add(out, "KEEP", 4), 0);
+	secmem_stats(&before, NULL);
+	assert_int_equal(inj_http_write_response(&p.h, INJ_FRAMING_NONE, 0, false, NULL,
+	    &q_cfg, &cred, &echo, out), CG_ERR_NOTFOUND);
+	assert_int_equal(inj_http_write_response(&p.h, INJ_FRAMING_NONE, 0, false, NULL,
+	    &header_cfg, &cred, &echo, out), CG_ERR_NOTFOUND);
+	assert_int_equal(inj_http_write_response(&p.h, INJ_FRAMING_NONE, 0, false, NULL,
+	    &basic_cfg, &cred, &echo, out), CG_ERR_NOTFOUND);
+	secmem_stats(&after, NULL);
+	assert_int_equal(after, before);
+	assert_int_equal(evbuffer_get_length(out), 4);
+	assert_int_equal(echo.scrubbed + echo.dropped, 0);
+	evbuffer_free(out);
 }
 
 /* ------------------------------------------------------------------ */
@@ -779,6 +1102,10 @@ main(void)
 		cmocka_unit_test(test_header_injection_refused),
 		cmocka_unit_test(test_secret_lifetime),
 		cmocka_unit_test(test_response),
+		cmocka_unit_test(test_url_strip),
+		cmocka_unit_test(test_secret_echo),
+		cmocka_unit_test(test_secret_echo_all_fields),
+		cmocka_unit_test(test_secret_echo_missing_field),
 		cmocka_unit_test(test_read_proof),
 		cmocka_unit_test(test_cfg),
 		cmocka_unit_test(test_hop_by_hop_names),
