@@ -832,8 +832,12 @@ conn_request_reset(struct conn *c)
 	c->target = NULL;
 	free(c->fields);
 	c->fields = NULL;
-	free(c->rhead);
-	c->rhead = NULL;
+	if (c->rhead != NULL) {
+		/* An upstream may echo the credential in its head. */
+		cg_wipe(c->rhead, c->resp.head_len);
+		free(c->rhead);
+		c->rhead = NULL;
+	}
 	free(c->rfields);
 	c->rfields = NULL;
 	memset(&c->req, 0, sizeof(c->req));

@@ -177,6 +177,10 @@ main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit (ulimit -f, LimitFSIZE=) fails the audit write
+	 * that reaches it, which is cut back and audited as a failure,
+	 * instead of killing the process. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (cg_disable_core_dumps() != 0)
 		fprintf(stderr, "credgate: warning: cannot disable core dumps\n");
 	if (setup_secure_memory(file) != 0)

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from conftest import (SECRET_USER, RawClient, assert_closed, audit_problems, base_route,
+from conftest import (SECRET_USER, RawClient, audit_problems, base_route,
                       find_leaks, free_port, read_text, run_credgate, wait_for, wait_port)
 
 

@@ -5,7 +5,6 @@ import base64
 import http.client
 import re
 import secrets
-import socket
 import time
 
 from conftest import CANARY, CANARY_TOKEN, SECRET_USER, assert_closed
