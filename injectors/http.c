@@ -708,26 +708,69 @@ compose_query_line(const struct http_head *req, const struct inj_http_cfg *cfg,
 	return s->err;
 }
 
-/* Is field f named in any Connection field of h? */
-static bool
-named_in_connection(const struct http_head *h, const struct http_field *f)
+/*
+ * The Connection fields of a head, found once for all of its fields
+ * instead of once per field: a head has one or none.
+ */
+#define CONN_FIELDS_MAX 4
+struct conn_fields {
+	const struct http_head *h;
+	const struct http_field *f[CONN_FIELDS_MAX];
+	size_t n;
+	bool more;		/* over CONN_FIELDS_MAX: searched each time */
+};
+
+static void
+conn_fields_find(const struct http_head *h, struct conn_fields *cf)
 {
 	const struct http_field *c;
-	struct http_span e;
-	size_t iter = 0, pos;
+	size_t iter = 0;
 
+	cf->h = h;
+	cf->n = 0;
+	cf->more = false;
 	while ((c = http_head_find(h, "Connection", &iter)) != NULL) {
-		pos = 0;
-		while (http_list_next(&c->value, &pos, &e)) {
-			if (cg_strcase_eq(e.p, e.len, f->name.p, f->name.len))
-				return true;
+		if (cf->n == CONN_FIELDS_MAX) {
+			cf->more = true;
+			return;
 		}
+		cf->f[cf->n++] = c;
 	}
+}
+
+static bool
+named_in_value(const struct http_field *c, const struct http_field *f)
+{
+	struct http_span e;
+	size_t pos = 0;
+
+	while (http_list_next(&c->value, &pos, &e))
+		if (cg_strcase_eq(e.p, e.len, f->name.p, f->name.len))
+			return true;
+	return false;
+}
+
+/* Is field f named in any Connection field of the head? */
+static bool
+named_in_connection(const struct conn_fields *cf, const struct http_field *f)
+{
+	const struct http_field *c;
+	size_t i, iter = 0;
+
+	if (cf->more) {
+		while ((c = http_head_find(cf->h, "Connection", &iter)) != NULL)
+			if (named_in_value(c, f))
+				return true;
+		return false;
+	}
+	for (i = 0; i < cf->n; i++)
+		if (named_in_value(cf->f[i], f))
+			return true;
 	return false;
 }
 
 static bool
-drop_request_field(const struct http_head *req, const struct http_field *f,
+drop_request_field(const struct conn_fields *cf, const struct http_field *f,
     const char *target, bool own_host)
 {
 	static const struct field_name dropped[] = {
@@ -746,14 +789,14 @@ drop_request_field(const struct http_head *req, const struct http_field *f,
 	 * the one we write. */
 	if (name_is(f->name.p, f->name.len, "Host"))
 		return own_host;
-	return named_in_connection(req, f);
+	return named_in_connection(cf, f);
 }
 
 /* A caller's forwarding field that we join into ours. */
 static bool
-forward_value(const struct http_head *h, const struct http_field *f)
+forward_value(const struct conn_fields *cf, const struct http_field *f)
 {
-	return f->value.len > 0 && !f->drop && !named_in_connection(h, f);
+	return f->value.len > 0 && !f->drop && !named_in_connection(cf, f);
 }
 
 /* Appends the strings up to the NULL that ends the list; 0 or -1.  Heads
@@ -788,15 +831,15 @@ add_content_length(struct evbuffer *b, unsigned long long v)
  * nothing when the caller sent no value.
  */
 static int
-add_joined(struct evbuffer *b, const struct http_head *h, const char *name,
+add_joined(struct evbuffer *b, const struct conn_fields *cf, const char *name,
     bool *any)
 {
 	const struct http_field *f;
 	size_t iter = 0;
 
 	*any = false;
-	while ((f = http_head_find(h, name, &iter)) != NULL) {
-		if (!forward_value(h, f))
+	while ((f = http_head_find(cf->h, name, &iter)) != NULL) {
+		if (!forward_value(cf, f))
 			continue;
 		if (!*any && add_strs(b, name, ": ", NULL) != 0)
 			return -1;
@@ -899,6 +942,7 @@ inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *c
 	const char *target = inj_http_target_header(cfg);
 	const char *addr = ctx != NULL ? ctx->client_addr : NULL;
 	const char *dummy, *host = NULL;
+	struct conn_fields cf;
 	size_t i, host_len = 0;
 	bool any;
 	int r;
@@ -906,6 +950,7 @@ inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *c
 	if (reason == NULL)
 		reason = &dummy;
 	*reason = NULL;
+	conn_fields_find(req, &cf);
 
 	/* The secret parts first: nothing is written if they fail. */
 	if (cfg->kind == INJ_HTTP_QUERY) {
@@ -956,7 +1001,7 @@ inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *c
 	for (i = 0; i < req->nfields; i++) {
 		const struct http_field *f = &req->fields[i];
 
-		if (drop_request_field(req, f, target, host != NULL))
+		if (drop_request_field(&cf, f, target, host != NULL))
 			continue;
 		if (evbuffer_add(tmp, f->name.p, f->name.len) != 0 ||
 		    evbuffer_add(tmp, ": ", 2) != 0 ||
@@ -969,7 +1014,7 @@ inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *c
 	if (cfg->kind != INJ_HTTP_QUERY && sbuf_hand_over(&cred_line, tmp) != 0)
 		goto out;
 
-	if (add_joined(tmp, req, "X-Forwarded-For", &any) != 0)
+	if (add_joined(tmp, &cf, "X-Forwarded-For", &any) != 0)
 		goto out;
 	if (addr != NULL) {
 		if (add_strs(tmp, any ? ", " : "X-Forwarded-For: ", addr, NULL) != 0)
@@ -979,7 +1024,7 @@ inj_http_write_request(const struct http_head *req, const struct inj_http_cfg *c
 	if (any && evbuffer_add(tmp, "\r\n", 2) != 0)
 		goto out;
 
-	if (add_joined(tmp, req, "Forwarded", &any) != 0)
+	if (add_joined(tmp, &cf, "Forwarded", &any) != 0)
 		goto out;
 	if (addr != NULL) {
 		if (add_strs(tmp, any ? ", " : "Forwarded: ", "for=", NULL) != 0 ||
@@ -1040,7 +1085,7 @@ struct needle {
  * What one response is searched for: the secret values the request was
  * written with, borrowed from the credential, and their base64, made here.
  */
-struct echo_set {
+struct inj_http_echo_set {
 	const char *param;	/* query: removed from URL fields; else NULL */
 	struct needle *v;	/* in block */
 	size_t n;
@@ -1050,7 +1095,7 @@ struct echo_set {
 
 /* Two passes over the secret values: the first counts, the second fills. */
 struct echo_build {
-	struct echo_set *set;
+	struct inj_http_echo_set *set;
 	const struct inj_cred *cred;
 	bool fill;
 	bool overflow;		/* second pass: more than the first counted */
@@ -1183,7 +1228,7 @@ echo_walk(const struct inj_http_cfg *cfg, struct echo_build *b)
 }
 
 static void
-echo_set_free(struct echo_set *set)
+echo_set_free(struct inj_http_echo_set *set)
 {
 	if (set->block != NULL)
 		secmem_free(set->block);	/* wipes */
@@ -1192,7 +1237,7 @@ echo_set_free(struct echo_set *set)
 
 /* The needles of cfg and cred, in one block of secure memory. */
 static int
-echo_set_build(struct echo_set *set, const struct inj_http_cfg *cfg,
+echo_set_build(struct inj_http_echo_set *set, const struct inj_http_cfg *cfg,
     const struct inj_cred *cred)
 {
 	struct echo_build b = { .set = set, .cred = cred };
@@ -1261,7 +1306,7 @@ pct_holds(const char *h, size_t n, const struct needle *nd)
 
 /* Does the value hold any of the set's needles? */
 static bool
-echo_holds(const struct echo_set *set, const char *p, size_t n)
+echo_holds(const struct inj_http_echo_set *set, const char *p, size_t n)
 {
 	bool encoded;
 	size_t i;
@@ -1505,7 +1550,7 @@ static const char secret_name[] = ":field-name";
  */
 static int
 add_response_field(struct evbuffer *b, const struct http_field *f,
-    const struct echo_set *set, struct inj_http_echo *echo)
+    const struct inj_http_echo_set *set, struct inj_http_echo *echo)
 {
 	const char *v = f->value.p;
 	size_t vlen = f->value.len, slen;
@@ -1550,14 +1595,61 @@ add_response_field(struct evbuffer *b, const struct http_field *f,
 /* ------------------------------------------------------------------ */
 
 int
+inj_http_echo_set_new(const struct inj_http_cfg *cfg, const struct inj_cred *cred,
+    struct inj_http_echo_set **out)
+{
+	struct inj_http_echo_set *set;
+	int r;
+
+	*out = NULL;
+	if ((set = calloc(1, sizeof(*set))) == NULL)
+		return CG_ERR_NOMEM;
+	if ((r = echo_set_build(set, cfg, cred)) != 0) {
+		free(set);
+		return r;
+	}
+	*out = set;
+	return 0;
+}
+
+void
+inj_http_echo_set_free(struct inj_http_echo_set *set)
+{
+	if (set == NULL)
+		return;
+	echo_set_free(set);	/* wipes */
+	free(set);
+}
+
+int
 inj_http_write_response(const struct http_head *resp, enum inj_http_framing framing,
     unsigned long long content_length, bool close, const char *request_id,
     const struct inj_http_cfg *cfg, const struct inj_cred *cred,
     struct inj_http_echo *echo, struct evbuffer *out)
 {
+	struct inj_http_echo_set *set = NULL;
+	int r;
+
+	if (echo != NULL)
+		memset(echo, 0, sizeof(*echo));
+	if (cfg != NULL && cred != NULL && (r = inj_http_echo_set_new(cfg, cred, &set)) != 0)
+		return r;
+	r = inj_http_write_response_set(resp, framing, content_length, close, request_id,
+	    set, echo, out);
+	inj_http_echo_set_free(set);
+	return r;
+}
+
+int
+inj_http_write_response_set(const struct http_head *resp, enum inj_http_framing framing,
+    unsigned long long content_length, bool close, const char *request_id,
+    const struct inj_http_echo_set *setp, struct inj_http_echo *echo, struct evbuffer *out)
+{
+	static const struct inj_http_echo_set none;
+	const struct inj_http_echo_set *set = setp != NULL ? setp : &none;
 	char status[] = "HTTP/1.1 000 ";
-	struct echo_set set = { 0 };
 	struct evbuffer *tmp = NULL;
+	struct conn_fields cf;
 	size_t i;
 	int r;
 	/* A response without a body (HEAD, 304) keeps the upstream's
@@ -1572,8 +1664,7 @@ inj_http_write_response(const struct http_head *resp, enum inj_http_framing fram
 		return CG_ERR_FORMAT;
 	if (resp->status < 100 || resp->status > 999)
 		return CG_ERR_FORMAT;	/* the parser admits three digits only */
-	if (cfg != NULL && cred != NULL && (r = echo_set_build(&set, cfg, cred)) != 0)
-		return r;
+	conn_fields_find(resp, &cf);
 	r = CG_ERR_NOMEM;
 	if ((tmp = evbuffer_new()) == NULL)
 		goto out;
@@ -1582,7 +1673,7 @@ inj_http_write_response(const struct http_head *resp, enum inj_http_framing fram
 	status[11] = (char)('0' + resp->status % 10);
 	if (evbuffer_add(tmp, status, 13) != 0)
 		goto out;
-	if (echo_holds(&set, resp->reason.p, resp->reason.len))
+	if (echo_holds(set, resp->reason.p, resp->reason.len))
 		echo_note(echo, reason_phrase_name, sizeof(reason_phrase_name) - 1, true);
 	else if (evbuffer_add(tmp, resp->reason.p, resp->reason.len) != 0)
 		goto out;
@@ -1596,9 +1687,9 @@ inj_http_write_response(const struct http_head *resp, enum inj_http_framing fram
 		    (!keep_cl && name_is(f->name.p, f->name.len, "Content-Length")) ||
 		    (request_id != NULL &&
 		    name_is(f->name.p, f->name.len, "X-Request-Id")) ||
-		    named_in_connection(resp, f))
+		    named_in_connection(&cf, f))
 			continue;
-		if ((r = add_response_field(tmp, f, &set, echo)) != 0)
+		if ((r = add_response_field(tmp, f, set, echo)) != 0)
 			goto out;
 	}
 	r = CG_ERR_NOMEM;
@@ -1622,7 +1713,6 @@ inj_http_write_response(const struct http_head *resp, enum inj_http_framing fram
 		goto out;
 	r = 0;
  out:
-	echo_set_free(&set);
 	if (tmp != NULL)
 		evbuffer_free(tmp);
 	if (r != 0 && echo != NULL)

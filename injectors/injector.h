@@ -184,6 +184,27 @@ int inj_http_write_response(const struct http_head *resp, enum inj_http_framing 
     struct inj_http_echo *echo, struct evbuffer *out) CG_WUR;
 
 /*
+ * What inj_http_write_response() searches for, made once: the secret
+ * values of cfg and cred (borrowed for the call) and their base64, in
+ * secure memory, and cfg's query parameter (borrowed: cfg must outlive
+ * the set).  A set serves every response written with that credential
+ * under cfg.  Returns 0 and *out (free it with inj_http_echo_set_free(),
+ * which wipes), CG_ERR_NOTFOUND when a credential field is missing,
+ * CG_ERR_FORMAT or CG_ERR_NOMEM.
+ */
+struct inj_http_echo_set;
+int inj_http_echo_set_new(const struct inj_http_cfg *cfg, const struct inj_cred *cred,
+    struct inj_http_echo_set **out) CG_WUR;
+void inj_http_echo_set_free(struct inj_http_echo_set *set);	/* NULL-safe */
+
+/* inj_http_write_response() with a set made before; NULL searches for
+ * nothing. */
+int inj_http_write_response_set(const struct http_head *resp,
+    enum inj_http_framing framing, unsigned long long content_length, bool close,
+    const char *request_id, const struct inj_http_echo_set *set,
+    struct inj_http_echo *echo, struct evbuffer *out) CG_WUR;
+
+/*
  * Removes every pair whose name, percent-decoded, is param from the query
  * of the URI reference u[0..n), which lies between the first '?' and the
  * first '#'.  The other pairs keep their bytes and order, empty pairs go,

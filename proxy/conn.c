@@ -754,41 +754,6 @@ conn_up_free(struct conn *c)
 	c->up_idle = false;
 }
 
-/* Appends len bytes of s to key at *n; false when they and a NUL do not
- * fit in size. */
-static bool
-key_add(char *key, size_t size, size_t *n, const char *s, size_t len)
-{
-	if (len >= size - *n)
-		return false;
-	memcpy(key + *n, s, len);
-	*n += len;
-	key[*n] = '\0';
-	return true;
-}
-
-/*
- * Which pooled upstream connections this route may reuse.  False when the
- * names do not fit: such a route does not pool, for a cut key could match
- * another route's.
- */
-static bool
-conn_up_key(const struct conn *c, char *key, size_t size)
-{
-	const char *route = c->route->policy.name, *up = c->rt->upstream_name;
-	char num[24];
-	size_t n = 0, nlen;
-
-	/* A TLS connection was set up under one generation's TLS settings:
-	 * only that generation reuses it. */
-	nlen = cg_fmt_u64(num, c->rt->client_ctx != NULL ? c->gen->number : 0);
-	return key_add(key, size, &n, route, strlen(route)) &&
-	    key_add(key, size, &n, "|", 1) &&
-	    key_add(key, size, &n, up, strlen(up)) &&
-	    key_add(key, size, &n, "|", 1) &&
-	    key_add(key, size, &n, num, nlen);
-}
-
 /*
  * Lets go of the upstream connection: an idle one (its last response
  * complete, reusable) goes to the worker's pool for the next client of
@@ -797,8 +762,6 @@ conn_up_key(const struct conn *c, char *key, size_t size)
 static void
 conn_up_release(struct conn *c)
 {
-	char key[UP_KEY_MAX];
-
 	if (c->up == NULL)
 		return;
 	if (!c->up_idle || !c->up_connected || c->w->draining ||
@@ -807,12 +770,12 @@ conn_up_release(struct conn *c)
 		conn_up_free(c);
 		return;
 	}
-	if (!conn_up_key(c, key, sizeof(key))) {
+	if (c->rt->up_key[0] == '\0') {
 		conn_up_free(c);
 		return;
 	}
 	/* The pool's watch starts before ours ends: no epoll change. */
-	worker_up_put(c->w, key, c->up, c->route->upstream_keepalive);
+	worker_up_put(c->w, c->rt->up_key, c->up, c->route->upstream_keepalive);
 	conn_up_drop_reads(c);
 	c->up = NULL;
 	c->up_connected = false;
@@ -1822,11 +1785,9 @@ conn_up_setup(struct conn *c, bool connected)
 static int
 conn_up_connect(struct conn *c)
 {
-	char key[UP_KEY_MAX];
 	SSL *ssl;
 
-	if (conn_up_key(c, key, sizeof(key)) &&
-	    (c->up = worker_up_get(c->w, key)) != NULL) {
+	if (c->rt->up_key[0] != '\0' && (c->up = worker_up_get(c->w, c->rt->up_key)) != NULL) {
 		conn_up_setup(c, true);
 		return 0;
 	}
@@ -2047,6 +2008,60 @@ conn_response_done(struct conn *c)
 		conn_read_head(c);
 }
 
+void
+conn_echo_slots_reset(struct cg_worker *w, size_t n)
+{
+	size_t i;
+
+	for (i = 0; w->echo_slots != NULL && i < w->necho_slots; i++) {
+		inj_http_echo_set_free(w->echo_slots[i].set);
+		secret_unref(w->echo_slots[i].cred);
+	}
+	free(w->echo_slots);
+	w->echo_slots = n > 0 ? calloc(n, sizeof(*w->echo_slots)) : NULL;
+	w->necho_slots = w->echo_slots != NULL ? n : 0;
+}
+
+/*
+ * What the response is searched for (see inj_http_write_response()):
+ * made once per credential, kept by the worker for the route, and made
+ * again when the route's credential changes.  A request of an older
+ * generation (in flight across a reload) gets a set of its own, in *own,
+ * which the caller frees.
+ */
+static int
+conn_echo_set(struct conn *c, const struct inj_http_echo_set **set,
+    struct inj_http_echo_set **own)
+{
+	struct inj_cred cred = { conn_cred_field, c->cred };
+	struct cg_echo_slot *slot = NULL;
+	struct inj_http_echo_set *made;
+	int r;
+
+	*set = NULL;
+	*own = NULL;
+	if (c->cred == NULL)
+		return 0;
+	if (c->gen == c->w->gen && c->w->echo_slots != NULL)
+		slot = &c->w->echo_slots[c->rt - c->gen->routes];
+	if (slot != NULL && slot->cred == c->cred) {
+		*set = slot->set;
+		return 0;
+	}
+	if ((r = inj_http_echo_set_new(&c->route->inject, &cred, &made)) != 0)
+		return r;
+	*set = made;
+	if (slot == NULL) {
+		*own = made;
+		return 0;
+	}
+	inj_http_echo_set_free(slot->set);
+	secret_unref(slot->cred);
+	slot->cred = secret_ref(c->cred);
+	slot->set = made;
+	return 0;
+}
+
 /* The upstream's response head is in c->resp: check it and send it on. */
 static int
 conn_response_head(struct conn *c)
@@ -2058,7 +2073,8 @@ conn_response_head(struct conn *c)
 	const struct http_field *cl;
 	size_t it = 0, i;
 	bool close_after;
-	struct inj_cred cred = { conn_cred_field, c->cred };
+	const struct inj_http_echo_set *set;
+	struct inj_http_echo_set *own;
 	struct inj_http_echo echo;
 	int r;
 
@@ -2108,9 +2124,11 @@ conn_response_head(struct conn *c)
 		c->keep_alive = false;
 	/* The credential is searched for in what goes back (c->cred is held
 	 * until the response is done). */
-	r = inj_http_write_response(&c->resp, out, clen, close_after, c->request_id,
-	    &c->route->inject, c->cred != NULL ? &cred : NULL, &echo,
-	    bufferevent_get_output(c->cli));
+	if ((r = conn_echo_set(c, &set, &own)) == 0) {
+		r = inj_http_write_response_set(&c->resp, out, clen, close_after,
+		    c->request_id, set, &echo, bufferevent_get_output(c->cli));
+		inj_http_echo_set_free(own);
+	}
 	if (r != 0) {
 		conn_upstream_failed(c, 502, "cannot write response head");
 		return -1;

@@ -118,6 +118,26 @@ listen_key(char *out, size_t size, const char *host, int port)
 	    strchr(host, ':') ? "]" : "", port);
 }
 
+/*
+ * The key of the route's pooled upstream connections: its name, the
+ * upstream's, and for TLS the generation, whose TLS settings set the
+ * connection up (only that generation reuses it).  A key that does not
+ * fit stays empty and the route does not pool: a cut key could match
+ * another route's.
+ */
+static void
+up_key(struct cg_route_rt *rt, uint64_t number)
+{
+	char num[24];
+	int n;
+
+	num[cg_fmt_u64(num, rt->client_ctx != NULL ? number : 0)] = '\0';
+	n = snprintf(rt->up_key, sizeof(rt->up_key), "%s|%s|%s", rt->route->policy.name,
+	    rt->upstream_name, num);
+	if (n < 0 || (size_t)n >= sizeof(rt->up_key))
+		rt->up_key[0] = '\0';
+}
+
 /* Builds a generation around cfg (taken; freed on failure). */
 static int
 gen_build(struct cg_process *p, struct cg_config *cfg, struct cg_gen **out,
@@ -173,6 +193,8 @@ gen_build(struct cg_process *p, struct cg_config *cfg, struct cg_gen **out,
 		}
 	}
 	g->number = ++p->gen_counter;
+	for (i = 0; i < g->nroutes; i++)
+		up_key(&g->routes[i], g->number);
 	*out = g;
 	return 0;
 }

@@ -41,6 +41,9 @@ struct cg_route_shared {
 	struct cg_route_shared *next;
 };
 
+/* Longest key of the pool of idle upstream connections (worker_up_put). */
+#define UP_KEY_MAX 200
+
 /* What a route needs at run time besides its configuration. */
 struct cg_route_rt {
 	const struct cg_route *route;
@@ -51,6 +54,9 @@ struct cg_route_rt {
 	struct cg_route_shared *shared;
 	struct ssl_ctx_st *server_ctx;		/* listener TLS; NULL = plain */
 	struct ssl_ctx_st *client_ctx;		/* upstream TLS; NULL = plain */
+	char up_key[UP_KEY_MAX];		/* which pooled upstream
+						   connections the route reuses;
+						   "" = it does not pool */
 };
 
 struct cg_gen {
@@ -114,6 +120,15 @@ struct cg_listener {
 
 TAILQ_HEAD(conn_list, conn);
 
+/* What a route's responses are searched for, made from its last
+ * credential (conn.c); one per route of the worker's generation. */
+struct secret;
+struct inj_http_echo_set;
+struct cg_echo_slot {
+	struct secret *cred;		/* a reference */
+	struct inj_http_echo_set *set;	/* made from cred */
+};
+
 /* Bytes one read of a plain socket takes at most. */
 #define CONN_READ_MAX 16384
 /* Freed connection structs a worker keeps for its next accepts. */
@@ -143,7 +158,11 @@ struct cg_worker {
 	struct token_cache *tokens;
 	struct cg_metrics *metrics;
 	struct cg_route_metrics **route_metrics; /* parallel to gen->routes */
+	struct cg_echo_slot *echo_slots; /* parallel to gen->routes; may be NULL */
+	size_t necho_slots;
 	struct up_pool *up_pools;	/* idle upstream connections, by key */
+	struct up_idle *up_spare;	/* pool entries kept for reuse */
+	unsigned nup_spare;
 	uint64_t next_conn_id;
 	uint64_t rid_prefix;		/* random, for request ids */
 	uint64_t rid_counter;
@@ -229,7 +248,6 @@ void pending_done(struct cg_pending_table *t, const struct cg_pending_slot *slot
  * (the caller sets its callbacks), NULL when none.  Idle ones close after
  * UP_IDLE_MS, or when the upstream closes them or sends anything.
  */
-#define UP_KEY_MAX 200
 #define UP_IDLE_MS 15000
 struct bufferevent;
 void worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev,
@@ -256,5 +274,8 @@ void conn_close_all(struct cg_worker *w, const char *reason);
 void conn_drain_all(struct cg_worker *w);
 /* Writes the audit events queued in this pass; see conn.c. */
 void conn_audit_flush(struct cg_worker *w);
+/* Lets go of w->echo_slots; with n > 0, makes n empty ones (NULL when
+ * out of memory: responses then make their own). */
+void conn_echo_slots_reset(struct cg_worker *w, size_t n);
 
 #endif /* CG_SERVER_H */

@@ -32,6 +32,7 @@
 #define LISTEN_BACKLOG 1024
 #define ACCEPT_PAUSE_MS 1000
 #define HELD_RETRY_MS 50	/* a listener waiting for a slot looks again */
+#define UP_SPARE_MAX 64		/* pool entries kept for reuse */
 
 static void worker_conn_unadmit(struct cg_worker *w, struct cg_route_rt *rt);
 static void worker_ask_evict(struct cg_worker *w);
@@ -459,6 +460,7 @@ struct up_pool {
 
 struct up_idle {
 	TAILQ_ENTRY(up_idle) link;
+	struct up_idle *spare;		/* in w->up_spare, while kept */
 	struct cg_worker *w;
 	struct up_pool *pool;
 	struct bufferevent *bev;
@@ -481,17 +483,43 @@ up_pool_drop_empty(struct cg_worker *w, struct up_pool *pool)
 		}
 }
 
+/* An entry out of its pool is kept for the next put, with its timer: a
+ * keep-alive caller puts and gets one on every request. */
 static void
 up_idle_free(struct up_idle *u)
 {
+	struct cg_worker *w = u->w;
+
 	TAILQ_REMOVE(&u->pool->idle, u, link);
 	u->pool->n--;
 	if (u->bev != NULL)
 		bufferevent_free(u->bev);
-	if (u->timer != NULL)
-		event_free(u->timer);
-	up_pool_drop_empty(u->w, u->pool);
+	up_pool_drop_empty(w, u->pool);
+	u->bev = NULL;
+	u->pool = NULL;
+	evtimer_del(u->timer);
+	if (w->nup_spare < UP_SPARE_MAX) {
+		u->spare = w->up_spare;
+		w->up_spare = u;
+		w->nup_spare++;
+		return;
+	}
+	event_free(u->timer);
 	free(u);
+}
+
+/* Frees the kept entries (the worker's end). */
+static void
+up_spares_free(struct cg_worker *w)
+{
+	struct up_idle *u;
+
+	while ((u = w->up_spare) != NULL) {
+		w->up_spare = u->spare;
+		event_free(u->timer);
+		free(u);
+	}
+	w->nup_spare = 0;
 }
 
 /* An idle upstream spoke, closed, failed or timed out: it is done. */
@@ -552,6 +580,10 @@ worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev, uns
 		bufferevent_free(u->bev);
 		u->bev = NULL;
 		evtimer_del(u->timer);
+	} else if ((u = w->up_spare) != NULL) {
+		w->up_spare = u->spare;
+		w->nup_spare--;
+		pool->n++;
 	} else if ((u = calloc(1, sizeof(*u))) == NULL ||
 	    (u->timer = evtimer_new(w->base, up_idle_timeout, u)) == NULL) {
 		free(u);
@@ -660,6 +692,8 @@ worker_switch(struct cg_worker *w, struct cg_gen *gen, struct cg_listener *adopt
 	}
 	/* Keys may have changed: nothing verified under the old ones stays. */
 	token_cache_flush(w->tokens);
+	/* Credentials and injection settings may have changed too. */
+	conn_echo_slots_reset(w, gen->nroutes);
 	cg_debug("msg=generation worker=%u generation=%llu", w->index,
 	    (unsigned long long)gen->number);
 	cg_gen_unref(old);
@@ -810,6 +844,7 @@ worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err
 		snprintf(err, errlen, "out of memory");
 		return CG_ERR_NOMEM;
 	}
+	conn_echo_slots_reset(w, w->gen->nroutes);
 	return 0;
 }
 
@@ -868,10 +903,12 @@ worker_free(struct cg_worker *w)
 	conn_audit_flush(w);
 	cg_audit_batch_free(&w->audit);
 	worker_up_clear(w);
+	up_spares_free(w);
 	listeners_free(w->listeners);
 	listeners_free(w->pending_listeners);
 	cg_gen_unref(w->pending_gen);
 	cg_gen_unref(w->gen);
+	conn_echo_slots_reset(w, 0);	/* its credential references first */
 	secret_cache_free(w->secrets);
 	token_cache_free(w->tokens);
 	free(w->route_metrics);

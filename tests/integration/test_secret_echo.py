@@ -121,9 +121,7 @@ CREDENTIALS = {
 }
 
 
-@pytest.fixture
-def echo_stack(make_stack):
-    s = make_stack(start=False)
+def start_echo(s, secrets_extra=None):
     port = free_port()
     add_nginx_server(s.nginx, echo_server(s.nginx, port))
     write_files(s.nginx)
@@ -137,10 +135,16 @@ def echo_stack(make_stack):
         routes.append(r)
     s.admin_port = free_port()
     s.start(routes=(), config_text=s.cg.config(
-        routes, {"admin": {"listen": f"127.0.0.1:{s.admin_port}"}}))
+        routes, {"admin": {"listen": f"127.0.0.1:{s.admin_port}"}},
+        secrets_extra=secrets_extra))
     wait_port(port, s.nginx.proc, what="nginx")
     wait_port(s.admin_port, s.cg.proc, what="credgate admin endpoint")
     return s
+
+
+@pytest.fixture
+def echo_stack(make_stack):
+    return start_echo(make_stack(start=False))
 
 
 def echo_metric(s, route):
@@ -266,3 +270,27 @@ def test_echoed_credential_header_is_dropped(echo_stack, route, path, dropped):
     for other in CREDENTIALS:
         if other != route:
             assert echo_metric(s, other) == 0
+
+
+def test_a_rotated_secret_is_searched_for(make_stack):
+    """What responses are searched for is made once per credential: after
+    the secret changes, its new value is the one kept out."""
+    s = start_echo(make_stack(start=False), secrets_extra={"cache_ttl": "0s"})
+    assert get(s, "query", "/q/a.txt", "before").status == 200
+    rotated = CANARY_TOKEN + "-rotated/+"
+    with open(s.cg.secrets_file) as f:
+        store = json.load(f)
+    store["legacy/echo"] = {"token": rotated, "version": "4"}
+    with open(s.cg.secrets_file, "w") as f:
+        json.dump(store, f)
+
+    def fresh():
+        r = get(s, "query", "/q/a.txt", "after")
+        ev = echo_events(s, "after")
+        return r if ev and ev[-1]["credential"]["version"] == "4" else None
+    r = wait_for(fresh, timeout=10)
+    assert r, "the rotated secret was never used"
+    assert r.status == 200
+    text = "\n".join(f"{n}: {v}" for n, v in r.headers)
+    assert not [x for x in spellings(rotated) if x in text], r.headers
+    assert r.header("X-Echo") is None and r.header("X-Plain") == "nothing secret"
