@@ -445,22 +445,20 @@ http {{
 # ----------------------------------------------------------------------
 # A raw upstream that records exactly what credgate sends it
 # ----------------------------------------------------------------------
-class CaptureServer:
-    """Answers every request 200 "captured" and keeps the raw heads and
-    bodies it received, for assertions nginx cannot express (repeated
-    fields, exact names)."""
+class LoopbackServer:
+    """A TCP server on a free loopback port that serves each connection
+    in a thread of its own with self._serve(conn); stop() ends it."""
 
-    def __init__(self):
-        self.port = free_port()
-        self.requests = []
-        self.lock = threading.Lock()
+    def __init__(self, backlog=16):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(16)
+        self.sock.bind(("127.0.0.1", free_port()))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(backlog)
         self.sock.settimeout(0.2)
         self.running = True
         self.threads = []
+        self.conns = []
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -472,9 +470,38 @@ class CaptureServer:
                 continue
             except OSError:
                 return
+            self.conns.append(conn)
             t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             t.start()
             self.threads.append(t)
+
+    def _serve(self, conn):
+        raise NotImplementedError
+
+    def stop(self):
+        """Also ends the connections still open (credgate's pool keeps
+        some), so that no serving thread waits for its peer."""
+        self.running = False
+        self.sock.close()
+        self.thread.join(timeout=5)
+        for conn in self.conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self.threads:
+            t.join(timeout=5)
+
+
+class CaptureServer(LoopbackServer):
+    """Answers every request 200 "captured" and keeps the raw heads and
+    bodies it received, for assertions nginx cannot express (repeated
+    fields, exact names)."""
+
+    def __init__(self):
+        self.requests = []
+        self.lock = threading.Lock()
+        super().__init__()
 
     def _serve(self, conn):
         conn.settimeout(10)
@@ -522,13 +549,6 @@ class CaptureServer:
             return
         finally:
             conn.close()
-
-    def stop(self):
-        self.running = False
-        self.sock.close()
-        self.thread.join(timeout=5)
-        for t in self.threads:
-            t.join(timeout=5)
 
     def fields(self, req, name):
         return [v for n, v in req["fields"] if n.lower() == name.lower()]

@@ -3,14 +3,12 @@ malformed message is answered 400 with Connection: close, the connection is
 closed, and nothing reaches the legacy service, not even in part.  Each
 attack carries a valid token, so that the refusal is the framing's doing."""
 
-import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import assert_closed, free_port
+from conftest import LoopbackServer, assert_closed
 
 A = "Authorization: Bearer {tok}\r\n"
 H = "Host: legacy\r\n"
@@ -333,7 +331,7 @@ def test_ambiguous_framing_whitespace_is_still_400(stack, fields):
     assert_400_and_close(stack, c, mark)
 
 
-class ScriptedUpstream:
+class ScriptedUpstream(LoopbackServer):
     """An upstream that answers every request head (requests carry no
     body here) with the same raw response, for framing nginx never
     writes."""
@@ -341,25 +339,7 @@ class ScriptedUpstream:
     def __init__(self, response):
         self.response = response
         self.heads = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", free_port()))
-        self.port = self.sock.getsockname()[1]
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.running = True
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while self.running:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__(backlog=8)
 
     def _serve(self, conn):
         conn.settimeout(10)
@@ -378,11 +358,6 @@ class ScriptedUpstream:
             return
         finally:
             conn.close()
-
-    def stop(self):
-        self.running = False
-        self.sock.close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture
