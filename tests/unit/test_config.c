@@ -1250,7 +1250,7 @@ test_example(void **state)
 	assert_string_equal(rt->expires_text, "2027-06-30");
 	assert_int_equal(rt->max_body, 10485760);
 	assert_int_equal(rt->audit_failure, CG_AUDIT_FAIL_DENY);
-	assert_int_equal(rt->line, 85);
+	assert_int_equal(rt->line, 86);
 	assert_false(rt->tls.enabled);
 	assert_false(rt->upstream_tls.enabled);
 	assert_null(cfg->admin_listen_host);
