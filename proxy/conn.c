@@ -1489,7 +1489,7 @@ static bool
 conn_last_request(const struct conn *c)
 {
 	return c->requests >= c->route->keepalive_requests ||
-	    cg_mono_ms() - c->born_ms >= c->route->keepalive_time_ms;
+	    c->req_start_ms - c->born_ms >= c->route->keepalive_time_ms;
 }
 
 /* A complete head is in c->req: check it, identify, decide. */

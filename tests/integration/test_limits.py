@@ -25,6 +25,14 @@ def request_bytes(token, path="/a.txt"):
             f"\r\n").encode()
 
 
+def served(s, n, token, route="legacy"):
+    """n connections, each after one request it was served: not silent."""
+    conns = [s.raw(route) for _ in range(n)]
+    for c in conns:
+        assert get(c, "/a.txt", token).status == 200
+    return conns
+
+
 def no_answer_within(c, seconds):
     """True when nothing at all arrives on c for that long."""
     c.sock.settimeout(seconds)
@@ -50,9 +58,7 @@ def test_global_max_connections_waits_for_a_slot(make_stack):
                                       "timeouts": {"client_header": "2s"}})
     no_connections_open(s)
     token = s.token()
-    held = [s.raw() for _ in range(3)]
-    for c in held:
-        assert get(c, "/a.txt", token).status == 200
+    held = served(s, 3, token)
     extra = s.raw()
     extra.send(request_bytes(token))
     assert no_answer_within(extra, 0.6), "a connection over the limit was answered at once"
@@ -81,9 +87,7 @@ def test_route_max_connections_waits_and_other_routes_serve(make_stack):
     launch(s, [route_for(s, max_connections=2), route_for(s, "other")])
     no_connections_open(s)
     token = s.token()
-    held = [s.raw() for _ in range(2)]
-    for c in held:
-        assert get(c, "/a.txt", token).status == 200
+    held = served(s, 2, token)
     extra = s.raw()
     extra.send(request_bytes(token))
     assert no_answer_within(extra, 0.6), "a connection over the route's limit was answered"
@@ -107,9 +111,7 @@ def test_silent_connection_is_evicted_at_the_limit(make_stack):
     launch(s, [route_for(s)], extra={"max_connections": 3, "workers": 1})
     no_connections_open(s)
     token = s.token()
-    busy = [s.raw() for _ in range(2)]
-    for c in busy:
-        assert get(c, "/a.txt", token).status == 200
+    busy = served(s, 2, token)
     silent = s.raw()
     assert wait_for(lambda: open_count(s) == 3)
     t0 = time.monotonic()
