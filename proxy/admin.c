@@ -28,7 +28,7 @@
 #include <event2/listener.h>
 
 #include "proxy/admin.h"
-#include "proxy/http_parse.h"
+#include "injectors/http/http_parse.h"
 
 #define ADMIN_MAX_FIELDS	64
 #define ADMIN_MAX_LINE		4096	/* request line, within ADMIN_MAX_HEAD */

@@ -27,10 +27,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "injectors/injector.h"
+#include "injectors/http/http.h"
 #include "policy/policy.h"
 #include "proxy/audit.h"
-#include "proxy/http_parse.h"
+#include "injectors/http/http_parse.h"
 #include "proxy/metrics.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"

@@ -9,7 +9,7 @@
  * Exit status: 0 ok, 1 configuration error (or a failed policy test),
  * 2 usage error, 3 run-time failure.
  */
-#include <config.h>		/* autoconf's; "config.h" here is proxy/config.h */
+#include "config.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -21,7 +21,7 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
-#include "proxy/config.h"
+#include "proxy/conf.h"
 #include "proxy/policy_test.h"
 #include "proxy/server.h"
 #include "vault-client/vault.h"

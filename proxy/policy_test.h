@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-#include "proxy/config.h"
+#include "proxy/conf.h"
 
 /*
  * Runs every case in cases_file (JSON, see credgate(8)) and prints one line

@@ -23,7 +23,7 @@
 
 #include "common.h"
 #include "proxy/audit.h"
-#include "proxy/config.h"
+#include "proxy/conf.h"
 
 struct event_base;
 struct event;

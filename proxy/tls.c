@@ -38,7 +38,7 @@
 #include <openssl/x509v3.h>
 
 #include "common.h"
-#include "proxy/config.h"
+#include "proxy/conf.h"
 #include "proxy/tls.h"
 
 #define TLS_MAX_KEY_FILE	(1024 * 1024)	/* bytes of a PEM key file */

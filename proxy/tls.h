@@ -3,7 +3,7 @@
  * peer's certificate carries.
  *
  * A context is built from one route's settings (struct cg_tls_server or
- * struct cg_tls_client, see proxy/config.h) when a configuration
+ * struct cg_tls_client, see proxy/conf.h) when a configuration
  * generation is loaded, and freed with it (SSL_CTX_free).  An SSL_CTX is
  * reference-counted by OpenSSL: SSL objects made from it keep it alive, so
  * a connection opened under an old generation goes on working after a

@@ -17,8 +17,8 @@
 
 #include <event2/buffer.h>
 
-#include "injectors/injector.h"
-#include "proxy/http_parse.h"
+#include "injectors/http/http.h"
+#include "injectors/http/http_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <libconfig.h>
 
-#include "proxy/config.h"
+#include "proxy/conf.h"
 
 #define EXAMPLE TEST_SRCDIR "/../../examples/quickstart.conf"
 #define MANPAGE TEST_SRCDIR "/../../man/credgate.conf.5"

@@ -15,8 +15,8 @@
 
 #include <event2/buffer.h>
 
-#include "injectors/injector.h"
-#include "proxy/http_parse.h"
+#include "injectors/http/http.h"
+#include "injectors/http/http_parse.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 /* Configuration strings are not const in struct inj_http_cfg. */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/http_parse.h"
+#include "injectors/http/http_parse.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 

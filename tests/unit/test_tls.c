@@ -21,7 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include "common.h"
-#include "proxy/config.h"
+#include "proxy/conf.h"
 #include "proxy/tls.h"
 
 #define SPIFFE_ID	"spiffe://example.org/ns/a/sa/b"

@@ -1,5 +1,5 @@
 /*
- * http.c: the HTTP injector.  Owns reading the caller's bearer token from a
+ * http_rewrite.c: the HTTP injector.  Owns reading the caller's bearer token from a
  * parsed request head, and writing the upstream request head (hop-by-hop
  * fields and the caller's credentials removed, the legacy credential,
  * forwarding fields and framing added) and the caller's response head.
@@ -20,7 +20,7 @@
 
 #include <event2/buffer.h>
 
-#include "injectors/injector.h"
+#include "injectors/http/http.h"
 
 #define DEFAULT_USERNAME_FIELD	"username"
 #define DEFAULT_PASSWORD_FIELD	"password"

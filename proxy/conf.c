@@ -1,11 +1,11 @@
 /*
- * config.c: credgate.conf from libconfig text to one struct cg_config, and
+ * conf.c: credgate.conf from libconfig text to one struct cg_config, and
  * back to text for `credgate -T`.
  *
  * Loading runs in two passes over the parsed libconfig tree, after a scan
  * of the text for what libconfig loses (\x00 escapes in strings, the name
  * of a duplicate setting).  The first is driven by the settings table
- * (config_settings.c) alone: unknown settings, types, bounds, enum choices,
+ * (conf_table.c) alone: unknown settings, types, bounds, enum choices,
  * empty values and missing required settings.  The second builds the
  * structs (defaults from the table) and does what a table cannot: names
  * and listen syntax, uniqueness, cross references, inject checks, TLS
@@ -38,7 +38,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "config.h"
+#include "proxy/conf.h"
 #include "vault-client/vault.h"
 
 #define CFG_MAX_TEXT	(4 * 1024 * 1024)	/* larger files are refused */
@@ -307,7 +307,7 @@ row(const char *tpath)
 	const struct cg_setting *r = cg_setting_find(tpath);
 
 	if (r == NULL)
-		abort();	/* config.c names a path the table lacks */
+		abort();	/* conf.c names a path the table lacks */
 	return r;
 }
 

@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/http_parse.h"
+#include "injectors/http/http_parse.h"
 
 #define CL_MAX		(UINT64_C(1) << 53)
 #define CHUNK_LINE_MAX	4096

@@ -1,7 +1,7 @@
 /*
- * config.h: credgate.conf, from the file to one immutable generation.
+ * conf.h: credgate.conf, from the file to one immutable generation.
  *
- * One settings table (config_settings.c) drives parsing, `credgate -t`,
+ * One settings table (conf_table.c) drives parsing, `credgate -t`,
  * the effective-config dump of `credgate -T` and the test that
  * credgate.conf(5) documents every row.  A loaded struct cg_config is never
  * changed; a reload builds a new one.
@@ -18,7 +18,7 @@
 
 #include "common.h"
 #include "policy/policy.h"
-#include "injectors/injector.h"
+#include "injectors/http/http.h"
 
 enum cg_audit_failure {
 	CG_AUDIT_FAIL_DENY = 0,

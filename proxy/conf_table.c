@@ -1,8 +1,8 @@
 /*
- * config_settings.c: the table of every credgate.conf setting.
+ * conf_table.c: the table of every credgate.conf setting.
  *
  * One row per path, groups and lists included, in the order credgate -T
- * prints them.  config.c reads this table for type checks, bounds,
+ * prints them.  conf.c reads this table for type checks, bounds,
  * defaults, enum choices, required settings and unknown-setting detection;
  * the man page test checks that credgate.conf(5) documents every row and
  * its default.  Nothing here parses or allocates.
@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "config.h"
+#include "proxy/conf.h"
 
 #define MS_S	1000LL
 #define MS_M	(60 * MS_S)
