@@ -1,15 +1,31 @@
 /*
- * injector.h: how the credential reaches the upstream, one file per
- * protocol.  An injector reads the caller's identity proof in its protocol
- * and writes the upstream side with a credential it is handed; it never
- * calls the vault or the policy, and includes nothing from policy/,
- * vault-client/ or proxy/.
+ * injector.h: the one interface every protocol implements.
+ *
+ * A protocol (HTTP/1.1 today; PostgreSQL, MySQL, Redis, LDAP later) owns
+ * its state machine on both sides of a session: on the caller's side it
+ * reads the identity proof in the protocol's own way, on the upstream side
+ * it authenticates with a credential it is handed, then relays.  It keeps
+ * its own state enum with one function that changes it.
+ *
+ * The engine (proxy/) runs the session: sockets, TLS, timers, the pipeline
+ * (proof -> verification -> decision -> audit -> credential), the upstream
+ * connection and its pool, close and reap.  It lends the protocol a small
+ * table of callbacks (struct inj_host_ops) and calls the protocol through
+ * its operations (struct inj_ops).  A protocol includes nothing from
+ * proxy/, policy/ or vault-client/: it never calls the vault or the
+ * policy itself, and can be tested with a fake host, as the engine can be
+ * with a fake protocol.
+ *
+ * Calls go one way at a time: an operation of the protocol may call the
+ * host, and a host callback may call back into the protocol before it
+ * returns only where its comment says so (proof(), deny(), begin()).
  */
 #ifndef CG_INJECTOR_H
 #define CG_INJECTOR_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common.h"
 
@@ -23,6 +39,228 @@ struct evbuffer;
 struct inj_cred {
 	const char *(*field)(const void *ctx, const char *name, size_t *len);
 	const void *ctx;
+	const void *id;		/* the same for every use of one credential
+				   version (for caches of things made from it) */
 };
+
+/* The two sides of a session. */
+enum inj_side {
+	INJ_CLIENT = 0,		/* the caller */
+	INJ_UPSTREAM = 1,	/* the legacy service */
+};
+
+/*
+ * Why the engine refuses what the protocol handed over; the protocol
+ * answers in its own way (for HTTP the status in brackets).
+ */
+enum inj_refusal {
+	INJ_REFUSE_PROOF,	/* the proof did not verify (401) */
+	INJ_REFUSE_DENIED,	/* policy denies (403) */
+	INJ_REFUSE_UNAVAILABLE,	/* route withdrawn, audit or credential
+				   unavailable (503) */
+	INJ_REFUSE_UPSTREAM,	/* the upstream cannot be reached (502) */
+	INJ_REFUSE_TIMEOUT,	/* the upstream did not answer in time (504) */
+};
+
+/* A request attribute policy may name ("method", "path", "database"...). */
+struct inj_attr {
+	const char *name;	/* static; one the protocol declares */
+	const char *value;	/* borrowed until the request ends */
+	size_t len;
+};
+
+/* What a protocol hands over when a request (HTTP) or a login begins. */
+struct inj_request {
+	const struct inj_attr *attrs;	/* for policy, audit and logs */
+	size_t nattrs;
+	const char *const *flags;	/* facts audit records as true in its
+					   request object ("host_mismatch") */
+	size_t nflags;
+	const char *request_id;		/* the caller's, checked; NULL: the
+					   engine makes one */
+};
+
+/*
+ * What the engine tells the protocol about the route and the caller.
+ * Valid until the protocol's next call of begin(): a reload may change it
+ * between two requests of one session.
+ */
+struct inj_params {
+	const void *cfg;		/* the protocol's own settings of the
+					   route (struct inj_http_cfg for http) */
+	uint64_t max_body;		/* request body bytes; 0 = none */
+	size_t max_line;		/* limits of a message head */
+	size_t max_head;
+	size_t max_fields;
+	int64_t header_timeout_ms;	/* reading the proof */
+	int64_t idle_timeout_ms;	/* between requests, and relaying */
+	int64_t connect_timeout_ms;	/* upstream connect */
+	int64_t response_timeout_ms;	/* upstream's first answer */
+	const char *peer_ip;		/* the caller, as text */
+	const char *upstream_name;	/* "host:port" */
+	bool tls;			/* the caller's side is TLS */
+};
+
+/*
+ * Names of what went back to the caller without the credential, for the
+ * secret_echo audit event: names only, never values.
+ */
+#define INJ_ECHO_NAMES	8
+struct inj_echo {
+	unsigned scrubbed;	/* values rewritten without the secret */
+	unsigned dropped;	/* values left out */
+	size_t nnames;		/* entries of names[], each (name, dropped) once */
+	struct {
+		struct http_span name;	/* borrowed for the call it is given in */
+		bool dropped;		/* else scrubbed */
+	} names[INJ_ECHO_NAMES];
+};
+
+struct inj_host;	/* the engine's session; opaque here */
+
+enum inj_read {
+	INJ_READ_OFF = 0,
+	INJ_READ_ON,
+	/* On, unless the side is a plain socket never read by an event so
+	 * far: a caller that sent all it will send before its answer need
+	 * not be watched until the answer is out (a caller that reads its
+	 * answer and closes then costs no system call to watch it). */
+	INJ_READ_IF_WATCHED,
+};
+
+/*
+ * What the engine lends a protocol.  Every callback takes the host the
+ * protocol's start() was given.
+ */
+struct inj_host_ops {
+	/* The bytes read from a side, and those queued for it. */
+	struct evbuffer *(*input)(struct inj_host *h, enum inj_side side);
+	struct evbuffer *(*output)(struct inj_host *h, enum inj_side side);
+	/* Reads a side, or stops (backpressure, or nothing is wanted). */
+	void (*reading)(struct inj_host *h, enum inj_side side, enum inj_read how);
+	/* (Re-)arms the session's one timer; timeout() follows when it fires. */
+	void (*arm)(struct inj_host *h, int64_t ms);
+	/*
+	 * Starts TLS on the caller's side now, over the bytes not read yet
+	 * (PostgreSQL's SSLRequest, LDAP's StartTLS), with the listener's
+	 * certificate.  tls_done() follows when the handshake is over;
+	 * failure closes the session.  0, or CG_ERR_* (nothing changed).
+	 */
+	int (*start_tls)(struct inj_host *h, enum inj_side side);
+	/*
+	 * Connects upstream, or takes an idle connection from the pool.
+	 * cred: NULL for a protocol whose upstream connection carries no
+	 * login of its own (HTTP); else the connection is pooled only with
+	 * others authenticated as that same credential version.  Returns 0
+	 * and *connected true for a pooled one (ready now), false when
+	 * connected() follows; else CG_ERR_*.
+	 */
+	int (*connect)(struct inj_host *h, const struct inj_cred *cred, bool *connected);
+	/* Closes the upstream connection now. */
+	void (*drop_upstream)(struct inj_host *h);
+	/*
+	 * A request begins.  The engine counts it, adopts the newest
+	 * configuration (so that a reload applies to the next request of an
+	 * open session) and sets *params and *last (this is the session's
+	 * last request: keep-alive limits).  req NULL: a request that failed
+	 * before it could be read is only counted.  Returns 0; or
+	 * CG_ERR_NOTFOUND when the route was withdrawn: refuse() has been
+	 * called before it returns.
+	 */
+	int (*begin)(struct inj_host *h, const struct inj_request *req,
+	    const struct inj_params **params, bool *last);
+	/*
+	 * The caller's proof (a bearer token; NULL with len 0: none, the
+	 * caller's verified client certificate alone).  The engine verifies
+	 * it, decides, audits and fetches the credential; allowed() or
+	 * refuse() follows, possibly before proof() returns.
+	 */
+	void (*proof)(struct inj_host *h, const char *proof, size_t len);
+	/* The protocol refuses the proof as malformed before verification:
+	 * audited as a decision to deny; the protocol answers itself. */
+	void (*deny)(struct inj_host *h, const char *reason);
+	/* An error after the decision (upstream, injection): audited. */
+	void (*audit_error)(struct inj_host *h, const char *reason);
+	/* A response carried the credential and was cleaned (secret_echo). */
+	void (*audit_echo)(struct inj_host *h, int status, const struct inj_echo *echo);
+	/* The engine relays bytes both ways from now on, with backpressure;
+	 * the protocol is called again only by eof() and timeouts. */
+	void (*relay)(struct inj_host *h);
+	/* The protocol answered with an error of its own (status is the
+	 * protocol's code, for metrics and session_end); logged with reason. */
+	void (*refused)(struct inj_host *h, int status, const char *reason);
+	/* The upstream's answer to the request is on its way (its status). */
+	void (*answered)(struct inj_host *h, int status);
+	/*
+	 * The request is complete both ways.  The upstream connection goes
+	 * back to the pool when reusable (else it is closed).
+	 */
+	void (*done)(struct inj_host *h, bool reusable);
+	/*
+	 * Stops reading, lets the output drain, then closes.  linger: the
+	 * caller may still be sending: its input is read and dropped for a
+	 * while before the close, so that the answer is not lost to a reset.
+	 */
+	void (*finish)(struct inj_host *h, const char *reason, bool linger);
+	/* Closes now (idempotent). */
+	void (*close)(struct inj_host *h, const char *reason);
+	/* The request id of the request in flight ("" before one). */
+	const char *(*request_id)(struct inj_host *h);
+	/* True while the process drains: no request after this one. */
+	bool (*draining)(struct inj_host *h);
+	/* Scratch memory of the worker, for a parse that does not outlive
+	 * the call (size in *size). */
+	void *(*scratch)(struct inj_host *h, size_t *size);
+	/*
+	 * A slot the protocol may keep one object in per route and worker,
+	 * for all sessions of the route (NULL when there is none): freed
+	 * with the protocol's slot_free().
+	 */
+	void **(*route_slot)(struct inj_host *h);
+};
+
+/* A protocol's operations.  st is the state start() set up. */
+struct inj_ops {
+	const char *name;	/* routes.[].protocol */
+	bool tls_late;		/* TLS on the caller's side starts when the
+				   protocol asks (start_tls()), not at accept */
+	size_t state_size;	/* bytes of state the engine keeps per session,
+				   zeroed before start() */
+	/* A session begins, at accept (with TLS at accept, its bytes come
+	 * after the handshake).  The protocol arms its first timer and asks
+	 * for the caller's side to be read.  Returns 0 or a CG_ERR_* (the
+	 * session closes). */
+	int (*start)(void *st, struct inj_host *h, const struct inj_host_ops *ops,
+	    const struct inj_params *params);
+	/* The session is freed: let go of everything, wipe what held secrets. */
+	void (*free)(void *st);
+	/* New bytes are in input(side). */
+	void (*readable)(void *st, enum inj_side side);
+	/* output(side) drained to its low watermark. */
+	void (*writable)(void *st, enum inj_side side);
+	/* A side closed (error: not cleanly). */
+	void (*eof)(void *st, enum inj_side side, bool error);
+	/* The upstream connection is up, or failed (reason for audit). */
+	void (*connected)(void *st, bool ok, const char *reason);
+	/* TLS on side is up (start_tls()). */
+	void (*tls_done)(void *st, enum inj_side side);
+	/* The pipeline allows: go on upstream with cred (borrowed until
+	 * done() or the session ends). */
+	void (*allowed)(void *st, const struct inj_cred *cred);
+	/* The pipeline refuses: answer the caller in the protocol's way. */
+	void (*refuse)(void *st, enum inj_refusal why, const char *reason);
+	/* The timer armed with arm() fired. */
+	void (*timeout)(void *st);
+	/* The process drains.  Returns true when the session is between
+	 * requests and may close now; else its last response says so. */
+	bool (*drain)(void *st);
+	/* Frees what the protocol kept in a route slot. */
+	void (*slot_free)(void *slot);
+	/* How the route's credential is injected, for audit ("basic"...). */
+	const char *(*inject_name)(const void *cfg);
+};
+
+/* The protocols, by routes.[].protocol; NULL when unknown. */
+const struct inj_ops *inj_ops_find(const char *name);
 
 #endif /* CG_INJECTOR_H */

@@ -1,5 +1,6 @@
 /*
- * audit.c: the audit sinks and the JSON line writer.
+ * audit.c: the audit sinks, the JSON line writer, and the events a
+ * session writes (decision, error, secret_echo, session_end).
  *
  * Owns the audit file descriptor.  Must not see secret values: callers pass
  * credential paths and versions, never fields.
@@ -13,7 +14,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "proxy/audit.h"
+#include "proxy/metrics.h"
+#include "proxy/session.h"
+#include "vault-client/vault.h"
 
 struct cg_audit {
 	char *file;
@@ -495,4 +501,233 @@ jw_json(struct jw *w, const char *key, const json_t *v)
 	jw_put(w, s, strlen(s));
 	json_get_alloc_funcs(&jmalloc, &jfree);
 	jfree(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* The events of a session                                             */
+/* ------------------------------------------------------------------ */
+
+static void
+audit_begin(struct conn *c, struct jw *w, const char *event)
+{
+	char ts[40];
+
+	jw_init(w, AUDIT_LINE_MAX);
+	jw_obj_begin(w, NULL);
+	jw_str(w, "time", cg_time_format_ms(cg_now_ms(), ts, sizeof(ts)));
+	jw_str(w, "event", event);
+	jw_str(w, "request_id", c->request_id[0] ? c->request_id : NULL);
+	jw_str(w, "route", c->route->policy.name);
+	jw_obj_begin(w, "client");
+	jw_str(w, "addr", c->peer_ip);
+	jw_int(w, "port", c->peer_port);
+	jw_bool(w, "tls", c->tls);
+	if (c->peer_ok) {
+		jw_str(w, "subject", c->tpeer.subject);
+		jw_str(w, "spiffe_id", c->tpeer.spiffe_id);
+	}
+	jw_obj_end(w);
+}
+
+/* The request's attributes, as the protocol handed them over. */
+static void
+audit_request(struct conn *c, struct jw *w)
+{
+	const struct inj_request *q = c->req;
+	size_t i;
+
+	if (!c->in_request || q == NULL) {
+		jw_null(w, "request");
+		return;
+	}
+	jw_obj_begin(w, "request");
+	for (i = 0; i < q->nattrs; i++)
+		jw_strn(w, q->attrs[i].name, q->attrs[i].value,
+		    q->attrs[i].len < CONN_ATTRS_LOG ? q->attrs[i].len : CONN_ATTRS_LOG);
+	for (i = 0; i < q->nflags; i++)
+		jw_bool(w, q->flags[i], true);
+	jw_obj_end(w);
+}
+
+static void
+audit_identity(struct conn *c, struct jw *w)
+{
+	const struct policy_identity *id = c->ident;
+	const struct cg_issuer_ext *ext = NULL;
+	json_t *v, *aud;
+	size_t i;
+
+	if (id == NULL) {
+		jw_null(w, "identity");
+		return;
+	}
+	jw_obj_begin(w, "identity");
+	jw_str(w, "method", id->method);
+	jw_str(w, "issuer", id->issuer ? id->issuer->name : NULL);
+	jw_str(w, "iss", id->iss);
+	jw_str(w, "sub", id->sub);
+	jw_arr_begin(w, "aud");
+	aud = id->aud;
+	if (json_is_string(aud))
+		jw_str(w, NULL, json_string_value(aud));
+	else if (json_is_array(aud)) {
+		json_array_foreach(aud, i, v) {
+			if (json_is_string(v))
+				jw_str(w, NULL, json_string_value(v));
+		}
+	}
+	jw_arr_end(w);
+	jw_str(w, "jti", id->jti);
+	jw_str(w, "alg", id->alg);
+	jw_str(w, "kid", id->kid[0] ? id->kid : NULL);
+	jw_obj_begin(w, "claims");
+	for (i = 0; i < c->cfg->nissuers; i++)
+		if (c->cfg->issuers[i] == id->issuer)
+			ext = &c->cfg->issuer_ext[i];
+	for (i = 0; ext != NULL && i < ext->naudit_claims; i++) {
+		if ((v = policy_claim_lookup(id->claims, ext->audit_claims[i])) != NULL)
+			jw_json(w, ext->audit_claims[i], v);
+	}
+	jw_obj_end(w);
+	jw_obj_end(w);
+}
+
+static void
+audit_credential(struct conn *c, struct jw *w)
+{
+	jw_obj_begin(w, "credential");
+	jw_str(w, "source", c->cfg->secrets_backend);
+	jw_str(w, "path", c->route->secret_path);
+	jw_str(w, "version", c->cred ? secret_version(c->cred) : NULL);
+	jw_str(w, "inject", c->proto->inject_name(c->rt->proto_cfg));
+	jw_obj_end(w);
+}
+
+static void
+audit_upstream(struct conn *c, struct jw *w, int status)
+{
+	jw_obj_begin(w, "upstream");
+	jw_str(w, "addr", c->rt->upstream_name);
+	if (status)
+		jw_int(w, "status", status);
+	else
+		jw_null(w, "status");
+	jw_obj_end(w);
+}
+
+/*
+ * Queues the event in the worker's batch, which conn_audit_flush() writes
+ * at the end of this pass of the event loop.  Returns 0 when queued (the
+ * write itself may still fail), or CG_ERR_LIMIT or CG_ERR_NOMEM when the
+ * event is lost now.
+ */
+static int
+audit_end(struct conn *c, struct jw *w)
+{
+	int r;
+
+	jw_obj_end(w);
+	if (w->err) {
+		cg_err("msg=audit_event_too_large conn=%llu route=%s",
+		    (unsigned long long)c->id, c->route->policy.name);
+		jw_free(w);
+		metrics_audit_failures(c->w->metrics, 1);
+		return CG_ERR_LIMIT;
+	}
+	r = cg_audit_batch_add(&c->w->audit, w->buf, w->len);
+	jw_free(w);
+	if (r == CG_ERR_NOMEM) {
+		cg_err("msg=audit_write_failed conn=%llu route=%s error=\"out of memory\"",
+		    (unsigned long long)c->id, c->route->policy.name);
+		metrics_audit_failures(c->w->metrics, 1);
+		return r;
+	}
+	if (!cg_audit_batch_empty(&c->w->audit))
+		event_active(c->w->audit_ev, EV_TIMEOUT, 0);
+	return 0;
+}
+
+int
+audit_session_decision(struct conn *c, const char *reason)
+{
+	struct jw w;
+
+	audit_begin(c, &w, "decision");
+	audit_identity(c, &w);
+	audit_request(c, &w);
+	jw_obj_begin(&w, "decision");
+	jw_str(&w, "result", policy_result_name(c->dec.result));
+	jw_str(&w, "rule", c->dec.rule);
+	jw_str(&w, "reason", reason ? reason : c->dec.reason);
+	jw_str(&w, "mode", c->route->policy.mode == POLICY_DRY_RUN ? "dry-run" : "enforce");
+	jw_obj_end(&w);
+	audit_credential(c, &w);
+	audit_upstream(c, &w, 0);
+	return audit_end(c, &w);
+}
+
+void
+audit_session_error(struct conn *c, const char *reason)
+{
+	struct jw w;
+
+	audit_begin(c, &w, "error");
+	audit_identity(c, &w);
+	audit_request(c, &w);
+	audit_credential(c, &w);
+	audit_upstream(c, &w, 0);
+	jw_int(&w, "duration_ms", cg_mono_ms() -
+	    (c->req_start_ms ? c->req_start_ms : c->born_ms));
+	jw_str(&w, "reason", reason);
+	(void)audit_end(c, &w);
+}
+
+void
+audit_session_echo(struct conn *c, int status, const struct inj_echo *echo)
+{
+	struct jw w;
+	size_t i;
+	int k;
+
+	audit_begin(c, &w, "secret_echo");
+	audit_identity(c, &w);
+	audit_request(c, &w);
+	audit_credential(c, &w);
+	audit_upstream(c, &w, status);
+	for (k = 0; k < 2; k++) {
+		jw_arr_begin(&w, k ? "dropped" : "scrubbed");
+		for (i = 0; i < echo->nnames; i++)
+			if (echo->names[i].dropped == (k == 1))
+				jw_strn(&w, NULL, echo->names[i].name.p,
+				    echo->names[i].name.len < 64 ? echo->names[i].name.len : 64);
+		jw_arr_end(&w);
+	}
+	jw_int(&w, "fields", echo->scrubbed + echo->dropped);
+	(void)audit_end(c, &w);
+}
+
+void
+audit_session_end(struct conn *c)
+{
+	struct jw w;
+
+	if (c->requests == 0 && c->bytes_in == 0)
+		return;		/* a bare connect: nothing happened */
+	audit_begin(c, &w, "session_end");
+	/* What the caller got last, and what the upstream said to it: a
+	 * refusal of credgate's own (400, 401, 431...) has no upstream
+	 * status. */
+	if (c->last_status)
+		jw_int(&w, "status", c->last_status);
+	else
+		jw_null(&w, "status");
+	audit_upstream(c, &w, c->upstream_status);
+	jw_obj_begin(&w, "bytes");
+	jw_int(&w, "in", (long long)c->bytes_in);
+	jw_int(&w, "out", (long long)c->bytes_out);
+	jw_obj_end(&w);
+	jw_int(&w, "requests", c->requests);
+	jw_int(&w, "duration_ms", cg_mono_ms() - c->born_ms);
+	jw_str(&w, "reason", c->close_reason);
+	(void)audit_end(c, &w);
 }

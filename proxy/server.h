@@ -54,6 +54,8 @@ struct cg_route_rt {
 	struct cg_route_shared *shared;
 	struct ssl_ctx_st *server_ctx;		/* listener TLS; NULL = plain */
 	struct ssl_ctx_st *client_ctx;		/* upstream TLS; NULL = plain */
+	const struct inj_ops *proto;		/* routes.[].protocol */
+	const void *proto_cfg;			/* its settings of the route */
 	char up_key[UP_KEY_MAX];		/* which pooled upstream
 						   connections the route reuses;
 						   "" = it does not pool */
@@ -120,13 +122,15 @@ struct cg_listener {
 
 TAILQ_HEAD(conn_list, conn);
 
-/* What a route's responses are searched for, made from its last
- * credential (conn.c); one per route of the worker's generation. */
+/* What a protocol keeps per route and worker, made from the route's
+ * last credential (the HTTP front: what its responses are searched for);
+ * one per route of the worker's generation (conn.c). */
 struct secret;
-struct inj_http_echo_set;
-struct cg_echo_slot {
+struct inj_ops;
+struct cg_route_slot {
 	struct secret *cred;		/* a reference */
-	struct inj_http_echo_set *set;	/* made from cred */
+	void *obj;			/* the protocol's, made from cred */
+	const struct inj_ops *ops;	/* frees obj */
 };
 
 /* Bytes one read of a plain socket takes at most. */
@@ -158,8 +162,8 @@ struct cg_worker {
 	struct token_cache *tokens;
 	struct cg_metrics *metrics;
 	struct cg_route_metrics **route_metrics; /* parallel to gen->routes */
-	struct cg_echo_slot *echo_slots; /* parallel to gen->routes; may be NULL */
-	size_t necho_slots;
+	struct cg_route_slot *route_slots; /* parallel to gen->routes; may be NULL */
+	size_t nroute_slots;
 	struct up_pool *up_pools;	/* idle upstream connections, by key */
 	struct up_idle *up_spare;	/* pool entries kept for reuse */
 	unsigned nup_spare;
@@ -274,8 +278,8 @@ void conn_close_all(struct cg_worker *w, const char *reason);
 void conn_drain_all(struct cg_worker *w);
 /* Writes the audit events queued in this pass; see conn.c. */
 void conn_audit_flush(struct cg_worker *w);
-/* Lets go of w->echo_slots; with n > 0, makes n empty ones (NULL when
- * out of memory: responses then make their own). */
-void conn_echo_slots_reset(struct cg_worker *w, size_t n);
+/* Lets go of w->route_slots; with n > 0, makes n empty ones (NULL when
+ * out of memory: sessions then make their own). */
+void conn_route_slots_reset(struct cg_worker *w, size_t n);
 
 #endif /* CG_SERVER_H */

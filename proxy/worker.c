@@ -693,7 +693,7 @@ worker_switch(struct cg_worker *w, struct cg_gen *gen, struct cg_listener *adopt
 	/* Keys may have changed: nothing verified under the old ones stays. */
 	token_cache_flush(w->tokens);
 	/* Credentials and injection settings may have changed too. */
-	conn_echo_slots_reset(w, gen->nroutes);
+	conn_route_slots_reset(w, gen->nroutes);
 	cg_debug("msg=generation worker=%u generation=%llu", w->index,
 	    (unsigned long long)gen->number);
 	cg_gen_unref(old);
@@ -844,7 +844,7 @@ worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err
 		snprintf(err, errlen, "out of memory");
 		return CG_ERR_NOMEM;
 	}
-	conn_echo_slots_reset(w, w->gen->nroutes);
+	conn_route_slots_reset(w, w->gen->nroutes);
 	return 0;
 }
 
@@ -908,7 +908,7 @@ worker_free(struct cg_worker *w)
 	listeners_free(w->pending_listeners);
 	cg_gen_unref(w->pending_gen);
 	cg_gen_unref(w->gen);
-	conn_echo_slots_reset(w, 0);	/* its credential references first */
+	conn_route_slots_reset(w, 0);	/* its credential references first */
 	secret_cache_free(w->secrets);
 	token_cache_free(w->tokens);
 	free(w->route_metrics);

@@ -122,24 +122,11 @@ int inj_http_write_request(const struct http_head *req, const struct inj_http_cf
  */
 #define INJ_ECHO_MIN_LEN	4
 
-/* Field names kept in struct inj_http_echo; later ones are only counted. */
-#define INJ_ECHO_NAMES		8
-
 /*
- * What inj_http_write_response() kept from the caller because it could
- * carry the credential back.  Holds names only, never values.
+ * inj_http_write_response() notes what it kept from the caller in a
+ * struct inj_echo (injector.h): field names borrowed from resp, or
+ * ":reason-phrase" and ":field-name" (a name that holds a secret), static.
  */
-struct inj_http_echo {
-	unsigned scrubbed;	/* URL fields written without the query parameter */
-	unsigned dropped;	/* fields left out (and the reason phrase) */
-	size_t nnames;		/* entries of names[], each (name, dropped) once */
-	struct {
-		struct http_span name;	/* borrowed from resp; or ":reason-phrase",
-					   ":field-name" (a name that holds a
-					   secret), static */
-		bool dropped;		/* else scrubbed */
-	} names[INJ_ECHO_NAMES];
-};
 
 /*
  * Writes the response head for the caller: status line (HTTP/1.1), the
@@ -172,7 +159,7 @@ struct inj_http_echo {
 int inj_http_write_response(const struct http_head *resp, enum inj_http_framing framing,
     unsigned long long content_length, bool close, const char *request_id,
     const struct inj_http_cfg *cfg, const struct inj_cred *cred,
-    struct inj_http_echo *echo, struct evbuffer *out) CG_WUR;
+    struct inj_echo *echo, struct evbuffer *out) CG_WUR;
 
 /*
  * What inj_http_write_response() searches for, made once: the secret
@@ -193,7 +180,7 @@ void inj_http_echo_set_free(struct inj_http_echo_set *set);	/* NULL-safe */
 int inj_http_write_response_set(const struct http_head *resp,
     enum inj_http_framing framing, unsigned long long content_length, bool close,
     const char *request_id, const struct inj_http_echo_set *set,
-    struct inj_http_echo *echo, struct evbuffer *out) CG_WUR;
+    struct inj_echo *echo, struct evbuffer *out) CG_WUR;
 
 /*
  * Removes every pair whose name, percent-decoded, is param from the query

@@ -1516,7 +1516,7 @@ url_field_strip(enum url_field k, const char *v, size_t n, const char *param,
 
 /* Notes a field in the report, each (name, dropped) once. */
 static void
-echo_note(struct inj_http_echo *echo, const char *name, size_t len, bool dropped)
+echo_note(struct inj_echo *echo, const char *name, size_t len, bool dropped)
 {
 	size_t i;
 
@@ -1550,7 +1550,7 @@ static const char secret_name[] = ":field-name";
  */
 static int
 add_response_field(struct evbuffer *b, const struct http_field *f,
-    const struct inj_http_echo_set *set, struct inj_http_echo *echo)
+    const struct inj_http_echo_set *set, struct inj_echo *echo)
 {
 	const char *v = f->value.p;
 	size_t vlen = f->value.len, slen;
@@ -1625,7 +1625,7 @@ int
 inj_http_write_response(const struct http_head *resp, enum inj_http_framing framing,
     unsigned long long content_length, bool close, const char *request_id,
     const struct inj_http_cfg *cfg, const struct inj_cred *cred,
-    struct inj_http_echo *echo, struct evbuffer *out)
+    struct inj_echo *echo, struct evbuffer *out)
 {
 	struct inj_http_echo_set *set = NULL;
 	int r;
@@ -1643,7 +1643,7 @@ inj_http_write_response(const struct http_head *resp, enum inj_http_framing fram
 int
 inj_http_write_response_set(const struct http_head *resp, enum inj_http_framing framing,
     unsigned long long content_length, bool close, const char *request_id,
-    const struct inj_http_echo_set *setp, struct inj_http_echo *echo, struct evbuffer *out)
+    const struct inj_http_echo_set *setp, struct inj_echo *echo, struct evbuffer *out)
 {
 	static const struct inj_http_echo_set none;
 	const struct inj_http_echo_set *set = setp != NULL ? setp : &none;

@@ -89,7 +89,7 @@ inject(const struct http_head *h)
 	struct inj_http_cfg cfg = {
 		.kind = INJ_HTTP_QUERY, .query_param = (char *)(uintptr_t)"key",
 	};
-	struct inj_cred cred = { fuzz_cred, NULL };
+	struct inj_cred cred = { fuzz_cred, NULL, NULL };
 	struct http_span tok;
 	struct evbuffer *out;
 	const char *reason;
@@ -140,8 +140,8 @@ respond(const struct http_head *h)
 		{ .kind = INJ_HTTP_QUERY, .query_param = (char *)(uintptr_t)"key" },
 		{ .kind = INJ_HTTP_BASIC },
 	};
-	struct inj_cred cred = { fuzz_cred, NULL };
-	struct inj_http_echo echo;
+	struct inj_cred cred = { fuzz_cred, NULL, NULL };
+	struct inj_echo echo;
 	struct evbuffer *out;
 	const char *p;
 	size_t i, n;

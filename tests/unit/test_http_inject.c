@@ -98,7 +98,7 @@ expect_request(const char *in, size_t len, const struct inj_http_cfg *cfg,
     const struct kvs *fields, const struct inj_http_req_ctx *ctx, const char *want)
 {
 	struct parsed p;
-	struct inj_cred cred = { kv_field, fields };
+	struct inj_cred cred = { kv_field, fields, NULL };
 	struct evbuffer *out = evbuffer_new();
 	const char *reason = "unset";
 	char *got;
@@ -124,7 +124,7 @@ expect_refused(const char *in, size_t len, const struct inj_http_cfg *cfg,
     const char *want_reason)
 {
 	struct parsed p;
-	struct inj_cred cred = { kv_field, fields };
+	struct inj_cred cred = { kv_field, fields, NULL };
 	struct evbuffer *out = evbuffer_new();
 	const char *reason = NULL;
 	size_t before, after;
@@ -396,7 +396,7 @@ test_hop_by_hop(void **state)
 	/* Fields the proxy marked are not forwarded. */
 	{
 		struct parsed p;
-		struct inj_cred cred = { kv_field, &token_fields };
+		struct inj_cred cred = { kv_field, &token_fields, NULL };
 		struct evbuffer *out = evbuffer_new();
 		const char *reason;
 		char *got;
@@ -539,7 +539,7 @@ static void
 test_secret_lifetime(void **state)
 {
 	struct inj_http_cfg cfg = { .kind = INJ_HTTP_BEARER };
-	struct inj_cred cred = { kv_field, &token_fields };
+	struct inj_cred cred = { kv_field, &token_fields, NULL };
 	struct evbuffer *out = evbuffer_new();
 	struct parsed p;
 	const char *reason;
@@ -678,7 +678,7 @@ test_url_strip(void **state)
 
 /* The report as text: "~Name" scrubbed, "-Name" dropped, in order. */
 static void
-echo_text(const struct inj_http_echo *e, char *buf, size_t size)
+echo_text(const struct inj_echo *e, char *buf, size_t size)
 {
 	size_t i, o = 0;
 
@@ -822,7 +822,7 @@ static const struct echo_case echo_cases[] = {
 static void
 test_secret_echo(void **state)
 {
-	struct inj_http_echo echo;
+	struct inj_echo echo;
 	struct parsed p;
 	struct evbuffer *out;
 	size_t i, before, after;
@@ -830,7 +830,7 @@ test_secret_echo(void **state)
 
 	for (i = 0; i < CG_ARRAY_LEN(echo_cases); i++) {
 		const struct echo_case *t = &echo_cases[i];
-		struct inj_cred cred = { kv_field, t->cred };
+		struct inj_cred cred = { kv_field, t->cred, NULL };
 
 		out = evbuffer_new();
 		assert_non_null(out);
@@ -870,9 +870,9 @@ test_secret_echo_all_fields(void **state)
 		"X-Echo", "Set-Cookie", "WWW-Authenticate", "Location", "Link",
 		"Refresh", "Content-Location", "Vary",
 	};
-	struct inj_cred cred = { kv_field, &qtok };
+	struct inj_cred cred = { kv_field, &qtok, NULL };
 	struct inj_http_cfg cfg = { .kind = INJ_HTTP_BEARER };
-	struct inj_http_echo echo;
+	struct inj_echo echo;
 	struct parsed p;
 	struct evbuffer *out;
 	char in[256];
@@ -906,8 +906,8 @@ test_secret_echo_missing_field(void **state)
 {
 	static const struct kv kv[] = { { "other", "value", 0 } };
 	static const struct kvs f = { kv, 1 };
-	struct inj_cred cred = { kv_field, &f };
-	struct inj_http_echo echo;
+	struct inj_cred cred = { kv_field, &f, NULL };
+	struct inj_echo echo;
 	struct evbuffer *out = evbuffer_new();
 	struct parsed p;
 	size_t before, after;

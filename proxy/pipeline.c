@@ -1,0 +1,353 @@
+/*
+ * pipeline.c: what the engine does with what a protocol hands over, the
+ * same for every protocol: a request begins (the newest configuration is
+ * adopted), its proof is verified, policy decides, the decision is
+ * audited, the credential is fetched, and the protocol is told to go on
+ * (allowed) or to refuse.  Asynchronous where the credential must be
+ * waited for, or, under audit_failure "deny", its audit event written.
+ *
+ * Holds a reference to one secret at a time per session and never sees
+ * the cache's insides; never touches the protocol's bytes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "proxy/metrics.h"
+#include "proxy/session.h"
+#include "vault-client/vault.h"
+
+static bool
+request_id_ok(const char *v)
+{
+	size_t i, n = strlen(v);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if (!(ch >= '0' && ch <= '9') && !(ch >= 'a' && ch <= 'z') &&
+		    !(ch >= 'A' && ch <= 'Z') && ch != '-' && ch != '_' &&
+		    ch != '.' && ch != ':')
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Every request is decided under the worker's newest generation, so that
+ * a key, rule or route that a reload withdrew applies to the next request
+ * on every open session, not only to new ones.  The route is the one the
+ * newest generation has on this session's listener, under the same name
+ * and protocol.  False when there is none: the route was withdrawn.
+ * Nothing of the old generation is held between requests (the upstream
+ * connection went back to the pool with its response).
+ */
+static bool
+conn_adopt_gen(struct conn *c)
+{
+	struct cg_gen *g = c->w->gen;
+	struct cg_route_rt *rt;
+
+	if (c->gen == g)
+		return true;
+	rt = cg_gen_route_by_listen(g, c->rt->listen_key);
+	if (rt == NULL || strcmp(rt->route->policy.name, c->route->policy.name) != 0 ||
+	    rt->proto != c->proto)
+		return false;
+	/* Same name, same connection counters and metric block. */
+	cg_gen_unref(c->gen);
+	c->gen = cg_gen_ref(g);
+	c->rt = rt;
+	c->route = rt->route;
+	c->cfg = g->cfg;
+	return true;
+}
+
+/* What the protocol is told of the route (again after a generation change). */
+void
+conn_params_set(struct conn *c)
+{
+	const struct cg_config *cfg = c->cfg;
+	struct inj_params *p = &c->params;
+
+	p->cfg = c->rt->proto_cfg;
+	p->max_body = c->route->max_body;
+	p->max_line = cfg->max_request_line;
+	p->max_head = cfg->max_header_bytes;
+	p->max_fields = cfg->max_header_count;
+	p->header_timeout_ms = cfg->client_header_timeout_ms;
+	p->idle_timeout_ms = cfg->client_idle_timeout_ms;
+	p->connect_timeout_ms = cfg->upstream_connect_timeout_ms;
+	p->response_timeout_ms = cfg->upstream_response_timeout_ms;
+	p->peer_ip = c->peer_ip;
+	p->upstream_name = c->rt->upstream_name;
+	p->tls = c->tls;
+}
+
+/* The request's end: what it held goes. */
+void
+conn_request_end(struct conn *c)
+{
+	secret_cache_cancel(c->wait);
+	c->wait = NULL;
+	secret_unref(c->cred);
+	c->cred = NULL;
+	memset(&c->icred, 0, sizeof(c->icred));
+	policy_identity_free(c->ident);
+	c->ident = NULL;
+	c->decided = false;
+	memset(&c->dec, 0, sizeof(c->dec));
+	c->in_request = false;
+	c->req = NULL;
+	c->request_id[0] = '\0';
+}
+
+/*
+ * Whether this request is the session's last: routes.[].keepalive_requests
+ * and keepalive_time bound a session's life however busy it is.
+ */
+bool
+conn_last_request(const struct conn *c)
+{
+	return c->requests >= c->route->keepalive_requests ||
+	    c->req_start_ms - c->born_ms >= c->route->keepalive_time_ms;
+}
+
+int
+conn_begin(struct conn *c, const struct inj_request *req)
+{
+	c->requests++;
+	if (req == NULL)
+		return 0;
+	if (c->pending) {
+		c->pending = false;
+		TAILQ_REMOVE(&c->w->pending, c, pend_link);
+		pending_done(c->w->proc->pending, &c->pend_slot);
+	}
+	c->in_request = true;
+	c->req = req;
+	c->req_start_ms = cg_mono_ms();
+	if (req->request_id != NULL && request_id_ok(req->request_id))
+		snprintf(c->request_id, sizeof(c->request_id), "%s", req->request_id);
+	else {
+		/* The worker's random prefix and a counter: unique across
+		 * workers and restarts without asking the RNG every time. */
+		cg_fmt_hex64(c->request_id, c->w->rid_prefix);
+		cg_fmt_hex64(c->request_id + 16, ++c->w->rid_counter);
+		c->request_id[32] = '\0';
+	}
+	if (!conn_adopt_gen(c)) {
+		conn_deny(c, "route withdrawn");
+		conn_refuse(c, INJ_REFUSE_UNAVAILABLE, "route withdrawn");
+		return CG_ERR_NOTFOUND;
+	}
+	conn_params_set(c);
+	return 0;
+}
+
+void
+conn_metrics_request(struct conn *c, int status)
+{
+	metrics_request(c->rm, c->dec.result == POLICY_WOULD_DENY ? METRICS_WOULD_DENY :
+	    c->decided && c->dec.result == POLICY_ALLOW ? METRICS_ALLOW : METRICS_DENY,
+	    status, (cg_mono_ms() - (c->req_start_ms ? c->req_start_ms : c->born_ms)) * 1000);
+}
+
+/* Refused before a decision could be made: audited as a deny. */
+void
+conn_deny(struct conn *c, const char *reason)
+{
+	c->dec.result = POLICY_DENY;
+	c->dec.rule = NULL;
+	c->dec.reason = reason;
+	(void)audit_session_decision(c, reason);
+}
+
+static const char *
+conn_cred_field(const void *ctx, const char *name, size_t *len)
+{
+	return secret_field((const struct secret *)ctx, name, len);
+}
+
+/* The decision allows the request, and its event is written (or may be lost). */
+static void
+conn_proceed(struct conn *c)
+{
+	if (c->dec.result == POLICY_WOULD_DENY)
+		cg_info("msg=would_deny conn=%llu route=%s peer=%s rid=%s rule=%s reason=\"%s\"",
+		    (unsigned long long)c->id, c->route->policy.name, c->peer,
+		    c->request_id, c->dec.rule ? c->dec.rule : "-", c->dec.reason);
+	c->icred.field = conn_cred_field;
+	c->icred.ctx = c->cred;
+	c->icred.id = c->cred;
+	conn_allowed(c);
+}
+
+/*
+ * Allowed.  Under audit_failure "deny" nothing goes upstream before the
+ * decision event is written: the request waits, in CONN_DECIDE, for the
+ * end of this pass of the loop, where conn_audit_flush() writes the
+ * events of the pass and lets it go on, or refuses it.
+ */
+static void
+conn_decided(struct conn *c)
+{
+	bool deny = c->route->audit_failure == CG_AUDIT_FAIL_DENY;
+
+	if (audit_session_decision(c, NULL) != 0 && deny) {
+		conn_refuse(c, INJ_REFUSE_UNAVAILABLE, "audit unavailable");
+		return;
+	}
+	if (deny && !cg_audit_batch_empty(&c->w->audit)) {
+		if (!c->audit_wait) {
+			c->audit_wait = true;
+			TAILQ_INSERT_TAIL(&c->w->audit_waiters, c, audit_link);
+		}
+		return;
+	}
+	conn_proceed(c);
+}
+
+static void
+conn_secret_ready(int err, struct secret *s, const char *reason, void *arg)
+{
+	struct conn *c = arg;
+
+	c->wait = NULL;
+	if (c->closed || c->state != CONN_DECIDE)
+		return;
+	if (err != 0) {
+		cg_err("msg=secret_unavailable conn=%llu route=%s path=%s reason=\"%s\"",
+		    (unsigned long long)c->id, c->route->policy.name,
+		    c->route->secret_path, reason ? reason : cg_strerror(err));
+		audit_session_error(c, "credential unavailable");
+		conn_refuse(c, INJ_REFUSE_UNAVAILABLE, "credential unavailable");
+		return;
+	}
+	c->cred = secret_ref(s);
+	conn_decided(c);
+}
+
+/* The secret cache's callback, when the credential had to be waited for. */
+static void
+conn_secret_ready_cb(int err, struct secret *s, const char *reason, void *arg)
+{
+	conn_secret_ready(err, s, reason, arg);
+	conn_flush(arg);
+}
+
+void
+conn_proof(struct conn *c, const char *proof, size_t len)
+{
+	const struct cg_config *cfg = c->cfg;
+	const struct cg_route *route = c->route;
+	const struct inj_request *req = c->req;
+	struct policy_request q;
+	struct token_cache *tc;
+	const char *why;
+	char reason[160];
+	bool hit = false;
+	size_t i;
+	int r;
+
+	/* The cache serves only the worker's current generation: entries
+	 * point at its issuers, which an older generation's free would reuse. */
+	tc = c->gen == c->w->gen ? c->w->tokens : NULL;
+	r = token_cache_verify(tc, cfg->issuers, cfg->nissuers, proof, len,
+	    cg_now_ms() / 1000, cfg->max_token_bytes, &c->ident, &why, &hit);
+	if (tc != NULL)
+		metrics_token_cache(c->w->metrics, hit);
+	if (r != 0) {
+		snprintf(reason, sizeof(reason), "invalid token: %s", why);
+		conn_deny(c, reason);
+		conn_refuse(c, INJ_REFUSE_PROOF, reason);
+		return;
+	}
+
+	/* May they? */
+	memset(&q, 0, sizeof(q));
+	q.id = c->ident;
+	for (i = 0; req != NULL && i < req->nattrs; i++) {
+		if (strcmp(req->attrs[i].name, "method") == 0) {
+			q.method = req->attrs[i].value;
+			q.method_len = req->attrs[i].len;
+		} else if (strcmp(req->attrs[i].name, "path") == 0) {
+			q.path = req->attrs[i].value;
+			q.path_len = req->attrs[i].len;
+		}
+	}
+	q.now_s = cg_now_ms() / 1000;
+	q.peer = c->peer_ok ? &c->ppeer : NULL;
+	policy_decide(&route->policy, &q, &c->dec);
+	c->decided = true;
+	if (c->dec.result == POLICY_DENY) {
+		if (audit_session_decision(c, NULL) != 0 &&
+		    route->audit_failure == CG_AUDIT_FAIL_DENY) {
+			conn_refuse(c, INJ_REFUSE_UNAVAILABLE, "audit unavailable");
+			return;
+		}
+		conn_refuse(c, INJ_REFUSE_DENIED, c->dec.reason);
+		return;
+	}
+
+	/* The credential: from the cache, or wait for it with reads off
+	 * (only then: toggling reads costs system calls on every request). */
+	conn_state_set(c, CONN_DECIDE);
+	r = secret_cache_get(c->w->secrets, route->secret_path, &c->cred,
+	    conn_secret_ready_cb, c, &c->wait);
+	metrics_secret_cache(c->w->metrics, r == 0);
+	if (r == CG_ERR_AGAIN) {
+		conn_cli_reading(c, false);
+		return;
+	}
+	if (r != 0) {
+		conn_secret_ready(r, NULL, cg_strerror(r), c);
+		return;
+	}
+	conn_decided(c);
+}
+
+/*
+ * The end of a pass of the worker's loop: writes the pass's audit events,
+ * one write per sink, then lets the requests that waited for them go on,
+ * or refuses them if the write failed.
+ */
+void
+conn_audit_flush(struct cg_worker *w)
+{
+	struct conn_list waiters;
+	struct conn *c;
+	unsigned lost;
+	int err = 0;
+
+	if (cg_audit_batch_flush(&w->audit) != 0)
+		err = errno;
+	lost = w->audit.failed;
+	w->audit.failed = 0;
+	if (lost > 0) {
+		metrics_audit_failures(w->metrics, lost);
+		cg_log_limited(CG_LOG_ERROR, "audit_write",
+		    "msg=audit_write_failed worker=%u events=%u error=\"%s\"",
+		    w->index, lost, strerror(err ? err : EIO));
+	}
+	TAILQ_INIT(&waiters);
+	TAILQ_CONCAT(&waiters, &w->audit_waiters, audit_link);
+	while ((c = TAILQ_FIRST(&waiters)) != NULL) {
+		TAILQ_REMOVE(&waiters, c, audit_link);
+		c->audit_wait = false;
+		if (c->closed || c->state != CONN_DECIDE)
+			continue;
+		if (lost > 0)
+			conn_refuse(c, INJ_REFUSE_UNAVAILABLE, "audit unavailable");
+		else
+			conn_proceed(c);
+		conn_flush(c);
+	}
+}
