@@ -634,7 +634,7 @@ audit_end(struct conn *c, struct jw *w)
 		metrics_audit_failures(c->w->metrics, 1);
 		return CG_ERR_LIMIT;
 	}
-	r = cg_audit_batch_add(&c->w->audit, w->buf, w->len);
+	r = worker_audit_add(c->w, w->buf, w->len);
 	jw_free(w);
 	if (r == CG_ERR_NOMEM) {
 		cg_err("msg=audit_write_failed conn=%llu route=%s error=\"out of memory\"",
@@ -642,8 +642,6 @@ audit_end(struct conn *c, struct jw *w)
 		metrics_audit_failures(c->w->metrics, 1);
 		return r;
 	}
-	if (!cg_audit_batch_empty(&c->w->audit))
-		event_active(c->w->audit_ev, EV_TIMEOUT, 0);
 	return 0;
 }
 

@@ -169,32 +169,11 @@ conn_up_readable(evutil_socket_t fd, short what, void *arg)
 /* Closing                                                             */
 /* ------------------------------------------------------------------ */
 
-/* The session sent a complete request, or closes. */
-static void
-conn_unpend(struct conn *c)
-{
-	if (!c->pending)
-		return;
-	c->pending = false;
-	TAILQ_REMOVE(&c->w->pending, c, pend_link);
-	pending_done(c->w->proc->pending, &c->pend_slot);
-}
-
 static void
 conn_set_reason(struct conn *c, const char *reason)
 {
 	if (c->close_reason[0] == '\0' && reason != NULL)
 		snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
-}
-
-/* A closed session leaves the waiters of conn_audit_flush(). */
-static void
-conn_audit_unwait(struct conn *c)
-{
-	if (c->audit_wait) {
-		TAILQ_REMOVE(&c->w->audit_waiters, c, audit_link);
-		c->audit_wait = false;
-	}
 }
 
 /*
@@ -211,8 +190,8 @@ conn_close(struct conn *c, const char *reason)
 		return;
 	c->closed = true;
 	conn_set_reason(c, reason);
-	conn_audit_unwait(c);
-	conn_unpend(c);
+	worker_audit_wait(c->w, c, false);
+	worker_conn_unpend(c->w, c);
 	evtimer_del(c->timer);
 	conn_cli_reading(c, false);
 	bufferevent_disable(c->cli, EV_READ | EV_WRITE);
@@ -226,12 +205,9 @@ conn_close(struct conn *c, const char *reason)
 	    (long long)(cg_mono_ms() - c->born_ms), c->requests,
 	    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
 	audit_session_end(c);
-	TAILQ_REMOVE(&c->w->conns, c, link);
-	TAILQ_INSERT_TAIL(&c->w->dead, c, link);
-	c->w->nconns--;
 	worker_conn_release(c->w, c->rt);
 	metrics_conn_close(c->rm);
-	event_active(c->w->reaper, EV_TIMEOUT, 0);
+	worker_conn_dead(c->w, c);
 }
 
 static void
@@ -319,17 +295,17 @@ conn_free(struct conn *c)
 	 * without a large allocation. */
 	cg_wipe(c, cap);
 	c->cap = cap;
-	if (w->nconn_spare < CONN_SPARE_MAX)
-		w->conn_spare[w->nconn_spare++] = c;
-	else
+	if (!worker_spare_put(w, c))
 		free(c);
 }
 
 void
 conn_spares_free(struct cg_worker *w)
 {
-	while (w->nconn_spare > 0)
-		free(w->conn_spare[--w->nconn_spare]);
+	void *c;
+
+	while ((c = worker_spare_get(w)) != NULL)
+		free(c);
 }
 
 void
@@ -337,10 +313,8 @@ conn_reap(struct cg_worker *w)
 {
 	struct conn *c;
 
-	while ((c = TAILQ_FIRST(&w->dead)) != NULL) {
-		TAILQ_REMOVE(&w->dead, c, link);
+	while ((c = worker_conn_next_dead(w)) != NULL)
 		conn_free(c);
-	}
 }
 
 bool
@@ -1013,21 +987,6 @@ host_scratch(struct inj_host *h, size_t *size)
 	return HOST_CONN(h)->w->fields;
 }
 
-void
-conn_route_slots_reset(struct cg_worker *w, size_t n)
-{
-	size_t i;
-
-	for (i = 0; w->route_slots != NULL && i < w->nroute_slots; i++) {
-		if (w->route_slots[i].obj != NULL)
-			w->route_slots[i].ops->slot_free(w->route_slots[i].obj);
-		secret_unref(w->route_slots[i].cred);
-	}
-	free(w->route_slots);
-	w->route_slots = n > 0 ? calloc(n, sizeof(*w->route_slots)) : NULL;
-	w->nroute_slots = w->route_slots != NULL ? n : 0;
-}
-
 /*
  * The route's slot in this worker, for the credential of the request in
  * flight: emptied (its object freed) when the credential changed.  A
@@ -1037,20 +996,10 @@ static void **
 host_route_slot(struct inj_host *h)
 {
 	struct conn *c = HOST_CONN(h);
-	struct cg_route_slot *slot;
 
-	if (c->cred == NULL || c->gen != c->w->gen || c->w->route_slots == NULL)
+	if (c->cred == NULL || c->gen != c->w->gen)
 		return NULL;
-	slot = &c->w->route_slots[c->rt - c->gen->routes];
-	if (slot->cred != c->cred) {
-		if (slot->obj != NULL)
-			slot->ops->slot_free(slot->obj);
-		slot->obj = NULL;
-		secret_unref(slot->cred);
-		slot->cred = secret_ref(c->cred);
-		slot->ops = c->proto;
-	}
-	return &slot->obj;
+	return worker_route_slot(c->w, (size_t)(c->rt - c->gen->routes), c->cred, c->proto);
 }
 
 static const struct inj_host_ops conn_host_ops = {
@@ -1117,8 +1066,7 @@ conn_alloc(struct cg_worker *w, const struct inj_ops *proto)
 	size_t need = (sizeof(struct conn) + 15) / 16 * 16 + proto->state_size;
 	struct conn *c;
 
-	while (w->nconn_spare > 0) {
-		c = w->conn_spare[--w->nconn_spare];
+	while ((c = worker_spare_get(w)) != NULL) {
 		if (c->cap >= need)
 			return c;
 		free(c);
@@ -1140,9 +1088,7 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 		evutil_closesocket(fd);
 		return;
 	}
-	/* Session ids are unique across workers: the worker's index in the
-	 * low bits. */
-	c->id = (++w->next_conn_id << 8) | (w->index & 0xff);
+	c->id = worker_next_conn_id(w);
 	c->w = w;
 	c->gen = cg_gen_ref(w->gen);
 	c->rt = rt;
@@ -1195,11 +1141,8 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 	evbuffer_add_cb(bufferevent_get_output(c->cli), conn_count, &c->bytes_out);
 	bufferevent_setcb(c->cli, conn_cli_read_cb, conn_cli_write_cb, conn_cli_event_cb, c);
 	bufferevent_setwatermark(c->cli, EV_WRITE, RELAY_LOW, 0);
-	TAILQ_INSERT_TAIL(&w->conns, c, link);
-	w->nconns++;
-	c->pending = true;
 	c->pend_slot = *slot;
-	TAILQ_INSERT_TAIL(&w->pending, c, pend_link);
+	worker_conn_add(w, c);
 	metrics_conn_open(c->rm);
 	cg_debug("msg=accept conn=%llu route=%s peer=%s", (unsigned long long)c->id,
 	    c->route->policy.name, c->peer);

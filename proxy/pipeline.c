@@ -126,23 +126,14 @@ conn_begin(struct conn *c, const struct inj_request *req)
 	c->requests++;
 	if (req == NULL)
 		return 0;
-	if (c->pending) {
-		c->pending = false;
-		TAILQ_REMOVE(&c->w->pending, c, pend_link);
-		pending_done(c->w->proc->pending, &c->pend_slot);
-	}
+	worker_conn_unpend(c->w, c);
 	c->in_request = true;
 	c->req = req;
 	c->req_start_ms = cg_mono_ms();
 	if (req->request_id != NULL && request_id_ok(req->request_id))
 		snprintf(c->request_id, sizeof(c->request_id), "%s", req->request_id);
-	else {
-		/* The worker's random prefix and a counter: unique across
-		 * workers and restarts without asking the RNG every time. */
-		cg_fmt_hex64(c->request_id, c->w->rid_prefix);
-		cg_fmt_hex64(c->request_id + 16, ++c->w->rid_counter);
-		c->request_id[32] = '\0';
-	}
+	else
+		worker_request_id(c->w, c->request_id);
 	if (!conn_adopt_gen(c)) {
 		conn_deny(c, "route withdrawn");
 		conn_refuse(c, INJ_REFUSE_UNAVAILABLE, "route withdrawn");
@@ -205,11 +196,8 @@ conn_decided(struct conn *c)
 		conn_refuse(c, INJ_REFUSE_UNAVAILABLE, "audit unavailable");
 		return;
 	}
-	if (deny && !cg_audit_batch_empty(&c->w->audit)) {
-		if (!c->audit_wait) {
-			c->audit_wait = true;
-			TAILQ_INSERT_TAIL(&c->w->audit_waiters, c, audit_link);
-		}
+	if (deny && worker_audit_pending(c->w)) {
+		worker_audit_wait(c->w, c, true);
 		return;
 	}
 	conn_proceed(c);
@@ -325,20 +313,8 @@ conn_audit_flush(struct cg_worker *w)
 	struct conn_list waiters;
 	struct conn *c;
 	unsigned lost;
-	int err = 0;
 
-	if (cg_audit_batch_flush(&w->audit) != 0)
-		err = errno;
-	lost = w->audit.failed;
-	w->audit.failed = 0;
-	if (lost > 0) {
-		metrics_audit_failures(w->metrics, lost);
-		cg_log_limited(CG_LOG_ERROR, "audit_write",
-		    "msg=audit_write_failed worker=%u events=%u error=\"%s\"",
-		    w->index, lost, strerror(err ? err : EIO));
-	}
-	TAILQ_INIT(&waiters);
-	TAILQ_CONCAT(&waiters, &w->audit_waiters, audit_link);
+	lost = worker_audit_write(w, &waiters);
 	while ((c = TAILQ_FIRST(&waiters)) != NULL) {
 		TAILQ_REMOVE(&waiters, c, audit_link);
 		c->audit_wait = false;

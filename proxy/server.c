@@ -353,20 +353,7 @@ publish(struct cg_process *p, struct cg_gen *g, struct cg_listener **lists)
 
 	for (k = 0; k < p->nworkers; k++) {
 		w = &p->workers[k];
-		pthread_mutex_lock(&w->lock);
-		cg_gen_unref(w->pending_gen);
-		w->pending_gen = cg_gen_ref(g);
-		if (lists[k] != NULL) {
-			struct cg_listener *last = lists[k];
-
-			while (last->next != NULL)
-				last = last->next;
-			last->next = w->pending_listeners;
-			w->pending_listeners = lists[k];
-			lists[k] = NULL;
-		}
-		pthread_mutex_unlock(&w->lock);
-		worker_post(w);
+		worker_publish(w, g, &lists[k]);
 	}
 	cg_gen_unref(p->gen);
 	p->gen = g;

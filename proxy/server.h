@@ -260,6 +260,38 @@ struct bufferevent *worker_up_get(struct cg_worker *w, const char *key);
 void worker_up_clear(struct cg_worker *w);
 bool worker_up_any(const struct cg_worker *w);	/* any idle one */
 
+/*
+ * What the worker's sessions (conn.c and its companions) ask of it; only
+ * worker.c writes struct cg_worker.
+ */
+void worker_conn_add(struct cg_worker *w, struct conn *c);	/* live and pending */
+void worker_conn_unpend(struct cg_worker *w, struct conn *c);	/* a complete request */
+void worker_conn_dead(struct cg_worker *w, struct conn *c);	/* closed: to the reaper */
+struct conn *worker_conn_next_dead(struct cg_worker *w);	/* NULL when none */
+/* Freed session structs kept for the next accepts. */
+void *worker_spare_get(struct cg_worker *w);			/* NULL when none */
+bool worker_spare_put(struct cg_worker *w, void *c);		/* false: free it */
+uint64_t worker_next_conn_id(struct cg_worker *w);
+void worker_request_id(struct cg_worker *w, char *out);	/* 33 bytes */
+/* Queues an audit line for the end of the pass (cg_audit_batch_add()). */
+int worker_audit_add(struct cg_worker *w, const char *line, size_t len) CG_WUR;
+bool worker_audit_pending(const struct cg_worker *w);
+/* c waits for this pass's events to be written (on), or not any more. */
+void worker_audit_wait(struct cg_worker *w, struct conn *c, bool on);
+/* Writes the pass's events; moves the waiters to *waiters; returns how
+ * many events were lost. */
+unsigned worker_audit_write(struct cg_worker *w, struct conn_list *waiters);
+/* Lets go of the route slots; with n > 0, makes n empty ones (none when
+ * out of memory: sessions then make their own). */
+void worker_route_slots_reset(struct cg_worker *w, size_t n);
+/* Route route's slot, for credential cred: emptied (its object freed by
+ * ops->slot_free) when the credential changed.  NULL when there is none. */
+struct inj_ops;
+void **worker_route_slot(struct cg_worker *w, size_t route, struct secret *cred,
+    const struct inj_ops *ops);
+/* Control thread: hands w a new generation and listeners to adopt. */
+void worker_publish(struct cg_worker *w, struct cg_gen *g, struct cg_listener **lists);
+
 /* The route's metric block in this worker (for its current generation). */
 struct cg_route_metrics *worker_route_metrics(struct cg_worker *w, const struct cg_route_rt *rt);
 
@@ -278,8 +310,5 @@ void conn_close_all(struct cg_worker *w, const char *reason);
 void conn_drain_all(struct cg_worker *w);
 /* Writes the audit events queued in this pass; see conn.c. */
 void conn_audit_flush(struct cg_worker *w);
-/* Lets go of w->route_slots; with n > 0, makes n empty ones (NULL when
- * out of memory: sessions then make their own). */
-void conn_route_slots_reset(struct cg_worker *w, size_t n);
 
 #endif /* CG_SERVER_H */

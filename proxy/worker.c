@@ -26,7 +26,9 @@
 
 #include "policy/policy.h"
 #include "proxy/metrics.h"
+#include "injectors/injector.h"
 #include "proxy/server.h"
+#include "proxy/session.h"
 #include "vault-client/vault.h"
 
 #define LISTEN_BACKLOG 1024
@@ -693,7 +695,7 @@ worker_switch(struct cg_worker *w, struct cg_gen *gen, struct cg_listener *adopt
 	/* Keys may have changed: nothing verified under the old ones stays. */
 	token_cache_flush(w->tokens);
 	/* Credentials and injection settings may have changed too. */
-	conn_route_slots_reset(w, gen->nroutes);
+	worker_route_slots_reset(w, gen->nroutes);
 	cg_debug("msg=generation worker=%u generation=%llu", w->index,
 	    (unsigned long long)gen->number);
 	cg_gen_unref(old);
@@ -844,7 +846,7 @@ worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err
 		snprintf(err, errlen, "out of memory");
 		return CG_ERR_NOMEM;
 	}
-	conn_route_slots_reset(w, w->gen->nroutes);
+	worker_route_slots_reset(w, w->gen->nroutes);
 	return 0;
 }
 
@@ -908,7 +910,7 @@ worker_free(struct cg_worker *w)
 	listeners_free(w->pending_listeners);
 	cg_gen_unref(w->pending_gen);
 	cg_gen_unref(w->gen);
-	conn_route_slots_reset(w, 0);	/* its credential references first */
+	worker_route_slots_reset(w, 0);	/* its credential references first */
 	secret_cache_free(w->secrets);
 	token_cache_free(w->tokens);
 	free(w->route_metrics);
@@ -928,4 +930,181 @@ worker_free(struct cg_worker *w)
 	if (w->base != NULL)
 		event_base_free(w->base);
 	pthread_mutex_destroy(&w->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* What the worker's sessions ask of it                                */
+/* ------------------------------------------------------------------ */
+
+void
+worker_conn_add(struct cg_worker *w, struct conn *c)
+{
+	TAILQ_INSERT_TAIL(&w->conns, c, link);
+	w->nconns++;
+	c->pending = true;
+	TAILQ_INSERT_TAIL(&w->pending, c, pend_link);
+}
+
+void
+worker_conn_unpend(struct cg_worker *w, struct conn *c)
+{
+	if (!c->pending)
+		return;
+	c->pending = false;
+	TAILQ_REMOVE(&w->pending, c, pend_link);
+	pending_done(w->proc->pending, &c->pend_slot);
+}
+
+void
+worker_conn_dead(struct cg_worker *w, struct conn *c)
+{
+	TAILQ_REMOVE(&w->conns, c, link);
+	TAILQ_INSERT_TAIL(&w->dead, c, link);
+	w->nconns--;
+	event_active(w->reaper, EV_TIMEOUT, 0);
+}
+
+struct conn *
+worker_conn_next_dead(struct cg_worker *w)
+{
+	struct conn *c = TAILQ_FIRST(&w->dead);
+
+	if (c != NULL)
+		TAILQ_REMOVE(&w->dead, c, link);
+	return c;
+}
+
+void *
+worker_spare_get(struct cg_worker *w)
+{
+	return w->nconn_spare > 0 ? w->conn_spare[--w->nconn_spare] : NULL;
+}
+
+bool
+worker_spare_put(struct cg_worker *w, void *c)
+{
+	if (w->nconn_spare >= CONN_SPARE_MAX)
+		return false;
+	w->conn_spare[w->nconn_spare++] = c;
+	return true;
+}
+
+uint64_t
+worker_next_conn_id(struct cg_worker *w)
+{
+	/* Unique across workers: the worker's index in the low bits. */
+	return (++w->next_conn_id << 8) | (w->index & 0xff);
+}
+
+void
+worker_request_id(struct cg_worker *w, char *out)
+{
+	/* The worker's random prefix and a counter: unique across workers
+	 * and restarts without asking the RNG every time. */
+	cg_fmt_hex64(out, w->rid_prefix);
+	cg_fmt_hex64(out + 16, ++w->rid_counter);
+	out[32] = '\0';
+}
+
+int
+worker_audit_add(struct cg_worker *w, const char *line, size_t len)
+{
+	int r = cg_audit_batch_add(&w->audit, line, len);
+
+	if (!cg_audit_batch_empty(&w->audit))
+		event_active(w->audit_ev, EV_TIMEOUT, 0);
+	return r;
+}
+
+bool
+worker_audit_pending(const struct cg_worker *w)
+{
+	return !cg_audit_batch_empty(&w->audit);
+}
+
+void
+worker_audit_wait(struct cg_worker *w, struct conn *c, bool on)
+{
+	if (on && !c->audit_wait) {
+		c->audit_wait = true;
+		TAILQ_INSERT_TAIL(&w->audit_waiters, c, audit_link);
+	} else if (!on && c->audit_wait) {
+		TAILQ_REMOVE(&w->audit_waiters, c, audit_link);
+		c->audit_wait = false;
+	}
+}
+
+unsigned
+worker_audit_write(struct cg_worker *w, struct conn_list *waiters)
+{
+	unsigned lost;
+	int err = 0;
+
+	if (cg_audit_batch_flush(&w->audit) != 0)
+		err = errno;
+	lost = w->audit.failed;
+	w->audit.failed = 0;
+	if (lost > 0) {
+		metrics_audit_failures(w->metrics, lost);
+		cg_log_limited(CG_LOG_ERROR, "audit_write",
+		    "msg=audit_write_failed worker=%u events=%u error=\"%s\"",
+		    w->index, lost, strerror(err ? err : EIO));
+	}
+	TAILQ_INIT(waiters);
+	TAILQ_CONCAT(waiters, &w->audit_waiters, audit_link);
+	return lost;
+}
+
+void
+worker_route_slots_reset(struct cg_worker *w, size_t n)
+{
+	size_t i;
+
+	for (i = 0; w->route_slots != NULL && i < w->nroute_slots; i++) {
+		if (w->route_slots[i].obj != NULL)
+			w->route_slots[i].ops->slot_free(w->route_slots[i].obj);
+		secret_unref(w->route_slots[i].cred);
+	}
+	free(w->route_slots);
+	w->route_slots = n > 0 ? calloc(n, sizeof(*w->route_slots)) : NULL;
+	w->nroute_slots = w->route_slots != NULL ? n : 0;
+}
+
+void **
+worker_route_slot(struct cg_worker *w, size_t route, struct secret *cred,
+    const struct inj_ops *ops)
+{
+	struct cg_route_slot *slot;
+
+	if (w->route_slots == NULL || route >= w->nroute_slots)
+		return NULL;
+	slot = &w->route_slots[route];
+	if (slot->cred != cred) {
+		if (slot->obj != NULL)
+			slot->ops->slot_free(slot->obj);
+		slot->obj = NULL;
+		secret_unref(slot->cred);
+		slot->cred = secret_ref(cred);
+		slot->ops = ops;
+	}
+	return &slot->obj;
+}
+
+void
+worker_publish(struct cg_worker *w, struct cg_gen *g, struct cg_listener **lists)
+{
+	pthread_mutex_lock(&w->lock);
+	cg_gen_unref(w->pending_gen);
+	w->pending_gen = cg_gen_ref(g);
+	if (*lists != NULL) {
+		struct cg_listener *last = *lists;
+
+		while (last->next != NULL)
+			last = last->next;
+		last->next = w->pending_listeners;
+		w->pending_listeners = *lists;
+		*lists = NULL;
+	}
+	pthread_mutex_unlock(&w->lock);
+	worker_post(w);
 }
