@@ -1,7 +1,8 @@
 /*
  * common.h: the small things every credgate module needs: error codes,
- * logging, secure memory, base64, glob matching, durations, strict JSON and
- * the parsed HTTP head that the front and the injectors share.
+ * logging, secure memory, reading a trusted file, base64, glob matching,
+ * durations, strict JSON and the parsed HTTP head that the front and the
+ * injectors share.
  *
  * This header must not include anything from policy/, vault-client/,
  * injectors/ or proxy/.
@@ -13,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <jansson.h>
 
 #define CG_WUR __attribute__((warn_unused_result))
@@ -146,6 +149,57 @@ bool secmem_json_secure(bool on);
 
 /* Refuse core dumps and ptrace attach from non-root (PR_SET_DUMPABLE 0). */
 int cg_disable_core_dumps(void) CG_WUR;
+
+/* ------------------------------------------------------------------ */
+/* Reading a whole trusted file: secrets, keys, certificates, key sets, */
+/* the configuration.                                                  */
+/* ------------------------------------------------------------------ */
+
+/* cg_file_read() flags; OR them. */
+#define CG_FILE_SECURE		0x01u	/* read into the secure pool */
+#define CG_FILE_FOLLOW		0x02u	/* follow a symbolic link at the path */
+#define CG_FILE_NO_GROUP_WORLD	0x04u	/* refuse mode & 077 (secrets) */
+#define CG_FILE_NO_WORLD	0x08u	/* refuse mode & 007 (TLS private keys) */
+#define CG_FILE_NO_OTHERS_WRITE	0x10u	/* refuse mode & 022 */
+#define CG_FILE_OWNER		0x20u	/* refuse an owner other than root or `owner` */
+
+/* A file read whole; release with cg_file_free(). */
+struct cg_file {
+	char *data;	/* len bytes and a NUL after them; owned */
+	size_t len;	/* the file may hold NUL bytes: use len, not strlen */
+	struct stat st;	/* fstat of the descriptor that was read */
+	bool secure;	/* data is in the secure pool */
+};
+
+/*
+ * Reads the whole file at path into *out (cleared first).  The file is
+ * opened with O_NOFOLLOW (unless CG_FILE_FOLLOW), O_NONBLOCK (a FIFO
+ * cannot stall the open), O_NOCTTY and O_CLOEXEC; fstat on that
+ * descriptor must show a regular file that passes the flags' mode and
+ * owner rules (owner is read only with CG_FILE_OWNER) and holds at most
+ * max bytes.  The file is read to its end, asking for one byte more than
+ * fstat said, so that a file still growing is refused, not cut.  With
+ * CG_FILE_SECURE the bytes land in secmem_alloc() memory, else in
+ * malloc() memory; either way nothing read outlives a failure (secure
+ * memory is wiped).  An empty file is success with len 0.
+ *
+ * Returns 0, or:
+ *	CG_ERR_NOTFOUND		no such file (ENOENT, ENOTDIR), or no path
+ *	CG_ERR_IO		open, fstat or read failed (errno kept); or the
+ *				file grew while being read
+ *	CG_ERR_PERM		a symbolic link without CG_FILE_FOLLOW; a mode
+ *				or owner the flags refuse
+ *	CG_ERR_UNSUPPORTED	not a regular file (directory, FIFO, device)
+ *	CG_ERR_LIMIT		more than max bytes
+ *	CG_ERR_NOMEM		out of memory (or of the secure pool)
+ * and on failure a one-line reason in err (errlen bytes; err may be NULL)
+ * that starts with the path and says what is wrong, never what the file
+ * holds.
+ */
+int cg_file_read(const char *path, unsigned flags, size_t max, uid_t owner,
+    struct cg_file *out, char *err, size_t errlen) CG_WUR;
+/* Frees (and, if secure, wipes) f's data and clears f; NULL-safe. */
+void cg_file_free(struct cg_file *f);
 
 /* ------------------------------------------------------------------ */
 /* base64                                                              */
