@@ -21,12 +21,10 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
@@ -553,62 +551,26 @@ jwks_load_mem(const char *buf, size_t len, struct jwks **out, char *err, size_t 
 int
 jwks_load_file(const char *path, struct jwks **out, char *err, size_t errlen)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t have = 0;
-	ssize_t got;
-	int fd = -1, r;
+	struct cg_file f;
+	char why[512];
+	int r;
 
 	*out = NULL;
 	seterr(err, errlen, "%s", "");
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
-		seterr(err, errlen, "cannot open: %s", strerror(errno));
-		r = CG_ERR_IO;
-		goto out;
-	}
-	if (fstat(fd, &st) == -1) {
-		seterr(err, errlen, "cannot stat: %s", strerror(errno));
-		r = CG_ERR_IO;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		seterr(err, errlen, "not a regular file");
-		r = CG_ERR_FORMAT;
-		goto out;
-	}
-	if (st.st_size > JWKS_MAX_FILE_SIZE) {
-		seterr(err, errlen, "file larger than %d bytes", JWKS_MAX_FILE_SIZE);
-		r = CG_ERR_LIMIT;
-		goto out;
-	}
-	/* Read one byte more than the limit: the file may grow under us. */
-	if ((buf = malloc(JWKS_MAX_FILE_SIZE + 1)) == NULL) {
-		seterr(err, errlen, "out of memory");
-		r = CG_ERR_NOMEM;
-		goto out;
-	}
-	for (;;) {
-		got = read(fd, buf + have, JWKS_MAX_FILE_SIZE + 1 - have);
-		if (got == -1 && errno == EINTR)
-			continue;
-		if (got == -1) {
-			seterr(err, errlen, "cannot read: %s", strerror(errno));
-			r = CG_ERR_IO;
-			goto out;
+	/* A key set is public: ordinary memory, any mode, links followed. */
+	if ((r = cg_file_read(path, CG_FILE_FOLLOW, JWKS_MAX_FILE_SIZE, 0, &f,
+	    why, sizeof(why))) != 0) {
+		/* This function's codes: a file that is not there or cannot
+		 * be read is CG_ERR_IO, one that is not a regular file
+		 * CG_ERR_FORMAT. */
+		if (r == CG_ERR_NOTFOUND) {
+			seterr(err, errlen, "cannot open %s", why);
+			return CG_ERR_IO;
 		}
-		if (got == 0)
-			break;
-		have += (size_t)got;
-		if (have > JWKS_MAX_FILE_SIZE) {
-			seterr(err, errlen, "file larger than %d bytes", JWKS_MAX_FILE_SIZE);
-			r = CG_ERR_LIMIT;
-			goto out;
-		}
+		seterr(err, errlen, "%s", why);
+		return r == CG_ERR_UNSUPPORTED ? CG_ERR_FORMAT : r;
 	}
-	r = jwks_load_mem(buf, have, out, err, errlen);
- out:
-	free(buf);
-	if (fd != -1)
-		close(fd);
+	r = jwks_load_mem(f.data, f.len, out, err, errlen);
+	cg_file_free(&f);
 	return r;
 }

@@ -709,9 +709,9 @@ static void scan_text(struct scan *sc, const char *text, const char *file, int s
 static void
 scan_include(struct scan *sc, const char *name, size_t n)
 {
-	char **files, *path, *text = NULL;
-	size_t len = 0, got;
-	FILE *f;
+	char **files, *path;
+	struct cg_file f;
+	int r;
 
 	if (sc->includes >= SCAN_INCLUDES)
 		return;
@@ -724,19 +724,15 @@ scan_include(struct scan *sc, const char *name, size_t n)
 	}
 	sc->files = files;
 	sc->files[sc->nfiles++] = path;	/* names[] point at it */
-	if ((f = fopen(path, "re")) == NULL)
+	if ((r = cg_file_read(path, CG_FILE_FOLLOW, CFG_MAX_TEXT, 0, &f, NULL, 0)) != 0) {
+		if (r == CG_ERR_NOMEM)
+			sc->ld->nomem = true;
 		return;		/* libconfig could not either, and said so */
-	if ((text = malloc(CFG_MAX_TEXT + 1)) != NULL) {
-		while (len < CFG_MAX_TEXT && (got = fread(text + len, 1, CFG_MAX_TEXT - len, f)) > 0)
-			len += got;
-		text[len] = '\0';
-		sc->includes++;
-		scan_text(sc, text, path, 0);
-		sc->includes--;
-	} else
-		sc->ld->nomem = true;
-	fclose(f);
-	free(text);
+	}
+	sc->includes++;
+	scan_text(sc, f.data, path, 0);
+	sc->includes--;
+	cg_file_free(&f);
 }
 
 /*
@@ -2580,45 +2576,27 @@ int
 cg_config_load(const char *file, unsigned flags, struct cg_config **out,
     struct cg_errors *errs)
 {
-	FILE *f = NULL;
-	char *text = NULL;
-	size_t len = 0, n;
+	struct cg_file f;
+	char why[512];
 	int r;
 
 	*out = NULL;
-	if ((f = fopen(file, "r")) == NULL) {
-		cg_errors_add(errs, "%s: %s", file, strerror(errno));
-		r = CG_ERR_IO;
-		goto out;
+	/* A symbolic link is followed: configuration is often linked in place. */
+	if ((r = cg_file_read(file, CG_FILE_FOLLOW, CFG_MAX_TEXT, 0, &f, why,
+	    sizeof(why))) != 0) {
+		if (r == CG_ERR_NOMEM)
+			return r;
+		cg_errors_add(errs, "%s", why);
+		/* This function's codes: over the size limit is
+		 * CG_ERR_FORMAT, any other failure to read CG_ERR_IO. */
+		return r == CG_ERR_LIMIT ? CG_ERR_FORMAT : CG_ERR_IO;
 	}
-	if ((text = malloc(CFG_MAX_TEXT + 1)) == NULL) {
-		r = CG_ERR_NOMEM;
-		goto out;
-	}
-	while ((n = fread(text + len, 1, CFG_MAX_TEXT + 1 - len, f)) > 0 &&
-	    len + n <= CFG_MAX_TEXT)
-		len += n;
-	if (ferror(f)) {
-		cg_errors_add(errs, "%s: %s", file, strerror(errno));
-		r = CG_ERR_IO;
-		goto out;
-	}
-	if (n > 0) {
-		cg_errors_add(errs, "%s: larger than %d bytes", file, CFG_MAX_TEXT);
-		r = CG_ERR_FORMAT;
-		goto out;
-	}
-	text[len] = '\0';
-	if (memchr(text, '\0', len) != NULL) {
+	if (memchr(f.data, '\0', f.len) != NULL) {
 		cg_errors_add(errs, "%s: holds a NUL byte", file);
 		r = CG_ERR_FORMAT;
-		goto out;
-	}
-	r = load_text(text, file, flags, out, errs);
- out:
-	free(text);
-	if (f != NULL)
-		fclose(f);
+	} else
+		r = load_text(f.data, file, flags, out, errs);
+	cg_file_free(&f);
 	return r;
 }
 

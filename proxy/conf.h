@@ -202,8 +202,9 @@ enum cg_config_flags {
 
 /*
  * Loads, applies defaults and validates.  Collects every error before
- * failing.  Returns 0 and *out, or CG_ERR_FORMAT (or CG_ERR_IO when the
- * file cannot be read) with errs filled in.
+ * failing.  The file must be a regular file (a symbolic link to one is
+ * followed) of at most 4 MiB.  Returns 0 and *out, or CG_ERR_FORMAT (or
+ * CG_ERR_IO when the file cannot be read) with errs filled in.
  */
 int cg_config_load(const char *file, unsigned flags, struct cg_config **out,
     struct cg_errors *errs) CG_WUR;

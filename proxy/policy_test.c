@@ -5,49 +5,15 @@
  * a method and a path, and the decision expected (and optionally the rule
  * that makes it).  The real rules decide; nothing is verified or sent.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "policy/policy.h"
 #include "proxy/policy_test.h"
 
 #define CASES_MAX_BYTES (4 * 1024 * 1024)
 #define CASES_MAX_DEPTH 64
-
-static int
-read_file(const char *path, char **out, size_t *len)
-{
-	struct stat st;
-	FILE *f;
-	char *buf;
-	size_t n;
-
-	*out = NULL;
-	if ((f = fopen(path, "re")) == NULL)
-		return CG_ERR_IO;
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-		fclose(f);
-		errno = EINVAL;
-		return CG_ERR_IO;
-	}
-	if (st.st_size > CASES_MAX_BYTES) {
-		fclose(f);
-		return CG_ERR_LIMIT;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		fclose(f);
-		return CG_ERR_NOMEM;
-	}
-	n = fread(buf, 1, (size_t)st.st_size, f);
-	fclose(f);
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
-}
 
 static const struct policy_issuer *
 find_issuer(const struct cg_config *cfg, const char *name, json_t *claims)
@@ -165,17 +131,18 @@ int
 policy_test_run(const struct cg_config *cfg, const char *cases_file, FILE *out)
 {
 	json_t *root = NULL, *cases, *c;
-	size_t len, i, passed = 0, failed = 0;
-	char *text = NULL;
+	size_t i, passed = 0, failed = 0;
+	struct cg_file f;
+	char why[512];
 	int r;
 
-	if ((r = read_file(cases_file, &text, &len)) != 0) {
-		fprintf(stderr, "%s: %s\n", cases_file,
-		    r == CG_ERR_IO ? strerror(errno) : cg_strerror(r));
+	if ((r = cg_file_read(cases_file, CG_FILE_FOLLOW, CASES_MAX_BYTES, 0,
+	    &f, why, sizeof(why))) != 0) {
+		fprintf(stderr, "%s\n", why);
 		return 2;
 	}
-	r = cg_json_strict_load(text, len, CASES_MAX_DEPTH, &root);
-	free(text);
+	r = cg_json_strict_load(f.data, f.len, CASES_MAX_DEPTH, &root);
+	cg_file_free(&f);
 	if (r != 0) {
 		fprintf(stderr, "%s: not valid JSON (duplicate keys are refused too)\n", cases_file);
 		return 2;

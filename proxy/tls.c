@@ -23,7 +23,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,6 +42,7 @@
 #include "proxy/tls.h"
 
 #define TLS_MAX_KEY_FILE	(1024 * 1024)	/* bytes of a PEM key file */
+#define TLS_MAX_PEM_FILE	(16 * 1024 * 1024) /* of a certificate chain or CA bundle */
 #define TLS_SESSION_CACHE	4096		/* sessions per listener context */
 #define TLS_SESSION_TIMEOUT	300		/* seconds */
 #define TLS_SESSION_TICKETS	1		/* TLS 1.3 stateful tickets per handshake */
@@ -142,22 +143,35 @@ tls_verify_reason(const SSL *ssl)
 /* Files                                                               */
 /* ------------------------------------------------------------------ */
 
-/* A readable regular file, for a message that names it before OpenSSL's
- * own (less clear) one would. */
+/*
+ * Reads file whole through the common reader: certificates and CA bundles
+ * into ordinary memory, private keys (flags CG_FILE_SECURE) into the
+ * secure pool.  Symbolic links are followed (certificate tools and
+ * mounted secrets link keys and certificates in place).  The message is
+ * "<what> <file>: <problem>"; a file that is not regular is CG_ERR_IO.
+ */
 static int
-tls_check_file(const char *what, const char *file, char *err, size_t errlen)
+tls_read_file(const char *what, const char *file, unsigned flags, size_t max,
+    struct cg_file *out, char *err, size_t errlen)
 {
-	struct stat sb;
+	char why[512];
+	int r;
 
-	if (stat(file, &sb) == -1) {
-		tls_errf(err, errlen, "%s %s: %s", what, file, strerror(errno));
-		return errno == ENOENT ? CG_ERR_NOTFOUND : CG_ERR_IO;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		tls_errf(err, errlen, "%s %s: not a regular file", what, file);
-		return CG_ERR_IO;
+	if ((r = cg_file_read(file, flags | CG_FILE_FOLLOW, max, 0, out, why,
+	    sizeof(why))) != 0) {
+		tls_errf(err, errlen, "%s %s", what, why);
+		return r == CG_ERR_UNSUPPORTED ? CG_ERR_IO : r;
 	}
 	return 0;
+}
+
+/* A BIO over f's bytes, which must outlive it. */
+static BIO *
+tls_mem_bio(const struct cg_file *f)
+{
+	if (f->len > INT_MAX)
+		return NULL;
+	return BIO_new_mem_buf(f->data, (int)f->len);
 }
 
 /* pem_password_cb: encrypted keys are refused, never prompted for. */
@@ -167,84 +181,41 @@ tls_no_passphrase(char *buf, int size, int rwflag, void *u)
 	(void)buf;
 	(void)size;
 	(void)rwflag;
-	*(int *)u = 1;
+	if (u != NULL)
+		*(int *)u = 1;
 	return -1;
+}
+
+/* True when OpenSSL's last error says the PEM input simply ended. */
+static bool
+tls_pem_ended(void)
+{
+	unsigned long e = ERR_peek_last_error();
+
+	return ERR_GET_LIB(e) == ERR_LIB_PEM &&
+	    ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
 }
 
 /*
  * Reads the PEM private key in file.  The file must be a regular file
  * without world access (group access is allowed, as Debian's ssl-cert
- * group uses it), at most TLS_MAX_KEY_FILE bytes, and not encrypted.
+ * group uses it), at most TLS_MAX_KEY_FILE bytes, and not encrypted.  Its
+ * bytes are read into the secure pool and wiped when parsed.
  */
 static int
 tls_load_key(const char *what, const char *file, EVP_PKEY **out, char *err,
     size_t errlen)
 {
-	unsigned char *buf = NULL;
-	size_t bufsize = 0, got = 0;
+	struct cg_file f;
 	EVP_PKEY *pkey = NULL;
 	BIO *bio = NULL;
-	struct stat sb;
-	int fd = -1, encrypted = 0, r;
-	ssize_t n;
+	int encrypted = 0, r;
 
 	*out = NULL;
-	/* O_NONBLOCK: a FIFO planted at the path must not hang the load. */
-	if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
-		tls_errf(err, errlen, "%s %s: %s", what, file, strerror(errno));
-		r = errno == ENOENT ? CG_ERR_NOTFOUND : CG_ERR_IO;
-		goto out;
-	}
-	if (fstat(fd, &sb) == -1) {
-		tls_errf(err, errlen, "%s %s: fstat: %s", what, file, strerror(errno));
-		r = CG_ERR_IO;
-		goto out;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		tls_errf(err, errlen, "%s %s: not a regular file", what, file);
-		r = CG_ERR_IO;
-		goto out;
-	}
-	if ((sb.st_mode & 007) != 0) {
-		tls_errf(err, errlen, "%s %s: mode %04o is world-accessible; "
-		    "chmod 600 (or 640 with a group)", what, file,
-		    (unsigned)(sb.st_mode & 07777));
-		r = CG_ERR_PERM;
-		goto out;
-	}
-	if (sb.st_size > TLS_MAX_KEY_FILE) {
-		tls_errf(err, errlen, "%s %s: %lld bytes, over the limit of %d",
-		    what, file, (long long)sb.st_size, TLS_MAX_KEY_FILE);
-		r = CG_ERR_LIMIT;
-		goto out;
-	}
-	/* One byte more than fstat said, to notice a file still growing. */
-	bufsize = (size_t)sb.st_size + 1;
-	if ((buf = malloc(bufsize)) == NULL) {
-		tls_errf(err, errlen, "%s %s: out of memory", what, file);
-		r = CG_ERR_NOMEM;
-		goto out;
-	}
-	while (got < bufsize) {
-		n = read(fd, buf + got, bufsize - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			tls_errf(err, errlen, "%s %s: read: %s", what, file,
-			    strerror(errno));
-			r = CG_ERR_IO;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got == bufsize) {
-		tls_errf(err, errlen, "%s %s: changed while being read", what, file);
-		r = CG_ERR_IO;
-		goto out;
-	}
-	if ((bio = BIO_new_mem_buf(buf, (int)got)) == NULL) {
+	if ((r = tls_read_file(what, file, CG_FILE_SECURE | CG_FILE_NO_WORLD,
+	    TLS_MAX_KEY_FILE, &f, err, errlen)) != 0)
+		return r;
+	if ((bio = tls_mem_bio(&f)) == NULL) {
 		tls_errf(err, errlen, "%s %s: out of memory", what, file);
 		r = CG_ERR_NOMEM;
 		goto out;
@@ -265,12 +236,164 @@ tls_load_key(const char *what, const char *file, EVP_PKEY **out, char *err,
 	r = 0;
  out:
 	BIO_free(bio);
-	if (buf != NULL) {
-		cg_wipe(buf, bufsize);
-		free(buf);
+	cg_file_free(&f);	/* wipes */
+	return r;
+}
+
+/*
+ * The PEM certificate chain in file, leaf first, as
+ * SSL_CTX_use_certificate_chain_file() reads it, but from the bytes the
+ * common reader read.
+ */
+static int
+tls_use_chain(SSL_CTX *ctx, const char *what, const char *file, char *err,
+    size_t errlen)
+{
+	struct cg_file f;
+	X509 *x = NULL;
+	BIO *bio = NULL;
+	int r;
+
+	if ((r = tls_read_file(what, file, 0, TLS_MAX_PEM_FILE, &f, err,
+	    errlen)) != 0)
+		return r;
+	ERR_clear_error();
+	if ((bio = tls_mem_bio(&f)) == NULL) {
+		tls_errf(err, errlen, "%s %s: out of memory", what, file);
+		r = CG_ERR_NOMEM;
+		goto out;
 	}
-	if (fd != -1)
-		close(fd);
+	if ((x = PEM_read_bio_X509_AUX(bio, NULL, tls_no_passphrase, NULL)) == NULL ||
+	    SSL_CTX_use_certificate(ctx, x) != 1 ||
+	    SSL_CTX_clear_chain_certs(ctx) != 1) {
+		tls_sslerrf(err, errlen, "%s %s", what, file);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	X509_free(x);
+	while ((x = PEM_read_bio_X509(bio, NULL, tls_no_passphrase, NULL)) != NULL) {
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+			tls_sslerrf(err, errlen, "%s %s", what, file);
+			r = CG_ERR_FORMAT;
+			goto out;
+		}
+		x = NULL;	/* the context's now */
+	}
+	if (!tls_pem_ended()) {
+		tls_sslerrf(err, errlen, "%s %s", what, file);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	ERR_clear_error();
+	r = 0;
+ out:
+	X509_free(x);
+	BIO_free(bio);
+	cg_file_free(&f);
+	return r;
+}
+
+/* Whether list holds name already (a bundle has few names). */
+static bool
+tls_has_name(const STACK_OF(X509_NAME) *list, const X509_NAME *name)
+{
+	int i;
+
+	for (i = 0; i < sk_X509_NAME_num(list); i++)
+		if (X509_NAME_cmp(sk_X509_NAME_value(list, i), name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The certificates (and CRLs) of the PEM bundle in file go into ctx's
+ * trust store, as SSL_CTX_load_verify_file() puts them; with names not
+ * NULL, *names also gets the certificates' subjects, each once, as
+ * SSL_load_client_CA_file() lists them, in the file's order.  A bundle
+ * without a certificate is an error.
+ */
+static int
+tls_load_ca(SSL_CTX *ctx, const char *what, const char *file,
+    STACK_OF(X509_NAME) **names, char *err, size_t errlen)
+{
+	STACK_OF(X509_INFO) *infos = NULL;
+	STACK_OF(X509_NAME) *list = NULL;
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	X509_NAME *name = NULL;
+	struct cg_file f;
+	BIO *bio = NULL;
+	int ncerts = 0, r, i;
+
+	if (names != NULL)
+		*names = NULL;
+	if ((r = tls_read_file(what, file, 0, TLS_MAX_PEM_FILE, &f, err,
+	    errlen)) != 0)
+		return r;
+	ERR_clear_error();
+	if ((bio = tls_mem_bio(&f)) == NULL ||
+	    (names != NULL && (list = sk_X509_NAME_new_null()) == NULL)) {
+		tls_errf(err, errlen, "%s %s: out of memory", what, file);
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	if ((infos = PEM_X509_INFO_read_bio(bio, NULL, tls_no_passphrase,
+	    NULL)) == NULL) {
+		tls_sslerrf(err, errlen, "%s %s", what, file);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	for (i = 0; i < sk_X509_INFO_num(infos); i++) {
+		X509_INFO *in = sk_X509_INFO_value(infos, i);
+
+		if (in->crl != NULL && X509_STORE_add_crl(store, in->crl) != 1) {
+			tls_sslerrf(err, errlen, "%s %s", what, file);
+			r = CG_ERR_FORMAT;
+			goto out;
+		}
+		if (in->x509 == NULL)
+			continue;
+		if (X509_STORE_add_cert(store, in->x509) != 1) {
+			tls_sslerrf(err, errlen, "%s %s", what, file);
+			r = CG_ERR_FORMAT;
+			goto out;
+		}
+		ncerts++;
+		if (list == NULL)
+			continue;
+		if ((name = X509_NAME_dup(X509_get_subject_name(in->x509))) == NULL) {
+			tls_errf(err, errlen, "%s %s: out of memory", what, file);
+			r = CG_ERR_NOMEM;
+			goto out;
+		}
+		if (tls_has_name(list, name)) {
+			X509_NAME_free(name);
+			name = NULL;
+			continue;
+		}
+		if (sk_X509_NAME_push(list, name) <= 0) {
+			tls_errf(err, errlen, "%s %s: out of memory", what, file);
+			r = CG_ERR_NOMEM;
+			goto out;
+		}
+		name = NULL;
+	}
+	if (ncerts == 0) {
+		tls_errf(err, errlen, "%s %s: no certificate", what, file);
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	if (names != NULL) {
+		*names = list;
+		list = NULL;
+	}
+	ERR_clear_error();
+	r = 0;
+ out:
+	X509_NAME_free(name);
+	sk_X509_NAME_pop_free(list, X509_NAME_free);
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	BIO_free(bio);
+	cg_file_free(&f);
 	return r;
 }
 
@@ -286,13 +409,8 @@ tls_use_cert_key(SSL_CTX *ctx, const char *prefix, const char *cert_file,
 	int r;
 
 	snprintf(what, sizeof(what), "%s.cert", prefix);
-	if ((r = tls_check_file(what, cert_file, err, errlen)) != 0)
+	if ((r = tls_use_chain(ctx, what, cert_file, err, errlen)) != 0)
 		return r;
-	ERR_clear_error();
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-		tls_sslerrf(err, errlen, "%s %s", what, cert_file);
-		return CG_ERR_FORMAT;
-	}
 	snprintf(what, sizeof(what), "%s.key", prefix);
 	if ((r = tls_load_key(what, key_file, &pkey, err, errlen)) != 0)
 		return r;
@@ -472,21 +590,11 @@ tls_server_ctx_new(const struct cg_tls_server *cfg, SSL_CTX **out, char *err,
 			r = CG_ERR_FORMAT;
 			goto out;
 		}
-		if ((r = tls_check_file("tls.client_ca", cfg->client_ca, err,
-		    errlen)) != 0)
+		/* Trusted, and the CA names the server sends so that a
+		 * client can pick. */
+		if ((r = tls_load_ca(ctx, "tls.client_ca", cfg->client_ca,
+		    &names, err, errlen)) != 0)
 			goto out;
-		if (SSL_CTX_load_verify_file(ctx, cfg->client_ca) != 1) {
-			tls_sslerrf(err, errlen, "tls.client_ca %s", cfg->client_ca);
-			r = CG_ERR_FORMAT;
-			goto out;
-		}
-		/* The CA names the server sends so that a client can pick. */
-		if ((names = SSL_load_client_CA_file(cfg->client_ca)) == NULL) {
-			tls_sslerrf(err, errlen, "tls.client_ca %s: no certificate",
-			    cfg->client_ca);
-			r = CG_ERR_FORMAT;
-			goto out;
-		}
 		SSL_CTX_set_client_CA_list(ctx, names);
 		names = NULL;
 		mode = SSL_VERIFY_PEER;
@@ -547,13 +655,9 @@ tls_client_ctx_new(const struct cg_tls_client *cfg, SSL_CTX **out, char *err,
 	    cfg->ciphers, cfg->ciphersuites, err, errlen)) != 0)
 		goto out;
 	if (cfg->ca != NULL) {
-		if ((r = tls_check_file("upstream.tls.ca", cfg->ca, err, errlen)) != 0)
+		if ((r = tls_load_ca(ctx, "upstream.tls.ca", cfg->ca, NULL,
+		    err, errlen)) != 0)
 			goto out;
-		if (SSL_CTX_load_verify_file(ctx, cfg->ca) != 1) {
-			tls_sslerrf(err, errlen, "upstream.tls.ca %s", cfg->ca);
-			r = CG_ERR_FORMAT;
-			goto out;
-		}
 	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
 		tls_sslerrf(err, errlen, "upstream.tls: the system CA store");
 		r = CG_ERR_IO;

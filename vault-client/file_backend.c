@@ -19,7 +19,6 @@
 #include <sys/types.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,13 +271,12 @@ fb_load_file(const char *file, uid_t owner, struct fb_table **out, struct fb_sta
     char *err, size_t errlen)
 {
 	struct fb_table *t = NULL;
-	struct stat sb;
+	struct cg_file f;
 	json_t *root = NULL, *v;
 	const char *key;
-	char *buf = NULL, version[64], qpath[FB_QUOTE];
-	size_t bufsize = 0, got = 0, i;
-	ssize_t n;
-	int fd = -1, r;
+	char version[64], qpath[FB_QUOTE];
+	size_t i;
+	int r;
 
 	if (out != NULL)
 		*out = NULL;
@@ -286,78 +284,16 @@ fb_load_file(const char *file, uid_t owner, struct fb_table **out, struct fb_sta
 		*err = '\0';
 	memset(stamp, 0, sizeof(*stamp));
 
-	/* O_NONBLOCK: a FIFO planted at the path must not hang the open. */
-	if ((fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) == -1) {
-		if (errno == ELOOP) {
-			fb_errf(err, errlen, "%s: is a symbolic link; name the "
-			    "file itself", file);
-			r = CG_ERR_PERM;
-		} else {
-			fb_errf(err, errlen, "%s: %s", file, strerror(errno));
-			r = errno == ENOENT ? CG_ERR_NOTFOUND : CG_ERR_IO;
-		}
-		goto out;
-	}
-	if (fstat(fd, &sb) == -1) {
-		fb_errf(err, errlen, "%s: fstat: %s", file, strerror(errno));
-		r = CG_ERR_IO;
-		goto out;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		fb_errf(err, errlen, "%s: not a regular file", file);
-		r = CG_ERR_PERM;
-		goto out;
-	}
 	/* The owner can chmod the file and read it, or rewrite the secrets. */
-	if (sb.st_uid != 0 && sb.st_uid != owner) {
-		fb_errf(err, errlen, "%s: owned by uid %u, not by root or the "
-		    "user credgate runs as (uid %u); chown it", file,
-		    (unsigned)sb.st_uid, (unsigned)owner);
-		r = CG_ERR_PERM;
+	if ((r = cg_file_read(file, CG_FILE_SECURE | CG_FILE_NO_GROUP_WORLD |
+	    CG_FILE_OWNER, FB_MAX_FILE, owner, &f, err, errlen)) != 0) {
+		if (r == CG_ERR_UNSUPPORTED)
+			r = CG_ERR_PERM;	/* a FIFO or a folder is refused too */
 		goto out;
 	}
-	if ((sb.st_mode & 077) != 0) {
-		fb_errf(err, errlen, "%s: mode %04o is group- or "
-		    "world-accessible; chmod 600", file,
-		    (unsigned)(sb.st_mode & 07777));
-		r = CG_ERR_PERM;
-		goto out;
-	}
-	if (sb.st_size > FB_MAX_FILE) {
-		fb_errf(err, errlen, "%s: %lld bytes, over the limit of %d",
-		    file, (long long)sb.st_size, FB_MAX_FILE);
-		r = CG_ERR_LIMIT;
-		goto out;
-	}
-	fb_stamp_from(stamp, &sb);
+	fb_stamp_from(stamp, &f.st);
 
-	/* One byte more than fstat said, to notice a file still growing. */
-	bufsize = (size_t)sb.st_size + 1;
-	if ((buf = secmem_alloc(bufsize)) == NULL) {
-		fb_errf(err, errlen, "%s: out of secure memory", file);
-		r = CG_ERR_NOMEM;
-		goto out;
-	}
-	while (got < bufsize) {
-		n = read(fd, buf + got, bufsize - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			fb_errf(err, errlen, "%s: read: %s", file, strerror(errno));
-			r = CG_ERR_IO;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got == bufsize) {
-		fb_errf(err, errlen, "%s: changed while being read", file);
-		r = CG_ERR_IO;
-		goto out;
-	}
-
-	if ((r = cg_json_strict_load(buf, got, FB_MAX_DEPTH, &root)) != 0) {
+	if ((r = cg_json_strict_load(f.data, f.len, FB_MAX_DEPTH, &root)) != 0) {
 		fb_errf(err, errlen, "%s: not valid JSON (%s; duplicate keys, "
 		    "trailing bytes and NUL bytes are refused)", file,
 		    cg_strerror(r));
@@ -370,7 +306,7 @@ fb_load_file(const char *file, uid_t owner, struct fb_table **out, struct fb_sta
 		goto out;
 	}
 
-	fb_mtime_version(&sb.st_mtim, version, sizeof(version));
+	fb_mtime_version(&f.st.st_mtim, version, sizeof(version));
 	if ((t = calloc(1, sizeof(*t))) == NULL ||
 	    (json_object_size(root) > 0 &&
 	    (t->v = calloc(json_object_size(root), sizeof(*t->v))) == NULL)) {
@@ -412,9 +348,7 @@ fb_load_file(const char *file, uid_t owner, struct fb_table **out, struct fb_sta
  out:
 	fb_table_free(t);
 	json_decref(root);
-	secmem_free(buf);	/* wipes */
-	if (fd != -1)
-		close(fd);
+	cg_file_free(&f);	/* wipes */
 	return r;
 }
 

@@ -590,6 +590,32 @@ test_missing_file(void **state)
 	cg_errors_clear(&errs);
 }
 
+/* A FIFO or a folder named as the configuration: refused at once. */
+static void
+test_not_a_file(void **state)
+{
+	struct cg_errors errs = { 0 };
+	struct cg_config *cfg = (struct cg_config *)&errs;
+	char dir[] = "/tmp/cg-conf-XXXXXX", fifo[64], want[128];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(cg_config_load(fifo, 0, &cfg, &errs), CG_ERR_IO);
+	assert_null(cfg);
+	assert_int_equal(errs.n, 1);
+	snprintf(want, sizeof(want), "%s: not a regular file", fifo);
+	assert_string_equal(errs.msgs[0], want);
+	cg_errors_clear(&errs);
+	assert_int_equal(cg_config_load(dir, 0, &cfg, &errs), CG_ERR_IO);
+	snprintf(want, sizeof(want), "%s: not a regular file", dir);
+	assert_string_equal(errs.msgs[0], want);
+	cg_errors_clear(&errs);
+	unlink(fifo);
+	rmdir(dir);
+}
+
 /* ------------------------------------------------------------------ */
 /* What the new process and TLS settings load to                       */
 /* ------------------------------------------------------------------ */
@@ -1823,6 +1849,7 @@ main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_not_a_file),
 		cmocka_unit_test(test_admin_listen),
 		cmocka_unit_test(test_workers),
 		cmocka_unit_test(test_load_files),

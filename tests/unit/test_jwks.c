@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +413,22 @@ test_file(void **state)
 	assert_non_null(strstr(err, "cannot open"));
 	assert_int_equal(jwks_load_file(".", &ks, err, sizeof(err)), CG_ERR_FORMAT);
 	assert_non_null(strstr(err, "not a regular file"));
+
+	/* A FIFO without a writer: refused at once, not waited on. */
+	{
+		char dir[] = "/tmp/cg-jwks-XXXXXX", fifo[64];
+
+		assert_non_null(mkdtemp(dir));
+		snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+		assert_int_equal(mkfifo(fifo, 0600), 0);
+		assert_int_equal(jwks_load_file(fifo, &ks, err, sizeof(err)),
+		    CG_ERR_FORMAT);
+		assert_null(ks);
+		assert_non_null(strstr(err, "not a regular file"));
+		assert_non_null(strstr(err, fifo));
+		unlink(fifo);
+		rmdir(dir);
+	}
 
 	/* Tiny err buffers and none at all are fine. */
 	assert_int_equal(jwks_load_mem("[]", 2, &ks, err, 1), CG_ERR_FORMAT);
