@@ -44,6 +44,14 @@ enum cg_err {
 /* Static text for a CG_ERR_* value; never NULL. */
 const char *cg_strerror(int err);
 
+/*
+ * Formats a one-line reason into err (errlen bytes, always terminated,
+ * cut when it does not fit), for the functions that take an err/errlen
+ * pair.  Does nothing when err is NULL or errlen is 0.
+ */
+void cg_errf(char *err, size_t errlen, const char *fmt, ...) CG_PRINTF(3, 4);
+void cg_verrf(char *err, size_t errlen, const char *fmt, va_list ap) CG_PRINTF(3, 0);
+
 /* ------------------------------------------------------------------ */
 /* Logging: one key=value line per event on stderr.                   */
 /* ------------------------------------------------------------------ */

@@ -1,13 +1,34 @@
 /*
- * errors.c: the text of each CG_ERR_* code, and the small byte utilities
+ * errors.c: the text of each CG_ERR_* code, the one formatter of error
+ * reasons into a caller's buffer, and the small byte utilities
  * (constant-time compare, wipe, ASCII case-insensitive compare) that have
  * no better home.  Nothing here allocates or logs.
  */
 #include "config.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common.h"
+
+void
+cg_verrf(char *err, size_t errlen, const char *fmt, va_list ap)
+{
+	if (err == NULL || errlen == 0)
+		return;
+	vsnprintf(err, errlen, fmt, ap);
+}
+
+void
+cg_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cg_verrf(err, errlen, fmt, ap);
+	va_end(ap);
+}
 
 const char *
 cg_strerror(int err)

@@ -17,25 +17,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common.h"
-
-static void CG_PRINTF(3, 4)
-fr_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* The caller's mode and owner rules, on what fstat said of the open file. */
 static int
@@ -46,23 +33,23 @@ fr_check_policy(const char *path, const struct stat *st, unsigned flags,
 
 	/* The owner can chmod the file and then read or rewrite it. */
 	if ((flags & CG_FILE_OWNER) && st->st_uid != 0 && st->st_uid != owner) {
-		fr_errf(err, errlen, "%s: owned by uid %u, not by root or the "
+		cg_errf(err, errlen, "%s: owned by uid %u, not by root or the "
 		    "user credgate runs as (uid %u); chown it", path,
 		    (unsigned)st->st_uid, (unsigned)owner);
 		return CG_ERR_PERM;
 	}
 	if ((flags & CG_FILE_NO_GROUP_WORLD) && (mode & 077) != 0) {
-		fr_errf(err, errlen, "%s: mode %04o is group- or "
+		cg_errf(err, errlen, "%s: mode %04o is group- or "
 		    "world-accessible; chmod 600", path, mode);
 		return CG_ERR_PERM;
 	}
 	if ((flags & CG_FILE_NO_WORLD) && (mode & 007) != 0) {
-		fr_errf(err, errlen, "%s: mode %04o is world-accessible; "
+		cg_errf(err, errlen, "%s: mode %04o is world-accessible; "
 		    "chmod 600 (or 640 with a group)", path, mode);
 		return CG_ERR_PERM;
 	}
 	if ((flags & CG_FILE_NO_OTHERS_WRITE) && (mode & 022) != 0) {
-		fr_errf(err, errlen, "%s: mode %04o lets others change it; "
+		cg_errf(err, errlen, "%s: mode %04o lets others change it; "
 		    "chmod go-w", path, mode);
 		return CG_ERR_PERM;
 	}
@@ -98,7 +85,7 @@ cg_file_read(const char *path, unsigned flags, size_t max, uid_t owner,
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (path == NULL || *path == '\0') {
-		fr_errf(err, errlen, "no file named");
+		cg_errf(err, errlen, "no file named");
 		errno = EINVAL;
 		return CG_ERR_NOTFOUND;
 	}
@@ -113,11 +100,11 @@ cg_file_read(const char *path, unsigned flags, size_t max, uid_t owner,
 	if ((fd = open(path, oflags)) == -1) {
 		e = errno;
 		if (e == ELOOP && !(flags & CG_FILE_FOLLOW)) {
-			fr_errf(err, errlen, "%s: is a symbolic link; name the "
+			cg_errf(err, errlen, "%s: is a symbolic link; name the "
 			    "file itself", path);
 			r = CG_ERR_PERM;
 		} else {
-			fr_errf(err, errlen, "%s: %s", path, strerror(e));
+			cg_errf(err, errlen, "%s: %s", path, strerror(e));
 			r = e == ENOENT || e == ENOTDIR ? CG_ERR_NOTFOUND : CG_ERR_IO;
 		}
 		errno = e;
@@ -125,20 +112,20 @@ cg_file_read(const char *path, unsigned flags, size_t max, uid_t owner,
 	}
 	if (fstat(fd, &f.st) == -1) {
 		e = errno;
-		fr_errf(err, errlen, "%s: fstat: %s", path, strerror(e));
+		cg_errf(err, errlen, "%s: fstat: %s", path, strerror(e));
 		errno = e;
 		r = CG_ERR_IO;
 		goto out;
 	}
 	if (!S_ISREG(f.st.st_mode)) {
-		fr_errf(err, errlen, "%s: not a regular file", path);
+		cg_errf(err, errlen, "%s: not a regular file", path);
 		r = CG_ERR_UNSUPPORTED;
 		goto out;
 	}
 	if ((r = fr_check_policy(path, &f.st, flags, owner, err, errlen)) != 0)
 		goto out;
 	if (f.st.st_size < 0 || (uintmax_t)f.st.st_size > (uintmax_t)max) {
-		fr_errf(err, errlen, "%s: %lld bytes, larger than the limit of "
+		cg_errf(err, errlen, "%s: %lld bytes, larger than the limit of "
 		    "%zu bytes", path, (long long)f.st.st_size, max);
 		r = CG_ERR_LIMIT;
 		goto out;
@@ -151,7 +138,7 @@ cg_file_read(const char *path, unsigned flags, size_t max, uid_t owner,
 	bufsize = (size_t)f.st.st_size + 1;
 	f.data = f.secure ? secmem_alloc(bufsize) : malloc(bufsize);
 	if (f.data == NULL) {
-		fr_errf(err, errlen, "%s: out of %smemory", path,
+		cg_errf(err, errlen, "%s: out of %smemory", path,
 		    f.secure ? "secure " : "");
 		r = CG_ERR_NOMEM;
 		goto out;
@@ -162,7 +149,7 @@ cg_file_read(const char *path, unsigned flags, size_t max, uid_t owner,
 			continue;
 		if (n == -1) {
 			e = errno;
-			fr_errf(err, errlen, "%s: read: %s", path, strerror(e));
+			cg_errf(err, errlen, "%s: read: %s", path, strerror(e));
 			errno = e;
 			r = CG_ERR_IO;
 			goto out;
@@ -172,7 +159,7 @@ cg_file_read(const char *path, unsigned flags, size_t max, uid_t owner,
 		got += (size_t)n;
 	}
 	if (got == bufsize) {
-		fr_errf(err, errlen, "%s: changed while being read", path);
+		cg_errf(err, errlen, "%s: changed while being read", path);
 		r = CG_ERR_IO;
 		goto out;
 	}

@@ -38,21 +38,6 @@
 #include "jwt_int.h"
 
 static void
-seterr(char *err, size_t errlen, const char *fmt, ...) CG_PRINTF(3, 4);
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static void
 key_clear(struct jwks_key *k)
 {
 	EVP_PKEY_CTX_free(k->rs256);
@@ -127,14 +112,14 @@ need_b64(json_t *jk, const char *name, size_t idx, unsigned char **out,
 	if ((r = member_b64(jk, name, out, outlen)) == 0)
 		return 0;
 	if (r == CG_ERR_NOTFOUND) {
-		seterr(err, errlen, "keys[%zu]: missing \"%s\"", idx, name);
+		cg_errf(err, errlen, "keys[%zu]: missing \"%s\"", idx, name);
 		return CG_ERR_FORMAT;
 	}
 	if (r == CG_ERR_NOMEM) {
-		seterr(err, errlen, "out of memory");
+		cg_errf(err, errlen, "out of memory");
 		return r;
 	}
-	seterr(err, errlen, "keys[%zu]: \"%s\" is not valid base64url", idx, name);
+	cg_errf(err, errlen, "keys[%zu]: \"%s\" is not valid base64url", idx, name);
 	return CG_ERR_FORMAT;
 }
 
@@ -155,31 +140,31 @@ rsa_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 	    (r = need_b64(jk, "e", idx, &e, &elen, err, errlen)) != 0)
 		goto out;
 	if (n[0] == 0 || e[0] == 0) {
-		seterr(err, errlen, "keys[%zu]: RSA integer with a leading zero octet", idx);
+		cg_errf(err, errlen, "keys[%zu]: RSA integer with a leading zero octet", idx);
 		r = CG_ERR_FORMAT;
 		goto out;
 	}
 	if (nlen * 8 > JWKS_RSA_MAX_BITS) {
-		seterr(err, errlen, "keys[%zu]: RSA modulus longer than %d bits",
+		cg_errf(err, errlen, "keys[%zu]: RSA modulus longer than %d bits",
 		    idx, JWKS_RSA_MAX_BITS);
 		r = CG_ERR_UNSUPPORTED;
 		goto out;
 	}
 	if (elen > JWKS_RSA_MAX_E_BYTES || (e[elen - 1] & 1) == 0 ||
 	    (elen == 1 && e[0] < 3) || (n[nlen - 1] & 1) == 0) {
-		seterr(err, errlen, "keys[%zu]: RSA exponent or modulus not usable", idx);
+		cg_errf(err, errlen, "keys[%zu]: RSA exponent or modulus not usable", idx);
 		r = CG_ERR_FORMAT;
 		goto out;
 	}
 	if ((bn_n = BN_bin2bn(n, (int)nlen, NULL)) == NULL ||
 	    (bn_e = BN_bin2bn(e, (int)elen, NULL)) == NULL) {
-		seterr(err, errlen, "out of memory");
+		cg_errf(err, errlen, "out of memory");
 		r = CG_ERR_NOMEM;
 		goto out;
 	}
 	bits = BN_num_bits(bn_n);
 	if (bits < JWKS_RSA_MIN_BITS) {
-		seterr(err, errlen, "keys[%zu]: RSA modulus shorter than %d bits",
+		cg_errf(err, errlen, "keys[%zu]: RSA modulus shorter than %d bits",
 		    idx, JWKS_RSA_MIN_BITS);
 		r = CG_ERR_UNSUPPORTED;
 		goto out;
@@ -191,7 +176,7 @@ rsa_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
 	    EVP_PKEY_fromdata_init(ctx) != 1 ||
 	    EVP_PKEY_fromdata(ctx, &k->pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
-		seterr(err, errlen, "keys[%zu]: RSA key not accepted by OpenSSL", idx);
+		cg_errf(err, errlen, "keys[%zu]: RSA key not accepted by OpenSSL", idx);
 		r = CG_ERR_FORMAT;
 		goto out;
 	}
@@ -200,7 +185,7 @@ rsa_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 	    EVP_PKEY_verify_init(k->rs256) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_padding(k->rs256, RSA_PKCS1_PADDING) != 1 ||
 	    EVP_PKEY_CTX_set_signature_md(k->rs256, k->sha256) != 1) {
-		seterr(err, errlen, "keys[%zu]: RSA key cannot verify RS256 in OpenSSL", idx);
+		cg_errf(err, errlen, "keys[%zu]: RSA key cannot verify RS256 in OpenSSL", idx);
 		r = CG_ERR_INTERNAL;
 		goto out;
 	}
@@ -210,7 +195,7 @@ rsa_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 	spec.e = e;
 	spec.elen = elen;
 	if ((k->cjwk = cjose_jwk_create_RSA_spec(&spec, &cerr)) == NULL) {
-		seterr(err, errlen, "keys[%zu]: RSA key not accepted by cjose", idx);
+		cg_errf(err, errlen, "keys[%zu]: RSA key not accepted by cjose", idx);
 		r = CG_ERR_FORMAT;
 		goto out;
 	}
@@ -250,7 +235,7 @@ ec_load(json_t *jk, size_t idx, enum jwks_crv crv, struct jwks_key *k,
 	    (r = need_b64(jk, "y", idx, &y, &ylen, err, errlen)) != 0)
 		goto out;
 	if (xlen != clen || ylen != clen) {
-		seterr(err, errlen, "keys[%zu]: EC coordinate length is not %zu bytes",
+		cg_errf(err, errlen, "keys[%zu]: EC coordinate length is not %zu bytes",
 		    idx, clen);
 		r = CG_ERR_FORMAT;
 		goto out;
@@ -264,7 +249,7 @@ ec_load(json_t *jk, size_t idx, enum jwks_crv crv, struct jwks_key *k,
 	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
 	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
 	    EVP_PKEY_fromdata_init(ctx) != 1) {
-		seterr(err, errlen, "out of memory");
+		cg_errf(err, errlen, "out of memory");
 		r = CG_ERR_NOMEM;
 		goto out;
 	}
@@ -273,7 +258,7 @@ ec_load(json_t *jk, size_t idx, enum jwks_crv crv, struct jwks_key *k,
 	if (EVP_PKEY_fromdata(ctx, &k->pkey, EVP_PKEY_PUBLIC_KEY, params) != 1 ||
 	    (chk = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL)) == NULL ||
 	    EVP_PKEY_public_check(chk) != 1) {
-		seterr(err, errlen, "keys[%zu]: EC point is not on the curve", idx);
+		cg_errf(err, errlen, "keys[%zu]: EC point is not on the curve", idx);
 		r = CG_ERR_FORMAT;
 		goto out;
 	}
@@ -284,7 +269,7 @@ ec_load(json_t *jk, size_t idx, enum jwks_crv crv, struct jwks_key *k,
 	spec.y = y;
 	spec.ylen = ylen;
 	if ((k->cjwk = cjose_jwk_create_EC_spec(&spec, &cerr)) == NULL) {
-		seterr(err, errlen, "keys[%zu]: EC key not accepted by cjose", idx);
+		cg_errf(err, errlen, "keys[%zu]: EC key not accepted by cjose", idx);
 		r = CG_ERR_FORMAT;
 		goto out;
 	}
@@ -313,13 +298,13 @@ okp_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 	if ((r = need_b64(jk, "x", idx, &x, &xlen, err, errlen)) != 0)
 		goto out;
 	if (xlen != 32) {
-		seterr(err, errlen, "keys[%zu]: Ed25519 key is not 32 bytes", idx);
+		cg_errf(err, errlen, "keys[%zu]: Ed25519 key is not 32 bytes", idx);
 		r = CG_ERR_FORMAT;
 		goto out;
 	}
 	if ((k->pkey = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL,
 	    x, xlen)) == NULL) {
-		seterr(err, errlen, "keys[%zu]: Ed25519 key not accepted by OpenSSL", idx);
+		cg_errf(err, errlen, "keys[%zu]: Ed25519 key not accepted by OpenSSL", idx);
 		r = CG_ERR_FORMAT;
 		goto out;
 	}
@@ -361,23 +346,23 @@ key_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 	int r;
 
 	if (!json_is_object(jk)) {
-		seterr(err, errlen, "keys[%zu]: not a JSON object", idx);
+		cg_errf(err, errlen, "keys[%zu]: not a JSON object", idx);
 		return CG_ERR_FORMAT;
 	}
 	for (i = 0; i < CG_ARRAY_LEN(private_members); i++) {
 		if (json_object_get(jk, private_members[i]) != NULL) {
-			seterr(err, errlen, "keys[%zu]: private key member \"%s\" present",
+			cg_errf(err, errlen, "keys[%zu]: private key member \"%s\" present",
 			    idx, private_members[i]);
 			return CG_ERR_FORMAT;
 		}
 	}
 	if ((kty = json_object_get(jk, "kty")) == NULL || !json_is_string(kty)) {
-		seterr(err, errlen, "keys[%zu]: \"kty\" missing or not a string", idx);
+		cg_errf(err, errlen, "keys[%zu]: \"kty\" missing or not a string", idx);
 		return CG_ERR_FORMAT;
 	}
 	if ((use = json_object_get(jk, "use")) != NULL) {
 		if (!json_is_string(use)) {
-			seterr(err, errlen, "keys[%zu]: \"use\" is not a string", idx);
+			cg_errf(err, errlen, "keys[%zu]: \"use\" is not a string", idx);
 			return CG_ERR_FORMAT;
 		}
 		if (!json_str_eq(use, "sig"))
@@ -385,13 +370,13 @@ key_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 	}
 	if ((ops = json_object_get(jk, "key_ops")) != NULL) {
 		if (!json_is_array(ops)) {
-			seterr(err, errlen, "keys[%zu]: \"key_ops\" is not an array", idx);
+			cg_errf(err, errlen, "keys[%zu]: \"key_ops\" is not an array", idx);
 			return CG_ERR_FORMAT;
 		}
 		verify_op = false;
 		json_array_foreach(ops, i, op) {
 			if (!json_is_string(op)) {
-				seterr(err, errlen, "keys[%zu]: \"key_ops\" holds a non-string", idx);
+				cg_errf(err, errlen, "keys[%zu]: \"key_ops\" holds a non-string", idx);
 				return CG_ERR_FORMAT;
 			}
 			if (json_str_eq(op, "verify"))
@@ -407,7 +392,7 @@ key_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 		want_crv = JWKS_CRV_NONE;
 	else if (json_str_eq(kty, "EC") || json_str_eq(kty, "OKP")) {
 		if (crv == NULL || !json_is_string(crv)) {
-			seterr(err, errlen, "keys[%zu]: \"crv\" missing or not a string", idx);
+			cg_errf(err, errlen, "keys[%zu]: \"crv\" missing or not a string", idx);
 			return CG_ERR_FORMAT;
 		}
 		if (json_str_eq(kty, "EC") && json_str_eq(crv, "P-256"))
@@ -426,7 +411,7 @@ key_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 	if ((alg = json_object_get(jk, "alg")) != NULL) {
 		if (!json_is_string(alg) ||
 		    strlen(json_string_value(alg)) != json_string_length(alg)) {
-			seterr(err, errlen, "keys[%zu]: \"alg\" is not a string", idx);
+			cg_errf(err, errlen, "keys[%zu]: \"alg\" is not a string", idx);
 			return CG_ERR_FORMAT;
 		}
 		if ((pinned = jwt_alg_parse(json_string_value(alg))) == 0)
@@ -435,11 +420,11 @@ key_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 	if ((kid = json_object_get(jk, "kid")) != NULL) {
 		if (!json_is_string(kid) ||
 		    strlen(json_string_value(kid)) != json_string_length(kid)) {
-			seterr(err, errlen, "keys[%zu]: \"kid\" is not a string", idx);
+			cg_errf(err, errlen, "keys[%zu]: \"kid\" is not a string", idx);
 			return CG_ERR_FORMAT;
 		}
 		if (json_string_length(kid) > JWKS_KID_MAX) {
-			seterr(err, errlen, "keys[%zu]: \"kid\" longer than %d bytes",
+			cg_errf(err, errlen, "keys[%zu]: \"kid\" longer than %d bytes",
 			    idx, JWKS_KID_MAX);
 			return CG_ERR_LIMIT;
 		}
@@ -458,7 +443,7 @@ key_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 	}
 	if (pinned != 0) {
 		if ((k->algs & pinned) == 0) {
-			seterr(err, errlen, "keys[%zu]: \"alg\" does not match the key type", idx);
+			cg_errf(err, errlen, "keys[%zu]: \"alg\" does not match the key type", idx);
 			key_clear(k);
 			return CG_ERR_FORMAT;
 		}
@@ -482,38 +467,38 @@ jwks_load_mem(const char *buf, size_t len, struct jwks **out, char *err, size_t 
 	int r;
 
 	*out = NULL;
-	seterr(err, errlen, "%s", "");
+	cg_errf(err, errlen, "%s", "");
 	if (buf == NULL && len != 0) {
-		seterr(err, errlen, "no input");
+		cg_errf(err, errlen, "no input");
 		return CG_ERR_FORMAT;
 	}
 	if (len > JWKS_MAX_FILE_SIZE) {
-		seterr(err, errlen, "key set larger than %d bytes", JWKS_MAX_FILE_SIZE);
+		cg_errf(err, errlen, "key set larger than %d bytes", JWKS_MAX_FILE_SIZE);
 		return CG_ERR_LIMIT;
 	}
 	if ((r = cg_json_strict_load(buf, len, JWKS_MAX_JSON_DEPTH, &root)) != 0) {
 		if (r == CG_ERR_NOMEM)
-			seterr(err, errlen, "out of memory");
+			cg_errf(err, errlen, "out of memory");
 		else
-			seterr(err, errlen, "not strict JSON (syntax, duplicate member "
+			cg_errf(err, errlen, "not strict JSON (syntax, duplicate member "
 			    "or nesting deeper than %d)", JWKS_MAX_JSON_DEPTH);
 		r = r == CG_ERR_NOMEM ? r : CG_ERR_FORMAT;
 		goto out;
 	}
 	if (!json_is_object(root) || (keys = json_object_get(root, "keys")) == NULL ||
 	    !json_is_array(keys)) {
-		seterr(err, errlen, "not an object with a \"keys\" array");
+		cg_errf(err, errlen, "not an object with a \"keys\" array");
 		r = CG_ERR_FORMAT;
 		goto out;
 	}
 	if ((n = json_array_size(keys)) > JWKS_MAX_ENTRIES) {
-		seterr(err, errlen, "more than %d keys", JWKS_MAX_ENTRIES);
+		cg_errf(err, errlen, "more than %d keys", JWKS_MAX_ENTRIES);
 		r = CG_ERR_LIMIT;
 		goto out;
 	}
 	if ((ks = calloc(1, sizeof(*ks))) == NULL ||
 	    (n > 0 && (ks->keys = calloc(n, sizeof(*ks->keys))) == NULL)) {
-		seterr(err, errlen, "out of memory");
+		cg_errf(err, errlen, "out of memory");
 		r = CG_ERR_NOMEM;
 		goto out;
 	}
@@ -526,7 +511,7 @@ jwks_load_mem(const char *buf, size_t len, struct jwks **out, char *err, size_t 
 			continue;	/* skipped */
 		for (j = 0; k->has_kid && j < ks->nkeys; j++) {
 			if (ks->keys[j].has_kid && strcmp(ks->keys[j].kid, k->kid) == 0) {
-				seterr(err, errlen, "keys[%zu]: duplicate \"kid\"", i);
+				cg_errf(err, errlen, "keys[%zu]: duplicate \"kid\"", i);
 				key_clear(k);
 				r = CG_ERR_FORMAT;
 				goto out;
@@ -535,7 +520,7 @@ jwks_load_mem(const char *buf, size_t len, struct jwks **out, char *err, size_t 
 		ks->nkeys++;
 	}
 	if (ks->nkeys == 0) {
-		seterr(err, errlen, "no usable signature key");
+		cg_errf(err, errlen, "no usable signature key");
 		r = CG_ERR_NOTFOUND;
 		goto out;
 	}
@@ -556,7 +541,7 @@ jwks_load_file(const char *path, struct jwks **out, char *err, size_t errlen)
 	int r;
 
 	*out = NULL;
-	seterr(err, errlen, "%s", "");
+	cg_errf(err, errlen, "%s", "");
 	/* A key set is public: ordinary memory, any mode, links followed. */
 	if ((r = cg_file_read(path, CG_FILE_FOLLOW, JWKS_MAX_FILE_SIZE, 0, &f,
 	    why, sizeof(why))) != 0) {
@@ -564,10 +549,10 @@ jwks_load_file(const char *path, struct jwks **out, char *err, size_t errlen)
 		 * be read is CG_ERR_IO, one that is not a regular file
 		 * CG_ERR_FORMAT. */
 		if (r == CG_ERR_NOTFOUND) {
-			seterr(err, errlen, "cannot open %s", why);
+			cg_errf(err, errlen, "cannot open %s", why);
 			return CG_ERR_IO;
 		}
-		seterr(err, errlen, "%s", why);
+		cg_errf(err, errlen, "%s", why);
 		return r == CG_ERR_UNSUPPORTED ? CG_ERR_FORMAT : r;
 	}
 	r = jwks_load_mem(f.data, f.len, out, err, errlen);

@@ -57,23 +57,7 @@ enum tls_san_kind { TLS_SAN_DNS, TLS_SAN_URI, TLS_SAN_EMAIL, TLS_SAN_IP, TLS_SAN
 /* Error text                                                          */
 /* ------------------------------------------------------------------ */
 
-static void tls_errf(char *err, size_t errlen, const char *fmt, ...) CG_PRINTF(3, 4);
 static void tls_sslerrf(char *err, size_t errlen, const char *fmt, ...) CG_PRINTF(3, 4);
-
-/* Formats err; clears OpenSSL's queue so that it does not leak into the
- * next caller's message. */
-static void
-tls_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	ERR_clear_error();
-}
 
 /* Formats err as "<fmt>: <OpenSSL's reasons>", draining the queue. */
 static void
@@ -87,7 +71,7 @@ tls_sslerrf(char *err, size_t errlen, const char *fmt, ...)
 	if (err == NULL || errlen == 0)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	cg_verrf(err, errlen, fmt, ap);
 	va_end(ap);
 	used = strlen(err);
 	if (used < errlen)
@@ -159,7 +143,7 @@ tls_read_file(const char *what, const char *file, unsigned flags, size_t max,
 
 	if ((r = cg_file_read(file, flags | CG_FILE_FOLLOW, max, 0, out, why,
 	    sizeof(why))) != 0) {
-		tls_errf(err, errlen, "%s %s", what, why);
+		cg_errf(err, errlen, "%s %s", what, why);
 		return r == CG_ERR_UNSUPPORTED ? CG_ERR_IO : r;
 	}
 	return 0;
@@ -216,7 +200,7 @@ tls_load_key(const char *what, const char *file, EVP_PKEY **out, char *err,
 	    TLS_MAX_KEY_FILE, &f, err, errlen)) != 0)
 		return r;
 	if ((bio = tls_mem_bio(&f)) == NULL) {
-		tls_errf(err, errlen, "%s %s: out of memory", what, file);
+		cg_errf(err, errlen, "%s %s: out of memory", what, file);
 		r = CG_ERR_NOMEM;
 		goto out;
 	}
@@ -224,7 +208,7 @@ tls_load_key(const char *what, const char *file, EVP_PKEY **out, char *err,
 	pkey = PEM_read_bio_PrivateKey(bio, NULL, tls_no_passphrase, &encrypted);
 	if (pkey == NULL) {
 		if (encrypted)
-			tls_errf(err, errlen, "%s %s: the key is encrypted; "
+			cg_errf(err, errlen, "%s %s: the key is encrypted; "
 			    "credgate needs it unencrypted", what, file);
 		else
 			tls_sslerrf(err, errlen, "%s %s: no PEM private key",
@@ -259,7 +243,7 @@ tls_use_chain(SSL_CTX *ctx, const char *what, const char *file, char *err,
 		return r;
 	ERR_clear_error();
 	if ((bio = tls_mem_bio(&f)) == NULL) {
-		tls_errf(err, errlen, "%s %s: out of memory", what, file);
+		cg_errf(err, errlen, "%s %s: out of memory", what, file);
 		r = CG_ERR_NOMEM;
 		goto out;
 	}
@@ -332,7 +316,7 @@ tls_load_ca(SSL_CTX *ctx, const char *what, const char *file,
 	ERR_clear_error();
 	if ((bio = tls_mem_bio(&f)) == NULL ||
 	    (names != NULL && (list = sk_X509_NAME_new_null()) == NULL)) {
-		tls_errf(err, errlen, "%s %s: out of memory", what, file);
+		cg_errf(err, errlen, "%s %s: out of memory", what, file);
 		r = CG_ERR_NOMEM;
 		goto out;
 	}
@@ -361,7 +345,7 @@ tls_load_ca(SSL_CTX *ctx, const char *what, const char *file,
 		if (list == NULL)
 			continue;
 		if ((name = X509_NAME_dup(X509_get_subject_name(in->x509))) == NULL) {
-			tls_errf(err, errlen, "%s %s: out of memory", what, file);
+			cg_errf(err, errlen, "%s %s: out of memory", what, file);
 			r = CG_ERR_NOMEM;
 			goto out;
 		}
@@ -371,14 +355,14 @@ tls_load_ca(SSL_CTX *ctx, const char *what, const char *file,
 			continue;
 		}
 		if (sk_X509_NAME_push(list, name) <= 0) {
-			tls_errf(err, errlen, "%s %s: out of memory", what, file);
+			cg_errf(err, errlen, "%s %s: out of memory", what, file);
 			r = CG_ERR_NOMEM;
 			goto out;
 		}
 		name = NULL;
 	}
 	if (ncerts == 0) {
-		tls_errf(err, errlen, "%s %s: no certificate", what, file);
+		cg_errf(err, errlen, "%s %s: no certificate", what, file);
 		r = CG_ERR_FORMAT;
 		goto out;
 	}
@@ -462,7 +446,7 @@ tls_check_suites(SSL_CTX *ctx, const char *prefix, const char *list,
 			found = strlen(name) == len && memcmp(name, p, len) == 0;
 		}
 		if (!found && len > 0) {
-			tls_errf(err, errlen, "%s.ciphersuites \"%s\": unknown "
+			cg_errf(err, errlen, "%s.ciphersuites \"%s\": unknown "
 			    "suite \"%.*s\"", prefix, list, (int)(len > 64 ? 64 : len), p);
 			return CG_ERR_FORMAT;
 		}
@@ -471,7 +455,7 @@ tls_check_suites(SSL_CTX *ctx, const char *prefix, const char *list,
 			p++;
 	}
 	if (*list == '\0' && min_version == TLS1_3_VERSION) {
-		tls_errf(err, errlen, "%s.ciphersuites: empty, but min_version is "
+		cg_errf(err, errlen, "%s.ciphersuites: empty, but min_version is "
 		    "TLSv1.3", prefix);
 		return CG_ERR_FORMAT;
 	}
@@ -492,7 +476,7 @@ tls_ctx_common(SSL_CTX *ctx, const char *prefix, const char *min_version,
 	else if (strcmp(min_version, "TLSv1.3") == 0)
 		v = TLS1_3_VERSION;
 	else {
-		tls_errf(err, errlen, "%s.min_version \"%s\": not TLSv1.2 or "
+		cg_errf(err, errlen, "%s.min_version \"%s\": not TLSv1.2 or "
 		    "TLSv1.3", prefix, min_version);
 		return CG_ERR_FORMAT;
 	}
@@ -560,7 +544,7 @@ tls_server_ctx_new(const struct cg_tls_server *cfg, SSL_CTX **out, char *err,
 		err[0] = '\0';
 	ERR_clear_error();
 	if (cfg->cert == NULL || cfg->key == NULL) {
-		tls_errf(err, errlen, "tls: cert and key are both required");
+		cg_errf(err, errlen, "tls: cert and key are both required");
 		r = CG_ERR_FORMAT;
 		goto out;
 	}
@@ -585,7 +569,7 @@ tls_server_ctx_new(const struct cg_tls_server *cfg, SSL_CTX **out, char *err,
 
 	if (cfg->verify_client != CG_TLS_VERIFY_NONE) {
 		if (cfg->client_ca == NULL) {
-			tls_errf(err, errlen, "tls.client_ca: required when "
+			cg_errf(err, errlen, "tls.client_ca: required when "
 			    "verify_client is optional or required");
 			r = CG_ERR_FORMAT;
 			goto out;
@@ -640,7 +624,7 @@ tls_client_ctx_new(const struct cg_tls_client *cfg, SSL_CTX **out, char *err,
 		err[0] = '\0';
 	ERR_clear_error();
 	if ((cfg->cert == NULL) != (cfg->key == NULL)) {
-		tls_errf(err, errlen, "upstream.tls: cert and key go together; "
+		cg_errf(err, errlen, "upstream.tls: cert and key go together; "
 		    "%s is missing", cfg->cert == NULL ? "cert" : "key");
 		r = CG_ERR_FORMAT;
 		goto out;

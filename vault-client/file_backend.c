@@ -155,18 +155,6 @@ fb_stamp_eq(const struct fb_stamp *a, const struct fb_stamp *b)
 	    a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
-static void CG_PRINTF(3, 4)
-fb_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static const char *
 fb_json_type(const json_t *v)
 {
@@ -213,7 +201,7 @@ fb_build_secret(const char *file, const char *path, json_t *obj,
 	*out = NULL;
 	cg_log_quote(qpath, sizeof(qpath), path, strlen(path));
 	if (!json_is_object(obj)) {
-		fb_errf(err, errlen, "%s: secret %s is %s, not an object",
+		cg_errf(err, errlen, "%s: secret %s is %s, not an object",
 		    file, qpath, fb_json_type(obj));
 		return CG_ERR_FORMAT;
 	}
@@ -221,14 +209,14 @@ fb_build_secret(const char *file, const char *path, json_t *obj,
 	if (max > 0 && ((names = calloc(max, sizeof(*names))) == NULL ||
 	    (values = calloc(max, sizeof(*values))) == NULL ||
 	    (lens = calloc(max, sizeof(*lens))) == NULL)) {
-		fb_errf(err, errlen, "%s: out of memory", file);
+		cg_errf(err, errlen, "%s: out of memory", file);
 		r = CG_ERR_NOMEM;
 		goto out;
 	}
 	json_object_foreach(obj, key, v) {
 		cg_log_quote(qkey, sizeof(qkey), key, strlen(key));
 		if (!json_is_string(v)) {
-			fb_errf(err, errlen, "%s: secret %s field %s is %s, "
+			cg_errf(err, errlen, "%s: secret %s field %s is %s, "
 			    "not a string", file, qpath, qkey, fb_json_type(v));
 			r = CG_ERR_FORMAT;
 			goto out;
@@ -238,7 +226,7 @@ fb_build_secret(const char *file, const char *path, json_t *obj,
 			continue;
 		}
 		if (*key == '\0') {
-			fb_errf(err, errlen, "%s: secret %s has a field with "
+			cg_errf(err, errlen, "%s: secret %s has a field with "
 			    "an empty name", file, qpath);
 			r = CG_ERR_FORMAT;
 			goto out;
@@ -249,7 +237,7 @@ fb_build_secret(const char *file, const char *path, json_t *obj,
 		n++;
 	}
 	if ((r = secret_new(path, version, n, names, values, lens, out)) != 0)
-		fb_errf(err, errlen, "%s: secret %s: %s", file, qpath,
+		cg_errf(err, errlen, "%s: secret %s: %s", file, qpath,
 		    cg_strerror(r));
  out:
 	/* Only pointers into the JSON tree: nothing secret to wipe here. */
@@ -294,13 +282,13 @@ fb_load_file(const char *file, uid_t owner, struct fb_table **out, struct fb_sta
 	fb_stamp_from(stamp, &f.st);
 
 	if ((r = cg_json_strict_load(f.data, f.len, FB_MAX_DEPTH, &root)) != 0) {
-		fb_errf(err, errlen, "%s: not valid JSON (%s; duplicate keys, "
+		cg_errf(err, errlen, "%s: not valid JSON (%s; duplicate keys, "
 		    "trailing bytes and NUL bytes are refused)", file,
 		    cg_strerror(r));
 		goto out;
 	}
 	if (!json_is_object(root)) {
-		fb_errf(err, errlen, "%s: top level is %s, not an object",
+		cg_errf(err, errlen, "%s: top level is %s, not an object",
 		    file, fb_json_type(root));
 		r = CG_ERR_FORMAT;
 		goto out;
@@ -310,13 +298,13 @@ fb_load_file(const char *file, uid_t owner, struct fb_table **out, struct fb_sta
 	if ((t = calloc(1, sizeof(*t))) == NULL ||
 	    (json_object_size(root) > 0 &&
 	    (t->v = calloc(json_object_size(root), sizeof(*t->v))) == NULL)) {
-		fb_errf(err, errlen, "%s: out of memory", file);
+		cg_errf(err, errlen, "%s: out of memory", file);
 		r = CG_ERR_NOMEM;
 		goto out;
 	}
 	json_object_foreach(root, key, v) {
 		if (*key == '\0') {
-			fb_errf(err, errlen, "%s: a secret has an empty name",
+			cg_errf(err, errlen, "%s: a secret has an empty name",
 			    file);
 			r = CG_ERR_FORMAT;
 			goto out;
@@ -333,7 +321,7 @@ fb_load_file(const char *file, uid_t owner, struct fb_table **out, struct fb_sta
 		if (strcmp(secret_path(t->v[i - 1]), secret_path(t->v[i])) == 0) {
 			cg_log_quote(qpath, sizeof(qpath), secret_path(t->v[i]),
 			    strlen(secret_path(t->v[i])));
-			fb_errf(err, errlen, "%s: secret %s appears twice",
+			cg_errf(err, errlen, "%s: secret %s appears twice",
 			    file, qpath);
 			r = CG_ERR_FORMAT;
 			goto out;
@@ -515,13 +503,13 @@ file_backend_new(struct event_base *base, const char *path,
 	if (err != NULL && errlen > 0)
 		*err = '\0';
 	if (base == NULL || path == NULL) {
-		fb_errf(err, errlen, "file backend: no event base or path");
+		cg_errf(err, errlen, "file backend: no event base or path");
 		return CG_ERR_INTERNAL;
 	}
 	if ((b = calloc(1, sizeof(*b))) == NULL ||
 	    (fb = calloc(1, sizeof(*fb))) == NULL ||
 	    (fb->path = strdup(path)) == NULL) {
-		fb_errf(err, errlen, "%s: out of memory", path);
+		cg_errf(err, errlen, "%s: out of memory", path);
 		r = CG_ERR_NOMEM;
 		goto out;
 	}
@@ -548,7 +536,7 @@ file_backend_check(const char *path, char *err, size_t errlen)
 	struct fb_stamp stamp;
 
 	if (path == NULL) {
-		fb_errf(err, errlen, "file backend: no path");
+		cg_errf(err, errlen, "file backend: no path");
 		return CG_ERR_INTERNAL;
 	}
 	return fb_load(path, fb_owner(), NULL, &stamp, err, errlen);
@@ -562,14 +550,14 @@ file_backend_has(const char *path, const char *secret, char *err, size_t errlen)
 	int r;
 
 	if (path == NULL || secret == NULL) {
-		fb_errf(err, errlen, "file backend: no path");
+		cg_errf(err, errlen, "file backend: no path");
 		return CG_ERR_INTERNAL;
 	}
 	if ((r = fb_load(path, fb_owner(), &t, &stamp, err, errlen)) != 0)
 		return r;
 	r = fb_table_find(t, secret) != NULL ? 0 : CG_ERR_NOTFOUND;
 	if (r != 0)
-		fb_errf(err, errlen, "no secret at this path");
+		cg_errf(err, errlen, "no secret at this path");
 	fb_table_free(t);
 	return r;
 }
@@ -618,7 +606,7 @@ file_backend_names_load(const char *file, uid_t owner, struct file_backend_names
 
 	*out = NULL;
 	if (file == NULL) {
-		fb_errf(err, errlen, "file backend: no path");
+		cg_errf(err, errlen, "file backend: no path");
 		return CG_ERR_INTERNAL;
 	}
 	if ((r = fb_load(file, owner, &t, &stamp, err, errlen)) != 0)
@@ -647,7 +635,7 @@ file_backend_names_load(const char *file, uid_t owner, struct file_backend_names
 	r = 0;
  out:
 	if (r != 0)
-		fb_errf(err, errlen, "%s: out of memory", file);
+		cg_errf(err, errlen, "%s: out of memory", file);
 	file_backend_names_free(n);
 	fb_table_free(t);
 	return r;
