@@ -61,7 +61,24 @@ enum cg_log_level {
 	CG_LOG_INFO = 2,
 	CG_LOG_DEBUG = 3,
 };
-extern int cg_log_level;
+
+/*
+ * The level in force.  Worker threads read it on every log call while a
+ * reload on the control thread may change it, so it is read and written
+ * only through these relaxed atomic accessors: a thread may see a new
+ * level a little late, never a torn one.
+ */
+extern int cg_log_level_cur;	/* use cg_log_level_get() and _set() */
+static inline int
+cg_log_level_get(void)
+{
+	return __atomic_load_n(&cg_log_level_cur, __ATOMIC_RELAXED);
+}
+static inline void
+cg_log_level_set(int level)
+{
+	__atomic_store_n(&cg_log_level_cur, level, __ATOMIC_RELAXED);
+}
 
 /*
  * Writes "<RFC 3339 time> level=<level> <formatted text>\n" to the log
@@ -74,8 +91,8 @@ void cg_log(int level, const char *fmt, ...) CG_PRINTF(2, 3);
 void cg_vlog(int level, const char *fmt, va_list ap) CG_PRINTF(2, 0);
 #define cg_err(...) cg_log(CG_LOG_ERROR, __VA_ARGS__)
 #define cg_warn(...) cg_log(CG_LOG_WARN, __VA_ARGS__)
-#define cg_info(...) do { if (cg_log_level >= CG_LOG_INFO) cg_log(CG_LOG_INFO, __VA_ARGS__); } while (0)
-#define cg_debug(...) do { if (cg_log_level >= CG_LOG_DEBUG) cg_log(CG_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define cg_info(...) do { if (cg_log_level_get() >= CG_LOG_INFO) cg_log(CG_LOG_INFO, __VA_ARGS__); } while (0)
+#define cg_debug(...) do { if (cg_log_level_get() >= CG_LOG_DEBUG) cg_log(CG_LOG_DEBUG, __VA_ARGS__); } while (0)
 
 /*
  * Logs to path (appending, created 0640) instead of stderr; NULL keeps

@@ -20,7 +20,7 @@
 
 #define CG_LOG_LINE_MAX 4096
 
-int cg_log_level = CG_LOG_INFO;
+int cg_log_level_cur = CG_LOG_INFO;
 static atomic_int log_fd = 2;
 
 static const char *const level_names[] = {
@@ -273,7 +273,7 @@ cg_log_limited(int level, const char *key, const char *fmt, ...)
 	char line[1024];
 	va_list ap;
 
-	if (level > cg_log_level)
+	if (level > cg_log_level_get())
 		return;
 	pthread_mutex_lock(&limited_lock);
 	for (i = 0; i < LIMITED_SLOTS; i++) {

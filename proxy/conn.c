@@ -947,7 +947,7 @@ host_done(struct inj_host *h, bool reusable)
 {
 	struct conn *c = HOST_CONN(h);
 
-	if (cg_log_level >= CG_LOG_INFO)
+	if (cg_log_level_get() >= CG_LOG_INFO)
 		conn_log_request(c);
 	conn_metrics_request(c, c->last_status);
 	/* The upstream connection goes back to the worker's pool now: a

@@ -212,7 +212,7 @@ main(int argc, char **argv)
 		return r;
 	}
 
-	cg_log_level = verbose ? CG_LOG_DEBUG : cfg->log_level;
+	cg_log_level_set(verbose ? CG_LOG_DEBUG : cfg->log_level);
 	if (cg_log_open_file(cfg->log_file) != 0) {
 		fprintf(stderr, "%s: credgate.log_file: cannot open %s\n", file, cfg->log_file);
 		cg_config_free(cfg);

@@ -418,8 +418,7 @@ reload(struct cg_process *p)
 		goto refused;
 	publish(p, g, lists);
 	free(lists);
-	cg_log_level = p->gen->cfg->log_level > cg_log_level ? cg_log_level : p->gen->cfg->log_level;
-	cg_log_level = p->gen->cfg->log_level;
+	cg_log_level_set(p->gen->cfg->log_level);
 	p->reload_ok = true;
 	p->reload_time = cg_now_ms();
 	if (p->pmetrics != NULL) {

@@ -68,7 +68,7 @@ setup(void **state)
 	if (f == NULL)
 		return -1;
 	signal(SIGPIPE, SIG_IGN);
-	cg_log_level = CG_LOG_WARN;
+	cg_log_level_set(CG_LOG_WARN);
 	f->ready = true;
 	hooks.arg = f;
 	if ((f->base = event_base_new()) == NULL)

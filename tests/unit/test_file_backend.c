@@ -658,7 +658,7 @@ test_reload(void **state)
 	file_backend_set_check_interval_ms(0);
 	sleep_ms(2);
 	capture_start(fx);
-	cg_log_level = CG_LOG_DEBUG;
+	cg_log_level_set(CG_LOG_DEBUG);
 	assert_true(b->ops->changed(b->ctx));
 	assert_false(b->ops->changed(b->ctx));
 	fetch_sync(fx, b, "db/ro", &g);
@@ -727,7 +727,7 @@ test_failed_reload_keeps_old(void **state)
 		write_file(fx->path, bad[i].json, bad[i].mode);
 		set_mtime(fx->path, 1700000100 + (time_t)i, 0);
 		capture_start(fx);
-		cg_log_level = CG_LOG_INFO;
+		cg_log_level_set(CG_LOG_INFO);
 		sleep_ms(2);
 		fetch_sync(fx, b, "db/ro", &g);
 		assert_int_equal(g.err, 0);
@@ -771,7 +771,7 @@ test_failed_reload_keeps_old(void **state)
 	assert_non_null(strstr(log, "event=secrets_reloaded"));
 	assert_null(strstr(log, "fixed"));
 	free(log);
-	cg_log_level = CG_LOG_WARN;
+	cg_log_level_set(CG_LOG_WARN);
 	fetch_sync(fx, b, "db/ro", &g);
 	assert_string_equal(secret_field(g.s, "password", NULL), "fixed");
 	assert_string_equal(secret_version(g.s), "2023-11-14T22:16:40.000000000Z");
