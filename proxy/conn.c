@@ -27,7 +27,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "injectors/http/http_parse.h"
 #include "proxy/metrics.h"
 #include "proxy/session.h"
 #include "vault-client/vault.h"
@@ -749,6 +748,32 @@ conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_flush(arg);
 }
 
+static void
+conn_count(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	*(uint64_t *)arg += info->n_added;
+}
+
+/*
+ * Counts the bytes of the caller's side as the protocol sees them: after
+ * a late TLS start, those of the TLS filter, not the encrypted ones.
+ */
+static void
+conn_count_bytes(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cli);
+	struct evbuffer *out = bufferevent_get_output(c->cli);
+
+	if (c->count_in != NULL) {
+		evbuffer_remove_cb_entry(c->count_in_buf, c->count_in);
+		evbuffer_remove_cb_entry(c->count_out_buf, c->count_out);
+	}
+	c->count_in = evbuffer_add_cb(in, conn_count, &c->bytes_in);
+	c->count_out = evbuffer_add_cb(out, conn_count, &c->bytes_out);
+	c->count_in_buf = in;
+	c->count_out_buf = out;
+}
+
 /* ------------------------------------------------------------------ */
 /* What the engine lends a protocol                                    */
 /* ------------------------------------------------------------------ */
@@ -822,6 +847,7 @@ host_start_tls(struct inj_host *h, enum inj_side side)
 	}
 	c->cli = tb;
 	c->tls = c->tls_late = true;
+	conn_count_bytes(c);
 	c->params.tls = true;
 	bufferevent_setcb(c->cli, conn_cli_read_cb, conn_cli_write_cb, conn_cli_event_cb, c);
 	bufferevent_setwatermark(c->cli, EV_WRITE, RELAY_LOW, 0);
@@ -983,8 +1009,8 @@ host_draining(struct inj_host *h)
 static void *
 host_scratch(struct inj_host *h, size_t *size)
 {
-	*size = HTTP_MAX_FIELDS_HARD * sizeof(struct http_field);
-	return HOST_CONN(h)->w->fields;
+	*size = WORKER_SCRATCH;
+	return HOST_CONN(h)->w->scratch;
 }
 
 /*
@@ -1031,11 +1057,6 @@ static const struct inj_host_ops conn_host_ops = {
 /* Accept                                                              */
 /* ------------------------------------------------------------------ */
 
-static void
-conn_count(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-	*(uint64_t *)arg += info->n_added;
-}
 
 /* c->peer: "ip:port", or "[ip]:port" for IPv6. */
 static void
@@ -1137,8 +1158,7 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 		conn_free(c);
 		return;
 	}
-	evbuffer_add_cb(bufferevent_get_input(c->cli), conn_count, &c->bytes_in);
-	evbuffer_add_cb(bufferevent_get_output(c->cli), conn_count, &c->bytes_out);
+	conn_count_bytes(c);
 	bufferevent_setcb(c->cli, conn_cli_read_cb, conn_cli_write_cb, conn_cli_event_cb, c);
 	bufferevent_setwatermark(c->cli, EV_WRITE, RELAY_LOW, 0);
 	c->pend_slot = *slot;

@@ -133,6 +133,10 @@ struct cg_route_slot {
 	const struct inj_ops *ops;	/* frees obj */
 };
 
+/* Bytes of a worker's scratch memory: room for the most fields a message
+ * head may have (HTTP_MAX_FIELDS_HARD). */
+#define WORKER_SCRATCH	(HTTP_MAX_FIELDS_HARD * sizeof(struct http_field))
+
 /* Bytes one read of a plain socket takes at most. */
 #define CONN_READ_MAX 16384
 /* Freed connection structs a worker keeps for its next accepts. */
@@ -154,7 +158,8 @@ struct cg_worker {
 	struct cg_audit_batch audit;	/* this pass's audit events */
 	struct event *audit_ev;		/* writes them at the end of the pass */
 	struct conn_list audit_waiters;	/* allowed, waiting for them to be written */
-	struct http_field *fields;	/* HTTP_MAX_FIELDS_HARD: where heads are parsed */
+	void *scratch;			/* WORKER_SCRATCH bytes a protocol may use
+					   within one call (where heads are parsed) */
 	char *rbuf;			/* CONN_READ_MAX: where plain sockets are read */
 	struct conn *conn_spare[CONN_SPARE_MAX]; /* wiped, ready for reuse */
 	unsigned nconn_spare;

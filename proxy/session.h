@@ -31,6 +31,7 @@
 struct bufferevent;
 struct event;
 struct evbuffer;
+struct evbuffer_cb_entry;
 struct secret;
 struct secret_wait;
 
@@ -114,6 +115,10 @@ struct conn {
 	int64_t born_ms;		/* monotonic */
 	uint64_t bytes_in;		/* from the client */
 	uint64_t bytes_out;		/* to the client */
+	struct evbuffer_cb_entry *count_in; /* what counts them, on ... */
+	struct evbuffer_cb_entry *count_out;
+	struct evbuffer *count_in_buf;	/* ... these buffers of the caller's side */
+	struct evbuffer *count_out_buf;
 	unsigned requests;
 	int last_status;		/* sent to the caller, the protocol's or relayed */
 	int upstream_status;		/* the upstream's, for that same answer;

@@ -819,7 +819,7 @@ worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err
 		return CG_ERR_INTERNAL;
 	}
 	if (w->base == NULL ||
-	    (w->fields = calloc(HTTP_MAX_FIELDS_HARD, sizeof(*w->fields))) == NULL ||
+	    (w->scratch = calloc(1, WORKER_SCRATCH)) == NULL ||
 	    (w->rbuf = malloc(CONN_READ_MAX)) == NULL ||
 	    (w->reaper = event_new(w->base, -1, 0, worker_reaper, w)) == NULL ||
 	    (w->audit_ev = event_new(w->base, -1, 0, worker_audit, w)) == NULL ||
@@ -914,7 +914,7 @@ worker_free(struct cg_worker *w)
 	secret_cache_free(w->secrets);
 	token_cache_free(w->tokens);
 	free(w->route_metrics);
-	free(w->fields);
+	free(w->scratch);
 	free(w->rbuf);		/* wiped after every read */
 	metrics_free(w->metrics);
 	if (w->wake_ev != NULL)

@@ -554,6 +554,7 @@ http_read_head(struct http_front *f)
 	struct evbuffer *in = http_in(f, INJ_CLIENT);
 	struct http_limits lim;
 	struct http_error e;
+	struct http_field *fields;
 	size_t len, want, size;
 	const char *p;
 	bool last;
@@ -575,7 +576,10 @@ http_read_head(struct http_front *f)
 		return;
 	}
 	memset(&f->req, 0, sizeof(f->req));
-	r = http_parse_head(p, want, true, &lim, &f->req, f->ho->scratch(f->h, &size), &e);
+	fields = f->ho->scratch(f->h, &size);
+	if (lim.max_fields > size / sizeof(*fields))
+		lim.max_fields = size / sizeof(*fields);
+	r = http_parse_head(p, want, true, &lim, &f->req, fields, &e);
 	if (r == HTTP_PARSE_NEED_MORE) {
 		if (f->cli_eof)
 			http_close(f, "client_closed_mid_head");
@@ -904,6 +908,7 @@ http_up_read(struct http_front *f)
 	struct evbuffer_iovec v;
 	struct http_limits lim;
 	struct http_error e;
+	struct http_field *fields;
 	size_t len, want, used, size;
 	const char *p;
 	int r;
@@ -928,8 +933,10 @@ http_up_read(struct http_front *f)
 			return;
 		}
 		memset(&f->resp, 0, sizeof(f->resp));
-		r = http_parse_head(p, want, false, &lim, &f->resp,
-		    f->ho->scratch(f->h, &size), &e);
+		fields = f->ho->scratch(f->h, &size);
+		if (lim.max_fields > size / sizeof(*fields))
+			lim.max_fields = size / sizeof(*fields);
+		r = http_parse_head(p, want, false, &lim, &f->resp, fields, &e);
 		if (r == HTTP_PARSE_NEED_MORE)
 			return;
 		if (r != HTTP_PARSE_DONE) {
