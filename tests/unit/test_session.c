@@ -906,6 +906,10 @@ test_start_tls_late(void **state)
 	}
 	assert_int_equal(r, 8);
 	assert_memory_equal(buf, "and back", 8);
+	/* The caller's bytes count as the protocol saw them: "S", then the
+	 * plaintext, not the handshake's or the records' bytes. */
+	assert_int_equal(session()->bytes_in, 1 + 8);
+	assert_int_equal(session()->bytes_out, 1 + 8);
 	SSL_free(ssl);
 	SSL_CTX_free(ctx);
 	evbuffer_free(got);
