@@ -80,26 +80,23 @@ conn_up_free(struct conn *c)
 
 /*
  * The pool key of the connection: the route's, and for a connection that
- * carries a login, the credential's path and version.  False when it
- * does not pool.
+ * carries a login, the credential's path and version (written into buf).
+ * NULL when it does not pool.
  */
-static bool
-conn_up_key(const struct conn *c, const struct inj_cred *cred, char *key, size_t size)
+static const char *
+conn_up_key(const struct conn *c, const struct inj_cred *cred, char *buf, size_t size)
 {
 	const struct secret *s;
 	int n;
 
 	if (c->rt->up_key[0] == '\0')
-		return false;
-	if (cred == NULL) {
-		snprintf(key, size, "%s", c->rt->up_key);
-		return true;
-	}
-	s = cred->id;
-	if (s == NULL)
-		return false;
-	n = snprintf(key, size, "%s|%s|%s", c->rt->up_key, secret_path(s), secret_version(s));
-	return n > 0 && (size_t)n < size;
+		return NULL;
+	if (cred == NULL)
+		return c->rt->up_key;
+	if ((s = cred->id) == NULL)
+		return NULL;
+	n = snprintf(buf, size, "%s|%s|%s", c->rt->up_key, secret_path(s), secret_version(s));
+	return n > 0 && (size_t)n < size ? buf : NULL;
 }
 
 /*
@@ -110,14 +107,15 @@ conn_up_key(const struct conn *c, const struct inj_cred *cred, char *key, size_t
 void
 conn_up_release(struct conn *c, bool reusable)
 {
-	char key[UP_KEY_MAX + 160];
+	char buf[UP_KEY_MAX + 160];
+	const char *key;
 
 	if (c->up == NULL)
 		return;
 	if (!reusable || !c->up_connected || c->w->draining ||
 	    evbuffer_get_length(bufferevent_get_input(c->up)) > 0 ||
 	    evbuffer_get_length(bufferevent_get_output(c->up)) > 0 ||
-	    !conn_up_key(c, c->up_login ? &c->icred : NULL, key, sizeof(key))) {
+	    (key = conn_up_key(c, c->up_login ? &c->icred : NULL, buf, sizeof(buf))) == NULL) {
 		conn_up_free(c);
 		return;
 	}
@@ -154,12 +152,13 @@ conn_up_setup(struct conn *c, bool connected)
 int
 conn_up_connect(struct conn *c, const struct inj_cred *cred, bool *connected)
 {
-	char key[UP_KEY_MAX + 160];
+	char buf[UP_KEY_MAX + 160];
+	const char *key;
 	SSL *ssl;
 
 	*connected = false;
 	c->up_login = cred != NULL;
-	if (conn_up_key(c, cred, key, sizeof(key)) &&
+	if ((key = conn_up_key(c, cred, buf, sizeof(buf))) != NULL &&
 	    (c->up = worker_up_get(c->w, key)) != NULL) {
 		conn_up_setup(c, true);
 		*connected = true;
