@@ -141,10 +141,14 @@ struct inj_host_ops {
 	/* (Re-)arms the session's one timer; timeout() follows when it fires. */
 	void (*arm)(struct inj_host *h, int64_t ms);
 	/*
-	 * Starts TLS on the caller's side now, over the bytes not read yet
-	 * (PostgreSQL's SSLRequest, LDAP's StartTLS), with the listener's
-	 * certificate.  tls_done() follows when the handshake is over;
-	 * failure closes the session.  0, or CG_ERR_* (nothing changed).
+	 * Starts TLS on a side now, over the bytes not read yet
+	 * (PostgreSQL's SSLRequest, LDAP's StartTLS): on the caller's side
+	 * with the listener's certificate, on the upstream's (connected) as
+	 * the route's upstream TLS settings say.  tls_done() follows when
+	 * the handshake is over; a failed handshake closes the session (the
+	 * caller's side) or comes as connected(false) (the upstream's).
+	 * For a protocol with tls_late, neither side starts TLS by itself.
+	 * 0, or CG_ERR_* (nothing changed).
 	 */
 	int (*start_tls)(struct inj_host *h, enum inj_side side);
 	/*
@@ -222,8 +226,8 @@ struct inj_host_ops {
 /* A protocol's operations.  st is the state start() set up. */
 struct inj_ops {
 	const char *name;	/* routes.[].protocol */
-	bool tls_late;		/* TLS on the caller's side starts when the
-				   protocol asks (start_tls()), not at accept */
+	bool tls_late;		/* TLS starts when the protocol asks
+				   (start_tls()), not at accept or connect */
 	size_t state_size;	/* bytes of state the engine keeps per session,
 				   zeroed before start() */
 	/* A session begins, at accept (with TLS at accept, its bytes come

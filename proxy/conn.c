@@ -551,6 +551,12 @@ conn_up_event(struct conn *c, short what)
 	if (c->closed)
 		return;
 	if (what & BEV_EVENT_CONNECTED) {
+		if (c->up_tls_pending) {
+			c->up_tls_pending = false;
+			if (c->state == CONN_PROTO)
+				c->proto->tls_done(c->pst, INJ_UPSTREAM);
+			return;
+		}
 		conn_up_connected(c);
 		if (c->state == CONN_PROTO)
 			c->proto->connected(c->pst, true, NULL);
@@ -558,6 +564,13 @@ conn_up_event(struct conn *c, short what)
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
+	if (c->up_tls_pending && c->state == CONN_PROTO) {
+		/* The handshake of a TLS start the protocol asked for failed. */
+		conn_up_failed_reason(c, c->up, reason, sizeof(reason));
+		conn_up_free(c);
+		c->proto->connected(c->pst, false, reason);
+		return;
+	}
 	if (c->state != CONN_PROTO && c->state != CONN_RELAY) {
 		conn_up_free(c);	/* an idle upstream connection went away */
 		return;
@@ -829,7 +842,9 @@ host_start_tls(struct inj_host *h, enum inj_side side)
 	struct bufferevent *tb;
 	SSL *ssl;
 
-	if (side != INJ_CLIENT || c->tls || c->rt->server_ctx == NULL)
+	if (side == INJ_UPSTREAM)
+		return conn_up_start_tls(c);
+	if (c->tls || c->rt->server_ctx == NULL)
 		return CG_ERR_UNSUPPORTED;
 	if ((ssl = SSL_new(c->rt->server_ctx)) == NULL)
 		return CG_ERR_NOMEM;

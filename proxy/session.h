@@ -83,6 +83,8 @@ struct conn {
 	struct event *up_rev;		/* plain upstream socket, once connected */
 	struct event *timer;
 	bool up_connected;
+	bool up_tls;			/* the upstream side is TLS */
+	bool up_tls_pending;		/* ... started late, handshake not done */
 	bool up_login;			/* it carries a login as icred: pooled
 					   with that credential version only */
 	bool pending;			/* no complete request yet; counts in
@@ -160,6 +162,7 @@ bool conn_up_plain(const struct conn *c);
 int conn_up_connect(struct conn *c, const struct inj_cred *cred, bool *connected);
 void conn_up_connected(struct conn *c);
 void conn_up_free(struct conn *c);
+int conn_up_start_tls(struct conn *c);
 void conn_up_release(struct conn *c, bool reusable);
 void conn_up_failed_reason(struct conn *c, struct bufferevent *bev, char *reason, size_t size);
 

@@ -34,7 +34,7 @@ void conn_up_readable(evutil_socket_t fd, short what, void *arg);
 bool
 conn_up_plain(const struct conn *c)
 {
-	return c->rt->client_ctx == NULL;
+	return !c->up_tls;
 }
 
 /*
@@ -75,6 +75,7 @@ conn_up_free(struct conn *c)
 	bufferevent_free(c->up);
 	c->up = NULL;
 	c->up_connected = false;
+	c->up_tls = c->up_tls_pending = false;
 	c->relay_up_paused = false;
 }
 
@@ -112,7 +113,7 @@ conn_up_release(struct conn *c, bool reusable)
 
 	if (c->up == NULL)
 		return;
-	if (!reusable || !c->up_connected || c->w->draining ||
+	if (!reusable || !c->up_connected || c->up_tls_pending || c->w->draining ||
 	    evbuffer_get_length(bufferevent_get_input(c->up)) > 0 ||
 	    evbuffer_get_length(bufferevent_get_output(c->up)) > 0 ||
 	    (key = conn_up_key(c, c->up_login ? &c->icred : NULL, buf, sizeof(buf))) == NULL) {
@@ -124,6 +125,7 @@ conn_up_release(struct conn *c, bool reusable)
 	conn_up_drop_reads(c);
 	c->up = NULL;
 	c->up_connected = false;
+	c->up_tls = c->up_tls_pending = false;
 	c->relay_up_paused = false;
 }
 
@@ -138,6 +140,7 @@ conn_up_setup(struct conn *c, bool connected)
 	bufferevent_setcb(c->up, conn_up_read_cb, conn_up_write_cb, conn_up_event_cb, c);
 	bufferevent_setwatermark(c->up, EV_WRITE, RELAY_LOW, 0);
 	c->up_connected = connected;
+	c->up_tls = bufferevent_openssl_get_ssl(c->up) != NULL;
 	if (!conn_up_plain(c))
 		bufferevent_enable(c->up, EV_READ | EV_WRITE);
 	else {
@@ -164,7 +167,9 @@ conn_up_connect(struct conn *c, const struct inj_cred *cred, bool *connected)
 		*connected = true;
 		return 0;
 	}
-	if (c->rt->client_ctx != NULL) {
+	/* A protocol that starts TLS itself (after asking the server in its
+	 * own way) connects in plain first. */
+	if (c->rt->client_ctx != NULL && !c->proto->tls_late) {
 		ssl = tls_client_ssl_new(c->rt->client_ctx, &c->route->upstream_tls,
 		    c->route->upstream_host);
 		if (ssl == NULL)
@@ -225,4 +230,40 @@ conn_up_failed_reason(struct conn *c, struct bufferevent *bev, char *reason, siz
 	} else
 		snprintf(reason, size, "upstream connect failed: %s",
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+/*
+ * TLS towards the upstream over the connection already in use (after the
+ * protocol asked the server in its own way): a TLS filter over its
+ * bufferevent; the handshake's end comes as BEV_EVENT_CONNECTED, then
+ * the protocol's tls_done().
+ */
+int
+conn_up_start_tls(struct conn *c)
+{
+	struct bufferevent *tb;
+	SSL *ssl;
+
+	if (c->up == NULL || !c->up_connected || c->up_tls || c->rt->client_ctx == NULL)
+		return CG_ERR_UNSUPPORTED;
+	ssl = tls_client_ssl_new(c->rt->client_ctx, &c->route->upstream_tls,
+	    c->route->upstream_host);
+	if (ssl == NULL)
+		return CG_ERR_NOMEM;
+	tb = bufferevent_openssl_filter_new(c->w->base, c->up, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tb == NULL) {
+		SSL_free(ssl);
+		return CG_ERR_NOMEM;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
+	/* The filter reads the socket through its bufferevent from now on. */
+	conn_up_drop_reads(c);
+	bufferevent_enable(c->up, EV_READ);
+	c->up = tb;
+	c->up_tls = c->up_tls_pending = true;
+	bufferevent_setcb(c->up, conn_up_read_cb, conn_up_write_cb, conn_up_event_cb, c);
+	bufferevent_setwatermark(c->up, EV_WRITE, RELAY_LOW, 0);
+	bufferevent_enable(c->up, EV_READ | EV_WRITE);
+	return 0;
 }

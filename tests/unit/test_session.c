@@ -47,6 +47,8 @@ enum fake_mode {
 	FAKE_RELAY,	/* connects upstream at start, then relays */
 	FAKE_STARTTLS,	/* "S" -> "S", start_tls(), then connects and relays */
 	FAKE_FINISH,	/* "F"/"L" -> big answer, finish() without/with linger */
+	FAKE_UPTLS,	/* connects upstream, "S" up, "S" back, start_tls() upstream,
+			   then relays */
 };
 
 #define FINISH_BYTES	(1024 * 1024)
@@ -62,6 +64,9 @@ static struct {
 	enum fake_mode mode;
 	int64_t arm_ms, rearm_ms;
 	unsigned starts, frees, timeouts, tls_done, connected, eofs;
+	unsigned up_tls_done, up_failed;
+	int up_start_tls_rc;
+	char up_answer;
 	int64_t armed_at, rearmed_at, timeout_at;
 	int start_tls_rc;
 	bool tls_param;
@@ -126,6 +131,11 @@ fake_start(void *st, struct inj_host *h, const struct inj_host_ops *ops,
 		if (connected)
 			ops->relay(h);
 		break;
+	case FAKE_UPTLS:
+		ops->arm(h, 10000);
+		if (ops->connect(h, NULL, &connected) != 0 || connected)
+			return CG_ERR_IO;	/* nothing to pool: a new connection */
+		break;
 	default:
 		ops->arm(h, 10000);
 		break;
@@ -152,6 +162,15 @@ fake_readable(void *st, enum inj_side side)
 	struct evbuffer *out = f->ops->output(f->h, INJ_CLIENT);
 	char ch = 0;
 
+	if (side == INJ_UPSTREAM && fk.mode == FAKE_UPTLS && evbuffer_get_length(in) > 0) {
+		/* The server's answer: the one byte, then its TLS. */
+		evbuffer_remove(in, &ch, 1);
+		fk.up_answer = ch;
+		fk.up_start_tls_rc = f->ops->start_tls(f->h, INJ_UPSTREAM);
+		if (fk.up_start_tls_rc != 0)
+			f->ops->close(f->h, "start_tls_failed");
+		return;
+	}
 	if (side != INJ_CLIENT || evbuffer_get_length(in) == 0)
 		return;
 	switch (fk.mode) {
@@ -207,10 +226,17 @@ fake_connected(void *st, bool ok, const char *reason)
 
 	(void)reason;
 	if (!ok) {
+		fk.up_failed++;
 		f->ops->close(f->h, "fake_connect_failed");
 		return;
 	}
 	fk.connected++;
+	if (fk.mode == FAKE_UPTLS) {
+		/* Ask the server in the protocol's own way first. */
+		evbuffer_add(f->ops->output(f->h, INJ_UPSTREAM), "S", 1);
+		f->ops->reading(f->h, INJ_UPSTREAM, INJ_READ_ON);
+		return;
+	}
 	f->ops->relay(f->h);
 }
 
@@ -220,7 +246,11 @@ fake_tls_done(void *st, enum inj_side side)
 	struct fake *f = st;
 	bool connected = false;
 
-	assert_int_equal(side, INJ_CLIENT);
+	if (side == INJ_UPSTREAM) {
+		fk.up_tls_done++;
+		f->ops->relay(f->h);
+		return;
+	}
 	fk.tls_done++;
 	fk.tls_param = f->params->tls;
 	if (f->ops->connect(f->h, NULL, &connected) != 0)
@@ -468,10 +498,11 @@ setup(void **state)
 	    "secrets = { file = \"%s/secrets.json\"; };\n"
 	    "routes = ( { name = \"a\"; listen = \"127.0.0.1:%d\";\n"
 	    "\ttls = { cert = \"%s/cert.pem\"; key = \"%s/key.pem\"; };\n"
-	    "\tupstream = { host = \"127.0.0.1\"; port = %d; };\n"
+	    "\tupstream = { host = \"127.0.0.1\"; port = %d;\n"
+	    "\t\ttls = { enabled = true; ca = \"%s/cert.pem\"; server_name = \"localhost\"; }; };\n"
 	    "\tcredential = { path = \"a/b\"; }; owner = \"o\"; purpose = \"p\";\n"
 	    "\tenvironment = \"e\"; expires = \"2099-01-01\"; } );\n",
-	    fx.dir, fx.dir, lport, fx.dir, fx.dir, up_port);
+	    fx.dir, fx.dir, lport, fx.dir, fx.dir, up_port, fx.dir);
 	if (cg_config_load_string(text, "credgate.conf", 0, &cfg, &errs) != 0) {
 		for (i = 0; i < errs.n; i++)
 			print_message("  %s\n", errs.msgs[i]);
@@ -915,6 +946,129 @@ test_start_tls_late(void **state)
 	evbuffer_free(got);
 }
 
+/*
+ * TLS towards the upstream, started by the protocol over a connection in
+ * use: plain "S" up and back, then a handshake the upstream side (the
+ * test, as server) verifies the engine completes, then bytes over TLS.
+ */
+static void
+test_start_tls_upstream(void **state)
+{
+	struct evbuffer *got = evbuffer_new();
+	SSL_CTX *ctx;
+	SSL *ssl;
+	char path[512], buf[64], ch = 0;
+	int r, e;
+	int64_t end;
+
+	(void)state;
+	fk.mode = FAKE_UPTLS;
+	caller_connect(NULL);
+	RUN_UNTIL(up_accepted(), 2000);
+	RUN_UNTIL(recv(fx.up, &ch, 1, 0) == 1, 2000);
+	assert_int_equal(ch, 'S');
+	send_all(fx.up, "S");
+	RUN_UNTIL(fk.up_answer == 'S', 2000);
+	assert_int_equal(fk.up_start_tls_rc, 0);
+
+	assert_non_null(ctx = SSL_CTX_new(TLS_server_method()));
+	snprintf(path, sizeof(path), "%s/cert.pem", fx.dir);
+	assert_int_equal(SSL_CTX_use_certificate_file(ctx, path, SSL_FILETYPE_PEM), 1);
+	snprintf(path, sizeof(path), "%s/key.pem", fx.dir);
+	assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM), 1);
+	assert_non_null(ssl = SSL_new(ctx));
+	assert_int_equal(SSL_set_fd(ssl, fx.up), 1);
+	end = cg_mono_ms() + 5000;
+	while ((r = SSL_accept(ssl)) != 1) {
+		e = SSL_get_error(ssl, r);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+			ERR_print_errors_fp(stderr);
+			fail_msg("SSL_accept: %d", e);
+		}
+		assert_true(cg_mono_ms() < end);
+		step();
+	}
+	RUN_UNTIL(fk.up_tls_done == 1, 2000);
+	assert_int_equal(fk.up_failed, 0);
+	assert_true(session()->up_tls);
+	assert_int_equal(session()->state, CONN_RELAY);
+
+	/* The caller's plain bytes reach the upstream over TLS, and back. */
+	send_all(fx.cli, "to the server");
+	end = cg_mono_ms() + 2000;
+	while ((r = SSL_read(ssl, buf, sizeof(buf))) <= 0) {
+		assert_int_equal(SSL_get_error(ssl, r), SSL_ERROR_WANT_READ);
+		assert_true(cg_mono_ms() < end);
+		step();
+	}
+	assert_int_equal(r, 13);
+	assert_memory_equal(buf, "to the server", 13);
+	assert_int_equal(SSL_write(ssl, "and back", 8), 8);
+	RUN_UNTIL((take(fx.cli, got), has(got, "and back")), 2000);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	evbuffer_free(got);
+}
+
+/* A server whose certificate the route does not trust: the late
+ * handshake fails and the protocol hears it as a failed upstream. */
+static void
+test_start_tls_upstream_untrusted(void **state)
+{
+	SSL_CTX *ctx;
+	SSL *ssl;
+	EVP_PKEY *k;
+	X509 *x;
+	X509_NAME *name;
+	char ch = 0;
+	int r;
+	int64_t end;
+
+	(void)state;
+	fk.mode = FAKE_UPTLS;
+	caller_connect(NULL);
+	RUN_UNTIL(up_accepted(), 2000);
+	RUN_UNTIL(recv(fx.up, &ch, 1, 0) == 1, 2000);
+	send_all(fx.up, "S");
+	RUN_UNTIL(fk.up_answer == 'S', 2000);
+	assert_int_equal(fk.up_start_tls_rc, 0);
+
+	/* Another self-signed certificate for the same name. */
+	assert_non_null(k = EVP_EC_gen("P-256"));
+	assert_non_null(x = X509_new());
+	ossl_check(X509_set_version(x, X509_VERSION_3), "version");
+	ossl_check(ASN1_INTEGER_set(X509_get_serialNumber(x), 2), "serial");
+	ossl_check(X509_gmtime_adj(X509_getm_notBefore(x), -3600) != NULL, "notBefore");
+	ossl_check(X509_gmtime_adj(X509_getm_notAfter(x), 86400) != NULL, "notAfter");
+	name = X509_get_subject_name(x);
+	ossl_check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)"localhost", -1, -1, 0), "CN");
+	ossl_check(X509_set_issuer_name(x, name), "issuer");
+	ossl_check(X509_set_pubkey(x, k), "pubkey");
+	ossl_check(X509_sign(x, k, EVP_sha256()) > 0, "sign");
+	assert_non_null(ctx = SSL_CTX_new(TLS_server_method()));
+	assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(ctx, k), 1);
+	assert_non_null(ssl = SSL_new(ctx));
+	assert_int_equal(SSL_set_fd(ssl, fx.up), 1);
+	end = cg_mono_ms() + 3000;
+	while (fk.up_failed == 0 && cg_mono_ms() < end) {
+		r = SSL_accept(ssl);
+		if (r == 1 || (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ &&
+		    SSL_get_error(ssl, r) != SSL_ERROR_WANT_WRITE))
+			ERR_clear_error();
+		step();
+	}
+	assert_int_equal(fk.up_failed, 1);
+	assert_int_equal(fk.up_tls_done, 0);
+	RUN_UNTIL(fk.frees == 1, 2000);
+	assert_string_equal(fk.freed_reason, "fake_connect_failed");
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
 /* ------------------------------------------------------------------ */
 /* 5. finish() flushes the queued output before closing                */
 /* ------------------------------------------------------------------ */
@@ -985,6 +1139,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_upstream_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upstream_closes_paused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_tls_late, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_tls_upstream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_tls_upstream_untrusted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_finish_flushes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_finish_linger, setup, teardown),
 	};
