@@ -840,21 +840,13 @@ host_start_tls(struct inj_host *h, enum inj_side side)
 {
 	struct conn *c = HOST_CONN(h);
 	struct bufferevent *tb;
-	SSL *ssl;
 
 	if (side == INJ_UPSTREAM)
 		return conn_up_start_tls(c);
 	if (c->tls || c->rt->server_ctx == NULL)
 		return CG_ERR_UNSUPPORTED;
-	if ((ssl = SSL_new(c->rt->server_ctx)) == NULL)
+	if ((tb = conn_tls_filter(c->cli, SSL_new(c->rt->server_ctx), true)) == NULL)
 		return CG_ERR_NOMEM;
-	tb = bufferevent_openssl_filter_new(c->w->base, c->cli, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (tb == NULL) {
-		SSL_free(ssl);
-		return CG_ERR_NOMEM;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
 	/* The filter reads the socket through its bufferevent from now on. */
 	if (c->cli_rev != NULL) {
 		event_free(c->cli_rev);

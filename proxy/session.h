@@ -156,6 +156,9 @@ void conn_write_done(struct bufferevent *bev, bool plain);
 void conn_side_reading(struct bufferevent *bev, struct event *rev, bool on);
 ssize_t conn_read(struct conn *c, struct bufferevent *bev, evutil_socket_t fd);
 bool conn_retry_later(int err);
+struct ssl_st;
+struct bufferevent *conn_tls_filter(struct bufferevent *under, struct ssl_st *ssl,
+    bool accepting);
 
 /* upstream.c */
 bool conn_up_plain(const struct conn *c);

@@ -14,7 +14,9 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "proxy/session.h"
 
@@ -159,4 +161,27 @@ bool
 conn_retry_later(int err)
 {
 	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+/*
+ * TLS over a side already in use: a filter over its bufferevent, which
+ * takes the bytes not read yet; the filter frees under when freed.
+ * Takes ssl (freed on failure).  NULL when out of memory.
+ */
+struct bufferevent *
+conn_tls_filter(struct bufferevent *under, struct ssl_st *ssl, bool accepting)
+{
+	struct bufferevent *tb;
+
+	if (ssl == NULL)
+		return NULL;
+	tb = bufferevent_openssl_filter_new(bufferevent_get_base(under), under, ssl,
+	    accepting ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (tb == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
+	return tb;
 }

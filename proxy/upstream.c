@@ -248,15 +248,8 @@ conn_up_start_tls(struct conn *c)
 		return CG_ERR_UNSUPPORTED;
 	ssl = tls_client_ssl_new(c->rt->client_ctx, &c->route->upstream_tls,
 	    c->route->upstream_host);
-	if (ssl == NULL)
+	if ((tb = conn_tls_filter(c->up, ssl, false)) == NULL)
 		return CG_ERR_NOMEM;
-	tb = bufferevent_openssl_filter_new(c->w->base, c->up, ssl,
-	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-	if (tb == NULL) {
-		SSL_free(ssl);
-		return CG_ERR_NOMEM;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
 	/* The filter reads the socket through its bufferevent from now on. */
 	conn_up_drop_reads(c);
 	bufferevent_enable(c->up, EV_READ);

@@ -547,6 +547,26 @@ http_request(struct http_front *f)
 	f->ho->proof(f->h, tok.p, tok.len);
 }
 
+/*
+ * The limits of a message head, and where its fields are parsed: the
+ * worker's scratch memory, which bounds their number too.
+ */
+static struct http_field *
+http_limits(struct http_front *f, struct http_limits *lim)
+{
+	struct http_field *fields;
+	size_t size;
+
+	fields = f->ho->scratch(f->h, &size);
+	lim->max_line = f->p->max_line;
+	lim->max_head = f->p->max_head;
+	lim->max_fields = f->p->max_fields;
+	if (lim->max_fields > size / sizeof(*fields))
+		lim->max_fields = size / sizeof(*fields);
+	lim->max_trailer = MAX_TRAILER;
+	return fields;
+}
+
 static void
 http_read_head(struct http_front *f)
 {
@@ -555,7 +575,7 @@ http_read_head(struct http_front *f)
 	struct http_limits lim;
 	struct http_error e;
 	struct http_field *fields;
-	size_t len, want, size;
+	size_t len, want;
 	const char *p;
 	bool last;
 	int r;
@@ -566,19 +586,13 @@ http_read_head(struct http_front *f)
 			http_close(f, "client_closed");
 		return;
 	}
-	lim.max_line = pr->max_line;
-	lim.max_head = pr->max_head;
-	lim.max_fields = pr->max_fields;
-	lim.max_trailer = MAX_TRAILER;
+	fields = http_limits(f, &lim);
 	want = len < lim.max_head + 1 ? len : lim.max_head + 1;
 	if ((p = (const char *)evbuffer_pullup(in, (ssize_t)want)) == NULL) {
 		http_close(f, "out_of_memory");
 		return;
 	}
 	memset(&f->req, 0, sizeof(f->req));
-	fields = f->ho->scratch(f->h, &size);
-	if (lim.max_fields > size / sizeof(*fields))
-		lim.max_fields = size / sizeof(*fields);
 	r = http_parse_head(p, want, true, &lim, &f->req, fields, &e);
 	if (r == HTTP_PARSE_NEED_MORE) {
 		if (f->cli_eof)
@@ -903,13 +917,12 @@ http_response_head(struct http_front *f)
 static void
 http_up_read(struct http_front *f)
 {
-	const struct inj_params *pr = f->p;
 	struct evbuffer *in = http_in(f, INJ_UPSTREAM);
 	struct evbuffer_iovec v;
 	struct http_limits lim;
 	struct http_error e;
 	struct http_field *fields;
-	size_t len, want, used, size;
+	size_t len, want, used;
 	const char *p;
 	int r;
 
@@ -923,19 +936,13 @@ http_up_read(struct http_front *f)
 	while (!f->resp_head_done) {
 		if ((len = evbuffer_get_length(in)) == 0)
 			return;
-		lim.max_line = pr->max_line;
-		lim.max_head = pr->max_head;
-		lim.max_fields = pr->max_fields;
-		lim.max_trailer = MAX_TRAILER;
+		fields = http_limits(f, &lim);
 		want = len < lim.max_head + 1 ? len : lim.max_head + 1;
 		if ((p = (const char *)evbuffer_pullup(in, (ssize_t)want)) == NULL) {
 			http_upstream_failed(f, 502, "out of memory");
 			return;
 		}
 		memset(&f->resp, 0, sizeof(f->resp));
-		fields = f->ho->scratch(f->h, &size);
-		if (lim.max_fields > size / sizeof(*fields))
-			lim.max_fields = size / sizeof(*fields);
 		r = http_parse_head(p, want, false, &lim, &f->resp, fields, &e);
 		if (r == HTTP_PARSE_NEED_MORE)
 			return;

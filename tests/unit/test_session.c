@@ -358,19 +358,17 @@ write_text(const char *name, const char *text, mode_t mode)
 	assert_int_equal(fclose(f), 0);
 }
 
-/* A self-signed listener certificate and its key, in fx.dir. */
+/* A self-signed certificate for "localhost" and its key. */
 static void
-make_cert(void)
+selfsigned(long serial, EVP_PKEY **kp, X509 **xp)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	X509 *x = X509_new();
 	X509_NAME *name;
-	char path[512];
-	FILE *f;
 
 	ossl_check(k != NULL && x != NULL, "key and certificate");
 	ossl_check(X509_set_version(x, X509_VERSION_3), "version");
-	ossl_check(ASN1_INTEGER_set(X509_get_serialNumber(x), 1), "serial");
+	ossl_check(ASN1_INTEGER_set(X509_get_serialNumber(x), serial), "serial");
 	ossl_check(X509_gmtime_adj(X509_getm_notBefore(x), -3600) != NULL, "notBefore");
 	ossl_check(X509_gmtime_adj(X509_getm_notAfter(x), 86400) != NULL, "notAfter");
 	name = X509_get_subject_name(x);
@@ -379,6 +377,20 @@ make_cert(void)
 	ossl_check(X509_set_issuer_name(x, name), "issuer");
 	ossl_check(X509_set_pubkey(x, k), "pubkey");
 	ossl_check(X509_sign(x, k, EVP_sha256()) > 0, "sign");
+	*kp = k;
+	*xp = x;
+}
+
+/* The listener's certificate and key (the upstream's CA too), in fx.dir. */
+static void
+make_cert(void)
+{
+	EVP_PKEY *k;
+	X509 *x;
+	char path[512];
+	FILE *f;
+
+	selfsigned(1, &k, &x);
 	snprintf(path, sizeof(path), "%s/cert.pem", fx.dir);
 	assert_non_null(f = fopen(path, "w"));
 	ossl_check(PEM_write_X509(f, x), "PEM_write_X509");
@@ -883,6 +895,24 @@ test_upstream_closes_paused(void **state)
 
 /* ------------------------------------------------------------------ */
 /* 4. TLS started late, by the protocol                                */
+/* The test's side of a TLS handshake, stepping the loop meanwhile. */
+static void
+handshake(SSL *ssl, bool server)
+{
+	int64_t end = cg_mono_ms() + 5000;
+	int r, e;
+
+	while ((r = server ? SSL_accept(ssl) : SSL_connect(ssl)) != 1) {
+		e = SSL_get_error(ssl, r);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+			ERR_print_errors_fp(stderr);
+			fail_msg("TLS handshake: %d", e);
+		}
+		assert_true(cg_mono_ms() < end);
+		step();
+	}
+}
+
 /* ------------------------------------------------------------------ */
 
 static void
@@ -892,7 +922,7 @@ test_start_tls_late(void **state)
 	SSL_CTX *ctx;
 	SSL *ssl;
 	char buf[64], ch = 0;
-	int r, e;
+	int r;
 	int64_t end;
 
 	(void)state;
@@ -910,16 +940,7 @@ test_start_tls_late(void **state)
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	assert_non_null(ssl = SSL_new(ctx));
 	assert_int_equal(SSL_set_fd(ssl, fx.cli), 1);
-	end = cg_mono_ms() + 5000;
-	while ((r = SSL_connect(ssl)) != 1) {
-		e = SSL_get_error(ssl, r);
-		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-			ERR_print_errors_fp(stderr);
-			fail_msg("SSL_connect: %d", e);
-		}
-		assert_true(cg_mono_ms() < end);
-		step();
-	}
+	handshake(ssl, false);
 	RUN_UNTIL(fk.tls_done == 1, 2000);
 	assert_true(fk.tls_param);
 
@@ -958,7 +979,7 @@ test_start_tls_upstream(void **state)
 	SSL_CTX *ctx;
 	SSL *ssl;
 	char path[512], buf[64], ch = 0;
-	int r, e;
+	int r;
 	int64_t end;
 
 	(void)state;
@@ -978,16 +999,7 @@ test_start_tls_upstream(void **state)
 	assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM), 1);
 	assert_non_null(ssl = SSL_new(ctx));
 	assert_int_equal(SSL_set_fd(ssl, fx.up), 1);
-	end = cg_mono_ms() + 5000;
-	while ((r = SSL_accept(ssl)) != 1) {
-		e = SSL_get_error(ssl, r);
-		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-			ERR_print_errors_fp(stderr);
-			fail_msg("SSL_accept: %d", e);
-		}
-		assert_true(cg_mono_ms() < end);
-		step();
-	}
+	handshake(ssl, true);
 	RUN_UNTIL(fk.up_tls_done == 1, 2000);
 	assert_int_equal(fk.up_failed, 0);
 	assert_true(session()->up_tls);
@@ -1019,7 +1031,6 @@ test_start_tls_upstream_untrusted(void **state)
 	SSL *ssl;
 	EVP_PKEY *k;
 	X509 *x;
-	X509_NAME *name;
 	char ch = 0;
 	int r;
 	int64_t end;
@@ -1034,18 +1045,7 @@ test_start_tls_upstream_untrusted(void **state)
 	assert_int_equal(fk.up_start_tls_rc, 0);
 
 	/* Another self-signed certificate for the same name. */
-	assert_non_null(k = EVP_EC_gen("P-256"));
-	assert_non_null(x = X509_new());
-	ossl_check(X509_set_version(x, X509_VERSION_3), "version");
-	ossl_check(ASN1_INTEGER_set(X509_get_serialNumber(x), 2), "serial");
-	ossl_check(X509_gmtime_adj(X509_getm_notBefore(x), -3600) != NULL, "notBefore");
-	ossl_check(X509_gmtime_adj(X509_getm_notAfter(x), 86400) != NULL, "notAfter");
-	name = X509_get_subject_name(x);
-	ossl_check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-	    (const unsigned char *)"localhost", -1, -1, 0), "CN");
-	ossl_check(X509_set_issuer_name(x, name), "issuer");
-	ossl_check(X509_set_pubkey(x, k), "pubkey");
-	ossl_check(X509_sign(x, k, EVP_sha256()) > 0, "sign");
+	selfsigned(2, &k, &x);
 	assert_non_null(ctx = SSL_CTX_new(TLS_server_method()));
 	assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
 	assert_int_equal(SSL_CTX_use_PrivateKey(ctx, k), 1);
