@@ -1769,7 +1769,9 @@ build_rules(struct load *ld, const struct cg_config *cfg, const config_setting_t
 		snprintf(tp, sizeof(tp), "%s.[].claims", tl);
 		if ((claims = member(g, tp, CONFIG_TYPE_LIST)) != NULL)
 			ncl = (size_t)config_setting_length(claims);
-		if ((rule->conds = calloc(4 + ncl, sizeof(*rule->conds))) == NULL) {
+		/* issuer, audience, methods, paths, client_subject, client_san,
+		 * and one per claim */
+		if ((rule->conds = calloc(6 + ncl, sizeof(*rule->conds))) == NULL) {
 			ld->nomem = true;
 			return;
 		}

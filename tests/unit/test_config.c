@@ -1309,6 +1309,38 @@ test_example(void **state)
 	cg_errors_clear(&errs);
 }
 
+/* A rule may name every condition at once, each kept in order. */
+static void
+test_rule_conditions(void **state)
+{
+	static const struct edit every[] = {
+		E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; audience = \"x\";\n"
+		    "\t\tclaims = ( { claim = \"a\"; value = \"1\"; }, { claim = \"b\"; value = \"2\"; } );\n"
+		    "\t\tmethods = \"GET\"; paths = \"/\"; client_subject = \"CN=x\";\n"
+		    "\t\tclient_san = \"dns:x\"; } );"), { 0, NULL } };
+	static const enum policy_cond_kind want[] = {
+		POLICY_COND_ISSUER, POLICY_COND_AUDIENCE, POLICY_COND_CLAIM, POLICY_COND_CLAIM,
+		POLICY_COND_METHOD, POLICY_COND_PATH, POLICY_COND_CLIENT_SUBJECT,
+		POLICY_COND_CLIENT_SAN,
+	};
+	char *text = base_with(every);
+	struct cg_config *cfg = load_ok(text);
+	const struct policy_rule *rule = &cfg->routes[0].policy.allow[0];
+	size_t i;
+
+	(void)state;
+	assert_int_equal(rule->nconds, CG_ARRAY_LEN(want));
+	for (i = 0; i < CG_ARRAY_LEN(want); i++) {
+		assert_int_equal(rule->conds[i].kind, want[i]);
+		assert_int_equal(rule->conds[i].nvalues, 1);
+	}
+	assert_string_equal(rule->conds[3].claim, "b");
+	assert_string_equal(rule->conds[7].values[0], "dns:x");
+	round_trip(text, "every condition");
+	cg_config_free(cfg);
+	free(text);
+}
+
 /* ------------------------------------------------------------------ */
 /* Defaults: every default in the table is what the struct gets        */
 /* ------------------------------------------------------------------ */
@@ -1857,6 +1889,7 @@ main(void)
 		cmocka_unit_test(test_file_owners),
 		cmocka_unit_test(test_include),
 		cmocka_unit_test(test_example),
+		cmocka_unit_test(test_rule_conditions),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_dump_values),
