@@ -71,7 +71,13 @@ struct inj_attr {
 
 /* What a protocol hands over when a request (HTTP) or a login begins. */
 struct inj_request {
-	const struct inj_attr *attrs;	/* for policy, audit and logs */
+	/*
+	 * For policy, audit and logs: in the order its struct inj_proto
+	 * declares them, so that attrs[i] is the attribute of id i (named
+	 * attrs[i] there): policy takes them by index.  nattrs is at most
+	 * INJ_ATTRS_MAX.
+	 */
+	const struct inj_attr *attrs;
 	size_t nattrs;
 	const char *const *flags;	/* facts audit records as true in its
 					   request object ("host_mismatch") */
@@ -266,5 +272,31 @@ struct inj_ops {
 
 /* The protocols, by routes.[].protocol; NULL when unknown. */
 const struct inj_ops *inj_ops_find(const char *name);
+
+/* The most request attributes a protocol declares. */
+#define INJ_ATTRS_MAX	8
+
+/*
+ * What a protocol declares to the configuration and to policy
+ * (routes.[].protocol).  One const instance per protocol, defined in its
+ * folder and listed in injector.c; nothing here is changed at run time.
+ */
+struct inj_proto {
+	const char *name;		/* the routes.[].protocol value: "http" */
+	/*
+	 * The request attributes the protocol gives policy, in order,
+	 * NULL-terminated, at most INJ_ATTRS_MAX: an attribute's id is its
+	 * index here, and struct inj_request carries them in this order.
+	 * Rules may name any of them (methods and paths name "method" and
+	 * "path").
+	 */
+	const char *const *attrs;
+};
+
+/* The protocol named name; NULL if credgate has none of that name. */
+const struct inj_proto *inj_proto_find(const char *name);
+
+/* Every protocol, NULL-terminated, in the order messages list them. */
+extern const struct inj_proto *const inj_protos[];
 
 #endif /* CG_INJECTOR_H */

@@ -231,8 +231,7 @@ enum policy_cond_kind {
 	POLICY_COND_ISSUER,	/* issuer config name or iss URL */
 	POLICY_COND_AUDIENCE,	/* one of the token's aud values */
 	POLICY_COND_CLAIM,	/* claim at a dotted path */
-	POLICY_COND_METHOD,	/* HTTP method, exact and case-sensitive */
-	POLICY_COND_PATH,	/* request path (no query), glob */
+	POLICY_COND_ATTR,	/* an attribute of the request (HTTP: method, path) */
 	POLICY_COND_CLIENT_SUBJECT, /* verified client certificate's subject (RFC 2253) */
 	POLICY_COND_CLIENT_SAN,	/* one of its SANs, "dns:", "uri:", "email:", "ip:" + value */
 };
@@ -241,11 +240,19 @@ enum policy_cond_kind {
  * One condition: holds when the subject matches any of values (each a glob,
  * see cg_glob_match).  For a claim: a string is matched as is, a number or
  * boolean by its JSON text ("42", "true"), an array when any element
- * matches; an object or absent claim never matches.
+ * matches; an object or absent claim never matches.  For an attribute: its
+ * bytes, as the request carries them; an attribute the request does not
+ * carry never matches.
  */
 struct policy_cond {
 	enum policy_cond_kind kind;
-	char *claim;		/* POLICY_COND_CLAIM only */
+	char *claim;		/* POLICY_COND_CLAIM: the claim's dotted path */
+	char *attr;		/* POLICY_COND_ATTR: the attribute's name */
+	unsigned attr_ref;	/* POLICY_COND_ATTR: 1 + the attribute's id, set by
+				   policy_rule_resolve_attrs(); 0 (not resolved)
+				   holds for no request */
+	const void *origin;	/* the configuration's mark of where the condition
+				   was written; policy/ never reads it */
 	char **values;
 	size_t nvalues;
 };
@@ -287,15 +294,35 @@ struct policy_peer {
 	size_t nsans;
 };
 
+/*
+ * Request attributes: what a protocol tells policy about a request (HTTP:
+ * method and path; later a database and user, a bind DN, a command).  Each
+ * protocol declares its attribute names in order (see injectors/injector.h);
+ * an attribute's id is its index in that list.  Rules name attributes, and
+ * the configuration resolves the names to ids once, at load, so that a
+ * decision looks a value up by index.
+ */
+struct policy_attr {
+	const char *value;	/* NULL: the request has no such attribute */
+	size_t len;
+};
+
 struct policy_request {
 	const struct policy_identity *id;
 	const struct policy_peer *peer;	/* NULL: no verified client certificate */
-	const char *method;
-	size_t method_len;
-	const char *path;
-	size_t path_len;
+	const struct policy_attr *attrs; /* attrs[id], for ids below nattrs; borrowed */
+	size_t nattrs;
 	int64_t now_s;
 };
+
+/*
+ * Resolves the names of rule's POLICY_COND_ATTR conditions against attrs,
+ * the NULL-terminated attribute names of the route's protocol (NULL: none):
+ * each condition gets the id of its name, its index in attrs.  Returns how
+ * many conditions name an attribute attrs lacks; their attr_ref is 0, so
+ * that they hold for no request.
+ */
+size_t policy_rule_resolve_attrs(struct policy_rule *rule, const char *const *attrs) CG_WUR;
 
 enum policy_result {
 	POLICY_ALLOW = 0,

@@ -23,6 +23,7 @@ policy_rule_clear(struct policy_rule *rule)
 		struct policy_cond *c = &rule->conds[i];
 
 		free(c->claim);
+		free(c->attr);
 		for (j = 0; j < c->nvalues; j++)
 			free(c->values[j]);
 		free(c->values);
@@ -196,16 +197,40 @@ cond_holds(const struct policy_cond *c, const struct policy_request *q)
 		return audience_match(c, id);
 	case POLICY_COND_CLAIM:
 		return claim_match(c, id);
-	case POLICY_COND_METHOD:
-		return values_match(c, q->method, q->method_len);
-	case POLICY_COND_PATH:
-		return values_match(c, q->path, q->path_len);
+	case POLICY_COND_ATTR:
+		/* by index: the name was resolved at load */
+		if (c->attr_ref == 0 || c->attr_ref > q->nattrs || q->attrs == NULL)
+			return false;
+		return values_match(c, q->attrs[c->attr_ref - 1].value,
+		    q->attrs[c->attr_ref - 1].len);
 	case POLICY_COND_CLIENT_SUBJECT:
 		return q->peer != NULL && values_match_str(c, q->peer->subject);
 	case POLICY_COND_CLIENT_SAN:
 		return q->peer != NULL && peer_san_match(c, q->peer);
 	}
 	return false;	/* an unknown kind never grants anything */
+}
+
+size_t
+policy_rule_resolve_attrs(struct policy_rule *rule, const char *const *attrs)
+{
+	size_t i, k, unknown = 0;
+
+	for (i = 0; i < rule->nconds; i++) {
+		struct policy_cond *c = &rule->conds[i];
+
+		if (c->kind != POLICY_COND_ATTR)
+			continue;
+		c->attr_ref = 0;
+		for (k = 0; c->attr != NULL && attrs != NULL && attrs[k] != NULL; k++)
+			if (strcmp(attrs[k], c->attr) == 0) {
+				c->attr_ref = (unsigned)k + 1;
+				break;
+			}
+		if (c->attr_ref == 0)
+			unknown++;
+	}
+	return unknown;
 }
 
 static bool

@@ -1700,9 +1700,14 @@ check_issuer_ref(struct load *ld, const struct cg_config *cfg, const config_sett
 	ld_err(ld, at, path, "unknown issuer %s", QUOTE(q, v));
 }
 
+/*
+ * Adds a condition of kind from the setting tpath of g, if set.  name is
+ * the claim's path or the attribute's name; the condition remembers its
+ * row (origin), for the dump and for messages.
+ */
 static bool
 add_cond(struct load *ld, struct policy_rule *rule, enum policy_cond_kind kind,
-    const config_setting_t *g, const char *tpath, const char *claim)
+    const config_setting_t *g, const char *tpath, const char *name)
 {
 	struct policy_cond *c;
 	size_t n;
@@ -1714,19 +1719,76 @@ add_cond(struct load *ld, struct policy_rule *rule, enum policy_cond_kind kind,
 	c->kind = kind;
 	c->values = v;
 	c->nvalues = n;
-	c->claim = ld_strdup(ld, claim);
+	c->origin = row(tpath);
+	if (kind == POLICY_COND_CLAIM)
+		c->claim = ld_strdup(ld, name);
+	else if (kind == POLICY_COND_ATTR)
+		c->attr = ld_strdup(ld, name);
 	return true;
+}
+
+/* The names of attrs, "a, b, c", into out. */
+static const char *
+attrs_text(const char *const *attrs, char *out, size_t size)
+{
+	size_t i, o = 0;
+	int n;
+
+	out[0] = '\0';
+	for (i = 0; attrs != NULL && attrs[i] != NULL && o < size; i++) {
+		n = snprintf(out + o, size - o, "%s%s", i > 0 ? ", " : "", attrs[i]);
+		if (n < 0)
+			break;
+		o += (size_t)n;
+	}
+	return out;
+}
+
+/*
+ * Where each condition of a rule was written, for messages: the setting
+ * (or for an element of attributes, its attribute setting) and its path.
+ */
+struct cond_at {
+	const config_setting_t *m;
+	char path[CFG_PATH_MAX];
+};
+
+/*
+ * Every attribute condition of rule names an attribute of the route's
+ * protocol (when the protocol is unknown, that is reported instead).
+ */
+static void
+resolve_attrs(struct load *ld, const struct cg_route *rt, struct policy_rule *rule,
+    const config_setting_t *g, const struct cond_at *at)
+{
+	char q[CFG_QUOTE_MAX + 16], qp[CFG_QUOTE_MAX + 16], names[256];
+	size_t i;
+
+	if (rt->proto == NULL || policy_rule_resolve_attrs(rule, rt->proto->attrs) == 0)
+		return;
+	quote_into(qp, sizeof(qp), rt->proto->name, CFG_QUOTE_MAX);
+	attrs_text(rt->proto->attrs, names, sizeof(names));
+	for (i = 0; i < rule->nconds; i++) {
+		const struct policy_cond *c = &rule->conds[i];
+
+		if (c->kind != POLICY_COND_ATTR || c->attr_ref != 0)
+			continue;
+		ld_err(ld, at[i].m != NULL ? at[i].m : g, at[i].path,
+		    "protocol %s has no attribute %s (it has %s)", qp,
+		    QUOTE(q, c->attr != NULL ? c->attr : ""), names);
+	}
 }
 
 /* Builds routes.[ri].allow or .deny into *out. */
 static void
-build_rules(struct load *ld, const struct cg_config *cfg, const config_setting_t *rg,
-    const char *kind, const char *rpath, struct policy_rule **out, size_t *nout,
-    struct seen_rule *seen, size_t *nseen)
+build_rules(struct load *ld, const struct cg_config *cfg, const struct cg_route *rt,
+    const config_setting_t *rg, const char *kind, const char *rpath,
+    struct policy_rule **out, size_t *nout, struct seen_rule *seen, size_t *nseen)
 {
 	char tl[64], tp[CFG_PATH_MAX], dl[CFG_PATH_MAX], dpath[CFG_PATH_MAX], sub[CFG_PATH_MAX];
 	char q[CFG_QUOTE_MAX + 16];
 	const config_setting_t *list;
+	struct cond_at *at = NULL;
 	int i, n;
 
 	snprintf(tl, sizeof(tl), "routes.[].%s", kind);
@@ -1740,9 +1802,9 @@ build_rules(struct load *ld, const struct cg_config *cfg, const config_setting_t
 	}
 	for (i = 0; i < n; i++) {
 		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
-		const config_setting_t *claims, *m;
+		const config_setting_t *claims, *attrs, *m;
 		struct policy_rule *rule;
-		size_t k, ncl = 0;
+		size_t k, ncl = 0, nat = 0;
 
 		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
 			continue;
@@ -1769,11 +1831,16 @@ build_rules(struct load *ld, const struct cg_config *cfg, const config_setting_t
 		snprintf(tp, sizeof(tp), "%s.[].claims", tl);
 		if ((claims = member(g, tp, CONFIG_TYPE_LIST)) != NULL)
 			ncl = (size_t)config_setting_length(claims);
+		snprintf(tp, sizeof(tp), "%s.[].attributes", tl);
+		if ((attrs = member(g, tp, CONFIG_TYPE_LIST)) != NULL)
+			nat = (size_t)config_setting_length(attrs);
 		/* issuer, audience, methods, paths, client_subject, client_san,
-		 * and one per claim */
-		if ((rule->conds = calloc(6 + ncl, sizeof(*rule->conds))) == NULL) {
+		 * and one per claim and per attribute */
+		free(at);
+		if ((rule->conds = calloc(6 + ncl + nat, sizeof(*rule->conds))) == NULL ||
+		    (at = calloc(6 + ncl + nat, sizeof(*at))) == NULL) {
 			ld->nomem = true;
-			return;
+			break;
 		}
 
 		snprintf(tp, sizeof(tp), "%s.[].issuer", tl);
@@ -1800,11 +1867,16 @@ build_rules(struct load *ld, const struct cg_config *cfg, const config_setting_t
 			free(name);
 		}
 		snprintf(tp, sizeof(tp), "%s.[].methods", tl);
-		(void)add_cond(ld, rule, POLICY_COND_METHOD, g, tp, NULL);
+		if (add_cond(ld, rule, POLICY_COND_ATTR, g, tp, "method")) {
+			at[rule->nconds - 1].m = member(g, tp, -1);
+			path_join(at[rule->nconds - 1].path, CFG_PATH_MAX, dpath, "methods");
+		}
 		snprintf(tp, sizeof(tp), "%s.[].paths", tl);
-		if (add_cond(ld, rule, POLICY_COND_PATH, g, tp, NULL)) {
+		if (add_cond(ld, rule, POLICY_COND_ATTR, g, tp, "path")) {
 			const struct policy_cond *c = &rule->conds[rule->nconds - 1];
 
+			at[rule->nconds - 1].m = member(g, tp, -1);
+			path_join(at[rule->nconds - 1].path, CFG_PATH_MAX, dpath, "paths");
 			path_join(sub, sizeof(sub), dpath, "paths");
 			for (k = 0; k < c->nvalues; k++)
 				if (c->values[k][0] != '/' && c->values[k][0] != '*' &&
@@ -1813,11 +1885,37 @@ build_rules(struct load *ld, const struct cg_config *cfg, const config_setting_t
 					    "with \"/\" and matches no request path",
 					    QUOTE(q, c->values[k]));
 		}
+		for (k = 0; k < nat; k++) {
+			const config_setting_t *ag = config_setting_get_elem(attrs, (unsigned)k);
+			char ta[CFG_PATH_MAX], *name;
+
+			if (config_setting_type(ag) != CONFIG_TYPE_GROUP)
+				continue;
+			snprintf(ta, sizeof(ta), "%s.[].attributes.[].attribute", tl);
+			if ((name = get_string(ld, ag, ta)) == NULL)
+				continue;	/* reported as missing */
+			snprintf(ta, sizeof(ta), "%s.[].attributes.[].value", tl);
+			if (add_cond(ld, rule, POLICY_COND_ATTR, ag, ta, name)) {
+				struct cond_at *a = &at[rule->nconds - 1];
+
+				snprintf(ta, sizeof(ta), "%s.[].attributes", tl);
+				rule->conds[rule->nconds - 1].origin = row(ta);
+				snprintf(ta, sizeof(ta), "%s.[].attributes.[].attribute", tl);
+				a->m = member(ag, ta, -1);
+				path_join(sub, sizeof(sub), dpath, "attributes");
+				path_index(a->path, sizeof(a->path), sub, (size_t)k);
+				path_join(sub, sizeof(sub), a->path, "attribute");
+				snprintf(a->path, sizeof(a->path), "%s", sub);
+			}
+			free(name);
+		}
 		snprintf(tp, sizeof(tp), "%s.[].client_subject", tl);
 		(void)add_cond(ld, rule, POLICY_COND_CLIENT_SUBJECT, g, tp, NULL);
 		snprintf(tp, sizeof(tp), "%s.[].client_san", tl);
 		(void)add_cond(ld, rule, POLICY_COND_CLIENT_SAN, g, tp, NULL);
+		resolve_attrs(ld, rt, rule, g, at);
 	}
+	free(at);
 }
 
 /* The credential settings each inject kind reads; the others are ignored. */
@@ -2164,6 +2262,7 @@ build_route(struct load *ld, const config_setting_t *rg, size_t idx, struct cg_c
 	rt->line = line_of(rg);
 	rt->policy.name = get_string(ld, rg, "routes.[].name");
 	rt->protocol = get_string(ld, rg, "routes.[].protocol");
+	rt->proto = inj_proto_find(rt->protocol);
 	rt->upstream_host = get_string(ld, up, "routes.[].upstream.host");
 	rt->upstream_port = (int)get_int(ld, up, "routes.[].upstream.port");
 	rt->max_connections = (uint32_t)get_int(ld, rg, "routes.[].max_connections");
@@ -2243,9 +2342,9 @@ build_route(struct load *ld, const config_setting_t *rg, size_t idx, struct cg_c
 		ld->nomem = true;
 		return;
 	}
-	build_rules(ld, cfg, rg, "allow", rpath, &rt->policy.allow, &rt->policy.nallow,
+	build_rules(ld, cfg, rt, rg, "allow", rpath, &rt->policy.allow, &rt->policy.nallow,
 	    seen, &nseen);
-	build_rules(ld, cfg, rg, "deny", rpath, &rt->policy.deny, &rt->policy.ndeny,
+	build_rules(ld, cfg, rt, rg, "deny", rpath, &rt->policy.deny, &rt->policy.ndeny,
 	    seen, &nseen);
 	free(seen);
 }
@@ -2842,29 +2941,74 @@ d_elems_end(struct dump *d, size_t n)
 	fputs("}\n", d->f);
 }
 
+/* The condition of rule written as row tpath; NULL if none. */
 static const struct policy_cond *
-find_cond(const struct policy_rule *rule, enum policy_cond_kind kind)
+find_cond(const struct policy_rule *rule, const char *tpath)
 {
+	const struct cg_setting *r = row(tpath);
 	size_t i;
 
 	for (i = 0; i < rule->nconds; i++)
-		if (rule->conds[i].kind == kind)
+		if (rule->conds[i].origin == r)
 			return &rule->conds[i];
 	return NULL;
 }
 
 static void
-d_cond(struct dump *d, const char *tpath, const struct policy_cond *c)
+d_cond(struct dump *d, const struct policy_rule *rule, const char *tl, const char *name)
 {
-	d_strings(d, tpath, c != NULL ? c->values : NULL, c != NULL ? c->nvalues : 0,
+	char tp[CFG_PATH_MAX];
+	const struct policy_cond *c;
+
+	snprintf(tp, sizeof(tp), "%s.[].%s", tl, name);
+	c = find_cond(rule, tp);
+	d_strings(d, tp, c != NULL ? c->values : NULL, c != NULL ? c->nvalues : 0,
 	    c != NULL);
+}
+
+/*
+ * The list tl.[].list (claims, attributes) of rule: the conditions that
+ * came from it, each as a group of the name (claim, attribute) and value.
+ */
+static void
+d_cond_list(struct dump *d, const struct policy_rule *rule, const char *tl,
+    const char *list, const char *name)
+{
+	char tp[CFG_PATH_MAX], tv[CFG_PATH_MAX], tn[CFG_PATH_MAX];
+	const struct cg_setting *from;
+	size_t k, n;
+
+	snprintf(tp, sizeof(tp), "%s.[].%s", tl, list);
+	snprintf(tn, sizeof(tn), "%s.[].%s.[].%s", tl, list, name);
+	snprintf(tv, sizeof(tv), "%s.[].%s.[].value", tl, list);
+	/* a claim's condition is marked with its value row, an attribute's
+	 * with its list row: methods and paths are attribute conditions too */
+	from = row(strcmp(list, "claims") == 0 ? tv : tp);
+	for (k = 0, n = 0; k < rule->nconds; k++)
+		n += rule->conds[k].origin == from;
+	if (n == 0) {
+		d_empty_list(d, tp);
+		return;
+	}
+	d_open(d, tp, true);
+	for (k = 0, n = 0; k < rule->nconds; k++) {
+		const struct policy_cond *c = &rule->conds[k];
+
+		if (c->origin != from)
+			continue;
+		d_elem(d, n++);
+		d_str(d, tn, c->kind == POLICY_COND_CLAIM ? c->claim : c->attr);
+		d_strings(d, tv, c->values, c->nvalues, true);
+	}
+	d_elems_end(d, n);
+	d_close(d, true);
 }
 
 static void
 d_rules(struct dump *d, const char *kind, const struct policy_rule *rules, size_t n)
 {
 	char tl[64], tp[CFG_PATH_MAX];
-	size_t i, k, nclaims;
+	size_t i;
 
 	snprintf(tl, sizeof(tl), "routes.[].%s", kind);
 	if (n == 0) {
@@ -2878,40 +3022,14 @@ d_rules(struct dump *d, const char *kind, const struct policy_rule *rules, size_
 		d_elem(d, i);
 		snprintf(tp, sizeof(tp), "%s.[].name", tl);
 		d_str(d, tp, rule->name);
-		snprintf(tp, sizeof(tp), "%s.[].issuer", tl);
-		d_cond(d, tp, find_cond(rule, POLICY_COND_ISSUER));
-		snprintf(tp, sizeof(tp), "%s.[].audience", tl);
-		d_cond(d, tp, find_cond(rule, POLICY_COND_AUDIENCE));
-		snprintf(tp, sizeof(tp), "%s.[].claims", tl);
-		for (k = 0, nclaims = 0; k < rule->nconds; k++)
-			nclaims += rule->conds[k].kind == POLICY_COND_CLAIM;
-		if (nclaims == 0) {
-			d_empty_list(d, tp);
-			goto claims_done;
-		}
-		d_open(d, tp, true);
-		for (k = 0, nclaims = 0; k < rule->nconds; k++) {
-			const struct policy_cond *c = &rule->conds[k];
-
-			if (c->kind != POLICY_COND_CLAIM)
-				continue;
-			d_elem(d, nclaims++);
-			snprintf(tp, sizeof(tp), "%s.[].claims.[].claim", tl);
-			d_str(d, tp, c->claim);
-			snprintf(tp, sizeof(tp), "%s.[].claims.[].value", tl);
-			d_cond(d, tp, c);
-		}
-		d_elems_end(d, nclaims);
-		d_close(d, true);
- claims_done:
-		snprintf(tp, sizeof(tp), "%s.[].methods", tl);
-		d_cond(d, tp, find_cond(rule, POLICY_COND_METHOD));
-		snprintf(tp, sizeof(tp), "%s.[].paths", tl);
-		d_cond(d, tp, find_cond(rule, POLICY_COND_PATH));
-		snprintf(tp, sizeof(tp), "%s.[].client_subject", tl);
-		d_cond(d, tp, find_cond(rule, POLICY_COND_CLIENT_SUBJECT));
-		snprintf(tp, sizeof(tp), "%s.[].client_san", tl);
-		d_cond(d, tp, find_cond(rule, POLICY_COND_CLIENT_SAN));
+		d_cond(d, rule, tl, "issuer");
+		d_cond(d, rule, tl, "audience");
+		d_cond_list(d, rule, tl, "claims", "claim");
+		d_cond(d, rule, tl, "methods");
+		d_cond(d, rule, tl, "paths");
+		d_cond_list(d, rule, tl, "attributes", "attribute");
+		d_cond(d, rule, tl, "client_subject");
+		d_cond(d, rule, tl, "client_san");
 	}
 	d_elems_end(d, n);
 	d_close(d, true);

@@ -79,7 +79,8 @@ struct cg_route {
 	struct policy_route policy;	/* name, mode, expires, allow, deny */
 	char *listen_host;		/* routes.[].listen "host:port" */
 	int listen_port;
-	char *protocol;			/* "http" */
+	char *protocol;			/* routes.[].protocol: "http" */
+	const struct inj_proto *proto;	/* that protocol; NULL only in a load that fails */
 	char *upstream_host;
 	int upstream_port;
 	char *secret_path;		/* routes.[].credential.path */

@@ -64,6 +64,12 @@
 	    "HTTP methods (globs, case-sensitive); one must match"), \
 	STRS("routes.[]." r ".[].paths", NULL, NULL, false, \
 	    "request paths without the query (globs); one must match"), \
+	LIST("routes.[]." r ".[].attributes", false, \
+	    "conditions on attributes of the request; each must hold"), \
+	STR("routes.[]." r ".[].attributes.[].attribute", NULL, true, \
+	    "name of an attribute of the route's protocol"), \
+	STRS("routes.[]." r ".[].attributes.[].value", NULL, NULL, true, \
+	    "accepted values (globs); one must match"), \
 	STRS("routes.[]." r ".[].client_subject", NULL, NULL, false, \
 	    "verified client certificate subjects, RFC 2253 (globs); one must match"), \
 	STRS("routes.[]." r ".[].client_san", NULL, NULL, false, \

@@ -237,6 +237,7 @@ conn_proof(struct conn *c, const char *proof, size_t len)
 	const struct cg_config *cfg = c->cfg;
 	const struct cg_route *route = c->route;
 	const struct inj_request *req = c->req;
+	struct policy_attr attrs[INJ_ATTRS_MAX];
 	struct policy_request q;
 	struct token_cache *tc;
 	const char *why;
@@ -259,18 +260,15 @@ conn_proof(struct conn *c, const char *proof, size_t len)
 		return;
 	}
 
-	/* May they? */
+	/* May they?  The attributes come in the protocol's order: by id. */
 	memset(&q, 0, sizeof(q));
 	q.id = c->ident;
-	for (i = 0; req != NULL && i < req->nattrs; i++) {
-		if (strcmp(req->attrs[i].name, "method") == 0) {
-			q.method = req->attrs[i].value;
-			q.method_len = req->attrs[i].len;
-		} else if (strcmp(req->attrs[i].name, "path") == 0) {
-			q.path = req->attrs[i].value;
-			q.path_len = req->attrs[i].len;
-		}
+	for (i = 0; req != NULL && i < req->nattrs && i < INJ_ATTRS_MAX; i++) {
+		attrs[i].value = req->attrs[i].value;
+		attrs[i].len = req->attrs[i].len;
 	}
+	q.attrs = attrs;
+	q.nattrs = i;
 	q.now_s = cg_now_ms() / 1000;
 	q.peer = c->peer_ok ? &c->ppeer : NULL;
 	policy_decide(&route->policy, &q, &c->dec);

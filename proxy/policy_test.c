@@ -2,8 +2,10 @@
  * policy_test.c: `credgate policy-test -c FILE CASES`.
  *
  * Each case names a route, an issuer, the claims a caller would present,
- * a method and a path, and the decision expected (and optionally the rule
- * that makes it).  The real rules decide; nothing is verified or sent.
+ * the request's attributes (by the names the route's protocol declares;
+ * "method" and "path" may also be members of their own), and the decision
+ * expected (and optionally the rule that makes it).  The real rules
+ * decide; nothing is verified or sent.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,37 +38,111 @@ str_member(json_t *c, const char *key)
 	return json_string_value(json_object_get(c, key));
 }
 
+/* Case members that name an attribute directly, as cases did before the
+ * attributes object: each stands for the attribute of its name. */
+static const char *const attr_members[] = { "method", "path", NULL };
+
+/*
+ * The request's attributes from case c, by the route's protocol's names:
+ * vals[id] for each id (attrs NULL-terminated).  Returns 0, or -1 after
+ * printing why the case is unusable.
+ */
+static int
+case_attrs(json_t *c, size_t n, const char *name, const struct inj_proto *proto,
+    struct policy_attr *vals, size_t nattrs)
+{
+	json_t *obj = json_object_get(c, "attributes"), *v;
+	const char *key;
+	size_t i, k;
+
+	for (i = 0; attr_members[i] != NULL; i++) {
+		if ((v = json_object_get(c, attr_members[i])) == NULL)
+			continue;
+		for (k = 0; k < nattrs && strcmp(proto->attrs[k], attr_members[i]) != 0; k++)
+			;
+		if (k == nattrs) {
+			fprintf(stderr, "case %zu (%s): %s: protocol \"%s\" has no attribute "
+			    "\"%s\"\n", n, name, attr_members[i], proto->name, attr_members[i]);
+			return -1;
+		}
+		vals[k].value = json_string_value(v);
+		vals[k].len = json_string_length(v);
+	}
+	json_object_foreach(obj, key, v) {
+		for (k = 0; k < nattrs && strcmp(proto->attrs[k], key) != 0; k++)
+			;
+		if (k == nattrs) {
+			fprintf(stderr, "case %zu (%s): attributes: protocol \"%s\" has no attribute "
+			    "\"%s\"\n", n, name, proto->name, key);
+			return -1;
+		}
+		if (!json_is_string(v)) {
+			fprintf(stderr, "case %zu (%s): attributes: \"%s\" must be a string\n", n,
+			    name, key);
+			return -1;
+		}
+		if (vals[k].value != NULL) {
+			fprintf(stderr, "case %zu (%s): attribute \"%s\" is given twice\n", n, name,
+			    key);
+			return -1;
+		}
+		vals[k].value = json_string_value(v);
+		vals[k].len = json_string_length(v);
+	}
+	/* a case is a whole request: it carries every attribute */
+	for (k = 0; k < nattrs; k++) {
+		if (vals[k].value != NULL)
+			continue;
+		for (i = 0; attr_members[i] != NULL; i++)
+			if (strcmp(attr_members[i], proto->attrs[k]) == 0)
+				break;
+		fprintf(stderr, "case %zu (%s): no attribute \"%s\": give it in attributes%s%s%s\n",
+		    n, name, proto->attrs[k], attr_members[i] != NULL ? " or as member \"" : "",
+		    attr_members[i] != NULL ? attr_members[i] : "",
+		    attr_members[i] != NULL ? "\"" : "");
+		return -1;
+	}
+	return 0;
+}
+
 /* Runs one case; returns 1 pass, 0 fail, -1 unusable (message printed). */
 static int
 run_case(const struct cg_config *cfg, json_t *c, size_t n, FILE *out)
 {
-	const char *name, *route_name, *issuer_name, *method, *path, *expect, *now_text;
+	const char *name, *route_name, *issuer_name, *expect, *now_text;
 	const struct cg_route *route;
 	const struct policy_issuer *issuer = NULL;
 	struct policy_identity *id = NULL;
+	struct policy_attr *vals = NULL;
 	struct policy_request q;
 	struct policy_decision d;
-	json_t *claims, *rule_v;
+	json_t *claims, *rule_v, *attrs_v;
 	const char *want_rule = NULL, *got;
 	bool check_rule, ok;
+	size_t i, nattrs = 0;
 	int64_t now;
+	int r = -1;
 
 	name = str_member(c, "name");
 	route_name = str_member(c, "route");
 	issuer_name = str_member(c, "issuer");
-	method = str_member(c, "method");
-	path = str_member(c, "path");
 	expect = str_member(c, "expect");
 	now_text = str_member(c, "now");
 	claims = json_object_get(c, "claims");
 	rule_v = json_object_get(c, "rule");
+	attrs_v = json_object_get(c, "attributes");
 	if (name == NULL)
 		name = "(unnamed)";
-	if (!json_is_object(c) || route_name == NULL || method == NULL || path == NULL ||
-	    expect == NULL || (claims != NULL && !json_is_object(claims)) ||
+	for (i = 0; attr_members[i] != NULL; i++)
+		if (json_object_get(c, attr_members[i]) != NULL &&
+		    !json_is_string(json_object_get(c, attr_members[i])))
+			break;
+	if (!json_is_object(c) || route_name == NULL || expect == NULL ||
+	    attr_members[i] != NULL || (claims != NULL && !json_is_object(claims)) ||
+	    (attrs_v != NULL && !json_is_object(attrs_v)) ||
 	    (rule_v != NULL && !json_is_string(rule_v) && !json_is_null(rule_v))) {
 		fprintf(stderr, "case %zu (%s): needs string members route, method, path, expect; "
-		    "claims an object; rule a string or null\n", n, name);
+		    "claims and attributes objects; rule a string or null\n", n, name);
 		return -1;
 	}
 	if (strcmp(expect, "allow") != 0 && strcmp(expect, "deny") != 0 &&
@@ -78,28 +154,34 @@ run_case(const struct cg_config *cfg, json_t *c, size_t n, FILE *out)
 		fprintf(stderr, "case %zu (%s): no route named \"%s\"\n", n, name, route_name);
 		return -1;
 	}
+	while (route->proto->attrs[nattrs] != NULL)
+		nattrs++;
+	if ((vals = calloc(nattrs + 1, sizeof(*vals))) == NULL) {
+		fprintf(stderr, "case %zu (%s): out of memory\n", n, name);
+		return -1;
+	}
+	if (case_attrs(c, n, name, route->proto, vals, nattrs) != 0)
+		goto out;
 	if (issuer_name != NULL || claims != NULL) {
 		issuer = find_issuer(cfg, issuer_name, claims);
 		if (issuer_name != NULL && issuer == NULL) {
 			fprintf(stderr, "case %zu (%s): no issuer named \"%s\"\n", n, name, issuer_name);
-			return -1;
+			goto out;
 		}
 	}
 	now = cg_now_ms() / 1000;
 	if (now_text != NULL && cg_time_parse(now_text, &now) != 0) {
 		fprintf(stderr, "case %zu (%s): now: not a date or RFC 3339 time\n", n, name);
-		return -1;
+		goto out;
 	}
 	if (claims != NULL && policy_identity_from_claims(issuer, claims, &id) != 0) {
 		fprintf(stderr, "case %zu (%s): claims: cannot build an identity\n", n, name);
-		return -1;
+		goto out;
 	}
 	memset(&q, 0, sizeof(q));
 	q.id = id;
-	q.method = method;
-	q.method_len = strlen(method);
-	q.path = path;
-	q.path_len = strlen(path);
+	q.attrs = vals;
+	q.nattrs = nattrs;
 	q.now_s = now;
 	policy_decide(&route->policy, &q, &d);
 	policy_identity_free(id);
@@ -116,15 +198,21 @@ run_case(const struct cg_config *cfg, json_t *c, size_t n, FILE *out)
 	}
 	if (ok) {
 		fprintf(out, "ok   %zu %s\n", n, name);
-		return 1;
+		r = 1;
+		goto out;
 	}
 	fprintf(out, "FAIL %zu %s\n", n, name);
-	fprintf(out, "     route %s: %s %s\n", route_name, method, path);
-	fprintf(out, "     expected: %s", expect);
+	fprintf(out, "     route %s:", route_name);
+	for (i = 0; i < nattrs; i++)
+		fprintf(out, " %.*s", (int)vals[i].len, vals[i].value);
+	fprintf(out, "\n     expected: %s", expect);
 	if (check_rule)
 		fprintf(out, " (rule %s)", want_rule ? want_rule : "none");
 	fprintf(out, "\n     got:      %s (rule %s; %s)\n", got, d.rule ? d.rule : "none", d.reason);
-	return 0;
+	r = 0;
+ out:
+	free(vals);
+	return r;
 }
 
 int

@@ -19,6 +19,20 @@ struct evbuffer;
 /* ------------------------------------------------------------------ */
 /* HTTP                                                                */
 /* ------------------------------------------------------------------ */
+
+/* The protocol "http" (http_proto.c). */
+extern const struct inj_proto inj_http_proto;
+
+/*
+ * The request attributes HTTP gives policy; each value is an attribute's
+ * id, its index in inj_http_proto.attrs.
+ */
+enum inj_http_attr {
+	INJ_HTTP_ATTR_METHOD = 0,	/* "method": the request method, as sent */
+	INJ_HTTP_ATTR_PATH,		/* "path": the normalised path, no query */
+	INJ_HTTP_NATTRS,
+};
+
 enum inj_http_kind {
 	INJ_HTTP_BASIC = 0,	/* Authorization: Basic base64(user:password) */
 	INJ_HTTP_BEARER,	/* Authorization: Bearer <field> */

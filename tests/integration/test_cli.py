@@ -73,6 +73,23 @@ def test_check_names_the_bad_setting(cg, mutation, path):
     assert re.search(rf"^credgate\.conf:\d+: {path}(\.\[\d+\])?: ", err, re.M), err
 
 
+def test_check_refuses_an_attribute_the_protocol_lacks(cg):
+    route = base_route("legacy", free_port(), free_port())
+    route["allow"][0]["attributes"] = [{"attribute": "database", "value": "prod"}]
+    text = cg.config([route])
+    cg.write_config(text)
+    rc, out, err = run_credgate(cg.binary, ["-t", "-c", "credgate.conf"], cwd=cg.dir)
+    assert rc == 1, err
+    at = line_no(text, 'attribute = "database"')
+    assert re.search(rf'^credgate\.conf:{at}: routes\.\[0\]\.allow\.\[0\]\.attributes\.\[0\]'
+                     r'\.attribute: protocol "http" has no attribute "database" '
+                     r'\(it has method, path\)$', err, re.M), err
+    route["allow"][0]["attributes"] = [{"attribute": "path", "value": "/x/*"}]
+    cg.write_config(cg.config([route]))
+    rc, out, err = run_credgate(cg.binary, ["-t", "-c", "credgate.conf"], cwd=cg.dir)
+    assert rc == 0, err
+
+
 def test_check_refuses_world_readable_secrets(cg):
     cg.write_config(good_config(cg))
     os.chmod(cg.secrets_file, 0o644)
@@ -455,6 +472,44 @@ def test_policy_test_bad_cases_file_exits_2(credgate_bin, srcdir, tmp_path):
     rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", conf,
                                                str(tmp_path / "missing.json")])
     assert rc == 2
+
+
+def test_policy_test_attributes_by_name(credgate_bin, srcdir, tmp_path):
+    """A case may give the request's attributes by name; the method and path
+    members stand for the attributes of those names."""
+    conf = example(srcdir, "quickstart.conf")
+    doc = json.load(open(example(srcdir, "policy-cases.json")))
+    p = tmp_path / "cases.json"
+    by_name = []
+    for c in doc["cases"]:
+        c = dict(c)
+        c["attributes"] = {"method": c.pop("method"), "path": c.pop("path")}
+        by_name.append(c)
+    mixed = dict(doc["cases"][0])
+    mixed["attributes"] = {"path": mixed.pop("path")}
+    p.write_text(json.dumps({"cases": by_name + [mixed]}))
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", conf, str(p)])
+    assert rc == 0, out + err
+    assert out.strip().splitlines()[-1] == f"{len(by_name) + 1} passed, 0 failed"
+
+    # An attribute that the route's protocol does not have, one given twice,
+    # one missing: the file is unusable.
+    bad = dict(doc["cases"][0], attributes={"database": "prod"})
+    p.write_text(json.dumps({"cases": [bad]}))
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", conf, str(p)])
+    assert rc == 2, out + err
+    assert 'attributes: protocol "http" has no attribute "database"' in err, err
+    twice = dict(doc["cases"][0], attributes={"method": "GET"})
+    p.write_text(json.dumps({"cases": [twice]}))
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", conf, str(p)])
+    assert rc == 2, out + err
+    assert 'attribute "method" is given twice' in err, err
+    missing = dict(doc["cases"][0])
+    del missing["path"]
+    p.write_text(json.dumps({"cases": [missing]}))
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", conf, str(p)])
+    assert rc == 2, out + err
+    assert 'no attribute "path"' in err, err
 
 
 def test_policy_test_expiry_with_now(credgate_bin, srcdir, tmp_path):

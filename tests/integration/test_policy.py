@@ -59,6 +59,28 @@ def test_missing_claim_is_403(stack):
     stack.nginx.assert_untouched(mark)
 
 
+def test_rules_on_request_attributes(make_stack):
+    # methods and paths are conditions on HTTP's method and path attributes;
+    # a rule may name the attributes themselves.
+    allow = [{"name": "getters", "issuer": "test",
+              "attributes": [{"attribute": "method", "value": ["GET", "HEAD"]},
+                             {"attribute": "path", "value": "/a*"}]}]
+    deny = [{"name": "no-b", "attributes": [{"attribute": "path", "value": "/b.txt"}]}]
+    s = make_stack(route_over={"legacy": {"allow": allow, "deny": deny}})
+    i = rid()
+    r = s.curl("-H", "X-Request-Id: " + i)
+    assert r.status == 200, r
+    d = decision_for(s, i)["decision"]
+    assert d["result"] == "allow" and d["rule"] == "getters", d
+    mark = s.nginx.mark()
+    assert s.curl("-X", "POST").status == 403
+    i = rid()
+    assert s.curl("-H", "X-Request-Id: " + i, path="/b.txt").status == 403
+    assert decision_for(s, i)["decision"]["rule"] == "no-b"
+    assert s.curl(path="/c.txt").status == 403
+    s.nginx.assert_untouched(mark)
+
+
 def test_allow_records_rule(stack):
     i = rid()
     r = stack.curl("-H", "X-Request-Id: " + i)

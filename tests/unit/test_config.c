@@ -350,6 +350,26 @@ static const struct msg_case msg_cases[] = {
 	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; paths = \"jobs/*\"; } );") }, 0,
 	  { "credgate.conf:10: routes.[0].allow.[0].paths: warning: \"jobs/*\" does not start "
 	    "with \"/\" and matches no request path" } },
+	/* conditions on the request's attributes, by the names its protocol declares */
+	{ "attribute of the protocol",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; attributes = (\n"
+	    "\t\t{ attribute = \"method\"; value = [ \"GET\", \"HEAD\" ]; } ); } );") }, 0, { NULL } },
+	{ "attribute the protocol does not have",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; attributes = (\n"
+	    "\t\t{ attribute = \"path\"; value = \"/x\"; },\n"
+	    "\t\t{ attribute = \"database\"; value = \"prod\"; } ); } );") }, CG_ERR_FORMAT,
+	  { "credgate.conf:12: routes.[0].allow.[0].attributes.[1].attribute: protocol \"http\" "
+	    "has no attribute \"database\" (it has method, path)" } },
+	{ "attribute names are case-sensitive",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; } );\n"
+	    "\tdeny = ( { name = \"d\"; attributes = ( { attribute = \"Method\"; value = \"*\"; } ); } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:11: routes.[0].deny.[0].attributes.[0].attribute: protocol \"http\" "
+	    "has no attribute \"Method\" (it has method, path)" } },
+	{ "attribute without a value",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; "
+	    "attributes = ( { attribute = \"path\"; } ); } );") }, CG_ERR_FORMAT,
+	  { "credgate.conf:10: routes.[0].allow.[0].attributes.[0].value: required setting missing" } },
 	{ "issuer named by iss and by glob",
 	  { E(10, "\tallow = ( { name = \"r\"; issuer = [ \"https://ci.example\", \"c*\" ]; } );") },
 	  0, { NULL } },
@@ -1295,13 +1315,20 @@ test_example(void **state)
 	assert_string_equal(rule->conds[3].claim, "ref");
 	assert_int_equal(rule->conds[3].nvalues, 2);
 	assert_string_equal(rule->conds[3].values[1], "refs/tags/v*");
-	assert_int_equal(rule->conds[4].kind, POLICY_COND_METHOD);
+	/* methods and paths are conditions on HTTP's attributes of those names */
+	assert_ptr_equal(rt->proto, inj_proto_find("http"));
+	assert_int_equal(rule->conds[4].kind, POLICY_COND_ATTR);
+	assert_string_equal(rule->conds[4].attr, "method");
+	assert_int_equal(rule->conds[4].attr_ref, INJ_HTTP_ATTR_METHOD + 1);
 	assert_int_equal(rule->conds[4].nvalues, 2);
-	assert_int_equal(rule->conds[5].kind, POLICY_COND_PATH);
+	assert_int_equal(rule->conds[5].kind, POLICY_COND_ATTR);
+	assert_string_equal(rule->conds[5].attr, "path");
+	assert_int_equal(rule->conds[5].attr_ref, INJ_HTTP_ATTR_PATH + 1);
 	assert_int_equal(rt->policy.ndeny, 1);
 	assert_string_equal(rt->policy.deny[0].name, "no-delete");
 	assert_int_equal(rt->policy.deny[0].nconds, 1);
-	assert_int_equal(rt->policy.deny[0].conds[0].kind, POLICY_COND_METHOD);
+	assert_int_equal(rt->policy.deny[0].conds[0].kind, POLICY_COND_ATTR);
+	assert_string_equal(rt->policy.deny[0].conds[0].attr, "method");
 	assert_string_equal(rt->policy.deny[0].conds[0].values[0], "DELETE");
 
 	cg_config_free(cfg);
@@ -1317,10 +1344,11 @@ test_rule_conditions(void **state)
 		E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; audience = \"x\";\n"
 		    "\t\tclaims = ( { claim = \"a\"; value = \"1\"; }, { claim = \"b\"; value = \"2\"; } );\n"
 		    "\t\tmethods = \"GET\"; paths = \"/\"; client_subject = \"CN=x\";\n"
+		    "\t\tattributes = ( { attribute = \"path\"; value = \"/*\"; } );\n"
 		    "\t\tclient_san = \"dns:x\"; } );"), { 0, NULL } };
 	static const enum policy_cond_kind want[] = {
 		POLICY_COND_ISSUER, POLICY_COND_AUDIENCE, POLICY_COND_CLAIM, POLICY_COND_CLAIM,
-		POLICY_COND_METHOD, POLICY_COND_PATH, POLICY_COND_CLIENT_SUBJECT,
+		POLICY_COND_ATTR, POLICY_COND_ATTR, POLICY_COND_ATTR, POLICY_COND_CLIENT_SUBJECT,
 		POLICY_COND_CLIENT_SAN,
 	};
 	char *text = base_with(every);
@@ -1335,7 +1363,10 @@ test_rule_conditions(void **state)
 		assert_int_equal(rule->conds[i].nvalues, 1);
 	}
 	assert_string_equal(rule->conds[3].claim, "b");
-	assert_string_equal(rule->conds[7].values[0], "dns:x");
+	assert_string_equal(rule->conds[6].attr, "path");
+	assert_int_equal(rule->conds[6].attr_ref, INJ_HTTP_ATTR_PATH + 1);
+	assert_string_equal(rule->conds[6].values[0], "/*");
+	assert_string_equal(rule->conds[8].values[0], "dns:x");
 	round_trip(text, "every condition");
 	cg_config_free(cfg);
 	free(text);
@@ -1648,7 +1679,8 @@ static const char full_config[] =
 	"                claims = ( { claim = \"a.b\"; value = \"v*\"; }, { claim = \"n\"; value = [ \"1\", \"2\" ]; } );\n"
 	"                methods = \"GET\"; paths = [ \"/x/*\", \"*\" ]; },\n"
 	"              { name = \"r2\"; } );\n"
-	"    deny = ( { name = \"d1\"; paths = \"/admin/*\"; claims = (); } ); },\n"
+	"    deny = ( { name = \"d1\"; paths = \"/admin/*\"; claims = ();\n"
+	"               attributes = ( { attribute = \"method\"; value = [ \"DELETE\", \"P*\" ]; } ); } ); },\n"
 	"  { name = \"bearer\"; listen = \"localhost:1\";\n"
 	"    upstream = { host = \"h\"; port = 1; tls = { enabled = true; verify = false; }; };\n"
 	"    credential = { path = \"p\"; inject = \"bearer\"; field = \"tok\"; }; max_body = 0;\n"
@@ -1731,6 +1763,11 @@ test_dump_values(void **state)
 	assert_int_equal(rt->policy.allow[0].nconds, 6);
 	assert_int_equal(rt->policy.allow[1].nconds, 0);
 	assert_int_equal(rt->policy.ndeny, 1);
+	assert_int_equal(rt->policy.deny[0].nconds, 2);
+	assert_string_equal(rt->policy.deny[0].conds[1].attr, "method");
+	assert_int_equal(rt->policy.deny[0].conds[1].attr_ref, INJ_HTTP_ATTR_METHOD + 1);
+	assert_int_equal(rt->policy.deny[0].conds[1].nvalues, 2);
+	assert_non_null(strstr(d, "\t\t\t\t\t\tattribute = \"method\";\n"));
 	rt = cg_config_route(b, "header");
 	assert_string_equal(rt->inject.header, "X-Api-Key");
 	/* A template may hold a credential: the dump shows a marker instead. */

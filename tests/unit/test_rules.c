@@ -1,8 +1,9 @@
 /*
  * test_rules.c: policy_decide() over a table of routes, identities and
- * requests, and over a table of verified client certificates (subject and
- * SAN conditions); claim lookup by dotted path; identities built from
- * claims; algorithm names.
+ * requests, over a table of verified client certificates (subject and
+ * SAN conditions) and over a table of request attributes of other
+ * protocols; attribute names resolved to ids; claim lookup by dotted path;
+ * identities built from claims; algorithm names.
  */
 #include "tests/unit/unit.h"
 
@@ -16,7 +17,7 @@
 /* ------------------------------------------------------------------ */
 struct tcond {
 	enum policy_cond_kind kind;
-	const char *claim;
+	const char *name;	/* the claim's path, or the attribute's name */
 	const char *values[4];	/* NULL-terminated; values[0] NULL ends the list */
 };
 
@@ -28,8 +29,9 @@ struct trule {
 #define ISS(...)	{ POLICY_COND_ISSUER, NULL, { __VA_ARGS__, NULL } }
 #define AUD(...)	{ POLICY_COND_AUDIENCE, NULL, { __VA_ARGS__, NULL } }
 #define CLAIM(c, ...)	{ POLICY_COND_CLAIM, c, { __VA_ARGS__, NULL } }
-#define METHOD(...)	{ POLICY_COND_METHOD, NULL, { __VA_ARGS__, NULL } }
-#define PATH(...)	{ POLICY_COND_PATH, NULL, { __VA_ARGS__, NULL } }
+#define ATTR(a, ...)	{ POLICY_COND_ATTR, a, { __VA_ARGS__, NULL } }
+#define METHOD(...)	ATTR("method", __VA_ARGS__)
+#define PATH(...)	ATTR("path", __VA_ARGS__)
 #define SUBJECT(...)	{ POLICY_COND_CLIENT_SUBJECT, NULL, { __VA_ARGS__, NULL } }
 #define SAN(...)	{ POLICY_COND_CLIENT_SAN, NULL, { __VA_ARGS__, NULL } }
 #define RULES(...)	((const struct trule[]){ __VA_ARGS__, { NULL, { { 0 } } } })
@@ -350,6 +352,81 @@ static const struct pcase pcases[] = {
 	  NULL, ALLOW, "spiffe", R_ALLOWED },
 };
 
+/* ------------------------------------------------------------------ */
+/* Request attributes of a protocol other than HTTP.                   */
+/* ------------------------------------------------------------------ */
+
+/* The attributes of a database protocol, as a protocol would declare them. */
+static const char *const db_attrs[] = { "database", "user", "command", NULL };
+
+#define DB(...)		ATTR("database", __VA_ARGS__)
+#define USER(...)	ATTR("user", __VA_ARGS__)
+#define ABSENT		NULL
+
+struct acase {
+	const char *what;
+	const struct trule *deny;
+	const struct trule *allow;
+	enum policy_mode mode;
+	const char *vals[3];	/* by db_attrs' ids; NULL: the request has none */
+	size_t nattrs;		/* how many the request carries */
+	size_t len0;		/* > 0: the length of vals[0] (bytes beyond are not its) */
+	enum policy_result result;
+	const char *rule;
+};
+
+static const struct acase acases[] = {
+	/* One attribute. */
+	{ "attribute matches", NONE, RULES({ "prod", { DB("prod_*") } }), POLICY_ENFORCE,
+	  { "prod_main", "alice", "SELECT" }, 3, 0, ALLOW, "prod" },
+	{ "attribute does not match", NONE, RULES({ "prod", { DB("prod_*") } }), POLICY_ENFORCE,
+	  { "test_main", "alice", "SELECT" }, 3, 0, DENY, NULL },
+	{ "one of several values", NONE, RULES({ "u", { USER("bob", "alice") } }), POLICY_ENFORCE,
+	  { "db", "alice", ABSENT }, 3, 0, ALLOW, "u" },
+	{ "values are case-sensitive", NONE, RULES({ "u", { USER("alice") } }), POLICY_ENFORCE,
+	  { "db", "Alice", ABSENT }, 3, 0, DENY, NULL },
+	{ "the value's length bounds it", NONE, RULES({ "exact", { DB("prod") } }),
+	  POLICY_ENFORCE, { "production", "alice", ABSENT }, 3, 4, ALLOW, "exact" },
+	{ "a longer value is not a prefix match", NONE, RULES({ "exact", { DB("prod") } }),
+	  POLICY_ENFORCE, { "production", "alice", ABSENT }, 3, 0, DENY, NULL },
+
+	/* An attribute the request does not carry never matches. */
+	{ "absent attribute, any value", NONE, RULES({ "any-db", { DB("*") } }), POLICY_ENFORCE,
+	  { ABSENT, "alice", "SELECT" }, 3, 0, DENY, NULL },
+	{ "empty attribute is not absent", NONE, RULES({ "any-db", { DB("*") } }), POLICY_ENFORCE,
+	  { "", "alice", "SELECT" }, 3, 0, ALLOW, "any-db" },
+	{ "attribute beyond what the request carries", NONE,
+	  RULES({ "any-user", { USER("*") } }), POLICY_ENFORCE,
+	  { "db", "alice", "SELECT" }, 1, 0, DENY, NULL },
+	{ "absent attribute in a deny rule denies nothing",
+	  RULES({ "no-admin", { USER("admin") } }), RULES({ "all", { { 0 } } }), POLICY_ENFORCE,
+	  { "db", ABSENT, ABSENT }, 3, 0, ALLOW, "all" },
+	{ "no attributes at all", NONE, RULES({ "any-db", { DB("*") } }), POLICY_ENFORCE,
+	  { ABSENT, ABSENT, ABSENT }, 0, 0, DENY, NULL },
+
+	/* Several attributes: every one must hold. */
+	{ "every attribute holds", NONE,
+	  RULES({ "ro", { DB("prod_*"), USER("report*"), ATTR("command", "SELECT") } }),
+	  POLICY_ENFORCE, { "prod_main", "reporter", "SELECT" }, 3, 0, ALLOW, "ro" },
+	{ "one attribute fails", NONE,
+	  RULES({ "ro", { DB("prod_*"), USER("report*"), ATTR("command", "SELECT") } }),
+	  POLICY_ENFORCE, { "prod_main", "reporter", "DELETE" }, 3, 0, DENY, NULL },
+	{ "one attribute absent", NONE,
+	  RULES({ "ro", { DB("prod_*"), USER("report*"), ATTR("command", "SELECT") } }),
+	  POLICY_ENFORCE, { "prod_main", "reporter", ABSENT }, 3, 0, DENY, NULL },
+	{ "two conditions on one attribute", NONE,
+	  RULES({ "both", { DB("prod_*"), DB("*_main") } }), POLICY_ENFORCE,
+	  { "prod_main", ABSENT, ABSENT }, 3, 0, ALLOW, "both" },
+	{ "two conditions on one attribute, one fails", NONE,
+	  RULES({ "both", { DB("prod_*"), DB("*_main") } }), POLICY_ENFORCE,
+	  { "prod_copy", ABSENT, ABSENT }, 3, 0, DENY, NULL },
+	{ "attributes with a deny rule", RULES({ "no-drop", { ATTR("command", "DROP*") } }),
+	  RULES({ "prod", { DB("prod_*") } }), POLICY_ENFORCE,
+	  { "prod_main", "alice", "DROP TABLE" }, 3, 0, DENY, "no-drop" },
+	{ "dry-run attribute mismatch", NONE, RULES({ "prod", { DB("prod_*") } }), POLICY_DRY_RUN,
+	  { "test", "alice", "SELECT" }, 3, 0, WOULD, NULL },
+};
+
 static struct policy_issuer corp_issuer = {
 	.name = (char *)"corp",
 	.iss = (char *)"https://idp.example.com",
@@ -364,8 +441,11 @@ xstrdup(const char *s)
 	return d;
 }
 
+/* HTTP's attributes, in the order its protocol declares them. */
+static const char *const http_attrs[] = { "method", "path", NULL };
+
 static struct policy_rule *
-build_rules(const struct trule *t, size_t *n)
+build_rules(const struct trule *t, size_t *n, const char *const *attrs)
 {
 	struct policy_rule *rules;
 	size_t i, j, k, nc, nv;
@@ -390,7 +470,10 @@ build_rules(const struct trule *t, size_t *n)
 			struct policy_cond *c = &rules[i].conds[j];
 
 			c->kind = tc->kind;
-			c->claim = tc->claim != NULL ? xstrdup(tc->claim) : NULL;
+			if (tc->kind == POLICY_COND_CLAIM)
+				c->claim = xstrdup(tc->name);
+			else if (tc->kind == POLICY_COND_ATTR)
+				c->attr = xstrdup(tc->name);
 			for (nv = 0; tc->values[nv] != NULL; nv++)
 				;
 			c->values = calloc(nv, sizeof(*c->values));
@@ -399,8 +482,22 @@ build_rules(const struct trule *t, size_t *n)
 				c->values[k] = xstrdup(tc->values[k]);
 			c->nvalues = nv;
 		}
+		assert_int_equal(policy_rule_resolve_attrs(&rules[i], attrs), 0);
 	}
 	return rules;
+}
+
+/* The HTTP request of a case: attrs[id] by http_attrs' order. */
+static void
+http_request(struct policy_request *q, struct policy_attr attrs[2], const char *method,
+    const char *path)
+{
+	attrs[0].value = method;
+	attrs[0].len = method != NULL ? strlen(method) : 0;
+	attrs[1].value = path;
+	attrs[1].len = path != NULL ? strlen(path) : 0;
+	q->attrs = attrs;
+	q->nattrs = 2;
 }
 
 static void
@@ -413,6 +510,7 @@ test_decide_table(void **state)
 		const struct rcase *c = &rcases[i];
 		struct policy_route route = { 0 };
 		struct policy_request q = { 0 };
+		struct policy_attr attrs[2];
 		struct policy_decision d;
 		struct policy_identity *id = NULL;
 		json_t *claims;
@@ -420,8 +518,8 @@ test_decide_table(void **state)
 		route.name = xstrdup("route");
 		route.mode = c->mode;
 		route.expires = c->expires;
-		route.deny = build_rules(c->deny, &route.ndeny);
-		route.allow = build_rules(c->allow, &route.nallow);
+		route.deny = build_rules(c->deny, &route.ndeny, http_attrs);
+		route.allow = build_rules(c->allow, &route.nallow, http_attrs);
 		if (c->claims != NULL) {
 			claims = json_loads(c->claims, 0, NULL);
 			assert_non_null(claims);
@@ -430,10 +528,7 @@ test_decide_table(void **state)
 			json_decref(claims);
 		}
 		q.id = id;
-		q.method = c->method;
-		q.method_len = c->method != NULL ? strlen(c->method) : 0;
-		q.path = c->path;
-		q.path_len = c->path != NULL ? strlen(c->path) : 0;
+		http_request(&q, attrs, c->method, c->path);
 		q.now_s = c->now;
 
 		memset(&d, 0xff, sizeof(d));
@@ -467,6 +562,7 @@ test_decide_peer_table(void **state)
 		const struct pcase *c = &pcases[i];
 		struct policy_route route = { 0 };
 		struct policy_request q = { 0 };
+		struct policy_attr attrs[2];
 		struct policy_decision d;
 		struct policy_identity *id = NULL;
 		struct policy_peer peer;
@@ -474,8 +570,8 @@ test_decide_peer_table(void **state)
 
 		route.name = xstrdup("route");
 		route.mode = c->mode;
-		route.deny = build_rules(c->deny, &route.ndeny);
-		route.allow = build_rules(c->allow, &route.nallow);
+		route.deny = build_rules(c->deny, &route.ndeny, http_attrs);
+		route.allow = build_rules(c->allow, &route.nallow, http_attrs);
 		if (c->claims != NULL) {
 			claims = json_loads(c->claims, 0, NULL);
 			assert_non_null(claims);
@@ -492,10 +588,7 @@ test_decide_peer_table(void **state)
 			q.peer = &peer;
 		}
 		q.id = id;
-		q.method = "GET";
-		q.method_len = 3;
-		q.path = "/";
-		q.path_len = 1;
+		http_request(&q, attrs, "GET", "/");
 		q.now_s = NOW;
 
 		memset(&d, 0xff, sizeof(d));
@@ -519,10 +612,12 @@ test_decide_peer_table(void **state)
 static void
 test_decide_cond_without_values(void **state)
 {
-	struct policy_cond cond = { .kind = POLICY_COND_PATH };
+	struct policy_cond cond = { .kind = POLICY_COND_ATTR, .attr = (char *)"path",
+	    .attr_ref = 2 };
 	struct policy_rule rule = { .name = (char *)"r", .conds = &cond, .nconds = 1 };
 	struct policy_route route = { .allow = &rule, .nallow = 1 };
-	struct policy_request q = { .path = "/", .path_len = 1 };
+	struct policy_attr attrs[2] = { { "GET", 3 }, { "/", 1 } };
+	struct policy_request q = { .attrs = attrs, .nattrs = 2 };
 	struct policy_decision d;
 
 	(void)state;
@@ -530,6 +625,108 @@ test_decide_cond_without_values(void **state)
 	policy_decide(&route, &q, &d);
 	assert_int_equal(d.result, POLICY_DENY);
 	assert_null(d.rule);
+
+	/* Nor does an attribute condition whose name was never resolved. */
+	cond.attr_ref = 0;
+	cond.values = (char *[]){ (char *)"*" };
+	cond.nvalues = 1;
+	policy_decide(&route, &q, &d);
+	assert_int_equal(d.result, POLICY_DENY);
+	cond.attr_ref = 2;
+	policy_decide(&route, &q, &d);
+	assert_int_equal(d.result, POLICY_ALLOW);
+}
+
+static void
+test_decide_attrs_table(void **state)
+{
+	size_t i, k;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(acases); i++) {
+		const struct acase *c = &acases[i];
+		struct policy_route route = { 0 };
+		struct policy_attr attrs[3];
+		struct policy_request q = { 0 };
+		struct policy_decision d;
+
+		route.mode = c->mode;
+		route.deny = build_rules(c->deny, &route.ndeny, db_attrs);
+		route.allow = build_rules(c->allow, &route.nallow, db_attrs);
+		for (k = 0; k < 3; k++) {
+			attrs[k].value = c->vals[k];
+			attrs[k].len = c->vals[k] != NULL ? strlen(c->vals[k]) : 0;
+		}
+		if (c->len0 > 0)
+			attrs[0].len = c->len0;
+		q.attrs = c->nattrs > 0 ? attrs : NULL;
+		q.nattrs = c->nattrs;
+		q.now_s = NOW;
+
+		memset(&d, 0xff, sizeof(d));
+		policy_decide(&route, &q, &d);
+		if (d.result != c->result)
+			fail_msg("%s: result %s, want %s", c->what,
+			    policy_result_name(d.result), policy_result_name(c->result));
+		if (c->rule == NULL ? d.rule != NULL :
+		    (d.rule == NULL || strcmp(d.rule, c->rule) != 0))
+			fail_msg("%s: rule %s, want %s", c->what,
+			    d.rule ? d.rule : "(none)", c->rule ? c->rule : "(none)");
+		policy_route_clear(&route);
+	}
+}
+
+/* Attribute names to ids: an id is the name's index in the protocol's list. */
+struct resolve_case {
+	const char *what;
+	const char *names[4];		/* conditions, NULL-terminated; "" a claim */
+	const char *const *attrs;	/* the protocol's; NULL: none */
+	size_t unknown;
+	unsigned refs[4];		/* attr_ref of each condition */
+};
+
+static const struct resolve_case resolve_cases[] = {
+	{ "HTTP's two", { "method", "path", NULL }, http_attrs, 0, { 1, 2 } },
+	{ "in any order", { "path", "method", "path", NULL }, http_attrs, 0, { 2, 1, 2 } },
+	{ "another protocol's", { "user", "command", NULL }, db_attrs, 0, { 2, 3 } },
+	{ "methods where there is no method", { "method", "database", NULL }, db_attrs, 1,
+	  { 0, 1 } },
+	{ "a name HTTP lacks", { "database", NULL }, http_attrs, 1, { 0 } },
+	{ "every name unknown", { "Method", "path ", "", NULL }, http_attrs, 2, { 0, 0, 0 } },
+	{ "no attributes at all", { "method", NULL }, NULL, 1, { 0 } },
+	{ "no attribute conditions", { "", NULL }, NULL, 0, { 0 } },
+};
+
+static void
+test_resolve_attrs(void **state)
+{
+	size_t i, k, n;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(resolve_cases); i++) {
+		const struct resolve_case *c = &resolve_cases[i];
+		struct policy_cond conds[4];
+		struct policy_rule rule = { .name = (char *)"r", .conds = conds };
+
+		memset(conds, 0, sizeof(conds));
+		for (n = 0; c->names[n] != NULL; n++) {
+			/* "" stands for a claim condition, which is left alone */
+			conds[n].kind = c->names[n][0] != '\0' ? POLICY_COND_ATTR : POLICY_COND_CLAIM;
+			conds[n].attr = xstrdup(c->names[n]);
+			conds[n].attr_ref = 9;	/* overwritten for each attribute */
+		}
+		rule.nconds = n;
+		if (policy_rule_resolve_attrs(&rule, c->attrs) != c->unknown)
+			fail_msg("%s: unknown count", c->what);
+		for (k = 0; k < n; k++) {
+			unsigned want = conds[k].kind == POLICY_COND_ATTR ? c->refs[k] : 9;
+
+			if (conds[k].attr_ref != want)
+				fail_msg("%s: condition %zu: attr_ref %u, want %u", c->what, k,
+				    conds[k].attr_ref, want);
+			free(conds[k].attr);
+		}
+	}
 }
 
 struct lookup_case {
@@ -696,6 +893,8 @@ main(void)
 		cmocka_unit_test(test_decide_table),
 		cmocka_unit_test(test_decide_peer_table),
 		cmocka_unit_test(test_decide_cond_without_values),
+		cmocka_unit_test(test_decide_attrs_table),
+		cmocka_unit_test(test_resolve_attrs),
 		cmocka_unit_test(test_claim_lookup),
 		cmocka_unit_test(test_identity_from_claims),
 		cmocka_unit_test(test_issuer_free),
