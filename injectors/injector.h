@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "settings.h"
 
 struct evbuffer;
 
@@ -276,6 +277,9 @@ const struct inj_ops *inj_ops_find(const char *name);
 /* The most request attributes a protocol declares. */
 #define INJ_ATTRS_MAX	8
 
+/* Where a protocol's settings rows live: each row's path starts with it. */
+#define INJ_ROUTE_PREFIX	"routes.[]."
+
 /*
  * What a protocol declares to the configuration and to policy
  * (routes.[].protocol).  One const instance per protocol, defined in its
@@ -291,6 +295,16 @@ struct inj_proto {
 	 * "path").
 	 */
 	const char *const *attrs;
+	/*
+	 * Its own settings: rows (common/settings.h) whose paths start with
+	 * INJ_ROUTE_PREFIX, bound (CG_SCOPE_PROTO) to fields of its
+	 * configuration struct, of cfg_size bytes.  Each route of the
+	 * protocol holds one, zeroed, that the loader fills, checks and
+	 * frees from these rows alone.
+	 */
+	const struct cg_setting *settings;
+	size_t nsettings;
+	size_t cfg_size;
 };
 
 /* The protocol named name; NULL if credgate has none of that name. */

@@ -4,18 +4,22 @@
  *
  * Loading runs in two passes over the parsed libconfig tree, after a scan
  * of the text for what libconfig loses (\x00 escapes in strings, the name
- * of a duplicate setting).  The first is driven by the settings table
- * (conf_table.c) alone: unknown settings, types, bounds, enum choices,
- * empty values and missing required settings.  The second builds the
- * structs (defaults from the table) and does what a table cannot: names
- * and listen syntax, uniqueness, cross references, inject checks, TLS
- * settings that go together, JWKS, secrets and certificate files and their
- * owners, the run-as user and group, and the warnings; for `credgate -t`
- * also each route's secret and fields, and the audit file.  Every problem
- * is collected; the load fails when any of them is not a warning.
+ * of a duplicate setting).  The first is driven by the settings rows alone
+ * (conf_table.c and each route's protocol's): unknown settings, types,
+ * bounds, enum choices, empty values and missing required settings.  The
+ * second fills the structs from the rows, each bound to its field (values
+ * or the rows' defaults), builds the lists, and does what a row cannot:
+ * names and listen syntax, uniqueness, cross references, the protocols'
+ * checks, TLS settings that go together, JWKS, secrets and certificate
+ * files and their owners, the run-as user and group, and the warnings; for
+ * `credgate -t` also each route's secret and fields, and the audit file.
+ * Every problem is collected; the load fails when any of them is not a
+ * warning.  The dump, the freeing and the reload comparison walk the same
+ * rows.
  *
  * This file owns struct cg_config and everything hanging from it; it does
- * not touch sockets, the secret cache or running connections.
+ * not touch sockets, the secret cache or running connections, and knows
+ * no protocol: each one's settings are its rows.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1		/* asprintf, strndup */
@@ -39,6 +43,7 @@
 #include <openssl/ssl.h>
 
 #include "proxy/conf.h"
+#include "proxy/conf_int.h"
 #include "vault-client/vault.h"
 
 #define CFG_MAX_TEXT	(4 * 1024 * 1024)	/* larger files are refused */
@@ -72,6 +77,10 @@ struct load {
 	SSL_CTX *tls_ctx;	/* made on first use, to try cipher lists */
 	uid_t owner;		/* cg_config.run_uid, known after build_global() */
 	struct file_backend_names *secrets;	/* with CG_CONFIG_CHECK, after build_secrets() */
+	struct cg_config *cfg;	/* being built */
+	/* The protocol of the route being checked or built, whose rows count
+	 * besides the table's (NULL elsewhere). */
+	const struct inj_proto *proto;
 };
 
 /* ------------------------------------------------------------------ */
@@ -301,14 +310,68 @@ last_name(const char *path)
 	return p != NULL ? p + 1 : path;
 }
 
+/*
+ * Row i of the rows in force for proto: the table's, then the protocol's
+ * (none for NULL); NULL past the last.
+ */
+static const struct cg_setting *
+rows_at(const struct inj_proto *proto, size_t i)
+{
+	if (i < cg_nsettings)
+		return &cg_settings[i];
+	i -= cg_nsettings;
+	return proto != NULL && i < proto->nsettings ? &proto->settings[i] : NULL;
+}
+
+#define FOR_ROWS(proto, i, r) \
+	for ((i) = 0; ((r) = rows_at((proto), (i))) != NULL; (i)++)
+
+static const struct cg_setting *
+find_row(const struct inj_proto *proto, const char *tpath)
+{
+	const struct cg_setting *r;
+	size_t i;
+
+	FOR_ROWS(proto, i, r)
+		if (strcmp(r->path, tpath) == 0)
+			return r;
+	return NULL;
+}
+
+/* A row of the table itself, which this file names for its checks. */
 static const struct cg_setting *
 row(const char *tpath)
 {
-	const struct cg_setting *r = cg_setting_find(tpath);
+	const struct cg_setting *r = find_row(NULL, tpath);
 
 	if (r == NULL)
 		abort();	/* conf.c names a path the table lacks */
 	return r;
+}
+
+/* True when row path p is a direct child of table path parent. */
+static bool
+is_child(const char *p, const char *parent)
+{
+	size_t n = strlen(parent);
+
+	if (n == 0)
+		return strchr(p, '.') == NULL;
+	return strncmp(p, parent, n) == 0 && p[n] == '.' && strchr(p + n + 1, '.') == NULL;
+}
+
+/* p below parent ("" the root), and not in a list below it: its path
+ * relative to parent, else NULL. */
+static const char *
+below(const char *p, const char *parent)
+{
+	size_t n = strlen(parent);
+
+	if (n == 0)
+		return strstr(p, "[]") == NULL ? p : NULL;
+	if (strncmp(p, parent, n) != 0 || p[n] != '.' || strstr(p + n + 1, "[]") != NULL)
+		return NULL;
+	return p + n + 1;
 }
 
 /* Index of s among r->choices ("a|b|c"), or -1. */
@@ -971,6 +1034,38 @@ check_string(struct load *ld, const struct cg_setting *r, const config_setting_t
 	else if (r->choices != NULL && choice_index(r, v) < 0)
 		ld_err(ld, s, dpath, "%s is not one of %s", QUOTE(q, v),
 		    choices_text(r, ch, sizeof(ch)));
+	else if (r->ops != NULL && r->ops->check != NULL)
+		r->ops->check(ld, r, s, dpath);
+}
+
+static config_setting_t *member(const config_setting_t *g, const char *tpath, int type);
+
+/*
+ * The protocol named name (NULL: the default).  A name credgate has no
+ * protocol of is reported (protocol_check()); the rest of the route is
+ * then read as of the default protocol, so that its other mistakes are
+ * reported too.
+ */
+static const struct inj_proto *
+proto_named(const char *name)
+{
+	const struct inj_proto *p = name != NULL ? inj_proto_find(name) : NULL;
+	char buf[64];
+
+	if (p == NULL)
+		p = inj_proto_find(def_unquoted(row("routes.[].protocol"), buf, sizeof(buf)));
+	if (p == NULL)
+		abort();	/* the table's default names no protocol */
+	return p;
+}
+
+/* The protocol route element e names (see proto_named()). */
+static const struct inj_proto *
+route_proto(const config_setting_t *e)
+{
+	const config_setting_t *m = member(e, "routes.[].protocol", CONFIG_TYPE_STRING);
+
+	return proto_named(m != NULL ? config_setting_get_string(m) : NULL);
 }
 
 /*
@@ -1032,11 +1127,16 @@ check_value(struct load *ld, const struct cg_setting *r, const config_setting_t 
 			char dsub[CFG_PATH_MAX];
 
 			path_index(dsub, sizeof(dsub), dpath, (size_t)i);
-			if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+			if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
 				ld_err(ld, e, dsub, "expected a group { ... }, not %s",
 				    type_name(config_setting_type(e)));
-			else
-				check_group(ld, e, sub, dsub);
+				continue;
+			}
+			/* a route: its protocol's rows count too */
+			if (r->ops == &conf_ops_routes)
+				ld->proto = route_proto(e);
+			check_group(ld, e, sub, dsub);
+			ld->proto = NULL;
 		}
 		return;
 	case CG_SET_BOOL:
@@ -1102,40 +1202,27 @@ check_value(struct load *ld, const struct cg_setting *r, const config_setting_t 
 	ld_err(ld, s, dpath, "expected %s, not %s", want_name(r->type), type_name(t));
 }
 
-/* True when row path p is a direct child of table path parent. */
-static bool
-is_child(const char *p, const char *parent)
-{
-	size_t n = strlen(parent);
-
-	if (n == 0)
-		return strchr(p, '.') == NULL;
-	return strncmp(p, parent, n) == 0 && p[n] == '.' && strchr(p + n + 1, '.') == NULL;
-}
-
 static void
 check_group(struct load *ld, const config_setting_t *g, const char *tpath, const char *dpath)
 {
 	char tsub[CFG_PATH_MAX], dsub[CFG_PATH_MAX];
+	const struct cg_setting *r;
 	int i, n = config_setting_length(g);
 	size_t k;
 
 	for (i = 0; i < n; i++) {
 		const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
 		const char *name = config_setting_name(m);
-		const struct cg_setting *r;
 
 		path_join(tsub, sizeof(tsub), tpath, name);
 		path_join(dsub, sizeof(dsub), dpath, name);
-		if ((r = cg_setting_find(tsub)) == NULL) {
+		if ((r = find_row(ld->proto, tsub)) == NULL) {
 			ld_err(ld, m, dsub, "unknown setting");
 			continue;
 		}
 		check_value(ld, r, m, tsub, dsub);
 	}
-	for (k = 0; k < cg_nsettings; k++) {
-		const struct cg_setting *r = &cg_settings[k];
-
+	FOR_ROWS(ld->proto, k, r) {
 		if (!r->required || !is_child(r->path, tpath))
 			continue;
 		if (config_setting_get_member(g, last_name(r->path)) != NULL)
@@ -1146,7 +1233,7 @@ check_group(struct load *ld, const config_setting_t *g, const char *tpath, const
 }
 
 /* ------------------------------------------------------------------ */
-/* Pass 2: reading values (already checked) with the table's defaults  */
+/* Pass 2: reading values (already checked) with the rows' defaults    */
 /* ------------------------------------------------------------------ */
 
 /* The member of g for row tpath when it has the right type, else NULL. */
@@ -1162,22 +1249,57 @@ member(const config_setting_t *g, const char *tpath, int type)
 	return m;
 }
 
-static char *
-get_string(struct load *ld, const config_setting_t *g, const char *tpath)
+/*
+ * The setting at rel (a dotted path below element e) if written, else the
+ * nearest enclosing one that is; e itself when none is.  For messages.
+ */
+static const config_setting_t *
+nearest(const config_setting_t *e, const char *rel)
 {
-	const config_setting_t *m = member(g, tpath, CONFIG_TYPE_STRING);
+	const config_setting_t *at = e, *m;
+	char name[CFG_PATH_MAX];
+	const char *p = rel, *dot;
+
+	while (at != NULL && *p != '\0') {
+		dot = strchr(p, '.');
+		snprintf(name, sizeof(name), "%.*s", (int)(dot != NULL ? (size_t)(dot - p) :
+		    strlen(p)), p);
+		if (!config_setting_is_group(at) ||
+		    (m = config_setting_get_member(at, name)) == NULL)
+			break;
+		at = m;
+		p = dot != NULL ? dot + 1 : "";
+	}
+	return at;
+}
+
+/* The setting at rel below element e when written, else NULL. */
+static const config_setting_t *
+lookup_rel(const config_setting_t *e, const char *rel)
+{
+	const config_setting_t *m = nearest(e, rel);
+	const char *name = last_name(rel);
+
+	if (m == NULL || m == e || config_setting_name(m) == NULL ||
+	    strcmp(config_setting_name(m), name) != 0)
+		return NULL;
+	return m;
+}
+
+/* m is a string: a copy; else the row's default (NULL when none). */
+static char *
+get_string(struct load *ld, const struct cg_setting *r, const config_setting_t *m)
+{
 	char buf[256];
 
-	if (m != NULL)
+	if (m != NULL && config_setting_type(m) == CONFIG_TYPE_STRING)
 		return ld_strdup(ld, config_setting_get_string(m));
-	return ld_strdup(ld, def_unquoted(row(tpath), buf, sizeof(buf)));
+	return ld_strdup(ld, def_unquoted(r, buf, sizeof(buf)));
 }
 
 static int64_t
-get_int(struct load *ld, const config_setting_t *g, const char *tpath)
+get_int(struct load *ld, const struct cg_setting *r, const config_setting_t *m)
 {
-	const struct cg_setting *r = row(tpath);
-	const config_setting_t *m = member(g, tpath, -1);
 	int64_t v;
 
 	if (m != NULL && (config_setting_type(m) == CONFIG_TYPE_INT ||
@@ -1188,14 +1310,12 @@ get_int(struct load *ld, const config_setting_t *g, const char *tpath)
 }
 
 static int64_t
-get_duration(struct load *ld, const config_setting_t *g, const char *tpath)
+get_duration(struct load *ld, const struct cg_setting *r, const config_setting_t *m)
 {
-	const struct cg_setting *r = row(tpath);
-	const config_setting_t *m = member(g, tpath, -1);
 	char buf[64];
 	int64_t v;
 
-	if (m != NULL && duration_value(ld, m, tpath, false, &v) == 0 &&
+	if (m != NULL && duration_value(ld, m, r->path, false, &v) == 0 &&
 	    v >= r->min && v <= r->max)
 		return v;
 	if (r->def == NULL ||
@@ -1205,25 +1325,22 @@ get_duration(struct load *ld, const config_setting_t *g, const char *tpath)
 }
 
 static bool
-get_bool(const config_setting_t *g, const char *tpath)
+get_bool(const struct cg_setting *r, const config_setting_t *m)
 {
-	const config_setting_t *m = member(g, tpath, CONFIG_TYPE_BOOL);
-
-	if (m != NULL)
+	if (m != NULL && config_setting_type(m) == CONFIG_TYPE_BOOL)
 		return config_setting_get_bool(m) != 0;
-	return row(tpath)->def != NULL && strcmp(row(tpath)->def, "true") == 0;
+	return r->def != NULL && strcmp(r->def, "true") == 0;
 }
 
 /* Index of the value among the row's choices (the default's when unset). */
 static int
-get_enum(const config_setting_t *g, const char *tpath)
+get_enum(const struct cg_setting *r, const config_setting_t *m)
 {
-	const struct cg_setting *r = row(tpath);
-	const config_setting_t *m = member(g, tpath, CONFIG_TYPE_STRING);
 	char buf[64];
 	int i;
 
-	if (m != NULL && (i = choice_index(r, config_setting_get_string(m))) >= 0)
+	if (m != NULL && config_setting_type(m) == CONFIG_TYPE_STRING &&
+	    (i = choice_index(r, config_setting_get_string(m))) >= 0)
 		return i;
 	if (r->def == NULL || (i = choice_index(r, def_unquoted(r, buf, sizeof(buf)))) < 0)
 		return 0;
@@ -1232,9 +1349,8 @@ get_enum(const config_setting_t *g, const char *tpath)
 
 /* A string or array of strings, copied; *n = 0 and NULL when unset. */
 static char **
-get_strings(struct load *ld, const config_setting_t *g, const char *tpath, size_t *n)
+get_strings(struct load *ld, const config_setting_t *m, size_t *n)
 {
-	const config_setting_t *m = member(g, tpath, -1);
 	char **v;
 	int i, len;
 
@@ -1290,22 +1406,841 @@ line_of(const config_setting_t *s)
 }
 
 /* ------------------------------------------------------------------ */
-/* Pass 2: building                                                    */
+/* Fields, as the rows bind them                                       */
+/* ------------------------------------------------------------------ */
+
+/* r's field; its scope's struct must be at hand. */
+static void *
+field(const struct cg_setting *r, void *const *bases)
+{
+	if (bases[r->scope] == NULL)
+		abort();	/* a row used outside its scope */
+	return (char *)bases[r->scope] + r->off;
+}
+
+static const void *
+cfield(const struct cg_setting *r, const void *const *bases)
+{
+	if (bases[r->scope] == NULL)
+		abort();
+	return (const char *)bases[r->scope] + r->off;
+}
+
+/* INT and ENUM fields are 4 or 8 bytes (the table test checks). */
+static void
+store_int(const struct cg_setting *r, void *f, int64_t v)
+{
+	int32_t v32 = (int32_t)v;
+
+	if (r->size == sizeof(int64_t))
+		memcpy(f, &v, sizeof(v));
+	else if (r->size == sizeof(int32_t))
+		memcpy(f, &v32, sizeof(v32));
+	else
+		abort();	/* a row bound to a field of another size */
+}
+
+static int64_t
+load_int(const struct cg_setting *r, const void *f)
+{
+	int64_t v;
+	int32_t v32;
+
+	if (r->size == sizeof(int64_t)) {
+		memcpy(&v, f, sizeof(v));
+		return v;
+	}
+	if (r->size != sizeof(int32_t))
+		abort();
+	memcpy(&v32, f, sizeof(v32));
+	return v32;
+}
+
+/* A STRING_LIST row's count in base, a struct of its scope. */
+static size_t *
+list_n(const struct cg_setting *r, void *base)
+{
+	return (size_t *)(void *)((char *)base + r->off_n);
+}
+
+/* Fills r's field from m (NULL: unset) or the row's default. */
+static void
+fill_value(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
+    const char *dpath, void *const *bases)
+{
+	void *f;
+
+	if (r->ops != NULL && r->ops->parse != NULL) {
+		r->ops->parse(ld, r, m, dpath, bases);
+		return;
+	}
+	if (r->scope == CG_SCOPE_NONE || bases[r->scope] == NULL)
+		return;
+	f = field(r, bases);
+	switch (r->type) {
+	case CG_SET_BOOL:
+		*(bool *)f = get_bool(r, m);
+		break;
+	case CG_SET_INT:
+		store_int(r, f, get_int(ld, r, m));
+		break;
+	case CG_SET_ENUM:
+		store_int(r, f, get_enum(r, m));
+		break;
+	case CG_SET_DURATION:
+		*(int64_t *)f = get_duration(ld, r, m);
+		break;
+	case CG_SET_STRING:
+		*(char **)f = get_string(ld, r, m);
+		break;
+	case CG_SET_STRING_LIST:
+		*(char ***)f = get_strings(ld, m, list_n(r, bases[r->scope]));
+		break;
+	case CG_SET_GROUP:
+	case CG_SET_LIST:
+		break;
+	}
+}
+
+/*
+ * Fills every field below table path tpath from group g (NULL: nothing
+ * written, defaults only), in the rows' order: groups within, and the
+ * lists whose rows build their elements (a rule's claims); other lists are
+ * built by their owners.  dpath is g's path for messages.
+ */
+static void
+fill_group(struct load *ld, const config_setting_t *g, const char *tpath, const char *dpath,
+    void *const *bases)
+{
+	const struct cg_setting *r;
+	char dsub[CFG_PATH_MAX];
+	size_t i;
+
+	FOR_ROWS(ld->proto, i, r) {
+		const config_setting_t *m;
+
+		if (!is_child(r->path, tpath))
+			continue;
+		m = g != NULL ? config_setting_get_member(g, last_name(r->path)) : NULL;
+		path_join(dsub, sizeof(dsub), dpath, last_name(r->path));
+		switch (r->type) {
+		case CG_SET_GROUP:
+			fill_group(ld, m != NULL && config_setting_type(m) == CONFIG_TYPE_GROUP ?
+			    m : NULL, r->path, dsub, bases);
+			break;
+		case CG_SET_LIST:
+			if (r->ops != NULL && r->ops->parse != NULL)
+				r->ops->parse(ld, r, m, dsub, bases);
+			break;
+		default:
+			fill_value(ld, r, m, dsub, bases);
+		}
+	}
+}
+
+/* Frees what the fields below tpath hold (not in lists) and zeroes them. */
+static void
+clear_group(const char *tpath, const struct inj_proto *proto, void *const *bases)
+{
+	const struct cg_setting *r;
+	size_t i, *n;
+	void *f;
+
+	FOR_ROWS(proto, i, r) {
+		if (below(r->path, tpath) == NULL || r->type == CG_SET_GROUP ||
+		    r->type == CG_SET_LIST)
+			continue;
+		if (r->ops != NULL) {
+			/* its hooks own its fields; none to free without clear */
+			if (r->ops->clear != NULL)
+				r->ops->clear(r, bases);
+			continue;
+		}
+		if (r->scope == CG_SCOPE_NONE || bases[r->scope] == NULL)
+			continue;
+		f = field(r, bases);
+		if (r->type == CG_SET_STRING) {
+			free(*(char **)f);
+			*(char **)f = NULL;
+		} else if (r->type == CG_SET_STRING_LIST) {
+			n = list_n(r, bases[r->scope]);
+			free_strings(*(char ***)f, *n);
+			*(char ***)f = NULL;
+			*n = 0;
+		}
+	}
+}
+
+static void d_quoted(FILE *f, const char *s);
+static const char *duration_text(int64_t ms, char *out, size_t size);
+
+/* "[ "a", "b" ]" */
+static void
+print_strings(FILE *f, char *const *v, size_t n)
+{
+	size_t i;
+
+	fputs("[", f);
+	for (i = 0; i < n; i++) {
+		fputs(i > 0 ? ", " : " ", f);
+		d_quoted(f, v[i]);
+	}
+	fputs(" ]", f);
+}
+
+/*
+ * r's value as libconfig text (what follows "name = "); false when the
+ * setting is not set.  Sensitive values too: the caller redacts.
+ */
+static bool
+print_value(const struct cg_setting *r, const void *const *bases, FILE *out)
+{
+	const void *f;
+	char buf[64];
+	int64_t v;
+	size_t n;
+
+	if (r->ops != NULL && r->ops->print != NULL)
+		return r->ops->print(r, bases, out);
+	if (r->scope == CG_SCOPE_NONE || bases[r->scope] == NULL)
+		return false;
+	f = cfield(r, bases);
+	switch (r->type) {
+	case CG_SET_BOOL:
+		fputs(*(const bool *)f ? "true" : "false", out);
+		return true;
+	case CG_SET_INT:
+		v = load_int(r, f);
+		/* libconfig needs the L suffix beyond 32 bits */
+		fprintf(out, "%" PRId64 "%s", v, v > INT32_MAX || v < INT32_MIN ? "L" : "");
+		return true;
+	case CG_SET_ENUM:
+		d_quoted(out, choice_name(r, (int)load_int(r, f), buf, sizeof(buf)));
+		return true;
+	case CG_SET_DURATION:
+		d_quoted(out, duration_text(*(const int64_t *)f, buf, sizeof(buf)));
+		return true;
+	case CG_SET_STRING:
+		if (*(char *const *)f == NULL)
+			return false;
+		d_quoted(out, *(char *const *)f);
+		return true;
+	case CG_SET_STRING_LIST:
+		memcpy(&n, (const char *)bases[r->scope] + r->off_n, sizeof(n));
+		print_strings(out, *(char **const *)f, n);
+		return true;
+	case CG_SET_GROUP:
+	case CG_SET_LIST:
+		break;
+	}
+	return false;
+}
+
+/* Sets r's field in dst to its value in src (structs of r's scope). */
+static bool
+copy_value(const struct cg_setting *r, void *dst, const void *src)
+{
+	const void *sf = (const char *)src + r->off;
+	void *df = (char *)dst + r->off;
+
+	if (r->ops != NULL) {
+		if (r->ops->copy == NULL)
+			abort();	/* a row that needs a restart, but cannot be kept */
+		return r->ops->copy(r, dst, src);
+	}
+	switch (r->type) {
+	case CG_SET_BOOL:
+	case CG_SET_INT:
+	case CG_SET_ENUM:
+	case CG_SET_DURATION:
+		memcpy(df, sf, r->size);
+		return true;
+	case CG_SET_STRING: {
+		const char *s = *(char *const *)sf;
+		char **d = df;
+
+		free(*d);
+		*d = NULL;
+		return s == NULL || (*d = strdup(s)) != NULL;
+	}
+	case CG_SET_STRING_LIST: {
+		char *const *s = *(char **const *)sf;
+		size_t n, i, *dn = list_n(r, dst);
+		char **d;
+
+		memcpy(&n, (const char *)src + r->off_n, sizeof(n));
+		free_strings(*(char ***)df, *dn);
+		*(char ***)df = NULL;
+		*dn = 0;
+		if (s == NULL)
+			return true;
+		if ((d = calloc(n + 1, sizeof(*d))) == NULL)
+			return false;
+		for (i = 0; i < n; i++)
+			if ((d[i] = strdup(s[i])) == NULL) {
+				free_strings(d, i);
+				return false;
+			}
+		*(char ***)df = d;
+		*dn = n;
+		return true;
+	}
+	case CG_SET_GROUP:
+	case CG_SET_LIST:
+		break;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rows the loader handles itself (conf_int.h)                         */
 /* ------------------------------------------------------------------ */
 
 static int parse_listen(const char *s, char **host, int *port);
+static const char *listen_text(const char *host, int port, char *out, size_t size);
 
 /* What credgate.workers = 0 stands for: the online cores, 1 to 256. */
 static uint32_t
-online_cores(void)
+online_cores(const struct cg_setting *r)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	int64_t max = row("credgate.workers")->max;
 
 	if (n < 1)
 		return 1;
-	return n > max ? (uint32_t)max : (uint32_t)n;
+	return n > r->max ? (uint32_t)r->max : (uint32_t)n;
 }
+
+/* credgate.workers: workers_conf as written, workers resolved. */
+static void
+workers_parse(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
+    const char *dpath, void *const *bases)
+{
+	struct cg_config *cfg = bases[CG_SCOPE_PROCESS];
+
+	cfg->workers_conf = (uint32_t)get_int(ld, r, m);
+	cfg->workers = cfg->workers_conf != 0 ? cfg->workers_conf : online_cores(r);
+}
+
+static bool
+workers_print(const struct cg_setting *r, const void *const *bases, FILE *f)
+{
+	const struct cg_config *cfg = bases[CG_SCOPE_PROCESS];
+
+	fprintf(f, "%" PRIu32, cfg->workers_conf);
+	return true;
+}
+
+static bool
+workers_copy(const struct cg_setting *r, void *dst, const void *src)
+{
+	struct cg_config *d = dst;
+	const struct cg_config *s = src;
+
+	d->workers_conf = s->workers_conf;
+	d->workers = s->workers;
+	return true;
+}
+
+const struct cg_setting_ops conf_ops_workers = {
+	.parse = workers_parse, .print = workers_print, .copy = workers_copy,
+};
+
+/*
+ * credgate.admin.listen: "host:port", "[v6]:port", or only a port ("9180"
+ * or ":9180"), which means 127.0.0.1.
+ */
+static void
+admin_listen_parse(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
+    const char *dpath, void *const *bases)
+{
+	struct cg_config *cfg = bases[CG_SCOPE_PROCESS];
+	char q[CFG_QUOTE_MAX + 16], *text = NULL;
+	const char *v, *p;
+	int rc;
+
+	if (m == NULL || config_setting_type(m) != CONFIG_TYPE_STRING ||
+	    *(v = config_setting_get_string(m)) == '\0')
+		return;		/* none, or reported */
+	p = v[0] == ':' ? v + 1 : v;
+	while (isdigit((unsigned char)*p))
+		p++;
+	if (*p == '\0' && p != v + (v[0] == ':')) {
+		if (asprintf(&text, "127.0.0.1:%s", v[0] == ':' ? v + 1 : v) < 0) {
+			ld->nomem = true;
+			return;
+		}
+		rc = parse_listen(text, &cfg->admin_listen_host, &cfg->admin_listen_port);
+		free(text);
+	} else
+		rc = parse_listen(v, &cfg->admin_listen_host, &cfg->admin_listen_port);
+	if (rc == CG_ERR_NOMEM)
+		ld->nomem = true;
+	else if (rc == 2)
+		ld_err(ld, m, dpath, "%s: port not in 1..65535", QUOTE(q, v));
+	else if (rc != 0)
+		ld_err(ld, m, dpath, "%s is not host:port, [v6]:port or a port", QUOTE(q, v));
+}
+
+static bool
+admin_listen_print(const struct cg_setting *r, const void *const *bases, FILE *f)
+{
+	const struct cg_config *cfg = bases[CG_SCOPE_PROCESS];
+	char buf[512];
+
+	if (cfg->admin_listen_host == NULL)
+		return false;
+	d_quoted(f, listen_text(cfg->admin_listen_host, cfg->admin_listen_port, buf,
+	    sizeof(buf)));
+	return true;
+}
+
+static void
+admin_listen_clear(const struct cg_setting *r, void *const *bases)
+{
+	struct cg_config *cfg = bases[CG_SCOPE_PROCESS];
+
+	free(cfg->admin_listen_host);
+	cfg->admin_listen_host = NULL;
+	cfg->admin_listen_port = 0;
+}
+
+static bool
+admin_listen_copy(const struct cg_setting *r, void *dst, const void *src)
+{
+	struct cg_config *d = dst;
+	const struct cg_config *s = src;
+
+	free(d->admin_listen_host);
+	d->admin_listen_host = NULL;
+	d->admin_listen_port = s->admin_listen_port;
+	return s->admin_listen_host == NULL ||
+	    (d->admin_listen_host = strdup(s->admin_listen_host)) != NULL;
+}
+
+const struct cg_setting_ops conf_ops_admin_listen = {
+	.parse = admin_listen_parse, .print = admin_listen_print,
+	.clear = admin_listen_clear, .copy = admin_listen_copy,
+};
+
+/*
+ * routes.[].listen: "host:port" or "[v6]:port".  What cannot be parsed
+ * stays unset; build_route() says why, in its order of messages.
+ */
+static void
+listen_parse(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
+    const char *dpath, void *const *bases)
+{
+	struct cg_route *rt = bases[CG_SCOPE_ROUTE];
+
+	if (m == NULL || config_setting_type(m) != CONFIG_TYPE_STRING)
+		return;
+	if (parse_listen(config_setting_get_string(m), &rt->listen_host,
+	    &rt->listen_port) == CG_ERR_NOMEM)
+		ld->nomem = true;
+}
+
+static bool
+listen_print(const struct cg_setting *r, const void *const *bases, FILE *f)
+{
+	const struct cg_route *rt = bases[CG_SCOPE_ROUTE];
+	char buf[512];
+
+	if (rt->listen_host == NULL)
+		return false;
+	d_quoted(f, listen_text(rt->listen_host, rt->listen_port, buf, sizeof(buf)));
+	return true;
+}
+
+static void
+listen_clear(const struct cg_setting *r, void *const *bases)
+{
+	struct cg_route *rt = bases[CG_SCOPE_ROUTE];
+
+	free(rt->listen_host);
+	rt->listen_host = NULL;
+	rt->listen_port = 0;
+}
+
+const struct cg_setting_ops conf_ops_listen = {
+	.parse = listen_parse, .print = listen_print, .clear = listen_clear,
+};
+
+/* routes.[].protocol: one of the protocols credgate has. */
+static void
+protocol_check(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
+    const char *dpath)
+{
+	char q[CFG_QUOTE_MAX + 16], names[256];
+	const char *v = config_setting_get_string(m);
+	size_t i, o = 0;
+	int n;
+
+	if (inj_proto_find(v) != NULL)
+		return;
+	names[0] = '\0';
+	for (i = 0; inj_protos[i] != NULL && o < sizeof(names); i++) {
+		n = snprintf(names + o, sizeof(names) - o, "%s%s", i > 0 ? ", " : "",
+		    inj_protos[i]->name);
+		if (n < 0)
+			break;
+		o += (size_t)n;
+	}
+	ld_err(ld, m, dpath, "%s is not one of %s", QUOTE(q, v), names);
+}
+
+/* The name as written, and the protocol, whose rows then count too. */
+static void
+protocol_parse(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
+    const char *dpath, void *const *bases)
+{
+	struct cg_route *rt = bases[CG_SCOPE_ROUTE];
+
+	rt->protocol = get_string(ld, r, m);
+	rt->proto = proto_named(rt->protocol);
+	if (rt->proto->cfg_size > sizeof(rt->proto_cfg))
+		abort();	/* CG_PROTO_CFG_MAX is too small for it */
+	ld->proto = rt->proto;
+}
+
+static bool
+protocol_print(const struct cg_setting *r, const void *const *bases, FILE *f)
+{
+	const struct cg_route *rt = bases[CG_SCOPE_ROUTE];
+
+	if (rt->protocol == NULL)
+		return false;
+	d_quoted(f, rt->protocol);
+	return true;
+}
+
+static void
+protocol_clear(const struct cg_setting *r, void *const *bases)
+{
+	struct cg_route *rt = bases[CG_SCOPE_ROUTE];
+
+	free(rt->protocol);
+	rt->protocol = NULL;
+	rt->proto = NULL;
+}
+
+const struct cg_setting_ops conf_ops_protocol = {
+	.check = protocol_check, .parse = protocol_parse, .print = protocol_print,
+	.clear = protocol_clear,
+};
+
+/* An ENUM kept as its choice's text (char *), for what reads it as text. */
+static void
+choice_text_parse(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
+    const char *dpath, void *const *bases)
+{
+	*(char **)field(r, bases) = get_string(ld, r, m);
+}
+
+static bool
+choice_text_print(const struct cg_setting *r, const void *const *bases, FILE *f)
+{
+	const char *v = *(char *const *)cfield(r, bases);
+
+	if (v == NULL)
+		return false;
+	d_quoted(f, v);
+	return true;
+}
+
+static void
+choice_text_clear(const struct cg_setting *r, void *const *bases)
+{
+	char **f = field(r, bases);
+
+	free(*f);
+	*f = NULL;
+}
+
+static bool
+choice_text_copy(const struct cg_setting *r, void *dst, const void *src)
+{
+	const char *s = *(char *const *)(const void *)((const char *)src + r->off);
+	char **d = (char **)(void *)((char *)dst + r->off);
+
+	free(*d);
+	*d = NULL;
+	return s == NULL || (*d = strdup(s)) != NULL;
+}
+
+const struct cg_setting_ops conf_ops_choice_text = {
+	.parse = choice_text_parse, .print = choice_text_print,
+	.clear = choice_text_clear, .copy = choice_text_copy,
+};
+
+/* issuers.[].algorithms: names kept as JWT_* bits; unset: every choice. */
+static void
+algorithms_parse(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
+    const char *dpath, void *const *bases)
+{
+	unsigned *algs = field(r, bases);
+	char name[32], **v;
+	size_t k, n;
+	int i;
+
+	*algs = 0;
+	if (m == NULL) {
+		for (i = 0; *choice_name(r, i, name, sizeof(name)) != '\0'; i++)
+			*algs |= jwt_alg_parse(name);
+		return;
+	}
+	v = get_strings(ld, m, &n);
+	for (k = 0; k < n; k++)
+		*algs |= jwt_alg_parse(v[k]);
+	free_strings(v, n);
+}
+
+static bool
+algorithms_print(const struct cg_setting *r, const void *const *bases, FILE *f)
+{
+	const unsigned *algs = cfield(r, bases);
+	char *names[8], buf[8][16];
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		choice_name(r, i, buf[n], sizeof(buf[n]));
+		if (buf[n][0] == '\0')
+			break;
+		if (*algs & jwt_alg_parse(buf[n])) {
+			names[n] = buf[n];
+			n++;
+		}
+	}
+	print_strings(f, names, n);
+	return true;
+}
+
+const struct cg_setting_ops conf_ops_algorithms = {
+	.parse = algorithms_parse, .print = algorithms_print,
+};
+
+/* A duration kept in whole seconds (int64_t). */
+static void
+seconds_parse(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
+    const char *dpath, void *const *bases)
+{
+	int64_t ms = get_duration(ld, r, m);
+	char q[CFG_QUOTE_MAX + 16];
+
+	if (ms % 1000 != 0 && m != NULL && config_setting_type(m) == CONFIG_TYPE_STRING)
+		ld_err(ld, m, dpath, "%s is not a whole number of seconds",
+		    QUOTE(q, config_setting_get_string(m)));
+	*(int64_t *)field(r, bases) = ms / 1000;
+}
+
+static bool
+seconds_print(const struct cg_setting *r, const void *const *bases, FILE *f)
+{
+	char buf[64];
+
+	d_quoted(f, duration_text(*(const int64_t *)cfield(r, bases) * 1000, buf, sizeof(buf)));
+	return true;
+}
+
+const struct cg_setting_ops conf_ops_seconds = {
+	.parse = seconds_parse, .print = seconds_print,
+};
+
+/* A new zeroed condition at the end of rule's; NULL when out of memory. */
+static struct policy_cond *
+append_cond(struct load *ld, struct policy_rule *rule)
+{
+	struct policy_cond *c;
+
+	if ((c = realloc(rule->conds, (rule->nconds + 1) * sizeof(*c))) == NULL) {
+		ld->nomem = true;
+		return NULL;
+	}
+	rule->conds = c;
+	c += rule->nconds++;
+	memset(c, 0, sizeof(*c));
+	return c;
+}
+
+/*
+ * A rule's condition of the row's kind (conf_cond_spec), when set; the
+ * condition remembers its row (origin) for the dump and for messages.
+ */
+static void
+cond_parse(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
+    const char *dpath, void *const *bases)
+{
+	const struct conf_cond_spec *spec = r->arg;
+	struct policy_cond *c;
+	size_t n;
+	char **v;
+
+	if ((v = get_strings(ld, m, &n)) == NULL)
+		return;
+	if ((c = append_cond(ld, bases[CG_SCOPE_RULE])) == NULL) {
+		free_strings(v, n);
+		return;
+	}
+	c->kind = spec->kind;
+	c->origin = r;
+	c->values = v;
+	c->nvalues = n;
+	if (spec->attr != NULL)
+		c->attr = ld_strdup(ld, spec->attr);
+}
+
+/* The condition of rule that row r made; NULL if none. */
+static const struct policy_cond *
+cond_of(const struct policy_rule *rule, const struct cg_setting *r, size_t i)
+{
+	size_t k;
+
+	for (k = 0; k < rule->nconds; k++)
+		if (rule->conds[k].origin == r && i-- == 0)
+			return &rule->conds[k];
+	return NULL;
+}
+
+static bool
+cond_print(const struct cg_setting *r, const void *const *bases, FILE *f)
+{
+	const struct policy_cond *c = cond_of(bases[CG_SCOPE_RULE], r, 0);
+
+	if (c == NULL)
+		return false;
+	print_strings(f, c->values, c->nvalues);
+	return true;
+}
+
+const struct cg_setting_ops conf_ops_cond = {
+	.parse = cond_parse, .print = cond_print,	/* policy_rule_clear() frees */
+};
+
+/*
+ * claims, attributes: one condition per element, filled from the element's
+ * rows (CG_SCOPE_COND).  Every element makes one, a wrong one too (which
+ * pass 1 reported), so that element i is the i-th condition of the row.
+ */
+static void
+cond_list_parse(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
+    const char *dpath, void *const *bases)
+{
+	const struct conf_cond_spec *spec = r->arg;
+	void *sub[CG_SCOPE_COUNT];
+	char tpath[CFG_PATH_MAX], dsub[CFG_PATH_MAX];
+	struct policy_cond *c;
+	int i, n;
+
+	if (m == NULL || config_setting_type(m) != CONFIG_TYPE_LIST)
+		return;
+	path_join(tpath, sizeof(tpath), r->path, "[]");
+	n = config_setting_length(m);
+	for (i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(m, (unsigned)i);
+
+		if ((c = append_cond(ld, bases[CG_SCOPE_RULE])) == NULL)
+			return;
+		c->kind = spec->kind;
+		c->origin = r;
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+			continue;
+		memcpy(sub, bases, sizeof(sub));
+		sub[CG_SCOPE_COND] = c;
+		path_index(dsub, sizeof(dsub), dpath, (size_t)i);
+		fill_group(ld, e, tpath, dsub, sub);
+	}
+}
+
+static size_t
+cond_list_count(const struct cg_setting *r, const void *const *bases)
+{
+	const struct policy_rule *rule = bases[CG_SCOPE_RULE];
+	size_t k, n = 0;
+
+	for (k = 0; k < rule->nconds; k++)
+		n += rule->conds[k].origin == r;
+	return n;
+}
+
+static void
+cond_list_elem(const struct cg_setting *r, const void *const *bases, size_t i,
+    const void **sub, const struct inj_proto **proto)
+{
+	sub[CG_SCOPE_COND] = cond_of(bases[CG_SCOPE_RULE], r, i);
+}
+
+const struct cg_setting_ops conf_ops_cond_list = {
+	.parse = cond_list_parse, .count = cond_list_count, .elem = cond_list_elem,
+};
+
+/* The lists build_issuers(), build_routes() and build_rules() fill. */
+static size_t
+issuers_count(const struct cg_setting *r, const void *const *bases)
+{
+	return ((const struct cg_config *)bases[CG_SCOPE_PROCESS])->nissuers;
+}
+
+static void
+issuers_elem(const struct cg_setting *r, const void *const *bases, size_t i,
+    const void **sub, const struct inj_proto **proto)
+{
+	const struct cg_config *cfg = bases[CG_SCOPE_PROCESS];
+
+	sub[CG_SCOPE_ISSUER] = cfg->issuers[i];
+	sub[CG_SCOPE_ISSUER_EXT] = &cfg->issuer_ext[i];
+}
+
+const struct cg_setting_ops conf_ops_issuers = {
+	.count = issuers_count, .elem = issuers_elem,
+};
+
+static size_t
+routes_count(const struct cg_setting *r, const void *const *bases)
+{
+	return ((const struct cg_config *)bases[CG_SCOPE_PROCESS])->nroutes;
+}
+
+static void
+routes_elem(const struct cg_setting *r, const void *const *bases, size_t i,
+    const void **sub, const struct inj_proto **proto)
+{
+	const struct cg_route *rt = &((const struct cg_config *)bases[CG_SCOPE_PROCESS])->routes[i];
+
+	sub[CG_SCOPE_ROUTE] = rt;
+	sub[CG_SCOPE_PROTO] = rt->proto_cfg;
+	*proto = rt->proto;
+}
+
+const struct cg_setting_ops conf_ops_routes = {
+	.count = routes_count, .elem = routes_elem,
+};
+
+/* allow, deny: bound to the route's array of rules and its count. */
+static size_t
+rules_count(const struct cg_setting *r, const void *const *bases)
+{
+	size_t n;
+
+	memcpy(&n, (const char *)bases[r->scope] + r->off_n, sizeof(n));
+	return n;
+}
+
+static void
+rules_elem(const struct cg_setting *r, const void *const *bases, size_t i,
+    const void **sub, const struct inj_proto **proto)
+{
+	const struct policy_rule *rules = *(struct policy_rule *const *)cfield(r, bases);
+
+	sub[CG_SCOPE_RULE] = &rules[i];
+}
+
+const struct cg_setting_ops conf_ops_rules = {
+	.count = rules_count, .elem = rules_elem,
+};
+
+/* ------------------------------------------------------------------ */
+/* Pass 2: building                                                    */
+/* ------------------------------------------------------------------ */
 
 /*
  * credgate.user or credgate.group names an account of this system.  For a
@@ -1342,41 +2277,6 @@ check_account(struct load *ld, const config_setting_t *g, const char *tpath, boo
 		ld_err(ld, m, tpath, "%s: no such %s", QUOTE(q, name), group ? "group" : "user");
 	else
 		ld_err(ld, m, tpath, "cannot look up %s: %s", QUOTE(q, name), strerror(r));
-}
-
-/*
- * credgate.admin.listen: "host:port", "[v6]:port", or only a port ("9180"
- * or ":9180"), which means 127.0.0.1.
- */
-static void
-build_admin(struct load *ld, const config_setting_t *ad, struct cg_config *cfg)
-{
-	const config_setting_t *m = member(ad, "credgate.admin.listen", CONFIG_TYPE_STRING);
-	char q[CFG_QUOTE_MAX + 16], *text = NULL;
-	const char *v, *p;
-	int r;
-
-	if (m == NULL || *(v = config_setting_get_string(m)) == '\0')
-		return;		/* none, or reported as empty */
-	p = v[0] == ':' ? v + 1 : v;
-	while (isdigit((unsigned char)*p))
-		p++;
-	if (*p == '\0' && p != v + (v[0] == ':')) {
-		if (asprintf(&text, "127.0.0.1:%s", v[0] == ':' ? v + 1 : v) < 0) {
-			ld->nomem = true;
-			return;
-		}
-		r = parse_listen(text, &cfg->admin_listen_host, &cfg->admin_listen_port);
-		free(text);
-	} else
-		r = parse_listen(v, &cfg->admin_listen_host, &cfg->admin_listen_port);
-	if (r == CG_ERR_NOMEM)
-		ld->nomem = true;
-	else if (r == 2)
-		ld_err(ld, m, "credgate.admin.listen", "%s: port not in 1..65535", QUOTE(q, v));
-	else if (r != 0)
-		ld_err(ld, m, "credgate.admin.listen", "%s is not host:port, [v6]:port or a port",
-		    QUOTE(q, v));
 }
 
 /*
@@ -1433,42 +2333,15 @@ static void
 build_global(struct load *ld, const config_setting_t *root, struct cg_config *cfg)
 {
 	const config_setting_t *cg = member(root, "credgate", CONFIG_TYPE_GROUP);
-	const config_setting_t *tc = member(cg, "credgate.token_cache", CONFIG_TYPE_GROUP);
-	const config_setting_t *ad = member(cg, "credgate.admin", CONFIG_TYPE_GROUP);
 	const config_setting_t *au = member(cg, "credgate.audit", CONFIG_TYPE_GROUP);
-	const config_setting_t *li = member(cg, "credgate.limits", CONFIG_TYPE_GROUP);
-	const config_setting_t *to = member(cg, "credgate.timeouts", CONFIG_TYPE_GROUP);
+	void *bases[CG_SCOPE_COUNT] = { [CG_SCOPE_PROCESS] = cfg };
 
 	_Static_assert(CG_LOG_ERROR == 0 && CG_LOG_WARN == 1 && CG_LOG_INFO == 2 &&
 	    CG_LOG_DEBUG == 3, "credgate.log_level choices follow enum cg_log_level");
 	_Static_assert(CG_SECMEM_REQUIRED == 0 && CG_SECMEM_BEST_EFFORT == 1,
 	    "credgate.secure_memory choices follow enum cg_secure_memory");
 
-	cfg->log_level = get_enum(cg, "credgate.log_level");
-	cfg->log_file = get_string(ld, cg, "credgate.log_file");
-	cfg->workers_conf = (uint32_t)get_int(ld, cg, "credgate.workers");
-	cfg->workers = cfg->workers_conf != 0 ? cfg->workers_conf : online_cores();
-	cfg->user = get_string(ld, cg, "credgate.user");
-	cfg->group = get_string(ld, cg, "credgate.group");
-	cfg->max_connections = (uint32_t)get_int(ld, cg, "credgate.max_connections");
-	cfg->max_pending_per_client =
-	    (uint32_t)get_int(ld, cg, "credgate.max_pending_per_client");
-	cfg->shutdown_timeout_ms = get_duration(ld, cg, "credgate.shutdown_timeout");
-	cfg->token_cache_size = (uint32_t)get_int(ld, tc, "credgate.token_cache.size");
-	build_admin(ld, ad, cfg);
-	cfg->secure_memory = (enum cg_secure_memory)get_enum(cg, "credgate.secure_memory");
-	cfg->secure_memory_size = (uint64_t)get_int(ld, cg, "credgate.secure_memory_size");
-	cfg->audit_file = get_string(ld, au, "credgate.audit.file");
-	cfg->audit_stdout = get_bool(au, "credgate.audit.stdout");
-	cfg->max_request_line = (uint32_t)get_int(ld, li, "credgate.limits.request_line");
-	cfg->max_header_bytes = (uint32_t)get_int(ld, li, "credgate.limits.header_bytes");
-	cfg->max_header_count = (uint32_t)get_int(ld, li, "credgate.limits.header_count");
-	cfg->max_token_bytes = (uint32_t)get_int(ld, li, "credgate.limits.token_bytes");
-	cfg->client_header_timeout_ms = get_duration(ld, to, "credgate.timeouts.client_header");
-	cfg->client_idle_timeout_ms = get_duration(ld, to, "credgate.timeouts.client_idle");
-	cfg->upstream_connect_timeout_ms = get_duration(ld, to, "credgate.timeouts.upstream_connect");
-	cfg->upstream_response_timeout_ms =
-	    get_duration(ld, to, "credgate.timeouts.upstream_response");
+	fill_group(ld, cg, "credgate", "credgate", bases);
 
 	ld->owner = geteuid();
 	if (ld->flags & CG_CONFIG_LOAD_FILES) {
@@ -1482,22 +2355,6 @@ build_global(struct load *ld, const config_setting_t *root, struct cg_config *cf
 	if (cfg->audit_file == NULL && !cfg->audit_stdout)
 		ld_warn(ld, au != NULL ? au : cg, "credgate.audit",
 		    "no audit file and stdout = false: decisions are not recorded");
-}
-
-/* An issuer duration in whole seconds. */
-static int64_t
-get_seconds(struct load *ld, const config_setting_t *g, const char *tpath, const char *dpath)
-{
-	int64_t ms = get_duration(ld, g, tpath);
-	const config_setting_t *m = member(g, tpath, -1);
-	char path[CFG_PATH_MAX], q[CFG_QUOTE_MAX + 16];
-
-	if (ms % 1000 != 0 && m != NULL && config_setting_type(m) == CONFIG_TYPE_STRING) {
-		path_join(path, sizeof(path), dpath, last_name(tpath));
-		ld_err(ld, m, path, "%s is not a whole number of seconds",
-		    QUOTE(q, config_setting_get_string(m)));
-	}
-	return ms / 1000;
 }
 
 static void
@@ -1522,8 +2379,7 @@ build_issuers(struct load *ld, const config_setting_t *root, struct cg_config *c
 		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
 		struct cg_issuer_ext *ext = &cfg->issuer_ext[cfg->nissuers];
 		struct policy_issuer *is;
-		char **algs;
-		size_t k, nalgs;
+		size_t k;
 
 		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
 			continue;
@@ -1534,21 +2390,8 @@ build_issuers(struct load *ld, const config_setting_t *root, struct cg_config *c
 		cfg->issuers[cfg->nissuers++] = is;
 		path_index(dpath, sizeof(dpath), "issuers", (size_t)i);
 		ext->line = line_of(g);
-		is->name = get_string(ld, g, "issuers.[].name");
-		is->iss = get_string(ld, g, "issuers.[].issuer");
-		is->audiences = get_strings(ld, g, "issuers.[].audiences", &is->naudiences);
-		is->jwks_file = get_string(ld, g, "issuers.[].jwks_file");
-		is->max_lifetime_s = get_seconds(ld, g, "issuers.[].max_lifetime", dpath);
-		is->clock_skew_s = get_seconds(ld, g, "issuers.[].clock_skew", dpath);
-		ext->audit_claims = get_strings(ld, g, "issuers.[].audit_claims",
-		    &ext->naudit_claims);
-
-		if ((algs = get_strings(ld, g, "issuers.[].algorithms", &nalgs)) == NULL &&
-		    member(g, "issuers.[].algorithms", -1) == NULL)
-			is->algs = JWT_ALG_ALL;	/* the default lists them all */
-		for (k = 0; k < nalgs; k++)
-			is->algs |= jwt_alg_parse(algs[k]);
-		free_strings(algs, nalgs);
+		fill_group(ld, g, "issuers.[]", dpath,
+		    (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_ISSUER] = is, [CG_SCOPE_ISSUER_EXT] = ext });
 
 		if (is->name != NULL && is->name[0] != '\0' && !name_ok(is->name)) {
 			path_join(sub, sizeof(sub), dpath, "name");
@@ -1593,9 +2436,8 @@ build_secrets(struct load *ld, const config_setting_t *root, struct cg_config *c
 {
 	const config_setting_t *g = member(root, "secrets", CONFIG_TYPE_GROUP);
 
-	cfg->secrets_backend = get_string(ld, g, "secrets.backend");
-	cfg->secrets_file = get_string(ld, g, "secrets.file");
-	cfg->secret_cache_ttl_ms = get_duration(ld, g, "secrets.cache_ttl");
+	fill_group(ld, g, "secrets", "secrets",
+	    (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_PROCESS] = cfg });
 	if (g == NULL)
 		return;		/* reported as missing */
 	if (cfg->secrets_backend != NULL && strcmp(cfg->secrets_backend, "file") == 0 &&
@@ -1700,33 +2542,6 @@ check_issuer_ref(struct load *ld, const struct cg_config *cfg, const config_sett
 	ld_err(ld, at, path, "unknown issuer %s", QUOTE(q, v));
 }
 
-/*
- * Adds a condition of kind from the setting tpath of g, if set.  name is
- * the claim's path or the attribute's name; the condition remembers its
- * row (origin), for the dump and for messages.
- */
-static bool
-add_cond(struct load *ld, struct policy_rule *rule, enum policy_cond_kind kind,
-    const config_setting_t *g, const char *tpath, const char *name)
-{
-	struct policy_cond *c;
-	size_t n;
-	char **v;
-
-	if ((v = get_strings(ld, g, tpath, &n)) == NULL)
-		return false;
-	c = &rule->conds[rule->nconds++];
-	c->kind = kind;
-	c->values = v;
-	c->nvalues = n;
-	c->origin = row(tpath);
-	if (kind == POLICY_COND_CLAIM)
-		c->claim = ld_strdup(ld, name);
-	else if (kind == POLICY_COND_ATTR)
-		c->attr = ld_strdup(ld, name);
-	return true;
-}
-
 /* The names of attrs, "a, b, c", into out. */
 static const char *
 attrs_text(const char *const *attrs, char *out, size_t size)
@@ -1745,13 +2560,35 @@ attrs_text(const char *const *attrs, char *out, size_t size)
 }
 
 /*
- * Where each condition of a rule was written, for messages: the setting
- * (or for an element of attributes, its attribute setting) and its path.
+ * Where condition c of a rule (element g at dpath) was written, for
+ * messages: its setting, or for an element of a list (attributes) that
+ * element's name setting; *path gets its path.
  */
-struct cond_at {
-	const config_setting_t *m;
-	char path[CFG_PATH_MAX];
-};
+static const config_setting_t *
+cond_at(const struct policy_rule *rule, const struct policy_cond *c,
+    const config_setting_t *g, const char *dpath, char *path, size_t size)
+{
+	const struct cg_setting *r = c->origin, *name;
+	const config_setting_t *list, *e;
+	char sub[CFG_PATH_MAX], t[CFG_PATH_MAX];
+	size_t k, i = 0;
+
+	path_join(path, size, dpath, last_name(r->path));
+	if (r->type != CG_SET_LIST)
+		return member(g, r->path, -1);
+	for (k = 0; &rule->conds[k] != c; k++)
+		i += rule->conds[k].origin == r;
+	path_index(sub, sizeof(sub), path, i);
+	/* the element's name row: its first child (attribute, claim) */
+	path_join(t, sizeof(t), r->path, "[]");
+	for (k = 0; (name = rows_at(NULL, k)) != NULL && !is_child(name->path, t); k++)
+		;
+	path_join(path, size, sub, name != NULL ? last_name(name->path) : "");
+	if ((list = member(g, r->path, CONFIG_TYPE_LIST)) == NULL ||
+	    (e = config_setting_get_elem(list, (unsigned)i)) == NULL || name == NULL)
+		return NULL;
+	return member(e, name->path, -1);
+}
 
 /*
  * Every attribute condition of rule names an attribute of the route's
@@ -1759,9 +2596,10 @@ struct cond_at {
  */
 static void
 resolve_attrs(struct load *ld, const struct cg_route *rt, struct policy_rule *rule,
-    const config_setting_t *g, const struct cond_at *at)
+    const config_setting_t *g, const char *dpath)
 {
-	char q[CFG_QUOTE_MAX + 16], qp[CFG_QUOTE_MAX + 16], names[256];
+	char q[CFG_QUOTE_MAX + 16], qp[CFG_QUOTE_MAX + 16], names[256], path[CFG_PATH_MAX];
+	const config_setting_t *at;
 	size_t i;
 
 	if (rt->proto == NULL || policy_rule_resolve_attrs(rule, rt->proto->attrs) == 0)
@@ -1771,48 +2609,55 @@ resolve_attrs(struct load *ld, const struct cg_route *rt, struct policy_rule *ru
 	for (i = 0; i < rule->nconds; i++) {
 		const struct policy_cond *c = &rule->conds[i];
 
-		if (c->kind != POLICY_COND_ATTR || c->attr_ref != 0)
+		/* no name: a wrong element, reported in pass 1 */
+		if (c->kind != POLICY_COND_ATTR || c->attr_ref != 0 || c->attr == NULL)
 			continue;
-		ld_err(ld, at[i].m != NULL ? at[i].m : g, at[i].path,
-		    "protocol %s has no attribute %s (it has %s)", qp,
-		    QUOTE(q, c->attr != NULL ? c->attr : ""), names);
+		at = cond_at(rule, c, g, dpath, path, sizeof(path));
+		ld_err(ld, at != NULL ? at : g, path, "protocol %s has no attribute %s (it has %s)",
+		    qp, QUOTE(q, c->attr), names);
 	}
 }
 
-/* Builds routes.[ri].allow or .deny into *out. */
+/* Builds routes.[ri].allow or .deny, the rows' list kind (rules). */
 static void
-build_rules(struct load *ld, const struct cg_config *cfg, const struct cg_route *rt,
-    const config_setting_t *rg, const char *kind, const char *rpath,
-    struct policy_rule **out, size_t *nout, struct seen_rule *seen, size_t *nseen)
+build_rules(struct load *ld, const struct cg_config *cfg, struct cg_route *rt,
+    const config_setting_t *rg, const struct cg_setting *kind, const char *rpath,
+    struct seen_rule *seen, size_t *nseen)
 {
-	char tl[64], tp[CFG_PATH_MAX], dl[CFG_PATH_MAX], dpath[CFG_PATH_MAX], sub[CFG_PATH_MAX];
-	char q[CFG_QUOTE_MAX + 16];
+	char tl[CFG_PATH_MAX], tp[CFG_PATH_MAX], dl[CFG_PATH_MAX], dpath[CFG_PATH_MAX];
+	char sub[CFG_PATH_MAX], q[CFG_QUOTE_MAX + 16];
+	const struct cg_setting *paths, *issuer;
+	struct policy_rule **out = field(kind, (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_ROUTE] = rt });
+	size_t *nout = (size_t *)(void *)((char *)rt + kind->off_n);
 	const config_setting_t *list;
-	struct cond_at *at = NULL;
 	int i, n;
 
-	snprintf(tl, sizeof(tl), "routes.[].%s", kind);
-	path_join(dl, sizeof(dl), rpath, kind);
-	if ((list = member(rg, tl, -1)) == NULL || !config_setting_is_aggregate(list) ||
+	path_join(dl, sizeof(dl), rpath, last_name(kind->path));
+	path_join(tl, sizeof(tl), kind->path, "[]");
+	if ((list = member(rg, kind->path, -1)) == NULL || !config_setting_is_aggregate(list) ||
 	    (n = config_setting_length(list)) == 0)
 		return;
 	if ((*out = calloc((size_t)n, sizeof(**out))) == NULL) {
 		ld->nomem = true;
 		return;
 	}
+	path_join(tp, sizeof(tp), tl, "paths");
+	paths = row(tp);
+	path_join(tp, sizeof(tp), tl, "issuer");
+	issuer = row(tp);
 	for (i = 0; i < n; i++) {
 		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
-		const config_setting_t *claims, *attrs, *m;
+		const config_setting_t *m;
 		struct policy_rule *rule;
-		size_t k, ncl = 0, nat = 0;
+		size_t k, v;
 
 		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
 			continue;
 		rule = &(*out)[(*nout)++];
 		path_index(dpath, sizeof(dpath), dl, (size_t)i);
-		snprintf(tp, sizeof(tp), "%s.[].name", tl);
-		rule->name = get_string(ld, g, tp);
+		fill_group(ld, g, tl, dpath, (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_RULE] = rule });
 		if (rule->name != NULL && rule->name[0] != '\0') {
+			path_join(tp, sizeof(tp), tl, "name");
 			m = member(g, tp, -1);
 			path_join(sub, sizeof(sub), dpath, "name");
 			if (!name_ok(rule->name))
@@ -1827,175 +2672,109 @@ build_rules(struct load *ld, const struct cg_config *cfg, const struct cg_route 
 			seen[*nseen].name = rule->name;
 			seen[(*nseen)++].line = line_of(m);
 		}
+		for (k = 0; k < rule->nconds; k++) {
+			const struct policy_cond *c = &rule->conds[k];
 
-		snprintf(tp, sizeof(tp), "%s.[].claims", tl);
-		if ((claims = member(g, tp, CONFIG_TYPE_LIST)) != NULL)
-			ncl = (size_t)config_setting_length(claims);
-		snprintf(tp, sizeof(tp), "%s.[].attributes", tl);
-		if ((attrs = member(g, tp, CONFIG_TYPE_LIST)) != NULL)
-			nat = (size_t)config_setting_length(attrs);
-		/* issuer, audience, methods, paths, client_subject, client_san,
-		 * and one per claim and per attribute */
-		free(at);
-		if ((rule->conds = calloc(6 + ncl + nat, sizeof(*rule->conds))) == NULL ||
-		    (at = calloc(6 + ncl + nat, sizeof(*at))) == NULL) {
-			ld->nomem = true;
-			break;
-		}
-
-		snprintf(tp, sizeof(tp), "%s.[].issuer", tl);
-		if (add_cond(ld, rule, POLICY_COND_ISSUER, g, tp, NULL)) {
-			const struct policy_cond *c = &rule->conds[rule->nconds - 1];
-
-			path_join(sub, sizeof(sub), dpath, "issuer");
-			for (k = 0; k < c->nvalues; k++)
-				check_issuer_ref(ld, cfg, member(g, tp, -1), sub, c->values[k]);
-		}
-		snprintf(tp, sizeof(tp), "%s.[].audience", tl);
-		(void)add_cond(ld, rule, POLICY_COND_AUDIENCE, g, tp, NULL);
-		for (k = 0; k < ncl; k++) {
-			const config_setting_t *cg = config_setting_get_elem(claims, (unsigned)k);
-			char tc[CFG_PATH_MAX], *name;
-
-			if (config_setting_type(cg) != CONFIG_TYPE_GROUP)
-				continue;
-			snprintf(tc, sizeof(tc), "%s.[].claims.[].claim", tl);
-			if ((name = get_string(ld, cg, tc)) == NULL)
-				continue;	/* reported as missing */
-			snprintf(tc, sizeof(tc), "%s.[].claims.[].value", tl);
-			(void)add_cond(ld, rule, POLICY_COND_CLAIM, cg, tc, name);
-			free(name);
-		}
-		snprintf(tp, sizeof(tp), "%s.[].methods", tl);
-		if (add_cond(ld, rule, POLICY_COND_ATTR, g, tp, "method")) {
-			at[rule->nconds - 1].m = member(g, tp, -1);
-			path_join(at[rule->nconds - 1].path, CFG_PATH_MAX, dpath, "methods");
-		}
-		snprintf(tp, sizeof(tp), "%s.[].paths", tl);
-		if (add_cond(ld, rule, POLICY_COND_ATTR, g, tp, "path")) {
-			const struct policy_cond *c = &rule->conds[rule->nconds - 1];
-
-			at[rule->nconds - 1].m = member(g, tp, -1);
-			path_join(at[rule->nconds - 1].path, CFG_PATH_MAX, dpath, "paths");
-			path_join(sub, sizeof(sub), dpath, "paths");
-			for (k = 0; k < c->nvalues; k++)
-				if (c->values[k][0] != '/' && c->values[k][0] != '*' &&
-				    c->values[k][0] != '?')
-					ld_warn(ld, member(g, tp, -1), sub, "%s does not start "
-					    "with \"/\" and matches no request path",
-					    QUOTE(q, c->values[k]));
-		}
-		for (k = 0; k < nat; k++) {
-			const config_setting_t *ag = config_setting_get_elem(attrs, (unsigned)k);
-			char ta[CFG_PATH_MAX], *name;
-
-			if (config_setting_type(ag) != CONFIG_TYPE_GROUP)
-				continue;
-			snprintf(ta, sizeof(ta), "%s.[].attributes.[].attribute", tl);
-			if ((name = get_string(ld, ag, ta)) == NULL)
-				continue;	/* reported as missing */
-			snprintf(ta, sizeof(ta), "%s.[].attributes.[].value", tl);
-			if (add_cond(ld, rule, POLICY_COND_ATTR, ag, ta, name)) {
-				struct cond_at *a = &at[rule->nconds - 1];
-
-				snprintf(ta, sizeof(ta), "%s.[].attributes", tl);
-				rule->conds[rule->nconds - 1].origin = row(ta);
-				snprintf(ta, sizeof(ta), "%s.[].attributes.[].attribute", tl);
-				a->m = member(ag, ta, -1);
-				path_join(sub, sizeof(sub), dpath, "attributes");
-				path_index(a->path, sizeof(a->path), sub, (size_t)k);
-				path_join(sub, sizeof(sub), a->path, "attribute");
-				snprintf(a->path, sizeof(a->path), "%s", sub);
+			if (c->origin == issuer) {
+				path_join(sub, sizeof(sub), dpath, last_name(issuer->path));
+				for (v = 0; v < c->nvalues; v++)
+					check_issuer_ref(ld, cfg, member(g, issuer->path, -1), sub,
+					    c->values[v]);
+			} else if (c->origin == paths) {
+				path_join(sub, sizeof(sub), dpath, last_name(paths->path));
+				for (v = 0; v < c->nvalues; v++)
+					if (c->values[v][0] != '/' && c->values[v][0] != '*' &&
+					    c->values[v][0] != '?')
+						ld_warn(ld, member(g, paths->path, -1), sub,
+						    "%s does not start with \"/\" and matches no "
+						    "request path", QUOTE(q, c->values[v]));
 			}
-			free(name);
 		}
-		snprintf(tp, sizeof(tp), "%s.[].client_subject", tl);
-		(void)add_cond(ld, rule, POLICY_COND_CLIENT_SUBJECT, g, tp, NULL);
-		snprintf(tp, sizeof(tp), "%s.[].client_san", tl);
-		(void)add_cond(ld, rule, POLICY_COND_CLIENT_SAN, g, tp, NULL);
-		resolve_attrs(ld, rt, rule, g, at);
+		resolve_attrs(ld, rt, rule, g, dpath);
 	}
-	free(at);
 }
 
-/* The credential settings each inject kind reads; the others are ignored. */
-static const struct {
-	const char *tpath;
-	unsigned kinds;		/* 1 << INJ_HTTP_* */
-} cred_use[] = {
-	{ "routes.[].credential.username_field", 1u << INJ_HTTP_BASIC },
-	{ "routes.[].credential.password_field", 1u << INJ_HTTP_BASIC },
-	{ "routes.[].credential.field", 1u << INJ_HTTP_BEARER | 1u << INJ_HTTP_QUERY },
-	{ "routes.[].credential.header", 1u << INJ_HTTP_HEADER },
-	{ "routes.[].credential.template", 1u << INJ_HTTP_HEADER },
-	{ "routes.[].credential.query_param", 1u << INJ_HTTP_QUERY },
+/* Routes a row check's messages (cg_setting_report) to ld. */
+struct row_report {
+	struct load *ld;
+	const config_setting_t *elem;	/* the route's group */
+	const char *dpath;		/* its path: "routes.[3]" */
+	size_t errors;
+	bool quiet;			/* only count */
 };
 
 static void
-build_credential(struct load *ld, const config_setting_t *rg, const char *rpath,
-    struct cg_route *rt)
+row_report(void *arg, bool warning, const char *rel, const char *text)
 {
-	const config_setting_t *g = member(rg, "routes.[].credential", CONFIG_TYPE_GROUP);
-	struct inj_http_cfg *ic = &rt->inject;
-	char dpath[CFG_PATH_MAX], sub[CFG_PATH_MAX], kname[32], err[256];
-	const struct cg_setting *kr = row("routes.[].credential.inject");
-	size_t k;
+	struct row_report *rr = arg;
+	char path[CFG_PATH_MAX];
 
-	_Static_assert(INJ_HTTP_BASIC == 0 && INJ_HTTP_BEARER == 1 && INJ_HTTP_HEADER == 2 &&
-	    INJ_HTTP_QUERY == 3, "credential.inject choices follow enum inj_http_kind");
+	if (!warning)
+		rr->errors++;
+	if (rr->quiet)
+		return;
+	if (rel[0] == '\0')
+		snprintf(path, sizeof(path), "%s", rr->dpath);
+	else
+		path_join(path, sizeof(path), rr->dpath, rel);
+	if (warning)
+		ld_warn(rr->ld, nearest(rr->elem, rel), path, "%s", text);
+	else
+		ld_err(rr->ld, nearest(rr->elem, rel), path, "%s", text);
+}
 
-	path_join(dpath, sizeof(dpath), rpath, "credential");
-	rt->secret_path = get_string(ld, g, "routes.[].credential.path");
-	ic->kind = (enum inj_http_kind)get_enum(g, "routes.[].credential.inject");
-	choice_name(kr, (int)ic->kind, kname, sizeof(kname));
-	ic->username_field = get_string(ld, g, "routes.[].credential.username_field");
-	ic->password_field = get_string(ld, g, "routes.[].credential.password_field");
-	ic->field = get_string(ld, g, "routes.[].credential.field");
-	if (g == NULL)
-		return;		/* reported as missing */
+/*
+ * Warns about each setting that rows[0..n) (those below prefix when not
+ * NULL) have written in element e (table path etpath, path dpath) but
+ * that has no effect given the others.
+ */
+static void
+warn_unused(struct load *ld, const struct cg_setting *rows, size_t n, const char *prefix,
+    const config_setting_t *e, const char *etpath, const char *dpath, void *const *bases)
+{
+	char warn[256], path[CFG_PATH_MAX];
+	const config_setting_t *m;
+	const char *rel;
+	size_t i;
 
-	for (k = 0; k < CG_ARRAY_LEN(cred_use); k++) {
-		const config_setting_t *m = member(g, cred_use[k].tpath, -1);
+	for (i = 0; i < n; i++) {
+		const struct cg_setting *r = &rows[i];
 
-		if (m == NULL || (cred_use[k].kinds & (1u << ic->kind)))
+		if (r->unused == NULL || (prefix != NULL && below(r->path, prefix) == NULL) ||
+		    (rel = below(r->path, etpath)) == NULL || (m = lookup_rel(e, rel)) == NULL ||
+		    bases[r->scope] == NULL)
 			continue;
-		path_join(sub, sizeof(sub), dpath, last_name(cred_use[k].tpath));
-		ld_warn(ld, m, sub, "ignored when inject is \"%s\"", kname);
+		if (r->unused(bases[r->scope], warn, sizeof(warn)) == NULL)
+			continue;
+		path_join(path, sizeof(path), dpath, rel);
+		ld_warn(ld, m, path, "%s", warn);
 	}
-	if (ic->kind == INJ_HTTP_HEADER) {
-		ic->header = get_string(ld, g, "routes.[].credential.header");
-		ic->value_template = get_string(ld, g, "routes.[].credential.template");
-		if (ic->header == NULL) {
-			path_join(sub, sizeof(sub), dpath, "header");
-			ld_err(ld, g, sub, "required when inject is \"header\"");
-		}
-		if (ic->value_template == NULL) {
-			path_join(sub, sizeof(sub), dpath, "template");
-			ld_err(ld, g, sub, "required when inject is \"header\"");
-		}
-		if (ic->header == NULL || ic->value_template == NULL)
-			return;
-	}
-	if (ic->kind == INJ_HTTP_QUERY) {
-		ic->query_param = get_string(ld, g, "routes.[].credential.query_param");
-		if (ic->query_param == NULL) {
-			path_join(sub, sizeof(sub), dpath, "query_param");
-			ld_err(ld, g, sub, "required when inject is \"query\"");
-			return;
-		}
-	}
-	if (ic->username_field == NULL || ic->password_field == NULL || ic->field == NULL)
-		return;		/* out of memory */
-	err[0] = '\0';
-	if (inj_http_cfg_check(ic, err, sizeof(err)) != 0)
-		ld_err(ld, g, dpath, "%s", err[0] != '\0' ? err : "invalid injection settings");
-	else if (ic->kind == INJ_HTTP_HEADER && strstr(ic->value_template, "${") == NULL) {
-		/* a credential written into the configuration, not the store */
-		path_join(sub, sizeof(sub), dpath, "template");
-		ld_warn(ld, member(g, "routes.[].credential.template", -1), sub,
-		    "references no ${field} of the secret: the header value is written in the "
-		    "configuration; keep the credential in the secret store");
-	}
+}
+
+/* The checks of the route's protocol's rows; the number of errors. */
+static size_t
+proto_checks(struct load *ld, const config_setting_t *rg, const char *rpath,
+    const struct cg_route *rt, bool quiet)
+{
+	struct row_report rr = { .ld = ld, .elem = rg, .dpath = rpath, .quiet = quiet };
+	struct cg_setting_report rep = { .report = row_report, .arg = &rr };
+	size_t i;
+
+	for (i = 0; rt->proto != NULL && i < rt->proto->nsettings; i++)
+		if (rt->proto->settings[i].check != NULL)
+			rt->proto->settings[i].check(rt->proto_cfg, &rep);
+	return rr.errors;
+}
+
+/* What the route's protocol says of its own settings. */
+static void
+build_proto(struct load *ld, const config_setting_t *rg, const char *rpath, struct cg_route *rt)
+{
+	if (rt->proto == NULL)
+		return;
+	warn_unused(ld, rt->proto->settings, rt->proto->nsettings, NULL, rg, "routes.[]", rpath,
+	    (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_ROUTE] = rt, [CG_SCOPE_PROTO] = rt->proto_cfg });
+	(void)proto_checks(ld, rg, rpath, rt, false);
 }
 
 /*
@@ -2100,27 +2879,14 @@ static void
 build_tls_server(struct load *ld, const config_setting_t *rg, const char *rpath,
     struct cg_route *rt)
 {
-	static const char *const needs_cert[] = {
-		"routes.[].tls.verify_client", "routes.[].tls.min_version",
-		"routes.[].tls.ciphers", "routes.[].tls.ciphersuites", "routes.[].tls.curves",
-	};
 	const config_setting_t *g = member(rg, "routes.[].tls", CONFIG_TYPE_GROUP);
 	struct cg_tls_server *t = &rt->tls;
 	char dpath[CFG_PATH_MAX], sub[CFG_PATH_MAX], vname[32];
-	size_t k;
 
 	_Static_assert(CG_TLS_VERIFY_NONE == 0 && CG_TLS_VERIFY_OPTIONAL == 1 &&
 	    CG_TLS_VERIFY_REQUIRED == 2, "tls.verify_client choices follow enum cg_tls_verify");
 
 	path_join(dpath, sizeof(dpath), rpath, "tls");
-	t->cert = get_string(ld, g, "routes.[].tls.cert");
-	t->key = get_string(ld, g, "routes.[].tls.key");
-	t->client_ca = get_string(ld, g, "routes.[].tls.client_ca");
-	t->verify_client = (enum cg_tls_verify)get_enum(g, "routes.[].tls.verify_client");
-	t->min_version = get_string(ld, g, "routes.[].tls.min_version");
-	t->ciphers = get_string(ld, g, "routes.[].tls.ciphers");
-	t->ciphersuites = get_string(ld, g, "routes.[].tls.ciphersuites");
-	t->curves = get_string(ld, g, "routes.[].tls.curves");
 	t->enabled = t->cert != NULL;
 	if (g == NULL)
 		return;
@@ -2145,14 +2911,8 @@ build_tls_server(struct load *ld, const config_setting_t *rg, const char *rpath,
 		    (int)t->verify_client, vname, sizeof(vname)));
 	}
 	if (!t->enabled) {
-		for (k = 0; k < CG_ARRAY_LEN(needs_cert); k++) {
-			const config_setting_t *m = member(g, needs_cert[k], -1);
-
-			if (m == NULL)
-				continue;
-			path_join(sub, sizeof(sub), dpath, last_name(needs_cert[k]));
-			ld_warn(ld, m, sub, "ignored without cert and key");
-		}
+		warn_unused(ld, cg_settings, cg_nsettings, "routes.[].tls", rg, "routes.[]", rpath,
+		    (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_ROUTE] = rt });
 		return;
 	}
 	if (t->client_ca != NULL && t->verify_client == CG_TLS_VERIFY_NONE) {
@@ -2170,42 +2930,22 @@ build_tls_server(struct load *ld, const config_setting_t *rg, const char *rpath,
 
 /* routes.[].upstream.tls: every setting but enabled needs enabled = true. */
 static void
-build_tls_client(struct load *ld, const config_setting_t *up, const char *rpath,
+build_tls_client(struct load *ld, const config_setting_t *rg, const char *rpath,
     struct cg_route *rt)
 {
+	const config_setting_t *up = member(rg, "routes.[].upstream", CONFIG_TYPE_GROUP);
 	const config_setting_t *g = member(up, "routes.[].upstream.tls", CONFIG_TYPE_GROUP);
-	const config_setting_t *m;
 	struct cg_tls_client *t = &rt->upstream_tls;
 	char dpath[CFG_PATH_MAX], sub[CFG_PATH_MAX], q[CFG_QUOTE_MAX + 16];
-	int i, n;
 
 	path_join(dpath, sizeof(dpath), rpath, "upstream.tls");
-	t->enabled = get_bool(g, "routes.[].upstream.tls.enabled");
-	t->verify = get_bool(g, "routes.[].upstream.tls.verify");
-	t->min_version = get_string(ld, g, "routes.[].upstream.tls.min_version");
-	t->ciphers = get_string(ld, g, "routes.[].upstream.tls.ciphers");
-	t->ciphersuites = get_string(ld, g, "routes.[].upstream.tls.ciphersuites");
 	if (g == NULL)
 		return;
 	if (!t->enabled) {
-		n = config_setting_length(g);
-		for (i = 0; i < n; i++) {
-			const char *name;
-
-			m = config_setting_get_elem(g, (unsigned)i);
-			name = config_setting_name(m);
-			if (name == NULL || strcmp(name, "enabled") == 0)
-				continue;
-			path_join(sub, sizeof(sub), dpath, name);
-			ld_warn(ld, m, sub, "ignored when enabled is false");
-		}
+		warn_unused(ld, cg_settings, cg_nsettings, "routes.[].upstream.tls", rg,
+		    "routes.[]", rpath, (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_ROUTE] = rt });
 		return;
 	}
-	t->ca = get_string(ld, g, "routes.[].upstream.tls.ca");
-	t->server_name = get_string(ld, g, "routes.[].upstream.tls.server_name");
-	t->cert = get_string(ld, g, "routes.[].upstream.tls.cert");
-	t->key = get_string(ld, g, "routes.[].upstream.tls.key");
-
 	if (t->server_name != NULL) {
 		if (t->server_name[0] != '\0' && !server_name_ok(t->server_name)) {
 			path_join(sub, sizeof(sub), dpath, "server_name");
@@ -2247,11 +2987,9 @@ build_route(struct load *ld, const config_setting_t *rg, size_t idx, struct cg_c
 {
 	struct cg_route *rt = &cfg->routes[cfg->nroutes++];
 	char rpath[CFG_PATH_MAX], sub[CFG_PATH_MAX], q[CFG_QUOTE_MAX + 16];
-	const config_setting_t *up = member(rg, "routes.[].upstream", CONFIG_TYPE_GROUP);
 	const config_setting_t *m;
 	struct seen_rule *seen = NULL;
 	size_t k, nseen = 0, nrules = 0;
-	char *listen;
 
 	_Static_assert(POLICY_ENFORCE == 0 && POLICY_DRY_RUN == 1,
 	    "routes.[].mode choices follow enum policy_mode");
@@ -2260,23 +2998,10 @@ build_route(struct load *ld, const config_setting_t *rg, size_t idx, struct cg_c
 
 	path_index(rpath, sizeof(rpath), "routes", idx);
 	rt->line = line_of(rg);
-	rt->policy.name = get_string(ld, rg, "routes.[].name");
-	rt->protocol = get_string(ld, rg, "routes.[].protocol");
-	rt->proto = inj_proto_find(rt->protocol);
-	rt->upstream_host = get_string(ld, up, "routes.[].upstream.host");
-	rt->upstream_port = (int)get_int(ld, up, "routes.[].upstream.port");
-	rt->max_connections = (uint32_t)get_int(ld, rg, "routes.[].max_connections");
-	rt->keepalive_requests = (uint32_t)get_int(ld, rg, "routes.[].keepalive_requests");
-	rt->keepalive_time_ms = get_duration(ld, rg, "routes.[].keepalive_time");
-	rt->upstream_keepalive = (uint32_t)get_int(ld, up, "routes.[].upstream.keepalive");
-	rt->policy.mode = (enum policy_mode)get_enum(rg, "routes.[].mode");
-	rt->max_body = (uint64_t)get_int(ld, rg, "routes.[].max_body");
-	rt->audit_failure = (enum cg_audit_failure)get_enum(rg, "routes.[].audit_failure");
-	rt->owner = get_string(ld, rg, "routes.[].owner");
-	rt->purpose = get_string(ld, rg, "routes.[].purpose");
-	rt->environment = get_string(ld, rg, "routes.[].environment");
-	rt->expires_text = get_string(ld, rg, "routes.[].expires");
-	build_credential(ld, rg, rpath, rt);
+	/* the protocol's rows count from its row on (protocol_parse()) */
+	fill_group(ld, rg, "routes.[]", rpath, (void *[CG_SCOPE_COUNT]){
+	    [CG_SCOPE_ROUTE] = rt, [CG_SCOPE_PROTO] = rt->proto_cfg });
+	build_proto(ld, rg, rpath, rt);
 
 	if (rt->policy.name != NULL && rt->policy.name[0] != '\0') {
 		m = member(rg, "routes.[].name", -1);
@@ -2293,11 +3018,17 @@ build_route(struct load *ld, const config_setting_t *rg, size_t idx, struct cg_c
 			}
 	}
 
-	if ((listen = get_string(ld, rg, "routes.[].listen")) != NULL) {
-		int r = parse_listen(listen, &rt->listen_host, &rt->listen_port);
+	if ((m = member(rg, "routes.[].listen", CONFIG_TYPE_STRING)) != NULL &&
+	    config_setting_get_string(m)[0] != '\0') {
+		const char *listen = config_setting_get_string(m);
+		char *host = NULL;
+		int port, r = 0;
 
-		m = member(rg, "routes.[].listen", -1);
 		path_join(sub, sizeof(sub), rpath, "listen");
+		/* listen_parse() filled what parses; say why the rest does not */
+		if (rt->listen_host == NULL && (r = parse_listen(listen, &host, &port)) == 0)
+			r = 1;
+		free(host);
 		if (r == CG_ERR_NOMEM)
 			ld->nomem = true;
 		else if (r == 2)
@@ -2314,10 +3045,9 @@ build_route(struct load *ld, const config_setting_t *rg, size_t idx, struct cg_c
 				break;
 			}
 		}
-		free(listen);
 	}
 	build_tls_server(ld, rg, rpath, rt);
-	build_tls_client(ld, up, rpath, rt);
+	build_tls_client(ld, rg, rpath, rt);
 
 	if (rt->expires_text != NULL && rt->expires_text[0] != '\0') {
 		m = member(rg, "routes.[].expires", -1);
@@ -2340,13 +3070,13 @@ build_route(struct load *ld, const config_setting_t *rg, size_t idx, struct cg_c
 	}
 	if (nrules > 0 && (seen = calloc(nrules, sizeof(*seen))) == NULL) {
 		ld->nomem = true;
+		ld->proto = NULL;
 		return;
 	}
-	build_rules(ld, cfg, rt, rg, "allow", rpath, &rt->policy.allow, &rt->policy.nallow,
-	    seen, &nseen);
-	build_rules(ld, cfg, rt, rg, "deny", rpath, &rt->policy.deny, &rt->policy.ndeny,
-	    seen, &nseen);
+	build_rules(ld, cfg, rt, rg, row("routes.[].allow"), rpath, seen, &nseen);
+	build_rules(ld, cfg, rt, rg, row("routes.[].deny"), rpath, seen, &nseen);
 	free(seen);
+	ld->proto = NULL;
 }
 
 static void
@@ -2464,89 +3194,82 @@ issuer_accepted(const struct cg_config *cfg, const struct policy_issuer *is)
 
 /*
  * One field a route's injection reads: reported when the route's secret
- * lacks it.  tpath is the setting that names the field; ref is set for a
+ * lacks it.  r is the setting that names the field; ref is set for a
  * template reference.
  */
 static void
-check_field(struct load *ld, const config_setting_t *cred, const char *rpath,
-    const struct cg_route *rt, const char *tpath, const char *field, bool ref)
+check_field(struct load *ld, const config_setting_t *rg, const char *rpath,
+    const struct cg_route *rt, const struct cg_setting *r, const char *field_name, bool ref)
 {
-	char path[CFG_PATH_MAX], sub[CFG_PATH_MAX], qn[CFG_QUOTE_MAX + 16];
+	char path[CFG_PATH_MAX], qn[CFG_QUOTE_MAX + 16];
 	char qp[CFG_QUOTE_MAX + 16], qf[CFG_QUOTE_MAX + 16];
-	const config_setting_t *m = member(cred, tpath, -1);
+	const char *rel = below(r->path, "routes.[]");
 
-	if (file_backend_names_has(ld->secrets, rt->secret_path, field))
+	if (file_backend_names_has(ld->secrets, rt->secret_path, field_name))
 		return;
-	path_join(sub, sizeof(sub), rpath, "credential");
-	path_join(path, sizeof(path), sub, last_name(tpath));
-	ld_err(ld, m != NULL ? m : cred, path, "route %s: secret %s has no field %s%s%s%s",
-	    QUOTE(qn, rt->policy.name), QUOTE(qp, rt->secret_path), QUOTE(qf, field),
-	    ref ? " (the template's ${" : "", ref ? field : "", ref ? "})" : "");
+	path_join(path, sizeof(path), rpath, rel);
+	ld_err(ld, nearest(rg, rel), path, "route %s: secret %s has no field %s%s%s%s",
+	    QUOTE(qn, rt->policy.name), QUOTE(qp, rt->secret_path), QUOTE(qf, field_name),
+	    ref ? " (the template's ${" : "", ref ? field_name : "", ref ? "})" : "");
 }
 
 /*
  * For `credgate -t` with the file backend: each route's secret is in the
- * secrets file, with every field its injection reads.  Names only: no
- * value is read into a message.
+ * secrets file, with every field its injection reads (the protocol's rows
+ * that name fields, or templates of references, and that are in use).
+ * Names only: no value is read into a message.
  */
 static void
 check_route_secrets(struct load *ld, const config_setting_t *root, const struct cg_config *cfg)
 {
 	const config_setting_t *list = member(root, "routes", CONFIG_TYPE_LIST);
-	char rpath[CFG_PATH_MAX], path[CFG_PATH_MAX], qn[CFG_QUOTE_MAX + 16];
+	char rpath[CFG_PATH_MAX], path[CFG_PATH_MAX], qn[CFG_QUOTE_MAX + 16], warn[256];
 	char qp[CFG_QUOTE_MAX + 16], qf[CFG_QUOTE_MAX + 16];
 	int i, n = list != NULL ? config_setting_length(list) : 0;
-	size_t k = 0;
+	size_t k = 0, j;
 
 	if (ld->secrets == NULL)
 		return;		/* not asked for, or the file is reported */
 	for (i = 0; i < n && k < cfg->nroutes; i++) {
 		const config_setting_t *rg = config_setting_get_elem(list, (unsigned)i);
-		const config_setting_t *cred;
 		const struct cg_route *rt;
-		const struct inj_http_cfg *ic;
 		const char *t, *p, *end;
+		bool checked = false;
 
 		if (config_setting_type(rg) != CONFIG_TYPE_GROUP)
 			continue;
 		rt = &cfg->routes[k++];
-		ic = &rt->inject;
-		cred = member(rg, "routes.[].credential", CONFIG_TYPE_GROUP);
-		if (cred == NULL || rt->secret_path == NULL || rt->secret_path[0] == '\0' ||
-		    rt->policy.name == NULL)
+		if (member(rg, "routes.[].credential", CONFIG_TYPE_GROUP) == NULL ||
+		    rt->secret_path == NULL || rt->secret_path[0] == '\0' ||
+		    rt->policy.name == NULL || rt->proto == NULL)
 			continue;	/* reported */
 		path_index(rpath, sizeof(rpath), "routes", (size_t)i);
 		if (!file_backend_names_has(ld->secrets, rt->secret_path, NULL)) {
 			path_join(path, sizeof(path), rpath, "credential.path");
-			ld_err(ld, member(cred, "routes.[].credential.path", -1), path,
+			ld_err(ld, nearest(rg, "credential.path"), path,
 			    "route %s: no secret %s in %s", QUOTE(qn, rt->policy.name),
 			    QUOTE(qp, rt->secret_path), QUOTE(qf, cfg->secrets_file));
 			continue;
 		}
-		switch (ic->kind) {
-		case INJ_HTTP_BASIC:
-			if (ic->username_field != NULL)
-				check_field(ld, cred, rpath, rt, "routes.[].credential.username_field",
-				    ic->username_field, false);
-			if (ic->password_field != NULL)
-				check_field(ld, cred, rpath, rt, "routes.[].credential.password_field",
-				    ic->password_field, false);
-			break;
-		case INJ_HTTP_BEARER:
-		case INJ_HTTP_QUERY:
-			if (ic->field != NULL)
-				check_field(ld, cred, rpath, rt, "routes.[].credential.field",
-				    ic->field, false);
-			break;
-		case INJ_HTTP_HEADER:
+		for (j = 0; j < rt->proto->nsettings; j++) {
+			const struct cg_setting *r = &rt->proto->settings[j];
+
+			if (r->secret == CG_SECRET_NONE || r->type != CG_SET_STRING ||
+			    (r->unused != NULL && r->unused(rt->proto_cfg, warn, sizeof(warn)) != NULL) ||
+			    (t = *(char *const *)(const void *)(rt->proto_cfg + r->off)) == NULL)
+				continue;
+			if (r->secret == CG_SECRET_FIELD) {
+				check_field(ld, rg, rpath, rt, r, t, false);
+				continue;
+			}
 			/*
-			 * In a template that inj_http_cfg_check() accepts, each
-			 * "${" opens a reference that the next "}" closes.  A
-			 * name is reported once.
+			 * A template: only one the protocol accepts, in which
+			 * each "${" opens a reference that the next "}" closes.
+			 * A name is reported once.
 			 */
-			if ((t = ic->value_template) == NULL ||
-			    inj_http_cfg_check(ic, qf, sizeof(qf)) != 0)
+			if (!checked && proto_checks(ld, rg, rpath, rt, true) != 0)
 				break;	/* reported */
+			checked = true;
 			for (p = t; (p = strstr(p, "${")) != NULL && (end = strchr(p, '}')) != NULL;
 			    p = end + 1) {
 				char *name = strndup(p + 2, (size_t)(end - p - 2)), *first = NULL;
@@ -2557,12 +3280,10 @@ check_route_secrets(struct load *ld, const config_setting_t *root, const struct 
 					return;
 				}
 				if (strstr(t, first) == p)
-					check_field(ld, cred, rpath, rt,
-					    "routes.[].credential.template", name, true);
+					check_field(ld, rg, rpath, rt, r, name, true);
 				free(first);
 				free(name);
 			}
-			break;
 		}
 	}
 }
@@ -2588,6 +3309,7 @@ warn_unused_issuers(struct load *ld, const config_setting_t *root, const struct 
 		ld_warn(ld, g, path, "no allow rule accepts issuer %s", QUOTE(q, is->name));
 	}
 }
+
 
 /* ------------------------------------------------------------------ */
 /* Loading                                                             */
@@ -2709,46 +3431,20 @@ cg_config_free(struct cg_config *cfg)
 	if (cfg == NULL)
 		return;
 	free(cfg->file);
-	free(cfg->log_file);
-	free(cfg->user);
-	free(cfg->group);
-	free(cfg->admin_listen_host);
-	free(cfg->audit_file);
-	free(cfg->secrets_backend);
-	free(cfg->secrets_file);
+	clear_group("", NULL, (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_PROCESS] = cfg });
 	for (i = 0; i < cfg->nissuers; i++) {
+		clear_group("issuers.[]", NULL, (void *[CG_SCOPE_COUNT]){
+		    [CG_SCOPE_ISSUER] = cfg->issuers[i], [CG_SCOPE_ISSUER_EXT] = &cfg->issuer_ext[i] });
 		policy_issuer_free(cfg->issuers[i]);
-		free_strings(cfg->issuer_ext[i].audit_claims, cfg->issuer_ext[i].naudit_claims);
 	}
 	free(cfg->issuers);
 	free(cfg->issuer_ext);
 	for (i = 0; i < cfg->nroutes; i++) {
 		struct cg_route *rt = &cfg->routes[i];
 
+		clear_group("routes.[]", rt->proto, (void *[CG_SCOPE_COUNT]){
+		    [CG_SCOPE_ROUTE] = rt, [CG_SCOPE_PROTO] = rt->proto_cfg });
 		policy_route_clear(&rt->policy);
-		inj_http_cfg_clear(&rt->inject);
-		free(rt->listen_host);
-		free(rt->protocol);
-		free(rt->upstream_host);
-		free(rt->secret_path);
-		free(rt->owner);
-		free(rt->purpose);
-		free(rt->environment);
-		free(rt->expires_text);
-		free(rt->tls.cert);
-		free(rt->tls.key);
-		free(rt->tls.client_ca);
-		free(rt->tls.min_version);
-		free(rt->tls.ciphers);
-		free(rt->tls.ciphersuites);
-		free(rt->tls.curves);
-		free(rt->upstream_tls.ca);
-		free(rt->upstream_tls.server_name);
-		free(rt->upstream_tls.cert);
-		free(rt->upstream_tls.key);
-		free(rt->upstream_tls.min_version);
-		free(rt->upstream_tls.ciphers);
-		free(rt->upstream_tls.ciphersuites);
 	}
 	free(cfg->routes);
 	free(cfg);
@@ -2808,92 +3504,6 @@ d_quoted(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-/* Starts "name = " for row tpath; false (and a line written) if redacted. */
-static bool
-d_start(struct dump *d, const char *tpath)
-{
-	const struct cg_setting *r = row(tpath);
-
-	d_indent(d);
-	fprintf(d->f, "%s = ", last_name(tpath));
-	if (r->sensitive) {
-		fputs("\"<redacted>\";\n", d->f);
-		return false;
-	}
-	return true;
-}
-
-static void
-d_unset(struct dump *d, const char *tpath)
-{
-	d_indent(d);
-	fprintf(d->f, "# %s is not set\n", last_name(tpath));
-}
-
-static void
-d_str(struct dump *d, const char *tpath, const char *v)
-{
-	if (v == NULL) {
-		d_unset(d, tpath);
-		return;
-	}
-	if (!d_start(d, tpath))
-		return;
-	d_quoted(d->f, v);
-	fputs(";\n", d->f);
-}
-
-static void
-d_int(struct dump *d, const char *tpath, int64_t v)
-{
-	if (!d_start(d, tpath))
-		return;
-	/* libconfig needs the L suffix beyond 32 bits */
-	fprintf(d->f, "%" PRId64 "%s;\n", v, v > INT32_MAX || v < INT32_MIN ? "L" : "");
-}
-
-static void
-d_bool(struct dump *d, const char *tpath, bool v)
-{
-	if (d_start(d, tpath))
-		fprintf(d->f, "%s;\n", v ? "true" : "false");
-}
-
-static void
-d_duration(struct dump *d, const char *tpath, int64_t ms)
-{
-	char buf[64];
-
-	d_str(d, tpath, duration_text(ms, buf, sizeof(buf)));
-}
-
-static void
-d_enum(struct dump *d, const char *tpath, int v)
-{
-	char buf[64];
-
-	d_str(d, tpath, choice_name(row(tpath), v, buf, sizeof(buf)));
-}
-
-static void
-d_strings(struct dump *d, const char *tpath, char *const *v, size_t n, bool set)
-{
-	size_t i;
-
-	if (!set) {
-		d_unset(d, tpath);
-		return;
-	}
-	if (!d_start(d, tpath))
-		return;
-	fputs("[", d->f);
-	for (i = 0; i < n; i++) {
-		fputs(i > 0 ? ", " : " ", d->f);
-		d_quoted(d->f, v[i]);
-	}
-	fputs(" ];\n", d->f);
-}
-
 static void
 d_open(struct dump *d, const char *tpath, bool list)
 {
@@ -2908,13 +3518,6 @@ d_close(struct dump *d, bool list)
 	d->depth--;
 	d_indent(d);
 	fputs(list ? ");\n" : "};\n", d->f);
-}
-
-static void
-d_empty_list(struct dump *d, const char *tpath)
-{
-	d_indent(d);
-	fprintf(d->f, "%s = ( );\n", last_name(tpath));
 }
 
 /* Opens element i of a list; closes the previous one first. */
@@ -2941,327 +3544,170 @@ d_elems_end(struct dump *d, size_t n)
 	fputs("}\n", d->f);
 }
 
-/* The condition of rule written as row tpath; NULL if none. */
-static const struct policy_cond *
-find_cond(const struct policy_rule *rule, const char *tpath)
-{
-	const struct cg_setting *r = row(tpath);
-	size_t i;
-
-	for (i = 0; i < rule->nconds; i++)
-		if (rule->conds[i].origin == r)
-			return &rule->conds[i];
-	return NULL;
-}
-
-static void
-d_cond(struct dump *d, const struct policy_rule *rule, const char *tl, const char *name)
-{
-	char tp[CFG_PATH_MAX];
-	const struct policy_cond *c;
-
-	snprintf(tp, sizeof(tp), "%s.[].%s", tl, name);
-	c = find_cond(rule, tp);
-	d_strings(d, tp, c != NULL ? c->values : NULL, c != NULL ? c->nvalues : 0,
-	    c != NULL);
-}
-
 /*
- * The list tl.[].list (claims, attributes) of rule: the conditions that
- * came from it, each as a group of the name (claim, attribute) and value.
+ * One setting: "name = value;", or for a value that may hold a credential
+ * "<redacted>", or a comment when it is not set or has no effect.
  */
 static void
-d_cond_list(struct dump *d, const struct policy_rule *rule, const char *tl,
-    const char *list, const char *name)
+d_value(struct dump *d, const struct cg_setting *r, const void *const *bases)
 {
-	char tp[CFG_PATH_MAX], tv[CFG_PATH_MAX], tn[CFG_PATH_MAX];
-	const struct cg_setting *from;
-	size_t k, n;
+	const char *name = last_name(r->path), *why;
+	char warn[256], *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	bool set;
 
-	snprintf(tp, sizeof(tp), "%s.[].%s", tl, list);
-	snprintf(tn, sizeof(tn), "%s.[].%s.[].%s", tl, list, name);
-	snprintf(tv, sizeof(tv), "%s.[].%s.[].value", tl, list);
-	/* a claim's condition is marked with its value row, an attribute's
-	 * with its list row: methods and paths are attribute conditions too */
-	from = row(strcmp(list, "claims") == 0 ? tv : tp);
-	for (k = 0, n = 0; k < rule->nconds; k++)
-		n += rule->conds[k].origin == from;
-	if (n == 0) {
-		d_empty_list(d, tp);
+	if (r->unused != NULL && bases[r->scope] != NULL &&
+	    (why = r->unused(bases[r->scope], warn, sizeof(warn))) != NULL) {
+		d_indent(d);
+		fprintf(d->f, "# %s is not used %s\n", name, why);
 		return;
 	}
-	d_open(d, tp, true);
-	for (k = 0, n = 0; k < rule->nconds; k++) {
-		const struct policy_cond *c = &rule->conds[k];
-
-		if (c->origin != from)
-			continue;
-		d_elem(d, n++);
-		d_str(d, tn, c->kind == POLICY_COND_CLAIM ? c->claim : c->attr);
-		d_strings(d, tv, c->values, c->nvalues, true);
+	if ((f = open_memstream(&text, &len)) == NULL) {
+		d->f = NULL;
+		return;
 	}
-	d_elems_end(d, n);
-	d_close(d, true);
+	set = print_value(r, bases, f);
+	if (fclose(f) != 0) {
+		free(text);
+		d->f = NULL;
+		return;
+	}
+	d_indent(d);
+	if (!set)
+		fprintf(d->f, "# %s is not set\n", name);
+	else
+		fprintf(d->f, "%s = %s;\n", name, r->sensitive ? "\"<redacted>\"" : text);
+	free(text);
 }
 
+static void d_list(struct dump *d, const struct cg_setting *r, const void *const *bases,
+    const struct inj_proto *proto);
+
+/* Every setting below tpath, in the rows' order. */
 static void
-d_rules(struct dump *d, const char *kind, const struct policy_rule *rules, size_t n)
+d_group(struct dump *d, const char *tpath, const void *const *bases,
+    const struct inj_proto *proto)
 {
-	char tl[64], tp[CFG_PATH_MAX];
+	const struct cg_setting *r;
 	size_t i;
 
-	snprintf(tl, sizeof(tl), "routes.[].%s", kind);
+	FOR_ROWS(proto, i, r) {
+		if (d->f == NULL)
+			return;
+		if (!is_child(r->path, tpath))
+			continue;
+		switch (r->type) {
+		case CG_SET_GROUP:
+			d_open(d, r->path, false);
+			d_group(d, r->path, bases, proto);
+			d_close(d, false);
+			break;
+		case CG_SET_LIST:
+			d_list(d, r, bases, proto);
+			break;
+		default:
+			d_value(d, r, bases);
+		}
+	}
+}
+
+static void
+d_list(struct dump *d, const struct cg_setting *r, const void *const *bases,
+    const struct inj_proto *proto)
+{
+	const void *sub[CG_SCOPE_COUNT];
+	const struct inj_proto *p;
+	char tpath[CFG_PATH_MAX];
+	size_t i, n = r->ops != NULL && r->ops->count != NULL ? r->ops->count(r, bases) : 0;
+
 	if (n == 0) {
-		d_empty_list(d, tl);
+		d_indent(d);
+		fprintf(d->f, "%s = ( );\n", last_name(r->path));
 		return;
 	}
-	d_open(d, tl, true);
-	for (i = 0; i < n; i++) {
-		const struct policy_rule *rule = &rules[i];
-
+	path_join(tpath, sizeof(tpath), r->path, "[]");
+	d_open(d, r->path, true);
+	for (i = 0; i < n && d->f != NULL; i++) {
+		memcpy(sub, bases, sizeof(sub));
+		p = proto;
+		r->ops->elem(r, bases, i, sub, &p);
 		d_elem(d, i);
-		snprintf(tp, sizeof(tp), "%s.[].name", tl);
-		d_str(d, tp, rule->name);
-		d_cond(d, rule, tl, "issuer");
-		d_cond(d, rule, tl, "audience");
-		d_cond_list(d, rule, tl, "claims", "claim");
-		d_cond(d, rule, tl, "methods");
-		d_cond(d, rule, tl, "paths");
-		d_cond_list(d, rule, tl, "attributes", "attribute");
-		d_cond(d, rule, tl, "client_subject");
-		d_cond(d, rule, tl, "client_san");
+		d_group(d, tpath, sub, p);
 	}
+	if (d->f == NULL)
+		return;
 	d_elems_end(d, n);
 	d_close(d, true);
-}
-
-/* A setting that is off while the TLS it belongs to is off. */
-static void
-d_unused(struct dump *d, const char *tpath, const char *why)
-{
-	d_indent(d);
-	fprintf(d->f, "# %s is not used %s\n", last_name(tpath), why);
-}
-
-static void
-d_tls_server(struct dump *d, const struct cg_tls_server *t)
-{
-	static const char *const off[] = {
-		"routes.[].tls.verify_client", "routes.[].tls.min_version",
-		"routes.[].tls.ciphers", "routes.[].tls.ciphersuites", "routes.[].tls.curves",
-	};
-	size_t k;
-
-	d_open(d, "routes.[].tls", false);
-	d_str(d, "routes.[].tls.cert", t->cert);
-	d_str(d, "routes.[].tls.key", t->key);
-	d_str(d, "routes.[].tls.client_ca", t->client_ca);
-	if (!t->enabled) {
-		for (k = 0; k < CG_ARRAY_LEN(off); k++)
-			d_unused(d, off[k], "without cert and key");
-	} else {
-		d_enum(d, "routes.[].tls.verify_client", (int)t->verify_client);
-		d_str(d, "routes.[].tls.min_version", t->min_version);
-		d_str(d, "routes.[].tls.ciphers", t->ciphers);
-		d_str(d, "routes.[].tls.ciphersuites", t->ciphersuites);
-		d_str(d, "routes.[].tls.curves", t->curves);
-	}
-	d_close(d, false);
-}
-
-static void
-d_tls_client(struct dump *d, const struct cg_tls_client *t)
-{
-	static const char *const off[] = {
-		"routes.[].upstream.tls.ca", "routes.[].upstream.tls.verify",
-		"routes.[].upstream.tls.server_name", "routes.[].upstream.tls.cert",
-		"routes.[].upstream.tls.key", "routes.[].upstream.tls.min_version",
-		"routes.[].upstream.tls.ciphers", "routes.[].upstream.tls.ciphersuites",
-	};
-	size_t k;
-
-	d_open(d, "routes.[].upstream.tls", false);
-	d_bool(d, "routes.[].upstream.tls.enabled", t->enabled);
-	if (!t->enabled) {
-		for (k = 0; k < CG_ARRAY_LEN(off); k++)
-			d_unused(d, off[k], "while enabled is false");
-	} else {
-		d_str(d, "routes.[].upstream.tls.ca", t->ca);
-		d_bool(d, "routes.[].upstream.tls.verify", t->verify);
-		d_str(d, "routes.[].upstream.tls.server_name", t->server_name);
-		d_str(d, "routes.[].upstream.tls.cert", t->cert);
-		d_str(d, "routes.[].upstream.tls.key", t->key);
-		d_str(d, "routes.[].upstream.tls.min_version", t->min_version);
-		d_str(d, "routes.[].upstream.tls.ciphers", t->ciphers);
-		d_str(d, "routes.[].upstream.tls.ciphersuites", t->ciphersuites);
-	}
-	d_close(d, false);
-}
-
-static void
-d_route(struct dump *d, const struct cg_route *rt)
-{
-	const struct inj_http_cfg *ic = &rt->inject;
-	char listen[512];
-	size_t k;
-
-	d_str(d, "routes.[].name", rt->policy.name);
-	if (rt->listen_host != NULL) {
-		d_str(d, "routes.[].listen", listen_text(rt->listen_host, rt->listen_port,
-		    listen, sizeof(listen)));
-	} else
-		d_unset(d, "routes.[].listen");
-	d_str(d, "routes.[].protocol", rt->protocol);
-	d_int(d, "routes.[].max_connections", rt->max_connections);
-	d_int(d, "routes.[].keepalive_requests", rt->keepalive_requests);
-	d_duration(d, "routes.[].keepalive_time", rt->keepalive_time_ms);
-	d_tls_server(d, &rt->tls);
-	d_open(d, "routes.[].upstream", false);
-	d_str(d, "routes.[].upstream.host", rt->upstream_host);
-	d_int(d, "routes.[].upstream.port", rt->upstream_port);
-	d_int(d, "routes.[].upstream.keepalive", rt->upstream_keepalive);
-	d_tls_client(d, &rt->upstream_tls);
-	d_close(d, false);
-
-	d_open(d, "routes.[].credential", false);
-	d_str(d, "routes.[].credential.path", rt->secret_path);
-	d_enum(d, "routes.[].credential.inject", (int)ic->kind);
-	for (k = 0; k < CG_ARRAY_LEN(cred_use); k++) {
-		const char *tp = cred_use[k].tpath, *v;
-
-		if (!(cred_use[k].kinds & (1u << ic->kind))) {
-			d_indent(d);
-			fprintf(d->f, "# %s is not used by this inject kind\n", last_name(tp));
-			continue;
-		}
-		switch (k) {
-		case 0: v = ic->username_field; break;
-		case 1: v = ic->password_field; break;
-		case 2: v = ic->field; break;
-		case 3: v = ic->header; break;
-		case 4: v = ic->value_template; break;
-		default: v = ic->query_param; break;
-		}
-		d_str(d, tp, v);
-	}
-	d_close(d, false);
-
-	d_enum(d, "routes.[].mode", (int)rt->policy.mode);
-	d_int(d, "routes.[].max_body", (int64_t)rt->max_body);
-	d_enum(d, "routes.[].audit_failure", (int)rt->audit_failure);
-	d_str(d, "routes.[].owner", rt->owner);
-	d_str(d, "routes.[].purpose", rt->purpose);
-	d_str(d, "routes.[].environment", rt->environment);
-	d_str(d, "routes.[].expires", rt->expires_text);
-	d_rules(d, "allow", rt->policy.allow, rt->policy.nallow);
-	d_rules(d, "deny", rt->policy.deny, rt->policy.ndeny);
-}
-
-static void
-d_issuer(struct dump *d, const struct policy_issuer *is, const struct cg_issuer_ext *ext)
-{
-	const struct cg_setting *ar = row("issuers.[].algorithms");
-	char *names[8], buf[8][16];
-	size_t n = 0;
-	int i;
-
-	d_str(d, "issuers.[].name", is->name);
-	d_str(d, "issuers.[].issuer", is->iss);
-	d_strings(d, "issuers.[].audiences", is->audiences, is->naudiences, true);
-	for (i = 0; i < 8; i++) {
-		choice_name(ar, i, buf[n], sizeof(buf[n]));
-		if (buf[n][0] == '\0')
-			break;
-		if (is->algs & jwt_alg_parse(buf[n])) {
-			names[n] = buf[n];
-			n++;
-		}
-	}
-	d_strings(d, "issuers.[].algorithms", names, n, true);
-	d_str(d, "issuers.[].jwks_file", is->jwks_file);
-	d_duration(d, "issuers.[].max_lifetime", is->max_lifetime_s * 1000);
-	d_duration(d, "issuers.[].clock_skew", is->clock_skew_s * 1000);
-	d_strings(d, "issuers.[].audit_claims", ext->audit_claims, ext->naudit_claims, true);
 }
 
 int
 cg_config_dump(const struct cg_config *cfg, FILE *out)
 {
 	struct dump d = { .f = out };
-	size_t i;
 
-	d_open(&d, "credgate", false);
-	d_enum(&d, "credgate.log_level", cfg->log_level);
-	d_str(&d, "credgate.log_file", cfg->log_file);
-	d_int(&d, "credgate.workers", cfg->workers_conf);
-	d_str(&d, "credgate.user", cfg->user);
-	d_str(&d, "credgate.group", cfg->group);
-	d_int(&d, "credgate.max_connections", cfg->max_connections);
-	d_int(&d, "credgate.max_pending_per_client", cfg->max_pending_per_client);
-	d_duration(&d, "credgate.shutdown_timeout", cfg->shutdown_timeout_ms);
-	d_enum(&d, "credgate.secure_memory", (int)cfg->secure_memory);
-	d_int(&d, "credgate.secure_memory_size", (int64_t)cfg->secure_memory_size);
-	d_open(&d, "credgate.token_cache", false);
-	d_int(&d, "credgate.token_cache.size", cfg->token_cache_size);
-	d_close(&d, false);
-	d_open(&d, "credgate.admin", false);
-	if (cfg->admin_listen_host != NULL) {
-		char buf[512];
-
-		d_str(&d, "credgate.admin.listen", listen_text(cfg->admin_listen_host,
-		    cfg->admin_listen_port, buf, sizeof(buf)));
-	} else
-		d_unset(&d, "credgate.admin.listen");
-	d_close(&d, false);
-	d_open(&d, "credgate.audit", false);
-	d_str(&d, "credgate.audit.file", cfg->audit_file);
-	d_bool(&d, "credgate.audit.stdout", cfg->audit_stdout);
-	d_close(&d, false);
-	d_open(&d, "credgate.limits", false);
-	d_int(&d, "credgate.limits.request_line", cfg->max_request_line);
-	d_int(&d, "credgate.limits.header_bytes", cfg->max_header_bytes);
-	d_int(&d, "credgate.limits.header_count", cfg->max_header_count);
-	d_int(&d, "credgate.limits.token_bytes", cfg->max_token_bytes);
-	d_close(&d, false);
-	d_open(&d, "credgate.timeouts", false);
-	d_duration(&d, "credgate.timeouts.client_header", cfg->client_header_timeout_ms);
-	d_duration(&d, "credgate.timeouts.client_idle", cfg->client_idle_timeout_ms);
-	d_duration(&d, "credgate.timeouts.upstream_connect", cfg->upstream_connect_timeout_ms);
-	d_duration(&d, "credgate.timeouts.upstream_response", cfg->upstream_response_timeout_ms);
-	d_close(&d, false);
-	d_close(&d, false);
-
-	if (cfg->nissuers == 0)
-		d_empty_list(&d, "issuers");
-	else {
-		d_open(&d, "issuers", true);
-		for (i = 0; i < cfg->nissuers; i++) {
-			d_elem(&d, i);
-			d_issuer(&d, cfg->issuers[i], &cfg->issuer_ext[i]);
-		}
-		d_elems_end(&d, cfg->nissuers);
-		d_close(&d, true);
-	}
-
-	d_open(&d, "secrets", false);
-	d_str(&d, "secrets.backend", cfg->secrets_backend);
-	d_str(&d, "secrets.file", cfg->secrets_file);
-	d_duration(&d, "secrets.cache_ttl", cfg->secret_cache_ttl_ms);
-	d_close(&d, false);
-
-	if (cfg->nroutes == 0)
-		d_empty_list(&d, "routes");
-	else {
-		d_open(&d, "routes", true);
-		for (i = 0; i < cfg->nroutes; i++) {
-			d_elem(&d, i);
-			d_route(&d, &cfg->routes[i]);
-		}
-		d_elems_end(&d, cfg->nroutes);
-		d_close(&d, true);
-	}
-
+	d_group(&d, "", (const void *[CG_SCOPE_COUNT]){ [CG_SCOPE_PROCESS] = cfg }, NULL);
+	if (d.f == NULL)
+		return CG_ERR_NOMEM;
 	if (fflush(out) != 0 || ferror(out))
 		return CG_ERR_IO;
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reload                                                              */
+/* ------------------------------------------------------------------ */
+
+/* r's value in the struct of its scope, as -T would print it; NULL when
+ * unset ("" when out of memory, *nomem set). */
+static char *
+value_text(const struct cg_setting *r, const void *base, bool *nomem)
+{
+	const void *bases[CG_SCOPE_COUNT] = { [0] = NULL };
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	bool set;
+
+	bases[r->scope] = base;
+	if ((f = open_memstream(&text, &len)) == NULL) {
+		*nomem = true;
+		return NULL;
+	}
+	set = print_value(r, bases, f);
+	if (fclose(f) != 0)
+		*nomem = true;
+	if (!set) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+int
+cg_config_keep_fixed(const struct cg_config *run, struct cg_config *next,
+    void (*changed)(const char *path, void *arg), void *arg)
+{
+	bool nomem = false;
+	char *a, *b;
+	size_t i;
+
+	for (i = 0; i < cg_nsettings; i++) {
+		const struct cg_setting *r = &cg_settings[i];
+
+		if (r->reloadable || r->type == CG_SET_GROUP || r->type == CG_SET_LIST)
+			continue;
+		if (r->scope != CG_SCOPE_PROCESS)
+			abort();	/* only process settings may need a restart */
+		a = value_text(r, run, &nomem);
+		b = value_text(r, next, &nomem);
+		if ((a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0)) {
+			changed(r->path, arg);
+			if (!copy_value(r, next, run))
+				nomem = true;
+		}
+		free(a);
+		free(b);
+	}
+	return nomem ? CG_ERR_NOMEM : 0;
 }

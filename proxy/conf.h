@@ -1,10 +1,12 @@
 /*
  * conf.h: credgate.conf, from the file to one immutable generation.
  *
- * One settings table (conf_table.c) drives parsing, `credgate -t`,
- * the effective-config dump of `credgate -T` and the test that
- * credgate.conf(5) documents every row.  A loaded struct cg_config is never
- * changed; a reload builds a new one.
+ * One settings table drives parsing, `credgate -t`, the effective-config
+ * dump of `credgate -T`, reload and the test that credgate.conf(5)
+ * documents every row: the rows of conf_table.c and those each protocol
+ * declares (struct inj_proto), each bound to the field it fills
+ * (common/settings.h).  A loaded struct cg_config is never changed; a
+ * reload builds a new one.
  */
 #ifndef CG_CONFIG_H
 #define CG_CONFIG_H
@@ -17,7 +19,9 @@
 #include <stdio.h>
 
 #include "common.h"
+#include "settings.h"
 #include "policy/policy.h"
+#include "injectors/injector.h"
 #include "injectors/http/http.h"
 
 enum cg_audit_failure {
@@ -59,7 +63,8 @@ struct cg_tls_server {
 /*
  * routes.[].upstream.tls.  verify, min_version, ciphers and ciphersuites
  * always hold their values (defaults filled in); ca, server_name, cert and
- * key are read only when enabled, and are NULL otherwise.
+ * key are NULL when unset.  Nothing but enabled is used while enabled is
+ * false.
  */
 struct cg_tls_client {
 	bool enabled;			/* routes.[].upstream.tls.enabled */
@@ -75,16 +80,31 @@ struct cg_tls_client {
 	char *ciphersuites;
 };
 
+/* The largest protocol configuration a route holds (struct inj_proto's
+ * cfg_size); a test checks that every protocol's fits. */
+#define CG_PROTO_CFG_MAX	256
+
 struct cg_route {
 	struct policy_route policy;	/* name, mode, expires, allow, deny */
 	char *listen_host;		/* routes.[].listen "host:port" */
 	int listen_port;
 	char *protocol;			/* routes.[].protocol: "http" */
-	const struct inj_proto *proto;	/* that protocol; NULL only in a load that fails */
+	const struct inj_proto *proto;	/* that protocol (in a load that fails for naming
+					   none credgate has, the default's) */
 	char *upstream_host;
 	int upstream_port;
 	char *secret_path;		/* routes.[].credential.path */
-	struct inj_http_cfg inject;	/* routes.[].credential.* */
+	/*
+	 * The protocol's own settings, which its rows (CG_SCOPE_PROTO) fill:
+	 * proto_cfg holds any protocol's struct (cfg_size bytes, at most
+	 * CG_PROTO_CFG_MAX); inject is the same bytes as HTTP's, which the
+	 * engine reads.
+	 */
+	union {
+		struct inj_http_cfg inject;	/* protocol "http" */
+		unsigned char proto_cfg[CG_PROTO_CFG_MAX];
+		max_align_t proto_align;
+	};
 	uint64_t max_body;		/* bytes of request body; 0 = none allowed */
 	enum cg_audit_failure audit_failure;
 	char *owner;
@@ -223,34 +243,33 @@ int cg_config_dump(const struct cg_config *cfg, FILE *out) CG_WUR;
 
 const struct cg_route *cg_config_route(const struct cg_config *cfg, const char *name);
 
-/* The settings table, for the man page test and -T. */
-enum cg_setting_type {
-	CG_SET_BOOL,
-	CG_SET_INT,
-	CG_SET_STRING,
-	CG_SET_DURATION,
-	CG_SET_ENUM,
-	CG_SET_STRING_LIST,	/* a string or an array of strings */
-	CG_SET_GROUP,
-	CG_SET_LIST,		/* a list of groups */
-};
-
-struct cg_setting {
-	const char *path;	/* "credgate.limits.header_bytes", "routes.[].name" */
-	enum cg_setting_type type;
-	const char *def;	/* default as written in the file; NULL = none */
-	int64_t min, max;	/* bounds for INT and DURATION (ms) */
-	const char *choices;	/* ENUM: "a|b|c" */
-	bool required;
-	bool reloadable;
-	bool sensitive;		/* -T prints "<redacted>" */
-	bool empty_ok;		/* STRING_LIST, LIST: an empty one is allowed */
-	const char *help;	/* one line */
-};
+/*
+ * The settings table (conf_table.c): the rows of the process, issuer,
+ * secrets and route settings, in the order credgate -T prints them.  Each
+ * protocol adds its own rows (struct inj_proto), under routes.[].
+ */
 extern const struct cg_setting cg_settings[];
 extern const size_t cg_nsettings;
 
-/* The row for a table path ("routes.[].name"); NULL if none. */
+/*
+ * Every row, the table's then each protocol's: the i-th for i below
+ * cg_setting_count(), for the man page test and the table's own checks.
+ */
+size_t cg_setting_count(void);
+const struct cg_setting *cg_setting_at(size_t i);
+
+/* The row for a table path ("routes.[].name"), any protocol's included;
+ * NULL if none. */
 const struct cg_setting *cg_setting_find(const char *path);
+
+/*
+ * For a reload: every setting that needs a restart (a row that is not
+ * reloadable) whose value in next differs from its value in run is passed
+ * to changed() by its path, and next gets run's value back, so that the new
+ * generation holds what the process runs with.  Returns 0, or CG_ERR_NOMEM
+ * (next may then hold some of run's values and some of its own).
+ */
+int cg_config_keep_fixed(const struct cg_config *run, struct cg_config *next,
+    void (*changed)(const char *path, void *arg), void *arg) CG_WUR;
 
 #endif /* CG_CONFIG_H */

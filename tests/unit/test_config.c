@@ -15,6 +15,7 @@
 #include <libconfig.h>
 
 #include "proxy/conf.h"
+#include "proxy/conf_int.h"
 
 #define EXAMPLE TEST_SRCDIR "/../../examples/quickstart.conf"
 #define MANPAGE TEST_SRCDIR "/../../man/credgate.conf.5"
@@ -1517,8 +1518,8 @@ test_defaults(void **state)
 	long want_workers;
 
 	(void)state;
-	for (i = 0; i < cg_nsettings; i++) {
-		const struct cg_setting *r = &cg_settings[i];
+	for (i = 0; i < cg_setting_count(); i++) {
+		const struct cg_setting *r = cg_setting_at(i);
 		config_setting_t *v;
 		config_t lc;
 		int64_t want = 0;
@@ -1610,15 +1611,15 @@ test_table(void **state)
 	size_t i, k;
 
 	(void)state;
-	for (i = 0; i < cg_nsettings; i++) {
-		const struct cg_setting *r = &cg_settings[i];
+	for (i = 0; i < cg_setting_count(); i++) {
+		const struct cg_setting *r = cg_setting_at(i);
 		char parent[256];
 		char *dot;
 
 		assert_ptr_equal(cg_setting_find(r->path), r);
 		assert_non_null(r->help);
 		for (k = 0; k < i; k++)
-			assert_string_not_equal(cg_settings[k].path, r->path);
+			assert_string_not_equal(cg_setting_at(k)->path, r->path);
 		assert_true(r->min <= r->max);
 		assert_true((r->type == CG_SET_ENUM) == (r->choices != NULL) ||
 		    r->type == CG_SET_STRING_LIST);
@@ -1636,6 +1637,99 @@ test_table(void **state)
 	/* -T redacts what may hold a credential */
 	assert_true(cg_setting_find("routes.[].credential.template")->sensitive);
 	assert_false(cg_setting_find("routes.[].credential.header")->sensitive);
+}
+
+/*
+ * Each row is bound to a field the loader can fill, print, free and keep:
+ * of its type's size, inside its struct, and a protocol's inside the room
+ * a route keeps for it.
+ */
+static void
+test_bindings(void **state)
+{
+	const struct cg_setting *r;
+	size_t i, k, nproto = 0;
+
+	(void)state;
+	for (i = 0; i < cg_setting_count(); i++) {
+		r = cg_setting_at(i);
+		print_message("row %s\n", r->path);
+		if (r->type == CG_SET_GROUP) {
+			assert_int_equal(r->scope, CG_SCOPE_NONE);
+			assert_null(r->ops);
+			continue;
+		}
+		if (r->type == CG_SET_LIST) {
+			/* its elements are built and walked by the loader */
+			assert_non_null(r->ops);
+			assert_non_null(r->ops->count);
+			assert_non_null(r->ops->elem);
+			continue;
+		}
+		assert_true(r->scope > CG_SCOPE_NONE && r->scope < CG_SCOPE_COUNT);
+		if (r->ops != NULL)
+			continue;	/* its hooks know its fields */
+		switch (r->type) {
+		case CG_SET_BOOL:
+			assert_int_equal(r->size, sizeof(bool));
+			break;
+		case CG_SET_INT:
+			assert_true(r->size == 4 || r->size == 8);
+			assert_true(r->size == 8 || (r->max <= INT32_MAX && r->min >= INT32_MIN));
+			break;
+		case CG_SET_ENUM:
+			assert_int_equal(r->size, sizeof(enum cg_tls_verify));
+			break;
+		case CG_SET_DURATION:
+			assert_int_equal(r->size, sizeof(int64_t));
+			break;
+		case CG_SET_STRING:
+			assert_int_equal(r->size, sizeof(char *));
+			break;
+		case CG_SET_STRING_LIST:
+			assert_int_equal(r->size, sizeof(char **));
+			assert_int_not_equal(r->off_n, r->off);
+			break;
+		default:
+			fail_msg("%s: a value row of no value type", r->path);
+		}
+	}
+	/* A reload can keep the running value of what needs a restart. */
+	for (i = 0; i < cg_nsettings; i++) {
+		r = &cg_settings[i];
+		if (r->reloadable || r->type == CG_SET_GROUP || r->type == CG_SET_LIST)
+			continue;
+		assert_int_equal(r->scope, CG_SCOPE_PROCESS);
+		assert_true(r->ops == NULL || r->ops->copy != NULL);
+	}
+	/* Each protocol's rows: below routes.[], in its struct, which fits. */
+	for (k = 0; inj_protos[k] != NULL; k++) {
+		const struct inj_proto *p = inj_protos[k];
+
+		assert_ptr_equal(inj_proto_find(p->name), p);
+		assert_true(p->cfg_size <= CG_PROTO_CFG_MAX);
+		assert_non_null(p->attrs);
+		for (i = 0; p->attrs[i] != NULL; i++)
+			;
+		assert_true(i <= INJ_ATTRS_MAX);
+		for (i = 0; i < p->nsettings; i++) {
+			r = &p->settings[i];
+			assert_memory_equal(r->path, INJ_ROUTE_PREFIX, strlen(INJ_ROUTE_PREFIX));
+			assert_true(r->reloadable);
+			if (r->scope != CG_SCOPE_NONE) {
+				assert_int_equal(r->scope, CG_SCOPE_PROTO);
+				assert_true(r->off + r->size <= p->cfg_size);
+			}
+			nproto++;
+		}
+	}
+	assert_int_equal(cg_setting_count(), cg_nsettings + nproto);
+	assert_null(cg_setting_at(cg_setting_count()));
+	assert_null(inj_proto_find("gopher"));
+	assert_null(inj_proto_find(NULL));
+	/* HTTP's rows are its own, and found as the table's are */
+	assert_ptr_equal(cg_setting_find("routes.[].credential.inject"),
+	    &inj_http_proto.settings[0]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1829,18 +1923,18 @@ test_dump_values(void **state)
 	assert_non_null(strstr(d, "\tworkers = 4;\n"));
 
 	/* the dump is what -T prints: every setting, defaults included */
-	for (i = 0; i < cg_nsettings; i++) {
-		const char *name = strrchr(cg_settings[i].path, '.');
+	for (i = 0; i < cg_setting_count(); i++) {
+		const char *name = strrchr(cg_setting_at(i)->path, '.');
 		char want[128];
 
-		name = name != NULL ? name + 1 : cg_settings[i].path;
+		name = name != NULL ? name + 1 : cg_setting_at(i)->path;
 		if (strcmp(name, "[]") == 0)
 			continue;
 		snprintf(want, sizeof(want), "%s = ", name);
 		if (strstr(d, want) == NULL) {
 			snprintf(want, sizeof(want), "# %s is not", name);
 			if (strstr(d, want) == NULL)
-				fail_msg("%s missing from the dump", cg_settings[i].path);
+				fail_msg("%s missing from the dump", cg_setting_at(i)->path);
 		}
 	}
 	assert_non_null(strstr(d, "max_body = 1099511627776L;"));
@@ -1891,8 +1985,8 @@ test_man_page(void **state)
 	size_t i;
 
 	(void)state;
-	for (i = 0; i < cg_nsettings; i++) {
-		const struct cg_setting *r = &cg_settings[i];
+	for (i = 0; i < cg_setting_count(); i++) {
+		const struct cg_setting *r = cg_setting_at(i);
 		char *entry = man_entry(man, r->path);
 		char want[256];
 
@@ -1916,6 +2010,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_bindings),
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_not_a_file),
