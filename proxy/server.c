@@ -359,28 +359,11 @@ publish(struct cg_process *p, struct cg_gen *g, struct cg_listener **lists)
 	p->gen = g;
 }
 
+/* A setting the new file changes that needs a restart (cg_config_keep_fixed()). */
 static void
-warn_not_reloadable(const struct cg_config *a, const struct cg_config *b)
+warn_not_reloadable(const char *path, void *arg)
 {
-#define NR_DIFF_STR(x, y) (((x) == NULL) != ((y) == NULL) || ((x) && strcmp((x), (y)) != 0))
-	if (a->workers != b->workers)
-		cg_warn("msg=reload_ignored setting=credgate.workers detail=\"restart to apply\"");
-	if (NR_DIFF_STR(a->user, b->user) || NR_DIFF_STR(a->group, b->group))
-		cg_warn("msg=reload_ignored setting=credgate.user detail=\"restart to apply\"");
-	if (NR_DIFF_STR(a->admin_listen_host, b->admin_listen_host) ||
-	    a->admin_listen_port != b->admin_listen_port)
-		cg_warn("msg=reload_ignored setting=credgate.admin.listen detail=\"restart to apply\"");
-	if (NR_DIFF_STR(a->audit_file, b->audit_file) || a->audit_stdout != b->audit_stdout)
-		cg_warn("msg=reload_ignored setting=credgate.audit detail=\"restart to apply\"");
-	if (NR_DIFF_STR(a->log_file, b->log_file))
-		cg_warn("msg=reload_ignored setting=credgate.log_file detail=\"restart to apply\"");
-	if (NR_DIFF_STR(a->secrets_file, b->secrets_file) ||
-	    a->secret_cache_ttl_ms != b->secret_cache_ttl_ms ||
-	    NR_DIFF_STR(a->secrets_backend, b->secrets_backend))
-		cg_warn("msg=reload_ignored setting=secrets detail=\"restart to apply\"");
-	if (a->token_cache_size != b->token_cache_size)
-		cg_warn("msg=reload_ignored setting=credgate.token_cache.size detail=\"restart to apply\"");
-#undef NR_DIFF_STR
+	cg_warn("msg=reload_ignored setting=%s detail=\"restart to apply\"", path);
 }
 
 static void
@@ -405,9 +388,11 @@ reload(struct cg_process *p)
 		goto refused;
 	}
 	/* Settings that need a restart keep their running values. */
-	warn_not_reloadable(p->gen->cfg, cfg);
-	cfg->workers = p->gen->cfg->workers;
-	cfg->token_cache_size = p->gen->cfg->token_cache_size;
+	if (cg_config_keep_fixed(p->gen->cfg, cfg, warn_not_reloadable, NULL) != 0) {
+		cg_config_free(cfg);
+		snprintf(err, sizeof(err), "out of memory");
+		goto refused;
+	}
 	if ((r = gen_build(p, cfg, &g, err, sizeof(err))) != 0)
 		goto refused;
 	if ((lists = calloc(p->nworkers, sizeof(*lists))) == NULL) {

@@ -732,6 +732,28 @@ def test_reload_refuses_a_broken_file(make_stack):
     assert s.request(path="/admin/x.txt").status == 200
 
 
+def test_reload_keeps_what_needs_a_restart(make_stack):
+    """What only takes effect at start is reported by its path and keeps its
+    running value; the rest of the new file applies."""
+    s = make_stack(start=False)
+    launch(s, [route_for(s)], extra={"workers": 1}, admin=False)
+    assert s.request().status == 200
+    other = os.path.join(s.cg.dir, "audit-other.log")
+    s.extra = dict(s.extra, audit={"file": other}, secure_memory_size=65536,
+                   token_cache={"size": 5}, max_connections=500)
+    rewrite(s, [route_for(s, deny=[{"name": "no-a", "paths": ["/a.txt"]}])])
+    sighup(s, "reloaded")
+    log = s.cg.stderr()
+    ignored = re.findall(r"level=warn\b.*msg=reload_ignored setting=(\S+) "
+                         r'detail="restart to apply"', log)
+    assert sorted(ignored) == ["credgate.audit.file", "credgate.secure_memory_size",
+                               "credgate.token_cache.size"], log
+    # The new rule applies; decisions are still audited where they were.
+    assert wait_for(lambda: s.request().status == 403, timeout=3)
+    assert s.cg.audit_where(lambda e: (e.get("decision") or {}).get("rule") == "no-a")
+    assert not os.path.exists(other)
+
+
 def test_reload_with_rotated_keys_drops_cached_tokens(make_stack, keys):
     s = make_stack(start=False)
     launch(s, [route_for(s)], extra={"workers": 1}, admin=False)

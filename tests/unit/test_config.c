@@ -1944,6 +1944,125 @@ test_dump_values(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Reload: what needs a restart keeps its running value                */
+/* ------------------------------------------------------------------ */
+struct changed {
+	const char *paths[32];
+	size_t n;
+};
+
+static void
+note_changed(const char *path, void *arg)
+{
+	struct changed *c = arg;
+
+	assert_true(c->n < CG_ARRAY_LEN(c->paths));
+	c->paths[c->n++] = path;
+}
+
+/* The text of row path's line in the dump of cfg ("\tname = ...;"). */
+static char *
+dumped_line(const struct cg_config *cfg, const char *name)
+{
+	char *d = dump_text(cfg), *at, *end, *line;
+	char want[128];
+
+	snprintf(want, sizeof(want), "\t%s = ", name);
+	if ((at = strstr(d, want)) == NULL) {
+		snprintf(want, sizeof(want), "# %s is not set", name);
+		at = strstr(d, want);
+	}
+	assert_non_null(at);
+	end = strchr(at, '\n');
+	line = strndup(at, (size_t)(end - at));
+	free(d);
+	return line;
+}
+
+static void
+test_keep_fixed(void **state)
+{
+	/* a running configuration, and a new file that changes settings of
+	 * both kinds */
+	static const struct edit run_edits[] = {
+		E(1, "credgate = { audit = { stdout = true; }; workers = 2; };"), { 0, NULL } };
+	static const struct edit next_edits[] = {
+		E(1, "credgate = { workers = 3; user = \"nobody\"; log_level = \"debug\";\n"
+		    "\tsecure_memory_size = 65536; token_cache = { size = 5; };\n"
+		    "\tadmin = { listen = \"9180\"; }; max_connections = 7;\n"
+		    "\taudit = { file = \"/var/log/credgate/a.log\"; stdout = false; };\n"
+		    "\ttimeouts = { client_idle = \"5s\"; }; };"),
+		E(3, "secrets = { file = \"/etc/credgate/other.json\"; cache_ttl = \"1m\"; };"),
+		{ 0, NULL } };
+	/* in the table's order */
+	static const char *const want[] = {
+		"credgate.workers", "credgate.user", "credgate.secure_memory_size",
+		"credgate.token_cache.size", "credgate.admin.listen", "credgate.audit.file",
+		"credgate.audit.stdout", "secrets.file", "secrets.cache_ttl",
+	};
+	static const char *const kept[] = {
+		"workers", "user", "secure_memory_size", "size", "listen", "file", "stdout",
+		"cache_ttl",
+	};
+	char *run_text = base_with(run_edits), *next_text = base_with(next_edits);
+	struct cg_config *run = load_ok(run_text), *next = load_ok(next_text), *same;
+	struct changed c = { .n = 0 };
+	size_t i;
+
+	(void)state;
+	assert_int_equal(cg_config_keep_fixed(run, next, note_changed, &c), 0);
+	for (i = 0; i < c.n; i++)
+		print_message("changed %s\n", c.paths[i]);
+	assert_int_equal(c.n, CG_ARRAY_LEN(want));
+	for (i = 0; i < c.n; i++)
+		assert_string_equal(c.paths[i], want[i]);
+	/* next now holds the running values of those ... */
+	for (i = 0; i < CG_ARRAY_LEN(kept); i++) {
+		char *a = dumped_line(run, kept[i]), *b = dumped_line(next, kept[i]);
+
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+	}
+	assert_int_equal(next->workers, 2);
+	assert_int_equal(next->workers_conf, 2);
+	assert_null(next->user);
+	assert_null(next->admin_listen_host);
+	assert_int_equal(next->admin_listen_port, 0);
+	assert_null(next->audit_file);
+	assert_true(next->audit_stdout);
+	assert_string_equal(next->secrets_file, "/etc/credgate/secrets.json");
+	assert_int_equal(next->secret_cache_ttl_ms, 300000);
+	assert_int_equal(next->token_cache_size, 10000);
+	assert_int_equal(next->secure_memory_size, 4194304);
+	/* ... and its own of what a reload applies */
+	assert_int_equal(next->log_level, CG_LOG_DEBUG);
+	assert_int_equal(next->max_connections, 7);
+	assert_int_equal(next->client_idle_timeout_ms, 5000);
+
+	/* Nothing to keep: nothing reported, nothing changed. */
+	c.n = 0;
+	same = load_ok(run_text);
+	assert_int_equal(cg_config_keep_fixed(run, same, note_changed, &c), 0);
+	assert_int_equal(c.n, 0);
+	/* And back: next (now holding run's) against a fresh next. */
+	cg_config_free(same);
+	same = load_ok(next_text);
+	assert_int_equal(cg_config_keep_fixed(same, next, note_changed, &c), 0);
+	assert_int_equal(c.n, CG_ARRAY_LEN(want));
+	assert_string_equal(next->user, "nobody");
+	assert_string_equal(next->admin_listen_host, "127.0.0.1");
+	assert_int_equal(next->admin_listen_port, 9180);
+	assert_string_equal(next->audit_file, "/var/log/credgate/a.log");
+	assert_int_equal(next->workers, 3);
+	cg_config_free(same);
+	cg_config_free(run);
+	cg_config_free(next);
+	free(run_text);
+	free(next_text);
+}
+
+/* ------------------------------------------------------------------ */
 /* The man page documents every row and its default                    */
 /* ------------------------------------------------------------------ */
 
@@ -2000,6 +2119,10 @@ test_man_page(void **state)
 			snprintf(want, sizeof(want), "Default: none");
 		if (strstr(entry, want) == NULL)
 			fail_msg("credgate.conf.5: entry %s lacks \"%s\"", r->path, want);
+		/* what a reload does not apply says so, and only that */
+		if ((strstr(entry, "at start only") != NULL) != !r->reloadable)
+			fail_msg("credgate.conf.5: entry %s %s \"at start only\"", r->path,
+			    r->reloadable ? "says" : "lacks");
 		free(entry);
 	}
 	free(man);
@@ -2025,6 +2148,7 @@ main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_dump_values),
+		cmocka_unit_test(test_keep_fixed),
 		cmocka_unit_test(test_man_page),
 	};
 
