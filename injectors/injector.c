@@ -1,7 +1,8 @@
 /*
  * injector.c: the protocols credgate speaks, by routes.[].protocol: their
- * operations, and what each declares (struct inj_proto).  A new protocol
- * adds itself to both lists here and nothing else outside its folder.
+ * declarations (struct inj_proto), each with its operations.  A new
+ * protocol adds itself to the list here and nothing else outside its
+ * folder.
  */
 #include "config.h"
 
@@ -9,23 +10,6 @@
 
 #include "injectors/injector.h"
 #include "injectors/http/http.h"
-
-extern const struct inj_ops inj_http_ops;
-
-static const struct inj_ops *const inj_protocols[] = {
-	&inj_http_ops,
-};
-
-const struct inj_ops *
-inj_ops_find(const char *name)
-{
-	size_t i;
-
-	for (i = 0; name != NULL && i < sizeof(inj_protocols) / sizeof(inj_protocols[0]); i++)
-		if (strcmp(inj_protocols[i]->name, name) == 0)
-			return inj_protocols[i];
-	return NULL;
-}
 
 const struct inj_proto *const inj_protos[] = {
 	&inj_http_proto,

@@ -271,9 +271,6 @@ struct inj_ops {
 	const char *(*inject_name)(const void *cfg);
 };
 
-/* The protocols, by routes.[].protocol; NULL when unknown. */
-const struct inj_ops *inj_ops_find(const char *name);
-
 /* The most request attributes a protocol declares. */
 #define INJ_ATTRS_MAX	8
 
@@ -287,6 +284,7 @@ const struct inj_ops *inj_ops_find(const char *name);
  */
 struct inj_proto {
 	const char *name;		/* the routes.[].protocol value: "http" */
+	const struct inj_ops *ops;	/* its sessions */
 	/*
 	 * The request attributes the protocol gives policy, in order,
 	 * NULL-terminated, at most INJ_ATTRS_MAX: an attribute's id is its

@@ -96,12 +96,10 @@ struct cg_route {
 	char *secret_path;		/* routes.[].credential.path */
 	/*
 	 * The protocol's own settings, which its rows (CG_SCOPE_PROTO) fill:
-	 * proto_cfg holds any protocol's struct (cfg_size bytes, at most
-	 * CG_PROTO_CFG_MAX); inject is the same bytes as HTTP's, which the
-	 * engine reads.
+	 * the protocol's struct (cfg_size bytes, at most CG_PROTO_CFG_MAX),
+	 * read only by the protocol (struct inj_http_cfg for "http").
 	 */
 	union {
-		struct inj_http_cfg inject;	/* protocol "http" */
 		unsigned char proto_cfg[CG_PROTO_CFG_MAX];
 		max_align_t proto_align;
 	};

@@ -164,13 +164,9 @@ gen_build(struct cg_process *p, struct cg_config *cfg, struct cg_gen **out,
 	for (i = 0; i < cfg->nroutes; i++) {
 		rt = &g->routes[i];
 		rt->route = &cfg->routes[i];
-		if ((rt->proto = inj_ops_find(rt->route->protocol)) == NULL) {
-			snprintf(err, errlen, "routes.[%zu].protocol: \"%s\" is not known", i,
-			    rt->route->protocol);
-			cg_gen_unref(g);
-			return CG_ERR_FORMAT;
-		}
-		rt->proto_cfg = &rt->route->inject;
+		/* The loader refused a protocol credgate does not have. */
+		rt->proto = rt->route->proto->ops;
+		rt->proto_cfg = rt->route->proto_cfg;
 		if ((r = resolve(rt->route->upstream_host, rt->route->upstream_port,
 		    &rt->upstream, &rt->upstream_len, why, sizeof(why))) != 0) {
 			snprintf(err, errlen, "routes.[%zu].upstream: %s", i, why);

@@ -22,6 +22,7 @@ struct evbuffer;
 
 /* The protocol "http" (http_proto.c). */
 extern const struct inj_proto inj_http_proto;
+extern const struct inj_ops inj_http_ops;	/* http_front.c */
 
 /*
  * The request attributes HTTP gives policy; each value is an attribute's

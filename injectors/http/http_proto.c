@@ -158,6 +158,7 @@ static const struct cg_setting http_settings[NROWS] = {
 
 const struct inj_proto inj_http_proto = {
 	.name = "http",
+	.ops = &inj_http_ops,
 	.attrs = http_attrs,
 	.settings = http_settings,
 	.nsettings = NROWS,

@@ -15,6 +15,9 @@
 #include <libconfig.h>
 
 #include "proxy/conf.h"
+
+/* A route's HTTP settings, as the HTTP protocol reads them. */
+#define HTTP_CFG(rt)	((const struct inj_http_cfg *)(const void *)(rt)->proto_cfg)
 #include "proxy/conf_int.h"
 
 #define EXAMPLE TEST_SRCDIR "/../../examples/quickstart.conf"
@@ -1289,9 +1292,9 @@ test_example(void **state)
 	assert_string_equal(rt->upstream_host, "127.0.0.1");
 	assert_int_equal(rt->upstream_port, 8081);
 	assert_string_equal(rt->secret_path, "mainframe/batch");
-	assert_int_equal(rt->inject.kind, INJ_HTTP_BASIC);
-	assert_string_equal(rt->inject.username_field, "username");
-	assert_null(rt->inject.header);
+	assert_int_equal(HTTP_CFG(rt)->kind, INJ_HTTP_BASIC);
+	assert_string_equal(HTTP_CFG(rt)->username_field, "username");
+	assert_null(HTTP_CFG(rt)->header);
 	assert_int_equal(rt->policy.mode, POLICY_ENFORCE);
 	assert_int_equal(rt->policy.expires, 1814399999);	/* 2027-06-30T23:59:59Z */
 	assert_string_equal(rt->expires_text, "2027-06-30");
@@ -1392,15 +1395,15 @@ static int64_t g_algs(const struct cg_config *c) { return c->issuers[0]->algs; }
 static int64_t g_lifetime(const struct cg_config *c) { return c->issuers[0]->max_lifetime_s * 1000; }
 static int64_t g_skew(const struct cg_config *c) { return c->issuers[0]->clock_skew_s * 1000; }
 static int64_t g_cache_ttl(const struct cg_config *c) { return c->secret_cache_ttl_ms; }
-static int64_t g_inject(const struct cg_config *c) { return c->routes[0].inject.kind; }
+static int64_t g_inject(const struct cg_config *c) { return HTTP_CFG(&c->routes[0])->kind; }
 static int64_t g_mode(const struct cg_config *c) { return c->routes[0].policy.mode; }
 static int64_t g_max_body(const struct cg_config *c) { return (int64_t)c->routes[0].max_body; }
 static int64_t g_audit_fail(const struct cg_config *c) { return c->routes[0].audit_failure; }
 static const char *s_backend(const struct cg_config *c) { return c->secrets_backend; }
 static const char *s_protocol(const struct cg_config *c) { return c->routes[0].protocol; }
-static const char *s_user(const struct cg_config *c) { return c->routes[0].inject.username_field; }
-static const char *s_pass(const struct cg_config *c) { return c->routes[0].inject.password_field; }
-static const char *s_field(const struct cg_config *c) { return c->routes[0].inject.field; }
+static const char *s_user(const struct cg_config *c) { return HTTP_CFG(&c->routes[0])->username_field; }
+static const char *s_pass(const struct cg_config *c) { return HTTP_CFG(&c->routes[0])->password_field; }
+static const char *s_field(const struct cg_config *c) { return HTTP_CFG(&c->routes[0])->field; }
 static int64_t g_workers(const struct cg_config *c) { return c->workers_conf; }
 static int64_t g_max_conns(const struct cg_config *c) { return c->max_connections; }
 static int64_t g_shutdown(const struct cg_config *c) { return c->shutdown_timeout_ms; }
@@ -1596,9 +1599,9 @@ test_defaults(void **state)
 	assert_null(cfg->routes[0].upstream_tls.server_name);	/* TLS is off */
 	assert_null(cfg->routes[0].upstream_tls.cert);
 	assert_null(cfg->routes[0].upstream_tls.key);
-	assert_null(cfg->routes[0].inject.header);
-	assert_null(cfg->routes[0].inject.value_template);
-	assert_null(cfg->routes[0].inject.query_param);
+	assert_null(HTTP_CFG(&cfg->routes[0])->header);
+	assert_null(HTTP_CFG(&cfg->routes[0])->value_template);
+	assert_null(HTTP_CFG(&cfg->routes[0])->query_param);
 	assert_int_equal(cfg->issuer_ext[0].naudit_claims, 0);
 	cg_config_free(cfg);
 	free(text);
@@ -1852,7 +1855,7 @@ test_dump_values(void **state)
 	assert_int_equal(rt->audit_failure, CG_AUDIT_FAIL_ALLOW);
 	assert_string_equal(rt->owner, "o\tx");
 	assert_string_equal(rt->purpose, "line one\nline two \x01 caf\xc3\xa9");
-	assert_string_equal(rt->inject.username_field, "u");
+	assert_string_equal(HTTP_CFG(rt)->username_field, "u");
 	assert_int_equal(rt->policy.nallow, 2);
 	assert_int_equal(rt->policy.allow[0].nconds, 6);
 	assert_int_equal(rt->policy.allow[1].nconds, 0);
@@ -1863,16 +1866,16 @@ test_dump_values(void **state)
 	assert_int_equal(rt->policy.deny[0].conds[1].nvalues, 2);
 	assert_non_null(strstr(d, "\t\t\t\t\t\tattribute = \"method\";\n"));
 	rt = cg_config_route(b, "header");
-	assert_string_equal(rt->inject.header, "X-Api-Key");
+	assert_string_equal(HTTP_CFG(rt)->header, "X-Api-Key");
 	/* A template may hold a credential: the dump shows a marker instead. */
-	assert_string_equal(cg_config_route(a, "header")->inject.value_template,
+	assert_string_equal(HTTP_CFG(cg_config_route(a, "header"))->value_template,
 	    "Token ${token}");
-	assert_string_equal(rt->inject.value_template, "<redacted>");
+	assert_string_equal(HTTP_CFG(rt)->value_template, "<redacted>");
 	assert_non_null(strstr(d, "\t\t\ttemplate = \"<redacted>\";\n"));
 	assert_null(strstr(d, "Token"));
 	rt = cg_config_route(b, "query");
-	assert_string_equal(rt->inject.query_param, "api_key");
-	assert_string_equal(rt->inject.field, "token");
+	assert_string_equal(HTTP_CFG(rt)->query_param, "api_key");
+	assert_string_equal(HTTP_CFG(rt)->field, "token");
 	assert_int_equal(cg_config_route(b, "bearer")->max_body, 0);
 
 	assert_string_equal(b->log_file, "/var/log/credgate/credgate.log");
