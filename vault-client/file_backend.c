@@ -5,8 +5,9 @@
  * group or world access, owned by root or the user credgate runs as,
  * bounded size), reading it into secure memory, parsing it strictly,
  * keeping the parsed secrets (each a struct secret), re-reading it when it
- * changes, and answering fetches from a zero-delay timer on the caller's
- * event base.
+ * changes, answering fetches from a zero-delay timer on the caller's
+ * event base, and saying from its last check whether the file it serves
+ * from is the one on disk (status).
  *
  * Must not log, format or copy a secret value outside secure memory: error
  * texts and log lines name the file, the secret path and the field name
@@ -383,8 +384,10 @@ fb_maybe_reload(struct file_backend *fb)
 	}
 	fb->missing = false;
 	fb_stamp_from(&seen, &sb);
-	if (fb_stamp_eq(&seen, &fb->stamp))
+	if (fb_stamp_eq(&seen, &fb->stamp)) {
+		fb->failed = false;	/* the good file is back */
 		return;
+	}
 	if (fb->failed && fb_stamp_eq(&seen, &fb->failed_stamp))
 		return;		/* already tried and reported this one */
 
@@ -464,6 +467,25 @@ fb_changed(void *ctx)
 	return true;
 }
 
+/* From the last check only: a probe must not cost a read of the file. */
+static enum secret_backend_state
+fb_status(void *ctx, const char **reason)
+{
+	struct file_backend *fb = ctx;
+
+	*reason = NULL;
+	if (fb->missing) {
+		*reason = "the secrets file is gone; serving its last good copy";
+		return SECRET_BACKEND_DEGRADED;
+	}
+	if (fb->failed) {
+		*reason = "the secrets file changed and cannot be loaded; "
+		    "serving its last good copy";
+		return SECRET_BACKEND_DEGRADED;
+	}
+	return SECRET_BACKEND_OK;
+}
+
 static void
 fb_free(void *ctx)
 {
@@ -488,6 +510,7 @@ static const struct secret_backend_ops fb_ops = {
 	.name = "file",
 	.fetch = fb_fetch,
 	.changed = fb_changed,
+	.status = fb_status,
 	.free = fb_free,
 };
 

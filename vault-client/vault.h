@@ -1,10 +1,11 @@
 /*
  * vault.h: where the legacy credential comes from.
  *
- * A secret backend maps a secret path to named fields and a version.  Every
- * backend implements the same asynchronous interface; the secret cache sits
- * in front of it (TTL, single flight).  This issue ships the `file` backend;
- * the Vault HTTP backend implements the same ops later.
+ * A secret backend maps a secret path to named fields, a version and,
+ * optionally, a lease.  Every backend implements the same asynchronous
+ * interface (fetch; renew and revoke a lease; report its status); the
+ * secret cache sits in front of it (TTL, single flight).  This ships the
+ * `file` backend; the Vault HTTP backend implements the same ops later.
  *
  * Secret bytes live only in secure memory (common.h secmem_*).  There is no
  * function that formats a secret's value: logs and audit name path and
@@ -29,6 +30,17 @@ struct event_base;
 struct secret;	/* opaque, immutable, reference-counted, in secure memory */
 
 /*
+ * The lease a secret was issued with (Vault's lease_id, lease_duration and
+ * renewable).  A lease id is no credential by itself, but it is kept with
+ * the secret in secure memory all the same and never logged.
+ */
+struct secret_lease {
+	const char *id;		/* "" or NULL: nothing to renew or revoke */
+	int64_t duration_ms;	/* as granted; 0: the lease sets no bound */
+	bool renewable;
+};
+
+/*
  * Builds a secret (for backends and tests): copies path, version and each
  * field into secure memory.  Returns 0 or CG_ERR_NOMEM.  refcount starts
  * at 1.
@@ -36,6 +48,12 @@ struct secret;	/* opaque, immutable, reference-counted, in secure memory */
 int secret_new(const char *path, const char *version, size_t nfields,
     const char *const *names, const char *const *values, const size_t *value_lens,
     struct secret **out) CG_WUR;
+/* The same, with the lease it was issued with (NULL: none). */
+int secret_new_leased(const char *path, const char *version,
+    const struct secret_lease *lease, size_t nfields, const char *const *names,
+    const char *const *values, const size_t *value_lens, struct secret **out) CG_WUR;
+/* Takes a reference / drops one.  Safe from any thread (atomic count);
+ * the last unref wipes and frees, on whichever thread it happens. */
 struct secret *secret_ref(struct secret *s);
 void secret_unref(struct secret *s);	/* NULL-safe; wipes at zero */
 
@@ -45,6 +63,15 @@ size_t secret_nfields(const struct secret *s);
 const char *secret_field_name(const struct secret *s, size_t i);
 /* Borrowed value of field name (NUL-terminated, len in *len); NULL if absent. */
 const char *secret_field(const struct secret *s, const char *name, size_t *len);
+/* The lease s was issued with; NULL when it has none (no id and no
+ * duration).  Borrowed from s. */
+const struct secret_lease *secret_lease(const struct secret *s);
+/*
+ * True when s was handed out stale: the cache served it past its expiry
+ * because refreshing it failed (secrets.max_stale).  A stale secret is a
+ * copy the cache made for that purpose; the fresh one never changes.
+ */
+bool secret_stale(const struct secret *s);
 
 /* ------------------------------------------------------------------ */
 /* Backends                                                            */
@@ -53,19 +80,51 @@ const char *secret_field(const struct secret *s, const char *name, size_t *len);
 /*
  * Called exactly once per accepted fetch, never from inside the call that
  * started it.  On success err is 0 and s is a reference the callee lends
- * for the duration of the call (take secret_ref() to keep it).  On failure
- * s is NULL and err a CG_ERR_*; reason is a short static text without any
+ * for the duration of the call (take secret_ref() to keep it); its lease,
+ * if any, is secret_lease(s).  On failure s is NULL and err a CG_ERR_*
+ * (CG_ERR_NOTFOUND: the store says there is no such secret; anything else:
+ * the store could not be asked); reason is a short static text without any
  * secret byte.
  */
 typedef void (*secret_cb)(int err, struct secret *s, const char *reason, void *arg);
+/* A renewal's answer: err 0 and the duration granted (which may be
+ * shorter than asked), or a CG_ERR_* (CG_ERR_NOTFOUND or CG_ERR_EXPIRED:
+ * the lease is gone) with a short static reason. */
+typedef void (*secret_renew_cb)(int err, int64_t duration_ms, const char *reason, void *arg);
+/* A revocation's answer: err 0 or a CG_ERR_* with a short static reason. */
+typedef void (*secret_done_cb)(int err, const char *reason, void *arg);
 
+/* What a backend says about itself (for readiness). */
+enum secret_backend_state {
+	SECRET_BACKEND_OK = 0,
+	SECRET_BACKEND_DEGRADED,	/* answers, from something old or partial */
+	SECRET_BACKEND_DOWN,		/* cannot answer */
+};
+
+/*
+ * A backend.  Every callback comes from the event loop of the base the
+ * backend was made on, exactly once per call that returned 0, and never
+ * from inside that call.
+ */
 struct secret_backend_ops {
 	const char *name;	/* "file", "vault" */
 	/* Starts a fetch; 0 when cb will follow, else CG_ERR_* and no cb. */
 	int (*fetch)(void *ctx, const char *path, secret_cb cb, void *arg);
-	/* True when the backend's source has changed since the last fetch
-	 * (the cache then drops its entries).  May be NULL. */
+	/* True when the backend's source has changed since the last call
+	 * (the cache then drops its entries and fetches them again).  May be
+	 * NULL. */
 	bool (*changed)(void *ctx);
+	/* Asks to extend lease_id by increment_ms; as fetch.  NULL when the
+	 * backend has no renewable leases. */
+	int (*renew)(void *ctx, const char *lease_id, int64_t increment_ms,
+	    secret_renew_cb cb, void *arg);
+	/* Revokes lease_id; as fetch.  NULL when the backend has no leases. */
+	int (*revoke)(void *ctx, const char *lease_id, secret_done_cb cb, void *arg);
+	/* Its state now, with a short static reason (NULL when OK), from what
+	 * it already knows: it must not block or do I/O.  NULL: always OK. */
+	enum secret_backend_state (*status)(void *ctx, const char **reason);
+	/* Ends the backend: pending fetches, renewals and revocations are
+	 * dropped without their callbacks. */
 	void (*free)(void *ctx);
 };
 
@@ -73,10 +132,16 @@ struct secret_backend {
 	const struct secret_backend_ops *ops;
 	void *ctx;
 };
-/* NULL-safe.  Calls ops->free(ctx) (which drops pending fetches without
+/* NULL-safe.  Calls ops->free(ctx) (which drops pending calls without
  * calling their callbacks), then free(b): a backend's constructor allocates
  * struct secret_backend with malloc(). */
 void secret_backend_free(struct secret_backend *b);
+/* ops->status, or OK when the backend has none; *reason gets a static
+ * text, never NULL ("ok" when OK). */
+enum secret_backend_state secret_backend_status(const struct secret_backend *b,
+    const char **reason);
+/* "ok", "degraded", "down". */
+const char *secret_backend_state_name(enum secret_backend_state st);
 
 /*
  * The file backend: a JSON object of named secrets, each an object of
@@ -89,13 +154,18 @@ void secret_backend_free(struct secret_backend *b);
  * writable, not a regular file, or owned by anyone but root and the user
  * credgate runs as (see file_backend_set_owner()).  The file is read into
  * secure memory and parsed there; it is re-read when its inode, size or
- * mtime change (checked at most once per second).  A secret without
- * "version" gets the file's mtime as its version.  err receives a one-line
- * reason (file name and problem, never a value).
+ * mtime change (checked at most once per second, when a fetch or
+ * changed() asks).  A secret without "version" gets the file's mtime as its
+ * version; file secrets have no lease.  A changed file that cannot be
+ * loaded, or a file gone, keeps the last good secrets: status() then says
+ * DEGRADED until a good file is loaded, from what the last check saw (it
+ * never reads the file itself).  err receives a one-line reason (file name
+ * and problem, never a value).
  */
 int file_backend_new(struct event_base *base, const char *path,
     struct secret_backend **out, char *err, size_t errlen) CG_WUR;
-/* Synchronous check: 0 when file holds a secret at path (readiness). */
+/* Synchronous check: 0 when file holds a secret at path.  Reads the file
+ * at every call: not for anything a client can repeat at will. */
 int file_backend_has(const char *file, const char *path, char *err, size_t errlen) CG_WUR;
 /* Synchronous check for `credgate -t`: loads and validates, keeps nothing. */
 int file_backend_check(const char *path, char *err, size_t errlen) CG_WUR;

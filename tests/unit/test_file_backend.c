@@ -1,8 +1,8 @@
 /*
  * test_file_backend.c: the `file` secret backend (vault-client/
  * file_backend.c): what files it refuses and why, the format, the
- * asynchronous fetch, re-reading on change, and that no error text or log
- * line ever carries a secret value.
+ * asynchronous fetch, re-reading on change, its status, and that no error
+ * text or log line ever carries a secret value.
  */
 #include "config.h"
 
@@ -780,6 +780,79 @@ test_failed_reload_keeps_old(void **state)
 	secret_backend_free(b);
 }
 
+/* status(): from the last check, never from the disk itself. */
+static void
+test_status(void **state)
+{
+	static const char good[] = "{ \"db/ro\": { \"password\": \"first\" } }";
+	struct fx *fx = *state;
+	struct secret_backend *b = NULL;
+	struct got g = { 0 };
+	const char *why = NULL;
+	char err[512], *log;
+
+	write_file(fx->path, good, 0600);
+	set_mtime(fx->path, 1700000000, 0);
+	file_backend_set_check_interval_ms(0);
+	assert_int_equal(file_backend_new(fx->base, fx->path, &b, err,
+	    sizeof(err)), 0);
+	assert_non_null(b->ops->status);
+	assert_int_equal(secret_backend_status(b, &why), SECRET_BACKEND_OK);
+	assert_string_equal(why, "ok");
+
+	/* Broken on disk, but not checked yet: status does not look. */
+	write_file(fx->path, "{ \"db/ro\": { \"password\": \"" CANARY "\" ", 0600);
+	set_mtime(fx->path, 1700000100, 0);
+	sleep_ms(2);
+	assert_int_equal(secret_backend_status(b, &why), SECRET_BACKEND_OK);
+
+	/* Checked: degraded, still serving the last good copy. */
+	capture_start(fx);
+	assert_false(b->ops->changed(b->ctx));
+	log = capture_stop(fx);
+	free(log);
+	assert_int_equal(secret_backend_status(b, &why), SECRET_BACKEND_DEGRADED);
+	assert_non_null(strstr(why, "cannot be loaded"));
+	assert_null(strstr(why, CANARY));
+	assert_string_equal(secret_backend_state_name(SECRET_BACKEND_DEGRADED),
+	    "degraded");
+	fetch_sync(fx, b, "db/ro", &g);
+	assert_string_equal(secret_field(g.s, "password", NULL), "first");
+
+	/* The good file back exactly as it was loaded (same inode, size and
+	 * mtime): nothing to load, and healthy again. */
+	write_file(fx->path, good, 0600);
+	set_mtime(fx->path, 1700000000, 0);
+	sleep_ms(2);
+	assert_false(b->ops->changed(b->ctx));
+	assert_int_equal(secret_backend_status(b, &why), SECRET_BACKEND_OK);
+
+	/* Gone: degraded with its own reason; back: ok. */
+	assert_int_equal(unlink(fx->path), 0);
+	sleep_ms(2);
+	capture_start(fx);
+	assert_false(b->ops->changed(b->ctx));
+	log = capture_stop(fx);
+	free(log);
+	assert_int_equal(secret_backend_status(b, &why), SECRET_BACKEND_DEGRADED);
+	assert_non_null(strstr(why, "gone"));
+	write_file(fx->path, "{ \"db/ro\": { \"password\": \"second\" } }", 0600);
+	set_mtime(fx->path, 1700000200, 0);
+	sleep_ms(2);
+	capture_start(fx);
+	assert_true(b->ops->changed(b->ctx));
+	log = capture_stop(fx);
+	free(log);
+	assert_int_equal(secret_backend_status(b, &why), SECRET_BACKEND_OK);
+
+	/* No status op: always ok. */
+	assert_int_equal(secret_backend_status(NULL, &why), SECRET_BACKEND_OK);
+	assert_string_equal(why, "ok");
+
+	got_reset(&g);
+	secret_backend_free(b);
+}
+
 int
 main(void)
 {
@@ -796,6 +869,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_version_defaults_to_mtime, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_reload, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_failed_reload_keeps_old, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_status, fx_setup, fx_teardown),
 	};
 
 	/* Room for a 1 MiB file next to its parse tree. */

@@ -1,7 +1,7 @@
 /*
  * test_secret.c: the secret type (vault-client/secret.c): building,
- * lookups, reference counting, and that every byte lives in secure memory
- * and goes back to the pool at the last unref.
+ * lookups, reference counting, leases, the stale copy, and that every
+ * byte lives in secure memory and goes back to the pool at the last unref.
  */
 #include "config.h"
 
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "vault-client/cache_int.h"
 #include "vault-client/vault.h"
 
 static size_t
@@ -211,6 +212,98 @@ test_many(void **state)
 	assert_int_equal(in_use(), before);
 }
 
+static void
+test_lease(void **state)
+{
+	static const char lease_id[] = "database/creds/ro/FAKEleaseIDforTests00001";
+	const char *names[] = { "username", "password" };
+	const char *values[] = { "v-ro-1", "FAKE-password-not-a-secret" };
+	struct secret_lease in = { lease_id, 3600000, true };
+	const struct secret_lease *l;
+	struct secret *s = NULL;
+	size_t before = in_use();
+
+	(void)state;
+	/* Without one. */
+	assert_int_equal(secret_new("p", "1", 1, names, values, NULL, &s), 0);
+	assert_null(secret_lease(s));
+	assert_false(secret_stale(s));
+	secret_unref(s);
+	in.id = "";
+	in.duration_ms = 0;
+	assert_int_equal(secret_new_leased("p", "1", &in, 1, names, values,
+	    NULL, &s), 0);
+	assert_null(secret_lease(s));
+	secret_unref(s);
+
+	/* With one: copied into the secret's own secure memory. */
+	in.id = lease_id;
+	in.duration_ms = 3600000;
+	assert_int_equal(secret_new_leased("database/creds/ro", "", &in, 2,
+	    names, values, NULL, &s), 0);
+	l = secret_lease(s);
+	assert_non_null(l);
+	assert_string_equal(l->id, lease_id);
+	assert_ptr_not_equal(l->id, lease_id);
+	assert_true(secmem_owns(l->id));
+	assert_int_equal(l->duration_ms, 3600000);
+	assert_true(l->renewable);
+	assert_string_equal(secret_field(s, "password", NULL), values[1]);
+	secret_unref(s);
+
+	/* A duration alone (KV's advisory lease_duration): a bound, but
+	 * nothing to renew or revoke. */
+	in.id = NULL;
+	in.duration_ms = 5000;
+	assert_int_equal(secret_new_leased("kv/x", "1", &in, 0, NULL, NULL,
+	    NULL, &s), 0);
+	l = secret_lease(s);
+	assert_non_null(l);
+	assert_null(l->id);
+	assert_int_equal(l->duration_ms, 5000);
+	assert_false(l->renewable);
+	secret_unref(s);
+
+	in.duration_ms = -1;
+	assert_int_not_equal(secret_new_leased("kv/x", "1", &in, 0, NULL, NULL,
+	    NULL, &s), 0);
+	assert_null(s);
+	assert_int_equal(in_use(), before);
+}
+
+static void
+test_stale_copy(void **state)
+{
+	const char *names[] = { "username", "password" };
+	const char *values[] = { "svc", "hunter2" };
+	struct secret_lease in = { "lease/FAKE", 60000, true };
+	struct secret *s = NULL, *c = NULL;
+	size_t before = in_use(), i;
+
+	(void)state;
+	assert_int_equal(secret_new_leased("svc/db", "4", &in, 2, names, values,
+	    NULL, &s), 0);
+	assert_int_equal(secret_stale_copy(s, &c), 0);
+	assert_ptr_not_equal(c, s);
+	assert_true(secret_stale(c));
+	assert_false(secret_stale(s));
+	secret_unref(s);	/* the copy stands alone */
+
+	assert_true(secmem_owns(c));
+	assert_string_equal(secret_path(c), "svc/db");
+	assert_string_equal(secret_version(c), "4");
+	assert_int_equal(secret_nfields(c), 2);
+	for (i = 0; i < 2; i++) {
+		assert_string_equal(secret_field_name(c, i), names[i]);
+		assert_string_equal(secret_field(c, names[i], NULL), values[i]);
+		assert_true(secmem_owns(secret_field(c, names[i], NULL)));
+	}
+	assert_string_equal(secret_lease(c)->id, "lease/FAKE");
+	assert_true(secmem_owns(secret_lease(c)->id));
+	secret_unref(c);
+	assert_int_equal(in_use(), before);
+}
+
 int
 main(void)
 {
@@ -222,6 +315,8 @@ main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_refcount_and_release),
 		cmocka_unit_test(test_many),
+		cmocka_unit_test(test_lease),
+		cmocka_unit_test(test_stale_copy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
