@@ -3,9 +3,13 @@
  *
  * A secret backend maps a secret path to named fields, a version and,
  * optionally, a lease.  Every backend implements the same asynchronous
- * interface (fetch; renew and revoke a lease; report its status); the
- * secret cache sits in front of it (TTL, single flight).  This ships the
- * `file` backend; the Vault HTTP backend implements the same ops later.
+ * interface (fetch; renew and revoke a lease; report its status).  One
+ * secret cache per process sits in front of it, owned by the control
+ * thread: expiry from its TTL and the lease, refresh ahead, single flight,
+ * serving stale within a bound, a short negative cache, lease renewal and
+ * revocation.  Each worker thread reads it through its own secret view,
+ * without a lock on a hit.  This ships the `file` backend; the Vault HTTP
+ * backend implements the same ops later.
  *
  * Secret bytes live only in secure memory (common.h secmem_*).  There is no
  * function that formats a secret's value: logs and audit name path and
@@ -204,31 +208,151 @@ void file_backend_names_free(struct file_backend_names *n);	/* NULL-safe */
 void file_backend_set_check_interval_ms(int64_t ms);
 
 /* ------------------------------------------------------------------ */
-/* The secret cache                                                    */
+/* The secret cache: one per process, on the control thread           */
 /* ------------------------------------------------------------------ */
 struct secret_cache;
 struct secret_wait;	/* a pending request; cancel it if the caller goes away */
 
-/* ttl_ms: how long a fetched secret is served before it is fetched again.
- * Errors are not cached.  The cache takes ownership of backend. */
-int secret_cache_new(struct event_base *base, struct secret_backend *backend,
-    int64_t ttl_ms, struct secret_cache **out) CG_WUR;
-void secret_cache_free(struct secret_cache *c);	/* cancels all waits */
+/*
+ * How long what the cache fetched is served.  An entry expires at the
+ * earlier of ttl_ms after its fetch and two thirds of its lease's duration
+ * after the lease was granted or last renewed.  A use in the last quarter
+ * of an entry's life starts a refresh in the background (the use is served
+ * from the cache).  A renewable lease is renewed at three fifths of its
+ * duration instead, ahead of that expiry.  When a refresh fails, the entry
+ * is served past its expiry for up to max_stale_ms more (never past the
+ * end of its lease), marked stale; 0 turns that off, and so does a ttl_ms
+ * of 0 (no cache).  A store that says the secret is gone (CG_ERR_NOTFOUND)
+ * ends it at once.  A failed fetch is remembered for negative_ttl_ms: asks
+ * within it get the same error without the backend being asked (0:
+ * failures are not remembered), and a failing refresh is retried no more
+ * often.  A change of the backend's source (ops->changed) forgets all.
+ */
+struct secret_cache_opts {
+	int64_t ttl_ms;
+	int64_t max_stale_ms;
+	int64_t negative_ttl_ms;
+};
 
 /*
- * Returns 0 and a new reference in *out when a fresh entry is cached (no
- * callback).  Otherwise returns CG_ERR_AGAIN, sets *wait, and cb follows
- * once (with a lent reference as in secret_cb) unless the wait is
- * cancelled first.  However many requests wait for one path, the backend
- * sees one fetch (single flight).  Any other return is an immediate error.
+ * A cache on base (the control thread's) in front of backend, which it
+ * takes over even on failure.  secret_cache_new() takes ttl_ms only
+ * (max_stale_ms and negative_ttl_ms 0).  Returns 0, CG_ERR_LIMIT for a
+ * negative time, CG_ERR_INTERNAL for a backend without fetch, or
+ * CG_ERR_NOMEM.
+ */
+int secret_cache_new(struct event_base *base, struct secret_backend *backend,
+    int64_t ttl_ms, struct secret_cache **out) CG_WUR;
+int secret_cache_new_opts(struct event_base *base, struct secret_backend *backend,
+    const struct secret_cache_opts *opts, struct secret_cache **out) CG_WUR;
+/* New times; entries cached now get them at once.  0 or
+ * CG_ERR_LIMIT (nothing changed). */
+int secret_cache_configure(struct secret_cache *c, const struct secret_cache_opts *opts) CG_WUR;
+/*
+ * Asks the backend every interval_ms whether its source changed (ops->
+ * changed), so that a change reaches every view without a request asking
+ * first; 0 stops.  Returns 0 or CG_ERR_NOMEM.
+ */
+int secret_cache_watch(struct secret_cache *c, int64_t interval_ms) CG_WUR;
+/*
+ * Ends the cache: revokes the leases it holds (ops permitting; answers
+ * are not waited for: see secret_cache_revoke_all()), cancels all waits
+ * without their callbacks and frees the backend.  NULL-safe.  Every view
+ * must have been freed before (abort() otherwise).  Callable from one of
+ * the cache's own callbacks.
+ */
+void secret_cache_free(struct secret_cache *c);
+
+/*
+ * On the control thread.  Returns 0 and a new reference in *out when a
+ * servable entry is cached (no callback); a stale one (secret_stale()) is
+ * servable while a refresh of it fails, within max_stale.  Returns the
+ * remembered CG_ERR_* of a fetch that failed within negative_ttl, without
+ * a callback.  Otherwise returns CG_ERR_AGAIN, sets *wait, and cb follows
+ * once (with a lent reference as in secret_cb, maybe a stale one) unless
+ * the wait is cancelled first.  However many requests wait for one path,
+ * the backend sees one fetch (single flight).  Any other return is an
+ * immediate error.  Workers use a secret_view instead.
  */
 int secret_cache_get(struct secret_cache *c, const char *path, struct secret **out,
     secret_cb cb, void *arg, struct secret_wait **wait) CG_WUR;
-void secret_cache_cancel(struct secret_wait *w);	/* NULL-safe; no cb after */
+/* Cancels a wait of the cache or of a view; NULL-safe; no cb after. */
+void secret_cache_cancel(struct secret_wait *w);
+
+/*
+ * Readiness of path, on the control thread, without waiting and without
+ * asking the backend synchronously: 0 when the last fetch of path
+ * succeeded (or a stale entry is being served), CG_ERR_AGAIN when it was
+ * never fetched, else the CG_ERR_* of the failed last fetch with its
+ * static reason in *reason.  When that answer may be out of date (never
+ * fetched, fetched before the source changed, or a failure older than
+ * negative_ttl) a fetch starts in the background.
+ */
+int secret_cache_check(struct secret_cache *c, const char *path, const char **reason) CG_WUR;
+/* The backend's status (secret_backend_status()). */
+enum secret_backend_state secret_cache_status(const struct secret_cache *c,
+    const char **reason);
+
+/*
+ * At shutdown, on the control thread: drops every entry, revoking each
+ * lease (ops permitting).  Returns how many revocations are in flight;
+ * run the event loop while secret_cache_busy() is true (with a deadline)
+ * to let them finish.
+ */
+size_t secret_cache_revoke_all(struct secret_cache *c);
+bool secret_cache_busy(const struct secret_cache *c);
+
+/* For tests: the clock the cache and its views read (monotonic ms),
+ * instead of cg_mono_ms().  Set it before any view is made.  With a
+ * clock set, no timer runs lease work: call secret_cache_tick() after
+ * moving the clock. */
+void secret_cache_set_clock(struct secret_cache *c, int64_t (*now)(void *), void *arg);
+/* Renews and drops leased entries that are due now. */
+void secret_cache_tick(struct secret_cache *c);
 
 struct secret_cache_stats {
 	uint64_t hits, misses, fetches, errors;
+	uint64_t stale;			/* answers with a stale entry */
+	uint64_t negative;		/* answers with a remembered failure */
+	uint64_t refreshes;		/* fetches started ahead of expiry */
+	uint64_t renewals, renew_failures;
+	uint64_t revocations, revoke_failures;
+	uint64_t view_requests;		/* GETs from views */
 };
 void secret_cache_stats(const struct secret_cache *c, struct secret_cache_stats *st);
+
+/* ------------------------------------------------------------------ */
+/* Secret views: one per worker thread                                 */
+/* ------------------------------------------------------------------ */
+struct secret_view;
+
+/*
+ * A worker's view of cache c, served on the worker's base.  It keeps, per
+ * path, a reference to the cache's secret and when to stop serving it; the
+ * cache fills it through the view's mailbox (answers, and every change it
+ * makes: new values, renewals, drops), which base listens on.  Make it on
+ * the control thread, before base runs.  0, or CG_ERR_NOMEM / CG_ERR_IO.
+ */
+int secret_view_new(struct secret_cache *c, struct event_base *base,
+    struct secret_view **out) CG_WUR;
+/*
+ * Ends the view: waits are cancelled without callbacks, references
+ * dropped.  From the view's thread (its callbacks included), or from any
+ * thread once the view's base no longer runs.  NULL-safe.
+ */
+void secret_view_free(struct secret_view *v);
+/*
+ * On the view's thread, the same contract as secret_cache_get() except
+ * that errors always come through cb: returns 0 and a new reference in *out
+ * when the view holds an entry still served (a lookup and a reference: no
+ * lock, no system call; an entry in its last part of life also asks the
+ * cache to refresh it, once).  Otherwise returns CG_ERR_AGAIN, sets
+ * *wait, asks the cache (one request per path however many wait) and cb
+ * follows on the view's base, once, unless the wait is cancelled first.
+ * Any other return (CG_ERR_NOMEM, CG_ERR_INTERNAL) is an immediate error.
+ */
+int secret_view_get(struct secret_view *v, const char *path, struct secret **out,
+    secret_cb cb, void *arg, struct secret_wait **wait) CG_WUR;
+void secret_view_cancel(struct secret_wait *w);	/* NULL-safe; no cb after */
 
 #endif /* CG_VAULT_H */

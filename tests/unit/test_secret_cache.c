@@ -1,8 +1,13 @@
 /*
- * test_secret_cache.c: the secret cache (vault-client/cache.c) in front of
- * a backend defined here, which counts fetches and answers them from a
- * timer on the event loop: single flight, hits, expiry, errors, cancel,
- * re-entrant callbacks, changed() and freeing with waits pending.
+ * test_secret_cache.c: the secret cache (vault-client/cache.c) and the
+ * workers' views of it (vault-client/view.c), in front of a backend
+ * defined here, which counts fetches, renewals and revocations and answers
+ * them from timers on the event loop: single flight (also across views on
+ * their own threads), hits, expiry by TTL and by lease, refresh ahead,
+ * serving stale, the negative cache, errors, cancel, re-entrant callbacks,
+ * changed(), renewal and revocation of leases, readiness and freeing with
+ * waits pending.  Time is a clock the tests move, except where the old
+ * tests sleep.
  */
 #include "config.h"
 
@@ -11,6 +16,7 @@
 #include <sys/queue.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +39,17 @@ struct tb_fetch {
 	TAILQ_ENTRY(tb_fetch) link;
 };
 
+/* A renewal or revocation waiting for its answer. */
+struct tb_op {
+	struct test_backend *tb;
+	struct event *ev;
+	bool revoke;
+	secret_renew_cb renew_cb;
+	secret_done_cb done_cb;
+	void *arg;
+	TAILQ_ENTRY(tb_op) link;
+};
+
 struct test_backend {
 	struct event_base *base;
 	int fetches;		/* accepted fetch() calls */
@@ -44,6 +61,20 @@ struct test_backend {
 	bool *freed;		/* set by free() */
 	char last_path[128];
 	TAILQ_HEAD(, tb_fetch) pending;
+	/* Leases: each answer gets "lease/<path>/<version>" when lease_ms
+	 * is set. */
+	int64_t lease_ms;
+	bool renewable;
+	bool hold;		/* answers wait for tb_release() */
+	int renews;		/* renew() calls */
+	int renew_err;		/* the renewal's answer */
+	int64_t renew_grant_ms;	/* granted by a renewal */
+	char last_renewed[128];
+	int64_t last_increment;
+	int revokes;		/* revoke() calls */
+	char revoked[16][128];	/* their lease ids, in order */
+	enum secret_backend_state state;
+	TAILQ_HEAD(, tb_op) ops;
 };
 
 static void
@@ -63,10 +94,14 @@ tb_answer(evutil_socket_t fd, short what, void *arg)
 	event_free(f->ev);
 	tb->answered++;
 	if (err == 0) {
+		char lease_id[192];
+		struct secret_lease lease = { lease_id, tb->lease_ms, tb->renewable };
+
 		snprintf(version, sizeof(version), "%d", ++tb->version);
 		snprintf(value, sizeof(value), "pw-%s", f->path);
-		assert_int_equal(secret_new(f->path, version, 1, names, values,
-		    NULL, &s), 0);
+		snprintf(lease_id, sizeof(lease_id), "lease/%s/%s", f->path, version);
+		assert_int_equal(secret_new_leased(f->path, version,
+		    tb->lease_ms > 0 ? &lease : NULL, 1, names, values, NULL, &s), 0);
 		f->cb(0, s, NULL, f->arg);
 		secret_unref(s);	/* the reference was only lent */
 	} else
@@ -93,7 +128,8 @@ tb_fetch(void *ctx, const char *path, secret_cb cb, void *arg)
 	f->arg = arg;
 	f->ev = evtimer_new(tb->base, tb_answer, f);
 	assert_non_null(f->ev);
-	assert_int_equal(evtimer_add(f->ev, &zero), 0);
+	if (!tb->hold)
+		assert_int_equal(evtimer_add(f->ev, &zero), 0);
 	TAILQ_INSERT_TAIL(&tb->pending, f, link);
 	tb->fetches++;
 	return 0;
@@ -109,17 +145,104 @@ tb_changed(void *ctx)
 	return r;
 }
 
+/* Lets the held answers go (from the next loop iteration). */
+static void
+tb_release(struct test_backend *tb)
+{
+	static const struct timeval zero = { 0, 0 };
+	struct tb_fetch *f;
+
+	tb->hold = false;
+	TAILQ_FOREACH(f, &tb->pending, link)
+		assert_int_equal(evtimer_add(f->ev, &zero), 0);
+}
+
+static void
+tb_op_answer(evutil_socket_t fd, short what, void *arg)
+{
+	struct tb_op *op = arg;
+	struct test_backend *tb = op->tb;
+
+	(void)fd;
+	(void)what;
+	TAILQ_REMOVE(&tb->ops, op, link);
+	event_free(op->ev);
+	if (op->revoke)
+		op->done_cb(0, NULL, op->arg);
+	else
+		op->renew_cb(tb->renew_err, tb->renew_err == 0 ? tb->renew_grant_ms : 0,
+		    tb->renew_err == 0 ? NULL : "lease not found", op->arg);
+	free(op);
+}
+
+static struct tb_op *
+tb_op_new(struct test_backend *tb, bool revoke, void *arg)
+{
+	static const struct timeval zero = { 0, 0 };
+	struct tb_op *op = calloc(1, sizeof(*op));
+
+	assert_non_null(op);
+	op->tb = tb;
+	op->revoke = revoke;
+	op->arg = arg;
+	op->ev = evtimer_new(tb->base, tb_op_answer, op);
+	assert_non_null(op->ev);
+	assert_int_equal(evtimer_add(op->ev, &zero), 0);
+	TAILQ_INSERT_TAIL(&tb->ops, op, link);
+	return op;
+}
+
+static int
+tb_renew(void *ctx, const char *lease_id, int64_t increment_ms, secret_renew_cb cb,
+    void *arg)
+{
+	struct test_backend *tb = ctx;
+
+	tb->renews++;
+	snprintf(tb->last_renewed, sizeof(tb->last_renewed), "%s", lease_id);
+	tb->last_increment = increment_ms;
+	tb_op_new(tb, false, arg)->renew_cb = cb;
+	return 0;
+}
+
+static int
+tb_revoke(void *ctx, const char *lease_id, secret_done_cb cb, void *arg)
+{
+	struct test_backend *tb = ctx;
+
+	if (tb->revokes < (int)CG_ARRAY_LEN(tb->revoked))
+		snprintf(tb->revoked[tb->revokes], sizeof(tb->revoked[0]), "%s", lease_id);
+	tb->revokes++;
+	tb_op_new(tb, true, arg)->done_cb = cb;
+	return 0;
+}
+
+static enum secret_backend_state
+tb_status(void *ctx, const char **reason)
+{
+	struct test_backend *tb = ctx;
+
+	*reason = tb->state == SECRET_BACKEND_OK ? NULL : "test backend is unwell";
+	return tb->state;
+}
+
 static void
 tb_free(void *ctx)
 {
 	struct test_backend *tb = ctx;
 	struct tb_fetch *f;
+	struct tb_op *op;
 
 	while ((f = TAILQ_FIRST(&tb->pending)) != NULL) {
 		TAILQ_REMOVE(&tb->pending, f, link);
 		event_free(f->ev);
 		free(f->path);
 		free(f);
+	}
+	while ((op = TAILQ_FIRST(&tb->ops)) != NULL) {
+		TAILQ_REMOVE(&tb->ops, op, link);
+		event_free(op->ev);
+		free(op);
 	}
 	if (tb->freed != NULL)
 		*tb->freed = true;
@@ -133,6 +256,17 @@ static const struct secret_backend_ops tb_ops = {
 	.free = tb_free,
 };
 
+/* The same with leases and a status. */
+static const struct secret_backend_ops tb_lease_ops = {
+	.name = "test-leases",
+	.fetch = tb_fetch,
+	.changed = tb_changed,
+	.renew = tb_renew,
+	.revoke = tb_revoke,
+	.status = tb_status,
+	.free = tb_free,
+};
+
 /* ------------------------------------------------------------------ */
 /* Fixture                                                             */
 /* ------------------------------------------------------------------ */
@@ -142,10 +276,11 @@ struct fx {
 	struct secret_cache *c;
 	bool freed;
 	size_t secmem_before;
+	int64_t now;			/* the clock of fx_new_opts() caches */
 };
 
 static struct fx *
-fx_new(int64_t ttl_ms)
+fx_make(const struct secret_cache_opts *o, bool leases)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
 	struct secret_backend *b = calloc(1, sizeof(*b));
@@ -161,9 +296,40 @@ fx_new(int64_t ttl_ms)
 	fx->tb->base = fx->base;
 	fx->tb->freed = &fx->freed;
 	TAILQ_INIT(&fx->tb->pending);
-	b->ops = &tb_ops;
+	TAILQ_INIT(&fx->tb->ops);
+	b->ops = leases ? &tb_lease_ops : &tb_ops;
 	b->ctx = fx->tb;
-	assert_int_equal(secret_cache_new(fx->base, b, ttl_ms, &fx->c), 0);
+	if (leases)
+		assert_int_equal(secret_cache_new_opts(fx->base, b, o, &fx->c), 0);
+	else
+		assert_int_equal(secret_cache_new(fx->base, b, o->ttl_ms, &fx->c), 0);
+	return fx;
+}
+
+static struct fx *
+fx_new(int64_t ttl_ms)
+{
+	struct secret_cache_opts o = { ttl_ms, 0, 0 };
+
+	return fx_make(&o, false);
+}
+
+static int64_t
+fx_clock(void *arg)
+{
+	return ((struct fx *)arg)->now;
+}
+
+/* A cache with all its times set, a backend with leases, and a clock
+ * that moves only when the test says. */
+static struct fx *
+fx_new_opts(int64_t ttl_ms, int64_t max_stale_ms, int64_t negative_ttl_ms)
+{
+	struct secret_cache_opts o = { ttl_ms, max_stale_ms, negative_ttl_ms };
+	struct fx *fx = fx_make(&o, true);
+
+	fx->now = 1000000;
+	secret_cache_set_clock(fx->c, fx_clock, fx);
 	return fx;
 }
 
@@ -215,6 +381,8 @@ struct waiter {
 	struct waiter *get_waiter;
 	struct waiter *cancel;	/* cancel this one's wait */
 	bool free_cache;	/* secret_cache_free() */
+	struct secret_view *free_view;	/* secret_view_free() it */
+	bool stale;		/* the secret was handed out stale */
 };
 
 static void waiter_cb(int err, struct secret *s, const char *reason, void *arg);
@@ -233,6 +401,7 @@ waiter_cb(int err, struct secret *s, const char *reason, void *arg)
 		assert_non_null(s);
 		assert_null(reason);
 		snprintf(wt->version, sizeof(wt->version), "%s", secret_version(s));
+		wt->stale = secret_stale(s);
 		v = secret_field(s, "password", NULL);
 		assert_non_null(v);
 		snprintf(wt->value, sizeof(wt->value), "%s", v);
@@ -252,6 +421,8 @@ waiter_cb(int err, struct secret *s, const char *reason, void *arg)
 		secret_cache_free(wt->fx->c);
 		wt->fx->c = NULL;
 	}
+	if (wt->free_view != NULL)
+		secret_view_free(wt->free_view);
 }
 
 static int
@@ -720,6 +891,754 @@ test_bad_arguments(void **state)
 	secret_cache_free(NULL);
 }
 
+/* ------------------------------------------------------------------ */
+/* Leases, refresh ahead, stale, negative cache, views                 */
+/* ------------------------------------------------------------------ */
+
+/* Runs what is ready, a few rounds: views keep events of their own, so
+ * the loop never runs dry. */
+static void
+pump(struct fx *fx)
+{
+	int i;
+
+	for (i = 0; i < 20; i++)
+		assert_int_not_equal(event_base_loop(fx->base, EVLOOP_NONBLOCK), -1);
+}
+
+static int
+vget(struct secret_view *v, const char *path, struct waiter *wt, struct secret **out)
+{
+	return secret_view_get(v, path, out, waiter_cb, wt, &wt->w);
+}
+
+static uint64_t
+stat_of(struct fx *fx, size_t off)
+{
+	struct secret_cache_stats st;
+
+	secret_cache_stats(fx->c, &st);
+	return *(const uint64_t *)((const char *)&st + off);
+}
+#define STAT(fx, f) stat_of((fx), offsetof(struct secret_cache_stats, f))
+
+/* A hit, and which version it was; drops the reference. */
+static const char *
+hit_version(int r, struct secret **sp)
+{
+	static char v[16];
+	struct secret *s = *sp;
+
+	*sp = NULL;
+	assert_int_equal(r, 0);
+	assert_non_null(s);
+	snprintf(v, sizeof(v), "%s", secret_version(s));
+	secret_unref(s);
+	return v;
+}
+
+static void
+test_lease_expiry(void **state)
+{
+	struct fx *fx = fx_new_opts(60000, 0, 0);
+	struct secret_cache_opts o = { 1000, 0, 0 };
+	struct waiter wt = { 0 };
+	struct secret *s = NULL;
+	int64_t t0;
+
+	(void)state;
+	fx->tb->lease_ms = 3000;	/* not renewable */
+	assert_int_equal(get(fx, "db/creds", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	assert_string_equal(wt.version, "1");
+	t0 = fx->now;
+
+	/* Before its last quarter (of 2 s): a hit, nothing fetched. */
+	fx->now = t0 + 1499;
+	assert_string_equal(hit_version(get(fx, "db/creds", &wt, &s), &s), "1");
+	assert_int_equal(fx->tb->fetches, 1);
+
+	/* At two thirds of the lease it has expired, though cache_ttl
+	 * (60 s) is far; its lease goes with it. */
+	fx->now = t0 + 2000;
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(get(fx, "db/creds", &wt, &s), CG_ERR_AGAIN);
+	assert_int_equal(fx->tb->fetches, 2);
+	assert_int_equal(fx->tb->revokes, 1);
+	assert_string_equal(fx->tb->revoked[0], "lease/db/creds/1");
+	run(fx);
+	assert_string_equal(wt.version, "2");
+
+	/* A cache_ttl shorter than two thirds of the lease wins. */
+	assert_int_equal(secret_cache_configure(fx->c, &o), 0);
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(get(fx, "db/other", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	t0 = fx->now;
+	fx->now = t0 + 999;
+	assert_string_equal(hit_version(get(fx, "db/other", &wt, &s), &s), "3");
+	fx->now = t0 + 1000;
+	assert_int_equal(get(fx, "db/other", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	/* Bad times are refused and change nothing. */
+	o.ttl_ms = -1;
+	assert_int_equal(secret_cache_configure(fx->c, &o), CG_ERR_LIMIT);
+	fx_free(fx);
+}
+
+static void
+test_refresh_ahead(void **state)
+{
+	struct fx *fx = fx_new_opts(1000, 0, 0);
+	struct secret_view *v[2];
+	struct waiter wt = { 0 }, a = { 0 }, b = { 0 };
+	struct secret *s = NULL;
+	int64_t t0;
+	int i;
+
+	(void)state;
+	assert_int_equal(get(fx, "p", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	t0 = fx->now;
+
+	/* Before the last quarter of its life: nothing. */
+	fx->now = t0 + 749;
+	assert_string_equal(hit_version(get(fx, "p", &wt, &s), &s), "1");
+	assert_int_equal(fx->tb->fetches, 1);
+	/* In it: served from the cache at once, and one refresh starts. */
+	fx->now = t0 + 750;
+	assert_string_equal(hit_version(get(fx, "p", &wt, &s), &s), "1");
+	assert_int_equal(fx->tb->fetches, 2);
+	fx->now = t0 + 900;
+	assert_string_equal(hit_version(get(fx, "p", &wt, &s), &s), "1");
+	assert_int_equal(fx->tb->fetches, 2);	/* exactly one */
+	assert_int_equal(STAT(fx, refreshes), 1);
+	run(fx);
+	assert_string_equal(hit_version(get(fx, "p", &wt, &s), &s), "2");
+	assert_int_equal(fx->tb->fetches, 2);
+	assert_int_equal(wt.calls, 1);		/* the first fetch only */
+
+	/* The same through two views: each hit in the last quarter asks
+	 * once, the cache refreshes once, and both views get the new
+	 * version without asking.  (What one view asked for reaches the
+	 * other too: its first use is a hit.) */
+	for (i = 0; i < 2; i++)
+		assert_int_equal(secret_view_new(fx->c, fx->base, &v[i]), 0);
+	assert_int_equal(vget(v[0], "q", &a, &s), CG_ERR_AGAIN);
+	pump(fx);
+	assert_int_equal(a.calls, 1);
+	assert_string_equal(a.version, "3");
+	assert_string_equal(hit_version(vget(v[1], "q", &b, &s), &s), "3");
+	assert_int_equal(fx->tb->fetches, 3);
+	assert_int_equal(STAT(fx, view_requests), 1);
+	t0 = fx->now;
+	fx->now = t0 + 800;
+	for (i = 0; i < 3; i++) {
+		assert_string_equal(hit_version(vget(v[0], "q", &a, &s), &s), "3");
+		assert_string_equal(hit_version(vget(v[1], "q", &b, &s), &s), "3");
+	}
+	pump(fx);
+	assert_int_equal(fx->tb->fetches, 4);
+	assert_string_equal(hit_version(vget(v[0], "q", &a, &s), &s), "4");
+	assert_string_equal(hit_version(vget(v[1], "q", &b, &s), &s), "4");
+	assert_int_equal(STAT(fx, view_requests), 1);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(b.calls, 0);
+	for (i = 0; i < 2; i++)
+		secret_view_free(v[i]);
+	fx_free(fx);
+}
+
+/* A worker: its own thread, event base and view. */
+#define NTHREADS 4
+struct vthread {
+	struct event_base *base;
+	struct secret_view *v;
+	pthread_t thread;
+	int r1, r2;		/* the first get, and the one after its answer */
+	int calls, err;
+	char version[16], version2[16];
+	int asked, done;	/* atomic */
+};
+
+static void
+vthread_cb(int err, struct secret *s, const char *reason, void *arg)
+{
+	struct vthread *t = arg;
+
+	(void)reason;
+	t->calls++;
+	t->err = err;
+	if (s != NULL)
+		snprintf(t->version, sizeof(t->version), "%s", secret_version(s));
+	event_base_loopbreak(t->base);
+}
+
+static void *
+vthread_main(void *arg)
+{
+	struct vthread *t = arg;
+	struct secret_wait *w;
+	struct secret *s = NULL;
+
+	t->r1 = secret_view_get(t->v, "svc/db", &s, vthread_cb, t, &w);
+	__atomic_store_n(&t->asked, 1, __ATOMIC_RELEASE);
+	if (t->r1 == CG_ERR_AGAIN)
+		event_base_dispatch(t->base);
+	t->r2 = secret_view_get(t->v, "svc/db", &s, vthread_cb, t, &w);
+	if (t->r2 == 0) {
+		snprintf(t->version2, sizeof(t->version2), "%s", secret_version(s));
+		secret_unref(s);
+	}
+	__atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static bool
+all_set(struct vthread *t, size_t field_off)
+{
+	int i;
+
+	for (i = 0; i < NTHREADS; i++)
+		if (!__atomic_load_n((int *)((char *)&t[i] + field_off), __ATOMIC_ACQUIRE))
+			return false;
+	return true;
+}
+
+static void
+test_views_single_flight_threads(void **state)
+{
+	struct fx *fx = fx_new(60000);
+	struct vthread t[NTHREADS];
+	int i, spins;
+
+	(void)state;
+	memset(t, 0, sizeof(t));
+	fx->tb->hold = true;
+	for (i = 0; i < NTHREADS; i++) {
+		assert_non_null(t[i].base = event_base_new());
+		assert_int_equal(secret_view_new(fx->c, t[i].base, &t[i].v), 0);
+	}
+	for (i = 0; i < NTHREADS; i++)
+		assert_int_equal(pthread_create(&t[i].thread, NULL, vthread_main, &t[i]), 0);
+	for (spins = 0; !all_set(t, offsetof(struct vthread, asked)) && spins < 5000; spins++)
+		sleep_ms(1);
+	/* Every worker asked; the cache takes their requests, and the
+	 * backend holds its answer until all have joined the one fetch. */
+	for (spins = 0; STAT(fx, view_requests) < NTHREADS && spins < 5000; spins++) {
+		pump(fx);
+		sleep_ms(1);
+	}
+	assert_int_equal(STAT(fx, view_requests), NTHREADS);
+	assert_int_equal(fx->tb->fetches, 1);
+	tb_release(fx->tb);
+	for (spins = 0; !all_set(t, offsetof(struct vthread, done)) && spins < 5000; spins++) {
+		pump(fx);
+		sleep_ms(1);
+	}
+	for (i = 0; i < NTHREADS; i++)
+		assert_int_equal(pthread_join(t[i].thread, NULL), 0);
+	for (i = 0; i < NTHREADS; i++) {
+		assert_int_equal(t[i].r1, CG_ERR_AGAIN);
+		assert_int_equal(t[i].calls, 1);
+		assert_int_equal(t[i].err, 0);
+		assert_string_equal(t[i].version, "1");
+		/* Then a hit in the worker's own view. */
+		assert_int_equal(t[i].r2, 0);
+		assert_string_equal(t[i].version2, "1");
+	}
+	assert_int_equal(fx->tb->fetches, 1);
+	assert_int_equal(fx->tb->answered, 1);
+	assert_int_equal(STAT(fx, view_requests), NTHREADS);
+	for (i = 0; i < NTHREADS; i++) {
+		secret_view_free(t[i].v);
+		event_base_free(t[i].base);
+	}
+	fx_free(fx);
+}
+
+static void
+test_max_stale(void **state)
+{
+	struct fx *fx = fx_new_opts(1000, 500, 100);
+	struct secret_view *v;
+	struct waiter wt = { 0 }, vw = { 0 };
+	struct secret *s = NULL;
+	const char *why;
+	int64_t t0;
+
+	(void)state;
+	assert_int_equal(get(fx, "p", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	t0 = fx->now;
+	fx->tb->fail_with = CG_ERR_IO;
+
+	/* Expired, and the fetch that should replace it fails: its waiter
+	 * gets the old secret, marked stale. */
+	fx->now = t0 + 1000;
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(get(fx, "p", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	assert_int_equal(wt.calls, 1);
+	assert_int_equal(wt.err, 0);
+	assert_true(wt.stale);
+	assert_string_equal(wt.version, "1");
+	assert_int_equal(fx->tb->fetches, 2);
+	/* From then on served stale at once; retried once per negative_ttl. */
+	assert_int_equal(get(fx, "p", &wt, &s), 0);
+	assert_true(secret_stale(s));
+	assert_string_equal(secret_field(s, "password", NULL), "pw-p");
+	secret_unref(s);
+	assert_int_equal(fx->tb->fetches, 2);
+	assert_int_equal(secret_cache_check(fx->c, "p", &why), 0);
+	fx->now = t0 + 1100;
+	assert_int_equal(get(fx, "p", &wt, &s), 0);
+	assert_true(secret_stale(s));
+	secret_unref(s);
+	assert_int_equal(fx->tb->fetches, 3);
+	run(fx);
+	fx->now = t0 + 1499;
+	assert_int_equal(get(fx, "p", &wt, &s), 0);
+	assert_true(secret_stale(s));
+	secret_unref(s);
+	run(fx);
+	assert_int_equal(fx->tb->fetches, 4);
+
+	/* max_stale after the expiry: refused from then on, with the
+	 * failure remembered for negative_ttl. */
+	fx->now = t0 + 1500;
+	assert_int_equal(get(fx, "p", &wt, &s), CG_ERR_IO);
+	assert_null(s);
+	assert_int_not_equal(secret_cache_check(fx->c, "p", &why), 0);
+	fx->now = t0 + 1600;
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(get(fx, "p", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	assert_int_equal(wt.err, CG_ERR_IO);
+	assert_true(STAT(fx, stale) >= 4);
+
+	/* Through a view: the stale secret reaches the worker, which
+	 * serves it without asking until it should retry. */
+	fx->tb->fail_with = 0;
+	assert_int_equal(secret_view_new(fx->c, fx->base, &v), 0);
+	assert_int_equal(vget(v, "q", &vw, &s), CG_ERR_AGAIN);
+	pump(fx);
+	assert_int_equal(vw.calls, 1);
+	assert_false(vw.stale);
+	t0 = fx->now;
+	fx->tb->fail_with = CG_ERR_IO;
+	fx->now = t0 + 1000;
+	memset(&vw, 0, sizeof(vw));
+	assert_int_equal(vget(v, "q", &vw, &s), CG_ERR_AGAIN);
+	pump(fx);
+	assert_int_equal(vw.calls, 1);
+	assert_int_equal(vw.err, 0);
+	assert_true(vw.stale);
+	assert_int_equal(vget(v, "q", &vw, &s), 0);
+	assert_true(secret_stale(s));
+	secret_unref(s);
+	/* The store is back: the next ask after negative_ttl is still
+	 * served stale at once, and the refresh it starts reaches the view. */
+	fx->tb->fail_with = 0;
+	fx->now = t0 + 1100;
+	memset(&vw, 0, sizeof(vw));
+	assert_int_equal(vget(v, "q", &vw, &s), CG_ERR_AGAIN);
+	pump(fx);
+	assert_int_equal(vw.calls, 1);
+	assert_true(vw.stale);
+	assert_int_equal(vget(v, "q", &vw, &s), 0);
+	assert_false(secret_stale(s));
+	assert_int_equal(atoi(secret_version(s)), fx->tb->version);
+	secret_unref(s);
+	secret_view_free(v);
+	fx_free(fx);
+}
+
+/* Stale serving never outlives the lease. */
+static void
+test_stale_within_lease(void **state)
+{
+	struct fx *fx = fx_new_opts(60000, 60000, 0);
+	struct waiter wt = { 0 };
+	struct secret *s = NULL;
+	int64_t t0;
+
+	(void)state;
+	fx->tb->lease_ms = 3000;	/* expires at 2000, ends at 3000 */
+	assert_int_equal(get(fx, "db", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	t0 = fx->now;
+	fx->tb->fail_with = CG_ERR_IO;
+	fx->now = t0 + 2000;
+	assert_int_equal(get(fx, "db", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	assert_true(wt.stale);
+	fx->now = t0 + 2999;
+	assert_int_equal(get(fx, "db", &wt, &s), 0);
+	assert_true(secret_stale(s));
+	secret_unref(s);
+	run(fx);
+	fx->now = t0 + 3000;
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(get(fx, "db", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	assert_int_equal(wt.err, CG_ERR_IO);
+	assert_int_equal(fx->tb->revokes, 1);	/* dropped at its end */
+	fx_free(fx);
+}
+
+static void
+test_negative_cache(void **state)
+{
+	struct fx *fx = fx_new_opts(60000, 0, 1000);
+	struct secret_view *v;
+	struct waiter wt = { 0 }, vw = { 0 };
+	struct secret *s = NULL;
+	int64_t t0;
+
+	(void)state;
+	fx->tb->fail_with = CG_ERR_NOTFOUND;
+	assert_int_equal(get(fx, "missing", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	assert_int_equal(wt.err, CG_ERR_NOTFOUND);
+	t0 = fx->now;
+
+	/* Within negative_ttl: the same error at once, the backend not asked. */
+	assert_int_equal(get(fx, "missing", &wt, &s), CG_ERR_NOTFOUND);
+	fx->now = t0 + 999;
+	assert_int_equal(get(fx, "missing", &wt, &s), CG_ERR_NOTFOUND);
+	assert_int_equal(fx->tb->fetches, 1);
+	assert_int_equal(STAT(fx, negative), 2);
+
+	/* Workers get it through their views, with the store's reason. */
+	assert_int_equal(secret_view_new(fx->c, fx->base, &v), 0);
+	assert_int_equal(vget(v, "missing", &vw, &s), CG_ERR_AGAIN);
+	pump(fx);
+	assert_int_equal(vw.calls, 1);
+	assert_int_equal(vw.err, CG_ERR_NOTFOUND);
+	assert_string_equal(vw.reason, "test backend says no");
+	assert_int_equal(vget(v, "missing", &vw, &s), CG_ERR_AGAIN);
+	pump(fx);
+	assert_int_equal(vw.calls, 2);
+	assert_int_equal(fx->tb->fetches, 1);
+
+	/* After it: asked again. */
+	fx->now = t0 + 1000;
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(get(fx, "missing", &wt, &s), CG_ERR_AGAIN);
+	assert_int_equal(fx->tb->fetches, 2);
+	pump(fx);
+	assert_int_equal(wt.err, CG_ERR_NOTFOUND);
+
+	/* The source changed (the secret was added): not remembered. */
+	fx->tb->fail_with = 0;
+	fx->tb->changed = true;
+	assert_int_equal(get(fx, "missing", &wt, &s), CG_ERR_AGAIN);
+	pump(fx);
+	assert_int_equal(wt.err, 0);
+	assert_int_equal(hit_version(vget(v, "missing", &vw, &s), &s)[0] != '\0', 1);
+	secret_view_free(v);
+	fx_free(fx);
+}
+
+static void
+test_view_cancel(void **state)
+{
+	struct fx *fx = fx_new_opts(60000, 0, 0);
+	struct secret_view *v, *v2;
+	struct waiter a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 }, e = { 0 }, f = { 0 };
+	struct waiter g[2];
+	struct secret *s = NULL;
+
+	(void)state;
+	assert_int_equal(secret_view_new(fx->c, fx->base, &v), 0);
+	/* One of two cancels: only the other is called. */
+	assert_int_equal(vget(v, "p", &a, &s), CG_ERR_AGAIN);
+	assert_int_equal(vget(v, "p", &b, &s), CG_ERR_AGAIN);
+	secret_view_cancel(a.w);
+	secret_view_cancel(NULL);
+	pump(fx);
+	assert_int_equal(a.calls, 0);
+	assert_int_equal(b.calls, 1);
+	assert_int_equal(fx->tb->fetches, 1);
+
+	/* The only one cancels: no callback, but the answer lands in the
+	 * view. */
+	assert_int_equal(vget(v, "solo", &c, &s), CG_ERR_AGAIN);
+	secret_view_cancel(c.w);
+	pump(fx);
+	assert_int_equal(c.calls, 0);
+	assert_string_equal(hit_version(vget(v, "solo", &c, &s), &s), "2");
+	assert_int_equal(fx->tb->fetches, 2);
+
+	/* A view freed before the cache took its requests: no callback,
+	 * and nothing is fetched for it. */
+	assert_int_equal(secret_view_new(fx->c, fx->base, &v2), 0);
+	assert_int_equal(vget(v2, "x", &d, &s), CG_ERR_AGAIN);
+	assert_int_equal(vget(v2, "y", &e, &s), CG_ERR_AGAIN);
+	secret_view_free(v2);
+	pump(fx);
+	assert_int_equal(d.calls, 0);
+	assert_int_equal(e.calls, 0);
+	assert_int_equal(fx->tb->fetches, 2);
+
+	/* A view freed while its fetch is in flight: no callback later. */
+	assert_int_equal(secret_view_new(fx->c, fx->base, &v2), 0);
+	fx->tb->hold = true;
+	assert_int_equal(vget(v2, "z", &f, &s), CG_ERR_AGAIN);
+	pump(fx);
+	assert_int_equal(fx->tb->fetches, 3);
+	secret_view_free(v2);
+	tb_release(fx->tb);
+	pump(fx);
+	assert_int_equal(f.calls, 0);
+
+	/* A callback frees its own view: the next waiter is not called. */
+	assert_int_equal(secret_view_new(fx->c, fx->base, &v2), 0);
+	memset(g, 0, sizeof(g));
+	g[0].free_view = v2;
+	assert_int_equal(vget(v2, "w", &g[0], &s), CG_ERR_AGAIN);
+	assert_int_equal(vget(v2, "w", &g[1], &s), CG_ERR_AGAIN);
+	pump(fx);
+	assert_int_equal(g[0].calls, 1);
+	assert_int_equal(g[1].calls, 0);
+
+	secret_view_free(v);
+	secret_view_free(NULL);
+	fx_free(fx);	/* every reference back: secure memory as before */
+}
+
+static void
+test_renew_and_revoke(void **state)
+{
+	struct fx *fx = fx_new_opts(60000, 0, 0);
+	struct waiter wt = { 0 };
+	struct secret *s = NULL;
+	int64_t t0, t1;
+
+	(void)state;
+	fx->tb->lease_ms = 3000;
+	fx->tb->renewable = true;
+	fx->tb->renew_grant_ms = 3000;
+	assert_int_equal(get(fx, "db/rw", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	t0 = fx->now;
+
+	/* Renewed at three fifths of the lease, ahead of its two-thirds
+	 * expiry, for the lease's own duration. */
+	fx->now = t0 + 1799;
+	secret_cache_tick(fx->c);
+	assert_int_equal(fx->tb->renews, 0);
+	fx->now = t0 + 1800;
+	secret_cache_tick(fx->c);
+	secret_cache_tick(fx->c);
+	assert_int_equal(fx->tb->renews, 1);
+	assert_string_equal(fx->tb->last_renewed, "lease/db/rw/1");
+	assert_int_equal(fx->tb->last_increment, 3000);
+	run(fx);
+	assert_int_equal(STAT(fx, renewals), 1);
+	/* Past the old expiry: the same credential, nothing fetched (a
+	 * renewable lease is not refreshed by fetching). */
+	fx->now = t0 + 3000;
+	assert_string_equal(hit_version(get(fx, "db/rw", &wt, &s), &s), "1");
+	assert_int_equal(fx->tb->fetches, 1);
+	fx->now = t0 + 3600;
+	secret_cache_tick(fx->c);
+	assert_int_equal(fx->tb->renews, 2);
+	/* The store lost the lease: the entry goes, not revoked again. */
+	fx->tb->renew_err = CG_ERR_NOTFOUND;
+	run(fx);
+	assert_int_equal(STAT(fx, renew_failures), 1);
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(get(fx, "db/rw", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	assert_string_equal(wt.version, "2");
+	assert_int_equal(fx->tb->revokes, 0);
+	fx->tb->renew_err = 0;
+
+	/* Unused to its end: dropped, and its lease revoked then. */
+	fx->tb->renewable = false;
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(get(fx, "db/ro", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	t1 = fx->now;
+	fx->now = t1 + 1999;
+	secret_cache_tick(fx->c);	/* renews db/rw (version 2) */
+	run(fx);
+	assert_int_equal(fx->tb->renews, 3);
+	assert_int_equal(fx->tb->revokes, 0);
+	fx->now = t1 + 2000;
+	secret_cache_tick(fx->c);
+	assert_int_equal(fx->tb->revokes, 1);
+	assert_string_equal(fx->tb->revoked[0], "lease/db/ro/3");
+
+	/* At shutdown: every lease held is revoked, and can be waited for. */
+	assert_int_equal(secret_cache_revoke_all(fx->c), 2);	/* one still in flight */
+	assert_true(secret_cache_busy(fx->c));
+	assert_int_equal(fx->tb->revokes, 2);
+	assert_string_equal(fx->tb->revoked[1], "lease/db/rw/2");
+	run(fx);
+	assert_false(secret_cache_busy(fx->c));
+	assert_int_equal(STAT(fx, revocations), 2);
+	assert_int_equal(STAT(fx, revoke_failures), 0);
+
+	/* And freeing the cache revokes what is left. */
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(get(fx, "db/last", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	fx_free(fx);
+	/* (the backend is gone with the cache: its counter was checked by
+	 * tb_revoke before; see test_revoke_on_free) */
+}
+
+static int free_revokes;
+
+static int
+tb_revoke_counting(void *ctx, const char *lease_id, secret_done_cb cb, void *arg)
+{
+	free_revokes++;
+	return tb_revoke(ctx, lease_id, cb, arg);
+}
+
+static void
+test_revoke_on_free(void **state)
+{
+	static struct secret_backend_ops ops;
+	struct fx *fx = fx_new_opts(60000, 0, 0);
+	struct waiter wt = { 0 };
+	struct secret *s = NULL;
+	struct secret_backend *b;
+	struct secret_cache *c;
+	size_t before, total;
+
+	(void)state;
+	/* A cache of its own whose backend counts into a static. */
+	ops = tb_lease_ops;
+	ops.revoke = tb_revoke_counting;
+	b = calloc(1, sizeof(*b));
+	assert_non_null(b);
+	fx->tb->lease_ms = 3000;
+	secmem_stats(&before, &total);
+	{
+		struct test_backend *tb = calloc(1, sizeof(*tb));
+		struct secret_cache_opts o = { 60000, 0, 0 };
+
+		assert_non_null(tb);
+		tb->base = fx->base;
+		tb->lease_ms = 3000;
+		TAILQ_INIT(&tb->pending);
+		TAILQ_INIT(&tb->ops);
+		b->ops = &ops;
+		b->ctx = tb;
+		assert_int_equal(secret_cache_new_opts(fx->base, b, &o, &c), 0);
+		secret_cache_set_clock(c, fx_clock, fx);
+	}
+	assert_int_equal(secret_cache_get(c, "a", &s, waiter_cb, &wt, &wt.w), CG_ERR_AGAIN);
+	assert_int_equal(secret_cache_get(c, "b", &s, waiter_cb, &wt, &wt.w), CG_ERR_AGAIN);
+	run(fx);
+	assert_int_equal(wt.calls, 2);
+	free_revokes = 0;
+	secret_cache_free(c);
+	assert_int_equal(free_revokes, 2);
+	run(fx);
+	fx_free(fx);
+}
+
+static void
+test_views_follow_changes(void **state)
+{
+	struct fx *fx = fx_new(60000);
+	struct secret_view *v[2];
+	struct waiter wt[2];
+	struct secret *s = NULL;
+	int i, spins;
+
+	(void)state;
+	memset(wt, 0, sizeof(wt));
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(secret_view_new(fx->c, fx->base, &v[i]), 0);
+		assert_int_equal(vget(v[i], "p", &wt[i], &s), CG_ERR_AGAIN);
+	}
+	pump(fx);
+	assert_int_equal(fx->tb->fetches, 1);
+	for (i = 0; i < 2; i++)
+		assert_string_equal(hit_version(vget(v[i], "p", &wt[i], &s), &s), "1");
+
+	/* The source changes: the cache, watching it, drops what it had
+	 * (the views too: the old secret is not served any more) and
+	 * fetches again... */
+	assert_int_equal(secret_cache_watch(fx->c, 1), 0);
+	fx->tb->hold = true;
+	fx->tb->changed = true;
+	for (spins = 0; fx->tb->fetches < 2 && spins < 5000; spins++) {
+		pump(fx);
+		sleep_ms(1);
+	}
+	pump(fx);
+	assert_int_equal(fx->tb->fetches, 2);
+	memset(wt, 0, sizeof(wt));
+	assert_int_equal(vget(v[0], "p", &wt[0], &s), CG_ERR_AGAIN);
+	pump(fx);
+	assert_int_equal(wt[0].calls, 0);
+	/* ...and both views get the new secret: the one that asked through
+	 * its callback, the other without asking. */
+	tb_release(fx->tb);
+	pump(fx);
+	assert_int_equal(wt[0].calls, 1);
+	assert_string_equal(wt[0].version, "2");
+	assert_int_equal(fx->tb->fetches, 2);
+	for (i = 0; i < 2; i++)
+		assert_string_equal(hit_version(vget(v[i], "p", &wt[i], &s), &s), "2");
+	assert_int_equal(STAT(fx, view_requests), 3);
+	assert_int_equal(secret_cache_watch(fx->c, 0), 0);
+	for (i = 0; i < 2; i++)
+		secret_view_free(v[i]);
+	fx_free(fx);
+}
+
+static void
+test_readiness(void **state)
+{
+	struct fx *fx = fx_new_opts(60000, 0, 5000);
+	struct waiter wt = { 0 };
+	struct secret *s = NULL;
+	const char *why = NULL;
+	int i;
+
+	(void)state;
+	/* Never fetched: not ready, and a fetch starts. */
+	assert_int_equal(secret_cache_check(fx->c, "p", &why), CG_ERR_AGAIN);
+	assert_string_equal(why, "not fetched yet");
+	assert_int_equal(fx->tb->fetches, 1);
+	run(fx);
+	assert_int_equal(secret_cache_check(fx->c, "p", &why), 0);
+	assert_int_equal(fx->tb->fetches, 1);
+	assert_int_equal(secret_cache_status(fx->c, &why), SECRET_BACKEND_OK);
+	fx->tb->state = SECRET_BACKEND_DEGRADED;
+	assert_int_equal(secret_cache_status(fx->c, &why), SECRET_BACKEND_DEGRADED);
+	assert_string_equal(why, "test backend is unwell");
+	fx->tb->state = SECRET_BACKEND_OK;
+
+	/* Removed from the store: once the change is seen, not ready, and
+	 * probes do not ask the store again within negative_ttl. */
+	fx->tb->fail_with = CG_ERR_NOTFOUND;
+	fx->tb->changed = true;
+	assert_int_equal(get(fx, "other", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(secret_cache_check(fx->c, "p", &why), CG_ERR_NOTFOUND);
+		assert_string_equal(why, "test backend says no");
+	}
+	assert_int_equal(fx->tb->fetches, 3);
+	/* Back: ready once the change is seen. */
+	fx->tb->fail_with = 0;
+	fx->tb->changed = true;
+	assert_int_equal(get(fx, "other", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	assert_int_equal(secret_cache_check(fx->c, "p", &why), 0);
+	fx_free(fx);
+}
+
 int
 main(void)
 {
@@ -738,6 +1657,17 @@ main(void)
 		cmocka_unit_test(test_free_from_callback),
 		cmocka_unit_test(test_eviction),
 		cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_lease_expiry),
+		cmocka_unit_test(test_refresh_ahead),
+		cmocka_unit_test(test_views_single_flight_threads),
+		cmocka_unit_test(test_max_stale),
+		cmocka_unit_test(test_stale_within_lease),
+		cmocka_unit_test(test_negative_cache),
+		cmocka_unit_test(test_view_cancel),
+		cmocka_unit_test(test_renew_and_revoke),
+		cmocka_unit_test(test_revoke_on_free),
+		cmocka_unit_test(test_views_follow_changes),
+		cmocka_unit_test(test_readiness),
 	};
 
 	/* Room for the eviction test's 4096 cached secrets. */
