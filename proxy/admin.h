@@ -44,10 +44,11 @@ struct admin_hooks {
 	 */
 	int (*render_metrics)(void *arg, struct evbuffer *out);
 	/*
-	 * True when new traffic should be sent here.  False while draining
-	 * or when a route's secret cannot be fetched, with a short reason
-	 * (no secrets, one line) written to why[0..whylen).  NULL: always
-	 * ready.
+	 * True when new traffic should be sent here.  False while draining,
+	 * while the secret store reports trouble or when a route's secret
+	 * cannot be fetched, with a short reason (no secrets, one line)
+	 * written to why[0..whylen).  Must answer from what is known, not
+	 * by reading a store.  NULL: always ready.
 	 */
 	bool (*ready)(void *arg, char *why, size_t whylen);
 	void *arg;		/* passed to both */

@@ -600,6 +600,8 @@ audit_credential(struct conn *c, struct jw *w)
 	jw_str(w, "path", c->route->secret_path);
 	jw_str(w, "version", c->cred ? secret_version(c->cred) : NULL);
 	jw_str(w, "inject", c->proto->inject_name(c->rt->proto_cfg));
+	if (c->cred != NULL && secret_stale(c->cred))
+		jw_bool(w, "stale", true);	/* served past its expiry */
 	jw_obj_end(w);
 }
 

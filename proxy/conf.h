@@ -170,6 +170,8 @@ struct cg_config {
 	char *secrets_backend;		/* "file" */
 	char *secrets_file;
 	int64_t secret_cache_ttl_ms;
+	int64_t secret_max_stale_ms;	/* secrets.max_stale */
+	int64_t secret_negative_ttl_ms;	/* secrets.negative_ttl */
 
 	struct policy_issuer **issuers;
 	struct cg_issuer_ext *issuer_ext;	/* nissuers entries, parallel to issuers */

@@ -218,6 +218,12 @@ const struct cg_setting cg_settings[] = {
 	DUR("secrets.cache_ttl", "\"5m\"", 0, 24 * MS_H, RESTART,
 	    "how long a fetched secret is reused; 0 disables the cache",
 	    PROC(secret_cache_ttl_ms)),
+	DUR("secrets.max_stale", "\"5m\"", 0, 24 * MS_H, RESTART,
+	    "how long past its expiry a secret is still served while refreshing it fails",
+	    PROC(secret_max_stale_ms)),
+	DUR("secrets.negative_ttl", "\"5s\"", 0, 10 * MS_M, RESTART,
+	    "how long a failed fetch is remembered before the store is asked again",
+	    PROC(secret_negative_ttl_ms)),
 
 	LIST("routes", true, "legacy services credgate fronts", &conf_ops_routes),
 	STR("routes.[].name", NULL, true, RELOAD, "route name, unique", RT(policy.name)),

@@ -195,7 +195,7 @@ conn_close(struct conn *c, const char *reason)
 	conn_cli_reading(c, false);
 	bufferevent_disable(c->cli, EV_READ | EV_WRITE);
 	conn_up_free(c);
-	secret_cache_cancel(c->wait);
+	secret_view_cancel(c->wait);
 	c->wait = NULL;
 	cg_info("msg=close conn=%llu route=%s peer=%s reason=%s age_ms=%lld requests=%u "
 	    "bytes_in=%llu bytes_out=%llu", (unsigned long long)c->id,
@@ -419,7 +419,7 @@ conn_finish(struct conn *c, const char *reason, bool linger)
 	conn_set_reason(c, reason);
 	c->linger = linger;
 	conn_up_free(c);
-	secret_cache_cancel(c->wait);
+	secret_view_cancel(c->wait);
 	c->wait = NULL;
 	conn_cli_reading(c, false);
 	conn_state_set(c, CONN_CLOSING);

@@ -95,7 +95,7 @@ conn_params_set(struct conn *c)
 void
 conn_request_end(struct conn *c)
 {
-	secret_cache_cancel(c->wait);
+	secret_view_cancel(c->wait);
 	c->wait = NULL;
 	secret_unref(c->cred);
 	c->cred = NULL;
@@ -286,7 +286,7 @@ conn_proof(struct conn *c, const char *proof, size_t len)
 	/* The credential: from the cache, or wait for it with reads off
 	 * (only then: toggling reads costs system calls on every request). */
 	conn_state_set(c, CONN_DECIDE);
-	r = secret_cache_get(c->w->secrets, route->secret_path, &c->cred,
+	r = secret_view_get(c->w->secrets, route->secret_path, &c->cred,
 	    conn_secret_ready_cb, c, &c->wait);
 	metrics_secret_cache(c->w->metrics, r == 0);
 	if (r == CG_ERR_AGAIN) {

@@ -1,11 +1,13 @@
 /*
  * server.c: the process and its control thread: configuration generations,
- * the workers' listeners, signals (SIGHUP reload, SIGTERM/SIGINT drain,
- * SIGUSR1 reopen), privilege drop, readiness (sd_notify) and the admin
- * endpoint's hooks.
+ * the workers' listeners, the secret cache, signals (SIGHUP reload,
+ * SIGTERM/SIGINT drain, SIGUSR1 reopen), privilege drop, readiness
+ * (sd_notify) and the admin endpoint's hooks.
  *
- * Owns struct cg_process and the generations.  Never touches a worker's
- * connections: it talks to workers through their mailboxes only.
+ * Owns struct cg_process, the generations and the secret cache (its
+ * backend, fetches, leases).  Never touches a worker's connections: it
+ * talks to workers through their mailboxes only, and the secret cache to
+ * their views through theirs.
  */
 #include <errno.h>
 #include <grp.h>
@@ -33,6 +35,9 @@
 #include "vault-client/vault.h"
 
 #define DRAIN_POLL_MS 50
+#define SECRETS_WATCH_MS 1000	/* how often the secret store is asked
+				   whether its source changed */
+#define LEASE_REVOKE_WAIT_MS 2000 /* at exit, for revocations in flight */
 
 /* ------------------------------------------------------------------ */
 /* Generations                                                         */
@@ -362,6 +367,33 @@ warn_not_reloadable(const char *path, void *arg)
 	cg_warn("msg=reload_ignored setting=%s detail=\"restart to apply\"", path);
 }
 
+/* The secret cache's times from cfg. */
+static void
+secret_opts(const struct cg_config *cfg, struct secret_cache_opts *o)
+{
+	o->ttl_ms = cfg->secret_cache_ttl_ms;
+	o->max_stale_ms = cfg->secret_max_stale_ms;
+	o->negative_ttl_ms = cfg->secret_negative_ttl_ms;
+}
+
+/* Fetches every route's secret ahead of its first request (and for
+ * readiness): in the background, once per path. */
+static void
+secrets_prefetch(struct cg_process *p)
+{
+	const struct cg_config *cfg = p->gen->cfg;
+	const char *why;
+	size_t i;
+	int r;
+
+	for (i = 0; i < cfg->nroutes; i++) {
+		r = secret_cache_check(p->secrets, cfg->routes[i].secret_path, &why);
+		if (r != 0 && r != CG_ERR_AGAIN)
+			cg_debug("msg=secret_prefetch_failed route=%s path=%s reason=\"%s\"",
+			    cfg->routes[i].policy.name, cfg->routes[i].secret_path, why);
+	}
+}
+
 static void
 reload(struct cg_process *p)
 {
@@ -399,6 +431,10 @@ reload(struct cg_process *p)
 		goto refused;
 	publish(p, g, lists);
 	free(lists);
+	/* The secret cache outlives generations, with its store and times
+	 * as they were at start (rows not reloadable); the secrets of new
+	 * routes are fetched ahead. */
+	secrets_prefetch(p);
 	cg_log_level_set(p->gen->cfg->log_level);
 	p->reload_ok = true;
 	p->reload_time = cg_now_ms();
@@ -529,26 +565,36 @@ admin_metrics(void *arg, struct evbuffer *out)
 }
 
 /*
- * Ready when not draining and every route's secret can be read: checked
- * here, on the control thread, straight from the store.
+ * Ready when not draining, the secret store reports no trouble, and every
+ * route's secret was fetched: all from what the secret cache already
+ * knows, on the control thread.  A probe never reads the store itself; at
+ * most it starts a fetch in the background (secret_cache_check()).
  */
 static bool
 admin_ready(void *arg, char *why, size_t whylen)
 {
 	struct cg_process *p = arg;
 	const struct cg_config *cfg = p->gen->cfg;
-	char err[256];
+	enum secret_backend_state st;
+	const char *reason;
 	size_t i;
+	int r;
 
 	if (p->draining) {
 		snprintf(why, whylen, "draining");
 		return false;
 	}
+	if ((st = secret_cache_status(p->secrets, &reason)) != SECRET_BACKEND_OK) {
+		snprintf(why, whylen, "secret store %s: %s", secret_backend_state_name(st),
+		    reason);
+		return false;
+	}
 	for (i = 0; i < cfg->nroutes; i++) {
-		if (file_backend_has(cfg->secrets_file, cfg->routes[i].secret_path,
-		    err, sizeof(err)) != 0) {
-			snprintf(why, whylen, "route %s: secret %s cannot be fetched",
-			    cfg->routes[i].policy.name, cfg->routes[i].secret_path);
+		if ((r = secret_cache_check(p->secrets, cfg->routes[i].secret_path,
+		    &reason)) != 0) {
+			snprintf(why, whylen, "route %s: secret %s %s",
+			    cfg->routes[i].policy.name, cfg->routes[i].secret_path,
+			    r == CG_ERR_AGAIN ? "not fetched yet" : "cannot be fetched");
 			return false;
 		}
 	}
@@ -563,6 +609,8 @@ server_new(const char *file, struct cg_config *cfg, struct cg_process **out,
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGUSR1, SIGHUP };
 	struct cg_listener **lists = NULL, *ls;
+	struct secret_backend *backend = NULL;
+	struct secret_cache_opts so;
 	struct admin_hooks hooks;
 	struct cg_process *p;
 	char why[256];
@@ -603,6 +651,19 @@ server_new(const char *file, struct cg_config *cfg, struct cg_process **out,
 		snprintf(err, errlen, "credgate.audit.file: %s", why);
 		goto fail;
 	}
+	/* One secret store for the process, read by every worker's view. */
+	if ((r = file_backend_new(p->base, cfg->secrets_file, &backend, why,
+	    sizeof(why))) != 0) {
+		snprintf(err, errlen, "secrets.file: %s", why);
+		goto fail;
+	}
+	secret_opts(cfg, &so);
+	if ((r = secret_cache_new_opts(p->base, backend, &so, &p->secrets)) != 0 ||
+	    (r = secret_cache_watch(p->secrets, SECRETS_WATCH_MS)) != 0) {
+		snprintf(err, errlen, "secrets: cannot create the secret cache");
+		goto fail;
+	}
+	secrets_prefetch(p);
 	p->nworkers = cfg->workers ? cfg->workers : 1;
 	if ((p->workers = calloc(p->nworkers, sizeof(*p->workers))) == NULL ||
 	    (lists = calloc(p->nworkers, sizeof(*lists))) == NULL) {
@@ -662,6 +723,39 @@ server_new(const char *file, struct cg_config *cfg, struct cg_process **out,
 	return r;
 }
 
+static void
+revoke_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/*
+ * At exit, with the workers gone: every lease the secret cache holds is
+ * revoked, and the answers are waited for a little (the store would let
+ * them lapse anyway).
+ */
+static void
+revoke_leases(struct cg_process *p)
+{
+	struct timeval tv = { LEASE_REVOKE_WAIT_MS / 1000, (LEASE_REVOKE_WAIT_MS % 1000) * 1000 };
+	struct event *ev;
+	bool expired = false;
+	size_t n;
+
+	if ((n = secret_cache_revoke_all(p->secrets)) == 0)
+		return;
+	cg_info("msg=revoking_leases count=%zu", n);
+	if ((ev = evtimer_new(p->base, revoke_deadline, &expired)) == NULL ||
+	    evtimer_add(ev, &tv) != 0) {
+		if (ev != NULL)
+			event_free(ev);
+		return;
+	}
+	while (secret_cache_busy(p->secrets) && !expired)
+		event_base_loop(p->base, EVLOOP_ONCE);
+	event_free(ev);
+}
+
 int
 server_run(struct cg_process *p)
 {
@@ -690,6 +784,7 @@ server_run(struct cg_process *p)
 			pthread_join(p->workers[k].thread, NULL);
 			p->workers[k].started = false;
 		}
+	revoke_leases(p);
 	cg_info("msg=stopped");
 	return 0;
 }
@@ -715,6 +810,7 @@ server_free(struct cg_process *p)
 		}
 		free(p->workers);
 	}
+	secret_cache_free(p->secrets);	/* after the views of the workers */
 	admin_free(p->admin);
 	free(p->pending);
 	cg_audit_close(p->audit);

@@ -7,10 +7,12 @@
  *   A connection keeps the generation it started with; a reload publishes
  *   a new one to every worker.
  * - A worker (struct cg_worker) is one thread with its own event loop, its
- *   own SO_REUSEPORT listeners, connections, secret cache and token cache.
- *   Nothing on its hot path is shared with another thread.
+ *   own SO_REUSEPORT listeners, connections, view of the secret cache and
+ *   token cache.  Nothing on its hot path takes a lock.
  * - The process (struct cg_process) runs the control thread: signals,
- *   reload, drain, the audit sink shared by all workers.
+ *   reload, drain, the audit sink shared by all workers, and the secret
+ *   cache (one backend, one fetch per secret for all workers), which lives
+ *   across generations.
  */
 #ifndef CG_SERVER_H
 #define CG_SERVER_H
@@ -29,6 +31,7 @@ struct event_base;
 struct event;
 struct evconnlistener;
 struct secret_cache;
+struct secret_view;
 struct token_cache;
 struct cg_audit;
 struct cg_process;
@@ -163,7 +166,7 @@ struct cg_worker {
 	char *rbuf;			/* CONN_READ_MAX: where plain sockets are read */
 	struct conn *conn_spare[CONN_SPARE_MAX]; /* wiped, ready for reuse */
 	unsigned nconn_spare;
-	struct secret_cache *secrets;
+	struct secret_view *secrets;	/* this worker's view of proc->secrets */
 	struct token_cache *tokens;
 	struct cg_metrics *metrics;
 	struct cg_route_metrics **route_metrics; /* parallel to gen->routes */
@@ -213,6 +216,8 @@ struct cg_process {
 	uint32_t conns_open;		/* all workers (atomic) */
 	struct cg_admin *admin;
 	struct cg_process_metrics *pmetrics;
+	struct secret_cache *secrets;	/* owned by the control thread; every
+					   generation's, freed after the workers */
 };
 
 /*

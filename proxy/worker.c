@@ -785,9 +785,7 @@ int
 worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err, size_t errlen)
 {
 	const struct cg_config *cfg = p->gen->cfg;
-	struct secret_backend *backend = NULL;
 	struct event_config *ecfg;
-	char why[256];
 	int r;
 
 	memset(w, 0, sizeof(*w));
@@ -829,12 +827,9 @@ worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err
 		snprintf(err, errlen, "worker %u: cannot set up its event loop", index);
 		return CG_ERR_NOMEM;
 	}
-	if ((r = file_backend_new(w->base, cfg->secrets_file, &backend, why, sizeof(why))) != 0) {
-		snprintf(err, errlen, "secrets.file: %s", why);
-		return r;
-	}
-	if ((r = secret_cache_new(w->base, backend, cfg->secret_cache_ttl_ms, &w->secrets)) != 0) {
-		snprintf(err, errlen, "secrets: cannot create the secret cache");
+	/* The process's one secret cache, seen from this worker's loop. */
+	if ((r = secret_view_new(p->secrets, w->base, &w->secrets)) != 0) {
+		snprintf(err, errlen, "worker %u: cannot set up its view of the secrets", index);
 		return r;
 	}
 	if (cfg->token_cache_size > 0 &&
@@ -911,7 +906,7 @@ worker_free(struct cg_worker *w)
 	cg_gen_unref(w->pending_gen);
 	cg_gen_unref(w->gen);
 	worker_route_slots_reset(w, 0);	/* its credential references first */
-	secret_cache_free(w->secrets);
+	secret_view_free(w->secrets);	/* before the process's cache */
 	token_cache_free(w->tokens);
 	free(w->route_metrics);
 	free(w->scratch);

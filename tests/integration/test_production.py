@@ -8,6 +8,8 @@ module).  Upstreams are the conftest nginx, extended here with TLS servers
 when a test needs them, or a small Python server that sends its responses
 slowly, for draining."""
 
+import ctypes
+import ctypes.util
 import datetime
 import http.client
 import ipaddress
@@ -754,6 +756,32 @@ def test_reload_keeps_what_needs_a_restart(make_stack):
     assert not os.path.exists(other)
 
 
+def test_the_secret_cache_outlives_a_reload(make_stack):
+    """The secret cache and its store belong to the process, not to a
+    generation: a reload keeps what is cached, and another secrets file or
+    other cache times need a restart (said so; the running ones stay)."""
+    s = make_stack(start=False)
+    routes = [route_for(s)]
+    launch(s, routes, extra={"workers": 1})
+    assert s.request().status == 200
+    hits = metrics(s)("credgate_secret_cache_hits_total")
+    other = s.cg.secrets_file + ".other"
+    fd = os.open(other, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("{}")
+    s.cg.write_config(s.cg.config(routes, s.extra, s.issuer_extra,
+                                  {"file": other, "max_stale": "0s", "negative_ttl": "1s"}))
+    sighup(s, "reloaded")
+    ignored = re.findall(r"level=warn\b.*msg=reload_ignored setting=(\S+) "
+                         r'detail="restart to apply"', s.cg.stderr())
+    assert sorted(ignored) == ["secrets.file", "secrets.max_stale", "secrets.negative_ttl"]
+    assert s.request().status == 200
+    assert metrics(s)("credgate_secret_cache_hits_total") > hits, \
+        "the secret was fetched again after a reload"
+    assert admin_get(s, "/readyz")[0] == 200
+    assert len(re.findall(r"\bevent=secrets_reloaded\b", s.cg.stderr())) == 0
+
+
 def test_reload_with_rotated_keys_drops_cached_tokens(make_stack, keys):
     s = make_stack(start=False)
     launch(s, [route_for(s)], extra={"workers": 1}, admin=False)
@@ -1041,6 +1069,123 @@ def test_readyz_follows_the_secret_store(make_stack):
     with open(s.cg.secrets_file, "w") as f:
         json.dump(store, f)
     assert wait_for(lambda: admin_get(s, "/readyz")[0] == 200, timeout=5)
+
+
+class FileOpens:
+    """Counts the opens of one file (inotify IN_OPEN) while in a with block;
+    count() returns those since its last call."""
+
+    IN_OPEN = 0x20
+
+    def __init__(self, path):
+        self.libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self):
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        assert self.fd >= 0, os.strerror(ctypes.get_errno())
+        wd = self.libc.inotify_add_watch(self.fd, self.path.encode(), self.IN_OPEN)
+        assert wd >= 0, os.strerror(ctypes.get_errno())
+        return self
+
+    def count(self):
+        n = 0
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return n
+            off = 0
+            while off < len(buf):
+                _, mask, _, size = struct.unpack_from("iIII", buf, off)
+                n += bool(mask & self.IN_OPEN)
+                off += 16 + size
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+def write_secrets(s, doc):
+    """Replaces the secrets file as a deployment would: a new file, renamed."""
+    tmp = s.cg.secrets_file + ".new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f)
+    os.rename(tmp, s.cg.secrets_file)
+
+
+def test_readyz_reports_a_broken_secrets_file_without_reading_it(make_stack):
+    s = make_stack(start=False)
+    launch(s, [route_for(s)])
+    assert admin_get(s, "/readyz")[0] == 200
+    with open(s.cg.secrets_file) as f:
+        good = f.read()
+    with open(s.cg.secrets_file, "w") as f:     # same file, mode 0600
+        f.write(good[:-5])
+    assert wait_for(lambda: admin_get(s, "/readyz")[0] == 503, timeout=5), \
+        "/readyz still 200 with a broken secrets file"
+    status, _, body = admin_get(s, "/readyz")
+    assert "secret store degraded" in body, body
+    assert "cannot be loaded" in body, body
+    # What was last read still serves; probes read nothing.
+    assert s.request().status == 200
+    with FileOpens(s.cg.secrets_file) as opens:
+        n = 0
+        for _ in range(10):
+            assert admin_get(s, "/readyz")[0] == 503
+            n += opens.count()      # inotify folds repeats not yet read
+        assert n == 0, f"10 readiness probes opened the secrets file {n} times"
+    assert log_count(s, "secrets_reload_failed") == 0    # an event=, not a msg=
+    assert len(re.findall(r"\bevent=secrets_reload_failed\b", s.cg.stderr())) == 1
+    with open(s.cg.secrets_file, "w") as f:
+        f.write(good)
+    assert wait_for(lambda: admin_get(s, "/readyz")[0] == 200, timeout=5)
+
+
+def test_a_changed_secret_reaches_every_worker_in_one_read(make_stack):
+    """The workers share one secret cache: a change of the secrets file is
+    read once, and both workers use the new version at once, although
+    cache_ttl (5m) has not passed."""
+    s = make_stack(start=False)
+    launch(s, [route_for(s)], extra={"workers": 2})
+    token = s.token()
+
+    def served(tag, n=24):
+        """Versions used per worker, over n concurrent connections."""
+        conns = [s.raw() for _ in range(n)]
+        rids = [f"{tag}-{i}-{secrets.token_hex(4)}" for i in range(n)]
+        for c, rid in zip(conns, rids):
+            assert get(c, "/a.txt", token, f"X-Request-Id: {rid}\r\n").status == 200
+        for c in conns:
+            c.close()
+
+        def collected():
+            worker = {m.group(2): int(m.group(1)) & 0xff for m in
+                      re.finditer(r"msg=request conn=(\d+) route=legacy peer=\S+ rid=(\S+)",
+                                  s.cg.stderr())}
+            version = {e["request_id"]: e["credential"]["version"] for e in s.cg.audit()
+                       if e.get("event") == "decision" and e.get("request_id") in rids}
+            if not all(r in worker and r in version for r in rids):
+                return None
+            out = {}
+            for r in rids:
+                out.setdefault(worker[r], set()).add(version[r])
+            return out
+        return wait_for(collected, timeout=5)
+
+    def reads():
+        return len(re.findall(r"\bevent=secrets_reloaded\b", s.cg.stderr()))
+
+    assert served("before") == {0: {"1"}, 1: {"1"}}
+    with open(s.cg.secrets_file) as f:
+        doc = json.load(f)
+    doc["legacy/app"]["version"] = "2"
+    write_secrets(s, doc)
+    assert wait_for(lambda: served("after") == {0: {"2"}, 1: {"2"}}, timeout=10,
+                    interval=0.2), "a worker kept the old secret"
+    time.sleep(1.5)     # a check of the file or two more
+    assert reads() == 1, f"the changed file was read {reads()} times"
 
 
 def test_cached_token_is_refused_after_exp(make_stack):

@@ -1395,6 +1395,8 @@ static int64_t g_algs(const struct cg_config *c) { return c->issuers[0]->algs; }
 static int64_t g_lifetime(const struct cg_config *c) { return c->issuers[0]->max_lifetime_s * 1000; }
 static int64_t g_skew(const struct cg_config *c) { return c->issuers[0]->clock_skew_s * 1000; }
 static int64_t g_cache_ttl(const struct cg_config *c) { return c->secret_cache_ttl_ms; }
+static int64_t g_max_stale(const struct cg_config *c) { return c->secret_max_stale_ms; }
+static int64_t g_neg_ttl(const struct cg_config *c) { return c->secret_negative_ttl_ms; }
 static int64_t g_inject(const struct cg_config *c) { return HTTP_CFG(&c->routes[0])->kind; }
 static int64_t g_mode(const struct cg_config *c) { return c->routes[0].policy.mode; }
 static int64_t g_max_body(const struct cg_config *c) { return (int64_t)c->routes[0].max_body; }
@@ -1454,6 +1456,8 @@ static const struct {
 	{ "issuers.[].clock_skew", g_skew, NULL },
 	{ "secrets.backend", NULL, s_backend },
 	{ "secrets.cache_ttl", g_cache_ttl, NULL },
+	{ "secrets.max_stale", g_max_stale, NULL },
+	{ "secrets.negative_ttl", g_neg_ttl, NULL },
 	{ "routes.[].protocol", NULL, s_protocol },
 	{ "routes.[].max_connections", g_rt_conns, NULL },
 	{ "routes.[].keepalive_requests", g_ka_reqs, NULL },
@@ -1756,7 +1760,8 @@ static const char full_config[] =
 	"  { name = \"b.c-d_e\"; issuer = \"https://b.example\"; audiences = \"x\";\n"
 	"    jwks_file = \"/etc/credgate/b.jwks\"; audit_claims = []; }\n"
 	");\n"
-	"secrets = { backend = \"file\"; file = \"/etc/credgate/secrets.json\"; cache_ttl = \"0\"; };\n"
+	"secrets = { backend = \"file\"; file = \"/etc/credgate/secrets.json\"; cache_ttl = \"0\";\n"
+	"    max_stale = \"90s\"; negative_ttl = \"0\"; };\n"
 	"routes = (\n"
 	"  { name = \"basic\"; listen = \"[::1]:8080\"; max_connections = 1000000;\n"
 	"    tls = { cert = \"/etc/credgate/tls/a.crt\"; key = \"/etc/credgate/tls/a.key\";\n"
@@ -1841,6 +1846,8 @@ test_dump_values(void **state)
 	assert_int_equal(b->upstream_connect_timeout_ms, 7000);
 	assert_int_equal(b->upstream_response_timeout_ms, 5400000);
 	assert_int_equal(b->secret_cache_ttl_ms, 0);
+	assert_int_equal(b->secret_max_stale_ms, 90000);
+	assert_int_equal(b->secret_negative_ttl_ms, 0);
 	assert_int_equal(b->issuers[0]->algs, JWT_EDDSA);
 	assert_int_equal(b->issuers[0]->clock_skew_s, 0);
 	assert_int_equal(b->issuers[0]->max_lifetime_s, 1);
