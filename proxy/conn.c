@@ -1182,6 +1182,10 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 		conn_close(c, "out_of_memory");
 		return;
 	}
+	if (c->closed) {
+		c->starting = false;	/* the protocol ended it at once */
+		return;
+	}
 	/* A TLS handshake needs EV_WRITE; a plain socket is written by
 	 * conn_flush() (a new bufferevent has EV_WRITE on). */
 	if (c->tls) {

@@ -85,8 +85,9 @@ struct conn {
 	bool up_connected;
 	bool up_tls;			/* the upstream side is TLS */
 	bool up_tls_pending;		/* ... started late, handshake not done */
-	bool up_login;			/* it carries a login as icred: pooled
-					   with that credential version only */
+	bool up_login;			/* it carries a login: pooled with that
+					   credential version only, ... */
+	char *up_login_key;		/* ... under this key; NULL: not pooled */
 	bool pending;			/* no complete request yet; counts in
 					   w->proc->pending at pend_slot */
 	struct cg_pending_slot pend_slot;

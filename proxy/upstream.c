@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -69,6 +70,8 @@ conn_up_drop_reads(struct conn *c)
 void
 conn_up_free(struct conn *c)
 {
+	free(c->up_login_key);
+	c->up_login_key = NULL;
 	if (c->up == NULL)
 		return;
 	conn_up_drop_reads(c);
@@ -80,21 +83,17 @@ conn_up_free(struct conn *c)
 }
 
 /*
- * The pool key of the connection: the route's, and for a connection that
- * carries a login, the credential's path and version (written into buf).
- * NULL when it does not pool.
+ * The pool key of a connection that carries a login: the route's, and the
+ * credential's path and version (cred->id is the secret allowed() lent),
+ * written into buf.  NULL when it does not pool.
  */
 static const char *
-conn_up_key(const struct conn *c, const struct inj_cred *cred, char *buf, size_t size)
+conn_up_login_key(const struct conn *c, const struct inj_cred *cred, char *buf, size_t size)
 {
-	const struct secret *s;
+	const struct secret *s = cred->id;
 	int n;
 
-	if (c->rt->up_key[0] == '\0')
-		return NULL;
-	if (cred == NULL)
-		return c->rt->up_key;
-	if ((s = cred->id) == NULL)
+	if (c->rt->up_key[0] == '\0' || s == NULL)
 		return NULL;
 	n = snprintf(buf, size, "%s|%s|%s", c->rt->up_key, secret_path(s), secret_version(s));
 	return n > 0 && (size_t)n < size ? buf : NULL;
@@ -108,15 +107,17 @@ conn_up_key(const struct conn *c, const struct inj_cred *cred, char *buf, size_t
 void
 conn_up_release(struct conn *c, bool reusable)
 {
-	char buf[UP_KEY_MAX + 160];
 	const char *key;
 
 	if (c->up == NULL)
 		return;
+	/* A login's key was made when it connected: the credential may be
+	 * gone by now, and another version must never get the connection. */
+	key = c->up_login ? c->up_login_key : c->rt->up_key;
 	if (!reusable || !c->up_connected || c->up_tls_pending || c->w->draining ||
 	    evbuffer_get_length(bufferevent_get_input(c->up)) > 0 ||
 	    evbuffer_get_length(bufferevent_get_output(c->up)) > 0 ||
-	    (key = conn_up_key(c, c->up_login ? &c->icred : NULL, buf, sizeof(buf))) == NULL) {
+	    key == NULL || key[0] == '\0') {
 		conn_up_free(c);
 		return;
 	}
@@ -127,6 +128,8 @@ conn_up_release(struct conn *c, bool reusable)
 	c->up_connected = false;
 	c->up_tls = c->up_tls_pending = false;
 	c->relay_up_paused = false;
+	free(c->up_login_key);
+	c->up_login_key = NULL;
 }
 
 /*
@@ -161,8 +164,11 @@ conn_up_connect(struct conn *c, const struct inj_cred *cred, bool *connected)
 
 	*connected = false;
 	c->up_login = cred != NULL;
-	if ((key = conn_up_key(c, cred, buf, sizeof(buf))) != NULL &&
-	    (c->up = worker_up_get(c->w, key)) != NULL) {
+	key = cred != NULL ? conn_up_login_key(c, cred, buf, sizeof(buf)) :
+	    c->rt->up_key[0] != '\0' ? c->rt->up_key : NULL;
+	if (cred != NULL && key != NULL && (c->up_login_key = strdup(key)) == NULL)
+		return CG_ERR_NOMEM;
+	if (key != NULL && (c->up = worker_up_get(c->w, key)) != NULL) {
 		conn_up_setup(c, true);
 		*connected = true;
 		return 0;

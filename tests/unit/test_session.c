@@ -37,6 +37,7 @@
 #include "proxy/conf.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
+#include "vault-client/vault.h"
 
 /* ------------------------------------------------------------------ */
 /* The fake protocol                                                   */
@@ -49,6 +50,8 @@ enum fake_mode {
 	FAKE_FINISH,	/* "F"/"L" -> big answer, finish() without/with linger */
 	FAKE_UPTLS,	/* connects upstream, "S" up, "S" back, start_tls() upstream,
 			   then relays */
+	FAKE_LOGIN,	/* connects upstream as fk.login, then done(reusable) and
+			   closes */
 };
 
 #define FINISH_BYTES	(1024 * 1024)
@@ -65,6 +68,8 @@ static struct {
 	int64_t arm_ms, rearm_ms;
 	unsigned starts, frees, timeouts, tls_done, connected, eofs;
 	unsigned up_tls_done, up_failed;
+	struct secret *login;	/* FAKE_LOGIN: the credential it connects as */
+	bool pooled;		/* ... and whether it got a pooled connection */
 	int up_start_tls_rc;
 	char up_answer;
 	int64_t armed_at, rearmed_at, timeout_at;
@@ -131,6 +136,20 @@ fake_start(void *st, struct inj_host *h, const struct inj_host_ops *ops,
 		if (connected)
 			ops->relay(h);
 		break;
+	case FAKE_LOGIN: {
+		struct inj_cred cred = { NULL, fk.login, fk.login };
+
+		ops->arm(h, 10000);
+		if (ops->connect(h, &cred, &connected) != 0)
+			return CG_ERR_IO;
+		fk.pooled = connected;
+		if (connected) {
+			fk.connected++;
+			ops->done(h, true);
+			ops->close(h, "fake_done");
+		}
+		break;
+	}
 	case FAKE_UPTLS:
 		ops->arm(h, 10000);
 		if (ops->connect(h, NULL, &connected) != 0 || connected)
@@ -231,6 +250,12 @@ fake_connected(void *st, bool ok, const char *reason)
 		return;
 	}
 	fk.connected++;
+	if (fk.mode == FAKE_LOGIN) {
+		/* Logged in: the connection goes back to the pool. */
+		f->ops->done(f->h, true);
+		f->ops->close(f->h, "fake_done");
+		return;
+	}
 	if (fk.mode == FAKE_UPTLS) {
 		/* Ask the server in the protocol's own way first. */
 		evbuffer_add(f->ops->output(f->h, INJ_UPSTREAM), "S", 1);
@@ -1069,6 +1094,84 @@ test_start_tls_upstream_untrusted(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* Upstream connections accepted since the last call (kept open). */
+static unsigned
+up_accept_new(int *fds, unsigned *nfds, unsigned max)
+{
+	unsigned n = 0;
+	int fd;
+
+	while (*nfds < max && (fd = accept(fx.up_lfd, NULL, NULL)) >= 0) {
+		fds[(*nfds)++] = fd;
+		n++;
+	}
+	return n;
+}
+
+/* One session of FAKE_LOGIN as s, to its close; how many new upstream
+ * connections it made. */
+static unsigned
+login_session(struct secret *s, int *fds, unsigned *nfds, unsigned max)
+{
+	unsigned before = fk.connected, made = 0;
+
+	fk.login = s;
+	fk.pooled = false;
+	caller_connect(NULL);
+	RUN_UNTIL(fk.connected == before + 1 &&
+	    (made += up_accept_new(fds, nfds, max), session() == NULL), 2000);
+	run_for(20);
+	made += up_accept_new(fds, nfds, max);
+	close(fx.cli);
+	fx.cli = -1;
+	return made;
+}
+
+/*
+ * A connection that carries a login goes back to the pool under the
+ * credential version it logged in with: the next session with that
+ * version takes it, a session holding another version never does.
+ */
+static void
+test_pool_by_credential_version(void **state)
+{
+	const char *names[] = { "username", "password" };
+	const char *v1[] = { "svc", "one" }, *v2[] = { "svc", "two" };
+	const size_t l1[] = { 3, 3 }, l2[] = { 3, 3 };
+	struct secret *s1, *s2, *s1b;
+	int fds[8];
+	unsigned nfds = 0, i;
+
+	(void)state;
+	fk.mode = FAKE_LOGIN;
+	assert_int_equal(secret_new("a/b", "1", 2, names, v1, l1, &s1), 0);
+	assert_int_equal(secret_new("a/b", "2", 2, names, v2, l2, &s2), 0);
+	/* The same version fetched again: another object, the same login. */
+	assert_int_equal(secret_new("a/b", "1", 2, names, v1, l1, &s1b), 0);
+
+	assert_int_equal(login_session(s1, fds, &nfds, 8), 1);
+	assert_false(fk.pooled);
+	assert_true(worker_up_any(fx.w));
+	/* Version 2 never gets version 1's connection. */
+	assert_int_equal(login_session(s2, fds, &nfds, 8), 1);
+	assert_false(fk.pooled);
+	/* Version 1 takes its own back, and so does a new fetch of it. */
+	assert_int_equal(login_session(s1, fds, &nfds, 8), 0);
+	assert_true(fk.pooled);
+	assert_int_equal(login_session(s1b, fds, &nfds, 8), 0);
+	assert_true(fk.pooled);
+	assert_int_equal(login_session(s2, fds, &nfds, 8), 0);
+	assert_true(fk.pooled);
+	assert_int_equal(nfds, 2);
+
+	for (i = 0; i < nfds; i++)
+		close(fds[i]);
+	worker_up_clear(fx.w);
+	secret_unref(s1);
+	secret_unref(s2);
+	secret_unref(s1b);
+}
+
 /* ------------------------------------------------------------------ */
 /* 5. finish() flushes the queued output before closing                */
 /* ------------------------------------------------------------------ */
@@ -1141,6 +1244,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_start_tls_late, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_tls_upstream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_tls_upstream_untrusted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_by_credential_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_finish_flushes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_finish_linger, setup, teardown),
 	};
