@@ -1,6 +1,6 @@
 /*
- * base64.c: strict base64url decoding (JOSE) and the two encoders
- * (base64url without padding; standard base64 with padding for HTTP Basic).
+ * base64.c: strict decoding and encoding of base64url without padding
+ * (JOSE) and of standard base64 with padding (HTTP Basic, SCRAM).
  * Decoding refuses anything that is not the one canonical form.
  */
 #include "config.h"
@@ -14,7 +14,7 @@ static const char b64_alpha[] =
 
 /*
  * One more than the value of each base64url byte; 0 for every other byte,
- * which b64url_value() turns into a value with bit 6 set.
+ * which b64_value() turns into a value with bit 6 set.
  */
 static const unsigned char b64url_values[256] = {
 	['A'] = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
@@ -26,10 +26,21 @@ static const unsigned char b64url_values[256] = {
 	['_'] = 64,
 };
 
+/* The same for the standard alphabet. */
+static const unsigned char b64_values[256] = {
+	['A'] = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+	20, 21, 22, 23, 24, 25, 26,
+	['a'] = 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
+	44, 45, 46, 47, 48, 49, 50, 51, 52,
+	['0'] = 53, 54, 55, 56, 57, 58, 59, 60, 61, 62,
+	['+'] = 63,
+	['/'] = 64,
+};
+
 static inline uint32_t
-b64url_value(unsigned char c)
+b64_value(const unsigned char *values, unsigned char c)
 {
-	return (uint32_t)b64url_values[c] - 1;
+	return (uint32_t)values[c] - 1;
 }
 
 size_t
@@ -38,8 +49,10 @@ b64url_decoded_max(size_t inlen)
 	return (inlen / 4) * 3 + ((inlen % 4) * 3) / 4;
 }
 
-int
-b64url_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen)
+/* Decodes unpadded text of the alphabet whose values are given. */
+static int
+decode(const unsigned char *values, const char *in, size_t inlen, unsigned char *out,
+    size_t *outlen)
 {
 	uint32_t acc, a, b, c, d;
 	size_t i, o = 0, rem;
@@ -50,10 +63,10 @@ b64url_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen)
 		return CG_ERR_FORMAT;
 	/* Whole quanta of four: one test for all four bytes. */
 	for (i = 0; i + 4 <= inlen; i += 4) {
-		a = b64url_value((unsigned char)in[i]);
-		b = b64url_value((unsigned char)in[i + 1]);
-		c = b64url_value((unsigned char)in[i + 2]);
-		d = b64url_value((unsigned char)in[i + 3]);
+		a = b64_value(values, (unsigned char)in[i]);
+		b = b64_value(values, (unsigned char)in[i + 1]);
+		c = b64_value(values, (unsigned char)in[i + 2]);
+		d = b64_value(values, (unsigned char)in[i + 3]);
 		if ((a | b | c | d) & 0x40)
 			return CG_ERR_FORMAT;
 		acc = (a << 18) | (b << 12) | (c << 6) | d;
@@ -63,7 +76,7 @@ b64url_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen)
 	}
 	acc = 0;
 	for (; i < inlen; i++) {
-		if ((a = b64url_value((unsigned char)in[i])) & 0x40)
+		if ((a = b64_value(values, (unsigned char)in[i])) & 0x40)
 			return CG_ERR_FORMAT;
 		acc = (acc << 6) | a;
 	}
@@ -81,6 +94,31 @@ b64url_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen)
 	}
 	*outlen = o;
 	return 0;
+}
+
+int
+b64url_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen)
+{
+	return decode(b64url_values, in, inlen, out, outlen);
+}
+
+size_t
+b64_decoded_max(size_t inlen)
+{
+	return (inlen / 4) * 3;
+}
+
+int
+b64_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen)
+{
+	size_t pad = 0;
+
+	*outlen = 0;
+	if (inlen % 4 != 0)
+		return CG_ERR_FORMAT;
+	while (pad < 2 && pad < inlen && in[inlen - 1 - pad] == '=')
+		pad++;
+	return decode(b64_values, in, inlen - pad, out, outlen);
 }
 
 size_t

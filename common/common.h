@@ -240,9 +240,17 @@ int b64url_decode(const char *in, size_t inlen, unsigned char *out, size_t *outl
 /* Encodes without padding; out holds b64url_encoded_len(n) + 1 bytes. */
 size_t b64url_encoded_len(size_t n);
 void b64url_encode(const unsigned char *in, size_t n, char *out);
-/* Standard base64 with padding (for HTTP Basic); out holds b64_encoded_len(n) + 1. */
+/* Standard base64 with padding (HTTP Basic, SCRAM); out holds b64_encoded_len(n) + 1. */
 size_t b64_encoded_len(size_t n);
 void b64_encode(const unsigned char *in, size_t n, char *out);
+/*
+ * Strict standard base64 (RFC 4648 §4) with its padding: a length that is
+ * a multiple of 4, at most two '=' and only at the end, no whitespace,
+ * non-zero trailing bits refused.  out holds b64_decoded_max(inlen) bytes.
+ * Returns 0 or CG_ERR_FORMAT.
+ */
+size_t b64_decoded_max(size_t inlen);
+int b64_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen) CG_WUR;
 
 /* ------------------------------------------------------------------ */
 /* Glob and text                                                       */

@@ -195,6 +195,36 @@ test_round_trip(void **state)
 	}
 }
 
+/* Standard base64 with padding: RFC 4648's vectors, and what is refused. */
+static void
+test_std_decode(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} ok[] = {
+		{ "", "" }, { "Zg==", "f" }, { "Zm8=", "fo" }, { "Zm9v", "foo" },
+		{ "Zm9vYg==", "foob" }, { "Zm9vYmE=", "fooba" }, { "Zm9vYmFy", "foobar" },
+		{ "+/+/", "\xfb\xff\xbf" },
+	};
+	static const char *const bad[] = {
+		"Zg", "Zg=", "Zg===", "Z===", "====", "Zh==", "Zm9=", "Zm 9v", "Zm9v\n",
+		"-_-_", "Zg==Zg==", "=Zg=",
+	};
+	unsigned char out[16];
+	size_t i, n;
+
+	(void)state;
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(b64_decode(ok[i].in, strlen(ok[i].in), out, &n), 0);
+		assert_int_equal(n, strlen(ok[i].out));
+		assert_memory_equal(out, ok[i].out, n);
+		assert_true(n <= b64_decoded_max(strlen(ok[i].in)));
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (b64_decode(bad[i], strlen(bad[i]), out, &n) != CG_ERR_FORMAT)
+			fail_msg("accepted \"%s\"", bad[i]);
+}
+
 int
 main(void)
 {
@@ -206,6 +236,7 @@ main(void)
 		cmocka_unit_test(test_decode_every_byte),
 		cmocka_unit_test(test_decode_embedded_nul),
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_std_decode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
