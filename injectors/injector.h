@@ -18,7 +18,7 @@
  *
  * Calls go one way at a time: an operation of the protocol may call the
  * host, and a host callback may call back into the protocol before it
- * returns only where its comment says so (proof(), deny(), begin()).
+ * returns only where its comment says so (begin(), proof()).
  */
 #ifndef CG_INJECTOR_H
 #define CG_INJECTOR_H
@@ -181,10 +181,10 @@ struct inj_host_ops {
 	int (*begin)(struct inj_host *h, const struct inj_request *req,
 	    const struct inj_params **params, bool *last);
 	/*
-	 * The caller's proof (a bearer token; NULL with len 0: none, the
-	 * caller's verified client certificate alone).  The engine verifies
-	 * it, decides, audits and fetches the credential; allowed() or
-	 * refuse() follows, possibly before proof() returns.
+	 * The caller's proof: a bearer token (JWT).  The engine verifies it,
+	 * decides (with the caller's verified client certificate, if any, as
+	 * the peer rules see), audits and fetches the credential; allowed()
+	 * or refuse() follows, possibly before proof() returns.
 	 */
 	void (*proof)(struct inj_host *h, const char *proof, size_t len);
 	/* The protocol refuses the proof as malformed before verification:
@@ -224,8 +224,11 @@ struct inj_host_ops {
 	void *(*scratch)(struct inj_host *h, size_t *size);
 	/*
 	 * A slot the protocol may keep one object in per route and worker,
-	 * for all sessions of the route (NULL when there is none): freed
-	 * with the protocol's slot_free().
+	 * for all sessions of the route, made from the credential of the
+	 * request in flight: when the route's credential changes, the
+	 * engine frees the object (slot_free()) and the slot is empty again.
+	 * NULL when there is none (no credential yet, or a request of an
+	 * older configuration).
 	 */
 	void **(*route_slot)(struct inj_host *h);
 };

@@ -787,8 +787,14 @@ class Credgate:
         return read_text(self.stderr_file)
 
     def audit(self, path=None):
+        """The events written so far.  A last line without its newline is
+        a write still going on (a reader may see part of it): it is left
+        for the next look; every whole line must parse."""
         events = []
-        for line in read_text(path or self.audit_file).splitlines():
+        text = read_text(path or self.audit_file)
+        if not text.endswith("\n"):
+            text = text[:text.rfind("\n") + 1]
+        for line in text.splitlines():
             if line.strip():
                 events.append(json.loads(line))
         return events
