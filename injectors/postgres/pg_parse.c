@@ -145,6 +145,56 @@ inj_pg_startup_param(const struct inj_pg_startup *s, const char *name)
 	return NULL;
 }
 
+const char *const inj_pg_startup_allow_default[] = {
+	"application_name", "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
+	"extra_float_digits", NULL,
+};
+
+/* Names that say who the session is or how it starts: never the caller's. */
+static const char *const startup_never[] = {
+	"user", "database", "options", "replication", NULL,
+};
+
+static bool
+name_in(const struct inj_pg_str *name, const char *const *list)
+{
+	size_t i;
+
+	for (i = 0; list != NULL && list[i] != NULL; i++)
+		if (cg_strcase_eq(name->p, name->len, list[i], strlen(list[i])))
+			return true;
+	return false;
+}
+
+size_t
+inj_pg_startup_upstream(const struct inj_pg_startup *in, const char *const *allow,
+    const char *user, const char *database, struct inj_pg_param *out,
+    struct inj_pg_str *unknown, size_t *nunknown)
+{
+	const struct inj_pg_param *pa;
+	size_t i, n = 0;
+
+	*nunknown = 0;
+	out[n].name = (struct inj_pg_str){ "user", 4 };
+	out[n++].value = (struct inj_pg_str){ user, strlen(user) };
+	if (database != NULL) {
+		out[n].name = (struct inj_pg_str){ "database", 8 };
+		out[n++].value = (struct inj_pg_str){ database, strlen(database) };
+	}
+	for (i = 0; i < in->nparams; i++) {
+		pa = &in->params[i];
+		if (pa->name.len >= 5 && memcmp(pa->name.p, "_pq_.", 5) == 0) {
+			unknown[(*nunknown)++] = pa->name;
+			continue;
+		}
+		if (name_in(&pa->name, startup_never) || !name_in(&pa->name, allow) ||
+		    n == INJ_PG_PARAMS_MAX)
+			continue;
+		out[n++] = *pa;
+	}
+	return n;
+}
+
 int
 inj_pg_parse_msg(const char *buf, size_t len, size_t max, struct inj_pg_msg *out,
     struct inj_pg_error *err)

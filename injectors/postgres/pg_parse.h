@@ -107,6 +107,29 @@ int inj_pg_parse_startup(const char *buf, size_t len, size_t max,
 const struct inj_pg_str *inj_pg_startup_param(const struct inj_pg_startup *s,
     const char *name);
 
+/*
+ * The caller's startup parameters credgate passes on by default: the
+ * client-side settings drivers send, none of which changes who the
+ * session is or how the server starts it.  NULL-terminated.
+ */
+extern const char *const inj_pg_startup_allow_default[];
+
+/*
+ * The parameters of the StartupMessage credgate writes upstream, into out
+ * (INJ_PG_PARAMS_MAX entries): "user" and "database" as given (database
+ * NULL: none is sent, the server takes the user's name), then each of
+ * the caller's parameters whose name is in allow (NULL-terminated; any
+ * letter case, PostgreSQL's own rule for settings), as the caller wrote
+ * it.  Whatever allow says, the caller's user, database, options and
+ * replication never pass, nor a "_pq_." protocol option: those are listed
+ * in unknown (INJ_PG_PARAMS_MAX entries) for NegotiateProtocolVersion.
+ * Spans point into in, user and database.  Returns the number of
+ * parameters in out; *nunknown gets the number of options.
+ */
+size_t inj_pg_startup_upstream(const struct inj_pg_startup *in, const char *const *allow,
+    const char *user, const char *database, struct inj_pg_param *out,
+    struct inj_pg_str *unknown, size_t *nunknown);
+
 /* One message after the startup packet: a type byte and a length. */
 struct inj_pg_msg {
 	char type;

@@ -226,6 +226,53 @@ test_startup_limits(void **state)
 	assert_string_equal(e.sqlstate, "08P01");
 }
 
+/* What goes upstream: the route's user and database, the allowed
+ * settings as the caller wrote them, nothing else. */
+static void
+test_startup_upstream(void **state)
+{
+	static const char *const allow_options[] = { "options", "application_name", NULL };
+	struct inj_pg_param out[INJ_PG_PARAMS_MAX];
+	struct inj_pg_str unknown[INJ_PG_PARAMS_MAX];
+	struct inj_pg_startup s;
+	struct inj_pg_error e;
+	struct pkt k;
+	size_t n, nu;
+
+	(void)state;
+	startup(&k, 196610, KV("user\0postgres\0database\0template1\0"
+	    "application_name\0psql\0options\0-c ignore_system_indexes=on\0"
+	    "replication\0database\0Ignore_System_Indexes\0on\0client_encoding\0UTF8\0"
+	    "_pq_.compression\0on\0DateStyle\0ISO\0\0"));
+	assert_int_equal(parse_all_ways(&k, INJ_PG_STARTUP_MAX, &s, &e), INJ_PG_DONE);
+	n = inj_pg_startup_upstream(&s, inj_pg_startup_allow_default, "svc_ledger", "ledger",
+	    out, unknown, &nu);
+	assert_int_equal(n, 5);
+	assert_memory_equal(out[0].name.p, "user", 4);
+	assert_int_equal(out[0].value.len, 10);
+	assert_memory_equal(out[0].value.p, "svc_ledger", 10);
+	assert_memory_equal(out[1].name.p, "database", 8);
+	assert_memory_equal(out[1].value.p, "ledger", 6);
+	assert_memory_equal(out[2].name.p, "application_name", 16);
+	assert_memory_equal(out[2].value.p, "psql", 4);
+	assert_memory_equal(out[3].name.p, "client_encoding", 15);
+	assert_int_equal(out[4].name.len, 9);
+	assert_memory_equal(out[4].name.p, "DateStyle", 9);
+	assert_int_equal(nu, 1);
+	assert_int_equal(unknown[0].len, 16);
+	assert_memory_equal(unknown[0].p, "_pq_.compression", 16);
+
+	/* No database: none is sent.  An allow list naming options (or user)
+	 * still does not pass them. */
+	n = inj_pg_startup_upstream(&s, allow_options, "svc", NULL, out, unknown, &nu);
+	assert_int_equal(n, 2);
+	assert_memory_equal(out[0].value.p, "svc", 3);
+	assert_memory_equal(out[1].name.p, "application_name", 16);
+	/* An empty allow list: the route's user alone. */
+	n = inj_pg_startup_upstream(&s, NULL, "svc", NULL, out, unknown, &nu);
+	assert_int_equal(n, 1);
+}
+
 static void
 test_special_requests(void **state)
 {
@@ -549,6 +596,7 @@ main(void)
 		cmocka_unit_test(test_startup_table),
 		cmocka_unit_test(test_startup_params),
 		cmocka_unit_test(test_startup_limits),
+		cmocka_unit_test(test_startup_upstream),
 		cmocka_unit_test(test_special_requests),
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_auth_requests),
