@@ -13,28 +13,23 @@ static const char b64_alpha[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /*
- * One more than the value of each base64url byte; 0 for every other byte,
+ * One more than the value of each byte of the alphabet; 0 for every other,
  * which b64_value() turns into a value with bit 6 set.
  */
+#define B64_ALNUM_VALUES \
+	['A'] = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, \
+	20, 21, 22, 23, 24, 25, 26, \
+	['a'] = 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, \
+	44, 45, 46, 47, 48, 49, 50, 51, 52, \
+	['0'] = 53, 54, 55, 56, 57, 58, 59, 60, 61, 62
+
 static const unsigned char b64url_values[256] = {
-	['A'] = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
-	20, 21, 22, 23, 24, 25, 26,
-	['a'] = 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
-	44, 45, 46, 47, 48, 49, 50, 51, 52,
-	['0'] = 53, 54, 55, 56, 57, 58, 59, 60, 61, 62,
-	['-'] = 63,
-	['_'] = 64,
+	B64_ALNUM_VALUES, ['-'] = 63, ['_'] = 64,
 };
 
 /* The same for the standard alphabet. */
 static const unsigned char b64_values[256] = {
-	['A'] = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
-	20, 21, 22, 23, 24, 25, 26,
-	['a'] = 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
-	44, 45, 46, 47, 48, 49, 50, 51, 52,
-	['0'] = 53, 54, 55, 56, 57, 58, 59, 60, 61, 62,
-	['+'] = 63,
-	['/'] = 64,
+	B64_ALNUM_VALUES, ['+'] = 63, ['/'] = 64,
 };
 
 static inline uint32_t

@@ -44,6 +44,14 @@ struct inj_cred {
 				   version (for caches of things made from it) */
 };
 
+/*
+ * Output queued for one side that stops reading the other side, and the
+ * level it must drain to before reading resumes: the engine's plain relay
+ * and every protocol's own relaying keep the same bounds.
+ */
+#define INJ_RELAY_HIGH	(256 * 1024)
+#define INJ_RELAY_LOW	(64 * 1024)
+
 /* The two sides of a session. */
 enum inj_side {
 	INJ_CLIENT = 0,		/* the caller */
@@ -155,7 +163,8 @@ struct inj_host_ops {
 	 * the handshake is over; a failed handshake closes the session (the
 	 * caller's side) or comes as connected(false) (the upstream's).
 	 * For a protocol with tls_late, neither side starts TLS by itself.
-	 * 0, or CG_ERR_* (nothing changed).
+	 * The protocol's timer (arm()) bounds the handshake, as any other
+	 * wait of its own.  0, or CG_ERR_* (nothing changed).
 	 */
 	int (*start_tls)(struct inj_host *h, enum inj_side side);
 	/*

@@ -67,6 +67,7 @@ conn_adopt_gen(struct conn *c)
 	c->rt = rt;
 	c->route = rt->route;
 	c->cfg = g->cfg;
+	conn_params_set(c);
 	return true;
 }
 
@@ -139,7 +140,6 @@ conn_begin(struct conn *c, const struct inj_request *req)
 		conn_refuse(c, INJ_REFUSE_UNAVAILABLE, "route withdrawn");
 		return CG_ERR_NOTFOUND;
 	}
-	conn_params_set(c);
 	return 0;
 }
 

@@ -35,8 +35,8 @@ struct evbuffer_cb_entry;
 struct secret;
 struct secret_wait;
 
-#define RELAY_HIGH	(256 * 1024)	/* queued output that stops reading the other side */
-#define RELAY_LOW	(64 * 1024)	/* ... and lets it read again */
+#define RELAY_HIGH	INJ_RELAY_HIGH	/* queued output that stops reading the other side */
+#define RELAY_LOW	INJ_RELAY_LOW	/* ... and lets it read again */
 #define LINGER_MS	5000		/* to flush the final bytes */
 #define LINGER_TIME_MS	10000		/* lingering close, all in all */
 #define LINGER_READ_MS	2000		/* ... between two reads */

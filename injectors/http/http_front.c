@@ -24,8 +24,8 @@
 #include "injectors/http/http_parse.h"
 
 #define REQ_HOLD_MAX	(16 * 1024)	/* request bytes held back until the message is whole */
-#define RELAY_HIGH	(256 * 1024)	/* queued output that stops reading the other side */
-#define RELAY_LOW	(64 * 1024)	/* ... and lets it read again */
+#define RELAY_HIGH	INJ_RELAY_HIGH
+#define RELAY_LOW	INJ_RELAY_LOW
 #define PIPELINE_MAX	(64 * 1024)	/* pipelined bytes buffered while a request is in flight */
 #define MAX_TRAILER	4096
 
