@@ -111,6 +111,9 @@ struct inj_params {
 	int64_t idle_timeout_ms;	/* between requests, and relaying */
 	int64_t connect_timeout_ms;	/* upstream connect */
 	int64_t response_timeout_ms;	/* upstream's first answer */
+	size_t max_proof;		/* bytes of the caller's proof (token) */
+	int64_t proof_expires;		/* the verified proof's expiry, seconds since
+					   the epoch; 0 before one, or none */
 	const char *peer_ip;		/* the caller, as text */
 	const char *upstream_name;	/* "host:port" */
 	bool tls;			/* the caller's side is TLS */
@@ -171,11 +174,31 @@ struct inj_host_ops {
 	 * Connects upstream, or takes an idle connection from the pool.
 	 * cred: NULL for a protocol whose upstream connection carries no
 	 * login of its own (HTTP); else the connection is pooled only with
-	 * others authenticated as that same credential version.  Returns 0
-	 * and *connected true for a pooled one (ready now), false when
-	 * connected() follows; else CG_ERR_*.
+	 * others authenticated as that same credential version, and tag
+	 * (NULL: none) names what else of the login must match (a
+	 * database, session parameters: at most INJ_TAG_MAX bytes).
+	 * Returns 0 and *connected true for a pooled one (ready now, its
+	 * up_data() as the protocol left it), false when connected()
+	 * follows; else CG_ERR_*.
 	 */
-	int (*connect)(struct inj_host *h, const struct inj_cred *cred, bool *connected);
+	int (*connect)(struct inj_host *h, const struct inj_cred *cred, const char *tag,
+	    bool *connected);
+	/*
+	 * The protocol's object of the upstream connection in use (what a
+	 * pooled login must tell its next caller: server parameters, keys):
+	 * it goes to the pool and back with the connection, and is freed
+	 * with up_data_free() when the connection closes.  NULL while
+	 * there is no upstream connection.
+	 */
+	void **(*up_data)(struct inj_host *h);
+	/*
+	 * TLS channel binding of a side ("tls-server-end-point", RFC 5929:
+	 * the hash of the server's certificate) into out (size bytes, 64
+	 * suffice).  Returns its length, or 0 when the side is not TLS or
+	 * the hash cannot be made.
+	 */
+	size_t (*tls_binding)(struct inj_host *h, enum inj_side side, unsigned char *out,
+	    size_t size);
 	/* Closes the upstream connection now. */
 	void (*drop_upstream)(struct inj_host *h);
 	/*
@@ -281,7 +304,20 @@ struct inj_ops {
 	void (*slot_free)(void *slot);
 	/* How the route's credential is injected, for audit ("basic"...). */
 	const char *(*inject_name)(const void *cfg);
+	/* Frees what up_data() held (NULL: the protocol keeps none). */
+	void (*up_data_free)(void *data);
+	/* The code a refusal answers with ("403", "28P01"), for audit. */
+	const char *(*refusal_code)(enum inj_refusal why);
+	/* The ALPN protocol of its TLS listeners ("http/1.1"). */
+	const char *alpn;
+	/* What a caller over a connection limit gets before the close: one
+	 * whole answer of the protocol (HTTP's 503). */
+	const char *busy;
+	size_t busy_len;
 };
+
+/* The longest tag connect() takes. */
+#define INJ_TAG_MAX	128
 
 /* The most request attributes a protocol declares. */
 #define INJ_ATTRS_MAX	8

@@ -660,6 +660,8 @@ audit_session_decision(struct conn *c, const char *reason)
 	jw_str(&w, "rule", c->dec.rule);
 	jw_str(&w, "reason", reason ? reason : c->dec.reason);
 	jw_str(&w, "mode", c->route->policy.mode == POLICY_DRY_RUN ? "dry-run" : "enforce");
+	if (c->refusal_code != NULL)
+		jw_str(&w, "code", c->refusal_code);
 	jw_obj_end(&w);
 	audit_credential(c, &w);
 	audit_upstream(c, &w, 0);

@@ -863,9 +863,29 @@ host_start_tls(struct inj_host *h, enum inj_side side)
 }
 
 static int
-host_connect(struct inj_host *h, const struct inj_cred *cred, bool *connected)
+host_connect(struct inj_host *h, const struct inj_cred *cred, const char *tag,
+    bool *connected)
 {
-	return conn_up_connect(HOST_CONN(h), cred, connected);
+	return conn_up_connect(HOST_CONN(h), cred, tag, connected);
+}
+
+static void **
+host_up_data(struct inj_host *h)
+{
+	struct conn *c = HOST_CONN(h);
+
+	return c->up != NULL ? &c->up_data : NULL;
+}
+
+static size_t
+host_tls_binding(struct inj_host *h, enum inj_side side, unsigned char *out, size_t size)
+{
+	struct conn *c = HOST_CONN(h);
+
+	if (side == INJ_UPSTREAM)
+		return c->up != NULL && c->up_tls && !c->up_tls_pending ?
+		    conn_tls_binding(c->up, out, size) : 0;
+	return 0;	/* credgate is the server there: nothing to bind to */
 }
 
 static void
@@ -1042,6 +1062,8 @@ static const struct inj_host_ops conn_host_ops = {
 	.arm = host_arm,
 	.start_tls = host_start_tls,
 	.connect = host_connect,
+	.up_data = host_up_data,
+	.tls_binding = host_tls_binding,
 	.drop_upstream = host_drop_upstream,
 	.begin = host_begin,
 	.proof = host_proof,

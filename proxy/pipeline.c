@@ -87,6 +87,7 @@ conn_params_set(struct conn *c)
 	p->idle_timeout_ms = cfg->client_idle_timeout_ms;
 	p->connect_timeout_ms = cfg->upstream_connect_timeout_ms;
 	p->response_timeout_ms = cfg->upstream_response_timeout_ms;
+	p->max_proof = cfg->max_token_bytes;
 	p->peer_ip = c->peer_ip;
 	p->upstream_name = c->rt->upstream_name;
 	p->tls = c->tls;
@@ -104,6 +105,7 @@ conn_request_end(struct conn *c)
 	policy_identity_free(c->ident);
 	c->ident = NULL;
 	c->decided = false;
+	c->refusal_code = NULL;
 	memset(&c->dec, 0, sizeof(c->dec));
 	c->in_request = false;
 	c->req = NULL;
@@ -255,10 +257,13 @@ conn_proof(struct conn *c, const char *proof, size_t len)
 		metrics_token_cache(c->w->metrics, hit);
 	if (r != 0) {
 		snprintf(reason, sizeof(reason), "invalid token: %s", why);
+		c->refusal_code = c->proto->refusal_code(INJ_REFUSE_PROOF);
 		conn_deny(c, reason);
 		conn_refuse(c, INJ_REFUSE_PROOF, reason);
 		return;
 	}
+
+	c->params.proof_expires = c->ident->exp;
 
 	/* May they?  The attributes come in the protocol's order: by id. */
 	memset(&q, 0, sizeof(q));
@@ -274,6 +279,7 @@ conn_proof(struct conn *c, const char *proof, size_t len)
 	policy_decide(&route->policy, &q, &c->dec);
 	c->decided = true;
 	if (c->dec.result == POLICY_DENY) {
+		c->refusal_code = c->proto->refusal_code(INJ_REFUSE_DENIED);
 		if (audit_session_decision(c, NULL) != 0 &&
 		    route->audit_failure == CG_AUDIT_FAIL_DENY) {
 			conn_refuse(c, INJ_REFUSE_UNAVAILABLE, "audit unavailable");

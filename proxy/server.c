@@ -194,6 +194,8 @@ gen_build(struct cg_process *p, struct cg_config *cfg, struct cg_gen **out,
 			cg_gen_unref(g);
 			return r;
 		}
+		if (rt->server_ctx != NULL)
+			tls_server_ctx_alpn(rt->server_ctx, rt->proto->alpn);
 		if (rt->route->upstream_tls.enabled && (r = tls_client_ctx_new(
 		    &rt->route->upstream_tls, &rt->client_ctx, why, sizeof(why))) != 0) {
 			snprintf(err, errlen, "routes.[%zu].upstream.tls: %s", i, why);

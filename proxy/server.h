@@ -259,14 +259,17 @@ void pending_done(struct cg_pending_table *t, const struct cg_pending_slot *slot
  * Idle upstream connections, per worker, reused across client
  * connections of the same route and upstream.  put takes the bufferevent
  * (closing it when max of that key are idle already); get hands one over
- * (the caller sets its callbacks), NULL when none.  Idle ones close after
- * UP_IDLE_MS, or when the upstream closes them or sends anything.
+ * (the caller sets its callbacks), NULL when none.  data, the protocol's
+ * object of the connection (NULL: none), goes and comes with it, and is
+ * freed with data_free when the pool closes the connection.  Idle ones
+ * close after UP_IDLE_MS, or when the upstream closes them or sends
+ * anything.
  */
 #define UP_IDLE_MS 15000
 struct bufferevent;
 void worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev,
-    unsigned max);
-struct bufferevent *worker_up_get(struct cg_worker *w, const char *key);
+    unsigned max, void *data, void (*data_free)(void *));
+struct bufferevent *worker_up_get(struct cg_worker *w, const char *key, void **data);
 void worker_up_clear(struct cg_worker *w);
 bool worker_up_any(const struct cg_worker *w);	/* any idle one */
 

@@ -88,6 +88,8 @@ struct conn {
 	bool up_login;			/* it carries a login: pooled with that
 					   credential version only, ... */
 	char *up_login_key;		/* ... under this key; NULL: not pooled */
+	void *up_data;			/* the protocol's object of the upstream
+					   connection (up_data()) */
 	bool pending;			/* no complete request yet; counts in
 					   w->proc->pending at pend_slot */
 	struct cg_pending_slot pend_slot;
@@ -135,6 +137,8 @@ struct conn {
 	struct policy_identity *ident;
 	struct policy_decision dec;
 	bool decided;
+	const char *refusal_code;	/* the protocol's code of a refusal the
+					   decision leads to, for its event */
 	struct secret *cred;
 	struct inj_cred icred;		/* cred, as the protocol sees it */
 	struct secret_wait *wait;
@@ -163,12 +167,14 @@ struct bufferevent *conn_tls_filter(struct bufferevent *under, struct ssl_st *ss
 
 /* upstream.c */
 bool conn_up_plain(const struct conn *c);
-int conn_up_connect(struct conn *c, const struct inj_cred *cred, bool *connected);
+int conn_up_connect(struct conn *c, const struct inj_cred *cred, const char *tag,
+    bool *connected);
 void conn_up_connected(struct conn *c);
 void conn_up_free(struct conn *c);
 int conn_up_start_tls(struct conn *c);
 void conn_up_release(struct conn *c, bool reusable);
 void conn_up_failed_reason(struct conn *c, struct bufferevent *bev, char *reason, size_t size);
+size_t conn_tls_binding(struct bufferevent *bev, unsigned char *out, size_t size);
 
 /* pipeline.c */
 void conn_params_set(struct conn *c);

@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -506,21 +507,22 @@ tls_ctx_common(SSL_CTX *ctx, const char *prefix, const char *min_version,
 	return 0;
 }
 
-/* Picks "http/1.1" from the client's ALPN list; without it, no ALPN. */
+/* Picks the listener's protocol (arg, "http/1.1" when NULL) from the
+ * client's ALPN list; without it, no ALPN. */
 static int
 tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     const unsigned char *in, unsigned int inlen, void *arg)
 {
-	const size_t want = sizeof(tls_alpn_http11) - 1;
+	const char *alpn = arg != NULL ? arg : tls_alpn_http11;
+	const size_t want = strlen(alpn);
 	unsigned int i = 0, n;
 
 	(void)ssl;
-	(void)arg;
 	while (i < inlen) {
 		n = in[i];
 		if (n == 0 || n > inlen - i - 1)
 			break;
-		if (n == want && memcmp(in + i + 1, tls_alpn_http11, want) == 0) {
+		if (n == want && memcmp(in + i + 1, alpn, want) == 0) {
 			*out = in + i + 1;
 			*outlen = (unsigned char)n;
 			return SSL_TLSEXT_ERR_OK;
@@ -528,6 +530,12 @@ tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 		i += 1 + n;
 	}
 	return SSL_TLSEXT_ERR_NOACK;
+}
+
+void
+tls_server_ctx_alpn(SSL_CTX *ctx, const char *alpn)
+{
+	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, (void *)(uintptr_t)alpn);
 }
 
 int

@@ -73,8 +73,8 @@ struct tls_peer {
  * NULL setting takes the TLS_DEFAULT_* above or OpenSSL's own), the
  * certificate chain cfg->cert with the private key cfg->key (which must
  * match it, must not be encrypted and must not be world-accessible), the
- * ALPN protocol "http/1.1" (a client offering only other protocols goes on
- * without ALPN), and client certificates per cfg->verify_client, verified
+ * ALPN protocol "http/1.1" (tls_server_ctx_alpn() names another; a client
+ * offering only other protocols goes on without ALPN), and client certificates per cfg->verify_client, verified
  * against cfg->client_ca, which is then required.  The server's cipher
  * order wins; compression and renegotiation are off.
  *
@@ -100,6 +100,8 @@ struct tls_peer {
  */
 int tls_server_ctx_new(const struct cg_tls_server *cfg, SSL_CTX **out,
     char *err, size_t errlen) CG_WUR;
+/* The ALPN protocol a listener's context picks ("postgresql"); static. */
+void tls_server_ctx_alpn(SSL_CTX *ctx, const char *alpn);
 
 /*
  * Builds an upstream context from cfg: TLS 1.2 or later (cfg->min_version),

@@ -67,11 +67,21 @@ conn_up_drop_reads(struct conn *c)
 	}
 }
 
+/* The protocol's object of the upstream connection goes with it. */
+static void
+conn_up_data_free(struct conn *c)
+{
+	if (c->up_data != NULL && c->proto->up_data_free != NULL)
+		c->proto->up_data_free(c->up_data);
+	c->up_data = NULL;
+}
+
 void
 conn_up_free(struct conn *c)
 {
 	free(c->up_login_key);
 	c->up_login_key = NULL;
+	conn_up_data_free(c);
 	if (c->up == NULL)
 		return;
 	conn_up_drop_reads(c);
@@ -83,19 +93,22 @@ conn_up_free(struct conn *c)
 }
 
 /*
- * The pool key of a connection that carries a login: the route's, and the
- * credential's path and version (cred->id is the secret allowed() lent),
- * written into buf.  NULL when it does not pool.
+ * The pool key of a connection that carries a login: the route's, the
+ * credential's path and version (cred->id is the secret allowed() lent)
+ * and the protocol's tag, written into buf.  NULL when it does not pool.
  */
 static const char *
-conn_up_login_key(const struct conn *c, const struct inj_cred *cred, char *buf, size_t size)
+conn_up_login_key(const struct conn *c, const struct inj_cred *cred, const char *tag,
+    char *buf, size_t size)
 {
 	const struct secret *s = cred->id;
 	int n;
 
-	if (c->rt->up_key[0] == '\0' || s == NULL)
+	if (c->rt->up_key[0] == '\0' || s == NULL ||
+	    (tag != NULL && strlen(tag) > INJ_TAG_MAX))
 		return NULL;
-	n = snprintf(buf, size, "%s|%s|%s", c->rt->up_key, secret_path(s), secret_version(s));
+	n = snprintf(buf, size, "%s|%s|%s|%s", c->rt->up_key, secret_path(s), secret_version(s),
+	    tag != NULL ? tag : "");
 	return n > 0 && (size_t)n < size ? buf : NULL;
 }
 
@@ -122,9 +135,11 @@ conn_up_release(struct conn *c, bool reusable)
 		return;
 	}
 	/* The pool's watch starts before ours ends: no epoll change. */
-	worker_up_put(c->w, key, c->up, c->route->upstream_keepalive);
+	worker_up_put(c->w, key, c->up, c->route->upstream_keepalive, c->up_data,
+	    c->proto->up_data_free);
 	conn_up_drop_reads(c);
 	c->up = NULL;
+	c->up_data = NULL;
 	c->up_connected = false;
 	c->up_tls = c->up_tls_pending = false;
 	c->relay_up_paused = false;
@@ -156,19 +171,21 @@ conn_up_setup(struct conn *c, bool connected)
 }
 
 int
-conn_up_connect(struct conn *c, const struct inj_cred *cred, bool *connected)
+conn_up_connect(struct conn *c, const struct inj_cred *cred, const char *tag,
+    bool *connected)
 {
-	char buf[UP_KEY_MAX + 160];
+	char buf[UP_KEY_MAX + 160 + INJ_TAG_MAX];
 	const char *key;
 	SSL *ssl;
 
 	*connected = false;
 	c->up_login = cred != NULL;
-	key = cred != NULL ? conn_up_login_key(c, cred, buf, sizeof(buf)) :
+	key = cred != NULL ? conn_up_login_key(c, cred, tag, buf, sizeof(buf)) :
 	    c->rt->up_key[0] != '\0' ? c->rt->up_key : NULL;
 	if (cred != NULL && key != NULL && (c->up_login_key = strdup(key)) == NULL)
 		return CG_ERR_NOMEM;
-	if (key != NULL && (c->up = worker_up_get(c->w, key)) != NULL) {
+	conn_up_data_free(c);
+	if (key != NULL && (c->up = worker_up_get(c->w, key, &c->up_data)) != NULL) {
 		conn_up_setup(c, true);
 		*connected = true;
 		return 0;
@@ -200,7 +217,7 @@ conn_up_connect(struct conn *c, const struct inj_cred *cred, bool *connected)
 		if ((err == EMFILE || err == ENFILE) && worker_up_any(c->w)) {
 			/* Out of descriptors: give up the idle ones, try again. */
 			worker_up_clear(c->w);
-			return conn_up_connect(c, cred, connected);
+			return conn_up_connect(c, cred, tag, connected);
 		}
 		return CG_ERR_IO;
 	}
@@ -236,6 +253,31 @@ conn_up_failed_reason(struct conn *c, struct bufferevent *bev, char *reason, siz
 	} else
 		snprintf(reason, size, "upstream connect failed: %s",
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+/*
+ * tls-server-end-point (RFC 5929): the hash of the server's certificate
+ * with its signature's digest, SHA-256 where that is MD5 or SHA-1.
+ */
+size_t
+conn_tls_binding(struct bufferevent *bev, unsigned char *out, size_t size)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	const EVP_MD *md;
+	unsigned int len = 0;
+	X509 *cert;
+	int mdnid = NID_undef;
+
+	if (ssl == NULL || (cert = SSL_get0_peer_certificate(ssl)) == NULL ||
+	    size < EVP_MAX_MD_SIZE)
+		return 0;
+	if (X509_get_signature_info(cert, &mdnid, NULL, NULL, NULL) != 1)
+		return 0;
+	if (mdnid == NID_md5 || mdnid == NID_sha1)
+		mdnid = NID_sha256;
+	if ((md = EVP_get_digestbynid(mdnid)) == NULL || X509_digest(cert, md, out, &len) != 1)
+		return 0;
+	return len;
 }
 
 /*

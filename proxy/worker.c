@@ -39,10 +39,6 @@
 static void worker_conn_unadmit(struct cg_worker *w, struct cg_route_rt *rt);
 static void worker_ask_evict(struct cg_worker *w);
 
-static const char refused_503[] =
-    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-    "Content-Length: 20\r\nConnection: close\r\n\r\nService Unavailable\n";
-
 int
 listener_open(const char *host, int port, int *fdp, char *err, size_t errlen)
 {
@@ -214,8 +210,9 @@ worker_refuse(struct cg_worker *w, struct cg_route_rt *rt, int fd, int why)
 		"max_connections", "route_max_connections", "max_pending_per_client",
 		"connection_wait_timeout",
 	};
+	const struct inj_ops *ops = rt->proto;
 
-	if (send(fd, refused_503, sizeof(refused_503) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+	if (send(fd, ops->busy, ops->busy_len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		cg_debug("msg=refusal_not_sent error=\"%s\"", strerror(errno));
 	evutil_closesocket(fd);
 	metrics_conn_refused(worker_route_metrics(w, rt), why);
@@ -466,6 +463,8 @@ struct up_idle {
 	struct cg_worker *w;
 	struct up_pool *pool;
 	struct bufferevent *bev;
+	void *data;			/* the protocol's, of this connection */
+	void (*data_free)(void *);
 	struct event *timer;
 };
 
@@ -496,8 +495,11 @@ up_idle_free(struct up_idle *u)
 	u->pool->n--;
 	if (u->bev != NULL)
 		bufferevent_free(u->bev);
+	if (u->data != NULL)
+		u->data_free(u->data);
 	up_pool_drop_empty(w, u->pool);
 	u->bev = NULL;
+	u->data = NULL;
 	u->pool = NULL;
 	evtimer_del(u->timer);
 	if (w->nup_spare < UP_SPARE_MAX) {
@@ -554,20 +556,30 @@ up_pool_find(struct cg_worker *w, const char *key)
 	return NULL;
 }
 
+/* A connection the pool does not keep. */
+static void
+up_discard(struct bufferevent *bev, void *data, void (*data_free)(void *))
+{
+	bufferevent_free(bev);
+	if (data != NULL)
+		data_free(data);
+}
+
 void
-worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev, unsigned max)
+worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev, unsigned max,
+    void *data, void (*data_free)(void *))
 {
 	struct timeval tv = { UP_IDLE_MS / 1000, (UP_IDLE_MS % 1000) * 1000 };
 	struct up_pool *pool;
 	struct up_idle *u;
 
 	if (w->draining || max == 0) {
-		bufferevent_free(bev);
+		up_discard(bev, data, data_free);
 		return;
 	}
 	if ((pool = up_pool_find(w, key)) == NULL) {
 		if ((pool = calloc(1, sizeof(*pool))) == NULL) {
-			bufferevent_free(bev);
+			up_discard(bev, data, data_free);
 			return;
 		}
 		snprintf(pool->key, sizeof(pool->key), "%s", key);
@@ -579,8 +591,9 @@ worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev, uns
 	if (pool->n >= max) {
 		u = TAILQ_LAST(&pool->idle, up_idle_list);
 		TAILQ_REMOVE(&pool->idle, u, link);
-		bufferevent_free(u->bev);
+		up_discard(u->bev, u->data, u->data_free);
 		u->bev = NULL;
+		u->data = NULL;
 		evtimer_del(u->timer);
 	} else if ((u = w->up_spare) != NULL) {
 		w->up_spare = u->spare;
@@ -589,7 +602,7 @@ worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev, uns
 	} else if ((u = calloc(1, sizeof(*u))) == NULL ||
 	    (u->timer = evtimer_new(w->base, up_idle_timeout, u)) == NULL) {
 		free(u);
-		bufferevent_free(bev);
+		up_discard(bev, data, data_free);
 		up_pool_drop_empty(w, pool);
 		return;
 	} else
@@ -597,6 +610,8 @@ worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev, uns
 	u->w = w;
 	u->pool = pool;
 	u->bev = bev;
+	u->data = data;
+	u->data_free = data_free;
 	TAILQ_INSERT_HEAD(&pool->idle, u, link);
 	bufferevent_setcb(bev, up_idle_read, NULL, up_idle_event, u);
 	bufferevent_enable(bev, EV_READ);
@@ -619,7 +634,7 @@ worker_up_any(const struct cg_worker *w)
 }
 
 struct bufferevent *
-worker_up_get(struct cg_worker *w, const char *key)
+worker_up_get(struct cg_worker *w, const char *key, void **data)
 {
 	struct bufferevent *bev;
 	struct up_pool *pool;
@@ -629,7 +644,9 @@ worker_up_get(struct cg_worker *w, const char *key)
 		return NULL;
 	u = TAILQ_FIRST(&pool->idle);
 	bev = u->bev;
+	*data = u->data;
 	u->bev = NULL;
+	u->data = NULL;
 	up_idle_free(u);
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	return bev;

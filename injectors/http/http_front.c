@@ -690,7 +690,7 @@ http_forward(struct http_front *f)
 	cg_wipe(f->head, f->req.head_len);
 
 	if (!f->has_up) {
-		if (f->ho->connect(f->h, NULL, &connected) != 0) {
+		if (f->ho->connect(f->h, NULL, NULL, &connected) != 0) {
 			f->ho->audit_error(f->h, "upstream connect failed");
 			http_reply(f, 502, NULL, "upstream connect failed");
 			return;
@@ -1218,6 +1218,28 @@ http_drain(void *st)
 }
 
 static const char *
+http_refusal_code(enum inj_refusal why)
+{
+	switch (why) {
+	case INJ_REFUSE_PROOF:
+		return "401";
+	case INJ_REFUSE_DENIED:
+		return "403";
+	case INJ_REFUSE_UNAVAILABLE:
+		return "503";
+	case INJ_REFUSE_UPSTREAM:
+		return "502";
+	case INJ_REFUSE_TIMEOUT:
+		return "504";
+	}
+	return "500";
+}
+
+static const char http_busy[] =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 20\r\nConnection: close\r\n\r\nService Unavailable\n";
+
+static const char *
 http_inject_name(const void *cfg)
 {
 	return inj_http_kind_name(((const struct inj_http_cfg *)cfg)->kind);
@@ -1240,4 +1262,8 @@ const struct inj_ops inj_http_ops = {
 	.drain = http_drain,
 	.slot_free = http_echo_set_free,
 	.inject_name = http_inject_name,
+	.refusal_code = http_refusal_code,
+	.alpn = "http/1.1",
+	.busy = http_busy,
+	.busy_len = sizeof(http_busy) - 1,
 };

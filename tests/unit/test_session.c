@@ -131,7 +131,7 @@ fake_start(void *st, struct inj_host *h, const struct inj_host_ops *ops,
 		ops->arm(h, fk.arm_ms);
 		break;
 	case FAKE_RELAY:
-		if (ops->connect(h, NULL, &connected) != 0)
+		if (ops->connect(h, NULL, NULL, &connected) != 0)
 			return CG_ERR_IO;
 		if (connected)
 			ops->relay(h);
@@ -140,7 +140,7 @@ fake_start(void *st, struct inj_host *h, const struct inj_host_ops *ops,
 		struct inj_cred cred = { NULL, fk.login, fk.login };
 
 		ops->arm(h, 10000);
-		if (ops->connect(h, &cred, &connected) != 0)
+		if (ops->connect(h, &cred, NULL, &connected) != 0)
 			return CG_ERR_IO;
 		fk.pooled = connected;
 		if (connected) {
@@ -152,7 +152,7 @@ fake_start(void *st, struct inj_host *h, const struct inj_host_ops *ops,
 	}
 	case FAKE_UPTLS:
 		ops->arm(h, 10000);
-		if (ops->connect(h, NULL, &connected) != 0 || connected)
+		if (ops->connect(h, NULL, NULL, &connected) != 0 || connected)
 			return CG_ERR_IO;	/* nothing to pool: a new connection */
 		break;
 	default:
@@ -278,7 +278,7 @@ fake_tls_done(void *st, enum inj_side side)
 	}
 	fk.tls_done++;
 	fk.tls_param = f->params->tls;
-	if (f->ops->connect(f->h, NULL, &connected) != 0)
+	if (f->ops->connect(f->h, NULL, NULL, &connected) != 0)
 		f->ops->close(f->h, "fake_connect_failed");
 	else if (connected)
 		f->ops->relay(f->h);
@@ -327,6 +327,14 @@ fake_inject_name(const void *cfg)
 	return "fake";
 }
 
+static const char *
+fake_refusal_code(enum inj_refusal why)
+{
+	return why == INJ_REFUSE_PROOF ? "proof" : "other";
+}
+
+static const char fake_busy[] = "busy\n";
+
 static const struct inj_ops fake_ops = {
 	.name = "fake",
 	.tls_late = true,
@@ -344,6 +352,9 @@ static const struct inj_ops fake_ops = {
 	.drain = fake_drain,
 	.slot_free = fake_slot_free,
 	.inject_name = fake_inject_name,
+	.refusal_code = fake_refusal_code,
+	.busy = fake_busy,
+	.busy_len = sizeof(fake_busy) - 1,
 };
 
 /* ------------------------------------------------------------------ */
