@@ -10,9 +10,11 @@
 
 #include "injectors/injector.h"
 #include "injectors/http/http.h"
+#include "injectors/postgres/pg.h"
 
 const struct inj_proto *const inj_protos[] = {
 	&inj_http_proto,
+	&inj_pg_proto,
 	NULL,
 };
 

@@ -117,6 +117,8 @@ struct inj_params {
 	const char *peer_ip;		/* the caller, as text */
 	const char *upstream_name;	/* "host:port" */
 	bool tls;			/* the caller's side is TLS */
+	bool tls_offered;		/* the caller's side may start TLS */
+	bool upstream_tls;		/* the route's upstream side is TLS */
 };
 
 /*
@@ -220,8 +222,9 @@ struct inj_host_ops {
 	 */
 	void (*proof)(struct inj_host *h, const char *proof, size_t len);
 	/* The protocol refuses the proof as malformed before verification:
-	 * audited as a decision to deny; the protocol answers itself. */
-	void (*deny)(struct inj_host *h, const char *reason);
+	 * audited as a decision to deny, with code, the protocol's answer
+	 * ("401", "28P01"), which it gives itself. */
+	void (*deny)(struct inj_host *h, const char *code, const char *reason);
 	/* An error after the decision (upstream, injection): audited. */
 	void (*audit_error)(struct inj_host *h, const char *reason);
 	/* A response carried the credential and was cleaned (secret_echo). */

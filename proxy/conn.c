@@ -914,9 +914,9 @@ host_proof(struct inj_host *h, const char *proof, size_t len)
 }
 
 static void
-host_deny(struct inj_host *h, const char *reason)
+host_deny(struct inj_host *h, const char *code, const char *reason)
 {
-	conn_deny(HOST_CONN(h), reason);
+	conn_deny(HOST_CONN(h), code, reason);
 }
 
 static void

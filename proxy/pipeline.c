@@ -91,6 +91,8 @@ conn_params_set(struct conn *c)
 	p->peer_ip = c->peer_ip;
 	p->upstream_name = c->rt->upstream_name;
 	p->tls = c->tls;
+	p->tls_offered = c->rt->server_ctx != NULL;
+	p->upstream_tls = c->rt->client_ctx != NULL;
 }
 
 /* The request's end: what it held goes. */
@@ -138,7 +140,7 @@ conn_begin(struct conn *c, const struct inj_request *req)
 	else
 		worker_request_id(c->w, c->request_id);
 	if (!conn_adopt_gen(c)) {
-		conn_deny(c, "route withdrawn");
+		conn_deny(c, c->proto->refusal_code(INJ_REFUSE_UNAVAILABLE), "route withdrawn");
 		conn_refuse(c, INJ_REFUSE_UNAVAILABLE, "route withdrawn");
 		return CG_ERR_NOTFOUND;
 	}
@@ -153,10 +155,12 @@ conn_metrics_request(struct conn *c, int status)
 	    status, (cg_mono_ms() - (c->req_start_ms ? c->req_start_ms : c->born_ms)) * 1000);
 }
 
-/* Refused before a decision could be made: audited as a deny. */
+/* Refused before a decision could be made: audited as a deny, with the
+ * protocol's code of its answer. */
 void
-conn_deny(struct conn *c, const char *reason)
+conn_deny(struct conn *c, const char *code, const char *reason)
 {
+	c->refusal_code = code;
 	c->dec.result = POLICY_DENY;
 	c->dec.rule = NULL;
 	c->dec.reason = reason;
@@ -257,8 +261,7 @@ conn_proof(struct conn *c, const char *proof, size_t len)
 		metrics_token_cache(c->w->metrics, hit);
 	if (r != 0) {
 		snprintf(reason, sizeof(reason), "invalid token: %s", why);
-		c->refusal_code = c->proto->refusal_code(INJ_REFUSE_PROOF);
-		conn_deny(c, reason);
+		conn_deny(c, c->proto->refusal_code(INJ_REFUSE_PROOF), reason);
 		conn_refuse(c, INJ_REFUSE_PROOF, reason);
 		return;
 	}

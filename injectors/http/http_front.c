@@ -531,13 +531,13 @@ http_request(struct http_front *f)
 
 	/* Who is calling: one Authorization: Bearer field, nowhere else. */
 	if (http_head_count(&f->req, "Authorization") > 1) {
-		f->ho->deny(f->h, "multiple Authorization fields");
+		f->ho->deny(f->h, "400", "multiple Authorization fields");
 		http_reply(f, 400, NULL, "multiple Authorization fields");
 		return;
 	}
 	if ((r = inj_http_read_proof(&f->req, &tok, &why)) != 0) {
 		snprintf(reason, sizeof(reason), "invalid token: %s", why);
-		f->ho->deny(f->h, reason);
+		f->ho->deny(f->h, "401", reason);
 		http_reply(f, 401, r == CG_ERR_NOTFOUND ? "WWW-Authenticate: Bearer" :
 		    "WWW-Authenticate: Bearer error=\"invalid_token\"", reason);
 		return;

@@ -508,6 +508,27 @@ inj_pg_write_password(struct evbuffer *out, const void *pw, size_t len, bool sas
 }
 
 int
+inj_pg_write_sasl_initial(struct evbuffer *out, const char *mechanism, const void *data,
+    size_t len)
+{
+	unsigned char n[4];
+	struct piece pc[] = { { mechanism, strlen(mechanism) + 1 }, { n, 4 }, { data, len } };
+
+	if (len > 0x3fffffff)
+		return CG_ERR_FORMAT;
+	put32(n, (uint32_t)len);
+	return pg_put(out, 'p', pc, 3);
+}
+
+int
+inj_pg_write_query(struct evbuffer *out, const char *sql)
+{
+	struct piece pc[] = { { sql, strlen(sql) + 1 } };
+
+	return pg_put(out, 'Q', pc, 1);
+}
+
+int
 inj_pg_write_ssl_request(struct evbuffer *out)
 {
 	unsigned char c[4];

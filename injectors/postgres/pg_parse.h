@@ -226,6 +226,12 @@ int inj_pg_write_startup(struct evbuffer *out, const struct inj_pg_param *params
  * unless sasl. */
 int inj_pg_write_password(struct evbuffer *out, const void *pw, size_t len,
     bool sasl) CG_WUR;
+/* SASLInitialResponse: the mechanism's name, then the client's first
+ * message (its length leads it). */
+int inj_pg_write_sasl_initial(struct evbuffer *out, const char *mechanism,
+    const void *data, size_t len) CG_WUR;
+/* Query: one SQL string (without NUL). */
+int inj_pg_write_query(struct evbuffer *out, const char *sql) CG_WUR;
 /* SSLRequest, and CancelRequest with a 4- to 256-byte key. */
 int inj_pg_write_ssl_request(struct evbuffer *out) CG_WUR;
 int inj_pg_write_cancel(struct evbuffer *out, uint32_t pid, const void *key,
