@@ -416,6 +416,10 @@ pg_cancel_begin(struct pg_front *f, const struct inj_pg_startup *su)
 		return;
 	}
 	f->has_up = true;
+	if (connected) {
+		/* A pooled connection is someone's session: never for this. */
+		pg_close(f, "cancel_pooled_connection");
+	}
 }
 
 static void
@@ -427,9 +431,11 @@ pg_cancel_send(struct pg_front *f)
 		return;
 	}
 	cg_wipe(f->cancel.up_key, sizeof(f->cancel.up_key));
-	/* The server answers a cancel with a close: so does credgate. */
-	pg_state_set(f, PG_CLOSING);
-	f->ho->finish(f->h, "cancel_forwarded", false);
+	/* The server answers a cancel by closing, once it has read it: so
+	 * does credgate then (pg_eof()), its timer bounding the wait. */
+	f->step = PG_LOGIN_PARAMS;
+	pg_state_set(f, PG_CANCEL);
+	f->ho->reading(f->h, INJ_UPSTREAM, INJ_READ_ON);
 }
 
 static void
@@ -1443,7 +1449,8 @@ pg_eof(void *st, enum inj_side side, bool error)
 		pg_close(f, "upstream_closed");
 		break;
 	case PG_CANCEL:
-		pg_close(f, "cancel_upstream_closed");
+		pg_close(f, f->step == PG_LOGIN_PARAMS ? "cancel_forwarded" :
+		    "cancel_upstream_closed");
 		break;
 	default:
 		f->ho->drop_upstream(f->h);
@@ -1520,7 +1527,7 @@ pg_timeout(void *st)
 		pg_close(f, "reset_timeout");
 		break;
 	case PG_CANCEL:
-		pg_close(f, "cancel_timeout");
+		pg_close(f, f->step == PG_LOGIN_PARAMS ? "cancel_forwarded" : "cancel_timeout");
 		break;
 	case PG_RELAY:
 		now = cg_mono_ms();
