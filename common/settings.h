@@ -89,7 +89,7 @@ struct cg_setting {
 	bool reloadable;	/* false: a reload keeps the running value and warns
 				   that it needs a restart (process settings only) */
 	bool sensitive;		/* may hold a credential: -T prints "<redacted>" */
-	bool empty_ok;		/* STRING_LIST, LIST: an empty one is allowed */
+	bool empty_ok;		/* STRING, STRING_LIST, LIST: an empty one is allowed */
 	const char *help;	/* one line */
 
 	/* The field it fills (see CG_FIELD). */

@@ -729,6 +729,7 @@ audit_session_end(struct conn *c)
 	jw_int(&w, "out", (long long)c->bytes_out);
 	jw_obj_end(&w);
 	jw_int(&w, "requests", c->requests);
+	jw_int(&w, "upstream_reused", c->up_reused);
 	jw_int(&w, "duration_ms", cg_mono_ms() - c->born_ms);
 	jw_str(&w, "reason", c->close_reason);
 	(void)audit_end(c, &w);

@@ -1029,7 +1029,7 @@ check_string(struct load *ld, const struct cg_setting *r, const config_setting_t
 	const char *v = config_setting_get_string(s);
 	char q[CFG_QUOTE_MAX + 16], ch[256];
 
-	if (*v == '\0')
+	if (*v == '\0' && !(r->empty_ok && r->type == CG_SET_STRING))
 		ld_err(ld, s, dpath, "must not be empty");
 	else if (r->choices != NULL && choice_index(r, v) < 0)
 		ld_err(ld, s, dpath, "%s is not one of %s", QUOTE(q, v),
@@ -1132,11 +1132,13 @@ check_value(struct load *ld, const struct cg_setting *r, const config_setting_t 
 				    type_name(config_setting_type(e)));
 				continue;
 			}
-			/* a route: its protocol's rows count too */
+			/* a route: its protocol's rows count too, also after
+			 * the lists inside it (its rules) */
 			if (r->ops == &conf_ops_routes)
 				ld->proto = route_proto(e);
 			check_group(ld, e, sub, dsub);
-			ld->proto = NULL;
+			if (r->ops == &conf_ops_routes)
+				ld->proto = NULL;
 		}
 		return;
 	case CG_SET_BOOL:
@@ -1387,6 +1389,26 @@ get_strings(struct load *ld, const config_setting_t *m, size_t *n)
 	return v;
 }
 
+/* A list row's value, or its default (libconfig syntax) when unset. */
+static char **
+get_strings_or_default(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
+    size_t *n)
+{
+	char text[1024];
+	config_t lc;
+	char **v;
+
+	if (m != NULL || r->def == NULL)
+		return get_strings(ld, m, n);
+	snprintf(text, sizeof(text), "x = %s;", r->def);
+	config_init(&lc);
+	if (config_read_string(&lc, text) != CONFIG_TRUE)
+		abort();	/* the table's own default: tests parse each */
+	v = get_strings(ld, config_lookup(&lc, "x"), n);
+	config_destroy(&lc);
+	return v;
+}
+
 static void
 free_strings(char **v, size_t n)
 {
@@ -1494,7 +1516,7 @@ fill_value(struct load *ld, const struct cg_setting *r, const config_setting_t *
 		*(char **)f = get_string(ld, r, m);
 		break;
 	case CG_SET_STRING_LIST:
-		*(char ***)f = get_strings(ld, m, list_n(r, bases[r->scope]));
+		*(char ***)f = get_strings_or_default(ld, r, m, list_n(r, bases[r->scope]));
 		break;
 	case CG_SET_GROUP:
 	case CG_SET_LIST:

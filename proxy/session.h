@@ -88,6 +88,8 @@ struct conn {
 	bool up_login;			/* it carries a login: pooled with that
 					   credential version only, ... */
 	char *up_login_key;		/* ... under this key; NULL: not pooled */
+	unsigned up_reused;		/* requests served by a pooled upstream
+					   connection */
 	void *up_data;			/* the protocol's object of the upstream
 					   connection (up_data()) */
 	bool pending;			/* no complete request yet; counts in

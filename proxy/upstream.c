@@ -187,6 +187,7 @@ conn_up_connect(struct conn *c, const struct inj_cred *cred, const char *tag,
 	conn_up_data_free(c);
 	if (key != NULL && (c->up = worker_up_get(c->w, key, &c->up_data)) != NULL) {
 		conn_up_setup(c, true);
+		c->up_reused++;
 		*connected = true;
 		return 0;
 	}

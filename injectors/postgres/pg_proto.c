@@ -97,7 +97,7 @@ static const struct cg_setting pg_settings[NROWS] = {
 	},
 	[ROW_RESET] = {
 		.path = "routes.[].postgres.reset_query", .type = CG_SET_STRING,
-		.def = "\"DISCARD ALL\"", .reloadable = true,
+		.def = "\"DISCARD ALL\"", .reloadable = true, .empty_ok = true,
 		.help = "query that cleans a login before its reuse (\"\": no reuse)",
 		PG_FIELD(reset_query),
 	},

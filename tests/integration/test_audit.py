@@ -146,6 +146,22 @@ def test_session_end_after_a_proxied_then_a_refused_request(stack):
     c.close()
     e = session_end_of(stack, port)
     assert (e["status"], e["upstream"]["status"], e["requests"]) == (401, None, 2), e
+    assert e["upstream_reused"] in (0, 1), e
+
+
+def test_session_end_counts_reused_upstream_connections(stack):
+    """Requests served by an upstream connection kept from an earlier one."""
+    c = stack.raw()
+    port = c.sock.getsockname()[1]
+    for _ in range(3):
+        c.send(f"GET /a.txt HTTP/1.1\r\nHost: legacy\r\nAuthorization: Bearer "
+               f"{stack.token()}\r\n\r\n".encode())
+        assert c.read_response().status == 200
+    c.close()
+    e = session_end_of(stack, port)
+    # The first request may find one of an earlier test's; the others
+    # find the one it left.
+    assert e["requests"] == 3 and e["upstream_reused"] >= 2, e
 
 
 # ----------------------------------------------------------------------

@@ -15,9 +15,12 @@
 #include <libconfig.h>
 
 #include "proxy/conf.h"
+#include "injectors/postgres/pg.h"
 
 /* A route's HTTP settings, as the HTTP protocol reads them. */
 #define HTTP_CFG(rt)	((const struct inj_http_cfg *)(const void *)(rt)->proto_cfg)
+/* And a PostgreSQL route's. */
+#define PG_CFG(rt)	((const struct inj_pg_cfg *)(const void *)(rt)->proto_cfg)
 #include "proxy/conf_int.h"
 
 #define EXAMPLE TEST_SRCDIR "/../../examples/quickstart.conf"
@@ -1429,58 +1432,119 @@ static const char *s_up_suites(const struct cg_config *c)
 	return c->routes[0].upstream_tls.ciphersuites;
 }
 
-static const struct {
+/* test_defaults() loads the base with a PostgreSQL route second. */
+#define PG1(c)	PG_CFG(&(c)->routes[1])
+static const char *s_pg_user(const struct cg_config *c) { return PG1(c)->username_field; }
+static const char *s_pg_pass(const struct cg_config *c) { return PG1(c)->password_field; }
+static int64_t g_pg_plain(const struct cg_config *c) { return PG1(c)->allow_plaintext_token; }
+static const char *s_pg_reset(const struct cg_config *c) { return PG1(c)->reset_query; }
+static int64_t g_pg_idle(const struct cg_config *c) { return PG1(c)->idle_timeout_ms; }
+static int64_t g_pg_max(const struct cg_config *c) { return PG1(c)->max_session_ms; }
+static int64_t g_pg_expiry(const struct cg_config *c) { return PG1(c)->end_at_token_expiry; }
+static const char *
+l_pg_params(const struct cg_config *c, size_t i)
+{
+	return i < PG1(c)->nstartup_parameters ? PG1(c)->startup_parameters[i] : NULL;
+}
+
+static const struct def_check {
 	const char *path;
 	int64_t (*num)(const struct cg_config *);	/* INT, DURATION (ms), ENUM (index), BOOL */
 	const char *(*str)(const struct cg_config *);	/* STRING, and ENUM by name */
+	const struct inj_proto *proto;	/* the protocol of the row; NULL: none or http */
+	const char *(*elem)(const struct cg_config *, size_t);	/* STRING_LIST; NULL:
+							   algorithms */
 } def_checks[] = {
-	{ "credgate.log_level", g_log_level, NULL },
-	{ "credgate.workers", g_workers, NULL },
-	{ "credgate.max_connections", g_max_conns, NULL },
-	{ "credgate.max_pending_per_client", g_pending, NULL },
-	{ "credgate.shutdown_timeout", g_shutdown, NULL },
-	{ "credgate.secure_memory", g_secmem, NULL },
-	{ "credgate.secure_memory_size", g_secmem_size, NULL },
-	{ "credgate.token_cache.size", g_tcache, NULL },
-	{ "credgate.audit.stdout", g_stdout, NULL },
-	{ "credgate.limits.request_line", g_req_line, NULL },
-	{ "credgate.limits.header_bytes", g_hdr_bytes, NULL },
-	{ "credgate.limits.header_count", g_hdr_count, NULL },
-	{ "credgate.limits.token_bytes", g_tok_bytes, NULL },
-	{ "credgate.timeouts.client_header", g_t_hdr, NULL },
-	{ "credgate.timeouts.client_idle", g_t_idle, NULL },
-	{ "credgate.timeouts.upstream_connect", g_t_conn, NULL },
-	{ "credgate.timeouts.upstream_response", g_t_resp, NULL },
-	{ "issuers.[].algorithms", g_algs, NULL },
-	{ "issuers.[].max_lifetime", g_lifetime, NULL },
-	{ "issuers.[].clock_skew", g_skew, NULL },
-	{ "secrets.backend", NULL, s_backend },
-	{ "secrets.cache_ttl", g_cache_ttl, NULL },
-	{ "secrets.max_stale", g_max_stale, NULL },
-	{ "secrets.negative_ttl", g_neg_ttl, NULL },
-	{ "routes.[].protocol", NULL, s_protocol },
-	{ "routes.[].max_connections", g_rt_conns, NULL },
-	{ "routes.[].keepalive_requests", g_ka_reqs, NULL },
-	{ "routes.[].keepalive_time", g_ka_time, NULL },
-	{ "routes.[].upstream.keepalive", g_up_ka, NULL },
-	{ "routes.[].tls.verify_client", g_verify_client, NULL },
-	{ "routes.[].tls.min_version", NULL, s_tls_min },
-	{ "routes.[].tls.ciphers", NULL, s_tls_ciphers },
-	{ "routes.[].tls.ciphersuites", NULL, s_tls_suites },
-	{ "routes.[].tls.curves", NULL, s_tls_curves },
-	{ "routes.[].upstream.tls.enabled", g_up_tls, NULL },
-	{ "routes.[].upstream.tls.verify", g_up_verify, NULL },
-	{ "routes.[].upstream.tls.min_version", NULL, s_up_min },
-	{ "routes.[].upstream.tls.ciphers", NULL, s_up_ciphers },
-	{ "routes.[].upstream.tls.ciphersuites", NULL, s_up_suites },
-	{ "routes.[].credential.inject", g_inject, NULL },
-	{ "routes.[].credential.username_field", NULL, s_user },
-	{ "routes.[].credential.password_field", NULL, s_pass },
-	{ "routes.[].credential.field", NULL, s_field },
-	{ "routes.[].mode", g_mode, NULL },
-	{ "routes.[].max_body", g_max_body, NULL },
-	{ "routes.[].audit_failure", g_audit_fail, NULL },
+	{ "credgate.log_level", g_log_level, NULL, NULL, NULL },
+	{ "credgate.workers", g_workers, NULL, NULL, NULL },
+	{ "credgate.max_connections", g_max_conns, NULL, NULL, NULL },
+	{ "credgate.max_pending_per_client", g_pending, NULL, NULL, NULL },
+	{ "credgate.shutdown_timeout", g_shutdown, NULL, NULL, NULL },
+	{ "credgate.secure_memory", g_secmem, NULL, NULL, NULL },
+	{ "credgate.secure_memory_size", g_secmem_size, NULL, NULL, NULL },
+	{ "credgate.token_cache.size", g_tcache, NULL, NULL, NULL },
+	{ "credgate.audit.stdout", g_stdout, NULL, NULL, NULL },
+	{ "credgate.limits.request_line", g_req_line, NULL, NULL, NULL },
+	{ "credgate.limits.header_bytes", g_hdr_bytes, NULL, NULL, NULL },
+	{ "credgate.limits.header_count", g_hdr_count, NULL, NULL, NULL },
+	{ "credgate.limits.token_bytes", g_tok_bytes, NULL, NULL, NULL },
+	{ "credgate.timeouts.client_header", g_t_hdr, NULL, NULL, NULL },
+	{ "credgate.timeouts.client_idle", g_t_idle, NULL, NULL, NULL },
+	{ "credgate.timeouts.upstream_connect", g_t_conn, NULL, NULL, NULL },
+	{ "credgate.timeouts.upstream_response", g_t_resp, NULL, NULL, NULL },
+	{ "issuers.[].algorithms", g_algs, NULL, NULL, NULL },
+	{ "issuers.[].max_lifetime", g_lifetime, NULL, NULL, NULL },
+	{ "issuers.[].clock_skew", g_skew, NULL, NULL, NULL },
+	{ "secrets.backend", NULL, s_backend, NULL, NULL },
+	{ "secrets.cache_ttl", g_cache_ttl, NULL, NULL, NULL },
+	{ "secrets.max_stale", g_max_stale, NULL, NULL, NULL },
+	{ "secrets.negative_ttl", g_neg_ttl, NULL, NULL, NULL },
+	{ "routes.[].protocol", NULL, s_protocol, NULL, NULL },
+	{ "routes.[].max_connections", g_rt_conns, NULL, NULL, NULL },
+	{ "routes.[].keepalive_requests", g_ka_reqs, NULL, NULL, NULL },
+	{ "routes.[].keepalive_time", g_ka_time, NULL, NULL, NULL },
+	{ "routes.[].upstream.keepalive", g_up_ka, NULL, NULL, NULL },
+	{ "routes.[].tls.verify_client", g_verify_client, NULL, NULL, NULL },
+	{ "routes.[].tls.min_version", NULL, s_tls_min, NULL, NULL },
+	{ "routes.[].tls.ciphers", NULL, s_tls_ciphers, NULL, NULL },
+	{ "routes.[].tls.ciphersuites", NULL, s_tls_suites, NULL, NULL },
+	{ "routes.[].tls.curves", NULL, s_tls_curves, NULL, NULL },
+	{ "routes.[].upstream.tls.enabled", g_up_tls, NULL, NULL, NULL },
+	{ "routes.[].upstream.tls.verify", g_up_verify, NULL, NULL, NULL },
+	{ "routes.[].upstream.tls.min_version", NULL, s_up_min, NULL, NULL },
+	{ "routes.[].upstream.tls.ciphers", NULL, s_up_ciphers, NULL, NULL },
+	{ "routes.[].upstream.tls.ciphersuites", NULL, s_up_suites, NULL, NULL },
+	{ "routes.[].credential.inject", g_inject, NULL, NULL, NULL },
+	{ "routes.[].credential.username_field", NULL, s_user, NULL, NULL },
+	{ "routes.[].credential.password_field", NULL, s_pass, NULL, NULL },
+	{ "routes.[].credential.field", NULL, s_field, NULL, NULL },
+	{ "routes.[].mode", g_mode, NULL, NULL, NULL },
+	{ "routes.[].max_body", g_max_body, NULL, NULL, NULL },
+	{ "routes.[].audit_failure", g_audit_fail, NULL, NULL, NULL },
+	{ "routes.[].credential.username_field", NULL, s_pg_user, &inj_pg_proto, NULL },
+	{ "routes.[].credential.password_field", NULL, s_pg_pass, &inj_pg_proto, NULL },
+	{ "routes.[].postgres.allow_plaintext_token", g_pg_plain, NULL, &inj_pg_proto, NULL },
+	{ "routes.[].postgres.reset_query", NULL, s_pg_reset, &inj_pg_proto, NULL },
+	{ "routes.[].postgres.startup_parameters", NULL, NULL, &inj_pg_proto, l_pg_params },
+	{ "routes.[].postgres.idle_timeout", g_pg_idle, NULL, &inj_pg_proto, NULL },
+	{ "routes.[].postgres.max_session", g_pg_max, NULL, &inj_pg_proto, NULL },
+	{ "routes.[].postgres.end_at_token_expiry", g_pg_expiry, NULL, &inj_pg_proto, NULL },
 };
+
+/* Which protocol declares the row at index i of the table: -1 for none. */
+static int
+row_proto(size_t i)
+{
+	int k;
+
+	if (i < cg_nsettings)
+		return -1;
+	i -= cg_nsettings;
+	for (k = 0; inj_protos[k] != NULL; k++) {
+		if (i < inj_protos[k]->nsettings)
+			return k;
+		i -= inj_protos[k]->nsettings;
+	}
+	return -2;
+}
+
+/* The check of row i's default: its protocol's own, else the general one. */
+static const struct def_check *
+def_check_find(size_t i)
+{
+	const struct cg_setting *r = cg_setting_at(i);
+	const struct inj_proto *rp = row_proto(i) >= 0 ? inj_protos[row_proto(i)] : NULL;
+	size_t k;
+
+	for (k = 0; k < CG_ARRAY_LEN(def_checks); k++)
+		if (strcmp(def_checks[k].path, r->path) == 0 && def_checks[k].proto == rp)
+			return &def_checks[k];
+	for (k = 0; k < CG_ARRAY_LEN(def_checks); k++)
+		if (strcmp(def_checks[k].path, r->path) == 0 && def_checks[k].proto == NULL &&
+		    (rp == NULL || rp == &inj_http_proto))
+			return &def_checks[k];
+	return NULL;
+}
 
 /* The default of r parsed by libconfig itself, as "x = <def>;". */
 static config_setting_t *
@@ -1518,10 +1582,15 @@ choice_index(const char *choices, const char *s)
 static void
 test_defaults(void **state)
 {
-	static const struct edit no_globals[] = { E(1, ""), { 0, NULL } };
+	static const struct edit no_globals[] = { E(1, ""), E(11, "}, {\n"
+	    "\tname = \"db\"; listen = \"127.0.0.1:5432\"; protocol = \"postgres\";\n"
+	    "\tupstream = { host = \"h\"; port = 1; }; credential = { path = \"x\"; };\n"
+	    "\towner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\";\n"
+	    "} );"), { 0, NULL } };
 	char *text = base_with(no_globals);
 	struct cg_config *cfg = load_ok(text);
-	size_t i, k, checked = 0;
+	size_t i, checked = 0;
+	const struct def_check *dc;
 	long want_workers;
 
 	(void)state;
@@ -1533,10 +1602,7 @@ test_defaults(void **state)
 
 		if (r->def == NULL)
 			continue;
-		for (k = 0; k < CG_ARRAY_LEN(def_checks); k++)
-			if (strcmp(def_checks[k].path, r->path) == 0)
-				break;
-		if (k == CG_ARRAY_LEN(def_checks))
+		if ((dc = def_check_find(i)) == NULL)
 			fail_msg("%s: default without a check in def_checks", r->path);
 		v = parse_default(&lc, r);
 		assert_non_null(v);
@@ -1560,10 +1626,19 @@ test_defaults(void **state)
 			assert_true(want >= 0);
 			break;
 		case CG_SET_STRING:
-			assert_non_null(def_checks[k].str);
-			assert_string_equal(def_checks[k].str(cfg), config_setting_get_string(v));
+			assert_non_null(dc->str);
+			assert_string_equal(dc->str(cfg), config_setting_get_string(v));
 			break;
 		case CG_SET_STRING_LIST:
+			if (dc->elem != NULL) {
+				int e, n = config_setting_length(v);
+
+				for (e = 0; e < n; e++)
+					assert_string_equal(dc->elem(cfg, (size_t)e),
+					    config_setting_get_string_elem(v, (unsigned)e));
+				assert_null(dc->elem(cfg, (size_t)n));
+				break;
+			}
 			for (int e = 0; e < config_setting_length(v); e++)
 				want |= jwt_alg_parse(config_setting_get_string_elem(v, (unsigned)e));
 			assert_int_equal(want, JWT_ALG_ALL);
@@ -1571,10 +1646,10 @@ test_defaults(void **state)
 		default:
 			fail_msg("%s: a default on a group or list", r->path);
 		}
-		if (def_checks[k].num != NULL)
-			assert_int_equal(def_checks[k].num(cfg), want);
+		if (dc->num != NULL)
+			assert_int_equal(dc->num(cfg), want);
 		else if (r->type == CG_SET_ENUM)
-			assert_string_equal(def_checks[k].str(cfg), config_setting_get_string(v));
+			assert_string_equal(dc->str(cfg), config_setting_get_string(v));
 		config_destroy(&lc);
 		checked++;
 	}
@@ -1611,7 +1686,13 @@ test_defaults(void **state)
 	free(text);
 }
 
-/* The table itself: paths unique, parents present, bounds sane. */
+
+/*
+ * The table itself: paths unique, parents present, bounds sane.  Two
+ * protocols may each declare one path (a credential's user name field),
+ * as the same kind of setting with the same default: a route takes the
+ * rows of its own protocol only.
+ */
 static void
 test_table(void **state)
 {
@@ -1623,10 +1704,20 @@ test_table(void **state)
 		char parent[256];
 		char *dot;
 
-		assert_ptr_equal(cg_setting_find(r->path), r);
+		assert_true(row_proto(i) >= -1);
 		assert_non_null(r->help);
-		for (k = 0; k < i; k++)
-			assert_string_not_equal(cg_setting_at(k)->path, r->path);
+		for (k = 0; k < i; k++) {
+			const struct cg_setting *o = cg_setting_at(k);
+
+			if (strcmp(o->path, r->path) != 0)
+				continue;
+			if (row_proto(i) < 0 || row_proto(k) < 0 || row_proto(i) == row_proto(k))
+				fail_msg("%s declared twice", r->path);
+			assert_ptr_equal(cg_setting_find(r->path), o);
+			assert_int_equal(o->type, r->type);
+			assert_true((o->def == NULL && r->def == NULL) ||
+			    (o->def != NULL && r->def != NULL && strcmp(o->def, r->def) == 0));
+		}
 		assert_true(r->min <= r->max);
 		assert_true((r->type == CG_SET_ENUM) == (r->choices != NULL) ||
 		    r->type == CG_SET_STRING_LIST);
@@ -1793,6 +1884,14 @@ static const char full_config[] =
 	"    owner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\"; },\n"
 	"  { name = \"query\"; listen = \"127.0.0.1:3\"; upstream = { host = \"h\"; port = 3; };\n"
 	"    credential = { path = \"p\"; inject = \"query\"; query_param = \"api_key\"; };\n"
+	"    owner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\"; },\n"
+	"  { name = \"db\"; listen = \"127.0.0.1:5432\"; protocol = \"postgres\";\n"
+	"    upstream = { host = \"h\"; port = 5433; };\n"
+	"    credential = { path = \"p\"; username_field = \"login\"; password_field = \"pw\"; };\n"
+	"    postgres = { database = \"ledger\"; allow_plaintext_token = true; reset_query = \"\";\n"
+	"      startup_parameters = [ \"application_name\", \"search_path\" ];\n"
+	"      idle_timeout = \"10m\"; max_session = 0; end_at_token_expiry = true; };\n"
+	"    allow = ( { name = \"ci\"; attributes = ( { attribute = \"database\"; value = \"ledger\"; } ); } );\n"
 	"    owner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\"; }\n"
 	");\n";
 
@@ -1948,6 +2047,20 @@ test_dump_values(void **state)
 		}
 	}
 	assert_non_null(strstr(d, "max_body = 1099511627776L;"));
+	rt = cg_config_route(b, "db");
+	assert_ptr_equal(rt->proto, &inj_pg_proto);
+	assert_string_equal(PG_CFG(rt)->username_field, "login");
+	assert_string_equal(PG_CFG(rt)->password_field, "pw");
+	assert_string_equal(PG_CFG(rt)->database, "ledger");
+	assert_true(PG_CFG(rt)->allow_plaintext_token);
+	assert_string_equal(PG_CFG(rt)->reset_query, "");
+	assert_int_equal(PG_CFG(rt)->nstartup_parameters, 2);
+	assert_string_equal(PG_CFG(rt)->startup_parameters[1], "search_path");
+	assert_int_equal(PG_CFG(rt)->idle_timeout_ms, 600000);
+	assert_int_equal(PG_CFG(rt)->max_session_ms, 0);
+	assert_true(PG_CFG(rt)->end_at_token_expiry);
+	assert_string_equal(rt->policy.allow[0].conds[0].attr, "database");
+	assert_int_equal(rt->policy.allow[0].conds[0].attr_ref, INJ_PG_ATTR_DATABASE + 1);
 	cg_config_free(a);
 	cg_config_free(b);
 	free(d);
