@@ -17,6 +17,7 @@ need; the tests at the end check that it covers every tool the test suite
 runs and every Build-Depends, and that quickstart.sh and .ci/run install it.
 """
 
+import glob
 import os
 import re
 import shutil
@@ -376,8 +377,10 @@ TEST_TOOLS = (
     "dpkg-buildpackage", "dpkg-parsechangelog", "dpkg-checkbuilddeps",
     "dpkg-deb", "dpkg", "dh", "fakeroot", "lintian", "systemd-analyze",
     "make", "cc", "autoreconf", "automake", "pkg-config",
-)
-TEST_MODULES = ("pytest", "jwt", "cryptography")
+    "psql", "pgbench",                              # PostgreSQL routes' callers
+) + tuple(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1:]) \
+  + tuple(sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))[-1:])
+TEST_MODULES = ("pytest", "jwt", "cryptography", "psycopg2")
 
 
 def read_packages(path):
