@@ -138,6 +138,16 @@ struct inj_echo {
 
 struct inj_host;	/* the engine's session; opaque here */
 
+/* What a protocol counts for metrics (count()). */
+enum inj_count {
+	INJ_COUNT_LOGIN_OK,		/* logged in upstream anew */
+	INJ_COUNT_LOGIN_REUSED,		/* handed a pooled login */
+	INJ_COUNT_LOGIN_REFUSED,	/* the caller's login refused */
+	INJ_COUNT_LOGIN_FAILED,		/* the upstream login failed */
+	INJ_COUNT_KEY_DERIVED,		/* a login's keys derived from the password */
+	INJ_COUNT_KEY_CACHED,		/* ... or taken from the route's cache */
+};
+
 enum inj_read {
 	INJ_READ_OFF = 0,
 	INJ_READ_ON,
@@ -266,6 +276,8 @@ struct inj_host_ops {
 	 * older configuration).
 	 */
 	void **(*route_slot)(struct inj_host *h);
+	/* Counts what happened for the route's metrics. */
+	void (*count)(struct inj_host *h, enum inj_count what);
 };
 
 /* A protocol's operations.  st is the state start() set up. */

@@ -1055,6 +1055,31 @@ host_route_slot(struct inj_host *h)
 	return worker_route_slot(c->w, (size_t)(c->rt - c->gen->routes), c->cred, c->proto);
 }
 
+static void
+host_count(struct inj_host *h, enum inj_count what)
+{
+	struct conn *c = HOST_CONN(h);
+
+	switch (what) {
+	case INJ_COUNT_LOGIN_OK:
+		metrics_login(c->rm, METRICS_LOGIN_OK);
+		break;
+	case INJ_COUNT_LOGIN_REUSED:
+		metrics_login(c->rm, METRICS_LOGIN_REUSED);
+		break;
+	case INJ_COUNT_LOGIN_REFUSED:
+		metrics_login(c->rm, METRICS_LOGIN_REFUSED);
+		break;
+	case INJ_COUNT_LOGIN_FAILED:
+		metrics_login(c->rm, METRICS_LOGIN_FAILED);
+		break;
+	case INJ_COUNT_KEY_DERIVED:
+	case INJ_COUNT_KEY_CACHED:
+		metrics_key_cache(c->rm, what == INJ_COUNT_KEY_CACHED);
+		break;
+	}
+}
+
 static const struct inj_host_ops conn_host_ops = {
 	.input = host_input,
 	.output = host_output,
@@ -1080,6 +1105,7 @@ static const struct inj_host_ops conn_host_ops = {
 	.draining = host_draining,
 	.scratch = host_scratch,
 	.route_slot = host_route_slot,
+	.count = host_count,
 };
 
 /* ------------------------------------------------------------------ */

@@ -34,6 +34,10 @@ static const char *const class_name[METRICS_NCLASSES] = {
 	"1xx", "2xx", "3xx", "4xx", "5xx", "none",
 };
 
+static const char *const login_name[METRICS_NLOGINS] = {
+	"ok", "reused", "refused", "failed",
+};
+
 /* In label order, which is also the enum's. */
 static const char *const refusal_name[METRICS_NREFUSALS] = {
 	"global_limit", "route_limit", "client_limit", "wait_timeout",
@@ -132,6 +136,9 @@ struct route_sum {
 	uint64_t refused[METRICS_NREFUSALS];
 	uint64_t evicted;
 	uint64_t secret_echo;
+	uint64_t up_idle, up_new, up_reused;
+	uint64_t logins[METRICS_NLOGINS];
+	uint64_t key_cache[2];
 };
 
 static void
@@ -151,6 +158,25 @@ route_sum_add(struct route_sum *s, const struct cg_route_metrics *r)
 		s->refused[i] += rd(&r->refused[i]);
 	s->evicted += rd(&r->evicted);
 	s->secret_echo += rd(&r->secret_echo);
+	s->up_idle += rd(&r->up_idle);
+	s->up_new += rd(&r->up_new);
+	s->up_reused += rd(&r->up_reused);
+	for (i = 0; i < METRICS_NLOGINS; i++)
+		s->logins[i] += rd(&r->logins[i]);
+	s->key_cache[0] += rd(&r->key_cache[0]);
+	s->key_cache[1] += rd(&r->key_cache[1]);
+}
+
+/* Whether route s has had a login: the login families list only those. */
+static bool
+route_logins(const struct route_sum *s)
+{
+	size_t i;
+
+	for (i = 0; i < METRICS_NLOGINS; i++)
+		if (s->logins[i] != 0)
+			return true;
+	return s->key_cache[0] != 0 || s->key_cache[1] != 0;
 }
 
 static int
@@ -401,6 +427,19 @@ metrics_render(struct evbuffer *out, struct cg_metrics *const *workers, size_t n
 		scalar(&w, "credgate_draining", "gauge",
 		    "Whether the process is draining after SIGTERM (1) or serving (0).",
 		    p->draining ? 1 : 0);
+	}
+
+	family(&w, "credgate_logins_total", "counter",
+	    "Logins of protocols that log in upstream (PostgreSQL), by route and result.");
+	for (i = 0; i < nrs; i++)
+		for (k = 0; k < METRICS_NLOGINS && route_logins(&rs[i]); k++) {
+			put(&w, "credgate_logins_total{");
+			put_label(&w, "route", rs[i].name, true);
+			put_label(&w, "result", login_name[k], false);
+			put_f(&w, "} %" PRIu64 "\n", rs[i].logins[k]);
+		}
+
+	if (p != NULL) {
 		family(&w, "credgate_process_start_time_seconds", "gauge",
 		    "Unix time the process started.");
 		put(&w, "credgate_process_start_time_seconds ");
@@ -441,6 +480,16 @@ metrics_render(struct evbuffer *out, struct cg_metrics *const *workers, size_t n
 				put_f(&w, "} %" PRIu64 "\n", rs[i].requests[j][k]);
 			}
 
+	family(&w, "credgate_scram_keys_total", "counter",
+	    "SCRAM keys of upstream logins, derived or taken from the cache, by route.");
+	for (i = 0; i < nrs; i++)
+		for (k = 0; k < 2 && route_logins(&rs[i]); k++) {
+			put(&w, "credgate_scram_keys_total{");
+			put_label(&w, "route", rs[i].name, true);
+			put_label(&w, "source", k ? "cache" : "derived", false);
+			put_f(&w, "} %" PRIu64 "\n", rs[i].key_cache[k]);
+		}
+
 	scalar(&w, "credgate_secret_cache_hits_total", "counter",
 	    "Credential lookups answered from the secret cache.", sc_hits);
 	scalar(&w, "credgate_secret_cache_misses_total", "counter",
@@ -456,6 +505,21 @@ metrics_render(struct evbuffer *out, struct cg_metrics *const *workers, size_t n
 	    "Tokens found in the verified-token cache.", tc_hits);
 	scalar(&w, "credgate_token_cache_misses_total", "counter",
 	    "Tokens not in the verified-token cache, verified in full.", tc_misses);
+
+	family(&w, "credgate_upstream_connections_idle", "gauge",
+	    "Idle upstream connections kept for reuse, by route.");
+	for (i = 0; i < nrs; i++)
+		route_sample(&w, "credgate_upstream_connections_idle", &rs[i], rs[i].up_idle);
+
+	family(&w, "credgate_upstream_connections_total", "counter",
+	    "Upstream connections requests used, opened or reused, by route.");
+	for (i = 0; i < nrs; i++)
+		for (k = 0; k < 2; k++) {
+			put(&w, "credgate_upstream_connections_total{");
+			put_label(&w, "route", rs[i].name, true);
+			put_label(&w, "kind", k ? "reused" : "opened", false);
+			put_f(&w, "} %" PRIu64 "\n", k ? rs[i].up_reused : rs[i].up_new);
+		}
 
 	free(rs);
 	return w.failed ? CG_ERR_NOMEM : 0;

@@ -61,6 +61,15 @@ enum metrics_refusal {
 	METRICS_NREFUSALS
 };
 
+/* How a protocol's login ended (label "result"): logins_total. */
+enum metrics_login {
+	METRICS_LOGIN_OK = 0,		/* "ok": logged in upstream anew */
+	METRICS_LOGIN_REUSED = 1,	/* "reused": an earlier caller's login, reset */
+	METRICS_LOGIN_REFUSED = 2,	/* "refused": credgate refused the caller */
+	METRICS_LOGIN_FAILED = 3,	/* "failed": the upstream login failed */
+	METRICS_NLOGINS
+};
+
 /*
  * Latency histogram bounds, microseconds, for the Prometheus "le" labels
  * 0.0005 .. 10 seconds; a last bucket counts what is above them (+Inf).
@@ -88,6 +97,11 @@ struct cg_route_metrics {
 	uint64_t refused[METRICS_NREFUSALS];
 	uint64_t evicted;		/* closed before a request head, for a new one */
 	uint64_t secret_echo;		/* responses the credential was taken out of */
+	uint64_t up_idle;		/* gauge: idle upstream connections kept */
+	uint64_t up_new;		/* upstream connections opened */
+	uint64_t up_reused;		/* ... and taken from the idle ones instead */
+	uint64_t logins[METRICS_NLOGINS];
+	uint64_t key_cache[2];		/* SCRAM keys: [0] derived, [1] from the cache */
 	/* Lookup and rendering only (never on the hot path). */
 	struct cg_route_metrics *next;
 	char *name;			/* owned; never changes */
@@ -228,6 +242,41 @@ static inline void
 metrics_secret_echo(struct cg_route_metrics *r)
 {
 	metrics_add_(&r->secret_echo, 1);
+}
+
+/* An upstream connection for a request on route r: opened, or taken
+ * from the idle ones (reused). */
+static inline void
+metrics_upstream(struct cg_route_metrics *r, bool reused)
+{
+	metrics_add_(reused ? &r->up_reused : &r->up_new, 1);
+}
+
+/* An idle upstream connection of route r kept (+1) or let go (-1). */
+static inline void
+metrics_up_idle(struct cg_route_metrics *r, int delta)
+{
+	uint64_t v = __atomic_load_n(&r->up_idle, __ATOMIC_RELAXED);
+
+	if (delta > 0)
+		metrics_set_(&r->up_idle, v + 1);
+	else if (v > 0)
+		metrics_set_(&r->up_idle, v - 1);
+}
+
+/* A login on route r ended as result (enum metrics_login). */
+static inline void
+metrics_login(struct cg_route_metrics *r, int result)
+{
+	if ((unsigned)result < METRICS_NLOGINS)
+		metrics_add_(&r->logins[result], 1);
+}
+
+/* SCRAM keys for a login on route r: from the cache (hit) or derived. */
+static inline void
+metrics_key_cache(struct cg_route_metrics *r, bool hit)
+{
+	metrics_add_(&r->key_cache[hit ? 1 : 0], 1);
 }
 
 /* Verified-token cache: one lookup that hit or missed. */

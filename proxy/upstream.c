@@ -24,6 +24,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "proxy/metrics.h"
 #include "proxy/session.h"
 #include "vault-client/vault.h"
 
@@ -136,7 +137,7 @@ conn_up_release(struct conn *c, bool reusable)
 	}
 	/* The pool's watch starts before ours ends: no epoll change. */
 	worker_up_put(c->w, key, c->up, c->route->upstream_keepalive, c->up_data,
-	    c->proto->up_data_free);
+	    c->proto->up_data_free, c->rm);
 	conn_up_drop_reads(c);
 	c->up = NULL;
 	c->up_data = NULL;
@@ -188,9 +189,11 @@ conn_up_connect(struct conn *c, const struct inj_cred *cred, const char *tag,
 	if (key != NULL && (c->up = worker_up_get(c->w, key, &c->up_data)) != NULL) {
 		conn_up_setup(c, true);
 		c->up_reused++;
+		metrics_upstream(c->rm, true);
 		*connected = true;
 		return 0;
 	}
+	metrics_upstream(c->rm, false);
 	/* A protocol that starts TLS itself (after asking the server in its
 	 * own way) connects in plain first. */
 	if (c->rt->client_ctx != NULL && !c->proto->tls_late) {

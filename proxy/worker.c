@@ -465,6 +465,7 @@ struct up_idle {
 	struct bufferevent *bev;
 	void *data;			/* the protocol's, of this connection */
 	void (*data_free)(void *);
+	struct cg_route_metrics *rm;	/* counts it as idle */
 	struct event *timer;
 };
 
@@ -493,6 +494,7 @@ up_idle_free(struct up_idle *u)
 
 	TAILQ_REMOVE(&u->pool->idle, u, link);
 	u->pool->n--;
+	metrics_up_idle(u->rm, -1);
 	if (u->bev != NULL)
 		bufferevent_free(u->bev);
 	if (u->data != NULL)
@@ -567,7 +569,7 @@ up_discard(struct bufferevent *bev, void *data, void (*data_free)(void *))
 
 void
 worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev, unsigned max,
-    void *data, void (*data_free)(void *))
+    void *data, void (*data_free)(void *), struct cg_route_metrics *rm)
 {
 	struct timeval tv = { UP_IDLE_MS / 1000, (UP_IDLE_MS % 1000) * 1000 };
 	struct up_pool *pool;
@@ -591,6 +593,7 @@ worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev, uns
 	if (pool->n >= max) {
 		u = TAILQ_LAST(&pool->idle, up_idle_list);
 		TAILQ_REMOVE(&pool->idle, u, link);
+		metrics_up_idle(u->rm, -1);
 		up_discard(u->bev, u->data, u->data_free);
 		u->bev = NULL;
 		u->data = NULL;
@@ -612,6 +615,8 @@ worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev, uns
 	u->bev = bev;
 	u->data = data;
 	u->data_free = data_free;
+	u->rm = rm;
+	metrics_up_idle(rm, 1);
 	TAILQ_INSERT_HEAD(&pool->idle, u, link);
 	bufferevent_setcb(bev, up_idle_read, NULL, up_idle_event, u);
 	bufferevent_enable(bev, EV_READ);

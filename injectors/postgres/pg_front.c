@@ -89,6 +89,7 @@ struct pg_front {
 	bool unsynced;			/* extended-query messages since the last Sync */
 	bool bad;			/* the upstream login must not be reused */
 	bool cancel_listed;
+	bool counted;			/* the login's result went to metrics */
 
 	/* The caller's login. */
 	char *startup;			/* copy of the startup packet */
@@ -239,6 +240,16 @@ pg_close(struct pg_front *f, const char *reason)
 	f->ho->close(f->h, reason);
 }
 
+/* The login's result, for metrics, once. */
+static void
+pg_count(struct pg_front *f, enum inj_count what)
+{
+	if (!f->counted && f->begun) {
+		f->counted = true;
+		f->ho->count(f->h, what);
+	}
+}
+
 /* The login, counted once: done() after a login, refused() before. */
 static void
 pg_end(struct pg_front *f, bool reusable)
@@ -265,6 +276,8 @@ pg_fatal(struct pg_front *f, int status, const char *sqlstate, const char *messa
 {
 	if (f->state == PG_CLOSING)
 		return;
+	pg_count(f, strcmp(sqlstate, "08006") == 0 && f->cred != NULL ?
+	    INJ_COUNT_LOGIN_FAILED : INJ_COUNT_LOGIN_REFUSED);
 	if (f->begun && !f->ended) {
 		f->ended = true;
 		f->ho->refused(f->h, status, reason);
@@ -750,6 +763,7 @@ pg_greet(struct pg_front *f)
 		return;
 	}
 	pg_login_clear(f);
+	pg_count(f, f->pooled ? INJ_COUNT_LOGIN_REUSED : INJ_COUNT_LOGIN_OK);
 	f->ho->answered(f->h, 200);
 	f->last_ms = cg_mono_ms();
 	if (f->cfg->max_session_ms > 0)
@@ -815,6 +829,7 @@ pg_login_auth(struct pg_front *f, const struct inj_pg_msg *m)
 	const char *pw, *user;
 	unsigned iter;
 	void **slot;
+	bool derived = false;
 	int r;
 
 	if (inj_pg_parse_auth(m, &a, &err) != 0) {
@@ -884,7 +899,9 @@ pg_login_auth(struct pg_front *f, const struct inj_pg_msg *m)
 		if (slot != NULL && *slot == NULL)
 			*slot = inj_pg_keycache_new();
 		r = inj_pg_keycache_get(slot != NULL ? *slot : NULL, pw, pwlen, salt, saltlen,
-		    iter, &keys, NULL);
+		    iter, &keys, &derived);
+		if (r == 0)
+			f->ho->count(f->h, derived ? INJ_COUNT_KEY_DERIVED : INJ_COUNT_KEY_CACHED);
 		if (r == 0)
 			r = inj_pg_scram_final(f->scram, &keys, msg, sizeof(msg), &len);
 		cg_wipe(&keys, sizeof(keys));

@@ -95,6 +95,8 @@ static const char expected_full[] =
 "# HELP credgate_draining Whether the process is draining after SIGTERM (1) or serving (0).\n"
 "# TYPE credgate_draining gauge\n"
 "credgate_draining 0\n"
+"# HELP credgate_logins_total Logins of protocols that log in upstream (PostgreSQL), by route and result.\n"
+"# TYPE credgate_logins_total counter\n"
 "# HELP credgate_process_start_time_seconds Unix time the process started.\n"
 "# TYPE credgate_process_start_time_seconds gauge\n"
 "credgate_process_start_time_seconds 1699999999\n"
@@ -167,6 +169,8 @@ static const char expected_full[] =
 "credgate_requests_total{route=\"zeta\",decision=\"would_deny\",code_class=\"3xx\"} 0\n"
 "credgate_requests_total{route=\"zeta\",decision=\"would_deny\",code_class=\"4xx\"} 0\n"
 "credgate_requests_total{route=\"zeta\",decision=\"would_deny\",code_class=\"5xx\"} 0\n"
+"# HELP credgate_scram_keys_total SCRAM keys of upstream logins, derived or taken from the cache, by route.\n"
+"# TYPE credgate_scram_keys_total counter\n"
 "# HELP credgate_secret_cache_hits_total Credential lookups answered from the secret cache.\n"
 "# TYPE credgate_secret_cache_hits_total counter\n"
 "credgate_secret_cache_hits_total 6\n"
@@ -182,7 +186,17 @@ static const char expected_full[] =
 "credgate_token_cache_hits_total 2\n"
 "# HELP credgate_token_cache_misses_total Tokens not in the verified-token cache, verified in full.\n"
 "# TYPE credgate_token_cache_misses_total counter\n"
-"credgate_token_cache_misses_total 1\n";
+"credgate_token_cache_misses_total 1\n"
+"# HELP credgate_upstream_connections_idle Idle upstream connections kept for reuse, by route.\n"
+"# TYPE credgate_upstream_connections_idle gauge\n"
+"credgate_upstream_connections_idle{route=\"api\"} 1\n"
+"credgate_upstream_connections_idle{route=\"zeta\"} 0\n"
+"# HELP credgate_upstream_connections_total Upstream connections requests used, opened or reused, by route.\n"
+"# TYPE credgate_upstream_connections_total counter\n"
+"credgate_upstream_connections_total{route=\"api\",kind=\"opened\"} 2\n"
+"credgate_upstream_connections_total{route=\"api\",kind=\"reused\"} 1\n"
+"credgate_upstream_connections_total{route=\"zeta\",kind=\"opened\"} 0\n"
+"credgate_upstream_connections_total{route=\"zeta\",kind=\"reused\"} 0\n";
 
 /*
  * Two workers that both serve "api"; only the second knows "zeta" (made
@@ -235,6 +249,13 @@ test_render_exact(void **state)
 	metrics_conn_evicted(z1);
 	metrics_set_secret_cache(w[1], 1, 1);
 	metrics_secret_echo(a1);
+	metrics_upstream(a0, false);
+	metrics_upstream(a1, false);
+	metrics_upstream(a1, true);
+	metrics_up_idle(a0, 1);
+	metrics_up_idle(a1, 1);
+	metrics_up_idle(a1, -1);
+	metrics_up_idle(z1, -1);		/* an unmatched release never wraps */
 
 	text = render(w, 2, &p);
 	if (strcmp(text, expected_full) != 0)
@@ -523,6 +544,45 @@ test_secret_echo(void **state)
 	metrics_free(w[1]);
 }
 
+/* Logins and SCRAM keys: listed for the routes that had any, by result
+ * and source, summed over workers. */
+static void
+test_logins(void **state)
+{
+	struct cg_metrics *w[2] = { metrics_new(), metrics_new() };
+	struct cg_route_metrics *d0, *d1, *h1;
+	char *text;
+
+	(void)state;
+	d0 = metrics_route(w[0], "db");
+	d1 = metrics_route(w[1], "db");
+	h1 = metrics_route(w[1], "web");
+	assert_non_null(d0);
+	assert_non_null(d1);
+	assert_non_null(h1);
+	metrics_login(d0, METRICS_LOGIN_OK);
+	metrics_login(d1, METRICS_LOGIN_OK);
+	metrics_login(d1, METRICS_LOGIN_REUSED);
+	metrics_login(d1, METRICS_LOGIN_REFUSED);
+	metrics_login(d1, METRICS_NLOGINS);	/* out of range: not counted */
+	metrics_key_cache(d0, false);
+	metrics_key_cache(d1, true);
+	metrics_key_cache(d1, true);
+	text = render(w, 2, NULL);
+	assert_line(text, "# TYPE credgate_logins_total counter");
+	assert_line(text, "credgate_logins_total{route=\"db\",result=\"ok\"} 2");
+	assert_line(text, "credgate_logins_total{route=\"db\",result=\"reused\"} 1");
+	assert_line(text, "credgate_logins_total{route=\"db\",result=\"refused\"} 1");
+	assert_line(text, "credgate_logins_total{route=\"db\",result=\"failed\"} 0");
+	assert_line(text, "credgate_scram_keys_total{route=\"db\",source=\"derived\"} 1");
+	assert_line(text, "credgate_scram_keys_total{route=\"db\",source=\"cache\"} 2");
+	assert_null(strstr(text, "credgate_logins_total{route=\"web\""));
+	assert_null(strstr(text, "credgate_scram_keys_total{route=\"web\""));
+	free(text);
+	metrics_free(w[0]);
+	metrics_free(w[1]);
+}
+
 #define WORKER_REQUESTS 200000
 
 static void *
@@ -603,6 +663,7 @@ main(void)
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_cache_counters),
 		cmocka_unit_test(test_secret_echo),
+		cmocka_unit_test(test_logins),
 		cmocka_unit_test(test_concurrent_scrape),
 	};
 
