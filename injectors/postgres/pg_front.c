@@ -1488,8 +1488,11 @@ pg_refuse(void *st, enum inj_refusal why, const char *reason)
 		pg_fatal(f, 401, "28P01", msg, reason);
 		break;
 	case INJ_REFUSE_DENIED:
-		snprintf(msg, sizeof(msg), "credgate denies user \"%s\" this database",
-		    pg_user(f, u, sizeof(u)));
+		snprintf(msg, sizeof(msg), "access denied for user \"%s\" to database \"%.*s\"",
+		    pg_user(f, u, sizeof(u)), (int)(f->attrs[INJ_PG_ATTR_DATABASE].len < 63 ?
+		    f->attrs[INJ_PG_ATTR_DATABASE].len : 63),
+		    f->attrs[INJ_PG_ATTR_DATABASE].value != NULL ?
+		    f->attrs[INJ_PG_ATTR_DATABASE].value : "");
 		pg_fatal(f, 403, "28000", msg, reason);
 		break;
 	case INJ_REFUSE_UNAVAILABLE:
