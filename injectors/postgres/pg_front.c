@@ -1479,7 +1479,7 @@ static void
 pg_refuse(void *st, enum inj_refusal why, const char *reason)
 {
 	struct pg_front *f = st;
-	char u[64], msg[160];
+	char u[64], msg[200];
 
 	switch (why) {
 	case INJ_REFUSE_PROOF:
