@@ -1438,8 +1438,9 @@ pg_eof(void *st, enum inj_side side, bool error)
 		case PG_CANCEL:
 			break;
 		default:
-			pg_end(f, false);
-			pg_close(f, "client_closed");
+			/* Deciding or logging in: the engine's close lets go of
+			 * what is in flight; nothing is reusable yet. */
+			pg_close(f, "client_closed_during_login");
 			break;
 		}
 		return;
