@@ -1308,8 +1308,8 @@ pg_reset_read(struct pg_front *f)
 				pg_up_param(f, &a, &b);
 			break;
 		case 'Z':
-			evbuffer_drain(in, m.len);
 			f->txn = m.body.len == 1 ? m.body.p[0] : 'E';
+			evbuffer_drain(in, m.len);	/* m goes with it */
 			pg_end(f, !f->bad && f->txn == 'I');
 			pg_state_set(f, PG_CLOSING);
 			f->ho->finish(f->h, "client_closed", false);
