@@ -219,17 +219,15 @@ pg_scram_end(struct pg_front *f)
 	}
 }
 
-/* What the login held goes; the session may still run. */
+/* What the login held goes; the session may still run.  The startup
+ * packet stays: the login's attributes, which the engine logs and audits
+ * when the session ends, point into it. */
 static void
 pg_login_clear(struct pg_front *f)
 {
 	pg_scram_end(f);
 	free(f->su);
 	f->su = NULL;
-	if (f->startup != NULL) {
-		free(f->startup);
-		f->startup = NULL;
-	}
 }
 
 static void
@@ -1345,6 +1343,8 @@ pg_free(void *st)
 
 	inj_pg_cancel_del(&f->cancel);
 	pg_login_clear(f);
+	free(f->startup);
+	f->startup = NULL;
 }
 
 static void
