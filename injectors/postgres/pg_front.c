@@ -564,7 +564,7 @@ pg_read_password(struct pg_front *f)
 		return;
 	}
 	if (r == INJ_PG_ERROR || m.type != 'p' || inj_pg_password(&m, &pw, &err) != 0) {
-		const char *why = r == INJ_PG_ERROR && m.type == 'p' ?
+		const char *why = r == INJ_PG_ERROR && buf[0] == 'p' ?
 		    "password message over max_token_bytes" : "malformed password message";
 
 		f->ho->deny(f->h, "08P01", why);
