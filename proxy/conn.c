@@ -371,12 +371,26 @@ conn_drain_all(struct cg_worker *w)
  * it closes too, for LINGER_TIME_MS and LINGER_BYTES at most, and
  * LINGER_READ_MS between reads (nginx's lingering close).
  */
+static void conn_under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg);
+
 static void
 conn_drained_closing(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->cli);
 	evutil_socket_t fd = bufferevent_getfd(c->cli);
+	struct bufferevent *under = bufferevent_get_underlying(c->cli);
 
+	/* TLS started late is a filter: its output drained into the socket's
+	 * bufferevent, which may not have written it yet.  Closing (or
+	 * shutting the socket) now would lose the final answer. */
+	if (under != NULL && evbuffer_get_length(bufferevent_get_output(under)) > 0) {
+		if (c->under_cb == NULL &&
+		    (c->under_cb = evbuffer_add_cb(bufferevent_get_output(under),
+		    conn_under_drained, c)) == NULL)
+			conn_close(c, c->close_reason);
+		return;		/* CONN_CLOSING's timer bounds the wait */
+	}
 	if (!c->linger || c->cli_eof || c->lingering) {
 		conn_close(c, c->close_reason);
 		return;
@@ -390,6 +404,21 @@ conn_drained_closing(struct conn *c)
 	evbuffer_drain(in, c->lingered);
 	conn_arm(c, LINGER_READ_MS);
 	conn_cli_reading(c, true);
+}
+
+/*
+ * The socket under a late TLS filter wrote what it held: the close goes
+ * on from the timer, outside libevent's write path that calls this.
+ */
+static void
+conn_under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+
+	if (info->n_deleted == 0 || evbuffer_get_length(buf) > 0 || c->under_flushed)
+		return;
+	c->under_flushed = true;
+	conn_arm(c, 0);
 }
 
 /* Lingering: input read and dropped; closes at the limits. */
@@ -693,6 +722,14 @@ conn_timeout(struct conn *c)
 		conn_close(c, "relay_idle_timeout");
 		break;
 	case CONN_CLOSING:
+		if (c->under_flushed) {
+			evbuffer_remove_cb_entry(bufferevent_get_output(
+			    bufferevent_get_underlying(c->cli)), c->under_cb);
+			c->under_cb = NULL;
+			c->under_flushed = false;
+			conn_drained_closing(c);
+			break;
+		}
 		conn_close(c, "linger_timeout");
 		break;
 	}

@@ -101,6 +101,10 @@ struct conn {
 					   dropping input until the caller closes */
 	int64_t linger_end_ms;		/* lingering stops then (monotonic) */
 	uint64_t lingered;		/* bytes dropped while lingering */
+	struct evbuffer_cb_entry *under_cb; /* TLS started late: waiting for
+					   the socket's bufferevent to write the
+					   final bytes the TLS filter gave it */
+	bool under_flushed;		/* ... it did: the timer closes next */
 	bool cli_eof;
 	bool cli_watched;		/* its read event was ever turned on */
 	bool cli_want;			/* the protocol wants the caller read */
