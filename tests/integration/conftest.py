@@ -40,12 +40,23 @@ CANARY_TOKEN = "canary-tok-" + secrets.token_hex(12)
 SECRET_USER = "svc"
 
 
+# Spellings of further secrets a test run makes (the PostgreSQL service
+# accounts' passwords and what a login derives from them).
+_more_canaries = []
+
+
+def add_canaries(forms):
+    for f in forms:
+        if f not in _more_canaries:
+            _more_canaries.append(f)
+
+
 def canary_forms():
     """Every spelling of the secrets that would betray a leak."""
     forms = [CANARY, CANARY_TOKEN]
     for text in (SECRET_USER + ":" + CANARY, CANARY, CANARY_TOKEN):
         forms.append(base64.b64encode(text.encode()).decode().rstrip("="))
-    return forms
+    return forms + _more_canaries
 
 
 def find_leaks(data):
@@ -953,6 +964,39 @@ def audit_problems(text):
     return out
 
 
+def stack_problems(s):
+    """Stops the stack s and returns what its teardown finds wrong: how
+    credgate ended, sanitizer reports, the secret in credgate's log, its
+    audit events or anything a client saw, and malformed audit lines."""
+    problems = []
+    code = s.stop()
+    print(s.dump())
+    if code is not None:
+        rc, killed = code
+        if killed:
+            problems.append("credgate ignored SIGTERM and was killed")
+        elif s.expect_exit is not None and rc != s.expect_exit:
+            problems.append(f"credgate exited with {rc} after SIGTERM "
+                            f"(expected {s.expect_exit})")
+    err = s.cg.stderr() + read_text(s.cg.stdout_file)
+    bad = sanitizer_lines(err)
+    if bad:
+        problems.append(f"sanitizer report: {bad[:5]}")
+    for where, text in (("credgate log", err),
+                        ("audit events", read_text(s.cg.audit_file)),
+                        ("responses", b"".join(s.seen).decode("latin-1"))):
+        leaks = find_leaks(text)
+        if leaks:
+            problems.append(f"secret leaked into {where}: {leaks}")
+    problems.extend(audit_problems(read_text(s.cg.audit_file)))
+    for name in os.listdir(s.cg.dir):
+        if name.startswith("audit") and name != "audit.log":
+            leaks = find_leaks(read_text(os.path.join(s.cg.dir, name)))
+            if leaks:
+                problems.append(f"secret leaked into {name}")
+    return problems
+
+
 @pytest.fixture
 def make_stack(tmp_path, keys, credgate_bin, nginx_bin):
     stacks = []
@@ -969,31 +1013,7 @@ def make_stack(tmp_path, keys, credgate_bin, nginx_bin):
     yield make
     problems = []
     for s in stacks:
-        code = s.stop()
-        print(s.dump())
-        if code is not None:
-            rc, killed = code
-            if killed:
-                problems.append("credgate ignored SIGTERM and was killed")
-            elif s.expect_exit is not None and rc != s.expect_exit:
-                problems.append(f"credgate exited with {rc} after SIGTERM "
-                                f"(expected {s.expect_exit})")
-        err = s.cg.stderr() + read_text(s.cg.stdout_file)
-        bad = sanitizer_lines(err)
-        if bad:
-            problems.append(f"sanitizer report: {bad[:5]}")
-        for where, text in (("credgate log", err),
-                            ("audit events", read_text(s.cg.audit_file)),
-                            ("responses", b"".join(s.seen).decode("latin-1"))):
-            leaks = find_leaks(text)
-            if leaks:
-                problems.append(f"secret leaked into {where}: {leaks}")
-        problems.extend(audit_problems(read_text(s.cg.audit_file)))
-        for name in os.listdir(s.cg.dir):
-            if name.startswith("audit") and name != "audit.log":
-                leaks = find_leaks(read_text(os.path.join(s.cg.dir, name)))
-                if leaks:
-                    problems.append(f"secret leaked into {name}")
+        problems.extend(stack_problems(s))
     assert not problems, "; ".join(problems)
 
 
@@ -1005,3 +1025,4 @@ def stack(make_stack):
 
 def assert_closed(client, timeout=5.0):
     assert client.closed_within(timeout), "connection still open after the response"
+
