@@ -10,9 +10,7 @@ slowly, for draining."""
 
 import ctypes
 import ctypes.util
-import datetime
 import http.client
-import ipaddress
 import json
 import os
 import pathlib
@@ -32,94 +30,9 @@ import time
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from conftest import (SECRET_USER, RawClient, audit_problems, base_route,
+from conftest import (SECRET_USER, Pki, RawClient, audit_problems, base_route,
                       find_leaks, free_port, read_text, run_credgate, wait_for, wait_port)
-
-
-# ----------------------------------------------------------------------
-# Certificates
-# ----------------------------------------------------------------------
-def write_file(path, data, mode):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
-    return path
-
-
-class Pki:
-    """A throwaway CA in a folder: issues server and client certificates
-    (EC P-256), writes certificates 0644 and keys 0600."""
-
-    def __init__(self, directory, name):
-        self.dir = str(directory)
-        self.name = name
-        os.makedirs(self.dir, exist_ok=True)
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "credgate tests"),
-                             x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        self.cert = (x509.CertificateBuilder()
-                     .subject_name(subject).issuer_name(subject)
-                     .public_key(self.key.public_key())
-                     .serial_number(x509.random_serial_number())
-                     .not_valid_before(now - datetime.timedelta(hours=1))
-                     .not_valid_after(now + datetime.timedelta(days=2))
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                     .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                                  key_encipherment=False, data_encipherment=False,
-                                                  key_agreement=False, key_cert_sign=True,
-                                                  crl_sign=True, encipher_only=False,
-                                                  decipher_only=False), critical=True)
-                     .add_extension(x509.SubjectKeyIdentifier.from_public_key(
-                         self.key.public_key()), critical=False)
-                     .sign(self.key, hashes.SHA256()))
-        self.ca_file = write_file(os.path.join(self.dir, f"{name}-ca.pem"),
-                                  self.cert.public_bytes(serialization.Encoding.PEM), 0o644)
-
-    def issue(self, stem, cn, org=None, dns=(), ips=(), uris=(), emails=(), server=False,
-              client=False):
-        """Writes stem.crt and stem.key; returns (cert_file, key_file, cert)."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        attrs = []
-        if org:
-            attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
-        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
-        now = datetime.datetime.now(datetime.timezone.utc)
-        b = (x509.CertificateBuilder()
-             .subject_name(x509.Name(attrs)).issuer_name(self.cert.subject)
-             .public_key(key.public_key())
-             .serial_number(x509.random_serial_number())
-             .not_valid_before(now - datetime.timedelta(hours=1))
-             .not_valid_after(now + datetime.timedelta(days=1))
-             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                 self.key.public_key()), critical=False))
-        names = ([x509.DNSName(d) for d in dns] +
-                 [x509.IPAddress(ipaddress.ip_address(i)) for i in ips] +
-                 [x509.UniformResourceIdentifier(u) for u in uris] +
-                 [x509.RFC822Name(e) for e in emails])
-        if names:
-            b = b.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + \
-                 ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
-        if usages:
-            b = b.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        cert = b.sign(self.key, hashes.SHA256())
-        crt = write_file(os.path.join(self.dir, f"{stem}.crt"),
-                         cert.public_bytes(serialization.Encoding.PEM), 0o644)
-        keyf = write_file(os.path.join(self.dir, f"{stem}.key"),
-                          key.private_bytes(serialization.Encoding.PEM,
-                                            serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()), 0o600)
-        return crt, keyf, cert
-
-    def server(self, stem):
-        return self.issue(stem, "localhost", dns=["localhost"], ips=["127.0.0.1"], server=True)
 
 
 # ----------------------------------------------------------------------
