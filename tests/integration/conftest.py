@@ -6,19 +6,27 @@ temporary folder and on free loopback ports.  Servers are stopped by PID at
 teardown; their logs are printed (pytest shows them when a test fails), and
 the teardown fails on any sanitizer report and on any trace of the canary
 secret in credgate's log, its audit events or a response the test saw.
+The PostgreSQL routes' tests run a real PostgreSQL server instead (the pg
+fixture, one per module: the newest /usr/lib/postgresql/*/bin, or
+$PG_BINDIR), and skip when its programs are missing.
 """
 
 import base64
 import datetime
 import fcntl
+import glob
 import http.client
 import ipaddress
 import json
 import os
+import pwd
 import re
 import secrets
+import shutil
 import signal
 import socket
+import ssl
+import struct
 import subprocess
 import tempfile
 import threading
@@ -855,6 +863,18 @@ class Credgate:
         top = {"credgate": cg, "issuers": [issuer], "secrets": store, "routes": routes}
         return render_config(top)
 
+    def put_secrets(self, entries):
+        """Adds or replaces secrets (path -> fields) as a deployment would:
+        a new file (0600), renamed over the old one."""
+        with open(self.secrets_file) as f:
+            doc = json.load(f)
+        doc.update(entries)
+        tmp = self.secrets_file + ".new"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f)
+        os.rename(tmp, self.secrets_file)
+
     def write_config(self, text):
         with open(self.conf_file, "w") as f:
             f.write(text)
@@ -1112,3 +1132,617 @@ def stack(make_stack):
 def assert_closed(client, timeout=5.0):
     assert client.closed_within(timeout), "connection still open after the response"
 
+
+# ----------------------------------------------------------------------
+# PostgreSQL: a real server from the distribution's packages, with one
+# service account per upstream login method, and the routes that front it
+# ----------------------------------------------------------------------
+PG_SUPERUSER = "postgres"
+# Service account -> (login method in pg_hba.conf, password_encryption
+# its password is stored with).
+PG_ACCOUNTS = {
+    "svc_scram": ("scram-sha-256", "scram-sha-256"),
+    "svc_md5": ("md5", "md5"),
+    "svc_plain": ("password", "scram-sha-256"),
+    "svc_rotate": ("scram-sha-256", "scram-sha-256"),
+}
+PG_CLIENTS = ("psql", "pgbench")
+
+
+def _pg_version_key(path):
+    m = re.search(r"/postgresql/(\d+)(?:\.(\d+))?/bin$", path)
+    return (int(m.group(1)), int(m.group(2) or 0)) if m else (0, 0)
+
+
+def pg_bindir():
+    """The folder of PostgreSQL's server programs: $PG_BINDIR, else the
+    newest /usr/lib/postgresql/*/bin that holds postgres and initdb;
+    None when there is none."""
+    cands = [os.environ["PG_BINDIR"]] if os.environ.get("PG_BINDIR") else \
+        sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_pg_version_key, reverse=True)
+    for d in cands:
+        if all(os.access(os.path.join(d, p), os.X_OK) for p in ("postgres", "initdb")):
+            return d
+    return None
+
+
+def pg_client(bindir, name):
+    """A client program: the server's own version first, then $PATH."""
+    p = os.path.join(bindir, name)
+    return p if os.access(p, os.X_OK) else shutil.which(name)
+
+
+def pg_missing():
+    """Why the PostgreSQL tests cannot run here, or None."""
+    d = pg_bindir()
+    if d is None:
+        return ("no PostgreSQL server programs (postgres, initdb) in "
+                "/usr/lib/postgresql/*/bin or $PG_BINDIR (Debian: postgresql)")
+    missing = [n for n in PG_CLIENTS if pg_client(d, n) is None]
+    if missing:
+        return f"no {', '.join(missing)} (Debian: postgresql-client, postgresql-contrib)"
+    return None
+
+
+def pg_client_env(home, **over):
+    """An environment for libpq clients that reads nothing of the user's
+    (no ~/.pgpass, ~/.psqlrc, service file or PG* variables)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(HOME=home, PGCONNECT_TIMEOUT="10", PGSYSCONFDIR=home,
+               PGSERVICEFILE=os.path.join(home, "no-pg_service.conf"),
+               PGPASSFILE=os.path.join(home, "no-pgpass"), LC_ALL="C")
+    env.update(over)
+    return env
+
+
+class Postgres:
+    """A PostgreSQL cluster in a folder of its own: listens on 127.0.0.1 on a
+    free port and on a Unix socket in that folder, TLS on with a certificate
+    for localhost and 127.0.0.1 from a throwaway CA (self.pki), every
+    connection logged.  Run as root, the server runs as nobody.  The
+    superuser logs in over the Unix socket only, without a password; each
+    service account over TCP with its own method (PG_ACCOUNTS), with the
+    password in self.passwords."""
+
+    def __init__(self, bindir):
+        self.bindir = bindir
+        self.version = _pg_version_key(bindir)[0] or None
+        # Not under pytest's folders: those are 0700 root, and the server
+        # may run as another user.
+        self.dir = tempfile.mkdtemp(prefix="credgate-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.sockdir = os.path.join(self.dir, "sock")
+        self.log_file = os.path.join(self.dir, "postgres.log")
+        self.home = os.path.join(self.dir, "home")
+        os.makedirs(self.sockdir)
+        os.makedirs(self.home)
+        self.port = free_port()
+        self.proc = None
+        self.user = None
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("nobody")
+            self.user = (pw.pw_uid, pw.pw_gid)
+        self.passwords = {u: "pgpw-" + secrets.token_hex(16) for u in PG_ACCOUNTS}
+        add_canaries(self.passwords.values())
+        self.pki = Pki(os.path.join(self.dir, "pki"), "pg-ca")
+        self.cert, self.key, _ = self.pki.server("postgres")
+
+    # running programs as the server's user --------------------------------
+    def _as_server(self):
+        if self.user is None:
+            return {}
+        return {"user": self.user[0], "group": self.user[1], "extra_groups": []}
+
+    def _run(self, args, **kw):
+        p = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120, cwd=self.dir,
+                           env=pg_client_env(self.home), **self._as_server(), **kw)
+        assert p.returncode == 0, f"{args[0]} failed: {p.stdout.decode('utf-8', 'replace')}"
+        return p.stdout.decode("utf-8", "replace")
+
+    def init(self):
+        if self.user is not None:
+            for root, dirs, files in os.walk(self.dir):
+                for n in [root] + [os.path.join(root, x) for x in dirs + files]:
+                    os.chown(n, *self.user)
+        self._run([os.path.join(self.bindir, "initdb"), "-D", self.data, "-U", PG_SUPERUSER,
+                   "-E", "UTF8", "--locale=C", "--auth=trust", "--no-sync"])
+        conf = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.sockdir}'",
+            "max_connections": "60",
+            "shared_buffers": "16MB",
+            "ssl": "on",
+            "ssl_cert_file": f"'{self.cert}'",
+            "ssl_key_file": f"'{self.key}'",
+            "password_encryption": "'scram-sha-256'",
+            "log_connections": "on",
+            "log_disconnections": "off",
+            "log_line_prefix": "'%m [%p] '",
+            "log_min_messages": "info",
+            "logging_collector": "off",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "statement_timeout": "0",
+            "search_path": "'\"$user\", public'",
+        }
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write("\n# credgate integration tests\n")
+            for k, v in conf.items():
+                f.write(f"{k} = {v}\n")
+        # Each account its method, over TLS (hostssl) and without (host);
+        # nobody else over TCP.
+        hba = [f"local all {PG_SUPERUSER} trust"]
+        for kind in ("hostssl", "host"):
+            for u, (method, _) in PG_ACCOUNTS.items():
+                hba.append(f"{kind} all {u} 127.0.0.1/32 {method}")
+        hba.append("host all all 0.0.0.0/0 reject")
+        with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
+            f.write("\n".join(hba) + "\n")
+        # The key must be the server's and private to it.
+        os.chmod(self.key, 0o600)
+        if self.user is not None:
+            os.chown(self.key, *self.user)
+            os.chown(self.cert, *self.user)
+
+    def start(self):
+        self.log = open(self.log_file, "ab")
+        self.proc = subprocess.Popen([os.path.join(self.bindir, "postgres"), "-D", self.data],
+                                     stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT, cwd=self.dir,
+                                     env=pg_client_env(self.home), **self._as_server())
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"postgres exited with {self.proc.returncode}:\n"
+                                     f"{read_text(self.log_file)}")
+            if "database system is ready to accept connections" in read_text(self.log_file):
+                wait_port(self.port, self.proc, what="postgres")
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"postgres not ready after 30s:\n{read_text(self.log_file)}")
+
+    def stop(self):
+        """Fast shutdown by PID (SIGINT), SIGKILL if it hangs."""
+        if self.proc is None:
+            return None
+        code = stop_process(self.proc, signal.SIGINT, timeout=20)
+        self.log.close()
+        self.proc = None
+        return code
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # superuser access --------------------------------------------------
+    def psql_cmd(self, db="postgres"):
+        return [pg_client(self.bindir, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                "-h", self.sockdir, "-p", str(self.port), "-U", PG_SUPERUSER, "-d", db]
+
+    def sql(self, text, db="postgres"):
+        """Runs SQL as the superuser over the Unix socket (the text on
+        standard input, so that passwords stay out of argv); returns the
+        output, unaligned and without headers."""
+        p = subprocess.run(self.psql_cmd(db), input=text.encode(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=120, env=pg_client_env(self.home))
+        out = p.stdout.decode("utf-8", "replace")
+        assert p.returncode == 0, f"psql as {PG_SUPERUSER} failed on {text[:200]!r}: " \
+                                  f"{p.stderr.decode('utf-8', 'replace')}"
+        return out.strip()
+
+    def set_password(self, user, password):
+        enc = PG_ACCOUNTS[user][1]
+        self.passwords[user] = password
+        add_canaries([password])
+        lit = password.replace("'", "''")
+        self.sql(f"SET password_encryption = '{enc}';\n"
+                 f"ALTER ROLE {user} PASSWORD '{lit}';\n")
+
+    def setup(self):
+        """The service accounts, their passwords and the databases:
+        ledger (owned by svc_scram, open to every account) and other."""
+        stmts = []
+        for u, (_, enc) in PG_ACCOUNTS.items():
+            lit = self.passwords[u].replace("'", "''")
+            stmts.append(f"SET password_encryption = '{enc}';")
+            stmts.append(f"CREATE ROLE {u} LOGIN PASSWORD '{lit}';")
+        stmts.append("CREATE DATABASE ledger OWNER svc_scram;")
+        stmts.append("CREATE DATABASE other;")
+        self.sql("\n".join(stmts) + "\n")
+        accounts = ", ".join(PG_ACCOUNTS)
+        self.sql(f"GRANT CONNECT, TEMPORARY ON DATABASE ledger TO {accounts};\n"
+                 f"GRANT CONNECT, TEMPORARY ON DATABASE other TO {accounts};\n"
+                 f"GRANT USAGE ON SCHEMA public TO {accounts};\n"
+                 f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES "
+                 f"TO {accounts};\n", db="ledger")
+        # Stored as their methods need: an md5 login needs an md5 hash.
+        kinds = self.sql("SELECT rolname, left(rolpassword, 5) FROM pg_authid "
+                         "WHERE rolname LIKE 'svc\\_%' ORDER BY 1;")
+        for line in kinds.splitlines():
+            name, prefix = line.split("|")
+            want = "md5" if PG_ACCOUNTS[name][1] == "md5" else "SCRAM"
+            assert prefix.startswith(want), f"{name}'s password is stored as {prefix}..."
+
+    # the server's log --------------------------------------------------
+    def log_text(self):
+        return read_text(self.log_file)
+
+    def tcp_connections(self):
+        """Connections PostgreSQL received over TCP (credgate's; the tests'
+        own superuser sessions use the Unix socket)."""
+        return len(re.findall(r"connection received: host=127\.0\.0\.1 ", self.log_text()))
+
+    def logins(self, user=None):
+        """Logins PostgreSQL authorised (over TCP and the socket), of user
+        or of anyone."""
+        pat = r"connection authorized: user=" + (re.escape(user) + r"\b" if user else r"\S+")
+        return len(re.findall(pat, self.log_text()))
+
+    def dump(self):
+        return f"--- postgres log\n{self.log_text()}"
+
+
+@pytest.fixture(scope="module")
+def pg():
+    """One PostgreSQL server per test module; skips with the reason when
+    the programs are missing."""
+    why = pg_missing()
+    if why:
+        pytest.skip(why)
+    server = Postgres(pg_bindir())
+    try:
+        server.init()
+        server.start()
+        server.setup()
+        yield server
+    finally:
+        server.stop()
+        print(server.dump())
+        leaks = find_leaks(server.log_text())
+        server.cleanup()
+    assert not leaks, f"a service account's secret reached PostgreSQL's log: {leaks}"
+
+
+def pg_route(name, listen_port, pg, account="svc_scram", database="ledger", **over):
+    """A postgres route on listen_port in front of pg that logs in as
+    account (secret pg/<account>).  Its allow rule takes the test issuer's
+    acme/* repositories to the databases in `databases` (default: the
+    route's database); over replaces or adds settings, and
+    postgres_over those of its postgres group."""
+    databases = over.pop("databases", [database] if database else ["ledger"])
+    pgset = {}
+    if database is not None:
+        pgset["database"] = database
+    pgset.update(over.pop("postgres_over", {}))
+    r = {
+        "name": name,
+        "listen": f"127.0.0.1:{listen_port}",
+        "protocol": "postgres",
+        "upstream": {"host": "127.0.0.1", "port": pg.port},
+        "credential": {"path": f"pg/{account}"},
+        "postgres": pgset,
+        "mode": "enforce",
+        "owner": "team@example.com",
+        "purpose": "integration tests of the PostgreSQL front",
+        "environment": "test",
+        "expires": "2099-12-31",
+        "allow": [{"name": "ci-db", "issuer": "test",
+                   "claims": [{"claim": "repository", "value": "acme/*"}],
+                   "attributes": [{"attribute": "database", "value": databases}]}],
+        "deny": [{"name": "no-intruder",
+                  "attributes": [{"attribute": "user", "value": "intruder*"}]}],
+    }
+    if not pgset:
+        del r["postgres"]
+    r.update(over)
+    return r
+
+
+class PgStack:
+    """credgate with postgres routes in front of a Postgres; has what
+    stack_problems() checks (cg, seen, expect_exit, stop, dump), and the
+    clients: psql, pgbench, psycopg2 and raw sockets."""
+
+    def __init__(self, tmp, keys, credgate_bin, pg):
+        self.tmp = str(tmp)
+        self.keys = keys
+        self.pg = pg
+        self.cg = Credgate(credgate_bin, self.tmp, keys)
+        self.seen = []
+        self.ports = {}
+        self.expect_exit = 0
+        self.extra = {}
+        self.home = os.path.join(self.tmp, "home")
+        os.makedirs(self.home, exist_ok=True)
+        self.pki = Pki(os.path.join(self.tmp, "front-pki"), "front-ca")
+        self.cert, self.key, _ = self.pki.server("front")
+        self.cg.put_secrets({f"pg/{u}": {"username": u, "password": pw, "version": "1"}
+                             for u, pw in pg.passwords.items()})
+
+    def route(self, name, **over):
+        """A postgres route named name, on a port kept across rewrites;
+        tls=True gives it the caller TLS certificate."""
+        if name not in self.ports:
+            self.ports[name] = free_port()
+        if over.pop("tls", False):
+            over["tls"] = {"cert": self.cert, "key": self.key}
+        return pg_route(name, self.ports[name], self.pg, **over)
+
+    def config(self, routes):
+        extra = {"workers": 1, "timeouts": {"client_header": "2s"}}
+        for k, v in self.extra.items():
+            if isinstance(v, dict) and isinstance(extra.get(k), dict):
+                extra[k].update(v)
+            else:
+                extra[k] = v
+        return self.cg.config(routes, extra)
+
+    def start(self, routes):
+        self.routes = routes
+        self.cg.write_config(self.config(routes))
+        self.cg.start(wait_ports=[self.ports[r["name"]] for r in routes])
+        return self
+
+    def rewrite(self, routes):
+        self.routes = routes
+        self.cg.write_config(self.config(routes))
+
+    def stop(self):
+        return self.cg.stop()
+
+    def dump(self):
+        return self.cg.dump()
+
+    def token(self, alg="ES256", **kw):
+        return self.keys.mint(alg, **kw)
+
+    # clients -----------------------------------------------------------
+    def conninfo(self, route, user="ci", dbname="ledger", sslmode="disable", **kw):
+        parts = {"host": "127.0.0.1", "port": self.ports[route], "user": user,
+                 "dbname": dbname, "sslmode": sslmode}
+        if sslmode in ("verify-ca", "verify-full"):
+            parts["sslrootcert"] = self.pki.ca_file
+        parts.update(kw)
+        return " ".join(f"{k}='{v}'" for k, v in parts.items())
+
+    def run(self, args, token=None, input=None, timeout=60, env=None):
+        """Runs a libpq client with the token as PGPASSWORD; records what
+        it printed for the leak checks."""
+        e = pg_client_env(self.home, **(env or {}))
+        if token is not None:
+            e["PGPASSWORD"] = token
+        p = subprocess.run(args, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout, env=e, cwd=self.tmp,
+                           stdin=None if input is not None else subprocess.DEVNULL)
+        self.seen.append(p.stdout + p.stderr)
+        out = p.stdout.decode("utf-8", "replace")
+        err = p.stderr.decode("utf-8", "replace")
+        print(f"$ {os.path.basename(args[0])} ... -> exit {p.returncode}\n"
+              f"--- stdout (first 2000)\n{out[:2000]}--- stderr\n{err}")
+        return p.returncode, out, err
+
+    def psql(self, route, sql, token=None, files=(), **conn):
+        """psql -c sql (each of several statements its own -c) on a
+        connection to route; returns (exit code, stdout, stderr)."""
+        if token is None:
+            token = self.token()
+        cmd = [pg_client(self.pg.bindir, "psql"), "-X", "-A", "-t", "-q",
+               "-v", "ON_ERROR_STOP=1", "-d", self.conninfo(route, **conn)]
+        for s in ([sql] if isinstance(sql, str) else sql):
+            cmd += ["-c", s]
+        return self.run(cmd, token=token)
+
+    def psql_ok(self, route, sql, **kw):
+        rc, out, err = self.psql(route, sql, **kw)
+        assert rc == 0, f"psql through route {route} failed ({rc}): {err}"
+        return out
+
+    def connect(self, route, token=None, **conn):
+        """A psycopg2 connection to route (autocommit off)."""
+        import psycopg2
+        if token is None:
+            token = self.token()
+        dsn = self.conninfo(route, **conn)
+        try:
+            c = psycopg2.connect(dsn, password=token)
+        except psycopg2.Error as e:
+            self.seen.append(str(e).encode())
+            raise
+        return c
+
+    def query(self, conn, sql, args=None):
+        """Runs sql on a psycopg2 connection; returns the rows (recorded)."""
+        with conn.cursor() as cur:
+            try:
+                cur.execute(sql, args)
+                rows = cur.fetchall() if cur.description else []
+            except Exception as e:
+                self.seen.append(str(e).encode())
+                raise
+        self.seen.append(repr(rows).encode() + "".join(conn.notices).encode())
+        return rows
+
+    def raw(self, route, timeout=5.0):
+        return PgRaw(self.ports[route], self.seen, timeout)
+
+
+# ----------------------------------------------------------------------
+# PostgreSQL's protocol over a raw socket
+# ----------------------------------------------------------------------
+PG_SSL_REQUEST = 80877103
+PG_GSSENC_REQUEST = 80877104
+
+
+def pg_startup(params, major=3, minor=0):
+    """A StartupMessage: params is a list of (name, value) pairs, so that
+    a name may be given twice."""
+    body = struct.pack("!HH", major, minor)
+    for k, v in params:
+        body += k.encode() + b"\0" + v.encode() + b"\0"
+    body += b"\0"
+    return struct.pack("!I", len(body) + 4) + body
+
+
+def pg_msg(kind, body):
+    return kind + struct.pack("!I", len(body) + 4) + body
+
+
+def pg_fields(body):
+    """The fields of an ErrorResponse or NoticeResponse: {code: text}."""
+    out = {}
+    i = 0
+    while i < len(body) and body[i] != 0:
+        end = body.index(b"\0", i + 1)
+        out[chr(body[i])] = body[i + 1:end].decode("utf-8", "replace")
+        i = end + 1
+    return out
+
+
+class PgRaw:
+    """A PostgreSQL client over a raw socket, for what libpq never sends.
+    Every byte received is recorded in seen."""
+
+    def __init__(self, port, seen, timeout=5.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.seen = seen
+        self.eof = False
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.seen.append(data)
+        self.buf += data
+        return True
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            if not self._fill():
+                raise EOFError(f"closed after {self.buf!r} (wanted {n} bytes)")
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def request(self, code):
+        """Sends an 8-byte SSLRequest or GSSENCRequest; returns the one
+        byte answer."""
+        self.send(struct.pack("!II", 8, code))
+        return self.read_exact(1)
+
+    def start_tls(self, cafile, server_name="localhost"):
+        """Answer 'S' received: the TLS handshake on this socket."""
+        assert self.buf == b"", f"bytes after the SSL answer, before TLS: {self.buf!r}"
+        ctx = ssl.create_default_context(cafile=cafile)
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=server_name)
+
+    def read_msg(self):
+        """One message: (type as a one-character str, body bytes)."""
+        head = self.read_exact(5)
+        n = struct.unpack("!I", head[1:])[0]
+        assert n >= 4, f"message length {n} under 4"
+        return chr(head[0]), self.read_exact(n - 4)
+
+    def expect_error(self, sqlstate, timeout=5.0):
+        """Reads messages up to an ErrorResponse; asserts its SQLSTATE and
+        that the connection closes after it.  Returns its fields."""
+        self.sock.settimeout(timeout)
+        got = []
+        while True:
+            kind, body = self.read_msg()
+            if kind == "E":
+                f = pg_fields(body)
+                break
+            got.append((kind, body))
+            assert kind == "N", f"expected ErrorResponse {sqlstate}, got {kind!r} {body!r}"
+        assert f.get("C") == sqlstate, f"SQLSTATE {f.get('C')} ({f}), expected {sqlstate}"
+        assert f.get("S") == "FATAL" and f.get("V", "FATAL") == "FATAL", f
+        assert self.closed_within(timeout), "connection still open after the FATAL error"
+        return f
+
+    def login(self, token, user="ci", database="ledger", params=(), minor=0):
+        """Startup (protocol 3.minor), the cleartext password, up to
+        ReadyForQuery.  Returns the messages before it; raises on an
+        ErrorResponse."""
+        p = [("user", user)] + ([("database", database)] if database else []) + list(params)
+        self.send(pg_startup(p, minor=minor))
+        kind, body = self.read_msg()
+        if kind == "v":
+            kind, body = self.read_msg()
+        if kind == "E":
+            raise AssertionError(f"refused at startup: {pg_fields(body)}")
+        assert (kind, body[:4]) == ("R", struct.pack("!I", 3)), \
+            f"expected AuthenticationCleartextPassword, got {kind!r} {body!r}"
+        self.send(pg_msg(b"p", token.encode() + b"\0"))
+        msgs = []
+        while True:
+            kind, body = self.read_msg()
+            if kind == "E":
+                raise AssertionError(f"login refused: {pg_fields(body)}")
+            msgs.append((kind, body))
+            if kind == "Z":
+                return msgs
+
+    def query(self, sql):
+        """A simple Query; returns the rows as lists of str (None for
+        NULL); raises on an ErrorResponse."""
+        self.send(pg_msg(b"Q", sql.encode() + b"\0"))
+        rows, error = [], None
+        while True:
+            kind, body = self.read_msg()
+            if kind == "D":
+                n = struct.unpack("!H", body[:2])[0]
+                i, row = 2, []
+                for _ in range(n):
+                    ln = struct.unpack("!i", body[i:i + 4])[0]
+                    i += 4
+                    if ln < 0:
+                        row.append(None)
+                    else:
+                        row.append(body[i:i + ln].decode())
+                        i += ln
+                rows.append(row)
+            elif kind == "E":
+                error = pg_fields(body)
+            elif kind == "Z":
+                break
+        if error:
+            raise AssertionError(f"query {sql!r} failed: {error}")
+        return rows
+
+    def terminate(self):
+        self.send(pg_msg(b"X", b""))
+        self.close()
+
+    def closed_within(self, timeout):
+        """True when the peer closes within timeout with no further bytes;
+        raises if bytes arrive instead."""
+        if self.eof:
+            return True
+        assert self.buf == b"", f"unexpected bytes before the close: {self.buf[:200]!r}"
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except (ConnectionResetError, ssl.SSLError):
+            return True
+        if data:
+            self.seen.append(data)
+            raise AssertionError(f"unexpected bytes instead of a close: {data[:200]!r}")
+        return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
