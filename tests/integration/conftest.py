@@ -1454,6 +1454,7 @@ class PgStack:
         self.ports = {}
         self.expect_exit = 0
         self.extra = {}
+        self.clients = []       # psycopg2 connections and PgRaw, for close_clients()
         self.home = os.path.join(self.tmp, "home")
         os.makedirs(self.home, exist_ok=True)
         self.pki = Pki(os.path.join(self.tmp, "front-pki"), "front-ca")
@@ -1471,7 +1472,12 @@ class PgStack:
         return pg_route(name, self.ports[name], self.pg, **over)
 
     def config(self, routes):
-        extra = {"workers": 1, "timeouts": {"client_header": "2s"}}
+        # One worker: one pool of upstream logins, so that reuse is
+        # predictable.  A short login timeout for the tests of it, and a
+        # bounded drain, so that a session a failed test left open does not
+        # hold the teardown.
+        extra = {"workers": 1, "timeouts": {"client_header": "2s"},
+                 "shutdown_timeout": "3s"}
         for k, v in self.extra.items():
             if isinstance(v, dict) and isinstance(extra.get(k), dict):
                 extra[k].update(v)
@@ -1550,6 +1556,7 @@ class PgStack:
         except psycopg2.Error as e:
             self.seen.append(str(e).encode())
             raise
+        self.clients.append(c)
         return c
 
     def query(self, conn, sql, args=None):
@@ -1565,7 +1572,19 @@ class PgStack:
         return rows
 
     def raw(self, route, timeout=5.0):
-        return PgRaw(self.ports[route], self.seen, timeout)
+        r = PgRaw(self.ports[route], self.seen, timeout)
+        self.clients.append(r)
+        return r
+
+    def close_clients(self):
+        """Closes what a test left open (a failed assertion skips its
+        close), so that no session outlives its test."""
+        for c in self.clients:
+            try:
+                c.close()
+            except Exception:       # noqa: BLE001 - closing is best effort
+                pass
+        self.clients = []
 
 
 # ----------------------------------------------------------------------
