@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from conftest import (PG_GSSENC_REQUEST, PG_SSL_REQUEST, PgStack, pg_client, pg_fields,
-                      pg_msg, pg_startup, stack_problems, wait_for)
+from conftest import (PG_GSSENC_REQUEST, PG_SSL_REQUEST, PgStack, free_port, pg_client,
+                      pg_fields, pg_msg, pg_startup, stack_problems, wait_for)
 
 psycopg2 = pytest.importorskip("psycopg2", reason="no psycopg2 (Debian: python3-psycopg2)")
 import psycopg2.errors  # noqa: E402
@@ -51,6 +51,10 @@ def standard_routes(s):
         s.route("dry", mode="dry-run", databases=["nothing"], postgres_over=plain),
         # Pooled logins, reset by the default reset_query.
         s.route("reuse", postgres_over=plain),
+        # Upstream failures: nothing listens; a password PostgreSQL refuses.
+        s.route("down", upstream={"host": "127.0.0.1", "port": free_port()},
+                postgres_over=plain),
+        s.route("badcred", account="wrong", postgres_over=plain),
     ]
 
 
@@ -59,6 +63,8 @@ def pg_stack(pg, keys, credgate_bin, tmp_path_factory):
     """The module's credgate in front of pg; at the end of the module its
     teardown checks (leaks, sanitizers, audit) must pass."""
     s = PgStack(tmp_path_factory.mktemp("pgstack"), keys, credgate_bin, pg)
+    s.cg.put_secrets({"pg/wrong": {"username": "svc_scram", "version": "1",
+                                   "password": "not-" + pg.passwords["svc_scram"]}})
     try:
         s.start(standard_routes(s))
     except AssertionError:
@@ -413,6 +419,53 @@ def test_token_over_plain_tcp_is_refused_without_allow_plaintext_token(pg_stack)
     assert_untouched(pg, before)
 
 
+@pytest.mark.parametrize("route", ["down", "badcred"])
+def test_upstream_failure_is_08006(pg_stack, route):
+    """An unreachable upstream, or one that refuses credgate's login:
+    08006 for the caller, nothing of PostgreSQL's own answer; the audit's
+    error event says why."""
+    s, user = pg_stack, caller()
+    r = s.raw(route)
+    r.send(pg_startup([("user", user), ("database", "ledger")]))
+    assert r.read_msg() == ("R", struct.pack("!I", 3))
+    r.send(pg_msg(b"p", s.token().encode() + b"\0"))
+    f = r.expect_error("08006")
+    assert "svc_scram" not in repr(f) and "password" not in f["M"], f
+    d = decision(s, user)
+    assert d["decision"]["result"] == "allow", d
+    err = s.cg.audit_where(lambda e: e.get("event") == "error" and e["route"] == route and
+                           e["client"]["port"] == d["client"]["port"])
+    assert err, "no error event for the failed upstream login"
+    if route == "badcred":
+        assert "28P01" in err[0]["reason"], err[0]
+
+
+def test_connection_limit_is_53300(make_pg_stack):
+    """Over credgate.max_connections a caller waits, then gets what
+    PostgreSQL says when it is full."""
+    s = make_pg_stack(lambda s: [s.route("one", postgres_over={"allow_plaintext_token": True})],
+                      extra={"max_connections": 1})
+    c = s.connect("one")
+    assert s.query(c, "select 1") == [(1,)]
+    r = s.raw("one", timeout=10)
+    r.send(pg_startup([("user", "ci"), ("database", "ledger")]))
+    t0 = time.monotonic()
+    r.expect_error("53300", timeout=8)
+    assert time.monotonic() - t0 <= 5
+    assert s.query(c, "select 2") == [(2,)], "the session in place was disturbed"
+
+
+def test_idle_timeout_ends_a_session_with_57P05(make_pg_stack):
+    s = make_pg_stack(lambda s: [s.route("idle", postgres_over={
+        "allow_plaintext_token": True, "idle_timeout": "1s"})])
+    r = s.raw("idle", timeout=5)
+    r.login(s.token())
+    assert r.query("select 1") == [["1"]]
+    t0 = time.monotonic()
+    f = r.expect_error("57P05", timeout=5)
+    assert 0.8 <= time.monotonic() - t0 <= 3, f
+
+
 # ======================================================================
 # The protocol, over raw sockets
 # ======================================================================
@@ -611,13 +664,14 @@ def test_sequential_sessions_reuse_one_backend_reset(pg_stack):
     s, pg = pg_stack, pg_stack.pg
     before, logins = pg.tcp_connections(), pg.logins("svc_scram")
     name = "reuse-" + secrets.token_hex(4)
+    users = [caller(), caller()]
     out = s.psql_ok("reuse", ["set statement_timeout = '7s'",
                               "create temp table scratch (x int)",
-                              "select pg_backend_pid()"], application_name=name)
+                              "select pg_backend_pid()"], application_name=name, user=users[0])
     pid1 = int(out.strip())
     out = s.psql_ok("reuse", ["select pg_backend_pid()", "show statement_timeout",
                               "select to_regclass('pg_temp.scratch') is null"],
-                    application_name=name)
+                    application_name=name, user=users[1])
     pid2, timeout, gone = out.split()
     assert int(pid2) == pid1, "the second session got another backend"
     assert timeout == "0", "a SET of the first session reached the second"
@@ -625,6 +679,8 @@ def test_sequential_sessions_reuse_one_backend_reset(pg_stack):
     assert pg.tcp_connections() == before + 1, \
         f"{pg.tcp_connections() - before} upstream connections for two sequential sessions"
     assert pg.logins("svc_scram") == logins + 1, "PostgreSQL authorised more than one login"
+    reused = [session_end(s, decision(s, u)).get("upstream_reused") for u in users]
+    assert reused == [0, 1], f"session_end upstream_reused: {reused}"
 
 
 def test_reused_login_is_not_shared_across_application_names(pg_stack):
