@@ -10,6 +10,8 @@ and the memory table.
 """
 import sys
 
+import benchlib
+
 SCENARIOS = {
     "ka-one": "keep-alive, one repeated token",
     "ka-conn": "keep-alive, a distinct token per connection",
@@ -29,22 +31,13 @@ CPU_TARGET = {"ka-one": 1.3}
 KIB_PER_CONN_TARGET = 8.0
 
 
-def parse(line):
-    out = {}
-    for field in line.split():
-        k, _, v = field.partition("=")
-        out[k] = v
-    return out
-
-
-def main():
-    meta = {}
-    for line in open(sys.argv[1]):
-        k, _, v = line.rstrip("\n").partition("=")
-        meta[k] = v
+def main(argv):
+    if len(argv) != 2:
+        print("usage: report.py META RESULTS", file=sys.stderr)
+        sys.exit(2)
+    meta = benchlib.read_meta(argv[0])
     runs, idles = {}, {}
-    for line in open(sys.argv[2]):
-        r = parse(line)
+    for _, r in benchlib.read_records(argv[1]):
         if r.get("kind") == "load":
             dur = int(r["duration_us"]) / 1e6
             n = int(r["requests"])
@@ -62,18 +55,16 @@ def main():
     # all rounds (its own latency, CPU and RSS, not a mix of runs).
     loads = {}
     for key, rs in runs.items():
-        rs = sorted(rs, key=lambda x: x["rps"])
-        med = dict(rs[(len(rs) - 1) // 2])
-        med["spread"] = "%.0f–%.0f" % (rs[0]["rps"], rs[-1]["rps"]) if len(rs) > 1 else "—"
+        med, low, high = benchlib.median_run(rs, "rps")
+        med = dict(med)
+        med["spread"] = "%.0f–%.0f" % (low, high) if len(rs) > 1 else "—"
         med["all_errors"] = sum(x["errors"] for x in rs)
         loads[key] = med
 
     p = print
     p("# credgate benchmark")
     p()
-    p("- machine: %s CPUs, %s, %s; load average at start %s, at end %s"
-      % (meta["machine_nproc"], meta["machine_cpu"], meta["machine_kernel"],
-         meta["machine_loadavg_start"], meta["machine_loadavg_end"]))
+    p(benchlib.machine_line(meta))
     p("- %s (allocator: %s; workers setting: %s; token cache size: %s); %s; %s; %s" % (
         meta["credgate"] or "credgate", meta.get("credgate_allocator") or "unknown",
         "workers = 1" if meta["credgate_workers_setting"] == "1" else "not accepted, omitted",
@@ -146,8 +137,7 @@ def main():
       "| target | credgate ÷ HAProxy CPU/req | p99 credgate / HAProxy, ms | target |")
     p("|---|---:|---|---:|---|---:|---|---|")
 
-    def verdict(ok):
-        return "PASS" if ok else "MISS"
+    verdict = benchlib.verdict
 
     for sc in SCENARIOS:
         cg, hp, ng = (loads.get((sc, x)) for x in ("credgate", "haproxy", "nginx-proxy"))
@@ -197,9 +187,7 @@ def main():
     def by_round(sc, row):
         return {r["round"]: r for r in runs.get((sc, row), [])}
 
-    def med(xs):
-        xs = sorted(xs)
-        return xs[(len(xs) - 1) // 2] if xs else float("nan")
+    med = benchlib.median
 
     for sc in SCENARIOS:
         cg, hp, ng = (by_round(sc, x) for x in ("credgate", "haproxy", "nginx-proxy"))
@@ -244,4 +232,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    benchlib.run(main)
