@@ -276,11 +276,10 @@ pg_fatal(struct pg_front *f, int status, const char *sqlstate, const char *messa
 		return;
 	pg_count(f, strcmp(sqlstate, "08006") == 0 && f->cred != NULL ?
 	    INJ_COUNT_LOGIN_FAILED : INJ_COUNT_LOGIN_REFUSED);
-	if (f->begun && !f->ended) {
+	if (!f->ended) {
 		f->ended = true;
 		f->ho->refused(f->h, status, reason);
-	} else if (!f->begun)
-		f->ho->refused(f->h, status, reason);
+	}
 	if (inj_pg_write_error(pg_out(f, INJ_CLIENT), "FATAL", sqlstate, message) != 0) {
 		pg_close(f, reason);
 		return;
