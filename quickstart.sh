@@ -1,24 +1,27 @@
 #!/bin/sh
 # quickstart.sh: install what credgate needs (Debian 12), build it, and run
 # a demo: a legacy HTTP service (nginx with auth_basic, a static password)
-# behind credgate, reached with a short-lived signed token instead of the
+# and a PostgreSQL database (a service account with a password) behind
+# credgate, reached with a short-lived signed token instead of either
 # password.  Everything the demo writes lives in one temporary folder on
 # loopback, removed on exit.
 #
 #   ./quickstart.sh           install, build, run the demo until Ctrl-C
 #   ./quickstart.sh --check   run the demo once; exit 0 only if the legacy
-#                             service answered through credgate
+#                             service and the database answered through
+#                             credgate
 #
 # The Debian packages come from packaging/dev-packages: after this script,
 # `make check` has all it needs.  With CREDGATE=/path/to/credgate set,
-# installing and building are skipped.
+# installing and building are skipped.  PG_BINDIR names the folder of
+# PostgreSQL's programs (default: the newest /usr/lib/postgresql/*/bin).
 set -eu
 
 check=0
 for arg in "$@"; do
 	case $arg in
 	--check) check=1 ;;
-	-h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "quickstart.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -62,6 +65,38 @@ NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 for tool in "$CREDGATE" "$NGINX" "$PYTHON3" curl openssl; do
 	command -v "$tool" >/dev/null 2>&1 || { echo "quickstart.sh: $tool not found" >&2; exit 1; }
 done
+# Debian keeps PostgreSQL's programs off PATH, in a folder per major
+# version: take the newest.
+if [ -z "${PG_BINDIR:-}" ]; then
+	PG_BINDIR=/usr/lib/postgresql/VERSION/bin
+	newest=0
+	for d in /usr/lib/postgresql/*/bin; do
+		v=${d#/usr/lib/postgresql/}
+		v=${v%/bin}
+		case $v in ''|*[!0-9]*) continue ;; esac
+		[ "$v" -gt "$newest" ] || continue
+		newest=$v
+		PG_BINDIR=$d
+	done
+fi
+for tool in initdb postgres; do
+	[ -x "$PG_BINDIR/$tool" ] || {
+		echo "quickstart.sh: PostgreSQL's $tool not found in $PG_BINDIR:" \
+			"install the Debian package postgresql" >&2; exit 1; }
+done
+[ -x "$PG_BINDIR/psql" ] || {
+	echo "quickstart.sh: psql not found in $PG_BINDIR:" \
+		"install the Debian package postgresql-client" >&2; exit 1; }
+# postgres refuses to run as root: as root, initdb and postgres run as
+# nobody.  setpriv execs, so the PID of a server started in the background
+# is the server's own.
+as_pg=""
+if [ "$(id -u)" -eq 0 ]; then
+	if ! pg_uid=$(id -u nobody 2>/dev/null) || ! pg_gid=$(id -g nobody); then
+		echo "quickstart.sh: no user nobody to run PostgreSQL as" >&2; exit 1
+	fi
+	as_pg="setpriv --reuid=$pg_uid --regid=$pg_gid --clear-groups --"
+fi
 
 # ----------------------------------------------------------------------
 # 2. The demo folder, and stopping everything on the way out
@@ -69,6 +104,7 @@ done
 work=$(mktemp -d -t credgate-quickstart.XXXXXX)
 nginx_pid=""
 credgate_pid=""
+pg_pid=""
 cleanup() {
 	trap - EXIT INT TERM
 	for pid in $credgate_pid $nginx_pid; do
@@ -77,6 +113,12 @@ cleanup() {
 	for pid in $credgate_pid $nginx_pid; do
 		wait "$pid" 2>/dev/null || true
 	done
+	# SIGINT is PostgreSQL's fast shutdown: it ends the sessions left,
+	# where SIGTERM would wait for them.
+	if [ -n "$pg_pid" ]; then
+		kill -INT "$pg_pid" 2>/dev/null || true
+		wait "$pg_pid" 2>/dev/null || true
+	fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -86,6 +128,9 @@ trap 'cleanup; exit 143' TERM
 show_logs() {
 	echo "--- credgate log" >&2; cat "$work/credgate.log" >&2 || true
 	echo "--- nginx error log" >&2; cat "$work/nginx/error.log" >&2 || true
+	if [ -f "$work/pg/postgres.log" ]; then
+		echo "--- postgres log" >&2; cat "$work/pg/postgres.log" >&2 || true
+	fi
 }
 
 wait_port() {	# port pid what
@@ -102,22 +147,24 @@ wait_port() {	# port pid what
 	done
 }
 
-# Two free loopback ports, chosen by the kernel.
+# Four free loopback ports, chosen by the kernel.
 # shellcheck disable=SC2046
 set -- $("$PYTHON3" -c '
 import socket
-ss = [socket.socket() for _ in range(2)]
+ss = [socket.socket() for _ in range(4)]
 for s in ss:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))
 ')
 legacy_port=$1
 proxy_port=$2
+pg_port=$3
+pg_proxy_port=$4
 
 # ----------------------------------------------------------------------
-# 3. Keys, JWKS, the legacy password and its htpasswd
+# 3. Keys, JWKS, the legacy passwords and the htpasswd
 # ----------------------------------------------------------------------
-say "creating a signing key, its JWKS and a legacy password in $work"
+say "creating a signing key, its JWKS and the legacy passwords in $work"
 umask 077
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/signing.pem" 2>/dev/null
 "$PYTHON3" - "$work/signing.pem" "$work/jwks.json" <<'EOF'
@@ -131,8 +178,9 @@ jwk = {"kty": "EC", "crv": "P-256", "kid": "demo-1", "use": "sig", "alg": "ES256
 json.dump({"keys": [jwk]}, open(sys.argv[2], "w"), indent=1)
 EOF
 password=$(openssl rand -hex 16)
-printf '{"demo/legacy": {"username": "svc", "password": "%s", "version": "1"}}\n' \
-	"$password" > "$work/secrets.json"
+pg_password=$(openssl rand -hex 16)
+printf '{"demo/legacy": {"username": "svc", "password": "%s", "version": "1"},\n "demo/inventory": {"username": "svc_inventory", "password": "%s", "version": "1"}}\n' \
+	"$password" "$pg_password" > "$work/secrets.json"
 mkdir -p "$work/nginx/www"
 printf 'svc:%s\n' "$(printf '%s' "$password" | openssl passwd -apr1 -stdin)" > "$work/nginx/htpasswd"
 unset password
@@ -181,11 +229,82 @@ nginx_pid=$!
 wait_port "$legacy_port" "$nginx_pid" nginx
 
 # ----------------------------------------------------------------------
-# 5. credgate in front of it
+# 5. The legacy database: PostgreSQL, a service account with a password
+# ----------------------------------------------------------------------
+say "starting the legacy database (PostgreSQL, SCRAM-SHA-256) on 127.0.0.1:$pg_port"
+mkdir -m 0700 "$work/pg"
+if [ -n "$as_pg" ]; then
+	# nobody may pass through the demo folder (not list it) to its own.
+	chmod 0711 "$work"
+	chown "$pg_uid:$pg_gid" "$work/pg"
+	$as_pg test -w "$work/pg" || {
+		echo "quickstart.sh: user nobody cannot reach $work/pg: set TMPDIR to a" \
+			"folder that every user may pass through, such as /tmp" >&2; exit 1; }
+fi
+# --no-sync, and fsync = off below: the data is thrown away at the end.
+(cd "$work/pg" && $as_pg "$PG_BINDIR/initdb" -D "$work/pg/data" -U postgres -E UTF8 \
+	--locale=C --auth-local=trust --auth-host=scram-sha-256 --no-sync \
+	>"$work/pg/initdb.log" 2>&1) ||
+	{ cat "$work/pg/initdb.log" >&2; echo "quickstart.sh: initdb failed" >&2; exit 1; }
+# The superuser over the Unix socket only, for the setup: its folder is
+# the server user's own.  Everyone else over loopback TCP with a SCRAM
+# password, as credgate logs in.
+cat > "$work/pg/data/pg_hba.conf" <<EOF
+local	all	postgres			trust
+host	all	all		127.0.0.1/32	scram-sha-256
+EOF
+cat >> "$work/pg/data/postgresql.conf" <<EOF
+
+# quickstart.sh
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '$work/pg'
+password_encryption = 'scram-sha-256'
+fsync = off
+# A failing CREATE ROLE would otherwise be logged with its password.
+log_min_error_statement = panic
+EOF
+(cd "$work/pg" && exec $as_pg "$PG_BINDIR/postgres" -D "$work/pg/data") \
+	</dev/null >"$work/pg/postgres.log" 2>&1 &
+pg_pid=$!
+psql_admin() {	# psql arguments...
+	"$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$work/pg" -p "$pg_port" -U postgres "$@"
+}
+# Ready when it answers a query: it listens before it takes logins.
+i=0
+until psql_admin -d postgres -c 'select 1' >/dev/null 2>&1; do
+	if ! kill -0 "$pg_pid" 2>/dev/null; then
+		echo "quickstart.sh: postgres exited before it answered" >&2; show_logs; exit 1
+	fi
+	i=$((i + 1))
+	if [ $i -ge 100 ]; then
+		echo "quickstart.sh: postgres not answering on port $pg_port after 10s" >&2
+		show_logs; exit 1
+	fi
+	sleep 0.1
+done
+# The service account's password reaches psql on its standard input
+# (printf is built in), never a command line; on failure, psql's error
+# lines are shown without the statement they quote.
+printf '%s\n' "\\set pw $pg_password" \
+	"CREATE ROLE svc_inventory LOGIN PASSWORD :'pw';" \
+	"CREATE DATABASE inventory OWNER svc_inventory;" \
+	"\\connect inventory" \
+	"SET ROLE svc_inventory;" \
+	"CREATE TABLE parts (id int PRIMARY KEY, name text NOT NULL, stock int NOT NULL);" \
+	"INSERT INTO parts VALUES (1, 'gear', 12), (2, 'bolt', 250), (3, 'spring', 40);" |
+	psql_admin -d postgres >"$work/pg/setup.log" 2>&1 || {
+		grep -E '^psql:|ERROR|FATAL' "$work/pg/setup.log" >&2 || true
+		echo "quickstart.sh: creating the demo database failed" >&2; exit 1; }
+unset pg_password
+
+# ----------------------------------------------------------------------
+# 6. credgate in front of both
 # ----------------------------------------------------------------------
 cat > "$work/credgate.conf" <<EOF
 # credgate demo: callers bring a token from the "demo" issuer; credgate
-# checks it, then logs in to the legacy service with its Basic password.
+# checks it, then logs in to the legacy service with its Basic password,
+# or to the database as its service account.
 credgate = {
 	log_level = "info";
 	audit = { stdout = true; };
@@ -220,17 +339,43 @@ routes = (
 			  claims = ( { claim = "repository"; value = "acme/*"; } );
 			  methods = ["GET", "HEAD"]; }
 		);
+	},
+	{
+		# psql and the like send the token as their password; credgate
+		# logs in upstream as the service account of the secret, with
+		# SCRAM-SHA-256.
+		name = "inventory";
+		protocol = "postgres";
+		listen = "127.0.0.1:$pg_proxy_port";
+		upstream = { host = "127.0.0.1"; port = $pg_port; };
+		credential = { path = "demo/inventory"; };
+		postgres = {
+			# The token crosses this listener in clear: acceptable only
+			# because it listens on loopback.  Anywhere else, give the
+			# route tls = { cert = "..."; key = "..."; } instead.
+			allow_plaintext_token = true;
+		};
+		owner = "demo@example.com";
+		purpose = "quick start demo";
+		environment = "demo";
+		expires = "2099-12-31";
+		allow = (
+			{ name = "demo-inventory"; issuer = "demo";
+			  claims = ( { claim = "repository"; value = "acme/*"; } );
+			  attributes = ( { attribute = "database"; value = "inventory"; } ); }
+		);
 	}
 );
 EOF
 "$CREDGATE" -t -c "$work/credgate.conf"
-say "starting credgate on 127.0.0.1:$proxy_port"
+say "starting credgate on 127.0.0.1:$proxy_port (HTTP) and 127.0.0.1:$pg_proxy_port (PostgreSQL)"
 "$CREDGATE" -c "$work/credgate.conf" </dev/null >"$work/audit.jsonl" 2>"$work/credgate.log" &
 credgate_pid=$!
 wait_port "$proxy_port" "$credgate_pid" credgate
+wait_port "$pg_proxy_port" "$credgate_pid" credgate
 
 # ----------------------------------------------------------------------
-# 6. A token, the request, and the audit event
+# 7. A token, the request, and the audit event
 # ----------------------------------------------------------------------
 token=$("$PYTHON3" - "$work/signing.pem" <<'EOF'
 import sys, time, secrets, jwt
@@ -260,9 +405,36 @@ if [ "$answer" != "$expected" ]; then
 	show_logs
 	exit 1
 fi
+
+# ----------------------------------------------------------------------
+# 8. The same token as psql's password, and the audit event of the login
+# ----------------------------------------------------------------------
+pg_conninfo="host=127.0.0.1 port=$pg_proxy_port dbname=inventory user=demo sslmode=disable"
+pg_query="select current_user, current_database(), count(*) as parts from parts"
+say "the same token as psql's password (the caller never sees the service account's):"
+echo "PGPASSWORD='$token' psql -X \"$pg_conninfo\" -c \"$pg_query\""
+pg_answer=$(PGPASSWORD=$token timeout 20 "$PG_BINDIR/psql" -X "$pg_conninfo" -c "$pg_query" 2>&1) ||
+	true
+say "the database answered, as the service account:"
+echo "$pg_answer"
+pg_decision() {
+	grep '"event":"decision"' "$work/audit.jsonl" 2>/dev/null | grep '"route":"inventory"'
+}
+i=0
+while ! pg_decision >/dev/null && [ $i -lt 30 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+say "the audit event of that login:"
+pg_decision | tail -n 1 | "$PYTHON3" -m json.tool || true
+
+if ! printf '%s\n' "$pg_answer" | grep -Eq '^ *svc_inventory +\| +inventory +\| +3 *$'; then
+	echo "quickstart.sh: psql through credgate did not get the service account's answer" >&2
+	show_logs
+	exit 1
+fi
 if [ "$check" -eq 1 ]; then
 	say "check passed"
 	exit 0
 fi
-say "credgate and the legacy service keep running; press Ctrl-C to stop and clean up"
+say "credgate, the legacy service and the database keep running; press Ctrl-C to stop and clean up"
 wait "$credgate_pid"

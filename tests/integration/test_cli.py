@@ -1,13 +1,16 @@
 """The command line: -t, -T, -V, policy-test, exit codes and signals."""
 
+import glob
 import json
 import os
+import pathlib
 import pwd
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 
 import pytest
 
@@ -532,20 +535,111 @@ def test_policy_test_expiry_with_now(credgate_bin, srcdir, tmp_path):
 # ----------------------------------------------------------------------
 # The quick start, end to end with the built binary
 # ----------------------------------------------------------------------
-def test_quickstart_check(credgate_bin, srcdir, tmp_path):
+@pytest.fixture
+def quickstart_tmp(tmp_path):
+    """A TMPDIR for quickstart.sh.  As root the script runs PostgreSQL as
+    nobody, who must pass through the folder (pytest's own are root's
+    alone)."""
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    d = tempfile.mkdtemp(prefix="credgate-qs-test.")
+    os.chmod(d, 0o711)
+    try:
+        yield pathlib.Path(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def run_quickstart(credgate_bin, srcdir, tmpdir, **env_extra):
     script = os.path.join(srcdir, "quickstart.sh")
     if not os.path.exists(script):
         pytest.fail("quickstart.sh is missing")
     for tool in ("curl", "openssl"):
         assert shutil.which(tool), f"{tool} is needed"
-    env = dict(os.environ, CREDGATE=credgate_bin, TMPDIR=str(tmp_path))
+    env = dict(os.environ, CREDGATE=credgate_bin, TMPDIR=str(tmpdir), **env_extra)
     env.setdefault("NGINX", "/usr/sbin/nginx")
-    p = subprocess.run(["sh", script, "--check"], cwd=str(tmp_path), env=env,
+    p = subprocess.run(["sh", script, "--check"], cwd=str(tmpdir), env=env,
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=120)
     out = p.stdout.decode("utf-8", "replace")
     print(out)
-    assert p.returncode == 0, out
+    # The script cleans up after itself, whatever the outcome.
+    assert not [n for n in os.listdir(tmpdir) if n.startswith("credgate-quickstart")]
+    return p.returncode, out
+
+
+def after(out, heading):
+    """The text the script printed under "==> heading", up to the next."""
+    m = re.search(r"^==> " + re.escape(heading) + r"\n(.*?)(?=^==> |\Z)", out, re.M | re.S)
+    assert m, f"no section {heading!r} in the output"
+    return m.group(1)
+
+
+def login_event(out):
+    """The audit event printed for the psql login (the JSON object that
+    opens its section)."""
+    text = after(out, "the audit event of that login:").lstrip()
+    return json.JSONDecoder().raw_decode(text)[0]
+
+
+def test_quickstart_check(credgate_bin, srcdir, quickstart_tmp):
+    rc, out = run_quickstart(credgate_bin, srcdir, quickstart_tmp)
+    assert rc == 0, out
     assert not sanitizer_lines(out)
-    # The script cleans up after itself.
-    assert not [n for n in os.listdir(tmp_path) if n.startswith("credgate-quickstart")]
+    assert "Hello from the legacy service" in after(out, "the legacy service answered:")
+    # psql through credgate's PostgreSQL route: the session is the
+    # service account's, on the database the caller named.
+    answer = after(out, "the database answered, as the service account:")
+    assert re.search(r"^ *svc_inventory +\| +inventory +\| +3 *$", answer, re.M), answer
+    event = login_event(out)
+    assert event["event"] == "decision" and event["route"] == "inventory", event
+    assert event["decision"]["result"] == "allow", event
+    assert event["decision"]["rule"] == "demo-inventory", event
+    assert event["request"] == {"database": "inventory", "user": "demo"}, event
+    assert event["credential"]["path"] == "demo/inventory", event
+    assert event["credential"]["inject"] == "postgres_login", event
+
+
+def newest_pg_bindir():
+    dirs = glob.glob("/usr/lib/postgresql/*/bin")
+    assert dirs, "PostgreSQL is needed (Debian package postgresql)"
+    return max(dirs, key=lambda d: int(d.split("/")[-2]))
+
+
+def test_quickstart_check_fails_without_the_database_answer(credgate_bin, srcdir,
+                                                            quickstart_tmp):
+    """--check fails when psql does not get the service account's answer:
+    here psql asks for another database, which the route's rule refuses."""
+    real = newest_pg_bindir()
+    bindir = quickstart_tmp / "pgbin"
+    bindir.mkdir(mode=0o755)
+    for name in ("initdb", "postgres"):
+        os.symlink(os.path.join(real, name), bindir / name)
+    (bindir / "psql").write_text(f"""#!/bin/sh
+for a; do
+	shift
+	case $a in host=127.0.0.1\\ *) a=$(printf '%s' "$a" | sed 's/dbname=inventory/dbname=postgres/') ;; esac
+	set -- "$@" "$a"
+done
+exec {real}/psql "$@"
+""")
+    (bindir / "psql").chmod(0o755)
+    rc, out = run_quickstart(credgate_bin, srcdir, quickstart_tmp, PG_BINDIR=str(bindir))
+    assert rc == 1, out
+    assert "Hello from the legacy service" in after(out, "the legacy service answered:")
+    assert "FATAL" in after(out, "the database answered, as the service account:"), out
+    event = login_event(out)
+    assert event["decision"]["result"] == "deny", event
+    assert event["decision"]["code"] == "28000", event
+    assert event["request"] == {"database": "postgres", "user": "demo"}, event
+    assert "psql through credgate did not get the service account's answer" in out, out
+    assert "check passed" not in out
+
+
+def test_quickstart_names_the_missing_postgresql_package(credgate_bin, srcdir, quickstart_tmp):
+    empty = quickstart_tmp / "nothing"
+    empty.mkdir()
+    rc, out = run_quickstart(credgate_bin, srcdir, quickstart_tmp, PG_BINDIR=str(empty))
+    assert rc == 1, out
+    assert "install the Debian package postgresql" in out, out
