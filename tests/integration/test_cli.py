@@ -13,9 +13,10 @@ import subprocess
 import tempfile
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from conftest import (CANARY, Credgate, base_route, find_leaks, free_port, lc_quote,
-                      read_text, run_credgate, sanitizer_lines)
+                      public_jwk, read_text, run_credgate, sanitizer_lines)
 
 
 @pytest.fixture
@@ -432,6 +433,76 @@ def test_example_policy_cases_pass(credgate_bin, srcdir):
     assert rc == 0, out + err
     last = (out.strip().splitlines() or [""])[-1]
     assert last == f"{ncases} passed, 0 failed", last
+
+
+def test_example_postgres_policy_cases_pass(credgate_bin, srcdir, tmp_path):
+    """examples/postgres-cases.json passes against examples/postgres.conf,
+    and covers what the example's rules decide: each rule, the allow and
+    deny outcomes, both attributes of a PostgreSQL login."""
+    conf = example(srcdir, "postgres.conf")
+    cases = example(srcdir, "postgres-cases.json")
+    doc = json.load(open(cases))
+    ncases = len(doc["cases"])
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", conf, cases])
+    assert rc == 0, out + err
+    last = (out.strip().splitlines() or [""])[-1]
+    assert last == f"{ncases} passed, 0 failed", last
+    assert {c["expect"] for c in doc["cases"]} == {"allow", "deny"}
+    assert {c.get("rule") for c in doc["cases"]} == {
+        "ci-migrations", "ci-reports", "no-admin-names", None}
+    for c in doc["cases"]:
+        assert c["route"] == "ledger" and "method" not in c and "path" not in c, c
+        assert set(c["attributes"]) == {"database", "user"}, c
+    # Without the example's database condition, a caller naming another
+    # database would get in: the cases notice.
+    text = open(conf).read()
+    loose = text.replace('attributes = ( { attribute = "database"; value = "ledger"; } );', "")
+    assert loose != text
+    p = tmp_path / "loose.conf"
+    p.write_text(loose)
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", str(p), cases])
+    assert rc == 1, out + err
+    assert "a caller naming another database is refused" in out + err
+
+
+def test_example_postgres_checks_with_its_files(credgate_bin, srcdir, tmp_path):
+    """credgate -t accepts examples/postgres.conf once the files it names
+    exist: its JWKS, secrets file, TLS certificate, key and CA, and audit
+    folder, here under tmp_path instead of /etc/credgate and
+    /var/log/credgate."""
+    text = open(example(srcdir, "postgres.conf")).read()
+    etc, log = tmp_path / "etc", tmp_path / "log"
+    (etc / "tls").mkdir(parents=True)
+    log.mkdir()
+    text = text.replace("/etc/credgate/", f"{etc}/").replace("/var/log/credgate/", f"{log}/")
+    assert "/etc/" not in text.replace(str(etc), "") and "/var/" not in text, \
+        "the example names a file outside /etc/credgate and /var/log/credgate"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (etc / "github-actions.jwks.json").write_text(
+        json.dumps({"keys": [public_jwk(key, "gh-1")]}))
+    secrets = etc / "secrets.json"
+    secrets.write_text(json.dumps({"ledger/ci": {"username": "ci_ledger",
+                                                 "password": CANARY, "version": "3"}}))
+    secrets.chmod(0o600)
+    tls = etc / "tls"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(tls / "db-gw.key"),
+                    "-out", str(tls / "db-gw.crt"), "-days", "1",
+                    "-subj", "/CN=db-gw.example.com"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    (tls / "db-gw.key").chmod(0o600)
+    shutil.copy(tls / "db-gw.crt", tls / "ledger-db-ca.pem")
+    conf = tmp_path / "postgres.conf"
+    conf.write_text(text)
+    rc, out, err = run_credgate(credgate_bin, ["-t", "-c", str(conf)])
+    assert rc == 0, err
+    assert err.strip().splitlines() == [f"{conf}: configuration OK"], err
+    assert CANARY not in out + err
+    # Without its secret, the route is refused: -t read the secrets file.
+    secrets.write_text(json.dumps({"other/secret": {"username": "u", "password": "p"}}))
+    rc, out, err = run_credgate(credgate_bin, ["-t", "-c", str(conf)])
+    assert rc == 1, err
+    assert "ledger/ci" in err, err
 
 
 def test_policy_test_reports_a_mismatch(credgate_bin, srcdir, tmp_path):

@@ -24,6 +24,7 @@
 #include "proxy/conf_int.h"
 
 #define EXAMPLE TEST_SRCDIR "/../../examples/quickstart.conf"
+#define PG_EXAMPLE TEST_SRCDIR "/../../examples/postgres.conf"
 #define MANPAGE TEST_SRCDIR "/../../man/credgate.conf.5"
 
 /* ------------------------------------------------------------------ */
@@ -1343,6 +1344,78 @@ test_example(void **state)
 	cg_errors_clear(&errs);
 }
 
+/* examples/postgres.conf: a PostgreSQL route with TLS on both sides, its
+ * defaults left commented, rules on claims and the login's attributes. */
+static void
+test_example_postgres(void **state)
+{
+	struct cg_errors errs = { 0 };
+	struct cg_config *cfg = NULL;
+	const struct cg_route *rt;
+	const struct inj_pg_cfg *pc;
+	const struct policy_rule *rule;
+	size_t i;
+	int r;
+
+	(void)state;
+	r = cg_config_load(PG_EXAMPLE, 0, &cfg, &errs);
+	if (r != 0 || errs.n != 0)
+		print_errors(&errs);
+	assert_int_equal(r, 0);
+	assert_int_equal(errs.n, 0);
+
+	assert_int_equal(cfg->nissuers, 1);
+	assert_string_equal(cfg->issuers[0]->name, "github-actions");
+	assert_string_equal(cfg->secrets_file, "/etc/credgate/secrets.json");
+	assert_int_equal(cfg->nroutes, 1);
+	rt = cg_config_route(cfg, "ledger");
+	assert_non_null(rt);
+	assert_ptr_equal(rt->proto, inj_proto_find("postgres"));
+	assert_string_equal(rt->upstream_host, "ledger-db.internal.example.com");
+	assert_int_equal(rt->upstream_port, 5432);
+	assert_string_equal(rt->secret_path, "ledger/ci");
+	assert_true(rt->tls.enabled);
+	assert_string_equal(rt->tls.key, "/etc/credgate/tls/db-gw.key");
+	assert_true(rt->upstream_tls.enabled);
+	assert_true(rt->upstream_tls.verify);
+	assert_string_equal(rt->upstream_tls.ca, "/etc/credgate/tls/ledger-db-ca.pem");
+	assert_string_equal(rt->upstream_tls.server_name, "ledger-db.internal.example.com");
+
+	pc = PG_CFG(rt);
+	assert_string_equal(pc->username_field, "username");
+	assert_string_equal(pc->password_field, "password");
+	assert_string_equal(pc->database, "ledger");
+	assert_false(pc->allow_plaintext_token);
+	/* left commented: the defaults */
+	assert_string_equal(pc->reset_query, "DISCARD ALL");
+	assert_int_equal(pc->nstartup_parameters, 6);
+	assert_string_equal(pc->startup_parameters[0], "application_name");
+	assert_false(pc->end_at_token_expiry);
+	assert_int_equal(pc->idle_timeout_ms, 15 * 60 * 1000);
+	assert_int_equal(pc->max_session_ms, 2 * 3600 * 1000);
+
+	assert_int_equal(rt->policy.nallow, 2);
+	for (i = 0; i < rt->policy.nallow; i++) {
+		rule = &rt->policy.allow[i];
+		assert_int_equal(rule->conds[rule->nconds - 1].kind, POLICY_COND_ATTR);
+		assert_string_equal(rule->conds[rule->nconds - 1].attr, "database");
+		assert_int_equal(rule->conds[rule->nconds - 1].attr_ref,
+		    INJ_PG_ATTR_DATABASE + 1);
+		assert_string_equal(rule->conds[rule->nconds - 1].values[0], "ledger");
+	}
+	assert_string_equal(rt->policy.allow[0].name, "ci-migrations");
+	assert_int_equal(rt->policy.ndeny, 1);
+	rule = &rt->policy.deny[0];
+	assert_string_equal(rule->name, "no-admin-names");
+	assert_int_equal(rule->nconds, 1);
+	assert_int_equal(rule->conds[0].kind, POLICY_COND_ATTR);
+	assert_int_equal(rule->conds[0].attr_ref, INJ_PG_ATTR_USER + 1);
+	assert_int_equal(rule->conds[0].nvalues, 3);
+
+	cg_config_free(cfg);
+	cg_errors_clear(&errs);
+}
+
 /* A rule may name every condition at once, each kept in order. */
 static void
 test_rule_conditions(void **state)
@@ -2267,6 +2340,7 @@ main(void)
 		cmocka_unit_test(test_file_owners),
 		cmocka_unit_test(test_include),
 		cmocka_unit_test(test_example),
+		cmocka_unit_test(test_example_postgres),
 		cmocka_unit_test(test_rule_conditions),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_round_trip),
