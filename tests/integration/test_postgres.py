@@ -669,6 +669,8 @@ def test_sequential_sessions_reuse_one_backend_reset(pg_stack):
                               "create temp table scratch (x int)",
                               "select pg_backend_pid()"], application_name=name, user=users[0])
     pid1 = int(out.strip())
+    # The first session ends (its login reset and pooled) before the second.
+    session_end(s, decision(s, users[0]))
     out = s.psql_ok("reuse", ["select pg_backend_pid()", "show statement_timeout",
                               "select to_regclass('pg_temp.scratch') is null"],
                     application_name=name, user=users[1])
@@ -820,3 +822,67 @@ def test_drain_deadline_ends_a_session(make_pg_stack):
             s.query(c, "select 1")
     finally:
         c.close()
+
+
+# ----------------------------------------------------------------------
+# Metrics
+# ----------------------------------------------------------------------
+def _metric(text, name, **labels):
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name}{{{want}}} in:\n{text}")
+
+
+def test_metrics_count_logins_keys_and_reuse(make_pg_stack):
+    """Logins by result, SCRAM keys by source, upstream connections opened
+    and reused, and the idle ones kept, per route."""
+    import http.client
+    admin = free_port()
+    s = make_pg_stack(lambda s: [s.route("m", postgres_over={"allow_plaintext_token": True})],
+                      extra={"admin": {"listen": f"127.0.0.1:{admin}"}})
+
+    def scrape():
+        conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+        try:
+            conn.request("GET", "/metrics")
+            return conn.getresponse().read().decode()
+        finally:
+            conn.close()
+
+    assert wait_for(lambda: _try(scrape) is not None), "no admin endpoint"
+    # Each login waits until the one before it is reset and back in the pool.
+    for _ in range(3):
+        backend_pid(s, "m")
+        assert wait_for(lambda: _metric(scrape(), "credgate_upstream_connections_idle",
+                                        route="m") == 1)
+    refused_login(s, "m", "not-a-token", "28P01", caller())
+    assert wait_for(lambda: _metric(scrape(), "credgate_logins_total", route="m",
+                                    result="refused") == 1)
+    text = scrape()
+    assert _metric(text, "credgate_logins_total", route="m", result="ok") == 1
+    assert _metric(text, "credgate_logins_total", route="m", result="reused") == 2
+    assert _metric(text, "credgate_logins_total", route="m", result="failed") == 0
+    # One derivation for the first login; the reused ones need none.
+    assert _metric(text, "credgate_scram_keys_total", route="m", source="derived") == 1
+    assert _metric(text, "credgate_upstream_connections_total", route="m", kind="opened") == 1
+    assert _metric(text, "credgate_upstream_connections_total", route="m", kind="reused") == 2
+    assert _metric(text, "credgate_upstream_connections_idle", route="m") == 1
+    # psycopg2 sends other startup parameters than psql (its own
+    # application_name): its logins are new ones, their keys from the cache.
+    for _ in range(2):
+        s.clients.append(psycopg2.connect(s.conninfo("m", user=caller()), password=s.token()))
+    text = scrape()
+    assert _metric(text, "credgate_scram_keys_total", route="m", source="cache") == 2
+    assert _metric(text, "credgate_scram_keys_total", route="m", source="derived") == 1
+    assert _metric(text, "credgate_upstream_connections_total", route="m", kind="opened") == 3
+    assert _metric(text, "credgate_upstream_connections_idle", route="m") == 1
+    assert _metric(text, "credgate_connections_open", route="m") == 2
+
+
+def _try(fn):
+    try:
+        return fn()
+    except OSError:
+        return None
