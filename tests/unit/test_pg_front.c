@@ -1576,6 +1576,51 @@ test_relay_bytewise(void **state)
 	assert_false(t->fh->ended);
 }
 
+/* The caller's Terminate after an idle ReadyForQuery: the login is reset
+ * and goes back to the pool. */
+static void
+terminate_reused(struct t *t)
+{
+	static const char x[] = "X\0\0\0\x04";
+	static const char reset_answer[] = "C\0\0\0\x10" "DISCARD ALL\0" "Z\0\0\0\x05" "I";
+	struct evbuffer *want = evbuffer_new();
+	size_t n;
+
+	fh_send(t->fh, INJ_CLIENT, x, sizeof(x) - 1);
+	fh_run(t->fh);
+	assert_int_equal(inj_pg_write_query(want, "DISCARD ALL"), 0);
+	n = evbuffer_get_length(want);
+	/* The reset query goes up, not the Terminate. */
+	expect_bytes(t->fh->out[INJ_UPSTREAM], evbuffer_pullup(want, (ssize_t)n), n);
+	evbuffer_free(want);
+	assert_int_equal(t->fh->dones, 0);
+	assert_int_equal(t->fh->reading[INJ_CLIENT], INJ_READ_OFF);
+	assert_int_equal(t->fh->armed_ms, t->fh->params.response_timeout_ms);
+	up_raw(t, reset_answer, sizeof(reset_answer) - 1);
+	assert_int_equal(t->fh->dones, 1);
+	assert_true(t->fh->reusable);
+	assert_true(t->fh->pool_conn);
+	assert_non_null(t->fh->pool_data);
+	assert_int_equal(t->fh->finishes, 1);
+	expect_empty(t->fh->out[INJ_CLIENT]);
+}
+
+static void
+test_terminate_reuses(void **state)
+{
+	struct t *t = *state;
+	unsigned char key[4];
+	uint32_t pid;
+
+	to_relay(t, &pid, key);
+	fh_send(t->fh, INJ_CLIENT, q_select, sizeof(q_select) - 1);
+	fh_run(t->fh);
+	up_raw(t, up_answer, sizeof(up_answer) - 1);
+	evbuffer_drain(t->fh->out[INJ_CLIENT], evbuffer_get_length(t->fh->out[INJ_CLIENT]));
+	evbuffer_drain(t->fh->out[INJ_UPSTREAM], evbuffer_get_length(t->fh->out[INJ_UPSTREAM]));
+	terminate_reused(t);
+}
+
 static void
 test_terminate_in_transaction(void **state)
 {
@@ -1632,6 +1677,40 @@ test_terminate_while_draining(void **state)
 	fh_run(t->fh);
 	assert_int_equal(t->fh->dones, 1);
 	assert_false(t->fh->reusable);
+}
+
+static void
+test_pooled_login(void **state)
+{
+	struct t *t = *state;
+	struct fake_host *first;
+	unsigned char key[4], key2[4];
+	uint32_t pid, pid2;
+
+	to_relay(t, &pid, key);
+	terminate_reused(t);
+	first = t->fh;
+	t->fh = host_new(t);
+	fh_pool_move(t->fh, first);
+	fh_free(first);
+
+	t->fh->connect_mode = FH_CONNECT_POOLED;
+	to_decide(t);
+	assert_true(fh_allow(t->fh, &t->cred.cred));
+	assert_int_equal(t->fh->connects, 1);
+	assert_true(t->fh->up_open);
+	assert_false(t->fh->connecting);
+	/* What the first login learnt, a new key, no upstream traffic. */
+	expect_greeting(t, &pid2, key2);
+	assert_true(pid2 != pid || memcmp(key, key2, 4) != 0);
+	expect_empty(t->fh->out[INJ_UPSTREAM]);
+	assert_int_equal(t->fh->answers, 1);
+	assert_int_equal(t->fh->counts[INJ_COUNT_LOGIN_REUSED], 1);
+	assert_int_equal(t->fh->counts[INJ_COUNT_LOGIN_OK], 0);
+	/* It relays at once. */
+	fh_send(t->fh, INJ_CLIENT, q_select, sizeof(q_select) - 1);
+	fh_run(t->fh);
+	expect_bytes(t->fh->out[INJ_UPSTREAM], q_select, sizeof(q_select) - 1);
 }
 
 static void
@@ -1754,6 +1833,23 @@ test_upstream_closes_in_relay(void **state)
 	assert_false(t->fh->reusable);
 	assert_int_equal(t->fh->finishes, 1);
 	assert_string_equal(t->fh->end_reason, "upstream_closed");
+}
+
+static void
+test_client_closes_in_relay(void **state)
+{
+	struct t *t = *state;
+	unsigned char key[4];
+	uint32_t pid;
+
+	to_relay(t, &pid, key);
+	fh_peer_close(t->fh, INJ_CLIENT, false);
+	fh_run(t->fh);
+	/* Between queries and idle: reset and kept, as after Terminate. */
+	assert_int_equal(evbuffer_get_length(t->fh->out[INJ_UPSTREAM]), 17);
+	up_raw(t, "C\0\0\0\x10" "DISCARD ALL\0" "Z\0\0\0\x05" "I", 23);
+	assert_int_equal(t->fh->dones, 1);
+	assert_true(t->fh->reusable);
 }
 
 static void
@@ -2067,14 +2163,17 @@ main(void)
 		T(test_upstream_tls_handshake_fails),
 		T(test_relay),
 		T(test_relay_bytewise),
+		T(test_terminate_reuses),
 		T(test_terminate_in_transaction),
 		T(test_terminate_without_reset_query),
 		T(test_terminate_while_draining),
+		T(test_pooled_login),
 		T(test_idle_timeout),
 		T(test_timer_early),
 		T(test_backpressure),
 		T(test_backpressure_upstream),
 		T(test_upstream_closes_in_relay),
+		T(test_client_closes_in_relay),
 		T(test_relay_bad_framing),
 		T(test_cancel_forwarded),
 		T(test_cancel_unknown),
