@@ -834,8 +834,11 @@ pg_login_auth(struct pg_front *f, const struct inj_pg_msg *m)
 		return;
 	}
 	if (a.code == INJ_PG_AUTH_OK) {
-		/* A SCRAM exchange proves the server too: not without its end. */
-		if (f->scram != NULL && !f->scram->signed_) {
+		/* A SCRAM exchange proves the server too: not without its end.
+		 * signed_ only says the signature to expect is known (since the
+		 * client's final message); a verified SASLFinal ends the
+		 * exchange, so one still open was never proven. */
+		if (f->scram != NULL) {
 			pg_upstream_failed(f, "upstream ended SCRAM without proving itself");
 			return;
 		}
@@ -911,6 +914,7 @@ pg_login_auth(struct pg_front *f, const struct inj_pg_msg *m)
 			pg_upstream_failed(f, "upstream's SCRAM signature does not verify");
 			return;
 		}
+		pg_scram_end(f);	/* proven: AuthenticationOk may follow */
 		return;
 	default:
 		snprintf(reason, sizeof(reason), "upstream asks for an authentication "

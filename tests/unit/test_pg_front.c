@@ -1288,6 +1288,22 @@ test_scram_bad_signature(void **state)
 }
 
 static void
+test_scram_no_final(void **state)
+{
+	struct t *t = *state;
+	struct scram_srv s;
+
+	memset(&s, 0, sizeof(s));
+	to_login(t);
+	scram_offer(t);
+	scram_srv_first(t, &s);
+	scram_srv_final(t, &s);
+	/* A server that does not prove it knows the password. */
+	up_ok_ready(t);
+	expect_login_failed(t, "SCRAM");
+}
+
+static void
 test_scram_ok_after_initial(void **state)
 {
 	struct t *t = *state;
@@ -2148,6 +2164,7 @@ main(void)
 		T(test_login_md5),
 		T(test_login_scram),
 		T(test_scram_bad_signature),
+		T(test_scram_no_final),
 		T(test_scram_ok_after_initial),
 		T(test_login_scram_plus),
 		T(test_login_scram_without_binding),
