@@ -830,6 +830,8 @@ test_password_over_max(void **state)
 	assert_int_equal(t->fh->proofs, 0);
 	assert_int_equal(t->fh->denies, 1);
 	assert_string_equal(t->fh->deny_code, "08P01");
+	/* Audit says which limit it was. */
+	assert_string_equal(t->fh->deny_reason, "password message over max_token_bytes");
 	assert_true(t->fh->ended);
 }
 
