@@ -1415,6 +1415,108 @@ test_upstream_closes_during_login(void **state)
 	expect_login_failed(t, "closed");
 }
 
+/* An upstream that breaks the login's rules: each case is what it sends
+ * after credgate's StartupMessage, and what audit is told. */
+static void
+test_login_violations(void **state)
+{
+	static const struct {
+		const char *name;
+		const char *bytes;
+		size_t len;
+		const char *reason;
+	} cases[] = {
+		{ "parameter before AuthenticationOk", S("S\0\0\0\x08" "a\0" "b\0"),
+		  "malformed parameter" },
+		{ "key before AuthenticationOk", S("K\0\0\0\x0c" "\0\0\0\x01" "abcd"),
+		  "malformed cancel key" },
+		{ "ready before AuthenticationOk", S("Z\0\0\0\x05" "I"),
+		  "ready before logging in" },
+		{ "authentication after AuthenticationOk",
+		  S("R\0\0\0\x08\0\0\0\0" "R\0\0\0\x08\0\0\0\x03"), "after its end" },
+		{ "a message of the relay", S("D\0\0\0\x06\0\0"), "unexpected message" },
+		{ "length under 4", S("R\0\0\0\x03"), "malformed message" },
+		{ "MD5 without its salt", S("R\0\0\0\x0b\0\0\0\x05" "abc"),
+		  "malformed authentication request" },
+		{ "no mechanism credgate speaks", S("R\0\0\0\x10\0\0\0\x0a" "GSSAPI\0\0"),
+		  "no SASL mechanism" },
+		{ "SASL continue first", S("R\0\0\0\x0c\0\0\0\x0b" "r=ab"), "out of order" },
+		{ "SASL final first", S("R\0\0\0\x0c\0\0\0\x0c" "v=ab"), "does not verify" },
+		{ "ready that is not one byte", S("R\0\0\0\x08\0\0\0\0" "Z\0\0\0\x06" "II"),
+		  "ready before logging in" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct t *t;
+
+		assert_int_equal(setup((void **)&t), 0);
+		to_login(t);
+		up_raw(t, cases[i].bytes, cases[i].len);
+		expect_login_failed(t, cases[i].reason);
+		teardown((void **)&t);
+	}
+}
+
+/* A server nonce that does not extend credgate's. */
+static void
+test_scram_foreign_nonce(void **state)
+{
+	struct t *t = *state;
+	static const char first[] = "r=someoneelsesnonce,s=c2FsdHNhbHQ=,i=4096";
+
+	to_login(t);
+	scram_offer(t);
+	up_auth(t, INJ_PG_AUTH_SASL_CONTINUE, first, sizeof(first) - 1);
+	expect_login_failed(t, "malformed SCRAM message");
+}
+
+/* A credential without the fields the route names. */
+static void
+test_credential_fields(void **state)
+{
+	struct t *t = *state;
+	struct fh_cred nopw, nouser;
+
+	fh_cred_init(&nopw, SVC_USER, NULL);
+	fh_cred_init(&nouser, NULL, SVC_PASS);
+	to_decide(t);
+	assert_true(fh_allow(t->fh, &nouser.cred));
+	assert_true(fh_connected(t->fh, true, NULL));
+	expect_login_failed(t, "no usable user name");
+	expect_empty(t->fh->out[INJ_UPSTREAM]);
+
+	fh_free(t->fh);
+	t->fh = host_new(t);
+	to_decide(t);
+	assert_true(fh_allow(t->fh, &nopw.cred));
+	assert_true(fh_connected(t->fh, true, NULL));
+	evbuffer_drain(t->fh->out[INJ_UPSTREAM], evbuffer_get_length(t->fh->out[INJ_UPSTREAM]));
+	up_auth(t, INJ_PG_AUTH_CLEARTEXT, NULL, 0);
+	expect_login_failed(t, "no usable password");
+	expect_empty(t->fh->out[INJ_UPSTREAM]);
+}
+
+/* Notices while logging in are the login's: not the caller's. */
+static void
+test_login_notice(void **state)
+{
+	struct t *t = *state;
+	static const char notice[] = "N\0\0\0\x15" "SWARNING\0" "Mhello\0" "\0";
+	unsigned char key[4];
+	struct msg m;
+	uint32_t pid;
+
+	to_login(t);
+	up_raw(t, notice, sizeof(notice) - 1);
+	up_auth(t, INJ_PG_AUTH_CLEARTEXT, NULL, 0);
+	take(t->fh->out[INJ_UPSTREAM], &m);
+	up_raw(t, notice, sizeof(notice) - 1);
+	up_ok_ready(t);
+	expect_greeting(t, &pid, key);
+}
+
 static void
 test_client_closes_during_login(void **state)
 {
@@ -1751,6 +1853,125 @@ test_idle_timeout(void **state)
 	assert_false(t->fh->reusable);
 	assert_int_equal(t->fh->finishes, 1);
 	assert_string_equal(t->fh->end_reason, "idle_timeout");
+}
+
+static void
+test_max_session(void **state)
+{
+	struct t *t = *state;
+	unsigned char key[4];
+	char text[200];
+	uint32_t pid;
+
+	t->cfg.max_session_ms = 1;
+	to_relay(t, &pid, key);
+	assert_true(t->fh->armed_ms <= 1);
+	usleep(5000);
+	/* Traffic does not extend it. */
+	fh_send(t->fh, INJ_CLIENT, q_select, sizeof(q_select) - 1);
+	fh_run(t->fh);
+	up_raw(t, up_answer, sizeof(up_answer) - 1);
+	evbuffer_drain(t->fh->out[INJ_CLIENT], evbuffer_get_length(t->fh->out[INJ_CLIENT]));
+	assert_true(fh_timeout(t->fh));
+	expect_fatal(t->fh->out[INJ_CLIENT], "57P01", text, sizeof(text));
+	assert_string_equal(text, "terminating connection: max_session reached");
+	assert_string_equal(t->fh->end_reason, "max_session");
+	assert_int_equal(t->fh->dones, 1);
+	assert_false(t->fh->reusable);
+}
+
+static void
+test_token_expiry(void **state)
+{
+	struct t *t = *state;
+	unsigned char key[4];
+	char text[200];
+	uint32_t pid;
+
+	t->cfg.end_at_token_expiry = true;
+	t->fh->params.proof_expires = cg_now_ms() / 1000 - 1;
+	to_relay(t, &pid, key);
+	assert_int_equal(t->fh->armed_ms, 0);
+	assert_true(fh_timeout(t->fh));
+	expect_fatal(t->fh->out[INJ_CLIENT], "57P01", text, sizeof(text));
+	assert_string_equal(text, "terminating connection: its token expired");
+	assert_string_equal(t->fh->end_reason, "token_expired");
+}
+
+/* A relayed message cut short: the end of the session cannot add an
+ * error into it (the caller's framing would break). */
+static void
+test_idle_timeout_mid_message(void **state)
+{
+	struct t *t = *state;
+	unsigned char key[4];
+	uint32_t pid;
+
+	t->cfg.idle_timeout_ms = 1;
+	to_relay(t, &pid, key);
+	up_raw(t, "D\0\0\0\x0b\0\x01", 7);
+	expect_bytes(t->fh->out[INJ_CLIENT], "D\0\0\0\x0b\0\x01", 7);
+	usleep(5000);
+	assert_true(fh_timeout(t->fh));
+	expect_empty(t->fh->out[INJ_CLIENT]);
+	assert_int_equal(t->fh->finishes, 1);
+}
+
+/* What the server reports while relaying and resetting is what the next
+ * caller of the pooled login is told. */
+static void
+test_pooled_params(void **state)
+{
+	struct t *t = *state;
+	struct fake_host *first;
+	struct evbuffer *b = evbuffer_new(), *out;
+	struct inj_pg_str a, v;
+	struct inj_pg_error err;
+	struct inj_pg_msg pm;
+	unsigned char key[4];
+	struct msg m;
+	uint32_t pid;
+	size_t i;
+	static const char *const want[][2] = {
+		{ "server_version", "17.2" }, { "client_encoding", "UTF8" },
+		{ "TimeZone", "UTC" },
+	};
+
+	to_relay(t, &pid, key);
+	assert_int_equal(inj_pg_write_param_status(b, "client_encoding", "LATIN1"), 0);
+	assert_int_equal(inj_pg_write_param_status(b, "TimeZone", "UTC"), 0);
+	send_buf(t, INJ_UPSTREAM, b);
+	evbuffer_drain(t->fh->out[INJ_CLIENT], evbuffer_get_length(t->fh->out[INJ_CLIENT]));
+	fh_send(t->fh, INJ_CLIENT, "X\0\0\0\x04", 5);
+	fh_run(t->fh);
+	assert_int_equal(inj_pg_write_param_status(b, "client_encoding", "UTF8"), 0);
+	assert_int_equal(evbuffer_add(b, "C\0\0\0\x10" "DISCARD ALL\0" "Z\0\0\0\x05" "I", 23), 0);
+	send_buf(t, INJ_UPSTREAM, b);
+	evbuffer_free(b);
+	assert_true(t->fh->reusable);
+
+	first = t->fh;
+	t->fh = host_new(t);
+	fh_pool_move(t->fh, first);
+	fh_free(first);
+	t->fh->connect_mode = FH_CONNECT_POOLED;
+	to_decide(t);
+	assert_true(fh_allow(t->fh, &t->cred.cred));
+	out = t->fh->out[INJ_CLIENT];
+	expect_auth(out, INJ_PG_AUTH_OK);
+	for (i = 0; i < 3; i++) {
+		take(out, &m);
+		assert_int_equal(m.type, 'S');
+		pm = as_pg(&m);
+		assert_int_equal(inj_pg_parse_param_status(&pm, &a, &v, &err), 0);
+		assert_string_equal(a.p, want[i][0]);
+		assert_string_equal(v.p, want[i][1]);
+	}
+	take(out, &m);
+	assert_int_equal(m.type, 'K');
+	take(out, &m);
+	assert_int_equal(m.type, 'Z');
+	expect_empty(out);
 }
 
 static void
@@ -2174,6 +2395,10 @@ main(void)
 		T(test_unknown_auth),
 		T(test_upstream_error_during_login),
 		T(test_upstream_closes_during_login),
+		cmocka_unit_test(test_login_violations),
+		T(test_scram_foreign_nonce),
+		T(test_credential_fields),
+		T(test_login_notice),
 		T(test_client_closes_during_login),
 		T(test_login_bytewise),
 		T(test_upstream_tls),
@@ -2188,6 +2413,10 @@ main(void)
 		T(test_terminate_while_draining),
 		T(test_pooled_login),
 		T(test_idle_timeout),
+		T(test_max_session),
+		T(test_token_expiry),
+		T(test_idle_timeout_mid_message),
+		T(test_pooled_params),
 		T(test_timer_early),
 		T(test_backpressure),
 		T(test_backpressure_upstream),
