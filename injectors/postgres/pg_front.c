@@ -1062,8 +1062,10 @@ pg_connected(void *st, bool ok, const char *reason)
 			pg_close(f, "cancel_connect_failed");
 		} else if (f->step == PG_LOGIN_CONNECT && f->p->upstream_tls) {
 			f->step = PG_LOGIN_SSL;
-			if (inj_pg_write_ssl_request(pg_out(f, INJ_UPSTREAM)) != 0)
+			if (inj_pg_write_ssl_request(pg_out(f, INJ_UPSTREAM)) != 0) {
 				pg_close(f, "out of memory");
+				return;
+			}
 			pg_state_set(f, PG_CANCEL);
 			f->ho->reading(f->h, INJ_UPSTREAM, INJ_READ_ON);
 		} else
