@@ -70,6 +70,8 @@ struct cg_tls_client {
 	bool enabled;			/* routes.[].upstream.tls.enabled */
 	char *ca;			/* CA bundle; NULL = the system store */
 	bool verify;			/* false only by explicit setting; -t warns */
+	bool verify_name;		/* with verify: the name too (else the chain
+					   only, libpq's verify-ca) */
 	char *server_name;		/* SNI and name to verify; when enabled, never
 					   NULL: a copy of upstream.host if not set.
 					   May be an IP address (verify as IP, no SNI) */

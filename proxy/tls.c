@@ -708,7 +708,7 @@ tls_client_ssl_new(SSL_CTX *ctx, const struct cg_tls_client *cfg,
 	/* RFC 6066: SNI carries host names only, never literal addresses. */
 	if (!is_ip && SSL_set_tlsext_host_name(ssl, host) != 1)
 		goto fail;
-	if (cfg->verify) {
+	if (cfg->verify && cfg->verify_name) {
 		if (is_ip) {
 			if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
 			    host) != 1)

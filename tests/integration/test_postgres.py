@@ -886,3 +886,27 @@ def _try(fn):
         return fn()
     except OSError:
         return None
+
+
+# ----------------------------------------------------------------------
+# Upstream TLS: verify-full by default, verify-ca with verify_name = false
+# ----------------------------------------------------------------------
+def test_upstream_tls_name_is_verified_unless_verify_name_is_false(make_pg_stack):
+    def routes(s):
+        pg = s.pg
+
+        def up(**tls):
+            return {"host": "127.0.0.1", "port": pg.port,
+                    "tls": {"enabled": True, "ca": pg.pki.ca_file,
+                            "server_name": "not-this-server.example", **tls}}
+        plain = {"allow_plaintext_token": True}
+        return [s.route("full", upstream=up(), postgres_over=plain),
+                s.route("ca", upstream=up(verify_name=False), postgres_over=plain)]
+    s = make_pg_stack(routes)
+    # The CA issued the server's certificate for localhost, not this name.
+    assert s.psql_ok("ca", "select ssl from pg_stat_ssl where pid = pg_backend_pid()"
+                     ).strip() == "t"
+    user = caller()
+    refused_login(s, "full", s.token(), "08006", user)
+    d = decision(s, user)
+    assert d["decision"]["result"] == "allow", d

@@ -1498,6 +1498,10 @@ static const char *s_tls_suites(const struct cg_config *c) { return c->routes[0]
 static const char *s_tls_curves(const struct cg_config *c) { return c->routes[0].tls.curves; }
 static int64_t g_up_tls(const struct cg_config *c) { return c->routes[0].upstream_tls.enabled; }
 static int64_t g_up_verify(const struct cg_config *c) { return c->routes[0].upstream_tls.verify; }
+static int64_t g_up_verify_name(const struct cg_config *c)
+{
+	return c->routes[0].upstream_tls.verify_name;
+}
 static const char *s_up_min(const struct cg_config *c) { return c->routes[0].upstream_tls.min_version; }
 static const char *s_up_ciphers(const struct cg_config *c) { return c->routes[0].upstream_tls.ciphers; }
 static const char *s_up_suites(const struct cg_config *c)
@@ -1564,6 +1568,7 @@ static const struct def_check {
 	{ "routes.[].tls.curves", NULL, s_tls_curves, NULL, NULL },
 	{ "routes.[].upstream.tls.enabled", g_up_tls, NULL, NULL, NULL },
 	{ "routes.[].upstream.tls.verify", g_up_verify, NULL, NULL, NULL },
+	{ "routes.[].upstream.tls.verify_name", g_up_verify_name, NULL, NULL, NULL },
 	{ "routes.[].upstream.tls.min_version", NULL, s_up_min, NULL, NULL },
 	{ "routes.[].upstream.tls.ciphers", NULL, s_up_ciphers, NULL, NULL },
 	{ "routes.[].upstream.tls.ciphersuites", NULL, s_up_suites, NULL, NULL },
