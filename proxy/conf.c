@@ -1844,9 +1844,37 @@ const struct cg_setting_ops conf_ops_admin_listen = {
 	.clear = admin_listen_clear, .copy = admin_listen_copy,
 };
 
+/* The longest unix socket path (struct sockaddr_un's, with its NUL). */
+#define UNIX_PATH_MAX	108
+
 /*
- * routes.[].listen: "host:port" or "[v6]:port".  What cannot be parsed
- * stays unset; build_route() says why, in its order of messages.
+ * A route's listen address: parse_listen()'s, or "unix:" and an absolute
+ * path (a unix socket; *host gets the path, *port 0).  Returns as
+ * parse_listen() does, and 3 for a path that is not absolute, has a NUL
+ * or is too long.
+ */
+static int
+parse_route_listen(const char *s, char **host, int *port)
+{
+	const char *path;
+
+	if (strncmp(s, "unix:", 5) != 0)
+		return parse_listen(s, host, port);
+	*host = NULL;
+	*port = 0;
+	path = s + 5;
+	if (path[0] != '/' || strlen(path) >= UNIX_PATH_MAX || strstr(path, "/../") != NULL ||
+	    path[strlen(path) - 1] == '/')
+		return 3;
+	if ((*host = strdup(path)) == NULL)
+		return CG_ERR_NOMEM;
+	return 0;
+}
+
+/*
+ * routes.[].listen: "host:port", "[v6]:port" or "unix:/path".  What
+ * cannot be parsed stays unset; build_route() says why, in its order of
+ * messages.
  */
 static void
 listen_parse(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
@@ -1856,7 +1884,7 @@ listen_parse(struct load *ld, const struct cg_setting *r, const config_setting_t
 
 	if (m == NULL || config_setting_type(m) != CONFIG_TYPE_STRING)
 		return;
-	if (parse_listen(config_setting_get_string(m), &rt->listen_host,
+	if (parse_route_listen(config_setting_get_string(m), &rt->listen_host,
 	    &rt->listen_port) == CG_ERR_NOMEM)
 		ld->nomem = true;
 }
@@ -3048,15 +3076,20 @@ build_route(struct load *ld, const config_setting_t *rg, size_t idx, struct cg_c
 
 		path_join(sub, sizeof(sub), rpath, "listen");
 		/* listen_parse() filled what parses; say why the rest does not */
-		if (rt->listen_host == NULL && (r = parse_listen(listen, &host, &port)) == 0)
+		if (rt->listen_host == NULL &&
+		    (r = parse_route_listen(listen, &host, &port)) == 0)
 			r = 1;
 		free(host);
 		if (r == CG_ERR_NOMEM)
 			ld->nomem = true;
 		else if (r == 2)
 			ld_err(ld, m, sub, "%s: port not in 1..65535", QUOTE(q, listen));
+		else if (r == 3)
+			ld_err(ld, m, sub, "%s: a unix socket needs an absolute path of at most "
+			    "%d bytes", QUOTE(q, listen), UNIX_PATH_MAX - 1);
 		else if (r != 0)
-			ld_err(ld, m, sub, "%s is not host:port or [v6]:port", QUOTE(q, listen));
+			ld_err(ld, m, sub, "%s is not host:port, [v6]:port or unix:/path",
+			    QUOTE(q, listen));
 		for (k = 0; r == 0 && k + 1 < cfg->nroutes; k++) {
 			const struct cg_route *o = &cfg->routes[k];
 
@@ -3136,7 +3169,10 @@ is_wildcard(const char *host)
 static const char *
 listen_text(const char *host, int port, char *out, size_t size)
 {
-	snprintf(out, size, strchr(host, ':') != NULL ? "[%s]:%d" : "%s:%d", host, port);
+	if (host[0] == '/')
+		snprintf(out, size, "unix:%s", host);
+	else
+		snprintf(out, size, strchr(host, ':') != NULL ? "[%s]:%d" : "%s:%d", host, port);
 	return out;
 }
 

@@ -1216,6 +1216,10 @@ conn_accept(struct cg_worker *w, struct cg_route_rt *rt, int fd, const struct so
 
 		inet_ntop(AF_INET6, &s6->sin6_addr, c->peer_ip, sizeof(c->peer_ip));
 		c->peer_port = ntohs(s6->sin6_port);
+	} else if (sa->sa_family == AF_UNIX) {
+		/* A local process on the route's unix socket: no address. */
+		memcpy(c->peer_ip, "unix", 5);
+		c->peer_port = 0;
 	} else {
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
 

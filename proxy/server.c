@@ -10,6 +10,7 @@
  * their views through theirs.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <netdb.h>
 #include <pwd.h>
@@ -120,8 +121,11 @@ resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len,
 static void
 listen_key(char *out, size_t size, const char *host, int port)
 {
-	snprintf(out, size, "%s%s%s:%d", strchr(host, ':') ? "[" : "", host,
-	    strchr(host, ':') ? "]" : "", port);
+	if (host[0] == '/')
+		snprintf(out, size, "unix:%s", host);	/* a unix socket's path */
+	else
+		snprintf(out, size, "%s%s%s:%d", strchr(host, ':') ? "[" : "", host,
+		    strchr(host, ':') ? "]" : "", port);
 }
 
 /*
@@ -230,8 +234,17 @@ open_listeners(struct cg_process *p, struct cg_gen *g, struct cg_gen *old,
 		if (old != NULL && cg_gen_route_by_listen(old, rt->listen_key) != NULL)
 			continue;
 		for (k = 0; k < p->nworkers; k++) {
-			if ((r = listener_open(rt->route->listen_host, rt->route->listen_port,
-			    &fd, why, sizeof(why))) != 0) {
+			/* A unix socket has no SO_REUSEPORT: the workers share
+			 * one, each accepting from it. */
+			if (k > 0 && rt->route->listen_host[0] == '/') {
+				if ((fd = fcntl(lists[0]->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+					snprintf(err, errlen, "routes.[%zu].listen: %s", i,
+					    strerror(errno));
+					r = CG_ERR_IO;
+					goto fail;
+				}
+			} else if ((r = listener_open(rt->route->listen_host,
+			    rt->route->listen_port, &fd, why, sizeof(why))) != 0) {
 				snprintf(err, errlen, "routes.[%zu].listen: %s", i, why);
 				goto fail;
 			}

@@ -53,7 +53,7 @@ struct cg_route_rt {
 	struct sockaddr_storage upstream;	/* resolved when the generation is built */
 	socklen_t upstream_len;
 	char upstream_name[80];			/* "host:port" for audit and logs */
-	char listen_key[80];			/* "host:port" as configured */
+	char listen_key[128];			/* "host:port" or "unix:/path" */
 	struct cg_route_shared *shared;
 	struct ssl_ctx_st *server_ctx;		/* listener TLS; NULL = plain */
 	struct ssl_ctx_st *client_ctx;		/* upstream TLS; NULL = plain */
@@ -103,7 +103,7 @@ struct cg_pending_slot {
 
 /* One listening socket of one worker. */
 struct cg_listener {
-	char key[80];			/* the listen address, "host:port" */
+	char key[128];			/* the listen address, as listen_key */
 	int fd;
 	struct evconnlistener *ev;
 	struct event *resume;		/* turns accepting back on after a pause;

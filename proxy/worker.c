@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -39,6 +41,60 @@
 static void worker_conn_unadmit(struct cg_worker *w, struct cg_route_rt *rt);
 static void worker_ask_evict(struct cg_worker *w);
 
+/*
+ * A unix socket at path.  A socket file left by a process that is gone
+ * (nothing accepts on it) is replaced; one that answers is another
+ * server's, and so is anything that is not a socket.  The file is made
+ * 0666: the folder's permissions say who may connect.
+ */
+static int
+listener_open_unix(const char *path, int *fdp, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd, probe;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "unix:%s: path too long", path);
+		return CG_ERR_FORMAT;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "unix:%s: exists and is not a socket", path);
+			return CG_ERR_IO;
+		}
+		if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+			goto fail;
+		if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0 ||
+		    errno != ECONNREFUSED) {
+			close(probe);
+			snprintf(err, errlen, "unix:%s: in use by another server", path);
+			return CG_ERR_IO;
+		}
+		close(probe);
+		if (unlink(path) != 0)
+			goto fail;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    chmod(path, 0666) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		goto fail;
+	}
+	*fdp = fd;
+	return 0;
+ fail:
+	snprintf(err, errlen, "cannot listen on unix:%s: %s", path, strerror(errno));
+	return CG_ERR_IO;
+}
+
 int
 listener_open(const char *host, int port, int *fdp, char *err, size_t errlen)
 {
@@ -47,6 +103,8 @@ listener_open(const char *host, int port, int *fdp, char *err, size_t errlen)
 	int fd = -1, one = 1, r;
 
 	*fdp = -1;
+	if (host[0] == '/')
+		return listener_open_unix(host, fdp, err, errlen);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -152,7 +210,8 @@ pending_bucket(uint64_t addr, uint64_t key)
 	return (uint32_t)(z & (PENDING_BUCKETS - 1));
 }
 
-/* IPv4 (also IPv4-mapped IPv6) by its address, IPv6 by its /64. */
+/* IPv4 (also IPv4-mapped IPv6) by its address, IPv6 by its /64; the
+ * local processes on a unix socket all as one. */
 static uint64_t
 pending_addr(const struct sockaddr *sa)
 {
@@ -160,6 +219,9 @@ pending_addr(const struct sockaddr *sa)
 	const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
 	uint64_t a = 0;
 	uint32_t v4;
+
+	if (sa->sa_family == AF_UNIX)
+		return 1ULL << 62;	/* apart from any IPv4 or IPv6 value */
 
 	if (sa->sa_family == AF_INET6) {
 		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {

@@ -910,3 +910,49 @@ def test_upstream_tls_name_is_verified_unless_verify_name_is_false(make_pg_stack
     refused_login(s, "full", s.token(), "08006", user)
     d = decision(s, user)
     assert d["decision"]["result"] == "allow", d
+
+
+# ----------------------------------------------------------------------
+# A unix-socket listener
+# ----------------------------------------------------------------------
+def test_unix_socket_listener(make_pg_stack, tmp_path):
+    """A route on a unix socket, added by a reload: psql reaches it by
+    its folder and port as it would PostgreSQL's; a socket file a dead
+    process left is replaced, anything else at the path refused."""
+    plain = {"allow_plaintext_token": True}
+    sockdir = tmp_path / "sock"
+    sockdir.mkdir()
+    path = str(sockdir / ".s.PGSQL.6543")
+    # What a killed server leaves: a socket file nothing accepts on.
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)
+    stale.close()
+    s = make_pg_stack(lambda s: [s.route("t", postgres_over=plain)])
+    routes = [s.route("t", postgres_over=plain),
+              s.route("u", postgres_over=plain, listen="unix:" + path)]
+    s.rewrite(routes)
+    ok = s.cg.stderr().count("msg=reloaded")
+    s.cg.signal(signal.SIGHUP)
+    assert wait_for(lambda: s.cg.stderr().count("msg=reloaded") > ok, timeout=10), \
+        "the reload did not happen:\n" + s.cg.stderr()[-2000:]
+    assert oct(os.stat(path).st_mode & 0o777) == "0o666"
+    user = caller()
+    rc, out, err = s.run([pg_client(s.pg.bindir, "psql"), "-X", "-At", "-c",
+                          "select current_user", "-d",
+                          f"host={sockdir} port=6543 dbname=ledger user={user}"],
+                         token=s.token())
+    assert rc == 0, err
+    assert out.strip() == "svc_scram"
+    d = decision(s, user)
+    assert d["client"]["addr"] == "unix" and d["client"]["tls"] is False, d
+
+    # Anything but a socket at the path: the route cannot listen.
+    other = tmp_path / "sock2"
+    other.mkdir()
+    (other / "x").write_text("not a socket")
+    s.rewrite(routes[:1] + [s.route("v", postgres_over=plain,
+                                    listen="unix:" + str(other / "x"))])
+    s.cg.signal(signal.SIGHUP)
+    assert wait_for(lambda: "not a socket" in s.cg.stderr(), timeout=10), \
+        s.cg.stderr()[-2000:]
+    assert (other / "x").read_text() == "not a socket"

@@ -46,6 +46,13 @@ static const char *const base_lines[] = {
 };
 #define NBASE CG_ARRAY_LEN(base_lines)
 
+/* A unix socket path one byte too long (108 with its '/'). */
+#define UNIX_LONG "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+/* ... as a message quotes it: its first 96 bytes. */
+#define UNIX_LONG_Q "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa..."
+
 /* A second route, replacing line 11: its lines are 12 to 14. */
 #define ROUTE_B(name, listen) \
 	"}, {\n" \
@@ -236,11 +243,21 @@ static const struct msg_case msg_cases[] = {
 	  { "credgate.conf:9: routes.[0].expires: \"soon\" is not a date (YYYY-MM-DD) or an "
 	    "RFC 3339 time" } },
 	{ "bad listen: no port", { E(6, "\tlisten = \"127.0.0.1\";") }, CG_ERR_FORMAT,
-	  { "credgate.conf:6: routes.[0].listen: \"127.0.0.1\" is not host:port or [v6]:port" } },
+	  { "credgate.conf:6: routes.[0].listen: \"127.0.0.1\" is not host:port, [v6]:port or unix:/path" } },
 	{ "bad listen: bare v6", { E(6, "\tlisten = \"::1:8080\";") }, CG_ERR_FORMAT,
-	  { "credgate.conf:6: routes.[0].listen: \"::1:8080\" is not host:port or [v6]:port" } },
+	  { "credgate.conf:6: routes.[0].listen: \"::1:8080\" is not host:port, [v6]:port or unix:/path" } },
 	{ "bad listen: bad v6", { E(6, "\tlisten = \"[::g]:8080\";") }, CG_ERR_FORMAT,
-	  { "credgate.conf:6: routes.[0].listen: \"[::g]:8080\" is not host:port or [v6]:port" } },
+	  { "credgate.conf:6: routes.[0].listen: \"[::g]:8080\" is not host:port, [v6]:port or unix:/path" } },
+	{ "listen: a unix socket", { E(6, "\tlisten = \"unix:/run/credgate/.s.PGSQL.5432\";") },
+	  0, { NULL } },
+	{ "bad listen: a relative unix path", { E(6, "\tlisten = \"unix:run/x.sock\";") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].listen: \"unix:run/x.sock\": a unix socket needs an "
+	    "absolute path of at most 107 bytes" } },
+	{ "bad listen: a unix path too long", { E(6, "\tlisten = \"unix:/" UNIX_LONG "\";") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].listen: \"unix:/" UNIX_LONG_Q "\": a unix socket needs "
+	    "an absolute path of at most 107 bytes" } },
 	{ "bad listen: port 0", { E(6, "\tlisten = \"127.0.0.1:0\";") }, CG_ERR_FORMAT,
 	  { "credgate.conf:6: routes.[0].listen: \"127.0.0.1:0\": port not in 1..65535" } },
 	{ "bad listen: port 65536", { E(6, "\tlisten = \"[::1]:65536\";") }, CG_ERR_FORMAT,
