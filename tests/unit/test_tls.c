@@ -298,7 +298,8 @@ srv_cfg(char *cert, char *key, enum cg_tls_verify verify)
 static struct cg_tls_client
 cli_cfg(char *ca, bool verify)
 {
-	struct cg_tls_client c = { .enabled = true, .ca = ca, .verify = verify };
+	struct cg_tls_client c = { .enabled = true, .ca = ca, .verify = verify,
+	    .verify_name = true };
 	return c;
 }
 
@@ -623,6 +624,12 @@ test_verify_server(void **state)
 	named.server_name = "db.example.org";
 	assert_int_equal(try_client(sctx, cgood, &named, "localhost",
 	    "hostname mismatch"), HS_CLIENT_FAILED);
+	/* verify_name = false (verify-ca): any name, but still the CA. */
+	named.server_name = "db.example.org";
+	named.verify_name = false;
+	assert_int_equal(try_client(sctx, cgood, &named, "localhost", "ok"), HS_OK);
+	assert_int_equal(try_client(octx, cgood, &named, "localhost",
+	    "unable to get local issuer certificate"), HS_CLIENT_FAILED);
 	/* An expired certificate. */
 	assert_int_equal(try_client(ectx, cgood, &good, "localhost",
 	    "certificate has expired"), HS_CLIENT_FAILED);
