@@ -231,6 +231,15 @@ struct inj_host_ops {
 	 * or refuse() follows, possibly before proof() returns.
 	 */
 	void (*proof)(struct inj_host *h, const char *proof, size_t len);
+	/*
+	 * The caller's verified client certificate as its whole proof, where
+	 * the route lets a certificate log in: false when there is none
+	 * (nothing happened).  Else the engine decides as for proof(), with
+	 * no token: only an allow rule that names the certificate
+	 * (client_subject, client_san) can allow; allowed() or refuse()
+	 * follows, possibly before it returns.
+	 */
+	bool (*peer_proof)(struct inj_host *h);
 	/* The protocol refuses the proof as malformed before verification:
 	 * audited as a decision to deny, with code, the protocol's answer
 	 * ("401", "28P01"), which it gives itself. */

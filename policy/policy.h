@@ -310,6 +310,10 @@ struct policy_attr {
 struct policy_request {
 	const struct policy_identity *id;
 	const struct policy_peer *peer;	/* NULL: no verified client certificate */
+	bool peer_only;			/* the certificate is the caller's whole
+					   proof (id NULL): only an allow rule
+					   that names it (client_subject,
+					   client_san) can allow */
 	const struct policy_attr *attrs; /* attrs[id], for ids below nattrs; borrowed */
 	size_t nattrs;
 	int64_t now_s;

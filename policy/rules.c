@@ -233,6 +233,19 @@ policy_rule_resolve_attrs(struct policy_rule *rule, const char *const *attrs)
 	return unknown;
 }
 
+/* Whether rule names the client certificate. */
+static bool
+rule_names_peer(const struct policy_rule *rule)
+{
+	size_t i;
+
+	for (i = 0; i < rule->nconds; i++)
+		if (rule->conds[i].kind == POLICY_COND_CLIENT_SUBJECT ||
+		    rule->conds[i].kind == POLICY_COND_CLIENT_SAN)
+			return true;
+	return false;
+}
+
 static bool
 rule_holds(const struct policy_rule *rule, const struct policy_request *q)
 {
@@ -269,6 +282,10 @@ policy_decide(const struct policy_route *r, const struct policy_request *q,
 		}
 	}
 	for (i = 0; i < r->nallow; i++) {
+		/* A rule without a word on the certificate would let any
+		 * verified one in (a rule with no condition holds for all). */
+		if (q->peer_only && !rule_names_peer(&r->allow[i]))
+			continue;
 		if (rule_holds(&r->allow[i], q)) {
 			d->result = POLICY_ALLOW;
 			d->rule = r->allow[i].name;

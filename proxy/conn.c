@@ -950,6 +950,12 @@ host_proof(struct inj_host *h, const char *proof, size_t len)
 	conn_proof(HOST_CONN(h), proof, len);
 }
 
+static bool
+host_peer_proof(struct inj_host *h)
+{
+	return conn_peer_proof(HOST_CONN(h));
+}
+
 static void
 host_deny(struct inj_host *h, const char *code, const char *reason)
 {
@@ -1129,6 +1135,7 @@ static const struct inj_host_ops conn_host_ops = {
 	.drop_upstream = host_drop_upstream,
 	.begin = host_begin,
 	.proof = host_proof,
+	.peer_proof = host_peer_proof,
 	.deny = host_deny,
 	.audit_error = host_audit_error,
 	.audit_echo = host_audit_echo,

@@ -237,40 +237,25 @@ conn_secret_ready_cb(int err, struct secret *s, const char *reason, void *arg)
 	conn_flush(arg);
 }
 
-void
-conn_proof(struct conn *c, const char *proof, size_t len)
+/*
+ * Policy decides on what the caller proved (c->ident, the verified
+ * certificate; with peer_only the certificate alone), then the
+ * credential is fetched: allowed() or refuse() follows.
+ */
+static void
+conn_decide(struct conn *c, bool peer_only)
 {
-	const struct cg_config *cfg = c->cfg;
 	const struct cg_route *route = c->route;
 	const struct inj_request *req = c->req;
 	struct policy_attr attrs[INJ_ATTRS_MAX];
 	struct policy_request q;
-	struct token_cache *tc;
-	const char *why;
-	char reason[160];
-	bool hit = false;
 	size_t i;
 	int r;
-
-	/* The cache serves only the worker's current generation: entries
-	 * point at its issuers, which an older generation's free would reuse. */
-	tc = c->gen == c->w->gen ? c->w->tokens : NULL;
-	r = token_cache_verify(tc, cfg->issuers, cfg->nissuers, proof, len,
-	    cg_now_ms() / 1000, cfg->max_token_bytes, &c->ident, &why, &hit);
-	if (tc != NULL)
-		metrics_token_cache(c->w->metrics, hit);
-	if (r != 0) {
-		snprintf(reason, sizeof(reason), "invalid token: %s", why);
-		conn_deny(c, c->proto->refusal_code(INJ_REFUSE_PROOF), reason);
-		conn_refuse(c, INJ_REFUSE_PROOF, reason);
-		return;
-	}
-
-	c->params.proof_expires = c->ident->exp;
 
 	/* May they?  The attributes come in the protocol's order: by id. */
 	memset(&q, 0, sizeof(q));
 	q.id = c->ident;
+	q.peer_only = peer_only;
 	for (i = 0; req != NULL && i < req->nattrs && i < INJ_ATTRS_MAX; i++) {
 		attrs[i].value = req->attrs[i].value;
 		attrs[i].len = req->attrs[i].len;
@@ -307,6 +292,44 @@ conn_proof(struct conn *c, const char *proof, size_t len)
 		return;
 	}
 	conn_decided(c);
+}
+
+void
+conn_proof(struct conn *c, const char *proof, size_t len)
+{
+	const struct cg_config *cfg = c->cfg;
+	struct token_cache *tc;
+	const char *why;
+	char reason[160];
+	bool hit = false;
+	int r;
+
+	/* The cache serves only the worker's current generation: entries
+	 * point at its issuers, which an older generation's free would reuse. */
+	tc = c->gen == c->w->gen ? c->w->tokens : NULL;
+	r = token_cache_verify(tc, cfg->issuers, cfg->nissuers, proof, len,
+	    cg_now_ms() / 1000, cfg->max_token_bytes, &c->ident, &why, &hit);
+	if (tc != NULL)
+		metrics_token_cache(c->w->metrics, hit);
+	if (r != 0) {
+		snprintf(reason, sizeof(reason), "invalid token: %s", why);
+		conn_deny(c, c->proto->refusal_code(INJ_REFUSE_PROOF), reason);
+		conn_refuse(c, INJ_REFUSE_PROOF, reason);
+		return;
+	}
+	c->params.proof_expires = c->ident->exp;
+	conn_decide(c, false);
+}
+
+/* The verified client certificate as the whole proof. */
+bool
+conn_peer_proof(struct conn *c)
+{
+	if (!c->peer_ok)
+		return false;
+	c->params.proof_expires = 0;
+	conn_decide(c, true);
+	return true;
 }
 
 /*

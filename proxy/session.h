@@ -187,6 +187,7 @@ void conn_params_set(struct conn *c);
 int conn_begin(struct conn *c, const struct inj_request *req);
 bool conn_last_request(const struct conn *c);
 void conn_proof(struct conn *c, const char *proof, size_t len);
+bool conn_peer_proof(struct conn *c);
 void conn_deny(struct conn *c, const char *code, const char *reason);
 void conn_request_end(struct conn *c);
 void conn_metrics_request(struct conn *c, int status);

@@ -29,6 +29,8 @@ struct inj_pg_cfg {
 	char *password_field;		/* secret field: its password */
 	char *database;			/* sent upstream; NULL: the caller's */
 	bool allow_plaintext_token;	/* a token over a connection without TLS */
+	bool certificate_login;		/* a verified client certificate logs in
+					   without a password */
 	bool end_at_token_expiry;	/* the session ends when its token expires */
 	char *reset_query;		/* before a login is reused; "" = never reuse */
 	char **startup_parameters;	/* the caller's, passed on (any letter case) */

@@ -397,6 +397,15 @@ pg_login_begin(struct pg_front *f, const char *pkt, size_t len)
 		    "(sslmode=require)", "token over a connection without TLS");
 		return;
 	}
+	/* A verified client certificate may be the whole proof: no password
+	 * is asked for, and the engine's answer may come before this returns. */
+	if (f->cfg->certificate_login) {
+		f->ho->reading(f->h, INJ_CLIENT, INJ_READ_OFF);
+		pg_state_set(f, PG_DECIDE);
+		if (f->ho->peer_proof(f->h))
+			return;
+		f->ho->reading(f->h, INJ_CLIENT, INJ_READ_ON);
+	}
 	if (inj_pg_write_auth(pg_out(f, INJ_CLIENT), INJ_PG_AUTH_CLEARTEXT, NULL, 0) != 0) {
 		pg_close(f, "out of memory");
 		return;

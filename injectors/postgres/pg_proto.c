@@ -22,6 +22,7 @@ enum {
 	ROW_GROUP,
 	ROW_DATABASE,
 	ROW_PLAINTEXT,
+	ROW_CERT_LOGIN,
 	ROW_RESET,
 	ROW_PARAMS,
 	ROW_IDLE,
@@ -94,6 +95,12 @@ static const struct cg_setting pg_settings[NROWS] = {
 		.def = "false", .reloadable = true,
 		.help = "accept a token on a connection without TLS",
 		PG_FIELD(allow_plaintext_token),
+	},
+	[ROW_CERT_LOGIN] = {
+		.path = "routes.[].postgres.certificate_login", .type = CG_SET_BOOL,
+		.def = "false", .reloadable = true,
+		.help = "a verified client certificate logs in without a password",
+		PG_FIELD(certificate_login),
 	},
 	[ROW_RESET] = {
 		.path = "routes.[].postgres.reset_query", .type = CG_SET_STRING,

@@ -956,3 +956,54 @@ def test_unix_socket_listener(make_pg_stack, tmp_path):
     assert wait_for(lambda: "not a socket" in s.cg.stderr(), timeout=10), \
         s.cg.stderr()[-2000:]
     assert (other / "x").read_text() == "not a socket"
+
+
+# ----------------------------------------------------------------------
+# certificate_login: a client certificate instead of a token
+# ----------------------------------------------------------------------
+def test_certificate_login_needs_no_password(make_pg_stack):
+    """With certificate_login, a verified client certificate that a rule
+    names logs in without a password; without a certificate the token is
+    asked for as ever; a certificate no rule names is refused (28000),
+    even where another rule would let any caller in."""
+    def routes(s):
+        s.cli_crt, s.cli_key, _ = s.pki.issue("job", "ci-job", uris=["spiffe://test/ci/job"],
+                                              client=True)
+        s.other_crt, s.other_key, _ = s.pki.issue("other", "other-job",
+                                                  uris=["spiffe://test/other"], client=True)
+        r = s.route("c", tls=True, postgres_over={"certificate_login": True},
+                    allow=[{"name": "ci-cert", "client_san": "uri:spiffe://test/ci/*",
+                            "attributes": [{"attribute": "database", "value": "ledger"}]},
+                           {"name": "ci-token", "issuer": "test"}])
+        r["tls"].update(client_ca=s.pki.ca_file, verify_client="optional")
+        return [r]
+    s = make_pg_stack(routes)
+    psql = pg_client(s.pg.bindir, "psql")
+
+    def login(user, **conn):
+        info = s.conninfo("c", user=user, sslmode="verify-full", **conn)
+        return s.run([psql, "-X", "-At", "-w", "-c", "select current_user", "-d", info])
+
+    user = caller()
+    rc, out, err = login(user, sslcert=s.cli_crt, sslkey=s.cli_key)
+    assert rc == 0, err
+    assert out.strip() == "svc_scram"
+    d = decision(s, user)
+    assert d["decision"]["rule"] == "ci-cert" and d["identity"] is None, d
+    assert d["client"]["tls"] is True, d
+
+    # No certificate: the token is asked for (-w: none given, psql fails).
+    rc, out, err = login(caller())
+    assert rc != 0 and "password" in err, err
+    rc, out, err = s.run([psql, "-X", "-At", "-c", "select 1", "-d",
+                          s.conninfo("c", user=caller(), sslmode="verify-full")],
+                         token=s.token())
+    assert rc == 0 and out.strip() == "1", err
+
+    # A certificate no rule names: refused, though "ci-token" names no
+    # certificate and would hold for any caller with a token.
+    user = caller()
+    rc, out, err = login(user, sslcert=s.other_crt, sslkey=s.other_key)
+    assert rc != 0, out
+    d = decision(s, user)
+    assert d["decision"]["result"] == "deny" and d["decision"]["code"] == "28000", d

@@ -417,6 +417,21 @@ h_count(struct inj_host *h, enum inj_count what)
 	fh->counts[what]++;
 }
 
+static bool
+h_peer_proof(struct inj_host *h)
+{
+	struct fake_host *fh = FH(h);
+
+	fh->peer_proofs++;
+	fh_log(fh, "peer_proof");
+	if (fh->ended)
+		fh->late_calls++;
+	if (!fh->peer)
+		return false;
+	fh->deciding = true;
+	return true;
+}
+
 static const struct inj_host_ops fh_ops = {
 	.input = h_input,
 	.output = h_output,
@@ -429,6 +444,7 @@ static const struct inj_host_ops fh_ops = {
 	.drop_upstream = h_drop_upstream,
 	.begin = h_begin,
 	.proof = h_proof,
+	.peer_proof = h_peer_proof,
 	.deny = h_deny,
 	.audit_error = h_audit_error,
 	.audit_echo = h_audit_echo,

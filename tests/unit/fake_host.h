@@ -101,6 +101,9 @@ struct fake_host {
 	unsigned begins, begins_null;
 	char database[256], user[256];	/* the last begin()'s attributes */
 	size_t nattrs;
+	bool peer;			/* a verified client certificate: peer_proof()
+					   starts a decision */
+	unsigned peer_proofs;		/* peer_proof() calls */
 	char *proof;			/* the last proof() (malloc'd copy) */
 	size_t proof_len;
 	unsigned proofs;

@@ -741,6 +741,55 @@ test_plaintext_token_refused(void **state)
 	assert_int_equal(t->fh->proofs, 0);
 }
 
+/* certificate_login: a verified client certificate is the whole proof;
+ * without one the password is asked for as ever. */
+static void
+test_certificate_login(void **state)
+{
+	struct t *t = *state;
+	struct inj_pg_startup su;
+	char buf[1024];
+
+	t->cfg.certificate_login = true;
+	t->fh->peer = true;
+	assert_int_equal(fh_start(t->fh), 0);
+	send_startup(t, 0, S(CALLER_KV));
+	expect_empty(t->fh->out[INJ_CLIENT]);	/* no password asked */
+	assert_int_equal(t->fh->peer_proofs, 1);
+	assert_int_equal(t->fh->proofs, 0);
+	assert_true(t->fh->deciding);
+	assert_true(fh_allow(t->fh, &t->cred.cred));
+	assert_true(fh_connected(t->fh, true, NULL));
+	take_upstream_startup(t, buf, sizeof(buf), &su);
+}
+
+static void
+test_certificate_login_without_certificate(void **state)
+{
+	struct t *t = *state;
+
+	t->cfg.certificate_login = true;
+	t->fh->peer = false;
+	assert_int_equal(fh_start(t->fh), 0);
+	send_startup(t, 0, S(CALLER_KV));
+	assert_int_equal(t->fh->peer_proofs, 1);
+	expect_auth(t->fh->out[INJ_CLIENT], INJ_PG_AUTH_CLEARTEXT);
+	assert_int_equal(t->fh->reading[INJ_CLIENT], INJ_READ_ON);
+	send_password(t, S("tok.en.jwt"));
+	assert_int_equal(t->fh->proofs, 1);
+}
+
+/* Without the setting, a certificate changes nothing. */
+static void
+test_certificate_without_certificate_login(void **state)
+{
+	struct t *t = *state;
+
+	t->fh->peer = true;
+	to_password(t);
+	assert_int_equal(t->fh->peer_proofs, 0);
+}
+
 static void
 test_route_withdrawn(void **state)
 {
@@ -2370,6 +2419,9 @@ main(void)
 		T(test_negotiate_minor),
 		T(test_negotiate_option),
 		T(test_plaintext_token_refused),
+		T(test_certificate_login),
+		T(test_certificate_login_without_certificate),
+		T(test_certificate_without_certificate_login),
 		T(test_route_withdrawn),
 		T(test_password_to_proof),
 		T(test_password_bytewise),

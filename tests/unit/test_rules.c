@@ -609,6 +609,66 @@ test_decide_peer_table(void **state)
 	}
 }
 
+/*
+ * The certificate as the whole proof (peer_only, no identity): only an
+ * allow rule that names the certificate can allow; deny rules apply as
+ * ever.
+ */
+static void
+test_decide_peer_only(void **state)
+{
+	const struct {
+		const char *what;
+		const struct trule *deny, *allow;
+		bool peer_only;
+		enum policy_result result;
+		const char *rule;
+	} cases[] = {
+		{ "a rule with no condition", NONE, RULES({ "all", { { 0 } } }), true,
+		  DENY, NULL },
+		{ "... without peer_only", NONE, RULES({ "all", { { 0 } } }), false,
+		  ALLOW, "all" },
+		{ "a rule on the method alone", NONE, RULES({ "get", { METHOD("GET") } }), true,
+		  DENY, NULL },
+		{ "a rule on the SAN", NONE, SPIFFE_ALLOW, true, ALLOW, "spiffe" },
+		{ "the SAN rule after one that does not name it", NONE,
+		  RULES({ "all", { { 0 } } }, { "spiffe", { SAN("uri:spiffe://example.org/*") } }),
+		  true, ALLOW, "spiffe" },
+		{ "a deny rule without a word on the certificate", RULES({ "no", { { 0 } } }),
+		  SPIFFE_ALLOW, true, DENY, "no" },
+	};
+	size_t i, n;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
+		struct policy_route route = { 0 };
+		struct policy_request q = { 0 };
+		struct policy_attr attrs[2];
+		struct policy_decision d;
+		struct policy_peer peer;
+
+		route.name = xstrdup("route");
+		route.deny = build_rules(cases[i].deny, &route.ndeny, http_attrs);
+		route.allow = build_rules(cases[i].allow, &route.nallow, http_attrs);
+		for (n = 0; peer_batch.sans[n] != NULL; n++)
+			;
+		peer.subject = peer_batch.subject;
+		peer.sans = peer_batch.sans;
+		peer.nsans = n;
+		q.peer = &peer;
+		q.peer_only = cases[i].peer_only;
+		http_request(&q, attrs, "GET", "/");
+		q.now_s = NOW;
+		policy_decide(&route, &q, &d);
+		if (d.result != cases[i].result)
+			fail_msg("%s: result %s", cases[i].what, policy_result_name(d.result));
+		if (cases[i].rule == NULL ? d.rule != NULL :
+		    (d.rule == NULL || strcmp(d.rule, cases[i].rule) != 0))
+			fail_msg("%s: rule %s", cases[i].what, d.rule ? d.rule : "(none)");
+		policy_route_clear(&route);
+	}
+}
+
 static void
 test_decide_cond_without_values(void **state)
 {
@@ -892,6 +952,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decide_table),
 		cmocka_unit_test(test_decide_peer_table),
+		cmocka_unit_test(test_decide_peer_only),
 		cmocka_unit_test(test_decide_cond_without_values),
 		cmocka_unit_test(test_decide_attrs_table),
 		cmocka_unit_test(test_resolve_attrs),
