@@ -248,6 +248,10 @@ conn_tls_established(struct conn *c)
 	struct tls_peer *p = &c->tpeer;
 	size_t total, n = 0;
 
+	if (c->tls_checked)
+		return;
+	c->tls_checked = true;
+
 	if (ssl == NULL || tls_peer_identity(ssl, p) != 0) {
 		conn_close(c, "tls_client_certificate_unreadable");
 		return;
@@ -624,6 +628,13 @@ conn_cli_read(struct conn *c)
 {
 	if (c->closed)
 		return;
+	/* Bytes over TLS may come before the handshake's event does (a TLS
+	 * filter started late): who the peer is must be known first. */
+	if (c->tls && !c->tls_checked) {
+		conn_tls_established(c);
+		if (c->closed)
+			return;
+	}
 	switch (c->state) {
 	case CONN_PROTO:
 		c->proto->readable(c->pst, INJ_CLIENT);

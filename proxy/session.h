@@ -116,6 +116,7 @@ struct conn {
 	bool tls;			/* the client side is TLS */
 	bool tls_late;			/* ... started by the protocol (start_tls) */
 	bool peer_ok;			/* a client certificate was verified */
+	bool tls_checked;		/* the handshake's outcome was read */
 	struct tls_peer tpeer;		/* its subject and SANs */
 	struct policy_peer ppeer;	/* the same, as policy sees it */
 	char **peer_sans;		/* "dns:...", "uri:..." for ppeer */

@@ -1531,6 +1531,7 @@ static const char *s_up_suites(const struct cg_config *c)
 static const char *s_pg_user(const struct cg_config *c) { return PG1(c)->username_field; }
 static const char *s_pg_pass(const struct cg_config *c) { return PG1(c)->password_field; }
 static int64_t g_pg_plain(const struct cg_config *c) { return PG1(c)->allow_plaintext_token; }
+static int64_t g_pg_cert(const struct cg_config *c) { return PG1(c)->certificate_login; }
 static const char *s_pg_reset(const struct cg_config *c) { return PG1(c)->reset_query; }
 static int64_t g_pg_idle(const struct cg_config *c) { return PG1(c)->idle_timeout_ms; }
 static int64_t g_pg_max(const struct cg_config *c) { return PG1(c)->max_session_ms; }
@@ -1599,6 +1600,7 @@ static const struct def_check {
 	{ "routes.[].credential.username_field", NULL, s_pg_user, &inj_pg_proto, NULL },
 	{ "routes.[].credential.password_field", NULL, s_pg_pass, &inj_pg_proto, NULL },
 	{ "routes.[].postgres.allow_plaintext_token", g_pg_plain, NULL, &inj_pg_proto, NULL },
+	{ "routes.[].postgres.certificate_login", g_pg_cert, NULL, &inj_pg_proto, NULL },
 	{ "routes.[].postgres.reset_query", NULL, s_pg_reset, &inj_pg_proto, NULL },
 	{ "routes.[].postgres.startup_parameters", NULL, NULL, &inj_pg_proto, l_pg_params },
 	{ "routes.[].postgres.idle_timeout", g_pg_idle, NULL, &inj_pg_proto, NULL },
