@@ -523,6 +523,29 @@ def test_ssl_request_to_a_tls_route_is_answered_S(pg_stack):
     r.terminate()
 
 
+def test_direct_tls_with_alpn_postgresql(pg_stack):
+    """PostgreSQL 17's sslnegotiation=direct: a ClientHello first, with
+    ALPN "postgresql", and the login over it."""
+    import ssl
+    r = pg_stack.raw("tls")
+    ctx = ssl.create_default_context(cafile=pg_stack.pki.ca_file)
+    ctx.set_alpn_protocols(["postgresql"])
+    r.sock = ctx.wrap_socket(r.sock, server_hostname="localhost")
+    assert r.sock.selected_alpn_protocol() == "postgresql"
+    r.login(pg_stack.token())
+    assert r.query("select current_database()") == [["ledger"]]
+    r.terminate()
+
+
+def test_direct_tls_to_a_route_without_tls_is_closed(pg_stack):
+    import ssl
+    r = pg_stack.raw("plain")
+    ctx = ssl.create_default_context(cafile=pg_stack.pki.ca_file)
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        r.sock = ctx.wrap_socket(r.sock, server_hostname="localhost")
+    r.close()
+
+
 def test_unknown_protocol_option_is_negotiated(pg_stack):
     r = pg_stack.raw("plain")
     r.send(pg_startup([("user", "ci"), ("database", "ledger"), ("_pq_.foo", "1")], minor=2))
