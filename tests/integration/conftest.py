@@ -1619,31 +1619,13 @@ def pg_fields(body):
     return out
 
 
-class PgRaw:
+class PgRaw(RawClient):
     """A PostgreSQL client over a raw socket, for what libpq never sends.
-    Every byte received is recorded in seen."""
+    Every byte received is recorded in seen (RawClient's socket and
+    reads)."""
 
     def __init__(self, port, seen, timeout=5.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.settimeout(timeout)
-        self.buf = b""
-        self.seen = seen
-        self.eof = False
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self):
-        try:
-            data = self.sock.recv(65536)
-        except ConnectionResetError:
-            data = b""
-        if not data:
-            self.eof = True
-            return False
-        self.seen.append(data)
-        self.buf += data
-        return True
+        super().__init__(port, timeout=timeout, seen=seen)
 
     def read_exact(self, n):
         while len(self.buf) < n:
