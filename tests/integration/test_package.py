@@ -380,7 +380,7 @@ TEST_TOOLS = (
     "psql", "pgbench",                              # PostgreSQL routes' callers
 ) + tuple(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1:]) \
   + tuple(sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))[-1:])
-TEST_MODULES = ("pytest", "jwt", "cryptography", "psycopg2")
+TEST_MODULES = ("pytest", "jwt", "cryptography", "psycopg2", "asyncpg")
 
 
 def read_packages(path):

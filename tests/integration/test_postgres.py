@@ -1030,3 +1030,40 @@ def test_certificate_login_needs_no_password(make_pg_stack):
     assert rc != 0, out
     d = decision(s, user)
     assert d["decision"]["result"] == "deny" and d["decision"]["code"] == "28000", d
+
+
+# ----------------------------------------------------------------------
+# A driver that speaks the protocol itself (no libpq), with a long token
+# ----------------------------------------------------------------------
+def test_asyncpg_with_a_4_kib_token(pg_stack):
+    """asyncpg implements the wire protocol in Python: the cleartext
+    password request, the extended query protocol, its own cancel.  Its
+    token carries 4 KiB of claims, as CI providers' can."""
+    asyncpg = pytest.importorskip("asyncpg", reason="no asyncpg (Debian: python3-asyncpg)")
+    import asyncio
+    s = pg_stack
+    token = s.token(padding="x" * 3000, groups=["g%03d" % i for i in range(60)])
+    assert 4096 <= len(token) <= 8192, len(token)
+    user = caller()
+
+    async def run():
+        conn = await asyncpg.connect(host="127.0.0.1", port=s.ports["plain"], user=user,
+                                     database="ledger", password=token, ssl=False,
+                                     timeout=10)
+        try:
+            who = await conn.fetchval("select current_user")
+            # Extended protocol: a prepared statement with parameters.
+            n = await conn.fetchval("select count(*) from generate_series(1, $1::int)", 5000)
+            try:
+                await asyncio.wait_for(conn.execute("select pg_sleep(30)"), 1.0)
+            except asyncio.TimeoutError:
+                pass        # asyncpg cancels the query itself
+            after = await conn.fetchval("select 42")
+            return who, n, after
+        finally:
+            await conn.close()
+
+    who, n, after = asyncio.run(run())
+    assert (who, n, after) == ("svc_scram", 5000, 42)
+    d = decision(s, user)
+    assert d["decision"]["result"] == "allow", d
