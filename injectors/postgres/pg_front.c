@@ -1202,14 +1202,17 @@ pg_relay(struct pg_front *f, enum inj_side from)
 	enum inj_side to = from == INJ_CLIENT ? INJ_UPSTREAM : INJ_CLIENT;
 	struct evbuffer *in = pg_in(f, from), *out = pg_out(f, to);
 	size_t *left = from == INJ_CLIENT ? &f->cli_left : &f->up_left;
-	size_t avail = evbuffer_get_length(in), pos = 0, take;
+	size_t avail = evbuffer_get_length(in), pos = 0, at = 0, take;
 	unsigned char hdr[6];
 	struct evbuffer_ptr ptr;
 	bool terminate = false;
 	uint32_t len;
 
-	if (f->state != PG_RELAY || avail == 0)
+	if (f->state != PG_RELAY || avail == 0 ||
+	    evbuffer_ptr_set(in, &ptr, 0, EVBUFFER_PTR_SET) != 0)
 		return;
+	/* ptr walks forward with pos (it points at "at"): one pass over the
+	 * buffer's chains, however many messages it holds. */
 	while (pos < avail) {
 		if (*left > 0) {
 			take = avail - pos < *left ? avail - pos : *left;
@@ -1217,9 +1220,10 @@ pg_relay(struct pg_front *f, enum inj_side from)
 			*left -= take;
 			continue;
 		}
-		if (avail - pos < 5 || evbuffer_ptr_set(in, &ptr, pos, EVBUFFER_PTR_SET) != 0 ||
+		if (avail - pos < 5 || evbuffer_ptr_set(in, &ptr, pos - at, EVBUFFER_PTR_ADD) != 0 ||
 		    evbuffer_copyout_from(in, &ptr, hdr, 5) != 5)
 			break;
+		at = pos;
 		len = get32(hdr + 1);
 		if (len < 4 || len > 0x3fffffff) {
 			f->bad = true;
