@@ -115,6 +115,7 @@ struct cg_route {
 	uint32_t keepalive_requests;	/* routes.[].keepalive_requests */
 	int64_t keepalive_time_ms;	/* routes.[].keepalive_time */
 	uint32_t upstream_keepalive;	/* routes.[].upstream.keepalive: idle per worker */
+	int64_t upstream_idle_ms;	/* routes.[].upstream.idle_timeout */
 	struct cg_tls_server tls;	/* routes.[].tls.* */
 	struct cg_tls_client upstream_tls; /* routes.[].upstream.tls.* */
 	int line;			/* where the route starts in the file */

@@ -262,14 +262,14 @@ void pending_done(struct cg_pending_table *t, const struct cg_pending_slot *slot
  * (the caller sets its callbacks), NULL when none.  data, the protocol's
  * object of the connection (NULL: none), goes and comes with it, and is
  * freed with data_free when the pool closes the connection.  Idle ones
- * close after UP_IDLE_MS, or when the upstream closes them or sends
+ * close after idle_ms, or when the upstream closes them or sends
  * anything.  rm, the route's metrics, counts them while they idle.
  */
-#define UP_IDLE_MS 15000
 struct bufferevent;
 struct cg_route_metrics;
 void worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev,
-    unsigned max, void *data, void (*data_free)(void *), struct cg_route_metrics *rm);
+    unsigned max, int64_t idle_ms, void *data, void (*data_free)(void *),
+    struct cg_route_metrics *rm);
 struct bufferevent *worker_up_get(struct cg_worker *w, const char *key, void **data);
 void worker_up_clear(struct cg_worker *w);
 bool worker_up_any(const struct cg_worker *w);	/* any idle one */

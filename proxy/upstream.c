@@ -136,8 +136,8 @@ conn_up_release(struct conn *c, bool reusable)
 		return;
 	}
 	/* The pool's watch starts before ours ends: no epoll change. */
-	worker_up_put(c->w, key, c->up, c->route->upstream_keepalive, c->up_data,
-	    c->proto->up_data_free, c->rm);
+	worker_up_put(c->w, key, c->up, c->route->upstream_keepalive,
+	    c->route->upstream_idle_ms, c->up_data, c->proto->up_data_free, c->rm);
 	conn_up_drop_reads(c);
 	c->up = NULL;
 	c->up_data = NULL;

@@ -631,9 +631,9 @@ up_discard(struct bufferevent *bev, void *data, void (*data_free)(void *))
 
 void
 worker_up_put(struct cg_worker *w, const char *key, struct bufferevent *bev, unsigned max,
-    void *data, void (*data_free)(void *), struct cg_route_metrics *rm)
+    int64_t idle_ms, void *data, void (*data_free)(void *), struct cg_route_metrics *rm)
 {
-	struct timeval tv = { UP_IDLE_MS / 1000, (UP_IDLE_MS % 1000) * 1000 };
+	struct timeval tv = { idle_ms / 1000, (idle_ms % 1000) * 1000 };
 	struct up_pool *pool;
 	struct up_idle *u;
 

@@ -861,18 +861,12 @@ def _metric(text, name, **labels):
 def test_metrics_count_logins_keys_and_reuse(make_pg_stack):
     """Logins by result, SCRAM keys by source, upstream connections opened
     and reused, and the idle ones kept, per route."""
-    import http.client
     admin = free_port()
     s = make_pg_stack(lambda s: [s.route("m", postgres_over={"allow_plaintext_token": True})],
                       extra={"admin": {"listen": f"127.0.0.1:{admin}"}})
 
     def scrape():
-        conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
-        try:
-            conn.request("GET", "/metrics")
-            return conn.getresponse().read().decode()
-        finally:
-            conn.close()
+        return _scrape(admin)
 
     assert wait_for(lambda: _try(scrape) is not None), "no admin endpoint"
     # Each login waits until the one before it is reset and back in the pool.
@@ -902,6 +896,33 @@ def test_metrics_count_logins_keys_and_reuse(make_pg_stack):
     assert _metric(text, "credgate_upstream_connections_total", route="m", kind="opened") == 3
     assert _metric(text, "credgate_upstream_connections_idle", route="m") == 1
     assert _metric(text, "credgate_connections_open", route="m") == 2
+
+
+def _scrape(port):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/metrics")
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()
+
+
+def test_a_kept_login_closes_after_upstream_idle_timeout(make_pg_stack):
+    admin = free_port()
+    s = make_pg_stack(lambda s: [s.route("i", postgres_over={"allow_plaintext_token": True},
+                                         upstream={"host": "127.0.0.1", "port": s.pg.port,
+                                                   "idle_timeout": "1s"})],
+                      extra={"admin": {"listen": f"127.0.0.1:{admin}"}})
+    assert wait_for(lambda: _try(lambda: _scrape(admin)) is not None)
+    idle = lambda: _metric(_scrape(admin), "credgate_upstream_connections_idle", route="i")
+    backend_pid(s, "i")
+    assert wait_for(lambda: idle() == 1, timeout=0.9), "the login was not kept"
+    assert wait_for(lambda: idle() == 0, timeout=3), "the kept login outlived idle_timeout"
+    backend_pid(s, "i")
+    text = _scrape(admin)
+    assert _metric(text, "credgate_upstream_connections_total", route="i", kind="opened") == 2
+    assert _metric(text, "credgate_upstream_connections_total", route="i", kind="reused") == 0
 
 
 def _try(fn):

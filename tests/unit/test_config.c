@@ -1508,6 +1508,7 @@ static int64_t g_pending(const struct cg_config *c) { return c->max_pending_per_
 static int64_t g_ka_reqs(const struct cg_config *c) { return c->routes[0].keepalive_requests; }
 static int64_t g_ka_time(const struct cg_config *c) { return c->routes[0].keepalive_time_ms; }
 static int64_t g_up_ka(const struct cg_config *c) { return c->routes[0].upstream_keepalive; }
+static int64_t g_up_idle(const struct cg_config *c) { return c->routes[0].upstream_idle_ms; }
 static int64_t g_verify_client(const struct cg_config *c) { return c->routes[0].tls.verify_client; }
 static const char *s_tls_min(const struct cg_config *c) { return c->routes[0].tls.min_version; }
 static const char *s_tls_ciphers(const struct cg_config *c) { return c->routes[0].tls.ciphers; }
@@ -1579,6 +1580,7 @@ static const struct def_check {
 	{ "routes.[].keepalive_requests", g_ka_reqs, NULL, NULL, NULL },
 	{ "routes.[].keepalive_time", g_ka_time, NULL, NULL, NULL },
 	{ "routes.[].upstream.keepalive", g_up_ka, NULL, NULL, NULL },
+	{ "routes.[].upstream.idle_timeout", g_up_idle, NULL, NULL, NULL },
 	{ "routes.[].tls.verify_client", g_verify_client, NULL, NULL, NULL },
 	{ "routes.[].tls.min_version", NULL, s_tls_min, NULL, NULL },
 	{ "routes.[].tls.ciphers", NULL, s_tls_ciphers, NULL, NULL },
