@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -507,6 +508,29 @@ drain_deadline(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * A draining process accepts no one: its unix sockets' files go, so that
+ * a successor may take their paths at once.  Best effort (after a
+ * privilege drop the folder may not let us); only a socket is removed.
+ */
+static void
+unlink_unix_sockets(const struct cg_gen *g)
+{
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < g->nroutes; i++) {
+		const char *path = g->routes[i].route->listen_host;
+
+		if (path == NULL || path[0] != '/' || lstat(path, &st) != 0 ||
+		    !S_ISSOCK(st.st_mode))
+			continue;
+		if (unlink(path) != 0)
+			cg_info("msg=unix_socket_left path=\"%s\" error=\"%s\"", path,
+			    strerror(errno));
+	}
+}
+
 static void
 drain(struct cg_process *p, const char *signame)
 {
@@ -529,6 +553,7 @@ drain(struct cg_process *p, const char *signame)
 		pthread_mutex_unlock(&p->workers[k].lock);
 		worker_post(&p->workers[k]);
 	}
+	unlink_unix_sockets(p->gen);
 	evtimer_add(p->drain_timer, &tv);
 	event_add(p->drain_poll, &poll);
 }

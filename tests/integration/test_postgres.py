@@ -1000,6 +1000,10 @@ def test_unix_socket_listener(make_pg_stack, tmp_path):
     assert wait_for(lambda: "not a socket" in s.cg.stderr(), timeout=10), \
         s.cg.stderr()[-2000:]
     assert (other / "x").read_text() == "not a socket"
+    # Draining, credgate accepts no one: the socket file goes at once.
+    assert os.path.exists(path)
+    s.cg.stop()
+    assert not os.path.exists(path), "the unix socket outlived credgate"
 
 
 # ----------------------------------------------------------------------
