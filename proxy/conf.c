@@ -2820,10 +2820,18 @@ proto_checks(struct load *ld, const config_setting_t *rg, const char *rpath,
 static void
 build_proto(struct load *ld, const config_setting_t *rg, const char *rpath, struct cg_route *rt)
 {
+	static const char *const http_only[] = {
+		"routes.[].max_body", "routes.[].keepalive_requests", "routes.[].keepalive_time",
+	};
+	size_t i;
+
 	if (rt->proto == NULL)
 		return;
 	warn_unused(ld, rt->proto->settings, rt->proto->nsettings, NULL, rg, "routes.[]", rpath,
 	    (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_ROUTE] = rt, [CG_SCOPE_PROTO] = rt->proto_cfg });
+	for (i = 0; i < CG_ARRAY_LEN(http_only); i++)
+		warn_unused(ld, cg_setting_find(http_only[i]), 1, NULL, rg, "routes.[]", rpath,
+		    (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_ROUTE] = rt });
 	(void)proto_checks(ld, rg, rpath, rt, false);
 }
 

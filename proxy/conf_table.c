@@ -91,6 +91,21 @@ unused_without_upstream_tls(const void *base, char *warn, size_t warnlen)
 
 #define UP_TLS	.unused = unused_without_upstream_tls
 
+/* Settings of HTTP's requests and keep-alive, which a session of another
+ * protocol (one login, then bytes) has none of. */
+static const char *
+unused_without_http(const void *base, char *warn, size_t warnlen)
+{
+	const struct cg_route *rt = base;
+
+	if (rt->proto == NULL || strcmp(rt->proto->name, "http") == 0)
+		return NULL;
+	snprintf(warn, warnlen, "ignored: only http routes use it");
+	return "by a route of this protocol";
+}
+
+#define HTTP_ONLY	.unused = unused_without_http
+
 static const struct conf_cond_spec cond_issuer = { POLICY_COND_ISSUER, NULL };
 static const struct conf_cond_spec cond_audience = { POLICY_COND_AUDIENCE, NULL };
 static const struct conf_cond_spec cond_claim = { POLICY_COND_CLAIM, NULL };
@@ -236,10 +251,10 @@ const struct cg_setting cg_settings[] = {
 	    RT(max_connections)),
 	INT("routes.[].keepalive_requests", "1000", 1, 1000000000, false, RELOAD,
 	    "requests one caller connection may make; the last response closes it",
-	    RT(keepalive_requests)),
+	    RT(keepalive_requests), HTTP_ONLY),
 	DUR("routes.[].keepalive_time", "\"1h\"", MS_S, 7 * 24 * MS_H, RELOAD,
 	    "age after which a caller connection closes with its next response",
-	    RT(keepalive_time_ms)),
+	    RT(keepalive_time_ms), HTTP_ONLY),
 	GROUP("routes.[].tls", false, "TLS towards callers; on when cert and key are set"),
 	STR("routes.[].tls.cert", NULL, false, RELOAD, "PEM certificate chain of the listener",
 	    RT(tls.cert)),
@@ -303,7 +318,7 @@ const struct cg_setting cg_settings[] = {
 	ENUM("routes.[].mode", "\"enforce\"", "enforce|dry-run", RELOAD,
 	    "enforce decisions, or only record them", RT(policy.mode)),
 	INT("routes.[].max_body", "10485760", 0, 1099511627776LL, false, RELOAD,
-	    "largest request body, in bytes", RT(max_body)),
+	    "largest request body, in bytes", RT(max_body), HTTP_ONLY),
 	ENUM("routes.[].audit_failure", "\"deny\"", "deny|allow", RELOAD,
 	    "what happens when the audit event cannot be written", RT(audit_failure)),
 	STR("routes.[].owner", NULL, true, RELOAD, "who owns this access", RT(owner)),

@@ -352,6 +352,11 @@ static const struct msg_case msg_cases[] = {
 	  { L9("owner = \"o\"; purpose = \"p\"; environment = \"t\"; expires = \"2020-01-01\";") }, 0,
 	  { "credgate.conf:9: routes.[0].expires: warning: \"2020-01-01\" has passed: the route "
 	    "denies every request" } },
+	{ "warning: an HTTP setting on a postgres route",
+	  { E(5, "\tname = \"a\"; protocol = \"postgres\"; max_body = 5; keepalive_time = \"1m\";") },
+	  0,
+	  { "credgate.conf:5: routes.[0].max_body: warning: ignored: only http routes use it",
+	    "credgate.conf:5: routes.[0].keepalive_time: warning: ignored: only http routes use it" } },
 	{ "warning: issuer that no rule accepts",
 	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"other-*\"; } );") }, 0,
 	  { "credgate.conf:2: issuers.[0]: warning: no allow rule accepts issuer \"ci\"" } },
