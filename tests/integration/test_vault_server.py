@@ -132,6 +132,22 @@ def test_start_stop_frees_port():
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
+def test_keepalive_and_stop_closes_it():
+    srv = VaultServer().start()
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+    for _ in range(3):
+        conn.request("GET", "/v1/sys/health")
+        r = conn.getresponse()
+        assert r.status == 200 and r.read()
+    conn.request("PUT", "/v1/sys/leases/revoke", body=b'{"lease_id":"x"}',
+                 headers={"X-Vault-Token": srv.root_token})
+    r = conn.getresponse()
+    assert (r.status, r.read()) == (204, b"")
+    srv.stop()
+    assert conn.sock.recv(1) == b""
+    conn.close()
+
+
 def test_response_headers(vault):
     r = call(vault, "GET", "/v1/secret/data/none", token=vault.root_token)
     assert r.status == 404

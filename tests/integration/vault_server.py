@@ -230,6 +230,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def version_string(self):
         return "vault-test-server"
 
+    def setup(self):
+        super().setup()
+        with self.server.conns_lock:
+            self.server.conns.add(self.connection)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with self.server.conns_lock:
+                self.server.conns.discard(self.connection)
+
     def log_message(self, fmt, *args):
         pass
 
@@ -243,6 +255,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, *args, **kw):
+        # The open client connections, so that stop() can close kept-alive ones.
+        self.conns = set()
+        self.conns_lock = threading.Lock()
+        super().__init__(*args, **kw)
+
+    def close_connections(self):
+        with self.conns_lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class VaultServer:
@@ -332,10 +359,17 @@ class VaultServer:
         self.thread.start()
         return self
 
+    def close_connections(self):
+        """Close every open client connection (kept-alive ones included)."""
+        if self.httpd is not None:
+            self.httpd.close_connections()
+
     def stop(self):
+        """Stop listening, close open connections and join the server thread."""
         if self.httpd is None:
             return
         self.httpd.shutdown()
+        self.httpd.close_connections()
         self.httpd.server_close()
         self.thread.join(timeout=10)
         self.httpd = None
