@@ -402,6 +402,10 @@ def test_jwt_login(vault):
     assert (r.status, r.json) == (400, {"errors": ['role "other" could not be found']})
     r = call(vault, "PUT", "/v1/auth/jwt/login", {"role": "credgate"})
     assert (r.status, r.json) == (400, {"errors": ["missing token"]})
+    vault.add_jwt_role("checked", lambda t: True if t == "ok" else "token is expired")
+    assert call(vault, "PUT", "/v1/auth/jwt/login", {"role": "checked", "jwt": "ok"}).status == 200
+    r = call(vault, "PUT", "/v1/auth/jwt/login", {"role": "checked", "jwt": "old"})
+    assert (r.status, r.json) == (400, {"errors": ["error validating token: token is expired"]})
     srv = VaultServer()
     srv.add_jwt_role("r", "j")
     with srv:
@@ -726,6 +730,7 @@ def test_standby_redirect(vault):
     r = call(vault, "GET", "/v1/secret/data/a?version=1", token=vault.root_token,
              headers={"X-Vault-No-Request-Forwarding": "true"})
     assert r.status == 307 and r.raw == b""
+    assert "Content-Type" not in r.headers
     assert r.headers["Location"] == vault.url + "/v1/secret/data/a?version=1"
     vault.standby_redirect = True
     vault.active_address = "https://active.test:8200"

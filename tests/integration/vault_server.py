@@ -127,6 +127,15 @@ def _norm_ns(ns):
     return ns + "/" if ns else ""
 
 
+def _jwt_check(expected, jwt):
+    """True when a login JWT is accepted: expected is the one accepted
+    string, or a callable taking the JWT and returning True, or else a
+    reason (a string) or False."""
+    if callable(expected):
+        return expected(jwt)
+    return True if secrets.compare_digest(str(jwt), str(expected)) else False
+
+
 class VaultError(Exception):
     """An API error: the status and the strings of its errors array."""
 
@@ -458,6 +467,9 @@ class VaultServer:
     def add_jwt_role(self, role, jwt, mount="jwt", namespace="",
                      policies=("credgate-read",), ttl=3600, max_ttl=0,
                      renewable=True, default=False, claim_metadata=None):
+        """jwt (here and for kubernetes roles) is the one JWT the role
+        accepts, or a callable that returns True for an accepted JWT and a
+        reason string (or False) for a refused one."""
         with self.lock:
             m = self._auth_mount(mount, namespace, "jwt")
             m["roles"][role] = self._role(policies, ttl, max_ttl, renewable, {
@@ -741,7 +753,7 @@ class VaultServer:
             body = json.dumps(reply.body, separators=(",", ":")).encode()
         try:
             h.send_response(reply.status)
-            if reply.status != 204 and (reply.body is not None or reply.status >= 300):
+            if reply.body is not None:
                 h.send_header("Content-Type", "application/json")
             h.send_header("Cache-Control", "no-store")
             ns_header = h.headers.get("X-Vault-Namespace")
@@ -1060,7 +1072,7 @@ class VaultServer:
         role = mount["roles"].get(name)
         if role is None:
             raise VaultError(400, ['invalid role name "%s"' % name])
-        if p["jwt"] != role["jwt"]:
+        if _jwt_check(role["jwt"], p["jwt"]) is not True:
             raise VaultError(403, [ERR_PERMISSION])
         return name, role, {"role": name,
                             "service_account_name": role["sa_name"],
@@ -1077,9 +1089,10 @@ class VaultServer:
             raise VaultError(400, ['role "%s" could not be found' % name])
         if not p.get("jwt"):
             raise VaultError(400, ["missing token"])
-        if p["jwt"] != role["jwt"]:
-            raise VaultError(400, ["error validating token: token is not valid for "
-                                   "this test server"])
+        verdict = _jwt_check(role["jwt"], p["jwt"])
+        if verdict is not True:
+            raise VaultError(400, ["error validating token: %s"
+                                   % (verdict or "token is not valid for this test server")])
         meta = {"role": name}
         meta.update(role["claim_metadata"])
         return name, role, meta
