@@ -2481,6 +2481,127 @@ build_issuers(struct load *ld, const config_setting_t *root, struct cg_config *c
 	}
 }
 
+#define K8S_TOKEN_FILE	"/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+void
+cg_vault_opts(const struct cg_config *cfg, struct vault_opts *o)
+{
+	const struct cg_vault_conf *v = &cfg->vault;
+	static const char *const methods[] = {
+		[VAULT_AUTH_TOKEN] = "token", [VAULT_AUTH_APPROLE] = "approle",
+		[VAULT_AUTH_KUBERNETES] = "kubernetes", [VAULT_AUTH_JWT] = "jwt",
+		[VAULT_AUTH_CERT] = "cert",
+	};
+	size_t i;
+
+	memset(o, 0, sizeof(*o));
+	o->address = v->address;
+	o->namespace_ = v->namespace_;
+	o->ca_file = v->ca_file;
+	o->ca_path = v->ca_path;
+	o->server_name = v->server_name;
+	o->cert = v->cert;
+	o->key = v->key;
+	o->connect_timeout_ms = v->connect_timeout_ms;
+	o->timeout_ms = v->request_timeout_ms;
+	o->retries = (int)v->retries;
+	o->backoff_ms = v->backoff_ms;
+	o->backoff_max_ms = v->backoff_max_ms;
+	for (i = 0; i < CG_ARRAY_LEN(methods); i++)
+		if (v->method != NULL && strcmp(v->method, methods[i]) == 0)
+			o->method = (enum vault_auth_method)i;
+	o->auth_mount = v->mount;
+	o->role = v->role;
+	o->token_file = v->token_file;
+	o->role_id_file = v->role_id_file;
+	o->secret_id_file = v->secret_id_file;
+	o->jwt_file = v->jwt_file;
+	if (o->method == VAULT_AUTH_KUBERNETES && o->jwt_file == NULL)
+		o->jwt_file = K8S_TOKEN_FILE;
+	o->kv1_mounts = (const char *const *)v->kv1_mounts;
+	o->nkv1_mounts = v->nkv1_mounts;
+	o->kv2_mounts = (const char *const *)v->kv2_mounts;
+	o->nkv2_mounts = v->nkv2_mounts;
+	o->database_mounts = (const char *const *)v->database_mounts;
+	o->ndatabase_mounts = v->ndatabase_mounts;
+}
+
+/* What the auth method needs, and an address Vault can be reached at. */
+static void
+check_vault(struct load *ld, const config_setting_t *g, const struct cg_config *cfg)
+{
+	const struct cg_vault_conf *v = &cfg->vault;
+	const config_setting_t *vg = member(g, "secrets.vault", CONFIG_TYPE_GROUP);
+	const config_setting_t *at = vg != NULL ? vg : g;
+	const char *m = v->method != NULL ? v->method : "token";
+	struct vault_opts o;
+
+	if (v->address == NULL) {
+		ld_err(ld, at, "secrets.vault.address", "required when backend is \"vault\"");
+		return;
+	}
+	if (strncmp(v->address, "https://", 8) != 0 && strncmp(v->address, "http://", 7) != 0)
+		ld_err(ld, member(vg, "secrets.vault.address", -1), "secrets.vault.address",
+		    "%s: not an http:// or https:// URL", v->address);
+	cg_vault_opts(cfg, &o);
+#define NEED(field, name, why) do { \
+	if ((field) == NULL) \
+		ld_err(ld, at, "secrets.vault.auth." name, "required with method %s%s", m, why); \
+} while (0)
+	switch (o.method) {
+	case VAULT_AUTH_TOKEN:
+		NEED(o.token_file, "token_file", "");
+		break;
+	case VAULT_AUTH_APPROLE:
+		NEED(o.role_id_file, "role_id_file", "");
+		break;
+	case VAULT_AUTH_KUBERNETES:
+		NEED(o.role, "role", "");
+		break;
+	case VAULT_AUTH_JWT:
+		NEED(o.role, "role", "");
+		NEED(o.jwt_file, "jwt_file", "");
+		break;
+	case VAULT_AUTH_CERT:
+		NEED(o.cert, "tls.cert", " (secrets.vault.tls.cert)");
+		NEED(o.key, "tls.key", " (secrets.vault.tls.key)");
+		break;
+	}
+#undef NEED
+}
+
+/* With the vault backend: every route's credential.path is under a mount
+ * of the kind its path names. */
+static void
+check_vault_paths(struct load *ld, const config_setting_t *root, const struct cg_config *cfg)
+{
+	const config_setting_t *list = member(root, "routes", CONFIG_TYPE_LIST);
+	int i, n = list != NULL ? config_setting_length(list) : 0, kind;
+	char rpath[CFG_PATH_MAX], path[CFG_PATH_MAX], api[512], err[300];
+	struct vault_opts o;
+	size_t k = 0;
+
+	if (cfg->secrets_backend == NULL || strcmp(cfg->secrets_backend, "vault") != 0)
+		return;
+	cg_vault_opts(cfg, &o);
+	for (i = 0; i < n && k < cfg->nroutes; i++) {
+		const config_setting_t *rg = config_setting_get_elem(list, (unsigned)i);
+		const struct cg_route *rt;
+
+		if (config_setting_type(rg) != CONFIG_TYPE_GROUP)
+			continue;
+		rt = &cfg->routes[k++];
+		if (rt->secret_path == NULL)
+			continue;	/* reported */
+		if (vault_path_resolve(&o, rt->secret_path, &kind, api, sizeof(api), err,
+		    sizeof(err)) != 0) {
+			path_index(rpath, sizeof(rpath), "routes", (size_t)i);
+			path_join(path, sizeof(path), rpath, "credential.path");
+			ld_err(ld, nearest(rg, "credential.path"), path, "%s", err);
+		}
+	}
+}
+
 static void
 build_secrets(struct load *ld, const config_setting_t *root, struct cg_config *cfg)
 {
@@ -2493,6 +2614,8 @@ build_secrets(struct load *ld, const config_setting_t *root, struct cg_config *c
 	if (cfg->secrets_backend != NULL && strcmp(cfg->secrets_backend, "file") == 0 &&
 	    cfg->secrets_file == NULL)
 		ld_err(ld, g, "secrets.file", "required when backend is \"file\"");
+	if (cfg->secrets_backend != NULL && strcmp(cfg->secrets_backend, "vault") == 0)
+		check_vault(ld, g, cfg);
 	if ((ld->flags & CG_CONFIG_LOAD_FILES) && cfg->secrets_file != NULL &&
 	    cfg->secrets_file[0] != '\0') {
 		char err[256] = "";
@@ -3418,6 +3541,7 @@ load_text(const char *text, const char *name, unsigned flags, struct cg_config *
 	build_routes(&ld, root, cfg);
 	check_admin_listen(&ld, root, cfg);
 	check_route_secrets(&ld, root, cfg);
+	check_vault_paths(&ld, root, cfg);
 	if (ld.nerr == 0) {
 		size_t i;
 

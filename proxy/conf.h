@@ -170,8 +170,19 @@ struct cg_config {
 	int64_t upstream_connect_timeout_ms;
 	int64_t upstream_response_timeout_ms;
 
-	char *secrets_backend;		/* "file" */
+	char *secrets_backend;		/* "file" or "vault" */
 	char *secrets_file;
+	struct cg_vault_conf {		/* secrets.vault */
+		char *address, *namespace_;
+		char *ca_file, *ca_path, *server_name, *cert, *key;	/* tls.* */
+		int64_t connect_timeout_ms, request_timeout_ms;
+		uint32_t retries;
+		int64_t backoff_ms, backoff_max_ms;
+		char *method, *mount, *role;	/* auth.* */
+		char *token_file, *role_id_file, *secret_id_file, *jwt_file;
+		char **kv1_mounts, **kv2_mounts, **database_mounts;
+		size_t nkv1_mounts, nkv2_mounts, ndatabase_mounts;
+	} vault;
 	int64_t secret_cache_ttl_ms;
 	int64_t secret_max_stale_ms;	/* secrets.max_stale */
 	int64_t secret_negative_ttl_ms;	/* secrets.negative_ttl */
@@ -274,5 +285,10 @@ const struct cg_setting *cg_setting_find(const char *path);
  */
 int cg_config_keep_fixed(const struct cg_config *run, struct cg_config *next,
     void (*changed)(const char *path, void *arg), void *arg) CG_WUR;
+
+struct vault_opts;
+/* The Vault backend's options from cfg's secrets.vault (pointers into cfg;
+ * defaults applied: the auth mount, the Kubernetes token file). */
+void cg_vault_opts(const struct cg_config *cfg, struct vault_opts *o);
 
 #endif /* CG_CONFIG_H */

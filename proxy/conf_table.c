@@ -30,6 +30,8 @@
 
 /* Fields, by the struct of their scope (common/settings.h). */
 #define PROC(m)		CG_FIELD(CG_SCOPE_PROCESS, struct cg_config, m)
+#define PROC_LIST(m, n)	CG_FIELD_LIST(CG_SCOPE_PROCESS, struct cg_config, m, n)
+#define VAULT(m)	PROC(vault.m), .unused = unused_without_vault
 #define ISS(m)		CG_FIELD(CG_SCOPE_ISSUER, struct policy_issuer, m)
 #define ISS_LIST(m, n)	CG_FIELD_LIST(CG_SCOPE_ISSUER, struct policy_issuer, m, n)
 #define EXT_LIST(m, n)	CG_FIELD_LIST(CG_SCOPE_ISSUER_EXT, struct cg_issuer_ext, m, n)
@@ -49,6 +51,9 @@
 #define STRS(p, d, ch, req, h, ...) \
 	{ .path = (p), .type = CG_SET_STRING_LIST, .def = (d), .choices = (ch), \
 	  .required = (req), RELOAD, .help = (h), __VA_ARGS__ }
+#define VAULT_MOUNTS(p, d, h, m, n) \
+	{ .path = (p), .type = CG_SET_STRING_LIST, .def = (d), RESTART, .empty_ok = true, \
+	  .help = (h), PROC_LIST(vault.m, vault.n), .unused = unused_without_vault }
 #define ENUM(p, d, ch, rl, h, ...) \
 	{ .path = (p), .type = CG_SET_ENUM, .def = (d), .choices = (ch), rl, .help = (h), \
 	  __VA_ARGS__ }
@@ -105,6 +110,18 @@ unused_without_http(const void *base, char *warn, size_t warnlen)
 }
 
 #define HTTP_ONLY	.unused = unused_without_http
+
+/* The secrets.vault settings, with another backend. */
+static const char *
+unused_without_vault(const void *base, char *warn, size_t warnlen)
+{
+	const struct cg_config *cfg = base;
+
+	if (cfg->secrets_backend != NULL && strcmp(cfg->secrets_backend, "vault") == 0)
+		return NULL;
+	snprintf(warn, warnlen, "ignored unless backend is \"vault\"");
+	return "unless backend is \"vault\"";
+}
 
 static const struct conf_cond_spec cond_issuer = { POLICY_COND_ISSUER, NULL };
 static const struct conf_cond_spec cond_audience = { POLICY_COND_AUDIENCE, NULL };
@@ -226,7 +243,7 @@ const struct cg_setting cg_settings[] = {
 	    EXT_LIST(audit_claims, naudit_claims), .empty_ok = true),
 
 	GROUP("secrets", true, "where legacy credentials come from"),
-	ENUM("secrets.backend", "\"file\"", "file", RESTART, "secret store",
+	ENUM("secrets.backend", "\"file\"", "file|vault", RESTART, "secret store",
 	    PROC(secrets_backend), .ops = &conf_ops_choice_text),
 	STR("secrets.file", NULL, false, RESTART, "JSON file of secrets (backend file)",
 	    PROC(secrets_file)),
@@ -239,6 +256,59 @@ const struct cg_setting cg_settings[] = {
 	DUR("secrets.negative_ttl", "\"5s\"", 0, 10 * MS_M, RESTART,
 	    "how long a failed fetch is remembered before the store is asked again",
 	    PROC(secret_negative_ttl_ms)),
+	GROUP("secrets.vault", false, "the Vault or OpenBao server (backend vault)"),
+	STR("secrets.vault.address", NULL, false, RESTART,
+	    "Vault's URL, https://host:port", VAULT(address)),
+	STR("secrets.vault.namespace", NULL, false, RESTART,
+	    "namespace every request is made in (X-Vault-Namespace)", VAULT(namespace_)),
+	GROUP("secrets.vault.tls", false, "TLS towards Vault"),
+	STR("secrets.vault.tls.ca_file", NULL, false, RESTART,
+	    "PEM CA bundle Vault is verified with; default the system store",
+	    VAULT(ca_file)),
+	STR("secrets.vault.tls.ca_path", NULL, false, RESTART,
+	    "directory of hashed CA certificates", VAULT(ca_path)),
+	STR("secrets.vault.tls.server_name", NULL, false, RESTART,
+	    "name Vault's certificate must carry (and SNI); default the address's host",
+	    VAULT(server_name)),
+	STR("secrets.vault.tls.cert", NULL, false, RESTART,
+	    "PEM client certificate (auth method cert)", VAULT(cert)),
+	STR("secrets.vault.tls.key", NULL, false, RESTART,
+	    "PEM private key of the client certificate", VAULT(key)),
+	DUR("secrets.vault.connect_timeout", "\"5s\"", 100, 10 * MS_M, RESTART,
+	    "time to connect to Vault, TLS included", VAULT(connect_timeout_ms)),
+	DUR("secrets.vault.request_timeout", "\"10s\"", 100, 10 * MS_M, RESTART,
+	    "time for one request to Vault", VAULT(request_timeout_ms)),
+	INT("secrets.vault.retries", "2", 0, 10, false, RESTART,
+	    "retries of a request that failed in a way that may pass (no answer, 429, 5xx)",
+	    VAULT(retries)),
+	DUR("secrets.vault.backoff", "\"200ms\"", 1, 10 * MS_M, RESTART,
+	    "first delay before a retry; it doubles each time, with jitter",
+	    VAULT(backoff_ms)),
+	DUR("secrets.vault.backoff_max", "\"5s\"", 1, 10 * MS_M, RESTART,
+	    "longest delay before a retry", VAULT(backoff_max_ms)),
+	GROUP("secrets.vault.auth", false, "how credgate logs in to Vault"),
+	ENUM("secrets.vault.auth.method", "\"token\"", "token|approle|kubernetes|jwt|cert",
+	    RESTART, "auth method", VAULT(method), .ops = &conf_ops_choice_text),
+	STR("secrets.vault.auth.mount", NULL, false, RESTART,
+	    "path the auth method is mounted at; default the method's name", VAULT(mount)),
+	STR("secrets.vault.auth.role", NULL, false, RESTART,
+	    "role to log in as (kubernetes, jwt; cert: the certificate role's name)",
+	    VAULT(role)),
+	STR("secrets.vault.auth.token_file", NULL, false, RESTART,
+	    "file holding the Vault token (method token)", VAULT(token_file)),
+	STR("secrets.vault.auth.role_id_file", NULL, false, RESTART,
+	    "file holding the AppRole role_id (method approle)", VAULT(role_id_file)),
+	STR("secrets.vault.auth.secret_id_file", NULL, false, RESTART,
+	    "file holding the AppRole secret_id (method approle)", VAULT(secret_id_file)),
+	STR("secrets.vault.auth.jwt_file", NULL, false, RESTART,
+	    "file holding the JWT to log in with (methods kubernetes and jwt)",
+	    VAULT(jwt_file)),
+	VAULT_MOUNTS("secrets.vault.kv1_mounts", "[ ]",
+	    "mount paths of KV version 1 secret engines", kv1_mounts, nkv1_mounts),
+	VAULT_MOUNTS("secrets.vault.kv2_mounts", "[ \"secret\" ]",
+	    "mount paths of KV version 2 secret engines", kv2_mounts, nkv2_mounts),
+	VAULT_MOUNTS("secrets.vault.database_mounts", "[ \"database\" ]",
+	    "mount paths of database secret engines", database_mounts, ndatabase_mounts),
 
 	LIST("routes", true, "legacy services credgate fronts", &conf_ops_routes),
 	STR("routes.[].name", NULL, true, RELOAD, "route name, unique", RT(policy.name)),

@@ -21,6 +21,7 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
+#include "common/outbound.h"
 #include "proxy/conf.h"
 #include "proxy/policy_test.h"
 #include "proxy/server.h"
@@ -114,6 +115,11 @@ setup_secure_memory(const char *file)
 	if (!secmem_locked())
 		cg_warn("msg=secure_memory_unlocked detail=\"mlock failed; secrets may be swapped\"");
 	secmem_use_for_json();
+	/* libcurl's set-up is process-wide and must precede every thread. */
+	if (outbound_global_init() != 0) {
+		fprintf(stderr, "credgate: cannot set up libcurl\n");
+		return CG_ERR_INTERNAL;
+	}
 	return 0;
 }
 

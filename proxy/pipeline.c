@@ -221,7 +221,9 @@ conn_secret_ready(int err, struct secret *s, const char *reason, void *arg)
 		cg_err("msg=secret_unavailable conn=%llu route=%s path=%s reason=\"%s\"",
 		    (unsigned long long)c->id, c->route->policy.name,
 		    c->route->secret_path, reason ? reason : cg_strerror(err));
-		audit_session_error(c, "credential unavailable");
+		/* The store's own reason (static, never a value): it tells
+		 * secret_not_found from vault_unavailable and the like. */
+		audit_session_error(c, reason != NULL ? reason : "credential unavailable");
 		conn_refuse(c, INJ_REFUSE_UNAVAILABLE, "credential unavailable");
 		return;
 	}

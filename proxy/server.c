@@ -692,7 +692,15 @@ server_new(const char *file, struct cg_config *cfg, struct cg_process **out,
 		goto fail;
 	}
 	/* One secret store for the process, read by every worker's view. */
-	if ((r = file_backend_new(p->base, cfg->secrets_file, &backend, why,
+	if (strcmp(cfg->secrets_backend, "vault") == 0) {
+		struct vault_opts vo;
+
+		cg_vault_opts(cfg, &vo);
+		if ((r = vault_backend_new(p->base, &vo, &backend, why, sizeof(why))) != 0) {
+			snprintf(err, errlen, "secrets.vault: %s", why);
+			goto fail;
+		}
+	} else if ((r = file_backend_new(p->base, cfg->secrets_file, &backend, why,
 	    sizeof(why))) != 0) {
 		snprintf(err, errlen, "secrets.file: %s", why);
 		goto fail;

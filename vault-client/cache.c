@@ -1456,3 +1456,9 @@ secret_cache_stats(const struct secret_cache *c, struct secret_cache_stats *st)
 	if (c != NULL)
 		*st = c->st;
 }
+
+const struct secret_backend *
+secret_cache_backend(const struct secret_cache *c)
+{
+	return c != NULL ? c->backend : NULL;
+}

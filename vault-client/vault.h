@@ -208,6 +208,94 @@ void file_backend_names_free(struct file_backend_names *n);	/* NULL-safe */
 void file_backend_set_check_interval_ms(int64_t ms);
 
 /* ------------------------------------------------------------------ */
+/* The Vault (and OpenBao) backend                                     */
+/* ------------------------------------------------------------------ */
+
+enum vault_auth_method {
+	VAULT_AUTH_TOKEN,	/* a token file, renewed with renew-self */
+	VAULT_AUTH_APPROLE,	/* role_id and secret_id files */
+	VAULT_AUTH_KUBERNETES,	/* a service-account token file and a role */
+	VAULT_AUTH_JWT,		/* a JWT file and a role */
+	VAULT_AUTH_CERT,	/* the TLS client certificate (and a role name) */
+};
+
+/* Why a request to Vault failed: an audit reason and a metric label each. */
+enum vault_reason {
+	VAULT_R_NOT_FOUND,	/* "secret_not_found": 404, or a deleted version */
+	VAULT_R_DENIED,		/* "vault_permission_denied": 403 after a re-login */
+	VAULT_R_LOGIN,		/* "vault_login_failed": the auth method refused */
+	VAULT_R_SEALED,		/* "vault_sealed": 503 and sealed */
+	VAULT_R_UNAVAILABLE,	/* "vault_unavailable": no connection, or 503 */
+	VAULT_R_TIMEOUT,	/* "vault_timeout" */
+	VAULT_R_RATE_LIMITED,	/* "vault_rate_limited": 429 */
+	VAULT_R_SERVER_ERROR,	/* "vault_server_error": other 5xx */
+	VAULT_R_BAD_REQUEST,	/* "vault_bad_request": another 4xx */
+	VAULT_R_BAD_RESPONSE,	/* "vault_bad_response": not what the API says */
+	VAULT_R_NO_MOUNT,	/* "vault_path_unknown": the path is under no mount */
+	VAULT_R_INTERNAL,	/* "vault_internal": out of memory and the like */
+	VAULT_R_COUNT
+};
+const char *vault_reason_name(enum vault_reason r);
+
+struct vault_opts {
+	const char *address;		/* "https://vault.example:8200" */
+	const char *namespace_;		/* X-Vault-Namespace; NULL: none */
+	const char *ca_file, *ca_path;	/* NULL: the system's CAs */
+	const char *server_name;	/* the name Vault's certificate carries */
+	const char *cert, *key;		/* client certificate (cert auth, or a
+					   listener that asks for one) */
+	int64_t connect_timeout_ms, timeout_ms;
+	int retries;			/* after the first attempt */
+	int64_t backoff_ms, backoff_max_ms;
+	enum vault_auth_method method;
+	const char *auth_mount;		/* NULL: the method's name */
+	const char *role;		/* kubernetes, jwt; cert: the role name */
+	const char *token_file;		/* token */
+	const char *role_id_file, *secret_id_file;	/* approle */
+	const char *jwt_file;		/* kubernetes, jwt */
+	const char *const *kv1_mounts;
+	size_t nkv1_mounts;
+	const char *const *kv2_mounts;
+	size_t nkv2_mounts;
+	const char *const *database_mounts;
+	size_t ndatabase_mounts;
+};
+
+/*
+ * Where a secret path of credgate.conf is read: the API path (without
+ * "/v1/") for the longest mount it is under, and how to read it.  Paths
+ * are "<kv1 mount>/<path>", "<kv2 mount>/<path>" (the latest version) or
+ * "<kv2 mount>/<path>?version=<n>", "<database mount>/creds/<role>" and
+ * "<database mount>/static-creds/<role>".  Returns 0, CG_ERR_NOTFOUND (no
+ * mount) or CG_ERR_FORMAT (a path Vault would not take), with a reason.
+ */
+int vault_path_resolve(const struct vault_opts *o, const char *path, int *kind,
+    char *api, size_t apilen, char *err, size_t errlen) CG_WUR;
+
+/*
+ * The Vault backend on base (the control thread's): logs in with the
+ * configured method when first asked, keeps its token alive (renew-self,
+ * or a new login ahead of the end of the token's life), reads secrets,
+ * renews and revokes leases.  opts is copied.  Nothing blocks: every
+ * request goes through libcurl's multi interface on base.  0 or CG_ERR_*
+ * with a one-line reason in err.
+ */
+int vault_backend_new(struct event_base *base, const struct vault_opts *opts,
+    struct secret_backend **out, char *err, size_t errlen) CG_WUR;
+
+/* What the Vault backend did, for metrics and readiness. */
+struct vault_stats {
+	uint64_t logins, token_renewals, reads, lease_renewals, lease_revocations;
+	uint64_t requests;			/* every HTTP request, retries too */
+	uint64_t retries;
+	uint64_t failures[VAULT_R_COUNT];	/* by reason */
+	int64_t token_ttl_ms;		/* remaining; -1 none yet; 0 no expiry */
+	bool reachable;			/* the last request got an answer */
+};
+/* False (and *st cleared) when b is not a Vault backend. */
+bool vault_backend_stats(const struct secret_backend *b, struct vault_stats *st);
+
+/* ------------------------------------------------------------------ */
 /* The secret cache: one per process, on the control thread           */
 /* ------------------------------------------------------------------ */
 struct secret_cache;
@@ -320,6 +408,8 @@ struct secret_cache_stats {
 	uint64_t view_requests;		/* GETs from views */
 };
 void secret_cache_stats(const struct secret_cache *c, struct secret_cache_stats *st);
+/* The backend the cache fronts (for vault_backend_stats()). */
+const struct secret_backend *secret_cache_backend(const struct secret_cache *c);
 
 /* ------------------------------------------------------------------ */
 /* Secret views: one per worker thread                                 */
