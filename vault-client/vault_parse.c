@@ -49,7 +49,11 @@ vp_load(const char *body, size_t len, json_t **root, const char **why)
 	return 0;
 }
 
-/* An integer of seconds at key of o: absent is 0, a wrong type fails. */
+/* Most seconds a duration may have: its milliseconds fit an int64_t. */
+#define VP_MAX_SECONDS	(INT64_MAX / 1000)
+
+/* An integer of seconds at key of o: absent is 0, a wrong type fails,
+ * and so does a count of seconds whose milliseconds would overflow. */
 static int
 vp_seconds(const json_t *o, const char *key, int64_t *out)
 {
@@ -58,7 +62,8 @@ vp_seconds(const json_t *o, const char *key, int64_t *out)
 	*out = 0;
 	if (v == NULL || json_is_null(v))
 		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > VP_MAX_SECONDS)
 		return CG_ERR_FORMAT;
 	*out = json_integer_value(v);
 	return 0;

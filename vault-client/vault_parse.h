@@ -39,7 +39,8 @@ void vault_auth_clear(struct vault_auth *a);
 
 /*
  * Each returns 0, CG_ERR_FORMAT (not JSON, a wrong type, a required key
- * missing), CG_ERR_NOTFOUND (a KV v2 version deleted or destroyed: data
+ * missing, a negative time or one whose milliseconds overflow an
+ * int64_t), CG_ERR_NOTFOUND (a KV v2 version deleted or destroyed: data
  * is null) or CG_ERR_NOMEM; *why (may be NULL) gets a short static text
  * on failure.
  */

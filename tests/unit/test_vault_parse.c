@@ -797,6 +797,81 @@ test_version_digest(void **state)
 	assert_string_not_equal(v1, v2);
 }
 
+/* Seconds that milliseconds cannot hold are refused, not wrapped. */
+static void
+test_huge_durations(void **state)
+{
+	static const struct {
+		enum { H_AUTH, H_LOOKUP, H_RENEW, H_SECRET } call;
+		enum vault_kind kind;
+		const char *body;
+		int r;
+		int64_t ms;
+	} cases[] = {
+		{ H_SECRET, VAULT_DB_CREDS, "{\"lease_id\":\"l\",\"lease_duration\":"
+		    "9223372036854775,\"data\":{\"username\":\"u\",\"password\":\"p\"}}",
+		    0, INT64_C(9223372036854775000) },
+		{ H_SECRET, VAULT_DB_CREDS, "{\"lease_id\":\"l\",\"lease_duration\":"
+		    "9223372036854776,\"data\":{\"username\":\"u\",\"password\":\"p\"}}",
+		    CG_ERR_FORMAT, 0 },
+		{ H_SECRET, VAULT_DB_CREDS, "{\"lease_id\":\"l\",\"lease_duration\":"
+		    "9223372036854775807,\"data\":{\"username\":\"u\",\"password\":\"p\"}}",
+		    CG_ERR_FORMAT, 0 },
+		/* Wraps to a small positive number of milliseconds. */
+		{ H_SECRET, VAULT_DB_CREDS, "{\"lease_id\":\"l\",\"lease_duration\":"
+		    "18446744073709552,\"data\":{\"username\":\"u\",\"password\":\"p\"}}",
+		    CG_ERR_FORMAT, 0 },
+		{ H_SECRET, VAULT_DB_STATIC, "{\"data\":{\"username\":\"u\","
+		    "\"password\":\"p\",\"ttl\":9223372036854775}}",
+		    0, INT64_C(9223372036854775000) },
+		{ H_SECRET, VAULT_DB_STATIC, "{\"data\":{\"username\":\"u\","
+		    "\"password\":\"p\",\"ttl\":9223372036854775807}}", CG_ERR_FORMAT, 0 },
+		{ H_AUTH, 0, "{\"auth\":{\"client_token\":\"t\",\"lease_duration\":"
+		    "9223372036854775}}", 0, INT64_C(9223372036854775) },
+		{ H_AUTH, 0, "{\"auth\":{\"client_token\":\"t\",\"lease_duration\":"
+		    "9223372036854775807}}", CG_ERR_FORMAT, 0 },
+		{ H_LOOKUP, 0, "{\"data\":{\"ttl\":9223372036854775807}}", CG_ERR_FORMAT, 0 },
+		{ H_RENEW, 0, "{\"lease_duration\":9223372036854775807}", CG_ERR_FORMAT, 0 },
+	};
+	size_t i, before = in_use();
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *body = cases[i].body;
+		struct secret *s = NULL;
+		struct vault_auth a;
+		int64_t got = 0;
+		bool ren;
+		int r = CG_ERR_INTERNAL;
+
+		switch (cases[i].call) {
+		case H_AUTH:
+			r = vault_parse_auth(body, strlen(body), &a, NULL);
+			got = a.ttl_s;
+			vault_auth_clear(&a);
+			break;
+		case H_LOOKUP:
+			r = vault_parse_lookup(body, strlen(body), &got, &ren, NULL);
+			break;
+		case H_RENEW:
+			r = vault_parse_renew(body, strlen(body), &got, &ren, NULL);
+			break;
+		case H_SECRET:
+			r = vault_parse_secret(cases[i].kind, "p", KEY_A, body, strlen(body),
+			    &s, NULL);
+			if (r == 0)
+				got = secret_lease(s)->duration_ms;
+			secret_unref(s);
+			break;
+		}
+		if (r != cases[i].r)
+			fail_msg("case %zu: got %d, want %d", i, r, cases[i].r);
+		if (r == 0)
+			assert_int_equal(got, cases[i].ms);
+		assert_int_equal(in_use(), before);
+	}
+}
+
 /* A body of n string fields ("f00".."fNN"), plus extra non-string ones. */
 static char *
 many_fields(enum vault_kind kind, size_t n, size_t extra)
@@ -1157,6 +1232,7 @@ main(void)
 		cmocka_unit_test(test_secret_kinds),
 		cmocka_unit_test(test_secret_refused),
 		cmocka_unit_test(test_version_digest),
+		cmocka_unit_test(test_huge_durations),
 		cmocka_unit_test(test_field_limit),
 		cmocka_unit_test(test_escapes),
 		cmocka_unit_test(test_size_limit),
