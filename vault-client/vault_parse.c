@@ -36,6 +36,12 @@ vp_load(const char *body, size_t len, json_t **root, const char **why)
 	was = secmem_json_secure(true);
 	r = cg_json_strict_load(body, len, VP_MAX_DEPTH, root);
 	secmem_json_secure(was);
+	if (r == CG_ERR_NOMEM) {
+		/* The secure pool is full: the response may be fine, and a
+		 * retry may parse it once memory is given back. */
+		WHY("out of secure memory");
+		return r;
+	}
 	if (r != 0) {
 		WHY("response is not JSON");
 		return CG_ERR_FORMAT;

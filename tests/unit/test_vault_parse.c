@@ -1014,6 +1014,98 @@ test_size_limit(void **state)
 	assert_int_equal(in_use(), before);
 }
 
+/* Blocks that fill the secure pool; the teardown gives back what a
+ * failed test left. */
+static void *fill_blocks[4096];
+static size_t fill_n;
+
+static void
+fill_pool(void)
+{
+	static const size_t sizes[] = { 1 << 20, 1 << 16, 1 << 12, 1 << 8, 1 };
+	size_t i, cap = sizeof(fill_blocks) / sizeof(fill_blocks[0]);
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		while (fill_n < cap && (fill_blocks[fill_n] = secmem_alloc(sizes[i])) != NULL)
+			fill_n++;
+	}
+	assert_true(fill_n < cap);
+}
+
+static int
+unfill_pool(void **state)
+{
+	(void)state;
+	while (fill_n > 0)
+		secmem_free(fill_blocks[--fill_n]);
+	return 0;
+}
+
+/*
+ * With the secure pool full, a valid response is out of memory, not
+ * malformed: the pool is filled, then given back a block at a time, and
+ * each parse must fail with CG_ERR_NOMEM and leave the pool as it was
+ * until one succeeds.
+ */
+static void
+test_out_of_secure_memory(void **state)
+{
+	static const struct {
+		enum { O_AUTH, O_LOOKUP, O_SECRET } call;
+		enum vault_kind kind;
+		const char *body;
+	} cases[] = {
+		{ O_AUTH, 0, AUTH_APPROLE },
+		{ O_LOOKUP, 0, LOOKUP_SELF },
+		{ O_SECRET, VAULT_KV2, KV2_READ },
+		{ O_SECRET, VAULT_DB_CREDS, DB_CREDS },
+	};
+	size_t k, nomem;
+
+	(void)state;
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		const char *body = cases[k].body;
+
+		fill_pool();
+		for (nomem = 0;; nomem++) {
+			size_t before = in_use();
+			struct secret *s = NULL;
+			struct vault_auth a;
+			const char *why = NULL;
+			int64_t ttl;
+			bool ren;
+			int r = CG_ERR_INTERNAL;
+
+			switch (cases[k].call) {
+			case O_AUTH:
+				r = vault_parse_auth(body, strlen(body), &a, &why);
+				vault_auth_clear(&a);
+				break;
+			case O_LOOKUP:
+				r = vault_parse_lookup(body, strlen(body), &ttl, &ren, &why);
+				break;
+			case O_SECRET:
+				r = vault_parse_secret(cases[k].kind, "p", KEY_A, body, strlen(body),
+				    &s, &why);
+				secret_unref(s);
+				break;
+			}
+			assert_int_equal(in_use(), before);
+			if (r == 0)
+				break;
+			if (r != CG_ERR_NOMEM)
+				fail_msg("case %zu, %zu blocks left: got %d (%s)", k, fill_n, r, why);
+			assert_null(s);
+			assert_non_null(why);
+			assert_true(fill_n > 0);
+			secmem_free(fill_blocks[--fill_n]);
+		}
+		/* The pool was full: the first parses ran out of it. */
+		assert_true(nomem > 0);
+		unfill_pool(NULL);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* vault_parse_errors, vault_errors_sealed                             */
 /* ------------------------------------------------------------------ */
@@ -1236,6 +1328,7 @@ main(void)
 		cmocka_unit_test(test_field_limit),
 		cmocka_unit_test(test_escapes),
 		cmocka_unit_test(test_size_limit),
+		cmocka_unit_test_teardown(test_out_of_secure_memory, unfill_pool),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_errors_outlen_zero),
 		cmocka_unit_test(test_sealed),
