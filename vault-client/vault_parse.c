@@ -151,6 +151,9 @@ vault_parse_lookup(const char *body, size_t len, int64_t *ttl_s, bool *renewable
 	    vp_bool(data, "renewable", renewable) != 0) {
 		WHY("token lookup has no data.ttl");
 		r = CG_ERR_FORMAT;
+		/* Nothing half read: a good ttl before a bad renewable. */
+		*ttl_s = 0;
+		*renewable = false;
 	}
 	json_decref(root);
 	return r;
@@ -171,6 +174,8 @@ vault_parse_renew(const char *body, size_t len, int64_t *ttl_s, bool *renewable,
 	    vp_bool(root, "renewable", renewable) != 0) {
 		WHY("renewal has a wrong type");
 		r = CG_ERR_FORMAT;
+		*ttl_s = 0;
+		*renewable = false;
 	}
 	json_decref(root);
 	return r;

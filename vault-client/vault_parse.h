@@ -46,7 +46,8 @@ void vault_auth_clear(struct vault_auth *a);
  */
 int vault_parse_auth(const char *body, size_t len, struct vault_auth *out,
     const char **why) CG_WUR;
-/* auth/token/lookup-self: data.ttl and data.renewable. */
+/* auth/token/lookup-self: data.ttl and data.renewable.  On failure (here
+ * and in vault_parse_renew()) *ttl_s is 0 and *renewable false. */
 int vault_parse_lookup(const char *body, size_t len, int64_t *ttl_s, bool *renewable,
     const char **why) CG_WUR;
 /* sys/leases/renew: the top-level lease_duration and renewable. */

@@ -449,10 +449,10 @@ test_lookup(void **state)
 		if (r != cases[i].r)
 			fail_msg("%s: got %d, want %d (%s)", cases[i].name, r, cases[i].r,
 			    why != NULL ? why : "-");
-		if (r == 0) {
-			assert_int_equal(ttl, cases[i].ttl_s);
-			assert_int_equal(ren, cases[i].renewable);
-		} else
+		/* A failure leaves nothing half read: 0 and false. */
+		assert_int_equal(ttl, cases[i].ttl_s);
+		assert_int_equal(ren, cases[i].renewable);
+		if (r != 0)
 			assert_non_null(why);
 		assert_int_equal(in_use(), before);
 	}
@@ -500,10 +500,10 @@ test_renew(void **state)
 		if (r != cases[i].r)
 			fail_msg("%s: got %d, want %d (%s)", cases[i].name, r, cases[i].r,
 			    why != NULL ? why : "-");
-		if (r == 0) {
-			assert_int_equal(ttl, cases[i].ttl_s);
-			assert_int_equal(ren, cases[i].renewable);
-		} else
+		/* A failure leaves nothing half read: 0 and false. */
+		assert_int_equal(ttl, cases[i].ttl_s);
+		assert_int_equal(ren, cases[i].renewable);
+		if (r != 0)
 			assert_non_null(why);
 		assert_int_equal(in_use(), before);
 	}
@@ -1251,8 +1251,13 @@ parse_with(enum call call, enum vault_kind kind, const char *body, size_t len)
 		    CG_ERR_FORMAT;
 		break;
 	}
-	if (call != C_ERRORS && r != 0)
+	if (call != C_ERRORS && r != 0) {
 		assert_non_null(why);
+		if (call == C_LOOKUP || call == C_RENEW) {
+			assert_int_equal(ttl, 0);
+			assert_false(ren);
+		}
+	}
 	return r;
 }
 
