@@ -181,7 +181,9 @@ vault_parse_renew(const char *body, size_t len, int64_t *ttl_s, bool *renewable,
 	return r;
 }
 
-/* "h" and 16 hex digits of HMAC-SHA-256(key, n || name || 0 || value || 0 ...). */
+/* "h" and 16 hex digits of HMAC-SHA-256(key, name || 0 || value || 0 ...),
+ * the fields sorted by name.  Neither a name nor a value holds a NUL (the
+ * strict loader refuses one), so no two sets of fields give one input. */
 static int
 vp_version_hmac(const unsigned char *key, size_t n, const char *const *names,
     const char *const *values, const size_t *lens, char out[18])
