@@ -393,11 +393,19 @@ vault_parse_errors(const char *body, size_t len, char *out, size_t outlen)
 		return out;
 	errs = json_object_get(root, "errors");
 	json_array_foreach(errs, i, v) {
+		size_t mark = at, text;
+
 		if (!json_is_string(v))
 			continue;
 		if (at > 0)
 			vp_append(out, outlen, &at, "; ", 2);
+		text = at;
 		vp_append_message(out, outlen, &at, json_string_value(v));
+		/* A message that adds nothing takes its separator back. */
+		if (at == text) {
+			at = mark;
+			out[at] = '\0';
+		}
 	}
 	json_decref(root);
 	return out;

@@ -1138,6 +1138,12 @@ test_errors(void **state)
 		    "line one?line two" },
 		{ "non-strings skipped", "{\"errors\":[1,null,\"only this\",{}]}", 256,
 		    "only this" },
+		/* An empty message adds no separator. */
+		{ "empty message between", "{\"errors\":[\"a\",\"\",\"b\"]}", 256, "a; b" },
+		{ "empty message last", "{\"errors\":[\"a\",\"\"]}", 256, "a" },
+		{ "empty message first", "{\"errors\":[\"\",\"a\"]}", 256, "a" },
+		{ "empty multi-error", "{\"errors\":[\"a\",\"0 errors occurred:\\n\\n\"]}",
+		    256, "a" },
 		{ "cut", ERR_DENIED, 8, "permiss" },
 		{ "cut in separator", ERR_MULTI, 19, "permission denied;" },
 		{ "cut to nothing", ERR_DENIED, 1, "" },
