@@ -36,6 +36,12 @@ vp_load(const char *body, size_t len, json_t **root, const char **why)
 	was = secmem_json_secure(true);
 	r = cg_json_strict_load(body, len, VP_MAX_DEPTH, root);
 	secmem_json_secure(was);
+	if (r == CG_ERR_NOMEM) {
+		/* The secure pool is full: the response may be fine, and a
+		 * retry may parse it once memory is given back. */
+		WHY("out of secure memory");
+		return r;
+	}
 	if (r != 0) {
 		WHY("response is not JSON");
 		return CG_ERR_FORMAT;
@@ -49,7 +55,11 @@ vp_load(const char *body, size_t len, json_t **root, const char **why)
 	return 0;
 }
 
-/* An integer of seconds at key of o: absent is 0, a wrong type fails. */
+/* Most seconds a duration may have: its milliseconds fit an int64_t. */
+#define VP_MAX_SECONDS	(INT64_MAX / 1000)
+
+/* An integer of seconds at key of o: absent is 0, a wrong type fails,
+ * and so does a count of seconds whose milliseconds would overflow. */
 static int
 vp_seconds(const json_t *o, const char *key, int64_t *out)
 {
@@ -58,7 +68,8 @@ vp_seconds(const json_t *o, const char *key, int64_t *out)
 	*out = 0;
 	if (v == NULL || json_is_null(v))
 		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > VP_MAX_SECONDS)
 		return CG_ERR_FORMAT;
 	*out = json_integer_value(v);
 	return 0;
@@ -140,6 +151,9 @@ vault_parse_lookup(const char *body, size_t len, int64_t *ttl_s, bool *renewable
 	    vp_bool(data, "renewable", renewable) != 0) {
 		WHY("token lookup has no data.ttl");
 		r = CG_ERR_FORMAT;
+		/* Nothing half read: a good ttl before a bad renewable. */
+		*ttl_s = 0;
+		*renewable = false;
 	}
 	json_decref(root);
 	return r;
@@ -160,12 +174,16 @@ vault_parse_renew(const char *body, size_t len, int64_t *ttl_s, bool *renewable,
 	    vp_bool(root, "renewable", renewable) != 0) {
 		WHY("renewal has a wrong type");
 		r = CG_ERR_FORMAT;
+		*ttl_s = 0;
+		*renewable = false;
 	}
 	json_decref(root);
 	return r;
 }
 
-/* "h" and 16 hex digits of HMAC-SHA-256(key, n || name || 0 || value || 0 ...). */
+/* "h" and 16 hex digits of HMAC-SHA-256(key, name || 0 || value || 0 ...),
+ * the fields sorted by name.  Neither a name nor a value holds a NUL (the
+ * strict loader refuses one), so no two sets of fields give one input. */
 static int
 vp_version_hmac(const unsigned char *key, size_t n, const char *const *names,
     const char *const *values, const size_t *lens, char out[18])
@@ -375,11 +393,19 @@ vault_parse_errors(const char *body, size_t len, char *out, size_t outlen)
 		return out;
 	errs = json_object_get(root, "errors");
 	json_array_foreach(errs, i, v) {
+		size_t mark = at, text;
+
 		if (!json_is_string(v))
 			continue;
 		if (at > 0)
 			vp_append(out, outlen, &at, "; ", 2);
+		text = at;
 		vp_append_message(out, outlen, &at, json_string_value(v));
+		/* A message that adds nothing takes its separator back. */
+		if (at == text) {
+			at = mark;
+			out[at] = '\0';
+		}
 	}
 	json_decref(root);
 	return out;

@@ -39,13 +39,16 @@ void vault_auth_clear(struct vault_auth *a);
 
 /*
  * Each returns 0, CG_ERR_FORMAT (not JSON, a wrong type, a required key
- * missing), CG_ERR_NOTFOUND (a KV v2 version deleted or destroyed: data
- * is null) or CG_ERR_NOMEM; *why (may be NULL) gets a short static text
- * on failure.
+ * missing, a negative time or one whose milliseconds overflow an
+ * int64_t), CG_ERR_NOTFOUND (a KV v2 version deleted or destroyed: data
+ * is null), CG_ERR_LIMIT (a body over VAULT_MAX_RESPONSE; a secret of more
+ * than 64 string fields) or CG_ERR_NOMEM; *why (may be NULL) gets a short
+ * static text on failure.
  */
 int vault_parse_auth(const char *body, size_t len, struct vault_auth *out,
     const char **why) CG_WUR;
-/* auth/token/lookup-self: data.ttl and data.renewable. */
+/* auth/token/lookup-self: data.ttl and data.renewable.  On failure (here
+ * and in vault_parse_renew()) *ttl_s is 0 and *renewable false. */
 int vault_parse_lookup(const char *body, size_t len, int64_t *ttl_s, bool *renewable,
     const char **why) CG_WUR;
 /* sys/leases/renew: the top-level lease_duration and renewable. */
