@@ -212,7 +212,14 @@ admin_readyz(struct admin_conn *c, bool head_only)
 
 	why[0] = '\0';
 	if (hk->ready == NULL || hk->ready(hk->arg, why, sizeof(why))) {
-		admin_respond_text(c, 200, NULL, "ready\n", head_only);
+		/* A ready hook may add what it saw ("vault ok, token ttl ..."). */
+		why[sizeof(why) - 1] = '\0';
+		one_line(why);
+		if (why[0] == '\0')
+			snprintf(text, sizeof(text), "ready\n");
+		else
+			snprintf(text, sizeof(text), "ready: %s\n", why);
+		admin_respond_text(c, 200, NULL, text, head_only);
 		return;
 	}
 	why[sizeof(why) - 1] = '\0';

@@ -344,6 +344,41 @@ route_sample(struct writer *w, const char *name, const struct route_sum *s, uint
 	put_f(w, "} %" PRIu64 "\n", v);
 }
 
+/* What the Vault backend did (the control thread's own counters). */
+static void
+render_vault(struct writer *w, const struct vault_stats *v)
+{
+	int i;
+
+	scalar(w, "credgate_vault_up", "gauge",
+	    "1 when the last request to Vault got an answer.", v->reachable ? 1 : 0);
+	family(w, "credgate_vault_token_ttl_seconds", "gauge",
+	    "Remaining lifetime of credgate's Vault token; 0: no expiry; -1: no token.");
+	put_f(w, "credgate_vault_token_ttl_seconds %lld\n",
+	    v->token_ttl_ms < 0 ? -1LL : (long long)((v->token_ttl_ms + 999) / 1000));
+	scalar(w, "credgate_vault_logins_total", "counter",
+	    "Logins to Vault that gave a token.", v->logins);
+	scalar(w, "credgate_vault_token_renewals_total", "counter",
+	    "Renewals of credgate's own Vault token.", v->token_renewals);
+	scalar(w, "credgate_vault_reads_total", "counter",
+	    "Secrets read from Vault.", v->reads);
+	scalar(w, "credgate_vault_lease_renewals_total", "counter",
+	    "Leases of secrets renewed.", v->lease_renewals);
+	scalar(w, "credgate_vault_lease_revocations_total", "counter",
+	    "Leases of secrets revoked.", v->lease_revocations);
+	scalar(w, "credgate_vault_requests_total", "counter",
+	    "HTTP requests sent to Vault, retries included.", v->requests);
+	scalar(w, "credgate_vault_retries_total", "counter",
+	    "Requests to Vault sent again after a failure that may pass.", v->retries);
+	family(w, "credgate_vault_failures_total", "counter",
+	    "Failed logins, reads, renewals and revocations, by reason.");
+	for (i = 0; i < VAULT_R_COUNT; i++) {
+		put_f(w, "credgate_vault_failures_total{");
+		put_label(w, "reason", vault_reason_name((enum vault_reason)i), true);
+		put_f(w, "} %" PRIu64 "\n", v->failures[i]);
+	}
+}
+
 static uint64_t
 ms_nonneg(int64_t ms)
 {
@@ -494,6 +529,9 @@ metrics_render(struct evbuffer *out, struct cg_metrics *const *workers, size_t n
 	    "Credential lookups answered from the secret cache.", sc_hits);
 	scalar(&w, "credgate_secret_cache_misses_total", "counter",
 	    "Credential lookups that had to go to the secret store.", sc_misses);
+
+	if (p != NULL && p->vault)
+		render_vault(&w, &p->vault_st);
 
 	family(&w, "credgate_secret_echo_total", "counter",
 	    "Upstream response heads that carried the injected credential back, "

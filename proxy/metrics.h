@@ -32,6 +32,7 @@
 #include <pthread.h>
 
 #include "common.h"
+#include "vault-client/vault.h"
 
 struct evbuffer;
 
@@ -137,6 +138,8 @@ struct cg_process_metrics {
 	bool draining;			/* SIGTERM received */
 	int64_t start_time_ms;		/* Unix ms the process started */
 	const char *version;		/* build_info's "version"; NULL = "unknown" */
+	bool vault;			/* the secret store is Vault: vault_st is its own */
+	struct vault_stats vault_st;	/* filled just before a render */
 };
 
 /* Returns a new, zeroed object, or NULL when out of memory. */

@@ -597,6 +597,8 @@ admin_metrics(void *arg, struct evbuffer *out)
 
 	if ((ms = calloc(p->nworkers, sizeof(*ms))) == NULL)
 		return CG_ERR_NOMEM;
+	p->pmetrics->vault = vault_backend_stats(secret_cache_backend(p->secrets),
+	    &p->pmetrics->vault_st);
 	for (k = 0; k < p->nworkers; k++)
 		ms[k] = p->workers[k].metrics;
 	r = metrics_render(out, ms, p->nworkers, p->pmetrics);
@@ -616,6 +618,7 @@ admin_ready(void *arg, char *why, size_t whylen)
 	struct cg_process *p = arg;
 	const struct cg_config *cfg = p->gen->cfg;
 	enum secret_backend_state st;
+	struct vault_stats vs;
 	const char *reason;
 	size_t i;
 	int r;
@@ -637,6 +640,13 @@ admin_ready(void *arg, char *why, size_t whylen)
 			    r == CG_ERR_AGAIN ? "not fetched yet" : "cannot be fetched");
 			return false;
 		}
+	}
+	if (vault_backend_stats(secret_cache_backend(p->secrets), &vs)) {
+		if (vs.token_ttl_ms > 0)
+			snprintf(why, whylen, "vault reachable, token ttl %llds",
+			    (long long)((vs.token_ttl_ms + 999) / 1000));
+		else
+			snprintf(why, whylen, "vault reachable, token without expiry");
 	}
 	return true;
 }

@@ -872,10 +872,13 @@ vb_renew_self_response(const struct ob_response *r, void *arg)
 	vb_outcome(b, r);
 	if (r->fail == OB_OK && r->status == 200 &&
 	    vault_parse_auth(r->body, r->body_len, &a, NULL) == 0) {
+		int64_t ttl_s = a.ttl_s;
+		bool renewable = a.renewable;
+
 		vault_auth_clear(&a);	/* the same token */
 		b->st.token_renewals++;
-		if (a.ttl_s * 1000 >= VB_MIN_TTL_MS || b->o.method == VAULT_AUTH_TOKEN) {
-			vb_token_lifetime(b, a.ttl_s, a.renewable);
+		if (ttl_s * 1000 >= VB_MIN_TTL_MS || b->o.method == VAULT_AUTH_TOKEN) {
+			vb_token_lifetime(b, ttl_s, renewable);
 			return;
 		}
 	} else {

@@ -44,7 +44,7 @@ def vault_secrets(s, vault, method="approle", auth=None, **over):
         vault.add_approle("credgate", ROLE_ID, SECRET_ID)
         a["role_id_file"] = write_secret_file(os.path.join(d, "role_id"), ROLE_ID + "\n")
         a["secret_id_file"] = write_secret_file(os.path.join(d, "secret_id"), SECRET_ID)
-    elif method == "token":
+    elif method == "token" and "token_file" not in (auth or {}):
         tok = vault.create_token(ttl=3600)
         a["token_file"] = write_secret_file(os.path.join(d, "vault-token"), tok)
     a.update(auth or {})
@@ -206,3 +206,231 @@ def test_one_login_and_one_read_with_workers(make_stack, vault, workers):
         assert s.curl().status == 200
     assert vault.count(kind="login") == 1
     assert vault.count(kind="kv2-read") == 1
+
+
+def basic_of(capture):
+    """The (user, password) of the last request the capture upstream saw."""
+    import base64
+    req = capture.requests[-1]
+    value = capture.fields(req, "Authorization")[0]
+    assert value.startswith("Basic ")
+    user, _, pw = base64.b64decode(value[6:]).decode().partition(":")
+    return user, pw
+
+
+def test_dynamic_creds_lease_renewed_then_revoked_at_shutdown(make_stack, vault):
+    vault.add_database_role("app", default_ttl=3, max_ttl=600)
+    s = start_vault_stack(make_stack, vault, path="database/creds/app", routes=("capture",))
+    r = s.curl(route="capture")
+    assert r.status == 200, s.dump()
+    user, pw = basic_of(s.capture)
+    leases = vault.active_leases()
+    assert len(leases) == 1
+    assert vault.lease(leases[0]).data == {"username": user, "password": pw}
+    # Renewed ahead of its end (three fifths of 3 s), more than once.
+    assert wait_for(lambda: vault.counters["leases_renewed"] >= 2, timeout=6), s.dump()
+    assert vault.active_leases() == leases
+    assert s.curl(route="capture").status == 200
+    assert basic_of(s.capture) == (user, pw)
+    assert vault.counters["leases_issued"] == 1
+    s.cg.stop()
+    assert vault.counters["leases_revoked"] == 1
+    assert vault.active_leases() == []
+    revokes = vault.requests(kind="lease-revoke")
+    assert revokes and revokes[0]["body"] == {"lease_id": leases[0]}
+
+
+def test_static_creds_follow_rotation(make_stack, vault):
+    vault.add_database_static_role("legacy", SECRET_USER, "before-rotation",
+                                   rotation_period=3)
+    s = start_vault_stack(make_stack, vault, path="database/static-creds/legacy")
+    assert s.curl().status == 401          # nginx wants CANARY
+    vault.rotate_static("legacy", CANARY)
+    # Re-read ahead of the next rotation (two thirds of what was left).
+    assert wait_for(lambda: s.curl().status == 200, timeout=5), s.dump()
+    assert vault.count(kind="db-static-creds") >= 2
+
+
+def test_metrics_and_readyz_show_vault(make_stack, vault):
+    import urllib.request
+    from conftest import free_port
+    put_legacy(vault)
+    port = free_port()
+    s = start_vault_stack(make_stack, vault, credgate_extra={"admin": {
+        "listen": f"127.0.0.1:{port}"}}, secrets={"cache_ttl": "1s", "max_stale": "0s"})
+    assert s.curl().status == 200
+
+    def get(path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    st, body = get("/readyz")
+    assert st == 200 and "vault reachable, token ttl" in body, body
+    st, m = get("/metrics")
+    assert "credgate_vault_up 1" in m
+    assert "credgate_vault_logins_total 1" in m
+    assert "credgate_vault_reads_total 1" in m
+    assert 'credgate_vault_failures_total{reason="secret_not_found"} 0' in m
+    ttl = [int(l.split()[1]) for l in m.splitlines()
+           if l.startswith("credgate_vault_token_ttl_seconds ")][0]
+    assert 3000 < ttl <= 3600
+    assert CANARY not in m
+    with vault.lock:
+        vault.sealed = True
+    time.sleep(1.1)
+    s.curl()            # the entry expired: a refresh meets the sealed Vault
+    assert wait_for(lambda: "vault_sealed" in get("/readyz")[1], timeout=8), get("/readyz")
+    assert get("/readyz")[0] == 503
+    st, m = get("/metrics")
+    assert 'credgate_vault_failures_total{reason="vault_sealed"} 0' not in m, m
+
+
+@pytest.mark.parametrize("method", ["kubernetes", "jwt"])
+def test_jwt_style_logins(make_stack, vault, method):
+    put_legacy(vault)
+    jwt_text = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjcmVkZ2F0ZSJ9.c2lnbmF0dXJl"
+    if method == "kubernetes":
+        vault.add_kubernetes_role("credgate", jwt_text, mount="k8s-prod")
+    else:
+        vault.add_jwt_role("credgate", jwt_text)
+    s = make_stack(start=False)
+    jwt_file = write_secret_file(os.path.join(s.cg.dir, "sa-token"), jwt_text + "\n")
+    auth = {"role": "credgate", "jwt_file": jwt_file}
+    if method == "kubernetes":
+        auth["mount"] = "k8s-prod"
+    store = vault_secrets(s, vault, method, auth)
+    s.start(route_over={"legacy": {"credential": {"path": "secret/legacy/app",
+                                                  "inject": "basic"}}},
+            secrets_extra=store)
+    assert s.curl().status == 200, s.dump()
+    logins = vault.requests(kind="login")
+    assert len(logins) == 1 and logins[0]["status"] == 200
+    mount = "k8s-prod" if method == "kubernetes" else "jwt"
+    assert logins[0]["path"] == f"/v1/auth/{mount}/login"
+    assert logins[0]["body"] == {"role": "credgate", "jwt": jwt_text}
+
+
+def test_cert_login_over_tls_with_server_name(make_stack, vault, tmp_path):
+    import hashlib
+    from cryptography.hazmat.primitives import serialization
+    from conftest import Pki
+    pki = Pki(tmp_path / "pki", "vault-ca")
+    crt, key, _ = pki.issue("vault", "vault.test", dns=["vault.test"], server=True)
+    ccrt, ckey, ccert = pki.issue("credgate", "credgate", client=True)
+    tv = VaultServer(cert=crt, key=key, client_ca=pki.ca_file)
+    tv.start()
+    try:
+        put_legacy(tv)
+        fp = hashlib.sha256(ccert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        tv.add_cert_role("credgate", fingerprint=fp)
+        s = make_stack(start=False)
+        store = vault_secrets(s, tv, "cert", {"role": "credgate"},
+                              tls={"ca_file": pki.ca_file, "server_name": "vault.test",
+                                   "cert": ccrt, "key": ckey})
+        assert tv.url.startswith("https://127.0.0.1:")
+        s.start(route_over={"legacy": {"credential": {"path": "secret/legacy/app",
+                                                      "inject": "basic"}}},
+                secrets_extra=store)
+        assert s.curl().status == 200, s.dump()
+        logins = tv.requests(kind="login")
+        assert [e["path"] for e in logins] == ["/v1/auth/cert/login"]
+        assert logins[0]["body"] == {"name": "credgate"}
+    finally:
+        tv.stop()
+
+
+def test_untrusted_vault_certificate_is_refused(make_stack, tmp_path):
+    from conftest import Pki
+    pki = Pki(tmp_path / "pki", "vault-ca")
+    crt, key, _ = pki.server("vault")
+    tv = VaultServer(cert=crt, key=key)
+    tv.start()
+    try:
+        put_legacy(tv)
+        # No ca_file: the system's CAs do not know this one.
+        s = start_vault_stack(make_stack, tv)
+        r = s.curl()
+        assert r.status in (502, 503)
+        assert tv.count() == 0           # no request got through TLS
+        assert "vault_unavailable" in s.cg.stderr()
+    finally:
+        tv.stop()
+
+
+def test_namespace_header(make_stack, vault):
+    vault.add_namespace("team-a/")
+    vault.add_kv_mount("secret", version=2, namespace="team-a/")
+    vault.put_kv("secret", "legacy/app", {"username": SECRET_USER, "password": CANARY},
+                 namespace="team-a/")
+    s = make_stack(start=False)
+    tok = vault.create_token(namespace="team-a/")
+    tf = write_secret_file(os.path.join(s.cg.dir, "vault-token"), tok)
+    store = vault_secrets(s, vault, "token", {"token_file": tf}, namespace="team-a/")
+    s.start(route_over={"legacy": {"credential": {"path": "secret/legacy/app",
+                                                  "inject": "basic"}}},
+            secrets_extra=store)
+    assert s.curl().status == 200, s.dump()
+    for e in vault.requests():
+        assert e["headers"].get("x-vault-namespace") == "team-a/"
+
+
+def test_bad_config_is_named(make_stack, vault, credgate_bin):
+    from conftest import run_credgate
+    s = make_stack(start=False)
+    store = vault_secrets(s, vault, "approle", kv2_mounts=["kv-prod"])
+    s.cg.write_config(s.cg.config([s.route("legacy", credential={
+        "path": "secret/legacy/app", "inject": "basic"})], None, None, store))
+    rc, _, err = run_credgate(credgate_bin, ["-t", "-c", s.cg.conf_file])
+    assert rc != 0
+    assert "routes.[0].credential.path: secret/legacy/app: under none of the mounts" in err
+
+
+def test_token_renewed_before_it_ends(make_stack, vault):
+    put_legacy(vault)
+    s = make_stack(start=False)
+    tok = vault.create_token(ttl=3, max_ttl=600, renewable=True)
+    tf = write_secret_file(os.path.join(s.cg.dir, "vault-token"), tok)
+    store = vault_secrets(s, vault, "token", {"token_file": tf})
+    s.start(route_over={"legacy": {"credential": {"path": "secret/legacy/app",
+                                                  "inject": "basic"}}},
+            secrets_extra=store)
+    assert s.curl().status == 200
+    assert wait_for(lambda: vault.count(kind="token-renew", status=200) >= 2, timeout=6), \
+        [(e["kind"], e["path"], e["status"]) for e in vault.requests()]
+    assert vault.token_info(tok).valid(time.time_ns())
+
+
+def test_non_renewable_login_is_replaced_before_it_ends(make_stack, vault):
+    put_legacy(vault)
+    s = make_stack(start=False)
+    store = vault_secrets(s, vault, "approle")
+    vault.add_approle("credgate", ROLE_ID, SECRET_ID, ttl=3, renewable=False)
+    s.start(route_over={"legacy": {"credential": {"path": "secret/legacy/app",
+                                                  "inject": "basic"}}},
+            secrets_extra=store)
+    assert s.curl().status == 200
+    assert wait_for(lambda: vault.count(kind="login") >= 3, timeout=6)
+    assert vault.count(kind="token-renew") == 0
+
+
+def test_changed_token_file_is_read_again(make_stack, vault):
+    put_legacy(vault)
+    s = make_stack(start=False)
+    old = vault.create_token()
+    tf = write_secret_file(os.path.join(s.cg.dir, "vault-token"), old)
+    store = vault_secrets(s, vault, "token", {"token_file": tf},)
+    s.start(route_over={"legacy": {"credential": {"path": "secret/legacy/app",
+                                                  "inject": "basic"}}},
+            secrets_extra=dict(store, cache_ttl="1s"))
+    assert s.curl().status == 200
+    new = vault.create_token()
+    write_secret_file(tf + ".new", new)
+    os.rename(tf + ".new", tf)
+    vault.revoke_token(old)
+    time.sleep(1.2)
+    assert s.curl().status == 200, s.dump()
+    reads = vault.requests(kind="kv2-read", status=200)
+    assert reads[-1]["headers"]["x-vault-token"] == new
