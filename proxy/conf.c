@@ -2571,7 +2571,7 @@ check_vault(struct load *ld, const config_setting_t *g, const struct cg_config *
 }
 
 /* With the vault backend: every route's credential.path is under a mount
- * of the kind its path names. */
+ * of the kind its path names; per_session only there, on database creds. */
 static void
 check_vault_paths(struct load *ld, const config_setting_t *root, const struct cg_config *cfg)
 {
@@ -2581,9 +2581,10 @@ check_vault_paths(struct load *ld, const config_setting_t *root, const struct cg
 	struct vault_opts o;
 	size_t k = 0;
 
-	if (cfg->secrets_backend == NULL || strcmp(cfg->secrets_backend, "vault") != 0)
-		return;
-	cg_vault_opts(cfg, &o);
+	bool vault = cfg->secrets_backend != NULL && strcmp(cfg->secrets_backend, "vault") == 0;
+
+	if (vault)
+		cg_vault_opts(cfg, &o);
 	for (i = 0; i < n && k < cfg->nroutes; i++) {
 		const config_setting_t *rg = config_setting_get_elem(list, (unsigned)i);
 		const struct cg_route *rt;
@@ -2593,11 +2594,25 @@ check_vault_paths(struct load *ld, const config_setting_t *root, const struct cg
 		rt = &cfg->routes[k++];
 		if (rt->secret_path == NULL)
 			continue;	/* reported */
+		path_index(rpath, sizeof(rpath), "routes", (size_t)i);
+		if (!vault) {
+			if (rt->per_session) {
+				path_join(path, sizeof(path), rpath, "credential.per_session");
+				ld_err(ld, nearest(rg, "credential.per_session"), path,
+				    "needs secrets.backend = \"vault\" (a dynamic database credential "
+				    "per session)");
+			}
+			continue;
+		}
 		if (vault_path_resolve(&o, rt->secret_path, &kind, api, sizeof(api), err,
 		    sizeof(err)) != 0) {
-			path_index(rpath, sizeof(rpath), "routes", (size_t)i);
 			path_join(path, sizeof(path), rpath, "credential.path");
 			ld_err(ld, nearest(rg, "credential.path"), path, "%s", err);
+		} else if (rt->per_session && kind != VAULT_DB_CREDS) {
+			path_join(path, sizeof(path), rpath, "credential.per_session");
+			ld_err(ld, nearest(rg, "credential.per_session"), path,
+			    "%s: a credential per session needs a database mount's creds/<role> path",
+			    rt->secret_path);
 		}
 	}
 }

@@ -96,6 +96,7 @@ struct cg_route {
 	char *upstream_host;
 	int upstream_port;
 	char *secret_path;		/* routes.[].credential.path */
+	bool per_session;		/* routes.[].credential.per_session */
 	/*
 	 * The protocol's own settings, which its rows (CG_SCOPE_PROTO) fill:
 	 * the protocol's struct (cfg_size bytes, at most CG_PROTO_CFG_MAX),

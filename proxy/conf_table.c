@@ -385,6 +385,10 @@ const struct cg_setting cg_settings[] = {
 	GROUP("routes.[].credential", true, "the legacy credential and how it is injected"),
 	STR("routes.[].credential.path", NULL, true, RELOAD, "secret path in the store",
 	    RT(secret_path)),
+	BOOL("routes.[].credential.per_session", "false", RELOAD,
+	    "each caller session gets a dynamic database credential of its own, "
+	    "revoked when it ends (backend vault, a database creds path)",
+	    RT(per_session)),
 	ENUM("routes.[].mode", "\"enforce\"", "enforce|dry-run", RELOAD,
 	    "enforce decisions, or only record them", RT(policy.mode)),
 	INT("routes.[].max_body", "10485760", 0, 1099511627776LL, false, RELOAD,

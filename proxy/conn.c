@@ -197,6 +197,12 @@ conn_close(struct conn *c, const char *reason)
 	conn_up_free(c);
 	secret_view_cancel(c->wait);
 	c->wait = NULL;
+	if (c->session_key != NULL) {
+		/* Its own credential's lease goes with the session. */
+		secret_view_release(c->w->secrets, c->session_key);
+		free(c->session_key);
+		c->session_key = NULL;
+	}
 	cg_info("msg=close conn=%llu route=%s peer=%s reason=%s age_ms=%lld requests=%u "
 	    "bytes_in=%llu bytes_out=%llu", (unsigned long long)c->id,
 	    c->route->policy.name, c->peer,

@@ -280,10 +280,20 @@ conn_decide(struct conn *c, bool peer_only)
 	}
 
 	/* The credential: from the cache, or wait for it with reads off
-	 * (only then: toggling reads costs system calls on every request). */
+	 * (only then: toggling reads costs system calls on every request).
+	 * A per-session route's session has a credential of its own. */
 	conn_state_set(c, CONN_DECIDE);
-	r = secret_view_get(c->w->secrets, route->secret_path, &c->cred,
-	    conn_secret_ready_cb, c, &c->wait);
+	if (route->per_session && c->session_key == NULL) {
+		char key[CG_SESSION_KEY_MAX];
+
+		if (secret_session_key(key, sizeof(key), route->secret_path, c->w->index,
+		    c->id) != 0 || (c->session_key = strdup(key)) == NULL) {
+			conn_secret_ready(CG_ERR_NOMEM, NULL, "out of memory", c);
+			return;
+		}
+	}
+	r = secret_view_get(c->w->secrets, c->session_key != NULL ? c->session_key :
+	    route->secret_path, &c->cred, conn_secret_ready_cb, c, &c->wait);
 	metrics_secret_cache(c->w->metrics, r == 0);
 	if (r == CG_ERR_AGAIN) {
 		conn_cli_reading(c, false);

@@ -403,6 +403,10 @@ secrets_prefetch(struct cg_process *p)
 	int r;
 
 	for (i = 0; i < cfg->nroutes; i++) {
+		/* A per-session route's credential is made for a session:
+		 * fetching it ahead would make one for nobody. */
+		if (cfg->routes[i].per_session)
+			continue;
 		r = secret_cache_check(p->secrets, cfg->routes[i].secret_path, &why);
 		if (r != 0 && r != CG_ERR_AGAIN)
 			cg_debug("msg=secret_prefetch_failed route=%s path=%s reason=\"%s\"",
@@ -633,6 +637,8 @@ admin_ready(void *arg, char *why, size_t whylen)
 		return false;
 	}
 	for (i = 0; i < cfg->nroutes; i++) {
+		if (cfg->routes[i].per_session)
+			continue;	/* made per session: the store's status says it */
 		if ((r = secret_cache_check(p->secrets, cfg->routes[i].secret_path,
 		    &reason)) != 0) {
 			snprintf(why, whylen, "route %s: secret %s %s",

@@ -149,7 +149,12 @@ struct conn {
 	struct secret *cred;
 	struct inj_cred icred;		/* cred, as the protocol sees it */
 	struct secret_wait *wait;
+	char *session_key;		/* per_session: the key of this session's own
+					   credential, released when it closes */
 };
+
+/* Room for a per-session secret key: the path, the mark, two numbers. */
+#define CG_SESSION_KEY_MAX	1200
 
 /* conn.c */
 void conn_close(struct conn *c, const char *reason);

@@ -105,7 +105,9 @@ conn_up_login_key(const struct conn *c, const struct inj_cred *cred, const char 
 	const struct secret *s = cred->id;
 	int n;
 
-	if (c->rt->up_key[0] == '\0' || s == NULL ||
+	/* A session's own credential is revoked when it ends: a login with
+	 * it is of no use to another session. */
+	if (c->rt->up_key[0] == '\0' || s == NULL || c->route->per_session ||
 	    (tag != NULL && strlen(tag) > INJ_TAG_MAX))
 		return NULL;
 	n = snprintf(buf, size, "%s|%s|%s|%s", c->rt->up_key, secret_path(s), secret_version(s),

@@ -87,6 +87,9 @@ struct cache_node {
 	int64_t neg_until;		/* not fetched again before, after failing */
 	int err;
 	const char *reason;		/* static */
+	bool session;			/* a session's own (SECRET_SESSION_MARK):
+					   kept and renewed until released */
+	bool released;			/* its session ended while in flight */
 	struct cache_flight *flight;	/* in flight for this path, or NULL */
 	struct cache_node *next;	/* bucket chain */
 	TAILQ_ENTRY(cache_node) lru;	/* c->lru, when s != NULL */
@@ -270,6 +273,7 @@ node_new(struct secret_cache *c, const char *path)
 	}
 	n->hash = cache_hash(path);
 	n->renew_at = NEVER;
+	n->session = strstr(path, SECRET_SESSION_MARK) != NULL;
 	if (c->nnodes >= c->nbuckets)
 		cache_grow(c);
 	b = n->hash & (c->nbuckets - 1);
@@ -407,7 +411,9 @@ node_times(struct secret_cache *c, struct cache_node *n)
 	int64_t ttl_end, bound = NEVER, end = NEVER, start = n->fetched_at;
 	bool renews;
 
-	ttl_end = add64(n->fetched_at, c->o.ttl_ms);
+	/* A session's own credential lives as long as its lease can be
+	 * renewed: cache_ttl would only make a second one. */
+	ttl_end = n->session ? NEVER : add64(n->fetched_at, c->o.ttl_ms);
 	if (n->lease_ms > 0) {
 		bound = add64(n->lease_start, n->lease_ms / 3 * 2 + n->lease_ms % 3 * 2 / 3);
 		end = add64(n->lease_start, n->lease_ms);
@@ -429,6 +435,8 @@ node_times(struct secret_cache *c, struct cache_node *n)
 	/* With no cache (ttl 0) nothing is served from it, stale included. */
 	n->stale_until = c->o.max_stale_ms > 0 && c->o.ttl_ms > 0 ?
 	    min64(add64(n->expires_at, c->o.max_stale_ms), end) : n->expires_at;
+	if (n->session && end != NEVER)
+		n->stale_until = end;	/* kept to the lease's end, then revoked */
 	if (n->stale_until < n->expires_at)
 		n->stale_until = n->expires_at;
 }
@@ -570,10 +578,16 @@ node_store(struct secret_cache *c, struct cache_node *n, struct secret *s, int64
 	n->neg_until = 0;
 	n->known_gen = c->gen;
 	node_times(c, n);
-	while (c->ncached > c->max_entries && (o = TAILQ_FIRST(&c->lru)) != n) {
-		node_drop_value(c, o, true);
-		post_drop(c, o->path);
-		node_release(c, o);
+	/* Over the bound, the oldest go; a session's own is in use. */
+	for (o = TAILQ_FIRST(&c->lru); c->ncached > c->max_entries && o != NULL && o != n;) {
+		struct cache_node *next = TAILQ_NEXT(o, lru);
+
+		if (!o->session) {
+			node_drop_value(c, o, true);
+			post_drop(c, o->path);
+			node_release(c, o);
+		}
+		o = next;
 	}
 }
 
@@ -717,7 +731,19 @@ flight_done(int err, struct secret *s, const char *reason, void *arg)
 		err = CG_ERR_INTERNAL;	/* success without a secret */
 		reason = "the secret store answered without a secret";
 	}
-	if (err == 0) {
+	if (n->released) {
+		/* Its session ended while this was in flight: the credential
+		 * was made for nobody. */
+		const struct secret_lease *l;
+
+		if (err == 0 && (l = secret_lease(s)) != NULL && l->id != NULL)
+			cache_revoke(c, n->path, l->id);
+		node_drop_value(c, n, true);
+		node_unlink_free(c, n);
+		n = NULL;
+		err = CG_ERR_EXPIRED;
+		reason = "the session ended";
+	} else if (err == 0) {
 		if (current) {
 			node_store(c, n, s, now);
 			post_node(c, NULL, n);
@@ -755,7 +781,8 @@ flight_done(int err, struct secret *s, const char *reason, void *arg)
 			post_error(c, NULL, n->path, err, reason);
 	}
 	cache_schedule(c);
-	node_release(c, n);
+	if (n != NULL)
+		node_release(c, n);
 
 	f->delivering = true;
 	c->delivering++;
@@ -1029,6 +1056,24 @@ cache_hint(struct secret_cache *c, const char *path)
 		cache_refresh(c, n, now);
 }
 
+/* A session's own secret is not needed any more: its lease goes now. */
+static void
+cache_release(struct secret_cache *c, const char *path)
+{
+	struct cache_node *n = node_find(c, path);
+
+	if (n == NULL || !n->session)
+		return;
+	if (n->flight != NULL) {
+		n->released = true;	/* flight_done() ends it */
+		return;
+	}
+	node_drop_value(c, n, true);
+	post_drop(c, n->path);
+	node_unlink_free(c, n);
+	cache_schedule(c);
+}
+
 static void
 cache_inbox(evutil_socket_t fd, short what, void *arg)
 {
@@ -1052,6 +1097,8 @@ cache_inbox(evutil_socket_t fd, short what, void *arg)
 		if (!c->closing && !sc_box_dead(q->box)) {
 			if (q->kind == SC_REQ_GET)
 				cache_serve_view(c, q->box, q->path);
+			else if (q->kind == SC_REQ_RELEASE)
+				cache_release(c, q->path);
 			else
 				cache_hint(c, q->path);
 		}

@@ -120,6 +120,7 @@ bool sc_box_dead(struct sc_box *b);
 enum sc_req_kind {
 	SC_REQ_GET,		/* answer with ENTRY or ERROR (now or later) */
 	SC_REQ_REFRESH,		/* an entry in its last part of life was used */
+	SC_REQ_RELEASE,		/* a session's own secret is done with */
 };
 
 /*

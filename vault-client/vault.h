@@ -261,6 +261,14 @@ struct vault_opts {
 	size_t ndatabase_mounts;
 };
 
+/* What a secret path reads, by the kind of its mount. */
+enum vault_kind {
+	VAULT_KV1,		/* <mount>/<path>: data is the secret */
+	VAULT_KV2,		/* <mount>/data/<path>: data.data, data.metadata */
+	VAULT_DB_CREDS,		/* <mount>/creds/<role>: a lease */
+	VAULT_DB_STATIC,	/* <mount>/static-creds/<role>: ttl to rotation */
+};
+
 /*
  * Where a secret path of credgate.conf is read: the API path (without
  * "/v1/") for the longest mount it is under, and how to read it.  Paths
@@ -269,7 +277,7 @@ struct vault_opts {
  * "<database mount>/static-creds/<role>".  Returns 0, CG_ERR_NOTFOUND (no
  * mount) or CG_ERR_FORMAT (a path Vault would not take), with a reason.
  */
-int vault_path_resolve(const struct vault_opts *o, const char *path, int *kind,
+int vault_path_resolve(const struct vault_opts *o, const char *path, int *kind /* enum vault_kind */,
     char *api, size_t apilen, char *err, size_t errlen) CG_WUR;
 
 /*
@@ -444,5 +452,20 @@ void secret_view_free(struct secret_view *v);
 int secret_view_get(struct secret_view *v, const char *path, struct secret **out,
     secret_cb cb, void *arg, struct secret_wait **wait) CG_WUR;
 void secret_view_cancel(struct secret_wait *w);	/* NULL-safe; no cb after */
+
+/*
+ * A session's own secret: the key "<path>#session=<id>" names path to the
+ * backend but an entry of its own to the cache and the views, fetched for
+ * that session alone (a dynamic database credential of its own), renewed
+ * for as long as its lease allows whatever cache_ttl says, and never
+ * handed to another session.  secret_session_key() writes the key (0, or
+ * CG_ERR_LIMIT when it does not fit); secret_view_release() ends it when
+ * the session ends: the view forgets it and the cache revokes its lease
+ * (later, if the fetch is still in flight).  From the view's thread.
+ */
+#define SECRET_SESSION_MARK	"#session="
+int secret_session_key(char *out, size_t outlen, const char *path, unsigned worker,
+    uint64_t id) CG_WUR;
+void secret_view_release(struct secret_view *v, const char *key);
 
 #endif /* CG_VAULT_H */

@@ -1045,15 +1045,23 @@ vb_fetch(void *ctx, const char *path, secret_cb cb, void *arg)
 {
 	struct vb *b = ctx;
 	struct vb_op *op;
-	char err[256];
+	char err[256], base[VB_API_MAX];
+	const char *mark;
 	int r;
 
 	if ((op = vb_op_new(b, VB_FETCH, path)) == NULL)
 		return CG_ERR_NOMEM;
 	op->fetch_cb = cb;
 	op->arg = arg;
-	if (vault_path_resolve(&b->o, path, &op->vkind, op->api, sizeof(op->api), err,
-	    sizeof(err)) != 0)
+	/* A session's own key names its path before the mark. */
+	if ((mark = strstr(path, SECRET_SESSION_MARK)) != NULL) {
+		if ((size_t)(mark - path) >= sizeof(base))
+			op->vkind = -1;
+		else
+			snprintf(base, sizeof(base), "%.*s", (int)(mark - path), path);
+	}
+	if (op->vkind == 0 && vault_path_resolve(&b->o, mark != NULL ? base : path,
+	    &op->vkind, op->api, sizeof(op->api), err, sizeof(err)) != 0)
 		op->vkind = -1;
 	/* Deferred: ops wait on one tick so that callbacks never run inside. */
 	if ((r = vb_defer(b, op)) != 0) {

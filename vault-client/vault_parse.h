@@ -20,14 +20,6 @@
 /* Bytes of the key versions of unversioned secrets are derived with. */
 #define VAULT_VERSION_KEY_LEN	32
 
-/* What a secret path reads, by the kind of its mount. */
-enum vault_kind {
-	VAULT_KV1,		/* <mount>/<path>: data is the secret */
-	VAULT_KV2,		/* <mount>/data/<path>: data.data, data.metadata */
-	VAULT_DB_CREDS,		/* <mount>/creds/<role>: a lease */
-	VAULT_DB_STATIC,	/* <mount>/static-creds/<role>: ttl to rotation */
-};
-
 /* The auth block of a login or a renew-self. */
 struct vault_auth {
 	char *token;		/* secure memory, NUL-terminated */

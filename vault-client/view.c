@@ -342,7 +342,9 @@ view_handle(struct secret_view *v, struct sc_msg *m)
 	 * (route secrets at start), and this view's first request for it
 	 * is then a hit too. */
 	if ((n = vnode_find(v, m->path)) == NULL &&
-	    (m->kind != SC_MSG_ENTRY || !m->store || (n = vnode_new(v, m->path)) == NULL))
+	    (m->kind != SC_MSG_ENTRY || !m->store ||
+	    strstr(m->path, SECRET_SESSION_MARK) != NULL ||	/* another's */
+	    (n = vnode_new(v, m->path)) == NULL))
 		return;
 	switch (m->kind) {
 	case SC_MSG_ENTRY:
@@ -559,4 +561,40 @@ void
 secret_view_cancel(struct secret_wait *w)
 {
 	secret_cache_cancel(w);
+}
+
+int
+secret_session_key(char *out, size_t outlen, const char *path, unsigned worker, uint64_t id)
+{
+	int n = snprintf(out, outlen, "%s" SECRET_SESSION_MARK "%u-%llu", path, worker,
+	    (unsigned long long)id);
+
+	return n < 0 || (size_t)n >= outlen ? CG_ERR_LIMIT : 0;
+}
+
+void
+secret_view_release(struct secret_view *v, const char *key)
+{
+	struct view_node **pp, *n;
+
+	if (v == NULL || v->closing || key == NULL)
+		return;
+	for (pp = &v->buckets[view_hash(key) & (v->nbuckets - 1)]; (n = *pp) != NULL;
+	    pp = &n->next) {
+		if (strcmp(n->path, key) != 0)
+			continue;
+		vnode_drop(n);
+		if (TAILQ_EMPTY(&n->q.waits)) {
+			/* An answer still on its way finds no node: dropped. */
+			*pp = n->next;
+			free(n->path);
+			free(n);
+			v->nnodes--;
+		}
+		break;
+	}
+	/* Out of memory: the lease ends on its own (the cache revokes it at
+	 * its end), later than it should. */
+	if (cache_view_request(v->c, v->box, SC_REQ_RELEASE, key) != 0)
+		cg_warn("msg=session_secret_release_failed reason=\"out of memory\"");
 }

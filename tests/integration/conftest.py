@@ -1138,6 +1138,10 @@ def assert_closed(client, timeout=5.0):
 # service account per upstream login method, and the routes that front it
 # ----------------------------------------------------------------------
 PG_SUPERUSER = "postgres"
+# The group of the users a secret store creates (Vault's database engine,
+# in the Vault tests): they log in with scram-sha-256.
+PG_DYNAMIC_GROUP = "credgate_dynamic"
+
 # Service account -> (login method in pg_hba.conf, password_encryption
 # its password is stored with).
 PG_ACCOUNTS = {
@@ -1278,6 +1282,8 @@ class Postgres:
         for kind in ("hostssl", "host"):
             for u, (method, _) in PG_ACCOUNTS.items():
                 hba.append(f"{kind} all {u} 127.0.0.1/32 {method}")
+            # Users a secret store makes per session are members of this.
+            hba.append(f"{kind} all +{PG_DYNAMIC_GROUP} 127.0.0.1/32 scram-sha-256")
         hba.append("host all all 0.0.0.0/0 reject")
         with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
             f.write("\n".join(hba) + "\n")
@@ -1332,6 +1338,23 @@ class Postgres:
                                   f"{p.stderr.decode('utf-8', 'replace')}"
         return out.strip()
 
+    def create_dynamic_user(self, user, password):
+        """What a database secret engine's creation statements do."""
+        add_canaries([password])
+        lit = password.replace("'", "''")
+        self.sql(f"SET password_encryption = 'scram-sha-256';\n"
+                 f"CREATE ROLE \"{user}\" LOGIN PASSWORD '{lit}' IN ROLE {PG_DYNAMIC_GROUP};\n")
+
+    def drop_dynamic_user(self, user):
+        """And its revocation statements: end its sessions, drop it."""
+        self.sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 f"WHERE usename = '{user}';\nDROP ROLE IF EXISTS \"{user}\";\n")
+
+    def roles_like(self, pattern):
+        out = self.sql(f"SELECT rolname FROM pg_roles WHERE rolname LIKE '{pattern}' "
+                       f"ORDER BY 1;")
+        return [l for l in out.splitlines() if l]
+
     def set_password(self, user, password):
         enc = PG_ACCOUNTS[user][1]
         self.passwords[user] = password
@@ -1348,10 +1371,11 @@ class Postgres:
             lit = self.passwords[u].replace("'", "''")
             stmts.append(f"SET password_encryption = '{enc}';")
             stmts.append(f"CREATE ROLE {u} LOGIN PASSWORD '{lit}';")
+        stmts.append(f"CREATE ROLE {PG_DYNAMIC_GROUP} NOLOGIN;")
         stmts.append("CREATE DATABASE ledger OWNER svc_scram;")
         stmts.append("CREATE DATABASE other;")
         self.sql("\n".join(stmts) + "\n")
-        accounts = ", ".join(PG_ACCOUNTS)
+        accounts = ", ".join(list(PG_ACCOUNTS) + [PG_DYNAMIC_GROUP])
         self.sql(f"GRANT CONNECT, TEMPORARY ON DATABASE ledger TO {accounts};\n"
                  f"GRANT CONNECT, TEMPORARY ON DATABASE other TO {accounts};\n"
                  f"GRANT USAGE ON SCHEMA public TO {accounts};\n"

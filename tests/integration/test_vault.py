@@ -497,3 +497,92 @@ def test_steady_load_asks_vault_almost_never(make_stack, vault):
     print(f"vault requests for 1000 caller requests: {vault.count()}")
     assert vault.count() == 2
     assert vault.count(kind="login") == 1 and vault.count(kind="kv2-read") == 1
+
+
+def test_per_session_credentials_over_http(make_stack, vault):
+    """Each caller connection gets a database credential of its own, kept
+    for its requests and revoked when it closes."""
+    import http.client
+    vault.add_database_role("app", default_ttl=600)
+    s = make_stack(start=False)
+    store = vault_secrets(s, vault, "approle")
+    s.start(routes=("capture",), secrets_extra=store, route_over={"capture": {
+        "credential": {"path": "database/creds/app", "inject": "basic",
+                       "per_session": True}}})
+    assert vault.counters["leases_issued"] == 0        # nothing fetched ahead
+    tok = s.token()
+    seen = []
+    conns = [http.client.HTTPConnection("127.0.0.1", s.ports["capture"], timeout=10)
+             for _ in range(2)]
+    for c in conns:
+        creds = set()
+        for _ in range(3):
+            c.request("GET", "/x", headers={"Authorization": "Bearer " + tok})
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+            creds.add(basic_of(s.capture))
+        assert len(creds) == 1                  # the same for its requests
+        seen.append(creds.pop())
+    assert seen[0] != seen[1]
+    assert vault.counters["leases_issued"] == 2
+    assert len(vault.active_leases()) == 2
+    for c in conns:
+        c.close()
+    assert wait_for(lambda: vault.counters["leases_revoked"] == 2, timeout=5), s.dump()
+    assert vault.active_leases() == []
+
+
+def test_per_session_needs_vault_database_creds(make_stack, vault, credgate_bin):
+    from conftest import run_credgate
+    s = make_stack(start=False)
+    store = vault_secrets(s, vault, "approle")
+    s.cg.write_config(s.cg.config([s.route("legacy", credential={
+        "path": "secret/legacy/app", "inject": "basic", "per_session": True})],
+        None, None, store))
+    rc, _, err = run_credgate(credgate_bin, ["-t", "-c", s.cg.conf_file])
+    assert rc != 0
+    assert "routes.[0].credential.per_session: secret/legacy/app: a credential per " \
+           "session needs a database mount's creds/<role> path" in err
+    s.cg.write_config(s.cg.config([s.route("legacy", credential={
+        "path": "legacy/app", "inject": "basic", "per_session": True})]))
+    rc, _, err = run_credgate(credgate_bin, ["-t", "-c", s.cg.conf_file])
+    assert rc != 0 and "needs secrets.backend = \"vault\"" in err
+
+
+def test_per_session_postgres_users(pg, keys, credgate_bin, tmp_path, vault):
+    """Every PostgreSQL session through credgate logs in as a database
+    user of its own, which Vault made for it and which is dropped when the
+    session ends."""
+    from conftest import PgStack, stack_problems
+    vault.add_database_role("ledger-rw", default_ttl=600,
+                            on_create=pg.create_dynamic_user,
+                            on_revoke=pg.drop_dynamic_user)
+    s = PgStack(tmp_path / "pg", keys, credgate_bin, pg)
+    store = vault_secrets(s, vault, "approle")
+    plain = s.cg.config
+    s.cg.config = lambda routes, extra=None: plain(routes, extra, None, store)
+    s.start([s.route("pgs", credential={"path": "database/creds/ledger-rw",
+                                        "per_session": True},
+                     postgres_over={"allow_plaintext_token": True})])
+    try:
+        a = s.connect("pgs")
+        b = s.connect("pgs")
+        ua = s.query(a, "select current_user")[0][0]
+        ub = s.query(b, "select current_user")[0][0]
+        assert ua != ub and ua.startswith("v-database-ledger-rw-")
+        assert sorted(pg.roles_like("v-database-%")) == sorted([ua, ub])
+        assert vault.counters["leases_issued"] == 2
+        a.close()
+        assert wait_for(lambda: pg.roles_like("v-database-%") == [ub], timeout=5), s.dump()
+        assert s.query(b, "select 1") == [(1,)]
+        b.close()
+        assert wait_for(lambda: pg.roles_like("v-database-%") == [], timeout=5)
+        assert vault.counters["leases_revoked"] == 2
+        # A third session: a third user; none is ever pooled for another.
+        assert s.psql_ok("pgs", "select current_user").strip().endswith("-0003")
+        assert wait_for(lambda: pg.roles_like("v-database-%") == [], timeout=5)
+    finally:
+        s.close_clients()
+        problems = stack_problems(s)
+        assert not problems, "; ".join(problems)

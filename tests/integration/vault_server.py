@@ -223,6 +223,16 @@ class Lease:
         # An expired lease is revoked at once unless a test holds it in the
         # window where the server has not revoked it yet ("lease expired").
         self.revoke_on_expiry = True
+        self.on_revoke = None
+
+    def revoke(self):
+        """Ends the lease (once), running the role's revocation."""
+        if self.revoked:
+            return False
+        self.revoked = True
+        if self.on_revoke is not None:
+            self.on_revoke(self.data["username"])
+        return True
 
 
 class Fault:
@@ -569,11 +579,15 @@ class VaultServer:
 
     def add_database_role(self, role, mount="database", namespace="",
                           default_ttl=3600, max_ttl=86400, allowed=True,
-                          renewable=True):
+                          renewable=True, on_create=None, on_revoke=None):
+        """A dynamic role.  on_create(username, password) and
+        on_revoke(username) stand for the role's creation and revocation
+        statements: a test can make and drop a real database user."""
         with self.lock:
             self._kv(mount, namespace)["roles"][role] = {
                 "default_ttl": default_ttl, "max_ttl": max_ttl,
-                "allowed": allowed, "renewable": renewable, "serial": 0}
+                "allowed": allowed, "renewable": renewable, "serial": 0,
+                "on_create": on_create, "on_revoke": on_revoke}
 
     def add_database_static_role(self, role, username, password, mount="database",
                                  namespace="", rotation_period=86400, allowed=True):
@@ -1279,7 +1293,10 @@ class VaultServer:
         lease_id = "%s/%s" % (rel, "".join(secrets.choice(_BASE62) for _ in range(24)))
         if ns:
             lease_id += "." + self.namespaces[ns]
+        if r["on_create"] is not None:
+            r["on_create"](data["username"], data["password"])
         lease = Lease(lease_id, r["default_ttl"], r["max_ttl"], r["renewable"], data)
+        lease.on_revoke = r["on_revoke"]
         self.leases[lease_id] = lease
         self.counters["leases_issued"] += 1
         return Reply(200, self._envelope(dict(data), lease_id=lease_id,
@@ -1295,7 +1312,7 @@ class VaultServer:
         if lease is None or lease.revoked:
             return None
         if lease.expire_ns <= now and lease.revoke_on_expiry:
-            lease.revoked = True
+            lease.revoke()
             return None
         return lease
 
@@ -1354,8 +1371,7 @@ class VaultServer:
                 except ValueError:
                     raise VaultError(400, ["error converting input sync"])
             lease = self.leases.get(lease_id)
-            if lease is not None and not lease.revoked:
-                lease.revoked = True
+            if lease is not None and lease.revoke():
                 self.counters["leases_revoked"] += 1
             return Reply(204 if sync else 202)
 

@@ -1495,6 +1495,28 @@ static int64_t g_skew(const struct cg_config *c) { return c->issuers[0]->clock_s
 static int64_t g_cache_ttl(const struct cg_config *c) { return c->secret_cache_ttl_ms; }
 static int64_t g_max_stale(const struct cg_config *c) { return c->secret_max_stale_ms; }
 static int64_t g_neg_ttl(const struct cg_config *c) { return c->secret_negative_ttl_ms; }
+static int64_t g_v_conn(const struct cg_config *c) { return c->vault.connect_timeout_ms; }
+static int64_t g_v_req(const struct cg_config *c) { return c->vault.request_timeout_ms; }
+static int64_t g_v_retries(const struct cg_config *c) { return c->vault.retries; }
+static int64_t g_v_backoff(const struct cg_config *c) { return c->vault.backoff_ms; }
+static int64_t g_v_backoff_max(const struct cg_config *c) { return c->vault.backoff_max_ms; }
+static const char *s_v_method(const struct cg_config *c) { return c->vault.method; }
+static const char *
+l_v_kv1(const struct cg_config *c, size_t i)
+{
+	return i < c->vault.nkv1_mounts ? c->vault.kv1_mounts[i] : NULL;
+}
+static const char *
+l_v_kv2(const struct cg_config *c, size_t i)
+{
+	return i < c->vault.nkv2_mounts ? c->vault.kv2_mounts[i] : NULL;
+}
+static const char *
+l_v_db(const struct cg_config *c, size_t i)
+{
+	return i < c->vault.ndatabase_mounts ? c->vault.database_mounts[i] : NULL;
+}
+static int64_t g_per_session(const struct cg_config *c) { return c->routes[0].per_session; }
 static int64_t g_inject(const struct cg_config *c) { return HTTP_CFG(&c->routes[0])->kind; }
 static int64_t g_mode(const struct cg_config *c) { return c->routes[0].policy.mode; }
 static int64_t g_max_body(const struct cg_config *c) { return (int64_t)c->routes[0].max_body; }
@@ -1580,6 +1602,16 @@ static const struct def_check {
 	{ "secrets.cache_ttl", g_cache_ttl, NULL, NULL, NULL },
 	{ "secrets.max_stale", g_max_stale, NULL, NULL, NULL },
 	{ "secrets.negative_ttl", g_neg_ttl, NULL, NULL, NULL },
+	{ "secrets.vault.connect_timeout", g_v_conn, NULL, NULL, NULL },
+	{ "secrets.vault.request_timeout", g_v_req, NULL, NULL, NULL },
+	{ "secrets.vault.retries", g_v_retries, NULL, NULL, NULL },
+	{ "secrets.vault.backoff", g_v_backoff, NULL, NULL, NULL },
+	{ "secrets.vault.backoff_max", g_v_backoff_max, NULL, NULL, NULL },
+	{ "secrets.vault.auth.method", NULL, s_v_method, NULL, NULL },
+	{ "secrets.vault.kv1_mounts", NULL, NULL, NULL, l_v_kv1 },
+	{ "secrets.vault.kv2_mounts", NULL, NULL, NULL, l_v_kv2 },
+	{ "secrets.vault.database_mounts", NULL, NULL, NULL, l_v_db },
+	{ "routes.[].credential.per_session", g_per_session, NULL, NULL, NULL },
 	{ "routes.[].protocol", NULL, s_protocol, NULL, NULL },
 	{ "routes.[].max_connections", g_rt_conns, NULL, NULL, NULL },
 	{ "routes.[].keepalive_requests", g_ka_reqs, NULL, NULL, NULL },
