@@ -623,7 +623,8 @@ admin_ready(void *arg, char *why, size_t whylen)
 	const struct cg_config *cfg = p->gen->cfg;
 	enum secret_backend_state st;
 	struct vault_stats vs;
-	const char *reason;
+	const char *reason, *breason;
+	bool vault;
 	size_t i;
 	int r;
 
@@ -631,9 +632,13 @@ admin_ready(void *arg, char *why, size_t whylen)
 		snprintf(why, whylen, "draining");
 		return false;
 	}
-	if ((st = secret_cache_status(p->secrets, &reason)) != SECRET_BACKEND_OK) {
+	/* A Vault that cannot be reached now is no reason by itself: cached
+	 * secrets are served (within max_stale), and each route below says
+	 * whether its own can be. */
+	vault = vault_backend_stats(secret_cache_backend(p->secrets), &vs);
+	if ((st = secret_cache_status(p->secrets, &breason)) != SECRET_BACKEND_OK && !vault) {
 		snprintf(why, whylen, "secret store %s: %s", secret_backend_state_name(st),
-		    reason);
+		    breason);
 		return false;
 	}
 	for (i = 0; i < cfg->nroutes; i++) {
@@ -641,19 +646,23 @@ admin_ready(void *arg, char *why, size_t whylen)
 			continue;	/* made per session: the store's status says it */
 		if ((r = secret_cache_check(p->secrets, cfg->routes[i].secret_path,
 		    &reason)) != 0) {
-			snprintf(why, whylen, "route %s: secret %s %s",
+			snprintf(why, whylen, "route %s: secret %s %s%s%s%s",
 			    cfg->routes[i].policy.name, cfg->routes[i].secret_path,
-			    r == CG_ERR_AGAIN ? "not fetched yet" : "cannot be fetched");
+			    r == CG_ERR_AGAIN ? "not fetched yet" : "cannot be fetched",
+			    r != CG_ERR_AGAIN && reason != NULL ? " (" : "",
+			    r != CG_ERR_AGAIN && reason != NULL ? reason : "",
+			    r != CG_ERR_AGAIN && reason != NULL ? ")" : "");
 			return false;
 		}
 	}
-	if (vault_backend_stats(secret_cache_backend(p->secrets), &vs)) {
-		if (vs.token_ttl_ms > 0)
-			snprintf(why, whylen, "vault reachable, token ttl %llds",
-			    (long long)((vs.token_ttl_ms + 999) / 1000));
-		else
-			snprintf(why, whylen, "vault reachable, token without expiry");
-	}
+	if (vault && st != SECRET_BACKEND_OK)
+		snprintf(why, whylen, "vault %s (%s): cached secrets served",
+		    secret_backend_state_name(st), breason);
+	else if (vault && vs.token_ttl_ms > 0)
+		snprintf(why, whylen, "vault reachable, token ttl %llds",
+		    (long long)((vs.token_ttl_ms + 999) / 1000));
+	else if (vault)
+		snprintf(why, whylen, "vault reachable, token without expiry");
 	return true;
 }
 

@@ -20,9 +20,10 @@ SCENARIOS = {
     "steady": "steady: persistent connections (pgbench -S)",
     "connect": "connect: a new connection per transaction (pgbench -S -C)",
 }
-ROWS = ["direct", "pgbouncer", "credgate"]
+ROWS = ["direct", "relay", "pgbouncer", "credgate"]
 ROW_NAMES = {
     "direct": "postgres, direct",
+    "relay": "HAProxy, TCP relay only",
     "pgbouncer": "pgbouncer (session pool)",
     "credgate": "credgate",
 }
@@ -277,6 +278,18 @@ def main(argv):
         p("| %s | %s | %.2f× | %.2f–%.2f | %d of %d | %s | %s |" % (
             sc, label, m, min(ratios), max(ratios), len(ratios), max(tried, nrounds), target,
             benchlib.verdict(ok)))
+    p()
+    # What a hop costs at all on this machine: the relay that only copies
+    # bytes, against a direct connection.  No target: it bounds the others.
+    for sc in scenarios:
+        tr = {r["round"]: r for r in runs.get((sc, "relay"), [])}
+        dr = {r["round"]: r for r in runs.get((sc, "direct"), [])}
+        ratios = [tr[k]["tps"] / dr[k]["tps"] for k in sorted(tr) if k in dr
+                  and dr[k]["tps"] > 0]
+        if ratios:
+            p("- %s: the TCP relay reaches %.2f× (%.2f–%.2f) of the direct TPS: what "
+              "one hop costs on this machine, before a proxy does anything." % (
+                  sc, benchlib.median(ratios), min(ratios), max(ratios)))
     p()
 
     p("## Failures")

@@ -182,20 +182,39 @@ def test_kv2_rotation_is_picked_up(make_stack, vault):
     assert dec[-1]["credential"]["version"] == "2"
 
 
+def admin_get(port, path):
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 def test_vault_down_serves_cached_until_max_stale(make_stack, vault):
+    from conftest import free_port
     put_legacy(vault)
+    port = free_port()
     s = start_vault_stack(make_stack, vault,
                           secrets={"cache_ttl": "1s", "max_stale": "2s",
-                                   "negative_ttl": "200ms"})
+                                   "negative_ttl": "200ms"},
+                          credgate_extra={"admin": {"listen": f"127.0.0.1:{port}"}})
     assert s.curl().status == 200
     vault.inject_failures(10000, 503, path="/v1/secret/*")
     time.sleep(1.2)
     assert s.curl().status == 200, s.dump()     # stale, within max_stale
     dec = s.cg.audit_where(lambda e: e.get("event") == "decision")
     assert dec[-1]["credential"].get("stale") is True
+    # Still ready: what is cached is served.
+    st, body = admin_get(port, "/readyz")
+    assert st == 200 and "cached secrets served" in body, body
     assert wait_for(lambda: s.curl().status in (502, 503), timeout=6), s.dump()
+    st, body = admin_get(port, "/readyz")
+    assert st == 503 and "vault_sealed" in body, body    # the 503 says sealed
     vault.clear_faults()
     assert wait_for(lambda: s.curl().status == 200, timeout=5)
+    assert wait_for(lambda: admin_get(port, "/readyz")[0] == 200, timeout=5)
 
 
 @pytest.mark.parametrize("workers", [2, 4])
