@@ -605,3 +605,36 @@ def test_per_session_postgres_users(pg, keys, credgate_bin, tmp_path, vault):
         s.close_clients()
         problems = stack_problems(s)
         assert not problems, "; ".join(problems)
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_one_lease_for_a_shared_dynamic_credential(make_stack, vault, workers):
+    vault.add_database_role("app", default_ttl=600)
+    s = start_vault_stack(make_stack, vault, path="database/creds/app", routes=("capture",),
+                          credgate_extra={"workers": workers})
+    creds = set()
+    for _ in range(12):
+        assert s.curl(route="capture").status == 200
+        creds.add(basic_of(s.capture))
+    assert len(creds) == 1
+    assert vault.counters["leases_issued"] == 1
+    assert vault.count(kind="login") == 1
+
+
+def test_dropped_connection_is_retried(make_stack, vault):
+    put_legacy(vault)
+    s = start_vault_stack(make_stack, vault,
+                          before=lambda: vault.drop_connections(1, path="/v1/secret/*"))
+    assert s.curl().status == 200, s.dump()
+    assert vault.count(kind="fault") == 1 and vault.count(kind="kv2-read") == 1
+
+
+def test_slow_vault_times_out_with_its_reason(make_stack, vault):
+    put_legacy(vault)
+    s = start_vault_stack(make_stack, vault, request_timeout="300ms", retries=0,
+                          before=lambda: vault.set_latency(1.0, path="/v1/secret/*"))
+    r = s.curl()
+    assert r.status in (502, 503)
+    errs = s.cg.audit_where(lambda e: e.get("event") == "error")
+    assert errs and errs[-1]["reason"] == "vault_timeout", errs
+    vault.set_latency(0, path="/v1/secret/*")
