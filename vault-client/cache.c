@@ -829,9 +829,16 @@ renew_done(int err, int64_t duration_ms, const char *reason, void *arg)
 		return;		/* replaced or dropped meanwhile */
 	n->renewing = NULL;
 	if (err == 0 && duration_ms > 0) {
+		const struct secret_lease *l = node_lease(n);
+
 		c->st.renewals++;
 		n->lease_start = sc_now(&c->clock);
 		n->lease_ms = duration_ms;
+		/* Less than asked: the lease is near its max TTL.  No more
+		 * renewals; a use in its last quarter fetches the next
+		 * credential while this one still serves. */
+		if (l != NULL && duration_ms < l->duration_ms)
+			n->renew_failed = true;
 		node_times(c, n);
 		post_node(c, NULL, n);
 		cache_schedule(c);

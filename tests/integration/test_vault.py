@@ -638,3 +638,25 @@ def test_slow_vault_times_out_with_its_reason(make_stack, vault):
     errs = s.cg.audit_where(lambda e: e.get("event") == "error")
     assert errs and errs[-1]["reason"] == "vault_timeout", errs
     vault.set_latency(0, path="/v1/secret/*")
+
+
+def test_lease_near_its_max_ttl_is_replaced_before_it_ends(make_stack, vault):
+    """Renewals stop once Vault grants less than asked (the role's max
+    TTL); the next credential is fetched while the old one still serves,
+    so no request waits or fails, and the old lease is revoked."""
+    vault.add_database_role("app", default_ttl=3, max_ttl=4)
+    s = start_vault_stack(make_stack, vault, path="database/creds/app", routes=("capture",))
+    first = None
+    deadline = time.time() + 7
+    while time.time() < deadline:
+        assert s.curl(route="capture").status == 200, s.dump()
+        first = first or basic_of(s.capture)
+        time.sleep(0.25)
+    assert basic_of(s.capture) != first
+    issued = vault.counters["leases_issued"]
+    assert issued >= 2
+    # Each lease renewed once, at three fifths of its 3 s: the grant of
+    # 1 s (to the 4 s max) ends its renewals, not a run of shorter ones.
+    assert 1 <= vault.count(kind="lease-renew") <= issued, \
+        [(e["kind"], round(e["time"] % 100, 2)) for e in vault.requests()]
+    assert len(vault.active_leases()) == 1
