@@ -505,6 +505,99 @@ def test_example_postgres_checks_with_its_files(credgate_bin, srcdir, tmp_path):
     assert "ledger/ci" in err, err
 
 
+# One example per Vault auth method, and the Vault paths they read.
+VAULT_EXAMPLES = {
+    "vault-token.conf": "token",
+    "vault-approle.conf": "approle",
+    "vault-kubernetes.conf": "kubernetes",
+    "vault-jwt.conf": "jwt",
+    "vault-cert.conf": "cert",
+}
+
+
+def example_settings(text):
+    """(protocol, credential.path) of each route, the auth method and the
+    backend of an example, read from its text."""
+    method = re.findall(r'^\s*method = "([^"]+)";', text, re.M)
+    backend = re.findall(r'^\s*backend = "([^"]+)";', text, re.M)
+    protocols = re.findall(r'^\s*protocol = "([^"]+)";', text, re.M)
+    paths = re.findall(r'^\s*path = "([^"]+)";', text, re.M)
+    return backend, method, list(zip(protocols, paths))
+
+
+def test_vault_examples_cover_each_auth_method(srcdir):
+    """There is a Vault example for each auth method, shipped with the
+    others, among them an HTTP route on KV version 2 and a PostgreSQL
+    route on a database engine's static credentials."""
+    routes = []
+    for name, method in VAULT_EXAMPLES.items():
+        backend, methods, rts = example_settings(open(example(srcdir, name)).read())
+        assert backend == ["vault"] and methods == [method], (name, backend, methods)
+        assert len(rts) == 1, (name, rts)
+        routes += rts
+    assert any(proto == "http" and path.startswith("secret/") for proto, path in routes), routes
+    assert any(proto == "postgres" and "/static-creds/" in path for proto, path in routes), routes
+    make = open(os.path.join(srcdir, "examples", "Makefile.inc")).read()
+    shipped = re.search(r"dist_example_DATA =((?:.*\\\n)*.*)", make).group(1).split()
+    for name in VAULT_EXAMPLES:
+        assert "examples/" + name in shipped, f"{name} missing from dist_example_DATA"
+
+
+@pytest.mark.parametrize("name", sorted(VAULT_EXAMPLES))
+def test_example_vault_checks_with_its_files(credgate_bin, srcdir, tmp_path, name):
+    """credgate -t reports nothing but missing files (JWKS, TLS files, the
+    audit folder) for each Vault example as it is shipped, and accepts it,
+    without a warning, once they exist under tmp_path instead of
+    /etc/credgate and /var/log/credgate.  -t checks the Vault settings:
+    what the auth method needs, and each credential.path under a mount."""
+    shipped = example(srcdir, name)
+    rc, out, err = run_credgate(credgate_bin, ["-t", "-c", shipped])
+    lines = err.strip().splitlines()
+    assert rc == 1 and lines[-1] == f"{shipped}: configuration has errors", err
+    for line in lines[:-1]:
+        assert "No such file or directory" in line, line
+
+    text = open(shipped).read()
+    etc, log = tmp_path / "etc", tmp_path / "log"
+    (etc / "tls").mkdir(parents=True)
+    (etc / "vault").mkdir()
+    log.mkdir()
+    text = text.replace("/etc/credgate/", f"{etc}/").replace("/var/log/credgate/", f"{log}/")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    crt, pem = tmp_path / "gw.crt", tmp_path / "gw.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(pem),
+                    "-out", str(crt), "-days", "1", "-subj", "/CN=gw.example.com"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=30)
+    # Every file the example names under /etc/credgate, by its kind.
+    for f in re.findall(r'"(' + re.escape(str(etc)) + r'/[^"]+)"', text):
+        f = pathlib.Path(f)
+        if f.name.endswith(".jwks.json"):
+            f.write_text(json.dumps({"keys": [public_jwk(key, "k-1")]}))
+        elif f.suffix in (".crt", ".pem"):
+            shutil.copy(crt, f)
+        elif f.suffix == ".key":
+            shutil.copy(pem, f)
+            f.chmod(0o600)
+    conf = tmp_path / name
+    conf.write_text(text)
+    rc, out, err = run_credgate(credgate_bin, ["-t", "-c", str(conf)])
+    assert rc == 0, err
+    assert err.strip().splitlines() == [f"{conf}: configuration OK"], err
+
+    # -t reads each route's path as Vault would be asked for it: one under
+    # no mount is refused, naming the route's setting.
+    _, _, routes = example_settings(text)
+    bad = text.replace(f'path = "{routes[0][1]}";', 'path = "nowhere/legacy/app";')
+    assert bad != text
+    conf.write_text(bad)
+    rc, out, err = run_credgate(credgate_bin, ["-t", "-c", str(conf)])
+    assert rc == 1, err
+    assert re.search(r"routes\.\[0\]\.credential\.path: nowhere/legacy/app: under none of "
+                     r"the mounts", err), err
+
+
 def test_policy_test_reports_a_mismatch(credgate_bin, srcdir, tmp_path):
     conf = example(srcdir, "quickstart.conf")
     doc = json.load(open(example(srcdir, "policy-cases.json")))
