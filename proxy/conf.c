@@ -2543,6 +2543,13 @@ check_vault(struct load *ld, const config_setting_t *g, const struct cg_config *
 	if (strncmp(v->address, "https://", 8) != 0 && strncmp(v->address, "http://", 7) != 0)
 		ld_err(ld, member(vg, "secrets.vault.address", -1), "secrets.vault.address",
 		    "%s: not an http:// or https:// URL", v->address);
+	else if (strncmp(v->address, "http://", 7) == 0 &&
+	    strncmp(v->address + 7, "127.", 4) != 0 &&
+	    strncmp(v->address + 7, "localhost", 9) != 0 &&
+	    strncmp(v->address + 7, "[::1]", 5) != 0)
+		ld_warn(ld, member(vg, "secrets.vault.address", -1), "secrets.vault.address",
+		    "%s: plain HTTP to a host that is not this one: the token and every "
+		    "secret cross the network in clear", v->address);
 	cg_vault_opts(cfg, &o);
 #define NEED(field, name, why) do { \
 	if ((field) == NULL) \
@@ -2632,7 +2639,8 @@ build_secrets(struct load *ld, const config_setting_t *root, struct cg_config *c
 	if (cfg->secrets_backend != NULL && strcmp(cfg->secrets_backend, "vault") == 0)
 		check_vault(ld, g, cfg);
 	if ((ld->flags & CG_CONFIG_LOAD_FILES) && cfg->secrets_file != NULL &&
-	    cfg->secrets_file[0] != '\0') {
+	    cfg->secrets_file[0] != '\0' &&
+	    (cfg->secrets_backend == NULL || strcmp(cfg->secrets_backend, "file") == 0)) {
 		char err[256] = "";
 		int r;
 

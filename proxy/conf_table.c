@@ -111,6 +111,18 @@ unused_without_http(const void *base, char *warn, size_t warnlen)
 
 #define HTTP_ONLY	.unused = unused_without_http
 
+/* secrets.file, with another backend. */
+static const char *
+unused_without_file(const void *base, char *warn, size_t warnlen)
+{
+	const struct cg_config *cfg = base;
+
+	if (cfg->secrets_backend == NULL || strcmp(cfg->secrets_backend, "file") == 0)
+		return NULL;
+	snprintf(warn, warnlen, "ignored unless backend is \"file\"");
+	return "unless backend is \"file\"";
+}
+
 /* The secrets.vault settings, with another backend. */
 static const char *
 unused_without_vault(const void *base, char *warn, size_t warnlen)
@@ -246,7 +258,7 @@ const struct cg_setting cg_settings[] = {
 	ENUM("secrets.backend", "\"file\"", "file|vault", RESTART, "secret store",
 	    PROC(secrets_backend), .ops = &conf_ops_choice_text),
 	STR("secrets.file", NULL, false, RESTART, "JSON file of secrets (backend file)",
-	    PROC(secrets_file)),
+	    PROC(secrets_file), .unused = unused_without_file),
 	DUR("secrets.cache_ttl", "\"5m\"", 0, 24 * MS_H, RESTART,
 	    "how long a fetched secret is reused; 0 disables the cache",
 	    PROC(secret_cache_ttl_ms)),

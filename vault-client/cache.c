@@ -90,6 +90,8 @@ struct cache_node {
 	bool session;			/* a session's own (SECRET_SESSION_MARK):
 					   kept and renewed until released */
 	bool released;			/* its session ended while in flight */
+	bool used;			/* a renewing entry was used since it was
+					   stored or last renewed */
 	struct cache_flight *flight;	/* in flight for this path, or NULL */
 	struct cache_node *next;	/* bucket chain */
 	TAILQ_ENTRY(cache_node) lru;	/* c->lru, when s != NULL */
@@ -411,9 +413,12 @@ node_times(struct secret_cache *c, struct cache_node *n)
 	int64_t ttl_end, bound = NEVER, end = NEVER, start = n->fetched_at;
 	bool renews;
 
-	/* A session's own credential lives as long as its lease can be
-	 * renewed: cache_ttl would only make a second one. */
-	ttl_end = n->session ? NEVER : add64(n->fetched_at, c->o.ttl_ms);
+	/* A credential with a renewable lease (a dynamic one), and a
+	 * session's own, live as long as the lease can be renewed: cache_ttl
+	 * would only make a second credential.  It bounds what changes in
+	 * place (KV secrets), whose next version a refresh picks up. */
+	ttl_end = n->session || (l != NULL && l->id != NULL && l->renewable) ? NEVER :
+	    add64(n->fetched_at, c->o.ttl_ms);
 	if (n->lease_ms > 0) {
 		bound = add64(n->lease_start, n->lease_ms / 3 * 2 + n->lease_ms % 3 * 2 / 3);
 		end = add64(n->lease_start, n->lease_ms);
@@ -427,8 +432,11 @@ node_times(struct secret_cache *c, struct cache_node *n)
 	n->renew_at = renews ? add64(n->lease_start, n->lease_ms / 5 * 3 +
 	    n->lease_ms % 5 * 3 / 5) : NEVER;
 	/* A renewal is the refresh of such an entry: fetching would only
-	 * make a second credential. */
-	if (renews || start >= n->expires_at)
+	 * make a second credential.  From half its lease on, a use is told
+	 * to the cache (node_used()): unused, it is not renewed. */
+	if (renews)
+		n->refresh_at = add64(n->lease_start, n->lease_ms / 2);
+	else if (start >= n->expires_at)
 		n->refresh_at = n->expires_at;
 	else
 		n->refresh_at = start + (n->expires_at - start) / 4 * 3;
@@ -574,6 +582,7 @@ node_store(struct secret_cache *c, struct cache_node *n, struct secret *s, int64
 	n->lease_start = now;
 	n->lease_ms = l != NULL ? l->duration_ms : 0;
 	n->renew_failed = false;
+	n->used = false;
 	n->failed = false;
 	n->neg_until = 0;
 	n->known_gen = c->gen;
@@ -676,14 +685,28 @@ enum cache_answer {
  * What a request for n gets now (*s borrowed), starting a refresh where one
  * is due.  Never waits when something servable is cached.
  */
+/*
+ * A use of n's entry at now, served or told by a view, from its
+ * refresh_at on: an entry whose lease is renewed is marked in use (its
+ * next renewal is wanted); any other is refreshed.
+ */
+static void
+node_used(struct secret_cache *c, struct cache_node *n, int64_t now)
+{
+	if (now < n->refresh_at)
+		return;
+	n->used = true;
+	if (n->renew_at == NEVER)
+		cache_refresh(c, n, now);
+}
+
 static enum cache_answer
 cache_answer(struct secret_cache *c, struct cache_node *n, int64_t now, struct secret **s)
 {
 	*s = NULL;
 	if (n->s != NULL) {
 		if (now < n->expires_at) {
-			if (now >= n->refresh_at)
-				cache_refresh(c, n, now);
+			node_used(c, n, now);
 			*s = n->s;
 			return ANS_FRESH;
 		}
@@ -834,6 +857,7 @@ renew_done(int err, int64_t duration_ms, const char *reason, void *arg)
 		c->st.renewals++;
 		n->lease_start = sc_now(&c->clock);
 		n->lease_ms = duration_ms;
+		n->used = false;
 		/* Less than asked: the lease is near its max TTL.  No more
 		 * renewals; a use in its last quarter fetches the next
 		 * credential while this one still serves. */
@@ -907,6 +931,13 @@ secret_cache_tick(struct secret_cache *c)
 		if (now >= n->stale_until) {
 			/* Unused to its end: its lease goes now, not when the
 			 * store would have let it lapse. */
+			node_drop_value(c, n, true);
+			post_drop(c, n->path);
+			node_release(c, n);
+		} else if (now >= n->renew_at && n->renewing == NULL && !n->used &&
+		    !n->session) {
+			/* Not used since it was stored or renewed: no longer
+			 * needed, and its lease goes now. */
 			node_drop_value(c, n, true);
 			post_drop(c, n->path);
 			node_release(c, n);
@@ -1060,7 +1091,7 @@ cache_hint(struct secret_cache *c, const char *path)
 	int64_t now = sc_now(&c->clock);
 
 	if (n != NULL && n->s != NULL && now >= n->refresh_at && now < n->expires_at)
-		cache_refresh(c, n, now);
+		node_used(c, n, now);
 }
 
 /* A session's own secret is not needed any more: its lease goes now. */

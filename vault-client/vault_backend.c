@@ -8,7 +8,7 @@
  *
  * An operation waits for a token when there is none, then is sent.
  * Failures that may pass (no connection, 429, 5xx, a timeout) are retried
- * with capped exponential backoff and full jitter, a bounded number of
+ * with capped exponential backoff and jitter, a bounded number of
  * times; then the operation fails with its reason, and the secret cache's
  * negative cache and max_stale take over.  A 403 drops the token and logs
  * in once more before it stands.
@@ -383,7 +383,8 @@ vb_log_failure(const char *what, const char *path, const struct ob_response *r,
 	    what, path != NULL ? path : "-", vault_reason_name(why), r->status, text);
 }
 
-/* A delay in [0, min(max, base * 2^attempt)] (full jitter). */
+/* A delay between half and all of min(max, base * 2^attempt): jittered,
+ * so that instances do not retry in step, and never next to nothing. */
 static int64_t
 vb_backoff(const struct vb *b, int attempt)
 {
@@ -1257,6 +1258,17 @@ vault_backend_new(struct event_base *base, const struct vault_opts *o,
 	    strncmp(o->address, "http://", 7) != 0)) {
 		cg_errf(err, errlen, "address: an http:// or https:// URL is needed");
 		return CG_ERR_FORMAT;
+	}
+	if (o->key != NULL) {
+		/* libcurl reads the client key itself: its mode is checked
+		 * here, as for every private key credgate reads. */
+		struct cg_file kf;
+		int r;
+
+		if ((r = cg_file_read(o->key, CG_FILE_FOLLOW | CG_FILE_NO_WORLD, VB_FILE_MAX, 0,
+		    &kf, err, errlen)) != 0)
+			return r;
+		cg_file_free(&kf);
 	}
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return CG_ERR_NOMEM;

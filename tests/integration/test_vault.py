@@ -246,8 +246,12 @@ def test_dynamic_creds_lease_renewed_then_revoked_at_shutdown(make_stack, vault)
     leases = vault.active_leases()
     assert len(leases) == 1
     assert vault.lease(leases[0]).data == {"username": user, "password": pw}
-    # Renewed ahead of its end (three fifths of 3 s), more than once.
-    assert wait_for(lambda: vault.counters["leases_renewed"] >= 2, timeout=6), s.dump()
+    # Renewed ahead of its end (three fifths of 3 s), more than once,
+    # while it is in use.
+    def used_and_renewed():
+        assert s.curl(route="capture").status == 200
+        return vault.counters["leases_renewed"] >= 2
+    assert wait_for(used_and_renewed, timeout=6, interval=0.3), s.dump()
     assert vault.active_leases() == leases
     assert s.curl(route="capture").status == 200
     assert basic_of(s.capture) == (user, pw)
@@ -257,6 +261,19 @@ def test_dynamic_creds_lease_renewed_then_revoked_at_shutdown(make_stack, vault)
     assert vault.active_leases() == []
     revokes = vault.requests(kind="lease-revoke")
     assert revokes and revokes[0]["body"] == {"lease_id": leases[0]}
+
+
+def test_unused_dynamic_lease_is_revoked(make_stack, vault):
+    """A shared dynamic credential nobody uses any more is not renewed:
+    its lease is revoked at the time it would have been renewed."""
+    vault.add_database_role("app", default_ttl=3, max_ttl=600)
+    s = start_vault_stack(make_stack, vault, path="database/creds/app", routes=("capture",))
+    assert s.curl(route="capture").status == 200
+    assert wait_for(lambda: vault.counters["leases_revoked"] == 1, timeout=5), s.dump()
+    assert vault.counters["leases_renewed"] == 0
+    assert vault.active_leases() == []
+    assert s.curl(route="capture").status == 200      # a new one when asked
+    assert vault.counters["leases_issued"] == 2
 
 
 def test_static_creds_follow_rotation(make_stack, vault):
@@ -660,3 +677,14 @@ def test_lease_near_its_max_ttl_is_replaced_before_it_ends(make_stack, vault):
     assert 1 <= vault.count(kind="lease-renew") <= issued, \
         [(e["kind"], round(e["time"] % 100, 2)) for e in vault.requests()]
     assert len(vault.active_leases()) == 1
+
+
+def test_plain_http_to_another_host_is_warned(make_stack, vault, credgate_bin):
+    from conftest import run_credgate
+    s = make_stack(start=False)
+    store = vault_secrets(s, vault, "approle", address="http://vault.example:8200")
+    s.cg.write_config(s.cg.config([s.route("legacy", credential={
+        "path": "secret/legacy/app", "inject": "basic"})], None, None, store))
+    rc, _, err = run_credgate(credgate_bin, ["-t", "-c", s.cg.conf_file])
+    assert rc == 0
+    assert "secrets.vault.address: warning: http://vault.example:8200: plain HTTP" in err

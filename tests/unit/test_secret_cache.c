@@ -1425,7 +1425,10 @@ test_renew_and_revoke(void **state)
 	t0 = fx->now;
 
 	/* Renewed at three fifths of the lease, ahead of its two-thirds
-	 * expiry, for the lease's own duration. */
+	 * expiry, for the lease's own duration, when it was used from half
+	 * its lease on. */
+	fx->now = t0 + 1500;
+	assert_string_equal(hit_version(get(fx, "db/rw", &wt, &s), &s), "1");
 	fx->now = t0 + 1799;
 	secret_cache_tick(fx->c);
 	assert_int_equal(fx->tb->renews, 0);
@@ -1438,8 +1441,9 @@ test_renew_and_revoke(void **state)
 	run(fx);
 	assert_int_equal(STAT(fx, renewals), 1);
 	/* Past the old expiry: the same credential, nothing fetched (a
-	 * renewable lease is not refreshed by fetching). */
-	fx->now = t0 + 3000;
+	 * renewable lease is not refreshed by fetching); in use again from
+	 * half its renewed lease on. */
+	fx->now = t0 + 3300;
 	assert_string_equal(hit_version(get(fx, "db/rw", &wt, &s), &s), "1");
 	assert_int_equal(fx->tb->fetches, 1);
 	fx->now = t0 + 3600;
@@ -1462,8 +1466,10 @@ test_renew_and_revoke(void **state)
 	assert_int_equal(get(fx, "db/ro", &wt, &s), CG_ERR_AGAIN);
 	run(fx);
 	t1 = fx->now;
+	fx->now = t1 + 1500;
+	assert_string_equal(hit_version(get(fx, "db/rw", &wt, &s), &s), "2");
 	fx->now = t1 + 1999;
-	secret_cache_tick(fx->c);	/* renews db/rw (version 2) */
+	secret_cache_tick(fx->c);	/* renews db/rw (version 2), in use */
 	run(fx);
 	assert_int_equal(fx->tb->renews, 3);
 	assert_int_equal(fx->tb->revokes, 0);
@@ -1489,6 +1495,42 @@ test_renew_and_revoke(void **state)
 	fx_free(fx);
 	/* (the backend is gone with the cache: its counter was checked by
 	 * tb_revoke before; see test_revoke_on_free) */
+}
+
+/* A renewable lease that nobody used since it was stored (or last
+ * renewed) is not renewed: it is dropped and revoked at its renewal time;
+ * one that is used goes on. */
+static void
+test_unused_lease_is_revoked_not_renewed(void **state)
+{
+	struct fx *fx = fx_new_opts(60000, 0, 0);
+	struct waiter wt = { 0 };
+	struct secret *s = NULL;
+	int64_t t0;
+
+	(void)state;
+	fx->tb->lease_ms = 3000;
+	fx->tb->renewable = true;
+	fx->tb->renew_grant_ms = 3000;
+	assert_int_equal(get(fx, "db/rw", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	t0 = fx->now;
+	/* A use before half the lease does not count: it was just fetched. */
+	fx->now = t0 + 1000;
+	assert_string_equal(hit_version(get(fx, "db/rw", &wt, &s), &s), "1");
+	fx->now = t0 + 1800;
+	secret_cache_tick(fx->c);
+	run(fx);
+	assert_int_equal(fx->tb->renews, 0);
+	assert_int_equal(fx->tb->revokes, 1);
+	assert_string_equal(fx->tb->revoked[0], "lease/db/rw/1");
+	/* The next use fetches a new credential. */
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(get(fx, "db/rw", &wt, &s), CG_ERR_AGAIN);
+	run(fx);
+	assert_string_equal(wt.version, "2");
+	assert_int_equal(fx->tb->fetches, 2);
+	fx_free(fx);
 }
 
 static int free_revokes;
@@ -1665,6 +1707,7 @@ main(void)
 		cmocka_unit_test(test_negative_cache),
 		cmocka_unit_test(test_view_cancel),
 		cmocka_unit_test(test_renew_and_revoke),
+		cmocka_unit_test(test_unused_lease_is_revoked_not_renewed),
 		cmocka_unit_test(test_revoke_on_free),
 		cmocka_unit_test(test_views_follow_changes),
 		cmocka_unit_test(test_readiness),
