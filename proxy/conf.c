@@ -2587,7 +2587,6 @@ check_vault_paths(struct load *ld, const config_setting_t *root, const struct cg
 	char rpath[CFG_PATH_MAX], path[CFG_PATH_MAX], api[512], err[300];
 	struct vault_opts o;
 	size_t k = 0;
-
 	bool vault = cfg->secrets_backend != NULL && strcmp(cfg->secrets_backend, "vault") == 0;
 
 	if (vault)

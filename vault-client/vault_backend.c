@@ -87,7 +87,8 @@ struct vb {
 	int64_t token_expires;		/* monotonic ms; 0: never */
 	int64_t login_retry_at;
 	enum vault_reason login_reason;
-	struct ob_call *login_call;
+	struct ob_call *login_call;	/* a login in flight */
+	struct ob_call *renew_call;	/* a renew-self in flight */
 	struct event *token_timer;
 	int login_attempts;
 	/* The token file (method token): what was read last. */
@@ -869,7 +870,7 @@ vb_renew_self_response(const struct ob_response *r, void *arg)
 	struct vault_auth a;
 	enum vault_reason why;
 
-	b->login_call = NULL;
+	b->renew_call = NULL;
 	vb_outcome(b, r);
 	if (r->fail == OB_OK && r->status == 200 &&
 	    vault_parse_auth(r->body, r->body_len, &a, NULL) == 0) {
@@ -921,7 +922,7 @@ vb_token_event(evutil_socket_t fd, short what, void *arg)
 			vb_login_done(b, r, VAULT_R_LOGIN);
 		return;
 	}
-	if (b->tstate != VB_TOKEN_READY || b->login_call != NULL)
+	if (b->tstate != VB_TOKEN_READY || b->login_call != NULL || b->renew_call != NULL)
 		return;
 	if (b->token_renewable) {
 		/* No increment: the token's own TTL again, within its max. */
@@ -931,7 +932,7 @@ vb_token_event(evutil_socket_t fd, short what, void *arg)
 		json_decref(o);
 		secmem_json_secure(was);
 		if (body != NULL && vb_send(b, "POST", "auth/token/renew-self", body, blen, true,
-		    vb_renew_self_response, b, &b->login_call) == 0) {
+		    vb_renew_self_response, b, &b->renew_call) == 0) {
 			secmem_free(body);
 			return;
 		}
@@ -1152,6 +1153,7 @@ vb_free(void *ctx)
 	while ((op = TAILQ_FIRST(&b->active)) != NULL)
 		vb_op_free(op, &b->active);
 	ob_call_cancel(b->login_call);
+	ob_call_cancel(b->renew_call);
 	if (b->token_timer != NULL)
 		event_free(b->token_timer);
 	ob_client_free(b->http);
