@@ -688,3 +688,21 @@ def test_plain_http_to_another_host_is_warned(make_stack, vault, credgate_bin):
     rc, _, err = run_credgate(credgate_bin, ["-t", "-c", s.cg.conf_file])
     assert rc == 0
     assert "secrets.vault.address: warning: http://vault.example:8200: plain HTTP" in err
+
+
+def test_secret_goes_nowhere_but_the_upstream(make_stack, vault, credgate_bin):
+    """The credential read from Vault is sent to nginx only: never back to
+    Vault, never into -T's dump (which shows the token file's name, not
+    the token)."""
+    from conftest import run_credgate
+    put_legacy(vault)
+    s = start_vault_stack(make_stack, vault, method="token")
+    assert s.curl().status == 200
+    token = vault.requests(kind="token-lookup")[0]["headers"]["x-vault-token"]
+    for e in vault.requests():
+        assert CANARY not in repr(e)
+    rc, out, err = run_credgate(credgate_bin, ["-T", "-c", s.cg.conf_file])
+    assert rc == 0
+    assert "token_file" in out
+    assert CANARY not in out + err and token not in out + err
+    assert token not in s.cg.stderr() and token not in open(s.cg.audit_file).read()
