@@ -1,0 +1,998 @@
+/*
+ * test_outbound.c: outbound requests through libcurl's multi interface on
+ * a libevent base, against a small HTTP server that runs in the same base
+ * on a loopback port and answers each case with canned bytes: what the
+ * server receives (method, headers, body), statuses, bodies at and over
+ * the limit, timeouts, refused connections, connections that break,
+ * cancelled calls, clients freed with calls pending, two calls at once
+ * and the server name override.
+ */
+#include "tests/unit/unit.h"
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "common.h"
+#include "common/outbound.h"
+
+/* ------------------------------------------------------------------ */
+/* The server                                                          */
+/* ------------------------------------------------------------------ */
+
+enum srv_mode {
+	SRV_REPLY,	/* answer each request with T.reply */
+	SRV_SILENT,	/* read requests, answer nothing */
+	SRV_ECHO,	/* 200 whose body is the request target; see T.hold */
+};
+
+struct srv_conn {
+	struct bufferevent *bev;
+	bool close_after;	/* free once the output has drained */
+	LIST_ENTRY(srv_conn) link;
+};
+
+struct held {
+	struct srv_conn *sc;
+	char target[64];
+};
+
+#define MAX_REQ 16
+
+static struct {
+	struct event_base *base;
+	struct evconnlistener *lis;
+	int port;
+	int baseline_events;		/* the listener's, before any client */
+
+	enum srv_mode mode;
+	const char *reply;		/* SRV_REPLY */
+	size_t reply_len;
+	bool close_after;		/* close once the reply is out */
+	size_t hold;			/* SRV_ECHO: answer when this many wait */
+	struct held held[4];
+	size_t nheld;
+
+	char *req[MAX_REQ];		/* every request received, whole */
+	size_t req_len[MAX_REQ];
+	size_t nreq;
+	size_t naccepted;
+	size_t neof;			/* connections the client closed */
+	LIST_HEAD(, srv_conn) conns;
+
+	struct ob_client *c;
+	bool in_request;		/* inside ob_request() */
+	size_t ncb;			/* callbacks, all calls */
+} T;
+
+static void
+srv_conn_free(struct srv_conn *sc)
+{
+	LIST_REMOVE(sc, link);
+	bufferevent_free(sc->bev);
+	free(sc);
+}
+
+static void
+srv_write(struct srv_conn *sc, const char *p, size_t n)
+{
+	assert_int_equal(bufferevent_write(sc->bev, p, n), 0);
+}
+
+static void
+srv_echo(struct srv_conn *sc, const char *target)
+{
+	char buf[256];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+	    strlen(target), target);
+	srv_write(sc, buf, (size_t)n);
+}
+
+/* The value of Content-Length in the header block hdr (NUL-terminated), or 0. */
+static size_t
+srv_content_length(const char *hdr)
+{
+	const char *p;
+
+	for (p = strstr(hdr, "\r\n"); p != NULL; p = strstr(p + 2, "\r\n")) {
+		if (strncasecmp(p + 2, "Content-Length:", 15) == 0)
+			return (size_t)strtoul(p + 17, NULL, 10);
+	}
+	return 0;
+}
+
+/* One whole request, recorded and answered. */
+static void
+srv_request(struct srv_conn *sc, char *req, size_t len)
+{
+	const char *sp, *sp2;
+	struct held *h;
+
+	assert_true(T.nreq < MAX_REQ);
+	T.req[T.nreq] = req;
+	T.req_len[T.nreq] = len;
+	T.nreq++;
+	switch (T.mode) {
+	case SRV_REPLY:
+		srv_write(sc, T.reply, T.reply_len);
+		sc->close_after = T.close_after;
+		break;
+	case SRV_SILENT:
+		break;
+	case SRV_ECHO:
+		assert_true(T.nheld < CG_ARRAY_LEN(T.held));
+		h = &T.held[T.nheld++];
+		h->sc = sc;
+		assert_non_null(sp = strchr(req, ' '));
+		assert_non_null(sp2 = strchr(sp + 1, ' '));
+		assert_true((size_t)(sp2 - sp - 1) < sizeof(h->target));
+		memcpy(h->target, sp + 1, (size_t)(sp2 - sp - 1));
+		h->target[sp2 - sp - 1] = '\0';
+		/* Last in, first answered: each answer must find its own call. */
+		if (T.nheld >= T.hold) {
+			while (T.nheld > 0) {
+				h = &T.held[--T.nheld];
+				srv_echo(h->sc, h->target);
+			}
+		}
+		break;
+	}
+}
+
+static void
+srv_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct srv_conn *sc = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr end;
+	size_t hlen, total;
+	char *req;
+
+	for (;;) {
+		end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+		if (end.pos < 0)
+			return;
+		hlen = (size_t)end.pos + 4;
+		assert_non_null(req = malloc(hlen + 1));
+		assert_int_equal(evbuffer_copyout(in, req, hlen), (ev_ssize_t)hlen);
+		req[hlen] = '\0';
+		total = hlen + srv_content_length(req);
+		free(req);
+		if (evbuffer_get_length(in) < total)
+			return;
+		assert_non_null(req = malloc(total + 1));
+		assert_int_equal(evbuffer_remove(in, req, total), (int)total);
+		req[total] = '\0';
+		srv_request(sc, req, total);
+		if (sc->close_after) {
+			if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+				srv_conn_free(sc);
+			return;
+		}
+	}
+}
+
+static void
+srv_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct srv_conn *sc = arg;
+
+	if (sc->close_after && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		srv_conn_free(sc);
+}
+
+static void
+srv_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct srv_conn *sc = arg;
+
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		T.neof++;
+		srv_conn_free(sc);
+	}
+}
+
+static void
+srv_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct srv_conn *sc;
+
+	(void)lis;
+	(void)sa;
+	(void)salen;
+	(void)arg;
+	assert_non_null(sc = calloc(1, sizeof(*sc)));
+	assert_non_null(sc->bev = bufferevent_socket_new(T.base, fd, BEV_OPT_CLOSE_ON_FREE));
+	bufferevent_setcb(sc->bev, srv_read_cb, srv_write_cb, srv_event_cb, sc);
+	assert_int_equal(bufferevent_enable(sc->bev, EV_READ | EV_WRITE), 0);
+	LIST_INSERT_HEAD(&T.conns, sc, link);
+	T.naccepted++;
+}
+
+static void
+srv_reply(const char *reply, size_t len, bool close_after)
+{
+	T.mode = SRV_REPLY;
+	T.reply = reply;
+	T.reply_len = len;
+	T.close_after = close_after;
+}
+
+#define SRV_REPLY_STR(s) srv_reply((s), sizeof(s) - 1, false)
+
+/* ------------------------------------------------------------------ */
+/* The loop                                                            */
+/* ------------------------------------------------------------------ */
+
+static void
+guard_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	*(bool *)arg = true;
+}
+
+/*
+ * Runs the loop until *n reaches want (n NULL: until ms pass).  False when
+ * ms passed first.
+ */
+static bool
+run_until(const size_t *n, size_t want, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct event *g;
+	bool fired = false;
+
+	assert_non_null(g = evtimer_new(T.base, guard_cb, &fired));
+	assert_int_equal(evtimer_add(g, &tv), 0);
+	while (!fired && (n == NULL || *n < want))
+		assert_int_not_equal(event_base_loop(T.base, EVLOOP_ONCE), -1);
+	event_free(g);
+	return n == NULL || *n >= want;
+}
+
+static void
+run_for(int ms)
+{
+	(void)run_until(NULL, 0, ms);
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ */
+/* The client                                                          */
+/* ------------------------------------------------------------------ */
+
+/* What one call's callback saw. */
+struct res {
+	size_t n;		/* times called */
+	bool in_request;	/* called from inside ob_request() */
+	enum ob_fail fail;
+	long status;
+	char *body;		/* a copy */
+	size_t body_len;
+	bool nul;		/* body[body_len] == '\0' */
+	bool secure;		/* body in the secure pool */
+	const char *body_at;	/* where it was, to look after the callback */
+	char *error;		/* a copy, or NULL */
+};
+
+static void
+res_clear(struct res *x)
+{
+	free(x->body);
+	free(x->error);
+	memset(x, 0, sizeof(*x));
+}
+
+static void
+on_response(const struct ob_response *r, void *arg)
+{
+	struct res *x = arg;
+
+	x->n++;
+	T.ncb++;
+	x->in_request = T.in_request;
+	x->fail = r->fail;
+	x->status = r->status;
+	free(x->body);
+	x->body = malloc(r->body_len + 1);
+	assert_non_null(x->body);
+	memcpy(x->body, r->body, r->body_len);
+	x->body[r->body_len] = '\0';
+	x->body_len = r->body_len;
+	x->nul = r->body[r->body_len] == '\0';
+	x->secure = secmem_owns(r->body);
+	x->body_at = r->body;
+	free(x->error);
+	x->error = r->error != NULL ? strdup(r->error) : NULL;
+}
+
+static const struct ob_client_opts default_opts = {
+	.connect_timeout_ms = 1000,
+	.timeout_ms = 2000,
+	.max_response = 64 * 1024,
+};
+
+static void
+client_new(const struct ob_client_opts *o)
+{
+	ob_client_free(T.c);
+	T.c = NULL;
+	assert_int_equal(ob_client_new(T.base, o, &T.c), 0);
+	assert_non_null(T.c);
+}
+
+/* Starts method on url with headers and body; ob_request()'s result. */
+static int
+start_url(const char *method, const char *url, const char *const *headers, size_t nh,
+    const char *body, size_t blen, struct res *x, struct ob_call **call)
+{
+	struct ob_request rq;
+	int r;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.method = method;
+	rq.url = url;
+	rq.headers = headers;
+	rq.nheaders = nh;
+	rq.body = body;
+	rq.body_len = blen;
+	T.in_request = true;
+	r = ob_request(T.c, &rq, on_response, x, call);
+	T.in_request = false;
+	return r;
+}
+
+/* The same on path of the test server. */
+static int
+start(const char *method, const char *path, const char *const *headers, size_t nh,
+    const char *body, size_t blen, struct res *x, struct ob_call **call)
+{
+	char url[256];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", T.port, path);
+	return start_url(method, url, headers, nh, body, blen, x, call);
+}
+
+/* A GET of path that must start, and its callback, which must come. */
+static void
+get(const char *path, struct res *x)
+{
+	size_t before = T.ncb;
+
+	assert_int_equal(start("GET", path, NULL, 0, NULL, 0, x, NULL), 0);
+	assert_int_equal(x->n, 0);
+	assert_true(run_until(&T.ncb, before + 1, 2500));
+	assert_int_equal(x->n, 1);
+	assert_false(x->in_request);
+	assert_int_equal(ob_client_pending(T.c), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Looking at what the server received                                 */
+/* ------------------------------------------------------------------ */
+
+/* The body of request i: what follows the header block. */
+static const char *
+req_body(size_t i, size_t *len)
+{
+	const char *e;
+
+	assert_true(i < T.nreq);
+	assert_non_null(e = strstr(T.req[i], "\r\n\r\n"));
+	*len = T.req_len[i] - (size_t)(e + 4 - T.req[i]);
+	return e + 4;
+}
+
+/* How many header lines of request i are named name. */
+static int
+req_count(size_t i, const char *name)
+{
+	const char *p, *end;
+	size_t n = strlen(name);
+	int count = 0;
+
+	assert_true(i < T.nreq);
+	end = strstr(T.req[i], "\r\n\r\n");
+	for (p = strstr(T.req[i], "\r\n"); p != NULL && p < end; p = strstr(p + 2, "\r\n")) {
+		if (strncasecmp(p + 2, name, n) == 0 && p[2 + n] == ':')
+			count++;
+	}
+	return count;
+}
+
+/* Whether request i has the header line exactly. */
+static bool
+req_has_line(size_t i, const char *line)
+{
+	char buf[512];
+	const char *end;
+
+	assert_true(i < T.nreq);
+	snprintf(buf, sizeof(buf), "\r\n%s\r\n", line);
+	end = strstr(T.req[i], "\r\n\r\n");
+	return strstr(T.req[i], buf) != NULL && strstr(T.req[i], buf) <= end;
+}
+
+/* Whether request i starts with the request line method target. */
+static bool
+req_is(size_t i, const char *method, const char *target)
+{
+	char buf[512];
+
+	assert_true(i < T.nreq);
+	snprintf(buf, sizeof(buf), "%s %s HTTP/1.1\r\n", method, target);
+	return strncmp(T.req[i], buf, strlen(buf)) == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Set-up                                                              */
+/* ------------------------------------------------------------------ */
+
+static int
+setup(void **state)
+{
+	struct sockaddr_in sin;
+	socklen_t slen = sizeof(sin);
+
+	(void)state;
+	memset(&T, 0, sizeof(T));
+	LIST_INIT(&T.conns);
+	if ((T.base = event_base_new()) == NULL)
+		return -1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((T.lis = evconnlistener_new_bind(T.base, srv_accept_cb, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16, (struct sockaddr *)&sin,
+	    sizeof(sin))) == NULL)
+		return -1;
+	if (getsockname(evconnlistener_get_fd(T.lis), (struct sockaddr *)&sin, &slen) != 0)
+		return -1;
+	T.port = ntohs(sin.sin_port);
+	T.baseline_events = event_base_get_num_events(T.base, EVENT_BASE_COUNT_ADDED);
+	return ob_client_new(T.base, &default_opts, &T.c) == 0 ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	size_t i;
+
+	(void)state;
+	ob_client_free(T.c);
+	while (!LIST_EMPTY(&T.conns))
+		srv_conn_free(LIST_FIRST(&T.conns));
+	evconnlistener_free(T.lis);
+	for (i = 0; i < T.nreq; i++)
+		free(T.req[i]);
+	event_base_free(T.base);
+	memset(&T, 0, sizeof(T));
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests                                                               */
+/* ------------------------------------------------------------------ */
+
+/* A 200 with a body (a NUL inside: body_len, not strlen, counts). */
+static void
+test_get_200(void **state)
+{
+	static const char reply[] =
+	    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n"
+	    "{\"a\":\"b\0c\"}\n";
+	struct ob_call *call = NULL;
+	struct res x = { 0 };
+	size_t used0, used, i, blen;
+	char host[64];
+
+	(void)state;
+	SRV_REPLY_STR(reply);
+	secmem_stats(&used0, NULL);
+	assert_int_equal(start("GET", "/v1/secret/data/db?version=2", NULL, 0, NULL, 0, &x,
+	    &call), 0);
+	assert_non_null(call);
+	/* Never from inside ob_request(): the loop has not run yet. */
+	assert_int_equal(x.n, 0);
+	assert_int_equal(ob_client_pending(T.c), 1);
+	assert_true(run_until(&T.ncb, 1, 2500));
+	/* Once, and not again however long the loop runs. */
+	run_for(50);
+	assert_int_equal(x.n, 1);
+	assert_false(x.in_request);
+	assert_int_equal(ob_client_pending(T.c), 0);
+	assert_int_equal(x.fail, OB_OK);
+	assert_int_equal(x.status, 200);
+	assert_null(x.error);
+	assert_int_equal(x.body_len, 12);
+	assert_memory_equal(x.body, "{\"a\":\"b\0c\"}\n", 12);
+	assert_true(x.nul);
+	assert_true(x.secure);
+	/* Wiped once the callback returned, and the secure pool is back. */
+	for (i = 0; i < x.body_len; i++)
+		assert_int_equal(x.body_at[i], 0);
+	secmem_stats(&used, NULL);
+	assert_int_equal(used, used0);
+
+	/* A GET carries no body, and says none. */
+	assert_int_equal(T.nreq, 1);
+	assert_true(req_is(0, "GET", "/v1/secret/data/db?version=2"));
+	snprintf(host, sizeof(host), "Host: 127.0.0.1:%d", T.port);
+	assert_true(req_has_line(0, host));
+	(void)req_body(0, &blen);
+	assert_int_equal(blen, 0);
+	assert_int_equal(req_count(0, "Content-Length"), 0);
+	assert_int_equal(req_count(0, "Transfer-Encoding"), 0);
+	assert_int_equal(req_count(0, "Content-Type"), 0);
+	assert_int_equal(req_count(0, "Expect"), 0);
+	res_clear(&x);
+}
+
+/* Methods, headers and bodies reach the server exactly. */
+static void
+test_request_sent(void **state)
+{
+	static const struct {
+		const char *method;
+		const char *body;	/* NULL: none */
+	} cases[] = {
+		{ "PUT", "{\"lease_id\":\"db/creds/x\",\"increment\":60}" },
+		{ "POST", "{\"role_id\":\"r\",\"secret_id\":\"s\"}" },
+		{ "POST", "" },
+		{ "LIST", NULL },
+		{ "GET", NULL },
+		{ "LIST", "{\"x\":1}" },
+	};
+	char hdr_token[64], hdr_other[64], body[128], url[128], cl[64];
+	const char *headers[2] = { hdr_token, hdr_other };
+	struct res x = { 0 };
+	const char *got;
+	size_t i, glen, blen;
+
+	(void)state;
+	SRV_REPLY_STR("HTTP/1.1 204 No Content\r\n\r\n");
+	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
+		/* Every pointer of the request is read during ob_request() only. */
+		snprintf(hdr_token, sizeof(hdr_token), "X-Vault-Token: abc");
+		snprintf(hdr_other, sizeof(hdr_other), "X-Vault-Request: true");
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/path/%zu", T.port, i);
+		blen = 0;
+		if (cases[i].body != NULL) {
+			blen = strlen(cases[i].body);
+			memcpy(body, cases[i].body, blen + 1);
+		}
+		assert_int_equal(start_url(cases[i].method, url, headers, 2,
+		    cases[i].body != NULL ? body : NULL, blen, &x, NULL), 0);
+		memset(hdr_token, 'Z', sizeof(hdr_token) - 1);
+		memset(hdr_other, 'Z', sizeof(hdr_other) - 1);
+		memset(url, 'Z', sizeof(url) - 1);
+		memset(body, 'Z', sizeof(body) - 1);
+		assert_true(run_until(&T.ncb, i + 1, 2500));
+		assert_int_equal(x.fail, OB_OK);
+		assert_int_equal(x.status, 204);
+		assert_int_equal(x.body_len, 0);
+		assert_true(x.nul);
+
+		assert_int_equal(T.nreq, i + 1);
+		snprintf(url, sizeof(url), "/v1/path/%zu", i);
+		assert_true(req_is(i, cases[i].method, url));
+		assert_true(req_has_line(i, "X-Vault-Token: abc"));
+		assert_true(req_has_line(i, "X-Vault-Request: true"));
+		assert_int_equal(req_count(i, "X-Vault-Token"), 1);
+		assert_int_equal(req_count(i, "Expect"), 0);
+		got = req_body(i, &glen);
+		if (cases[i].body == NULL) {
+			assert_int_equal(glen, 0);
+			assert_int_equal(req_count(i, "Content-Length"), 0);
+			assert_int_equal(req_count(i, "Content-Type"), 0);
+		} else {
+			assert_int_equal(glen, blen);
+			assert_memory_equal(got, cases[i].body, blen);
+			snprintf(cl, sizeof(cl), "Content-Length: %zu", blen);
+			assert_true(req_has_line(i, cl));
+			assert_true(req_has_line(i, "Content-Type: application/json"));
+			assert_int_equal(req_count(i, "Content-Type"), 1);
+		}
+		assert_int_equal(req_count(i, "Transfer-Encoding"), 0);
+	}
+	res_clear(&x);
+}
+
+/* An HTTP error status is an answer, not a failure: status and body. */
+static void
+test_error_status(void **state)
+{
+	static const struct {
+		const char *reply;
+		long status;
+		const char *body;
+	} cases[] = {
+		{ "HTTP/1.1 404 Not Found\r\nContent-Length: 13\r\n\r\n{\"errors\":[]}",
+		  404, "{\"errors\":[]}" },
+		{ "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 23\r\n\r\n"
+		  "{\"errors\":[\"sealed\"]}\r\n", 503, "{\"errors\":[\"sealed\"]}\r\n" },
+	};
+	struct res x = { 0 };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
+		srv_reply(cases[i].reply, strlen(cases[i].reply), false);
+		get("/v1/x", &x);
+		assert_int_equal(x.fail, OB_OK);
+		assert_int_equal(x.status, cases[i].status);
+		assert_null(x.error);
+		assert_int_equal(x.body_len, strlen(cases[i].body));
+		assert_string_equal(x.body, cases[i].body);
+		assert_true(x.nul);
+		assert_true(x.secure);
+		res_clear(&x);
+	}
+}
+
+/* max_response bytes are fine, one more is not; across libcurl's chunks. */
+static void
+test_max_response(void **state)
+{
+	static const struct {
+		size_t max, len;
+		enum ob_fail fail;
+	} cases[] = {
+		{ 64, 64, OB_OK },
+		{ 64, 65, OB_TOO_LARGE },
+		{ 64, 0, OB_OK },
+		{ 40000, 40000, OB_OK },
+		{ 40000, 40001, OB_TOO_LARGE },
+		{ 40000, 100000, OB_TOO_LARGE },
+	};
+	struct ob_client_opts o = default_opts;
+	struct res x = { 0 };
+	char *reply, *body;
+	size_t i, j, n;
+	int h;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
+		o.max_response = cases[i].max;
+		client_new(&o);
+		assert_non_null(reply = malloc(cases[i].len + 100));
+		h = snprintf(reply, 100, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n",
+		    cases[i].len);
+		body = reply + h;
+		for (j = 0; j < cases[i].len; j++)
+			body[j] = (char)('a' + j % 26);
+		n = (size_t)h + cases[i].len;
+		srv_reply(reply, n, false);
+		get("/big", &x);
+		assert_int_equal(x.fail, cases[i].fail);
+		if (cases[i].fail == OB_OK) {
+			assert_int_equal(x.status, 200);
+			assert_int_equal(x.body_len, cases[i].len);
+			assert_memory_equal(x.body, body, cases[i].len);
+			assert_true(x.nul);
+		} else {
+			assert_non_null(x.error);
+			assert_true(x.body_len <= cases[i].max);
+		}
+		free(reply);
+		res_clear(&x);
+	}
+}
+
+/* A server that never answers: OB_TIMEOUT after about timeout_ms. */
+static void
+test_timeout(void **state)
+{
+	struct ob_client_opts o = default_opts;
+	struct res x = { 0 };
+	int64_t t0, took;
+
+	(void)state;
+	o.timeout_ms = 300;
+	client_new(&o);
+	T.mode = SRV_SILENT;
+	t0 = now_ms();
+	get("/v1/slow", &x);
+	took = now_ms() - t0;
+	assert_int_equal(T.nreq, 1);
+	assert_int_equal(x.fail, OB_TIMEOUT);
+	assert_non_null(x.error);
+	assert_true(took >= 290);
+	assert_true(took < 2000);
+	res_clear(&x);
+}
+
+/* Nothing listens on the port: OB_CONNECT. */
+static void
+test_connect_refused(void **state)
+{
+	struct sockaddr_in sin;
+	socklen_t slen = sizeof(sin);
+	struct res x = { 0 };
+	char url[64];
+	int fd;
+
+	(void)state;
+	assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
+	close(fd);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/x", ntohs(sin.sin_port));
+	assert_int_equal(start_url("GET", url, NULL, 0, NULL, 0, &x, NULL), 0);
+	assert_int_equal(x.n, 0);
+	assert_true(run_until(&T.ncb, 1, 2500));
+	assert_false(x.in_request);
+	assert_int_equal(x.fail, OB_CONNECT);
+	assert_non_null(x.error);
+	assert_int_equal(x.body_len, 0);
+	assert_true(x.nul);
+	assert_int_equal(ob_client_pending(T.c), 0);
+	res_clear(&x);
+}
+
+/* The server closes before the answer is whole: a failure, OB_TRANSFER. */
+static void
+test_broken_answer(void **state)
+{
+	static const char *const replies[] = {
+		"",
+		"HTTP/1.1 200",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"data\":",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n",
+	};
+	struct res x = { 0 };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(replies); i++) {
+		client_new(&default_opts);
+		srv_reply(replies[i], strlen(replies[i]), true);
+		get("/v1/x", &x);
+		assert_int_equal(x.fail, OB_TRANSFER);
+		assert_non_null(x.error);
+		assert_true(x.nul);
+		res_clear(&x);
+	}
+}
+
+/* A cancelled call has no callback, and its connection is closed. */
+static void
+test_cancel(void **state)
+{
+	struct ob_call *call;
+	struct res x = { 0 };
+
+	(void)state;
+	ob_call_cancel(NULL);
+
+	/* Before the request was even sent. */
+	SRV_REPLY_STR("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	assert_int_equal(start("GET", "/v1/a", NULL, 0, NULL, 0, &x, &call), 0);
+	assert_non_null(call);
+	ob_call_cancel(call);
+	assert_int_equal(ob_client_pending(T.c), 0);
+	run_for(100);
+	assert_int_equal(x.n, 0);
+	assert_int_equal(T.nreq, 0);
+
+	/* The server has the request, and its answer is on the way. */
+	assert_int_equal(start("PUT", "/v1/b", NULL, 0, "{}", 2, &x, &call), 0);
+	assert_true(run_until(&T.nreq, 1, 2500));
+	assert_int_equal(ob_client_pending(T.c), 1);
+	ob_call_cancel(call);
+	assert_int_equal(ob_client_pending(T.c), 0);
+	assert_true(run_until(&T.neof, 1, 2500));
+	run_for(100);
+	assert_int_equal(x.n, 0);
+	assert_int_equal(T.ncb, 0);
+
+	/* The client still works. */
+	get("/v1/c", &x);
+	assert_int_equal(x.fail, OB_OK);
+	assert_string_equal(x.body, "ok");
+	res_clear(&x);
+}
+
+/* A client freed with calls pending: no callbacks, nothing left behind. */
+static void
+test_free_pending(void **state)
+{
+	struct res x[3] = { { 0 } };
+	size_t i;
+
+	(void)state;
+	T.mode = SRV_SILENT;
+	/* Two the server holds, one not yet sent. */
+	assert_int_equal(start("GET", "/v1/a", NULL, 0, NULL, 0, &x[0], NULL), 0);
+	assert_int_equal(start("PUT", "/v1/b", NULL, 0, "{}", 2, &x[1], NULL), 0);
+	assert_true(run_until(&T.nreq, 2, 2500));
+	assert_int_equal(start("GET", "/v1/c", NULL, 0, NULL, 0, &x[2], NULL), 0);
+	assert_int_equal(ob_client_pending(T.c), 3);
+	ob_client_free(T.c);
+	T.c = NULL;
+	assert_true(run_until(&T.neof, T.naccepted, 2500));
+	run_for(50);
+	assert_int_equal(T.ncb, 0);
+	for (i = 0; i < CG_ARRAY_LEN(x); i++)
+		assert_int_equal(x[i].n, 0);
+	/* No socket event or timer of the client remains on the base. */
+	assert_int_equal(event_base_get_num_events(T.base, EVENT_BASE_COUNT_ADDED),
+	    T.baseline_events);
+	ob_client_free(NULL);
+
+	/* And a client that never ran the loop. */
+	client_new(&default_opts);
+	assert_int_equal(start("GET", "/v1/d", NULL, 0, NULL, 0, &x[0], NULL), 0);
+	ob_client_free(T.c);
+	T.c = NULL;
+	run_for(50);
+	assert_int_equal(T.ncb, 0);
+	assert_int_equal(event_base_get_num_events(T.base, EVENT_BASE_COUNT_ADDED),
+	    T.baseline_events);
+}
+
+/*
+ * Two calls in flight at once, answered in the other order; then two more
+ * on the same connections: each body reaches its own call.
+ */
+static void
+test_two_in_flight(void **state)
+{
+	static const char *const paths[][2] = {
+		{ "/v1/first", "/v1/second" },
+		{ "/v1/third", "/v1/fourth-longer" },
+	};
+	struct res x[2] = { { 0 } };
+	size_t round, i;
+
+	(void)state;
+	T.mode = SRV_ECHO;
+	T.hold = 2;
+	for (round = 0; round < CG_ARRAY_LEN(paths); round++) {
+		for (i = 0; i < 2; i++)
+			assert_int_equal(start("GET", paths[round][i], NULL, 0, NULL, 0, &x[i],
+			    NULL), 0);
+		assert_int_equal(ob_client_pending(T.c), 2);
+		assert_true(run_until(&T.ncb, 2 * (round + 1), 2500));
+		for (i = 0; i < 2; i++) {
+			assert_int_equal(x[i].n, 1);
+			assert_int_equal(x[i].fail, OB_OK);
+			assert_int_equal(x[i].status, 200);
+			assert_string_equal(x[i].body, paths[round][i]);
+			res_clear(&x[i]);
+		}
+		assert_int_equal(ob_client_pending(T.c), 0);
+	}
+	/* Kept alive and used again. */
+	assert_int_equal(T.naccepted, 2);
+}
+
+/* A callback may start the next call. */
+static struct res chain_x;
+
+static void
+on_chain(const struct ob_response *r, void *arg)
+{
+	on_response(r, arg);
+	assert_int_equal(start("GET", "/v1/next", NULL, 0, NULL, 0, &chain_x, NULL), 0);
+	assert_int_equal(chain_x.n, 0);
+}
+
+static void
+test_callback_starts_call(void **state)
+{
+	struct ob_request rq;
+	struct res x = { 0 };
+	char url[64];
+
+	(void)state;
+	T.mode = SRV_ECHO;
+	T.hold = 1;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/first", T.port);
+	memset(&rq, 0, sizeof(rq));
+	rq.method = "GET";
+	rq.url = url;
+	assert_int_equal(ob_request(T.c, &rq, on_chain, &x, NULL), 0);
+	assert_true(run_until(&T.ncb, 2, 2500));
+	assert_string_equal(x.body, "/v1/first");
+	assert_int_equal(chain_x.n, 1);
+	assert_false(chain_x.in_request);
+	assert_string_equal(chain_x.body, "/v1/next");
+	assert_int_equal(ob_client_pending(T.c), 0);
+	res_clear(&x);
+	res_clear(&chain_x);
+}
+
+/*
+ * A server name over plain HTTP: the connection still goes to the URL's
+ * host and port, and the Host header carries the name.
+ */
+static void
+test_server_name_http(void **state)
+{
+	struct ob_client_opts o = default_opts;
+	const char *const headers[] = { "X-Vault-Token: abc" };
+	struct res x = { 0 };
+	char host[64], url[64];
+	size_t blen;
+
+	(void)state;
+	o.server_name = "vault.example";
+	client_new(&o);
+	SRV_REPLY_STR("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/kv/x?list=true", T.port);
+	assert_int_equal(start_url("PUT", url, headers, 1, "{}", 2, &x, NULL), 0);
+	assert_true(run_until(&T.ncb, 1, 2500));
+	assert_int_equal(x.fail, OB_OK);
+	assert_int_equal(x.status, 200);
+	assert_string_equal(x.body, "ok");
+	assert_int_equal(T.nreq, 1);
+	assert_true(req_is(0, "PUT", "/v1/kv/x?list=true"));
+	snprintf(host, sizeof(host), "Host: vault.example:%d", T.port);
+	assert_true(req_has_line(0, host));
+	assert_int_equal(req_count(0, "Host"), 1);
+	assert_true(req_has_line(0, "X-Vault-Token: abc"));
+	assert_memory_equal(req_body(0, &blen), "{}", 2);
+	assert_int_equal(blen, 2);
+	res_clear(&x);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_get_200, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_error_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_response, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_broken_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_callback_starts_call, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_name_http, setup, teardown),
+	};
+	int r;
+
+	if (outbound_global_init() != 0) {
+		fprintf(stderr, "outbound_global_init failed\n");
+		return 1;
+	}
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	outbound_global_cleanup();
+	return r;
+}
