@@ -11,6 +11,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -317,24 +318,33 @@ ob_ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *arg)
 }
 
 /*
- * With a server name set, the URL's host is replaced by it (so that
- * libcurl sends and verifies it) and CONNECT_TO leads to the real host.
+ * Checks the URL now, so that one libcurl would refuse fails here and not
+ * in a callback: libcurl must parse it, and its scheme must be http or
+ * https, given and not guessed.  With a server name set, the URL's host is
+ * replaced by it (so that libcurl sends and verifies it) and CONNECT_TO
+ * leads to the real host.
  */
 static int
-ob_server_name(struct ob_call *k, const char *url, struct curl_slist **connect_to)
+ob_url(struct ob_call *k, const char *url, struct curl_slist **connect_to)
 {
 	const char *name = k->c->o.server_name;
 	CURLU *u;
-	char *host = NULL, *port = NULL, *nurl = NULL, line[600];
+	char *scheme = NULL, *host = NULL, *port = NULL, *nurl = NULL, line[600];
 	int r = CG_ERR_FORMAT;
 
 	*connect_to = NULL;
 	if ((u = curl_url()) == NULL)
 		return CG_ERR_NOMEM;
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
 		goto out;
+	if (name == NULL) {
+		r = curl_easy_setopt(k->easy, CURLOPT_URL, url) == CURLE_OK ? 0 : CG_ERR_NOMEM;
+		goto out;
+	}
 	if ((size_t)snprintf(line, sizeof(line), "%s:%s:%s:%s", name, port, host, port) >=
 	    sizeof(line))
 		goto out;
@@ -347,6 +357,7 @@ ob_server_name(struct ob_call *k, const char *url, struct curl_slist **connect_t
 		goto out;
 	r = 0;
  out:
+	curl_free(scheme);
 	curl_free(host);
 	curl_free(port);
 	curl_free(nurl);
@@ -411,11 +422,8 @@ ob_setup(struct ob_call *k, const struct ob_request *rq)
 		k->headers = h;
 	}
 	SET(CURLOPT_HTTPHEADER, k->headers);
-	SET(CURLOPT_URL, rq->url);
 #undef SET
-	if (o->server_name != NULL)
-		return ob_server_name(k, rq->url, &k->connect_to);
-	return 0;
+	return ob_url(k, rq->url, &k->connect_to);
 }
 
 int

@@ -4,8 +4,8 @@
  * on a loopback port and answers each case with canned bytes: what the
  * server receives (method, headers, body), statuses, bodies at and over
  * the limit, timeouts, refused connections, connections that break,
- * cancelled calls, clients freed with calls pending, two calls at once
- * and the server name override.
+ * cancelled calls, clients freed with calls pending, two calls at once,
+ * refused URLs and the server name override.
  */
 #include "tests/unit/unit.h"
 
@@ -935,6 +935,70 @@ test_callback_starts_call(void **state)
 	res_clear(&chain_x);
 }
 
+/* s with PORT replaced by the server's port. */
+static void
+url_port(char *out, size_t size, const char *s)
+{
+	const char *p = strstr(s, "PORT");
+
+	if (p == NULL)
+		snprintf(out, size, "%s", s);
+	else
+		snprintf(out, size, "%.*s%d%s", (int)(p - s), s, T.port, p + 4);
+}
+
+/* URLs libcurl refuses: CG_ERR_FORMAT and no callback, with or without a
+ * server name. */
+static void
+test_bad_url(void **state)
+{
+	static const char *const urls[] = {
+		"",
+		"ftp://127.0.0.1:PORT/v1/x",
+		"file:///etc/passwd",
+		"gopher://127.0.0.1:PORT/",
+		"http://[::1/v1/x",
+		"http://127.0.0.1:PORT/v1/a b",
+		"http://127.0.0.1:99999/v1/x",
+		"127.0.0.1:PORT/v1/x",
+	};
+	struct ob_client_opts o = default_opts;
+	struct ob_call *call;
+	struct res x = { 0 };
+	char url[128];
+	size_t i, pass;
+	int r;
+
+	(void)state;
+	SRV_REPLY_STR("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	for (pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			o.server_name = "vault.example";
+			client_new(&o);
+		}
+		for (i = 0; i < CG_ARRAY_LEN(urls); i++) {
+			url_port(url, sizeof(url), urls[i]);
+			call = (struct ob_call *)(uintptr_t)1;
+			r = start_url("GET", url, NULL, 0, NULL, 0, &x, &call);
+			if (r != CG_ERR_FORMAT)
+				fail_msg("\"%s\": %d, not CG_ERR_FORMAT", url, r);
+			assert_null(call);
+			assert_int_equal(ob_client_pending(T.c), 0);
+		}
+		run_for(100);
+		assert_int_equal(T.ncb, 0);
+		assert_int_equal(T.nreq, 0);
+	}
+	/* The same client goes on working; a scheme's case does not matter. */
+	url_port(url, sizeof(url), "HTTP://127.0.0.1:PORT/v1/ok");
+	assert_int_equal(start_url("GET", url, NULL, 0, NULL, 0, &x, NULL), 0);
+	assert_true(run_until(&T.ncb, 1, 2500));
+	assert_int_equal(x.fail, OB_OK);
+	assert_string_equal(x.body, "ok");
+	assert_true(req_is(0, "GET", "/v1/ok"));
+	res_clear(&x);
+}
+
 /*
  * A server name over plain HTTP: the connection still goes to the URL's
  * host and port, and the Host header carries the name.
@@ -984,6 +1048,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_free_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_callback_starts_call, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_url, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_name_http, setup, teardown),
 	};
 	int r;
