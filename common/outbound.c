@@ -398,8 +398,8 @@ ob_setup(struct ob_call *k, const struct ob_request *rq)
 		SET(CURLOPT_SSLCERT, o->cert);
 	if (o->key != NULL)
 		SET(CURLOPT_SSLKEY, o->key);
-	if (strcmp(rq->method, "GET") != 0)
-		SET(CURLOPT_CUSTOMREQUEST, rq->method);
+	/* Always: a body alone would turn a GET into a POST. */
+	SET(CURLOPT_CUSTOMREQUEST, rq->method);
 	if (rq->body != NULL) {
 		if ((k->body = secmem_alloc(rq->body_len + 1)) == NULL)
 			return CG_ERR_NOMEM;

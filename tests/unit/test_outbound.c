@@ -567,6 +567,7 @@ test_request_sent(void **state)
 		{ "LIST", NULL },
 		{ "GET", NULL },
 		{ "LIST", "{\"x\":1}" },
+		{ "GET", "{\"x\":1}" },	/* still a GET */
 	};
 	char hdr_token[64], hdr_other[64], body[128], url[128], cl[64];
 	const char *headers[2] = { hdr_token, hdr_other };
