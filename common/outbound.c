@@ -27,6 +27,7 @@ struct ob_call {
 	char *body;		/* secure */
 	char *resp;		/* secure */
 	size_t resp_len, resp_cap;
+	bool head_done;		/* the last response's header block ended */
 	bool too_large;
 	ob_cb cb;
 	void *arg;
@@ -267,7 +268,11 @@ ob_done(struct ob_client *c)
 			continue;
 		rc = m->data.result;
 		memset(&r, 0, sizeof(r));
-		if (rc == CURLE_OK) {
+		if (rc == CURLE_OK && !k->head_done) {
+			/* libcurl takes a close inside the header block for an end. */
+			r.fail = OB_TRANSFER;
+			r.error = "the connection closed inside the response header";
+		} else if (rc == CURLE_OK) {
 			r.fail = OB_OK;
 			(void)curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &r.status);
 		} else {
@@ -304,6 +309,23 @@ ob_write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 	memcpy(k->resp + k->resp_len, ptr, n);
 	k->resp_len += n;
 	k->resp[k->resp_len] = '\0';
+	return n;
+}
+
+/*
+ * Header lines are not kept (they may carry a token); only whether the
+ * header block of the last response, after any 1xx, came to its end.
+ */
+static size_t
+ob_header_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct ob_call *k = arg;
+	size_t n = size * nmemb;
+
+	if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0)
+		k->head_done = false;
+	else if ((n == 2 && ptr[0] == '\r' && ptr[1] == '\n') || (n == 1 && ptr[0] == '\n'))
+		k->head_done = true;
 	return n;
 }
 
@@ -387,6 +409,8 @@ ob_setup(struct ob_call *k, const struct ob_request *rq)
 	SET(CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
 	SET(CURLOPT_WRITEFUNCTION, ob_write_cb);
 	SET(CURLOPT_WRITEDATA, (void *)k);
+	SET(CURLOPT_HEADERFUNCTION, ob_header_cb);
+	SET(CURLOPT_HEADERDATA, (void *)k);
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_SSL_CTX_FUNCTION, ob_ssl_ctx_cb);
