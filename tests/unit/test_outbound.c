@@ -1067,8 +1067,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad_url, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_name_http, setup, teardown),
 	};
+	static const char *const proxy_env[] = {
+		"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+	};
+	size_t i;
 	int r;
 
+	/* libcurl honours these; the server here is on loopback, never behind one. */
+	for (i = 0; i < CG_ARRAY_LEN(proxy_env); i++)
+		(void)unsetenv(proxy_env[i]);
 	if (outbound_global_init() != 0) {
 		fprintf(stderr, "outbound_global_init failed\n");
 		return 1;
