@@ -5,7 +5,9 @@
  * server receives (method, headers, body), statuses, bodies at and over
  * the limit, timeouts, refused connections, connections that break,
  * cancelled calls, clients freed with calls pending, two calls at once,
- * refused URLs and the server name override.
+ * callbacks that start or cancel calls, refused URLs, and the server name
+ * over plain HTTP and over TLS (certificate checks, SNI, a client
+ * certificate), with a small PKI made at test time.
  */
 #include "tests/unit/unit.h"
 
@@ -13,6 +15,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +25,13 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "common.h"
 #include "common/outbound.h"
@@ -71,6 +79,10 @@ static struct {
 	size_t naccepted;
 	size_t neof;			/* connections the client closed */
 	LIST_HEAD(, srv_conn) conns;
+
+	SSL_CTX *tls;			/* not NULL: the server speaks TLS */
+	char sni[64];			/* what the last TLS request came with */
+	char peer_cn[64];
 
 	struct ob_client *c;
 	bool in_request;		/* inside ob_request() */
@@ -122,6 +134,18 @@ srv_request(struct srv_conn *sc, char *req, size_t len)
 	const char *sp, *sp2;
 	struct held *h;
 
+	SSL *ssl = bufferevent_openssl_get_ssl(sc->bev);
+	const char *sni;
+	X509 *peer;
+
+	if (ssl != NULL) {
+		sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+		snprintf(T.sni, sizeof(T.sni), "%s", sni != NULL ? sni : "");
+		T.peer_cn[0] = '\0';
+		if ((peer = SSL_get0_peer_certificate(ssl)) != NULL)
+			(void)X509_NAME_get_text_by_NID(X509_get_subject_name(peer),
+			    NID_commonName, T.peer_cn, sizeof(T.peer_cn));
+	}
 	assert_true(T.nreq < MAX_REQ);
 	T.req[T.nreq] = req;
 	T.req_len[T.nreq] = len;
@@ -217,8 +241,19 @@ srv_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *s
 	(void)sa;
 	(void)salen;
 	(void)arg;
+	SSL *ssl;
+
 	assert_non_null(sc = calloc(1, sizeof(*sc)));
-	assert_non_null(sc->bev = bufferevent_socket_new(T.base, fd, BEV_OPT_CLOSE_ON_FREE));
+	if (T.tls != NULL) {
+		assert_non_null(ssl = SSL_new(T.tls));
+		/* Frees ssl too, and closes fd, when it fails. */
+		sc->bev = bufferevent_openssl_socket_new(T.base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		assert_non_null(sc->bev);
+		bufferevent_openssl_set_allow_dirty_shutdown(sc->bev, 1);
+	} else
+		assert_non_null(sc->bev = bufferevent_socket_new(T.base, fd,
+		    BEV_OPT_CLOSE_ON_FREE));
 	bufferevent_setcb(sc->bev, srv_read_cb, srv_write_cb, srv_event_cb, sc);
 	assert_int_equal(bufferevent_enable(sc->bev, EV_READ | EV_WRITE), 0);
 	LIST_INSERT_HEAD(&T.conns, sc, link);
@@ -488,6 +523,7 @@ teardown(void **state)
 	while (!LIST_EMPTY(&T.conns))
 		srv_conn_free(LIST_FIRST(&T.conns));
 	evconnlistener_free(T.lis);
+	SSL_CTX_free(T.tls);
 	for (i = 0; i < T.nreq; i++)
 		free(T.req[i]);
 	event_base_free(T.base);
@@ -913,6 +949,12 @@ test_two_in_flight(void **state)
 	}
 	/* Kept alive and used again. */
 	assert_int_equal(T.naccepted, 2);
+	/* Freeing the client closes them and takes their events off the base. */
+	ob_client_free(T.c);
+	T.c = NULL;
+	assert_true(run_until(&T.neof, 2, 2500));
+	assert_int_equal(event_base_get_num_events(T.base, EVENT_BASE_COUNT_ADDED),
+	    T.baseline_events);
 }
 
 /* A callback may start the next call. */
@@ -924,6 +966,46 @@ on_chain(const struct ob_response *r, void *arg)
 	on_response(r, arg);
 	assert_int_equal(start("GET", "/v1/next", NULL, 0, NULL, 0, &chain_x, NULL), 0);
 	assert_int_equal(chain_x.n, 0);
+}
+
+/* A callback may cancel another call, even one that has ended too. */
+static struct ob_call *other_call;
+
+static void
+on_cancel_other(const struct ob_response *r, void *arg)
+{
+	on_response(r, arg);
+	ob_call_cancel(other_call);
+	other_call = NULL;
+}
+
+static void
+test_callback_cancels_other(void **state)
+{
+	struct ob_client_opts o = default_opts;
+	struct ob_request rq;
+	struct res x = { 0 }, y = { 0 };
+	char url[64];
+
+	(void)state;
+	/* Both time out on the same tick of libcurl's timer. */
+	o.timeout_ms = 200;
+	client_new(&o);
+	T.mode = SRV_SILENT;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/a", T.port);
+	memset(&rq, 0, sizeof(rq));
+	rq.method = "GET";
+	rq.url = url;
+	assert_int_equal(ob_request(T.c, &rq, on_cancel_other, &x, NULL), 0);
+	assert_int_equal(start("GET", "/v1/b", NULL, 0, NULL, 0, &y, &other_call), 0);
+	assert_true(run_until(&T.ncb, 1, 2500));
+	run_for(100);
+	assert_int_equal(x.n, 1);
+	assert_int_equal(x.fail, OB_TIMEOUT);
+	assert_int_equal(y.n, 0);
+	assert_null(other_call);
+	assert_int_equal(ob_client_pending(T.c), 0);
+	res_clear(&x);
 }
 
 static void
@@ -1049,6 +1131,224 @@ test_server_name_http(void **state)
 	res_clear(&x);
 }
 
+/* ------------------------------------------------------------------ */
+/* TLS                                                                 */
+/* ------------------------------------------------------------------ */
+
+/* A CA, a server certificate for vault.example only, a client's. */
+static struct {
+	char dir[64];
+	char ca[128], cli[128], cli_key[128];
+	EVP_PKEY *ca_key, *srv_key, *cli_key_k;
+	X509 *ca_cert, *srv_cert, *cli_cert;
+} P;
+
+static void
+pki_ext(X509 *x, X509V3_CTX *v3, const char *name, const char *value)
+{
+	X509_EXTENSION *e;
+
+	assert_non_null(e = X509V3_EXT_conf(NULL, v3, name, value));
+	assert_int_equal(X509_add_ext(x, e, -1), 1);
+	X509_EXTENSION_free(e);
+}
+
+/* A certificate for k named cn; signed by the CA, or by k itself as the CA
+ * when san is NULL. */
+static X509 *
+pki_cert(EVP_PKEY *k, const char *cn, const char *san, const char *eku)
+{
+	static long serial = 1;
+	X509 *x, *issuer;
+	X509V3_CTX v3;
+
+	assert_non_null(x = X509_new());
+	assert_int_equal(X509_set_version(x, 2), 1);
+	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), serial++), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+	assert_int_equal(X509_set_pubkey(x, k), 1);
+	assert_int_equal(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+	    MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0), 1);
+	issuer = san == NULL ? x : P.ca_cert;
+	assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(issuer)), 1);
+	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+	pki_ext(x, &v3, "subjectKeyIdentifier", "hash");
+	pki_ext(x, &v3, "authorityKeyIdentifier", "keyid:always");
+	if (san == NULL) {
+		pki_ext(x, &v3, "basicConstraints", "critical,CA:TRUE");
+		pki_ext(x, &v3, "keyUsage", "critical,keyCertSign,cRLSign");
+	} else {
+		pki_ext(x, &v3, "basicConstraints", "critical,CA:FALSE");
+		pki_ext(x, &v3, "keyUsage", "critical,digitalSignature");
+		pki_ext(x, &v3, "extendedKeyUsage", eku);
+		if (san[0] != '\0')
+			pki_ext(x, &v3, "subjectAltName", san);
+	}
+	assert_true(X509_sign(x, san == NULL ? k : P.ca_key, EVP_sha256()) > 0);
+	return x;
+}
+
+static void
+pki_write(const char *path, X509 *x, EVP_PKEY *k)
+{
+	FILE *f;
+
+	assert_non_null(f = fopen(path, "w"));
+	if (x != NULL)
+		assert_int_equal(PEM_write_X509(f, x), 1);
+	if (k != NULL)
+		assert_int_equal(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL), 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static int
+pki_setup(void **state)
+{
+	(void)state;
+	snprintf(P.dir, sizeof(P.dir), "/tmp/test_outbound.XXXXXX");
+	if (mkdtemp(P.dir) == NULL)
+		return -1;
+	snprintf(P.ca, sizeof(P.ca), "%s/ca.pem", P.dir);
+	snprintf(P.cli, sizeof(P.cli), "%s/client.pem", P.dir);
+	snprintf(P.cli_key, sizeof(P.cli_key), "%s/client.key", P.dir);
+	P.ca_key = EVP_EC_gen("P-256");
+	P.srv_key = EVP_EC_gen("P-256");
+	P.cli_key_k = EVP_EC_gen("P-256");
+	if (P.ca_key == NULL || P.srv_key == NULL || P.cli_key_k == NULL)
+		return -1;
+	P.ca_cert = pki_cert(P.ca_key, "test CA", NULL, NULL);
+	P.srv_cert = pki_cert(P.srv_key, "vault.example", "DNS:vault.example", "serverAuth");
+	P.cli_cert = pki_cert(P.cli_key_k, "credgate-client", "", "clientAuth");
+	pki_write(P.ca, P.ca_cert, NULL);
+	pki_write(P.cli, P.cli_cert, NULL);
+	pki_write(P.cli_key, NULL, P.cli_key_k);
+	return 0;
+}
+
+static int
+pki_teardown(void **state)
+{
+	(void)state;
+	(void)unlink(P.ca);
+	(void)unlink(P.cli);
+	(void)unlink(P.cli_key);
+	(void)rmdir(P.dir);
+	X509_free(P.ca_cert);
+	X509_free(P.srv_cert);
+	X509_free(P.cli_cert);
+	EVP_PKEY_free(P.ca_key);
+	EVP_PKEY_free(P.srv_key);
+	EVP_PKEY_free(P.cli_key_k);
+	memset(&P, 0, sizeof(P));
+	return 0;
+}
+
+/* The test server speaks TLS as vault.example; with want_client, it asks
+ * for a client certificate from the CA and refuses to go on without. */
+static void
+tls_server(bool want_client)
+{
+	SSL_CTX_free(T.tls);
+	assert_non_null(T.tls = SSL_CTX_new(TLS_server_method()));
+	assert_int_equal(SSL_CTX_use_certificate(T.tls, P.srv_cert), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(T.tls, P.srv_key), 1);
+	if (want_client) {
+		assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(T.tls), P.ca_cert), 1);
+		SSL_CTX_set_verify(T.tls, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	}
+}
+
+/*
+ * Over TLS the certificate is checked against the server name when one is
+ * set, against the URL's host when not, and against the CA given; the
+ * server name is the SNI and the Host, while the connection goes to the
+ * URL's address.  A request goes out only over a verified connection.
+ */
+static void
+test_tls_server_name(void **state)
+{
+	static const struct {
+		bool ca;
+		const char *server_name;
+		enum ob_fail fail;
+	} cases[] = {
+		{ true, "vault.example", OB_OK },
+		{ true, NULL, OB_CONNECT },		/* 127.0.0.1 is not in it */
+		{ true, "other.example", OB_CONNECT },
+		{ false, "vault.example", OB_CONNECT },	/* the system's CAs */
+	};
+	struct ob_client_opts o = default_opts;
+	struct res x = { 0 };
+	char url[64], host[64];
+	size_t i, nreq;
+
+	(void)state;
+	tls_server(false);
+	SRV_REPLY_STR("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/v1/x", T.port);
+	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
+		o.ca_file = cases[i].ca ? P.ca : NULL;
+		o.server_name = cases[i].server_name;
+		client_new(&o);
+		nreq = T.nreq;
+		assert_int_equal(start_url("GET", url, NULL, 0, NULL, 0, &x, NULL), 0);
+		assert_true(run_until(&T.ncb, i + 1, 2500));
+		if (x.fail != cases[i].fail)
+			fail_msg("case %zu: %d (%s), not %d", i, (int)x.fail,
+			    x.error != NULL ? x.error : "-", (int)cases[i].fail);
+		if (cases[i].fail != OB_OK) {
+			assert_int_equal(T.nreq, nreq);
+			assert_non_null(x.error);
+		} else {
+			assert_int_equal(T.nreq, nreq + 1);
+			assert_int_equal(x.status, 200);
+			assert_string_equal(x.body, "ok");
+			assert_string_equal(T.sni, "vault.example");
+			snprintf(host, sizeof(host), "Host: vault.example:%d", T.port);
+			assert_true(req_has_line(nreq, host));
+		}
+		res_clear(&x);
+	}
+}
+
+/* The client certificate and key are presented when the server asks. */
+static void
+test_tls_client_cert(void **state)
+{
+	struct ob_client_opts o = default_opts;
+	struct res x = { 0 };
+	char url[64];
+
+	(void)state;
+	tls_server(true);
+	SRV_REPLY_STR("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/v1/auth/cert/login", T.port);
+	o.ca_file = P.ca;
+	o.server_name = "vault.example";
+	o.cert = P.cli;
+	o.key = P.cli_key;
+	client_new(&o);
+	assert_int_equal(start_url("POST", url, NULL, 0, "{}", 2, &x, NULL), 0);
+	assert_true(run_until(&T.ncb, 1, 2500));
+	assert_int_equal(x.fail, OB_OK);
+	assert_int_equal(x.status, 200);
+	assert_int_equal(T.nreq, 1);
+	assert_string_equal(T.peer_cn, "credgate-client");
+	res_clear(&x);
+
+	/* Without one the server refuses, and the request never arrives. */
+	o.cert = NULL;
+	o.key = NULL;
+	client_new(&o);
+	assert_int_equal(start_url("POST", url, NULL, 0, "{}", 2, &x, NULL), 0);
+	assert_true(run_until(&T.ncb, 2, 2500));
+	assert_int_not_equal(x.fail, OB_OK);
+	assert_non_null(x.error);
+	assert_int_equal(T.nreq, 1);
+	res_clear(&x);
+}
+
 int
 main(void)
 {
@@ -1064,8 +1364,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_free_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_callback_starts_call, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_callback_cancels_other, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_url, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_name_http, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_server_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_client_cert, setup, teardown),
 	};
 	static const char *const proxy_env[] = {
 		"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
@@ -1073,6 +1376,8 @@ main(void)
 	size_t i;
 	int r;
 
+	/* As credgate does: the TLS server here writes to clients that left. */
+	signal(SIGPIPE, SIG_IGN);
 	/* libcurl honours these; the server here is on loopback, never behind one. */
 	for (i = 0; i < CG_ARRAY_LEN(proxy_env); i++)
 		(void)unsetenv(proxy_env[i]);
@@ -1080,7 +1385,7 @@ main(void)
 		fprintf(stderr, "outbound_global_init failed\n");
 		return 1;
 	}
-	r = cmocka_run_group_tests(tests, NULL, NULL);
+	r = cmocka_run_group_tests(tests, pki_setup, pki_teardown);
 	outbound_global_cleanup();
 	return r;
 }
