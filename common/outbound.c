@@ -44,6 +44,7 @@ struct ob_client {
 	char *own[5];
 	struct ob_calls calls;
 	size_t ncalls;
+	bool *freed;		/* set by ob_client_free() from a callback */
 };
 
 /* One event per socket libcurl asks us to watch. */
@@ -256,6 +257,7 @@ ob_done(struct ob_client *c)
 	struct ob_call *k;
 	CURLMsg *m;
 	CURLcode rc;
+	bool freed = false;
 	int left;
 	char *p;
 
@@ -281,7 +283,11 @@ ob_done(struct ob_client *c)
 		}
 		r.body = k->resp != NULL ? k->resp : "";
 		r.body_len = k->resp_len;
+		c->freed = &freed;
 		k->cb(&r, k->arg);
+		if (freed)
+			return;		/* and k went with the client */
+		c->freed = NULL;
 		ob_call_free(k);
 	}
 }
@@ -557,6 +563,8 @@ ob_client_free(struct ob_client *c)
 {
 	if (c == NULL)
 		return;
+	if (c->freed != NULL)
+		*c->freed = true;
 	while (!TAILQ_EMPTY(&c->calls))
 		ob_call_free(TAILQ_FIRST(&c->calls));
 	if (c->multi != NULL)

@@ -78,7 +78,10 @@ typedef void (*ob_cb)(const struct ob_response *r, void *arg);
  */
 int ob_client_new(struct event_base *base, const struct ob_client_opts *opts,
     struct ob_client **out) CG_WUR;
-/* Ends every request without its callback, then the client.  NULL-safe. */
+/*
+ * Ends every request without its callback, then the client.  NULL-safe;
+ * may be called from one of its callbacks (whose response goes with it).
+ */
 void ob_client_free(struct ob_client *c);
 
 /*

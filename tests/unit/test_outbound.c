@@ -1008,6 +1008,46 @@ test_callback_cancels_other(void **state)
 	res_clear(&x);
 }
 
+/* A callback may free the whole client, other calls pending with it. */
+static void
+on_free_client(const struct ob_response *r, void *arg)
+{
+	on_response(r, arg);
+	ob_client_free(T.c);
+	T.c = NULL;
+}
+
+static void
+test_callback_frees_client(void **state)
+{
+	struct ob_request rq;
+	struct res x = { 0 }, y = { 0 };
+	char url[64];
+
+	(void)state;
+	/* y's request is at the server, unanswered; x's is answered. */
+	T.mode = SRV_SILENT;
+	assert_int_equal(start("GET", "/v1/y", NULL, 0, NULL, 0, &y, NULL), 0);
+	assert_true(run_until(&T.nreq, 1, 2500));
+	SRV_REPLY_STR("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/x", T.port);
+	memset(&rq, 0, sizeof(rq));
+	rq.method = "GET";
+	rq.url = url;
+	assert_int_equal(ob_request(T.c, &rq, on_free_client, &x, NULL), 0);
+	assert_true(run_until(&T.ncb, 1, 2500));
+	assert_null(T.c);
+	assert_true(run_until(&T.neof, 2, 2500));
+	run_for(50);
+	assert_int_equal(x.n, 1);
+	assert_int_equal(x.fail, OB_OK);
+	assert_string_equal(x.body, "ok");
+	assert_int_equal(y.n, 0);
+	assert_int_equal(event_base_get_num_events(T.base, EVENT_BASE_COUNT_ADDED),
+	    T.baseline_events);
+	res_clear(&x);
+}
+
 static void
 test_callback_starts_call(void **state)
 {
@@ -1365,6 +1405,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_two_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_callback_starts_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_callback_cancels_other, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_callback_frees_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_url, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_name_http, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_server_name, setup, teardown),
