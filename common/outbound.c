@@ -401,6 +401,18 @@ ob_setup(struct ob_call *k, const struct ob_request *rq)
 	CURL *e = k->easy;
 	size_t i;
 
+	/*
+	 * libcurl sends the method and the header lines as given: a CR or LF
+	 * in one (a token read from a file or a response) would end its line
+	 * early and start another header, or another request.
+	 */
+	if (rq->method[0] == '\0' ||
+	    rq->method[strspn(rq->method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ")] != '\0')
+		return CG_ERR_FORMAT;
+	for (i = 0; i < rq->nheaders; i++) {
+		if (strpbrk(rq->headers[i], "\r\n") != NULL)
+			return CG_ERR_FORMAT;
+	}
 #define SET(opt, val) do { \
 	if (curl_easy_setopt(e, (opt), (val)) != CURLE_OK) \
 		return CG_ERR_INTERNAL; \

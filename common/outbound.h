@@ -87,8 +87,9 @@ void ob_client_free(struct ob_client *c);
 /*
  * Starts a request; cb follows once, from base's loop.  *call (when call
  * is not NULL) can cancel it until cb runs.  0, CG_ERR_NOMEM or
- * CG_ERR_FORMAT (a URL libcurl refuses, or one without an explicit http
- * or https scheme).
+ * CG_ERR_FORMAT: a URL libcurl refuses, or one without an explicit http
+ * or https scheme; a method not all capital letters; a header line with
+ * a CR or LF in it.
  */
 int ob_request(struct ob_client *c, const struct ob_request *rq, ob_cb cb, void *arg,
     struct ob_call **call) CG_WUR;

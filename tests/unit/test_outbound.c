@@ -1137,6 +1137,55 @@ test_bad_url(void **state)
 	res_clear(&x);
 }
 
+/* A method or a header line that would change the request's framing:
+ * CG_ERR_FORMAT, nothing sent. */
+static void
+test_bad_request(void **state)
+{
+	static const struct {
+		const char *method;
+		const char *header;
+	} cases[] = {
+		{ "GET", "X-Vault-Token: abc\r\nX-Injected: 1" },
+		{ "GET", "X-Vault-Token: abc\nX-Injected: 1" },
+		{ "GET", "X-Vault-Token: abc\r" },
+		{ "GET", "X-Vault-Token: abc\n" },
+		{ "GET /v1/other HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET", "X-A: 1" },
+		{ "GET /v1/other", "X-A: 1" },
+		{ "", "X-A: 1" },
+		{ "list", "X-A: 1" },
+	};
+	struct ob_call *call;
+	struct res x = { 0 };
+	const char *h[2];
+	size_t i;
+	int r;
+
+	(void)state;
+	SRV_REPLY_STR("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	h[0] = "X-Vault-Request: true";
+	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
+		h[1] = cases[i].header;
+		call = (struct ob_call *)(uintptr_t)1;
+		r = start(cases[i].method, "/v1/x", h, 2, "{}", 2, &x, &call);
+		if (r != CG_ERR_FORMAT)
+			fail_msg("case %zu: %d, not CG_ERR_FORMAT", i, r);
+		assert_null(call);
+		assert_int_equal(ob_client_pending(T.c), 0);
+	}
+	run_for(100);
+	assert_int_equal(T.ncb, 0);
+	assert_int_equal(T.nreq, 0);
+	/* The same headers, each on its own, are fine. */
+	h[1] = "X-Vault-Token: abc";
+	assert_int_equal(start("LIST", "/v1/x", h, 2, NULL, 0, &x, NULL), 0);
+	assert_true(run_until(&T.ncb, 1, 2500));
+	assert_int_equal(x.fail, OB_OK);
+	assert_true(req_is(0, "LIST", "/v1/x"));
+	assert_true(req_has_line(0, "X-Vault-Token: abc"));
+	res_clear(&x);
+}
+
 /*
  * A server name over plain HTTP: the connection still goes to the URL's
  * host and port, and the Host header carries the name.
@@ -1407,6 +1456,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_callback_cancels_other, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_callback_frees_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_url, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_name_http, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_server_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_client_cert, setup, teardown),
