@@ -164,7 +164,8 @@ ob_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
 		if (s != NULL) {
-			event_free(s->ev);
+			if (s->ev != NULL)
+				event_free(s->ev);
 			free(s);
 		}
 		(void)curl_multi_assign(c->multi, fd, NULL);
@@ -179,8 +180,11 @@ ob_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 			return -1;
 		s->c = c;
 		(void)curl_multi_assign(c->multi, fd, s);
-	} else {
+	} else if (s->ev != NULL) {
+		/* NULL until the new one is made: a failure below leaves
+		 * nothing freed twice at CURL_POLL_REMOVE. */
 		event_free(s->ev);
+		s->ev = NULL;
 	}
 	if ((s->ev = event_new(c->base, fd, ev, ob_sock_event, s)) == NULL ||
 	    event_add(s->ev, NULL) != 0)
