@@ -882,9 +882,13 @@ class Credgate:
     def start(self, wait_ports=()):
         self.err = open(self.stderr_file, "ab")
         self.out = open(self.stdout_file, "ab")
+        # Requests to the Vault test server go to loopback directly, even
+        # on a machine whose environment names a proxy.
+        env = {k: v for k, v in os.environ.items()
+               if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
         self.proc = subprocess.Popen([self.binary, "-c", self.conf_file], cwd=self.dir,
                                      stdin=subprocess.DEVNULL, stdout=self.out,
-                                     stderr=self.err)
+                                     stderr=self.err, env=env)
         for p in wait_ports:
             wait_port(p, self.proc, what="credgate")
 
