@@ -371,17 +371,18 @@ static void
 vb_log_failure(const char *what, const char *path, const struct ob_response *r,
     enum vault_reason why)
 {
-	char text[200];
+	char text[200], q[240];
 
 	if (r->fail != OB_OK) {
-		cg_warn("msg=vault_request_failed op=%s path=%s reason=%s error=\"%s\"", what,
+		cg_warn("msg=vault_request_failed op=%s path=%s reason=%s error=%s", what,
 		    path != NULL ? path : "-", vault_reason_name(why),
 		    cg_log_quote(text, sizeof(text), r->error, strlen(r->error)));
 		return;
 	}
 	vault_parse_errors(r->body, r->body_len, text, sizeof(text));
-	cg_warn("msg=vault_request_failed op=%s path=%s reason=%s status=%ld errors=\"%s\"",
-	    what, path != NULL ? path : "-", vault_reason_name(why), r->status, text);
+	cg_warn("msg=vault_request_failed op=%s path=%s reason=%s status=%ld errors=%s",
+	    what, path != NULL ? path : "-", vault_reason_name(why), r->status,
+	    cg_log_quote(q, sizeof(q), text, strlen(text)));
 }
 
 /* A delay between half and all of min(max, base * 2^attempt): jittered,
@@ -845,7 +846,7 @@ vb_login_send(struct vb *b, char *err, size_t errlen)
 static void
 vb_login(struct vb *b)
 {
-	char err[256];
+	char err[256], q[300];
 	int r;
 
 	if (b->tstate == VB_TOKEN_LOGIN)
@@ -857,8 +858,8 @@ vb_login(struct vb *b)
 	b->tstate = VB_TOKEN_LOGIN;
 	err[0] = '\0';
 	if ((r = vb_login_send(b, err, sizeof(err))) != 0) {
-		cg_err("msg=vault_login_failed method=%s error=\"%s\"",
-		    vb_method_names[b->o.method], err);
+		cg_err("msg=vault_login_failed method=%s error=%s",
+		    vb_method_names[b->o.method], cg_log_quote(q, sizeof(q), err, strlen(err)));
 		vb_login_done(b, r, VAULT_R_LOGIN);
 	}
 }
