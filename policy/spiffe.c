@@ -1,0 +1,320 @@
+/*
+ * spiffe.c: SPIFFE ID parsing and matching, and the X509-SVID leaf rules.
+ *
+ * Owns only the shape of an ID and of a leaf certificate.  It does not
+ * verify signatures or chains, load trust bundles, or decide policy; it
+ * holds no state.
+ */
+#include "config.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/asn1.h>
+#include <openssl/x509v3.h>
+
+#include "spiffe.h"
+
+static bool
+spiffe_td_byte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	    c == '.' || c == '-' || c == '_';
+}
+
+static bool
+spiffe_path_byte(unsigned char c)
+{
+	return spiffe_td_byte(c) || (c >= 'A' && c <= 'Z');
+}
+
+/*
+ * Names what is wrong with a byte that is neither allowed in the part
+ * being read nor its separator, so that the reason points at the rule.
+ */
+static void
+spiffe_bad_byte(unsigned char c, const char *part, size_t at, char *err,
+    size_t errlen)
+{
+	const char *why;
+
+	switch (c) {
+	case '?':
+		why = "a query is not allowed";
+		break;
+	case '#':
+		why = "a fragment is not allowed";
+		break;
+	case '%':
+		why = "percent-encoding is not allowed";
+		break;
+	case '@':
+		why = "userinfo is not allowed";
+		break;
+	case ':':
+		why = "a port is not allowed";
+		break;
+	default:
+		if (c >= 'A' && c <= 'Z')
+			why = "uppercase is not allowed";
+		else
+			why = "byte outside the allowed set";
+		break;
+	}
+	cg_errf(err, errlen, "SPIFFE ID %s, byte %zu: %s", part, at, why);
+}
+
+int
+spiffe_id_parse(const char *s, size_t len, struct spiffe_id *out,
+    char *err, size_t errlen)
+{
+	const char *td, *slash;
+	size_t tdlen, i, seg;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (s == NULL || out == NULL) {
+		cg_errf(err, errlen, "SPIFFE ID missing");
+		return CG_ERR_FORMAT;
+	}
+	if (memchr(s, '\0', len) != NULL) {
+		cg_errf(err, errlen, "SPIFFE ID holds a NUL byte");
+		return CG_ERR_FORMAT;
+	}
+	if (len > SPIFFE_ID_MAX) {
+		cg_errf(err, errlen, "SPIFFE ID longer than %d bytes", SPIFFE_ID_MAX);
+		return CG_ERR_LIMIT;
+	}
+	if (len < SPIFFE_SCHEME_LEN ||
+	    memcmp(s, SPIFFE_SCHEME, SPIFFE_SCHEME_LEN) != 0) {
+		if (len >= SPIFFE_SCHEME_LEN &&
+		    strncasecmp(s, SPIFFE_SCHEME, SPIFFE_SCHEME_LEN) == 0)
+			cg_errf(err, errlen, "SPIFFE ID scheme must be lowercase \"spiffe://\"");
+		else
+			cg_errf(err, errlen, "SPIFFE ID does not start with \"spiffe://\"");
+		return CG_ERR_FORMAT;
+	}
+
+	td = s + SPIFFE_SCHEME_LEN;
+	slash = memchr(td, '/', len - SPIFFE_SCHEME_LEN);
+	tdlen = slash != NULL ? (size_t)(slash - td) : len - SPIFFE_SCHEME_LEN;
+	if (tdlen == 0) {
+		cg_errf(err, errlen, "SPIFFE ID trust domain is empty");
+		return CG_ERR_FORMAT;
+	}
+	if (tdlen > SPIFFE_TD_MAX) {
+		cg_errf(err, errlen, "SPIFFE ID trust domain longer than %d bytes",
+		    SPIFFE_TD_MAX);
+		return CG_ERR_LIMIT;
+	}
+	for (i = 0; i < tdlen; i++) {
+		if (!spiffe_td_byte((unsigned char)td[i])) {
+			spiffe_bad_byte((unsigned char)td[i], "trust domain",
+			    SPIFFE_SCHEME_LEN + i, err, errlen);
+			return CG_ERR_FORMAT;
+		}
+	}
+
+	/* The path, from its first '/' to the end; seg counts the bytes of
+	 * the segment being read. */
+	seg = 0;
+	for (i = SPIFFE_SCHEME_LEN + tdlen; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '/') {
+			if (i > SPIFFE_SCHEME_LEN + tdlen && seg == 0) {
+				cg_errf(err, errlen, "SPIFFE ID path, byte %zu: empty segment", i);
+				return CG_ERR_FORMAT;
+			}
+			seg = 0;
+			continue;
+		}
+		if (!spiffe_path_byte(c)) {
+			spiffe_bad_byte(c, "path", i, err, errlen);
+			return CG_ERR_FORMAT;
+		}
+		seg++;
+		/* A segment ends at the next '/' or at the end of the ID. */
+		if (c == '.' && (seg == 1 || (seg == 2 && s[i - 1] == '.')) &&
+		    (i + 1 == len || s[i + 1] == '/')) {
+			cg_errf(err, errlen, "SPIFFE ID path, byte %zu: \".\" and \"..\" segments are not allowed",
+			    i + 1 - seg);
+			return CG_ERR_FORMAT;
+		}
+	}
+	if (len > SPIFFE_SCHEME_LEN + tdlen && seg == 0) {
+		cg_errf(err, errlen, "SPIFFE ID path ends with '/'");
+		return CG_ERR_FORMAT;
+	}
+
+	memcpy(out->trust_domain, td, tdlen);
+	memcpy(out->path, s + SPIFFE_SCHEME_LEN + tdlen, len - SPIFFE_SCHEME_LEN - tdlen);
+	return 0;
+}
+
+bool
+spiffe_id_match(const struct spiffe_id *id, const char *pattern)
+{
+	const char *td, *path;
+	size_t tdlen;
+
+	if (id == NULL || pattern == NULL ||
+	    strncmp(pattern, SPIFFE_SCHEME, SPIFFE_SCHEME_LEN) != 0)
+		return false;
+	td = pattern + SPIFFE_SCHEME_LEN;
+	path = strchr(td, '/');
+	tdlen = path != NULL ? (size_t)(path - td) : strlen(td);
+	if (tdlen == 0 || tdlen != strnlen(id->trust_domain, sizeof(id->trust_domain)) ||
+	    memcmp(td, id->trust_domain, tdlen) != 0)
+		return false;
+	if (path == NULL)
+		return id->path[0] == '\0';
+	return cg_glob_match(path, id->path, strnlen(id->path, sizeof(id->path)));
+}
+
+/*
+ * Seconds from a to b (b - a), or CG_ERR_VERIFY when OpenSSL cannot read
+ * either time.
+ */
+static int
+spiffe_time_diff(const ASN1_TIME *a, const ASN1_TIME *b, int64_t *out)
+{
+	int days, secs;
+
+	*out = 0;
+	if (a == NULL || b == NULL || !ASN1_TIME_diff(&days, &secs, a, b))
+		return CG_ERR_VERIFY;
+	*out = (int64_t)days * 86400 + secs;
+	return 0;
+}
+
+int
+spiffe_svid_check(X509 *leaf, int64_t now_s, int64_t max_lifetime_s,
+    struct spiffe_id *out, char *err, size_t errlen)
+{
+	GENERAL_NAMES *sans = NULL;
+	BASIC_CONSTRAINTS *bc = NULL;
+	const ASN1_STRING *uri = NULL;
+	const ASN1_TIME *nb, *na;
+	ASN1_TIME *now = NULL;
+	struct spiffe_id id;
+	char why[192];
+	int64_t d;
+	uint32_t ku;
+	int crit, i, nuri, r;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (leaf == NULL || out == NULL) {
+		cg_errf(err, errlen, "no certificate");
+		return CG_ERR_FORMAT;
+	}
+	/* Also caches the extensions for the key usage read below; repeated
+	 * or undecodable extensions make it flag the certificate. */
+	if ((X509_get_extension_flags(leaf) & EXFLAG_INVALID) != 0) {
+		cg_errf(err, errlen, "certificate has malformed or repeated extensions");
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+
+	bc = X509_get_ext_d2i(leaf, NID_basic_constraints, &crit, NULL);
+	if (bc == NULL && crit != -1) {
+		cg_errf(err, errlen, "certificate basicConstraints unreadable");
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+	if (bc != NULL && bc->ca) {
+		cg_errf(err, errlen, "certificate is a CA (basicConstraints cA true)");
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+
+	ku = X509_get_key_usage(leaf);	/* UINT32_MAX when absent */
+	if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) != 0) {
+		if ((ku & KU_DIGITAL_SIGNATURE) == 0) {
+			cg_errf(err, errlen, "certificate keyUsage lacks digitalSignature");
+			r = CG_ERR_VERIFY;
+			goto out;
+		}
+		if ((ku & (KU_KEY_CERT_SIGN | KU_CRL_SIGN)) != 0) {
+			cg_errf(err, errlen, "certificate keyUsage has keyCertSign or cRLSign");
+			r = CG_ERR_VERIFY;
+			goto out;
+		}
+	}
+
+	sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, NULL);
+	if (sans == NULL && crit != -1) {
+		cg_errf(err, errlen, "certificate subjectAltName unreadable");
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+	nuri = 0;
+	for (i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+
+		if (gn->type == GEN_URI) {
+			uri = gn->d.uniformResourceIdentifier;
+			nuri++;
+		}
+	}
+	if (nuri != 1) {
+		cg_errf(err, errlen, "certificate has %d URI subjectAltNames, an X509-SVID has exactly one",
+		    nuri);
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+	if (spiffe_id_parse((const char *)ASN1_STRING_get0_data(uri),
+	    (size_t)ASN1_STRING_length(uri), &id, why, sizeof(why)) != 0) {
+		cg_errf(err, errlen, "certificate URI subjectAltName: %s", why);
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+
+	nb = X509_get0_notBefore(leaf);
+	na = X509_get0_notAfter(leaf);
+	if ((now = ASN1_TIME_set(NULL, (time_t)now_s)) == NULL) {
+		cg_errf(err, errlen, "current time out of range");
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	if (spiffe_time_diff(nb, now, &d) != 0) {
+		cg_errf(err, errlen, "certificate notBefore unreadable");
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+	if (d < 0) {
+		cg_errf(err, errlen, "certificate not yet valid (%lld s early)", (long long)-d);
+		r = CG_ERR_EXPIRED;
+		goto out;
+	}
+	if (spiffe_time_diff(now, na, &d) != 0) {
+		cg_errf(err, errlen, "certificate notAfter unreadable");
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+	if (d < 0) {
+		cg_errf(err, errlen, "certificate expired (%lld s ago)", (long long)-d);
+		r = CG_ERR_EXPIRED;
+		goto out;
+	}
+	if (spiffe_time_diff(nb, na, &d) != 0 || d < 0) {
+		cg_errf(err, errlen, "certificate notAfter precedes notBefore");
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+	if (max_lifetime_s > 0 && d > max_lifetime_s) {
+		cg_errf(err, errlen, "certificate lifetime %lld s exceeds the %lld s allowed",
+		    (long long)d, (long long)max_lifetime_s);
+		r = CG_ERR_LIMIT;
+		goto out;
+	}
+
+	*out = id;
+	r = 0;
+ out:
+	ASN1_TIME_free(now);
+	GENERAL_NAMES_free(sans);
+	BASIC_CONSTRAINTS_free(bc);
+	return r;
+}
