@@ -229,18 +229,23 @@ spiffe_svid_check(X509 *leaf, int64_t now_s, int64_t max_lifetime_s,
 		goto out;
 	}
 
+	/* An X509-SVID leaf must carry keyUsage, with digitalSignature. */
 	ku = X509_get_key_usage(leaf);	/* UINT32_MAX when absent */
-	if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) != 0) {
-		if ((ku & KU_DIGITAL_SIGNATURE) == 0) {
-			cg_errf(err, errlen, "certificate keyUsage lacks digitalSignature");
-			r = CG_ERR_VERIFY;
-			goto out;
-		}
-		if ((ku & (KU_KEY_CERT_SIGN | KU_CRL_SIGN)) != 0) {
-			cg_errf(err, errlen, "certificate keyUsage has keyCertSign or cRLSign");
-			r = CG_ERR_VERIFY;
-			goto out;
-		}
+	if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) == 0) {
+		cg_errf(err, errlen, "certificate has no keyUsage (a leaf SVID carries "
+		    "digitalSignature)");
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+	if ((ku & KU_DIGITAL_SIGNATURE) == 0) {
+		cg_errf(err, errlen, "certificate keyUsage lacks digitalSignature");
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+	if ((ku & (KU_KEY_CERT_SIGN | KU_CRL_SIGN)) != 0) {
+		cg_errf(err, errlen, "certificate keyUsage has keyCertSign or cRLSign");
+		r = CG_ERR_VERIFY;
+		goto out;
 	}
 
 	sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, NULL);
@@ -267,6 +272,13 @@ spiffe_svid_check(X509 *leaf, int64_t now_s, int64_t max_lifetime_s,
 	if (spiffe_id_parse((const char *)ASN1_STRING_get0_data(uri),
 	    (size_t)ASN1_STRING_length(uri), &id, why, sizeof(why)) != 0) {
 		cg_errf(err, errlen, "certificate URI subjectAltName: %s", why);
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+	if (id.path[0] == '\0') {
+		/* An ID without a path names the trust domain, no workload. */
+		cg_errf(err, errlen, "certificate URI subjectAltName names a trust domain, "
+		    "not a workload (no path)");
 		r = CG_ERR_VERIFY;
 		goto out;
 	}

@@ -73,11 +73,12 @@ bool spiffe_id_match(const struct spiffe_id *id, const char *pattern);
 
 /*
  * Checks that leaf (borrowed) meets the X509-SVID rules for a leaf:
- *   - exactly one URI subjectAltName, and it parses as a SPIFFE ID (other
- *     name types, such as DNS names, may be present);
+ *   - exactly one URI subjectAltName, and it parses as a SPIFFE ID with
+ *     a path (an ID without one names the trust domain, not a workload);
+ *     other name types, such as DNS names, may be present;
  *   - not a CA: basicConstraints absent or with cA false;
- *   - keyUsage, when present, includes digitalSignature and includes
- *     neither keyCertSign nor cRLSign;
+ *   - keyUsage present, including digitalSignature and neither
+ *     keyCertSign nor cRLSign;
  *   - valid at now_s (Unix seconds): notBefore <= now_s <= notAfter, both
  *     ends inclusive as in RFC 5280;
  *   - when max_lifetime_s > 0, notAfter - notBefore <= max_lifetime_s.
