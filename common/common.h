@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <jansson.h>
 
@@ -300,6 +301,19 @@ size_t cg_fmt_ipv4(char *out, const unsigned char addr[4]);
 void cg_fmt_hex64(char *out, uint64_t v);
 
 int64_t cg_now_ms(void);	/* CLOCK_REALTIME in ms */
+
+/* ms (a negative one as 0) as a struct timeval, for libevent's timers. */
+static inline struct timeval
+cg_ms_tv(int64_t ms)
+{
+	struct timeval tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	return tv;
+}
 int64_t cg_mono_ms(void);	/* CLOCK_MONOTONIC in ms */
 
 /* ------------------------------------------------------------------ */

@@ -203,8 +203,7 @@ ob_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 		evtimer_del(c->timer);
 		return 0;
 	}
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	tv = cg_ms_tv(timeout_ms);
 	return evtimer_add(c->timer, &tv) == 0 ? 0 : -1;
 }
 

@@ -45,7 +45,7 @@ static void conn_up_event(struct conn *c, short what);
 void
 conn_arm(struct conn *c, int64_t ms)
 {
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	struct timeval tv = cg_ms_tv(ms);
 
 	evtimer_add(c->timer, &tv);
 }

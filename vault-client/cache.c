@@ -978,10 +978,7 @@ cache_schedule(struct secret_cache *c)
 		return;
 	}
 	d = next - sc_now(&c->clock);
-	if (d < 0)
-		d = 0;
-	tv.tv_sec = d / 1000;
-	tv.tv_usec = (d % 1000) * 1000;
+	tv = cg_ms_tv(d);
 	evtimer_add(c->timer, &tv);
 }
 
@@ -1319,8 +1316,7 @@ secret_cache_watch(struct secret_cache *c, int64_t interval_ms)
 		return 0;
 	if ((c->watch = event_new(c->base, -1, EV_PERSIST, cache_watch, c)) == NULL)
 		return CG_ERR_NOMEM;
-	tv.tv_sec = interval_ms / 1000;
-	tv.tv_usec = (interval_ms % 1000) * 1000;
+	tv = cg_ms_tv(interval_ms);
 	if (event_add(c->watch, &tv) != 0)
 		return CG_ERR_NOMEM;
 	return 0;

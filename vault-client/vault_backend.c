@@ -405,12 +405,8 @@ vb_backoff(const struct vb *b, int attempt)
 static void
 vb_timer_arm(struct event *ev, int64_t ms)
 {
-	struct timeval tv;
+	struct timeval tv = cg_ms_tv(ms);
 
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(ev, &tv);
 }
 
@@ -1074,56 +1070,43 @@ vb_fetch(void *ctx, const char *path, secret_cb cb, void *arg)
 	return 0;
 }
 
+/* A renewal (renew_cb) or a revocation (done_cb) of lease_id, started on
+ * the next tick as every operation. */
 static int
-vb_lease_op(struct vb *b, enum vb_op_kind kind, const char *lease_id, struct vb_op **out)
+vb_lease_op(struct vb *b, enum vb_op_kind kind, const char *lease_id, int64_t increment_ms,
+    secret_renew_cb renew_cb, secret_done_cb done_cb, void *arg)
 {
 	struct vb_op *op;
+	int r;
 
-	*out = NULL;
 	if ((op = vb_op_new(b, kind, NULL)) == NULL)
 		return CG_ERR_NOMEM;
 	snprintf(op->api, sizeof(op->api), "sys/leases/%s",
 	    kind == VB_RENEW ? "renew" : "revoke");
-	if ((op->lease_id = secmem_strndup(lease_id, strlen(lease_id))) == NULL) {
+	op->increment_ms = increment_ms;
+	op->renew_cb = renew_cb;
+	op->done_cb = done_cb;
+	op->arg = arg;
+	if ((op->lease_id = secmem_strndup(lease_id, strlen(lease_id))) == NULL)
+		r = CG_ERR_NOMEM;
+	else
+		r = vb_defer(b, op);
+	if (r != 0)
 		vb_op_free(op, NULL);
-		return CG_ERR_NOMEM;
-	}
-	*out = op;
-	return 0;
+	return r;
 }
 
 static int
 vb_renew(void *ctx, const char *lease_id, int64_t increment_ms, secret_renew_cb cb,
     void *arg)
 {
-	struct vb *b = ctx;
-	struct vb_op *op;
-	int r;
-
-	if ((r = vb_lease_op(b, VB_RENEW, lease_id, &op)) != 0)
-		return r;
-	op->increment_ms = increment_ms;
-	op->renew_cb = cb;
-	op->arg = arg;
-	if ((r = vb_defer(b, op)) != 0)
-		vb_op_free(op, NULL);
-	return r;
+	return vb_lease_op(ctx, VB_RENEW, lease_id, increment_ms, cb, NULL, arg);
 }
 
 static int
 vb_revoke(void *ctx, const char *lease_id, secret_done_cb cb, void *arg)
 {
-	struct vb *b = ctx;
-	struct vb_op *op;
-	int r;
-
-	if ((r = vb_lease_op(b, VB_REVOKE, lease_id, &op)) != 0)
-		return r;
-	op->done_cb = cb;
-	op->arg = arg;
-	if ((r = vb_defer(b, op)) != 0)
-		vb_op_free(op, NULL);
-	return r;
+	return vb_lease_op(ctx, VB_REVOKE, lease_id, 0, NULL, cb, arg);
 }
 
 static enum secret_backend_state
