@@ -63,8 +63,10 @@ policy_issuer_free(struct policy_issuer *is)
 		free(is->audiences[i]);
 	free(is->audiences);
 	free(is->jwks_file);
-	if (is->keys != NULL)
-		jwks_free(is->keys);
+	free(is->jwks_uri);
+	free(is->ca_file);
+	free(is->bearer_token_file);
+	policy_keyring_unref(is->ring);
 	free(is);
 }
 
@@ -89,6 +91,7 @@ policy_identity_free(struct policy_identity *id)
 	if (--id->refs > 0)
 		return;
 	json_decref(id->claims);
+	jwks_free(id->keys);
 	free(id);
 }
 

@@ -10,9 +10,11 @@
  *  - keys whose "use" is not "sig", whose "key_ops" lack "verify", whose kty
  *    is unknown, whose curve we do not support, or whose "alg" names an
  *    algorithm we do not verify, are skipped (not errors);
- *  - any private member (d, p, q, dp, dq, qi, oth, k) in any entry refuses
- *    the whole set: someone published a secret, and nothing from that source
- *    is trusted;
+ *  - a symmetric ("oct") entry is skipped and counted, so that the caller
+ *    warns: such a key is a shared secret, no proof of who signed;
+ *  - any private member (d, p, q, dp, dq, qi, oth, k) in any other entry
+ *    refuses the whole set: someone published a secret, and nothing from
+ *    that source is trusted;
  *  - duplicate kids among the usable keys refuse the set;
  *  - every base64url member is strict (no padding, no stray bits) and
  *    integers are minimal (no leading zero octet, RFC 7518 §6.3.1);
@@ -32,6 +34,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include "common.h"
 #include "policy.h"
@@ -48,12 +51,20 @@ key_clear(struct jwks_key *k)
 	memset(k, 0, sizeof(*k));
 }
 
+struct jwks *
+jwks_ref(struct jwks *ks)
+{
+	if (ks != NULL)
+		__atomic_add_fetch(&ks->refs, 1, __ATOMIC_RELAXED);
+	return ks;
+}
+
 void
 jwks_free(struct jwks *ks)
 {
 	size_t i;
 
-	if (ks == NULL)
+	if (ks == NULL || __atomic_sub_fetch(&ks->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	for (i = 0; i < ks->nkeys; i++)
 		key_clear(&ks->keys[i]);
@@ -65,6 +76,62 @@ size_t
 jwks_count(const struct jwks *ks)
 {
 	return ks == NULL ? 0 : ks->nkeys;
+}
+
+size_t
+jwks_skipped_symmetric(const struct jwks *ks)
+{
+	return ks == NULL ? 0 : ks->nskipped_oct;
+}
+
+bool
+jwks_same(const struct jwks *a, const struct jwks *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return a->nkeys == b->nkeys &&
+	    memcmp(a->digest, b->digest, sizeof(a->digest)) == 0;
+}
+
+/* The digest jwks_same() compares: each key's kid (with its length), the
+ * algorithms it may verify and its public key in DER. */
+static int
+jwks_digest(struct jwks *ks)
+{
+	EVP_MD_CTX *md = NULL;
+	unsigned char *der = NULL;
+	unsigned int dlen = 0;
+	size_t i, n;
+	int len, r = CG_ERR_NOMEM;
+
+	if ((md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		goto out;
+	for (i = 0; i < ks->nkeys; i++) {
+		const struct jwks_key *k = &ks->keys[i];
+		unsigned char head[2 * sizeof(size_t) + sizeof(unsigned)];
+
+		n = k->has_kid ? strlen(k->kid) + 1 : 0;
+		memcpy(head, &n, sizeof(n));
+		memcpy(head + sizeof(n), &k->algs, sizeof(k->algs));
+		der = NULL;
+		if ((len = i2d_PUBKEY(k->pkey, &der)) <= 0)
+			goto out;
+		n = (size_t)len;
+		memcpy(head + sizeof(n) + sizeof(k->algs), &n, sizeof(n));
+		if (EVP_DigestUpdate(md, head, sizeof(head)) != 1 ||
+		    EVP_DigestUpdate(md, k->kid, k->has_kid ? strlen(k->kid) + 1 : 0) != 1 ||
+		    EVP_DigestUpdate(md, der, n) != 1)
+			goto out;
+		OPENSSL_free(der);
+		der = NULL;
+	}
+	if (EVP_DigestFinal_ex(md, ks->digest, &dlen) != 1 || dlen != sizeof(ks->digest))
+		goto out;
+	r = 0;
+ out:
+	OPENSSL_free(der);
+	EVP_MD_CTX_free(md);
+	return r;
 }
 
 /*
@@ -330,7 +397,8 @@ json_str_eq(json_t *v, const char *s)
 
 /*
  * Checks one entry of "keys".  Returns 0 with k filled, 1 when the entry is
- * to be skipped (k untouched), or a CG_ERR_* with err set.
+ * to be skipped (k untouched), 2 when it is a symmetric key (skipped too),
+ * or a CG_ERR_* with err set.
  */
 static int
 key_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
@@ -349,6 +417,11 @@ key_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 		cg_errf(err, errlen, "keys[%zu]: not a JSON object", idx);
 		return CG_ERR_FORMAT;
 	}
+	/* A symmetric key verifies nothing an issuer signs for many parties
+	 * (whoever holds it can sign); it is skipped, and counted so that the
+	 * caller warns, rather than refusing the issuer's other keys. */
+	if (json_str_eq(json_object_get(jk, "kty"), "oct"))
+		return 2;
 	for (i = 0; i < CG_ARRAY_LEN(private_members); i++) {
 		if (json_object_get(jk, private_members[i]) != NULL) {
 			cg_errf(err, errlen, "keys[%zu]: private key member \"%s\" present",
@@ -496,8 +569,13 @@ jwks_load_mem(const char *buf, size_t len, struct jwks **out, char *err, size_t 
 		r = CG_ERR_LIMIT;
 		goto out;
 	}
-	if ((ks = calloc(1, sizeof(*ks))) == NULL ||
-	    (n > 0 && (ks->keys = calloc(n, sizeof(*ks->keys))) == NULL)) {
+	if ((ks = calloc(1, sizeof(*ks))) == NULL) {
+		cg_errf(err, errlen, "out of memory");
+		r = CG_ERR_NOMEM;
+		goto out;
+	}
+	ks->refs = 1;	/* jwks_free() on failure frees what was loaded */
+	if (n > 0 && (ks->keys = calloc(n, sizeof(*ks->keys))) == NULL) {
 		cg_errf(err, errlen, "out of memory");
 		r = CG_ERR_NOMEM;
 		goto out;
@@ -507,7 +585,9 @@ jwks_load_mem(const char *buf, size_t len, struct jwks **out, char *err, size_t 
 
 		if ((r = key_load(jk, i, k, err, errlen)) < 0)
 			goto out;
-		if (r == 1)
+		if (r == 2)
+			ks->nskipped_oct++;
+		if (r != 0)
 			continue;	/* skipped */
 		for (j = 0; k->has_kid && j < ks->nkeys; j++) {
 			if (ks->keys[j].has_kid && strcmp(ks->keys[j].kid, k->kid) == 0) {
@@ -522,6 +602,10 @@ jwks_load_mem(const char *buf, size_t len, struct jwks **out, char *err, size_t 
 	if (ks->nkeys == 0) {
 		cg_errf(err, errlen, "no usable signature key");
 		r = CG_ERR_NOTFOUND;
+		goto out;
+	}
+	if ((r = jwks_digest(ks)) != 0) {
+		cg_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	*out = ks;

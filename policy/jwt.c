@@ -400,11 +400,10 @@ kid_eq(const struct jwks_key *k, json_t *kid)
 
 /* Step 5 and 6: selects the key and verifies the signature. */
 static int
-select_and_verify(const struct policy_issuer *is, unsigned alg, json_t *kid,
+select_and_verify(const struct jwks *ks, unsigned alg, json_t *kid,
     const char *token, size_t len, const struct jwt_parts *p,
     const struct jwks_key **used, const char **reason)
 {
-	const struct jwks *ks = is->keys;
 	const struct jwks_key *k;
 	unsigned char *sig = NULL;
 	size_t siglen = 0, i;
@@ -627,9 +626,11 @@ check_claims(const struct policy_issuer *is, json_t *claims, int64_t now,
 int
 jwt_verify(struct policy_issuer *const *issuers, size_t nissuers,
     const char *token, size_t len, int64_t now_s, size_t max_len,
-    struct policy_identity **out, const char **reason)
+    struct policy_identity **out, const char **reason,
+    const struct policy_issuer **nokey)
 {
 	struct jwt_parts parts;
+	struct jwks *ks = NULL;
 	json_t *hdr = NULL, *claims = NULL, *kid = NULL, *iss;
 	const struct policy_issuer *is;
 	const struct jwks_key *key = NULL;
@@ -641,6 +642,8 @@ jwt_verify(struct policy_issuer *const *issuers, size_t nissuers,
 
 	*out = NULL;
 	*reason = "internal error";
+	if (nokey != NULL)
+		*nokey = NULL;
 
 	/* 1. Size and shape. */
 	if (len > max_len) {
@@ -683,10 +686,15 @@ jwt_verify(struct policy_issuer *const *issuers, size_t nissuers,
 		goto out;
 	}
 
-	/* 5, 6. Key and signature. */
-	if ((r = select_and_verify(is, alg, kid, token, len, &parts, &key,
-	    reason)) != 0)
+	/* 5, 6. Key and signature, with the ring's current set: the
+	 * identity keeps it, so that a cache knows which set verified. */
+	ks = policy_keyring_get(is->ring);
+	if ((r = select_and_verify(ks, alg, kid, token, len, &parts, &key,
+	    reason)) != 0) {
+		if (r == CG_ERR_NOTFOUND && nokey != NULL)
+			*nokey = is;
 		goto out;
+	}
 
 	/* 7. Claims. */
 	if ((r = check_claims(is, claims, now_s, &exp, &iat, &nbf, reason)) != 0)
@@ -703,6 +711,8 @@ jwt_verify(struct policy_issuer *const *issuers, size_t nissuers,
 	id->method = "jwt";
 	id->claims = claims;
 	claims = NULL;
+	id->keys = ks;
+	ks = NULL;
 	id->iss = json_string_value(json_object_get(id->claims, "iss"));
 	id->sub = json_cstr(json_object_get(id->claims, "sub"));
 	id->jti = json_cstr(json_object_get(id->claims, "jti"));

@@ -57,6 +57,10 @@ struct jwks_key {
 struct jwks {
 	struct jwks_key *keys;
 	size_t nkeys;
+	size_t nskipped_oct;	/* symmetric entries skipped */
+	unsigned refs;		/* __atomic_* only */
+	unsigned char digest[32];	/* SHA-256 over each key's kid, algs and
+					   public key (DER), for jwks_same() */
 };
 
 #endif /* CG_JWT_INT_H */

@@ -35,21 +35,78 @@ const char *jwt_alg_name(unsigned alg);
 /* ------------------------------------------------------------------ */
 /* Key sets                                                            */
 /* ------------------------------------------------------------------ */
-struct jwks;	/* opaque, immutable once loaded */
+struct jwks;	/* opaque, immutable once loaded, reference-counted */
 
 /*
  * Loads a JWKS ({"keys":[...]}) from a file or memory.  Accepts RSA (n, e;
  * at least 2048 bits), EC (P-256, P-384: crv, x, y; the point must be on the
  * curve) and OKP (Ed25519: crv, x) public keys; skips keys whose "use" is
- * not "sig" and keys of unknown kty, and rejects private key members,
- * duplicate kids, duplicate JSON keys and malformed base64url.  On failure
- * returns CG_ERR_* and writes a one-line reason into err (errlen bytes).
- * An empty usable set is an error.
+ * not "sig", keys of unknown kty, and symmetric ("oct") keys, which it
+ * counts (jwks_skipped_symmetric()) so that the caller can warn; rejects
+ * private key members, duplicate kids, duplicate JSON keys and malformed
+ * base64url.  On failure returns CG_ERR_* and writes a one-line reason into
+ * err (errlen bytes).  An empty usable set is an error.  The set comes with
+ * one reference.
  */
 int jwks_load_file(const char *path, struct jwks **out, char *err, size_t errlen) CG_WUR;
 int jwks_load_mem(const char *buf, size_t len, struct jwks **out, char *err, size_t errlen) CG_WUR;
+/* One more reference (any thread); returns ks.  NULL stays NULL. */
+struct jwks *jwks_ref(struct jwks *ks);
+/* Drops one reference (any thread); the last frees the set.  NULL-safe. */
 void jwks_free(struct jwks *ks);
 size_t jwks_count(const struct jwks *ks);
+/* Entries of kty "oct" the load skipped. */
+size_t jwks_skipped_symmetric(const struct jwks *ks);
+/* Whether two sets hold the same keys: kids, key material and algorithms,
+ * in the same order (a digest made at load).  NULL equals only NULL. */
+bool jwks_same(const struct jwks *a, const struct jwks *b);
+
+/* ------------------------------------------------------------------ */
+/* Key rings                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An issuer's current key set, shared by every worker and replaced as a
+ * whole: the control thread publishes a new immutable set; a worker takes
+ * a reference to the current one for one verification (a pointer copy and
+ * an atomic increment under a mutex held for nothing else, so never while
+ * a signature is checked) and a verified identity keeps that reference.
+ * A cached verification is served only while its set is still the current
+ * one (policy_keyring_current(), an atomic load without the lock).
+ *
+ * A ring whose keys come from a remote source has a fetcher (the control
+ * thread's) that a worker can ask for an early fetch when a token names a
+ * key the ring lacks: policy_keyring_want() records the wish and calls the
+ * fetcher's waker; the fetcher answers every wish, fetched or refused by
+ * its rate limit, by bumping the serial.
+ *
+ * Reference-counted; every function is safe from any thread.
+ */
+struct policy_keyring;
+
+/* A new ring holding ks (its reference is taken; may be NULL). */
+struct policy_keyring *policy_keyring_new(struct jwks *ks);
+struct policy_keyring *policy_keyring_ref(struct policy_keyring *r);
+void policy_keyring_unref(struct policy_keyring *r);	/* NULL-safe */
+/* Publishes ks (its reference is taken; NULL: no keys) and bumps the
+ * serial; the old set goes when its last holder drops it. */
+void policy_keyring_set(struct policy_keyring *r, struct jwks *ks);
+/* Bumps the serial alone: an answer to a wish with no new keys. */
+void policy_keyring_touch(struct policy_keyring *r);
+/* A new reference to the current set, or NULL when there is none. */
+struct jwks *policy_keyring_get(struct policy_keyring *r);
+/* The current set's address, to compare with; never dereference it. */
+const struct jwks *policy_keyring_current(const struct policy_keyring *r);
+uint64_t policy_keyring_serial(const struct policy_keyring *r);
+/*
+ * The fetcher side: set_waker (fn NULL: none) makes the ring fetchable;
+ * want asks for a fetch and returns false when the ring has no fetcher
+ * (its keys come from a file: nothing to wait for); take_want returns and
+ * clears the wish.
+ */
+void policy_keyring_set_waker(struct policy_keyring *r, void (*fn)(void *), void *arg);
+bool policy_keyring_want(struct policy_keyring *r);
+bool policy_keyring_take_want(struct policy_keyring *r);
 
 /* ------------------------------------------------------------------ */
 /* Issuers and verified identities                                     */
@@ -60,8 +117,17 @@ struct policy_issuer {
 	char **audiences;	/* accepted "aud" values */
 	size_t naudiences;
 	unsigned algs;		/* allowed JWT_* bits */
-	char *jwks_file;
-	struct jwks *keys;	/* owned */
+	char *jwks_file;	/* keys from a file, or */
+	char *jwks_uri;		/* from this URL, or (both NULL) from OIDC
+				   discovery under iss */
+	char *ca_file;		/* CAs for the HTTPS fetches; NULL: system's */
+	char *bearer_token_file;	/* Authorization: Bearer, re-read per fetch */
+	int64_t refresh_min_ms;	/* bounds of the refresh period that */
+	int64_t refresh_max_ms;	/* Cache-Control asks for */
+	int64_t max_key_age_ms;	/* last good keys are used this long */
+	int64_t kid_refetch_ms;	/* unknown kids fetch at most this often */
+	int64_t fetch_timeout_ms;
+	struct policy_keyring *ring;	/* a reference; NULL: no keys yet */
 	int64_t max_lifetime_s;	/* exp - iat must not exceed; default 3600 */
 	int64_t clock_skew_s;	/* default 60 */
 };
@@ -78,6 +144,8 @@ struct policy_identity {
 	int64_t exp;
 	int64_t iat;		/* 0 if absent */
 	int64_t nbf;		/* 0 if absent */
+	struct jwks *keys;	/* the set that verified it, a reference;
+				   NULL when not verified */
 	char alg[8];		/* verified algorithm name */
 	char kid[128];		/* key id used, "" if none */
 	unsigned refs;		/* references; 1 when made.  Not atomic: an
@@ -117,11 +185,15 @@ int policy_identity_from_claims(const struct policy_issuer *issuer, json_t *clai
  *
  * Returns 0 and a new identity in *out, or a CG_ERR_* with *reason set to
  * a short static text for audit and log (never shown to callers, never
- * containing token bytes).  *out is NULL on failure.
+ * containing token bytes).  *out is NULL on failure.  When the failure is
+ * for want of a key (the issuer has none, none with the token's kid, none
+ * for its algorithm) and nokey is not NULL, *nokey is that issuer (NULL
+ * otherwise), whose ring a caller may ask for a fetch.
  */
 int jwt_verify(struct policy_issuer *const *issuers, size_t nissuers,
     const char *token, size_t len, int64_t now_s, size_t max_len,
-    struct policy_identity **out, const char **reason) CG_WUR;
+    struct policy_identity **out, const char **reason,
+    const struct policy_issuer **nokey) CG_WUR;
 
 /*
  * Looks up a claim by dotted path ("a.b.c") in an identity's claims; a key
@@ -141,12 +213,14 @@ json_t *policy_claim_lookup(json_t *claims, const char *path);
  *
  * An entry is keyed by the SHA-256 of the token's bytes (the token itself
  * is never stored; the digests are wiped when dropped) and holds one
- * reference to the identity jwt_verify() made, the issuer that verified
- * it and that issuer's key set.  It is served only while:
- *   - the caller's issuer array still holds that issuer pointer, with the
- *     same keys pointer, as the issuer jwt_verify() would pick for the
- *     token's "iss" (so a configuration generation with new keys never gets
- *     an old entry, even without a flush);
+ * reference to the identity jwt_verify() made, which holds the key set
+ * that verified it.  It is served only while:
+ *   - the caller's issuer array still holds that issuer pointer as the
+ *     issuer jwt_verify() would pick for the token's "iss", and that key
+ *     set is still the current one of the issuer's ring (so a token is
+ *     verified again when its issuer's keys were replaced: a key that left
+ *     the set no longer passes; the identity's reference keeps the old
+ *     set's address from being reused meanwhile);
  *   - now_s is before the token's exp.  An entry never outlives exp: in the
  *     clock-skew grace after exp the token is verified again in full and not
  *     cached, and the entry is dropped;
@@ -155,7 +229,7 @@ json_t *policy_claim_lookup(json_t *claims, const char *path);
  * so that a cached answer is always the answer jwt_verify() would give.
  * Only successful verifications are cached.
  *
- * An entry borrows its issuer and key set: before an issuer array (a
+ * An entry borrows its issuer: before an issuer array (a
  * configuration generation) is freed, drop its entries with
  * token_cache_forget_issuers() or token_cache_flush().
  *
@@ -214,7 +288,7 @@ void token_cache_expire(struct token_cache *tc, int64_t now_s);
 int token_cache_verify(struct token_cache *tc, struct policy_issuer *const *issuers,
     size_t nissuers, const char *token, size_t len, int64_t now_s,
     size_t max_len, struct policy_identity **out, const char **reason,
-    bool *hit) CG_WUR;
+    bool *hit, const struct policy_issuer **nokey) CG_WUR;
 
 /*
  * Counters for metrics: calls answered from an entry, calls that were

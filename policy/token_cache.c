@@ -55,7 +55,8 @@ struct tc_entry {
 	struct policy_identity *id;	/* the cache's reference */
 	const struct policy_issuer *issuer;	/* verified it; compared as a
 						   pointer only, never read */
-	const struct jwks *keys;	/* the issuer's keys then; likewise */
+	const struct jwks *keys;	/* the set that verified it (the identity
+					   holds it); compared only */
 	bool has_nbf;		/* the token carries nbf / iat: the */
 	bool has_iat;		/* identity holds 0 when it does not */
 	struct tc_entry *hnext;	/* bucket chain */
@@ -247,7 +248,7 @@ entry_insert(struct token_cache *tc, const unsigned char *key,
 	memcpy(e->key, key, TC_DIGEST_LEN);
 	e->id = policy_identity_ref(id);
 	e->issuer = id->issuer;
-	e->keys = id->issuer->keys;
+	e->keys = id->keys;
 	e->has_nbf = json_object_get(id->claims, "nbf") != NULL;
 	e->has_iat = json_object_get(id->claims, "iat") != NULL;
 
@@ -278,7 +279,7 @@ entry_issuer(const struct tc_entry *e, struct policy_issuer *const *issuers,
 		if (is == NULL)
 			continue;
 		if (is == e->issuer)
-			return is->keys == e->keys ? is : NULL;
+			return policy_keyring_current(is->ring) == e->keys ? is : NULL;
 		if (is->iss != NULL && iss != NULL && strcmp(is->iss, iss) == 0)
 			return NULL;
 	}
@@ -441,7 +442,7 @@ int
 token_cache_verify(struct token_cache *tc, struct policy_issuer *const *issuers,
     size_t nissuers, const char *token, size_t len, int64_t now_s,
     size_t max_len, struct policy_identity **out, const char **reason,
-    bool *hit)
+    bool *hit, const struct policy_issuer **nokey)
 {
 	unsigned char md[TC_DIGEST_LEN];
 	const struct policy_issuer *is;
@@ -453,9 +454,11 @@ token_cache_verify(struct token_cache *tc, struct policy_issuer *const *issuers,
 	*reason = "internal error";
 	if (hit != NULL)
 		*hit = false;
+	if (nokey != NULL)
+		*nokey = NULL;
 	if (tc == NULL || token == NULL)
 		return jwt_verify(issuers, nissuers, token, len, now_s, max_len,
-		    out, reason);
+		    out, reason, nokey);
 	if (len > max_len) {
 		/* Before hashing: an oversized token costs nothing. */
 		*reason = "token too large";
@@ -470,7 +473,7 @@ token_cache_verify(struct token_cache *tc, struct policy_issuer *const *issuers,
 		/* Cannot key it: verify without the cache. */
 		tc->misses++;
 		return jwt_verify(issuers, nissuers, token, len, now_s, max_len,
-		    out, reason);
+		    out, reason, nokey);
 	}
 
 	if ((e = lookup(tc, md)) != NULL) {
@@ -499,9 +502,9 @@ token_cache_verify(struct token_cache *tc, struct policy_issuer *const *issuers,
 	tc->misses++;
 	window_count(tc);
 	if ((r = jwt_verify(issuers, nissuers, token, len, now_s, max_len, &id,
-	    reason)) != 0)
+	    reason, nokey)) != 0)
 		goto out;
-	if (now_s < id->exp && id->issuer != NULL && admit(tc))
+	if (now_s < id->exp && id->issuer != NULL && id->keys != NULL && admit(tc))
 		entry_insert(tc, md, id, now_s);
 	*out = id;
 	r = 0;

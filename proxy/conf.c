@@ -2469,13 +2469,18 @@ build_issuers(struct load *ld, const config_setting_t *root, struct cg_config *c
 		}
 		if ((ld->flags & CG_CONFIG_LOAD_FILES) && is->jwks_file != NULL &&
 		    is->jwks_file[0] != '\0') {
+			struct jwks *ks = NULL;
 			char err[256] = "";
 			int r;
 
-			if ((r = jwks_load_file(is->jwks_file, &is->keys, err, sizeof(err))) != 0) {
+			if ((r = jwks_load_file(is->jwks_file, &ks, err, sizeof(err))) != 0) {
 				path_join(sub, sizeof(sub), dpath, "jwks_file");
 				ld_err(ld, member(g, "issuers.[].jwks_file", -1), sub, "%s",
 				    err[0] != '\0' ? err : cg_strerror(r));
+			} else if ((is->ring = policy_keyring_new(ks)) == NULL) {
+				path_join(sub, sizeof(sub), dpath, "jwks_file");
+				ld_err(ld, member(g, "issuers.[].jwks_file", -1), sub,
+				    "out of memory");
 			}
 		}
 	}

@@ -320,7 +320,7 @@ conn_proof(struct conn *c, const char *proof, size_t len)
 	 * point at its issuers, which an older generation's free would reuse. */
 	tc = c->gen == c->w->gen ? c->w->tokens : NULL;
 	r = token_cache_verify(tc, cfg->issuers, cfg->nissuers, proof, len,
-	    cg_now_ms() / 1000, cfg->max_token_bytes, &c->ident, &why, &hit);
+	    cg_now_ms() / 1000, cfg->max_token_bytes, &c->ident, &why, &hit, NULL);
 	if (tc != NULL)
 		metrics_token_cache(c->w->metrics, hit);
 	if (r != 0) {

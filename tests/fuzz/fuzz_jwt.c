@@ -52,12 +52,14 @@ static struct policy_issuer *fuzz_issuers[] = { &fuzz_issuer };
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	struct jwks *ks = NULL;
 	char err[256];
 
 	(void)argc;
 	(void)argv;
-	if (jwks_load_mem(fuzz_jwks, sizeof(fuzz_jwks) - 1, &fuzz_issuer.keys,
-	    err, sizeof(err)) != 0 || jwks_count(fuzz_issuer.keys) != 4)
+	if (jwks_load_mem(fuzz_jwks, sizeof(fuzz_jwks) - 1, &ks,
+	    err, sizeof(err)) != 0 || jwks_count(ks) != 4 ||
+	    (fuzz_issuer.ring = policy_keyring_new(ks)) == NULL)
 		abort();
 	return 0;
 }
@@ -75,7 +77,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if ((data[0] & 1) == 0) {
 		r = jwt_verify(fuzz_issuers, 1, (const char *)data + 1, size - 1,
-		    FUZZ_NOW, JWT_DEFAULT_MAX_LEN, &id, &reason);
+		    FUZZ_NOW, JWT_DEFAULT_MAX_LEN, &id, &reason, NULL);
 		/* The contract: a reason always; an identity exactly on success. */
 		if (reason == NULL || (r == 0) != (id != NULL) || r > 0)
 			abort();

@@ -1304,7 +1304,7 @@ test_example(void **state)
 	assert_int_equal(cfg->issuers[0]->algs, JWT_RS256);
 	assert_int_equal(cfg->issuers[0]->max_lifetime_s, 3600);
 	assert_int_equal(cfg->issuers[0]->clock_skew_s, 60);
-	assert_null(cfg->issuers[0]->keys);	/* no CG_CONFIG_LOAD_FILES */
+	assert_null(cfg->issuers[0]->ring);	/* no CG_CONFIG_LOAD_FILES */
 	assert_int_equal(cfg->issuer_ext[0].naudit_claims, 4);
 	assert_string_equal(cfg->issuer_ext[0].audit_claims[3], "run_id");
 

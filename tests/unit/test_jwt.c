@@ -33,6 +33,7 @@ static struct policy_issuer *
 issuer_new(const char *iss, unsigned algs, const char *jwks_json)
 {
 	struct policy_issuer *is = calloc(1, sizeof(*is));
+	struct jwks *ks;
 	char err[256];
 
 	assert_non_null(is);
@@ -46,9 +47,10 @@ issuer_new(const char *iss, unsigned algs, const char *jwks_json)
 	is->algs = algs;
 	is->max_lifetime_s = LIFE;
 	is->clock_skew_s = SKEW;
-	if (jwks_load_mem(jwks_json, strlen(jwks_json), &is->keys, err,
+	if (jwks_load_mem(jwks_json, strlen(jwks_json), &ks, err,
 	    sizeof(err)) != 0)
 		fail_msg("jwks: %s", err);
+	assert_non_null(is->ring = policy_keyring_new(ks));
 	return is;
 }
 
@@ -141,7 +143,7 @@ static int
 verify_at(const char *t, size_t len, int64_t now, size_t max_len,
     struct policy_identity **id, const char **reason)
 {
-	return jwt_verify(issuers, 2, t, len, now, max_len, id, reason);
+	return jwt_verify(issuers, 2, t, len, now, max_len, id, reason, NULL);
 }
 
 /* Verifies t at NOW and checks the code and reason. */
@@ -1112,17 +1114,28 @@ test_no_issuers(void **state)
 	char *t = token(k_p256, "ES256", "ec256", NULL, NULL);
 	struct policy_issuer empty = { 0 };
 	struct policy_issuer *list[1] = { &empty };
+	const struct policy_issuer *nokey = &empty;
 
 	assert_int_equal(jwt_verify(NULL, 0, t, strlen(t), NOW, JWT_DEFAULT_MAX_LEN,
-	    &id, &reason), CG_ERR_NOTFOUND);
+	    &id, &reason, &nokey), CG_ERR_NOTFOUND);
 	assert_string_equal(reason, "unknown issuer");
-	/* An issuer whose key set is not loaded fails closed. */
+	assert_null(nokey);	/* not for want of a key */
+	/* An issuer whose key set is not loaded fails closed, and says it
+	 * lacks keys. */
 	empty.iss = (char *)ISS_A;
 	empty.algs = JWT_ALG_ALL;
 	assert_int_equal(jwt_verify(list, 1, t, strlen(t), NOW, JWT_DEFAULT_MAX_LEN,
-	    &id, &reason), CG_ERR_NOTFOUND);
+	    &id, &reason, &nokey), CG_ERR_NOTFOUND);
 	assert_string_equal(reason, "issuer has no keys");
+	assert_ptr_equal(nokey, &empty);
 	assert_null(id);
+	/* A ring without a set is the same. */
+	assert_non_null(empty.ring = policy_keyring_new(NULL));
+	nokey = NULL;
+	assert_int_equal(jwt_verify(list, 1, t, strlen(t), NOW, JWT_DEFAULT_MAX_LEN,
+	    &id, &reason, &nokey), CG_ERR_NOTFOUND);
+	assert_ptr_equal(nokey, &empty);
+	policy_keyring_unref(empty.ring);
 	free(t);
 	(void)state;
 }

@@ -32,6 +32,7 @@ static struct policy_issuer *
 issuer_new(const char *iss, const char *jwks_json)
 {
 	struct policy_issuer *is = calloc(1, sizeof(*is));
+	struct jwks *ks;
 	char err[256];
 
 	assert_non_null(is);
@@ -44,9 +45,10 @@ issuer_new(const char *iss, const char *jwks_json)
 	is->algs = JWT_ALG_ALL;
 	is->max_lifetime_s = LIFE;
 	is->clock_skew_s = SKEW;
-	if (jwks_load_mem(jwks_json, strlen(jwks_json), &is->keys, err,
+	if (jwks_load_mem(jwks_json, strlen(jwks_json), &ks, err,
 	    sizeof(err)) != 0)
 		fail_msg("jwks: %s", err);
+	assert_non_null(is->ring = policy_keyring_new(ks));
 	return is;
 }
 
@@ -139,7 +141,7 @@ cv_in(struct token_cache *tc, struct policy_issuer *const *is, size_t nis,
 	struct res x = { 0, NULL, true, (struct policy_identity *)1 };
 
 	x.r = token_cache_verify(tc, is, nis, t, strlen(t), now, max_len, &x.id,
-	    &x.reason, &x.hit);
+	    &x.reason, &x.hit, NULL);
 	assert_non_null(x.reason);
 	if (x.r == 0)
 		assert_non_null(x.id);
@@ -176,7 +178,7 @@ expect_fail(struct token_cache *tc, const char *t, int64_t now, bool hit)
 	int want;
 
 	want = jwt_verify(issuers, 2, t, strlen(t), now, JWT_DEFAULT_MAX_LEN,
-	    &id, &why);
+	    &id, &why, NULL);
 	assert_int_not_equal(want, 0);
 	x = cv(tc, t, now);
 	if (x.r != want || strcmp(x.reason, why) != 0 || x.hit != hit)
@@ -459,7 +461,7 @@ test_disabled(void **state)
 
 		for (i = 0; i < 2; i++) {
 			assert_int_equal(token_cache_verify(tc, issuers, 2, t,
-			    strlen(t), NOW, JWT_DEFAULT_MAX_LEN, &id, &why, NULL), 0);
+			    strlen(t), NOW, JWT_DEFAULT_MAX_LEN, &id, &why, NULL, NULL), 0);
 			policy_identity_free(id);
 		}
 		expect_stats(tc, 1, 1, 1);
@@ -516,8 +518,8 @@ test_keys_changed(void **state)
 	x = cv_in(tc, gen1, 1, t, NOW, JWT_DEFAULT_MAX_LEN);
 	assert_false(x.hit);
 	policy_identity_free(x.id);
-	saved = iss_a->keys;
-	iss_a->keys = a2->keys;
+	saved = policy_keyring_get(iss_a->ring);
+	policy_keyring_set(iss_a->ring, policy_keyring_get(a2->ring));
 	x = cv_in(tc, gen1, 1, t, NOW, JWT_DEFAULT_MAX_LEN);
 	assert_int_equal(x.r, 0);
 	assert_false(x.hit);
@@ -525,7 +527,7 @@ test_keys_changed(void **state)
 	x = cv_in(tc, gen1, 1, t, NOW, JWT_DEFAULT_MAX_LEN);
 	assert_true(x.hit);
 	policy_identity_free(x.id);
-	iss_a->keys = saved;
+	policy_keyring_set(iss_a->ring, saved);
 	x = cv_in(tc, gen1, 1, t, NOW, JWT_DEFAULT_MAX_LEN);
 	assert_false(x.hit);
 	policy_identity_free(x.id);
@@ -546,6 +548,47 @@ test_keys_changed(void **state)
 	token_cache_forget_issuers(tc, gen2, 1);
 	expect_stats(tc, 3, 9, 0);
 	policy_issuer_free(a2);
+	token_cache_free(tc);
+	free(t);
+	(void)state;
+}
+
+/*
+ * Key rotation through the ring: a cached token stays a hit while its set
+ * is current; once the set is replaced by one without its key, the token is
+ * verified again and refused for want of a key, and the refusal names the
+ * issuer; a set that holds the key again serves it after one check.
+ */
+static void
+test_rotation_drops_a_key(void **state)
+{
+	struct token_cache *tc = token_cache_new(8);
+	const struct policy_issuer *nokey = NULL;
+	struct policy_identity *id = NULL;
+	struct jwks *only_b = NULL, *saved;
+	const char *why = NULL;
+	char *t = tok("rot");
+	char err[256];
+	bool hit = true;
+
+	expect_ok(tc, t, NOW, false);
+	expect_ok(tc, t, NOW, true);
+	saved = policy_keyring_get(iss_a->ring);
+	assert_int_equal(jwks_load_mem(jwks_b, strlen(jwks_b), &only_b, err,
+	    sizeof(err)), 0);
+	policy_keyring_set(iss_a->ring, only_b);
+	assert_int_equal(token_cache_verify(tc, issuers, 2, t, strlen(t), NOW,
+	    JWT_DEFAULT_MAX_LEN, &id, &why, &hit, &nokey), CG_ERR_NOTFOUND);
+	assert_string_equal(why, "unknown key id");
+	assert_false(hit);
+	assert_null(id);
+	assert_ptr_equal(nokey, iss_a);
+	/* A refusal is not cached: asked again, the same. */
+	assert_int_equal(token_cache_verify(tc, issuers, 2, t, strlen(t), NOW,
+	    JWT_DEFAULT_MAX_LEN, &id, &why, &hit, &nokey), CG_ERR_NOTFOUND);
+	policy_keyring_set(iss_a->ring, saved);
+	expect_ok(tc, t, NOW, false);
+	expect_ok(tc, t, NOW, true);
 	token_cache_free(tc);
 	free(t);
 	(void)state;
@@ -831,6 +874,7 @@ main(void)
 		cmocka_unit_test(test_lru),
 		cmocka_unit_test(test_disabled),
 		cmocka_unit_test(test_keys_changed),
+		cmocka_unit_test(test_rotation_drops_a_key),
 		cmocka_unit_test(test_failures_not_cached),
 		cmocka_unit_test(test_max_len),
 		cmocka_unit_test(test_flush),
