@@ -227,6 +227,16 @@ int cg_file_read(const char *path, unsigned flags, size_t max, uid_t owner,
 /* Frees (and, if secure, wipes) f's data and clears f; NULL-safe. */
 void cg_file_free(struct cg_file *f);
 
+/*
+ * A credential kept in a file of its own (a token, an id): cg_file_read()
+ * with flags and CG_FILE_SECURE, trimmed of surrounding white space, into
+ * a NUL-terminated secmem_alloc() string *out (secmem_free() it).  An
+ * empty file, or one with a NUL inside, is CG_ERR_FORMAT.  st (may be
+ * NULL) gets the file's fstat.
+ */
+int cg_file_read_token(const char *path, unsigned flags, size_t max, char **out,
+    struct stat *st, char *err, size_t errlen) CG_WUR;
+
 /* ------------------------------------------------------------------ */
 /* base64                                                              */
 /* ------------------------------------------------------------------ */

@@ -178,3 +178,36 @@ cg_file_read(const char *path, unsigned flags, size_t max, uid_t owner,
 	}
 	return r;
 }
+
+static bool
+is_space(char c)
+{
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+int
+cg_file_read_token(const char *path, unsigned flags, size_t max, char **out,
+    struct stat *st, char *err, size_t errlen)
+{
+	struct cg_file f;
+	size_t s, e;
+	int r;
+
+	*out = NULL;
+	if ((r = cg_file_read(path, flags | CG_FILE_SECURE, max, 0, &f, err, errlen)) != 0)
+		return r;
+	for (s = 0; s < f.len && is_space(f.data[s]); s++)
+		;
+	for (e = f.len; e > s && is_space(f.data[e - 1]); e--)
+		;
+	if (e == s || memchr(f.data + s, '\0', e - s) != NULL) {
+		cg_errf(err, errlen, "%s: empty, or not text", path);
+		cg_file_free(&f);
+		return CG_ERR_FORMAT;
+	}
+	if (st != NULL)
+		*st = f.st;
+	*out = secmem_strndup(f.data + s, e - s);
+	cg_file_free(&f);
+	return *out == NULL ? CG_ERR_NOMEM : 0;
+}

@@ -252,6 +252,23 @@ ob_fail_of(const struct ob_call *k, CURLcode rc)
 	}
 }
 
+/* The value of the final response's header name, or NULL: the last
+ * one when it is repeated. */
+static const char *
+ob_header(struct ob_call *k, const char *name)
+{
+	struct curl_header *h = NULL;
+	size_t n;
+
+	if (curl_easy_header(k->easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK ||
+	    h == NULL)
+		return NULL;
+	n = h->amount;
+	if (n > 1 && curl_easy_header(k->easy, name, n - 1, CURLH_HEADER, -1, &h) != CURLHE_OK)
+		return NULL;
+	return h->value;
+}
+
 /* Hands every finished transfer to its callback. */
 static void
 ob_done(struct ob_client *c)
@@ -280,6 +297,8 @@ ob_done(struct ob_client *c)
 		} else if (rc == CURLE_OK) {
 			r.fail = OB_OK;
 			(void)curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &r.status);
+			r.cache_control = ob_header(k, "Cache-Control");
+			r.location = ob_header(k, "Location");
 		} else {
 			r.fail = ob_fail_of(k, rc);
 			r.error = k->errbuf[0] != '\0' ? k->errbuf : curl_easy_strerror(rc);

@@ -66,6 +66,9 @@ struct ob_response {
 	const char *body;	/* secure memory, NUL-terminated; wiped after the
 				   callback returns: copy what is kept */
 	size_t body_len;
+	const char *cache_control; /* with OB_OK: these headers of the */
+	const char *location;	/* response, NULL when absent; valid
+				   during the callback only */
 	const char *error;	/* with a failure: libcurl's text (no secrets) */
 };
 

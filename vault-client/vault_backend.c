@@ -650,35 +650,13 @@ vb_release_waiting(struct vb *b, int err, enum vault_reason why)
 
 static void vb_token_timer_arm(struct vb *b, int64_t ttl_ms);
 
-/* A file's contents, trimmed of surrounding white space, into secure
- * memory (*out).  The file must not be readable by group or others. */
+/* A file's contents, trimmed, into secure memory (*out).  The file must
+ * not be readable by group or others. */
 static int
 vb_read_secret_file(const char *file, char **out, struct stat *st, char *err, size_t errlen)
 {
-	struct cg_file f;
-	size_t s, e;
-	int r;
-
-	*out = NULL;
-	if ((r = cg_file_read(file, CG_FILE_SECURE | CG_FILE_FOLLOW | CG_FILE_NO_GROUP_WORLD,
-	    VB_FILE_MAX, 0, &f, err, errlen)) != 0)
-		return r;
-	for (s = 0; s < f.len && (f.data[s] == ' ' || f.data[s] == '\n' ||
-	    f.data[s] == '\r' || f.data[s] == '\t'); s++)
-		;
-	for (e = f.len; e > s && (f.data[e - 1] == ' ' || f.data[e - 1] == '\n' ||
-	    f.data[e - 1] == '\r' || f.data[e - 1] == '\t'); e--)
-		;
-	if (e == s || memchr(f.data + s, '\0', e - s) != NULL) {
-		cg_errf(err, errlen, "%s: empty, or not text", file);
-		cg_file_free(&f);
-		return CG_ERR_FORMAT;
-	}
-	if (st != NULL)
-		*st = f.st;
-	*out = secmem_strndup(f.data + s, e - s);
-	cg_file_free(&f);
-	return *out == NULL ? CG_ERR_NOMEM : 0;
+	return cg_file_read_token(file, CG_FILE_FOLLOW | CG_FILE_NO_GROUP_WORLD, VB_FILE_MAX,
+	    out, st, err, errlen);
 }
 
 /* Ends a login: operations go, or fail. */

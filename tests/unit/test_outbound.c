@@ -333,6 +333,8 @@ struct res {
 	bool secure;		/* body in the secure pool */
 	const char *body_at;	/* where it was, to look after the callback */
 	char *error;		/* a copy, or NULL */
+	char *cache_control;	/* copies, or NULL */
+	char *location;
 };
 
 static void
@@ -340,6 +342,8 @@ res_clear(struct res *x)
 {
 	free(x->body);
 	free(x->error);
+	free(x->cache_control);
+	free(x->location);
 	memset(x, 0, sizeof(*x));
 }
 
@@ -364,6 +368,10 @@ on_response(const struct ob_response *r, void *arg)
 	x->body_at = r->body;
 	free(x->error);
 	x->error = r->error != NULL ? strdup(r->error) : NULL;
+	free(x->cache_control);
+	x->cache_control = r->cache_control != NULL ? strdup(r->cache_control) : NULL;
+	free(x->location);
+	x->location = r->location != NULL ? strdup(r->location) : NULL;
 }
 
 static const struct ob_client_opts default_opts = {
@@ -586,6 +594,33 @@ test_get_200(void **state)
 	assert_int_equal(req_count(0, "Transfer-Encoding"), 0);
 	assert_int_equal(req_count(0, "Content-Type"), 0);
 	assert_int_equal(req_count(0, "Expect"), 0);
+	assert_null(x.cache_control);
+	assert_null(x.location);
+	res_clear(&x);
+}
+
+/* Cache-Control and Location of the response come back (the last one
+ * when repeated); a redirect is not followed. */
+static void
+test_response_headers(void **state)
+{
+	static const char reply[] =
+	    "HTTP/1.1 302 Found\r\nLocation: https://elsewhere.example/keys\r\n"
+	    "cache-control: no-cache\r\nCache-Control: public, max-age=300\r\n"
+	    "Content-Length: 0\r\n\r\n";
+	struct res x = { 0 };
+
+	(void)state;
+	SRV_REPLY_STR(reply);
+	assert_int_equal(start("GET", "/keys", NULL, 0, NULL, 0, &x, NULL), 0);
+	assert_true(run_until(&T.ncb, 1, 2500));
+	assert_int_equal(x.fail, OB_OK);
+	assert_int_equal(x.status, 302);
+	assert_non_null(x.cache_control);
+	assert_string_equal(x.cache_control, "public, max-age=300");
+	assert_non_null(x.location);
+	assert_string_equal(x.location, "https://elsewhere.example/keys");
+	assert_int_equal(T.nreq, 1);
 	res_clear(&x);
 }
 
@@ -1442,6 +1477,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_response_headers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_200, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_sent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_status, setup, teardown),
