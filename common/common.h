@@ -325,6 +325,12 @@ cg_ms_tv(int64_t ms)
 	return tv;
 }
 int64_t cg_mono_ms(void);	/* CLOCK_MONOTONIC in ms */
+/*
+ * A retry delay between half and all of min(max_ms, base_ms * 2^attempt):
+ * jittered, so that instances do not retry in step, and never next to
+ * nothing.
+ */
+int64_t cg_backoff_ms(int64_t base_ms, int64_t max_ms, int attempt);
 
 /* ------------------------------------------------------------------ */
 /* Strict JSON                                                         */

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
 #include "common.h"
 
 struct dur_unit {
@@ -357,4 +359,21 @@ int64_t
 cg_mono_ms(void)
 {
 	return clock_ms(CLOCK_MONOTONIC);
+}
+
+int64_t
+cg_backoff_ms(int64_t base_ms, int64_t max_ms, int attempt)
+{
+	int64_t cap = base_ms > 0 ? base_ms : 1;
+	uint32_t rnd = 0;
+
+	while (attempt-- > 0 && cap < max_ms)
+		cap *= 2;
+	if (cap > max_ms)
+		cap = max_ms;
+	if (cap < 1)
+		cap = 1;
+	if (RAND_bytes((unsigned char *)&rnd, sizeof(rnd)) != 1)
+		rnd = 0x7fffffff;
+	return cap / 2 + (int64_t)(rnd % (uint64_t)(cap / 2 + 1));
 }

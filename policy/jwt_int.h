@@ -15,7 +15,7 @@
 #include "policy.h"
 
 /* Limits on what a JWKS may hold. */
-#define JWKS_MAX_FILE_SIZE	(1024 * 1024)	/* bytes, file or memory */
+#define JWKS_MAX_FILE_SIZE	JWKS_MAX_BYTES	/* bytes, file or memory */
 #define JWKS_MAX_ENTRIES	100	/* entries of "keys", usable or not */
 #define JWKS_MAX_JSON_DEPTH	16
 #define JWKS_KID_MAX		127	/* fits policy_identity.kid with its NUL */

@@ -37,6 +37,8 @@ const char *jwt_alg_name(unsigned alg);
 /* ------------------------------------------------------------------ */
 struct jwks;	/* opaque, immutable once loaded, reference-counted */
 
+#define JWKS_MAX_BYTES	(1024 * 1024)	/* a key set's document, file or fetched */
+
 /*
  * Loads a JWKS ({"keys":[...]}) from a file or memory.  Accepts RSA (n, e;
  * at least 2048 bits), EC (P-256, P-384: crv, x, y; the point must be on the

@@ -2407,6 +2407,81 @@ build_global(struct load *ld, const config_setting_t *root, struct cg_config *cf
 		    "no audit file and stdout = false: decisions are not recorded");
 }
 
+/* An https URL as far as a configuration can tell: the scheme, and
+ * something after it. */
+static bool
+https_url(const char *s)
+{
+	return s != NULL && strncasecmp(s, "https://", 8) == 0 && s[8] != '\0' &&
+	    strpbrk(s, " \t\r\n") == NULL;
+}
+
+/*
+ * Where an issuer's keys come from: a file, a jwks_uri, or OIDC discovery
+ * under its issuer, and the settings of a fetch.  With files, what the
+ * fetches read (CA bundle, bearer token) must be there.
+ */
+static void
+issuer_keys_check(struct load *ld, const config_setting_t *g, const char *dpath,
+    const struct policy_issuer *is)
+{
+	bool file = is->jwks_file != NULL && is->jwks_file[0] != '\0';
+	bool uri = is->jwks_uri != NULL && is->jwks_uri[0] != '\0';
+	char sub[CFG_PATH_MAX], q[160], err[256];
+	struct cg_file f;
+	char *tok = NULL;
+
+	if (file && uri) {
+		path_join(sub, sizeof(sub), dpath, "jwks_uri");
+		ld_err(ld, member(g, "issuers.[].jwks_uri", -1), sub,
+		    "give jwks_file or jwks_uri, not both");
+		return;
+	}
+	if (file)
+		return;
+	if (uri && !https_url(is->jwks_uri)) {
+		path_join(sub, sizeof(sub), dpath, "jwks_uri");
+		ld_err(ld, member(g, "issuers.[].jwks_uri", -1), sub,
+		    "%s: not an https URL", QUOTE(q, is->jwks_uri));
+	}
+	if (!uri && is->iss != NULL && is->iss[0] != '\0' && !https_url(is->iss)) {
+		path_join(sub, sizeof(sub), dpath, "issuer");
+		ld_err(ld, member(g, "issuers.[].issuer", -1), sub,
+		    "%s: without jwks_file or jwks_uri the keys are found by OIDC "
+		    "discovery, which needs an https issuer", QUOTE(q, is->iss));
+	}
+	if (is->refresh_min_ms > is->refresh_max_ms) {
+		path_join(sub, sizeof(sub), dpath, "refresh_min");
+		ld_err(ld, member(g, "issuers.[].refresh_min", -1), sub,
+		    "longer than refresh_max");
+	}
+	if (is->max_key_age_ms < 2 * is->refresh_min_ms) {
+		path_join(sub, sizeof(sub), dpath, "max_key_age");
+		ld_err(ld, member(g, "issuers.[].max_key_age", -1), sub,
+		    "shorter than twice refresh_min: the keys would expire between two "
+		    "fetches");
+	}
+	if (!(ld->flags & CG_CONFIG_LOAD_FILES))
+		return;
+	if (is->ca_file != NULL && is->ca_file[0] != '\0') {
+		if (cg_file_read(is->ca_file, CG_FILE_FOLLOW, 16 * 1024 * 1024, 0, &f, err,
+		    sizeof(err)) != 0) {
+			path_join(sub, sizeof(sub), dpath, "ca_file");
+			ld_err(ld, member(g, "issuers.[].ca_file", -1), sub, "%s", err);
+		}
+		cg_file_free(&f);
+	}
+	if (is->bearer_token_file != NULL && is->bearer_token_file[0] != '\0') {
+		if (cg_file_read_token(is->bearer_token_file, CG_FILE_FOLLOW |
+		    CG_FILE_NO_OTHERS_WRITE, 64 * 1024, &tok, NULL, err, sizeof(err)) != 0) {
+			path_join(sub, sizeof(sub), dpath, "bearer_token_file");
+			ld_err(ld, member(g, "issuers.[].bearer_token_file", -1), sub, "%s",
+			    err);
+		}
+		secmem_free(tok);
+	}
+}
+
 static void
 build_issuers(struct load *ld, const config_setting_t *root, struct cg_config *cfg)
 {
@@ -2467,6 +2542,7 @@ build_issuers(struct load *ld, const config_setting_t *root, struct cg_config *c
 				    cfg->issuer_ext[k].line);
 			}
 		}
+		issuer_keys_check(ld, g, dpath, is);
 		if ((ld->flags & CG_CONFIG_LOAD_FILES) && is->jwks_file != NULL &&
 		    is->jwks_file[0] != '\0') {
 			struct jwks *ks = NULL;
@@ -2477,10 +2553,19 @@ build_issuers(struct load *ld, const config_setting_t *root, struct cg_config *c
 				path_join(sub, sizeof(sub), dpath, "jwks_file");
 				ld_err(ld, member(g, "issuers.[].jwks_file", -1), sub, "%s",
 				    err[0] != '\0' ? err : cg_strerror(r));
-			} else if ((is->ring = policy_keyring_new(ks)) == NULL) {
-				path_join(sub, sizeof(sub), dpath, "jwks_file");
-				ld_err(ld, member(g, "issuers.[].jwks_file", -1), sub,
-				    "out of memory");
+			} else {
+				if (jwks_skipped_symmetric(ks) > 0) {
+					path_join(sub, sizeof(sub), dpath, "jwks_file");
+					ld_warn(ld, member(g, "issuers.[].jwks_file", -1), sub,
+					    "%zu symmetric (oct) key(s) ignored: a shared "
+					    "secret proves nothing about who signed",
+					    jwks_skipped_symmetric(ks));
+				}
+				if ((is->ring = policy_keyring_new(ks)) == NULL) {
+					path_join(sub, sizeof(sub), dpath, "jwks_file");
+					ld_err(ld, member(g, "issuers.[].jwks_file", -1), sub,
+					    "out of memory");
+				}
 			}
 		}
 	}

@@ -111,6 +111,21 @@ unused_without_http(const void *base, char *warn, size_t warnlen)
 
 #define HTTP_ONLY	.unused = unused_without_http
 
+/* How an issuer's keys are fetched means nothing when they come from a
+ * file. */
+static const char *
+unused_with_jwks_file(const void *base, char *warn, size_t warnlen)
+{
+	const struct policy_issuer *is = base;
+
+	if (is->jwks_file == NULL || is->jwks_file[0] == '\0')
+		return NULL;
+	snprintf(warn, warnlen, "ignored: the keys come from jwks_file");
+	return "when the keys come from jwks_file";
+}
+
+#define FETCHED	.unused = unused_with_jwks_file
+
 /* secrets.file, with another backend. */
 static const char *
 unused_without_file(const void *base, char *warn, size_t warnlen)
@@ -244,8 +259,29 @@ const struct cg_setting cg_settings[] = {
 	STRS("issuers.[].algorithms", "[ \"RS256\", \"PS256\", \"ES256\", \"ES384\", \"EdDSA\" ]",
 	    "RS256|PS256|ES256|ES384|EdDSA", false, "accepted signature algorithms",
 	    ISS(algs), .ops = &conf_ops_algorithms),
-	STR("issuers.[].jwks_file", NULL, true, RELOAD, "JWKS file with the issuer's public keys",
-	    ISS(jwks_file)),
+	STR("issuers.[].jwks_file", NULL, false, RELOAD,
+	    "JWKS file with the issuer's public keys (else they are fetched)", ISS(jwks_file)),
+	STR("issuers.[].jwks_uri", NULL, false, RELOAD,
+	    "https URL of the issuer's JWKS (else OIDC discovery under issuer)",
+	    ISS(jwks_uri), FETCHED),
+	STR("issuers.[].ca_file", NULL, false, RELOAD,
+	    "PEM CA bundle for the key fetches (else the system's)", ISS(ca_file), FETCHED),
+	STR("issuers.[].bearer_token_file", NULL, false, RELOAD,
+	    "file whose token the key fetches send as Authorization: Bearer",
+	    ISS(bearer_token_file), FETCHED),
+	DUR("issuers.[].refresh_min", "\"1m\"", MS_S, 24 * MS_H, RELOAD,
+	    "shortest time between two scheduled key fetches", ISS(refresh_min_ms), FETCHED),
+	DUR("issuers.[].refresh_max", "\"1h\"", MS_S, 7 * 24 * MS_H, RELOAD,
+	    "longest time between two key fetches; without Cache-Control, the period",
+	    ISS(refresh_max_ms), FETCHED),
+	DUR("issuers.[].max_key_age", "\"24h\"", 10 * MS_S, 30 * 24 * MS_H, RELOAD,
+	    "how long the last fetched keys are used while fetches fail",
+	    ISS(max_key_age_ms), FETCHED),
+	DUR("issuers.[].kid_refetch_interval", "\"30s\"", 0, MS_H, RELOAD,
+	    "shortest time between two fetches for a token whose kid is not known",
+	    ISS(kid_refetch_ms), FETCHED),
+	DUR("issuers.[].fetch_timeout", "\"10s\"", 100, 5 * MS_M, RELOAD,
+	    "time a key fetch may take, redirects included", ISS(fetch_timeout_ms), FETCHED),
 	DUR("issuers.[].max_lifetime", "\"1h\"", MS_S, 24 * MS_H, RELOAD,
 	    "longest accepted token lifetime (exp - iat)", ISS(max_lifetime_s),
 	    .ops = &conf_ops_seconds),

@@ -197,6 +197,7 @@ conn_close(struct conn *c, const char *reason)
 	conn_up_free(c);
 	secret_view_cancel(c->wait);
 	c->wait = NULL;
+	conn_key_wait_end(c);
 	if (c->session_key != NULL) {
 		/* Its own credential's lease goes with the session. */
 		secret_view_release(c->w->secrets, c->session_key);
@@ -460,6 +461,7 @@ conn_finish(struct conn *c, const char *reason, bool linger)
 	conn_up_free(c);
 	secret_view_cancel(c->wait);
 	c->wait = NULL;
+	conn_key_wait_end(c);
 	conn_cli_reading(c, false);
 	conn_state_set(c, CONN_CLOSING);
 	if (evbuffer_get_length(bufferevent_get_output(c->cli)) == 0)

@@ -13,6 +13,7 @@
 
 #include <event2/buffer.h>
 
+#include "policy/keyfetch.h"
 #include "proxy/metrics.h"
 
 const int64_t metrics_bounds_us[METRICS_NBOUNDS] = {
@@ -379,6 +380,69 @@ render_vault(struct writer *w, const struct vault_stats *v)
 	}
 }
 
+/* One sample per key source, labelled by its (first) issuer's name. */
+static void
+key_sample(struct writer *w, const char *name, const char *issuer, const char *label,
+    const char *lvalue, const char *value)
+{
+	put_f(w, "%s{", name);
+	put_label(w, "issuer", issuer, true);
+	if (label != NULL)
+		put_label(w, label, lvalue, false);
+	put_f(w, "} %s\n", value);
+}
+
+/* What the key fetcher did, per source (the control thread's counters). */
+static void
+render_keys(struct writer *w, const struct keyfetch *kf)
+{
+	struct keyfetch_stats st;
+	char v[32];
+	size_t i;
+
+	if (keyfetch_count(kf) == 0)
+		return;
+	family(w, "credgate_issuer_keys", "gauge",
+	    "Keys an issuer's fetched key set holds now; 0: none (never fetched, or "
+	    "dropped past max_key_age).");
+	for (i = 0; keyfetch_stats(kf, i, &st); i++) {
+		snprintf(v, sizeof(v), "%zu", st.loaded ? st.nkeys : 0);
+		key_sample(w, "credgate_issuer_keys", st.issuer, NULL, NULL, v);
+	}
+	family(w, "credgate_issuer_keys_age_seconds", "gauge",
+	    "Time since an issuer's keys were last fetched successfully; -1: never.");
+	for (i = 0; keyfetch_stats(kf, i, &st); i++) {
+		snprintf(v, sizeof(v), "%lld", st.age_ms < 0 ? -1LL : (long long)(st.age_ms / 1000));
+		key_sample(w, "credgate_issuer_keys_age_seconds", st.issuer, NULL, NULL, v);
+	}
+	family(w, "credgate_issuer_key_fetches_total", "counter",
+	    "Fetches of an issuer's key set (discovery included), by result.");
+	for (i = 0; keyfetch_stats(kf, i, &st); i++) {
+		snprintf(v, sizeof(v), "%" PRIu64, st.fetches_ok);
+		key_sample(w, "credgate_issuer_key_fetches_total", st.issuer, "result", "ok", v);
+		snprintf(v, sizeof(v), "%" PRIu64, st.fetches_failed);
+		key_sample(w, "credgate_issuer_key_fetches_total", st.issuer, "result",
+		    "failed", v);
+	}
+	family(w, "credgate_issuer_key_changes_total", "counter",
+	    "New key sets published for an issuer.");
+	for (i = 0; keyfetch_stats(kf, i, &st); i++) {
+		snprintf(v, sizeof(v), "%" PRIu64, st.changes);
+		key_sample(w, "credgate_issuer_key_changes_total", st.issuer, NULL, NULL, v);
+	}
+	family(w, "credgate_issuer_unknown_kid_total", "counter",
+	    "Tokens that named a key the issuer's set lacked: fetched at once, or "
+	    "answered by the rate limit (kid_refetch_interval).");
+	for (i = 0; keyfetch_stats(kf, i, &st); i++) {
+		snprintf(v, sizeof(v), "%" PRIu64, st.kid_fetches);
+		key_sample(w, "credgate_issuer_unknown_kid_total", st.issuer, "action",
+		    "fetched", v);
+		snprintf(v, sizeof(v), "%" PRIu64, st.kid_limited);
+		key_sample(w, "credgate_issuer_unknown_kid_total", st.issuer, "action",
+		    "rate_limited", v);
+	}
+}
+
 static uint64_t
 ms_nonneg(int64_t ms)
 {
@@ -532,6 +596,8 @@ metrics_render(struct evbuffer *out, struct cg_metrics *const *workers, size_t n
 
 	if (p != NULL && p->vault)
 		render_vault(&w, &p->vault_st);
+	if (p != NULL && p->keys != NULL)
+		render_keys(&w, p->keys);
 
 	family(&w, "credgate_secret_echo_total", "counter",
 	    "Upstream response heads that carried the injected credential back, "

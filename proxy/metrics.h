@@ -131,6 +131,7 @@ struct cg_metrics {
  * Process-wide state, owned and written by the control thread, which is
  * also where metrics_render() runs; so these are plain fields.
  */
+struct keyfetch;
 struct cg_process_metrics {
 	uint64_t config_generation;	/* 1 for the first configuration, +1 per reload */
 	bool last_reload_success;	/* the last load (or reload) was applied */
@@ -140,6 +141,7 @@ struct cg_process_metrics {
 	const char *version;		/* build_info's "version"; NULL = "unknown" */
 	bool vault;			/* the secret store is Vault: vault_st is its own */
 	struct vault_stats vault_st;	/* filled just before a render */
+	const struct keyfetch *keys;	/* issuers' fetched keys; NULL: none */
 };
 
 /* Returns a new, zeroed object, or NULL when out of memory. */

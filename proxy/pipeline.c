@@ -101,6 +101,8 @@ conn_request_end(struct conn *c)
 {
 	secret_view_cancel(c->wait);
 	c->wait = NULL;
+	conn_key_wait_end(c);
+	c->key_waited = false;
 	secret_unref(c->cred);
 	c->cred = NULL;
 	memset(&c->icred, 0, sizeof(c->icred));
@@ -306,10 +308,87 @@ conn_decide(struct conn *c, bool peer_only)
 	conn_decided(c);
 }
 
+/* The request no longer waits for a key ring; its copy of the proof goes. */
+void
+conn_key_wait_end(struct conn *c)
+{
+	if (c->key_wait) {
+		TAILQ_REMOVE(&c->w->key_waiters, c, key_link);
+		c->key_wait = false;
+	}
+	if (c->key_token != NULL) {
+		cg_wipe(c->key_token, c->key_token_len);
+		free(c->key_token);
+		c->key_token = NULL;
+		c->key_token_len = 0;
+	}
+	c->key_issuer = NULL;
+}
+
+/*
+ * The token's issuer lacks the key it names: when its keys are fetched,
+ * ask the fetcher for them and wait for the ring's answer (a new set, or
+ * a refusal by the rate limit: never longer than one fetch).  False when
+ * there is nothing to wait for (keys from a file, a second time, no
+ * memory); the caller refuses then.
+ */
+static bool
+conn_key_wait(struct conn *c, const struct policy_issuer *is, const char *proof, size_t len)
+{
+	if (c->key_waited || is->ring == NULL || len == 0)
+		return false;
+	if ((c->key_token = malloc(len)) == NULL)
+		return false;
+	memcpy(c->key_token, proof, len);
+	c->key_token_len = len;
+	c->key_issuer = is;
+	c->key_serial = policy_keyring_serial(is->ring);
+	if (!policy_keyring_want(is->ring)) {
+		conn_key_wait_end(c);
+		return false;
+	}
+	c->key_wait = true;
+	c->key_waited = true;
+	TAILQ_INSERT_TAIL(&c->w->key_waiters, c, key_link);
+	conn_state_set(c, CONN_DECIDE);
+	conn_cli_reading(c, false);
+	return true;
+}
+
+/* Callers whose ring answered verify their proof again (once). */
+static void
+conn_key_resume(struct conn *c)
+{
+	char *tok = c->key_token;
+	size_t len = c->key_token_len;
+
+	c->key_token = NULL;
+	c->key_token_len = 0;
+	conn_key_wait_end(c);
+	if (!c->closed && c->state == CONN_DECIDE)
+		conn_proof(c, tok, len);
+	cg_wipe(tok, len);
+	free(tok);
+	conn_flush(c);
+}
+
+void
+conn_keys_answered(struct cg_worker *w)
+{
+	struct conn *c, *next;
+
+	for (c = TAILQ_FIRST(&w->key_waiters); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, key_link);
+		if (policy_keyring_serial(c->key_issuer->ring) != c->key_serial)
+			conn_key_resume(c);
+	}
+}
+
 void
 conn_proof(struct conn *c, const char *proof, size_t len)
 {
 	const struct cg_config *cfg = c->cfg;
+	const struct policy_issuer *nokey = NULL;
 	struct token_cache *tc;
 	const char *why;
 	char reason[160];
@@ -320,9 +399,11 @@ conn_proof(struct conn *c, const char *proof, size_t len)
 	 * point at its issuers, which an older generation's free would reuse. */
 	tc = c->gen == c->w->gen ? c->w->tokens : NULL;
 	r = token_cache_verify(tc, cfg->issuers, cfg->nissuers, proof, len,
-	    cg_now_ms() / 1000, cfg->max_token_bytes, &c->ident, &why, &hit, NULL);
+	    cg_now_ms() / 1000, cfg->max_token_bytes, &c->ident, &why, &hit, &nokey);
 	if (tc != NULL)
 		metrics_token_cache(c->w->metrics, hit);
+	if (r != 0 && nokey != NULL && conn_key_wait(c, nokey, proof, len))
+		return;
 	if (r != 0) {
 		snprintf(reason, sizeof(reason), "invalid token: %s", why);
 		conn_deny(c, c->proto->refusal_code(INJ_REFUSE_PROOF), reason);

@@ -28,6 +28,7 @@
 #include <event2/event.h>
 
 #include "policy/policy.h"
+#include "policy/keyfetch.h"
 #include "proxy/admin.h"
 #include "proxy/audit.h"
 #include "proxy/metrics.h"
@@ -208,11 +209,31 @@ gen_build(struct cg_process *p, struct cg_config *cfg, struct cg_gen **out,
 			return r;
 		}
 	}
+	/* Fetched keys: each issuer gets its source's ring, shared with
+	 * the generations before when it fetches the same way. */
+	if ((r = keyfetch_attach(p->keys, cfg->issuers, cfg->nissuers, why,
+	    sizeof(why))) != 0) {
+		snprintf(err, errlen, "issuers: %s", why);
+		cg_gen_unref(g);
+		return r;
+	}
 	g->number = ++p->gen_counter;
 	for (i = 0; i < g->nroutes; i++)
 		up_key(&g->routes[i], g->number);
 	*out = g;
 	return 0;
+}
+
+/* The key fetcher's news (a ring changed or answered): to every worker. */
+static void
+keys_notify(void *arg)
+{
+	struct cg_process *p = arg;
+	size_t k;
+
+	for (k = 0; p->workers != NULL && k < p->nworkers; k++)
+		if (p->workers[k].started)
+			worker_keys_post(&p->workers[k]);
 }
 
 /*
@@ -451,6 +472,8 @@ reload(struct cg_process *p)
 		goto refused;
 	publish(p, g, lists);
 	free(lists);
+	/* Key sources only older generations used stop fetching. */
+	keyfetch_prune(p->keys, p->gen->cfg->issuers, p->gen->cfg->nissuers);
 	/* The secret cache outlives generations, with its store and times
 	 * as they were at start (rows not reloadable); the secrets of new
 	 * routes are fetched ahead. */
@@ -473,6 +496,7 @@ reload(struct cg_process *p)
 		p->gen_counter--;
 		cg_gen_unref(g);
 	}
+	keyfetch_prune(p->keys, p->gen->cfg->issuers, p->gen->cfg->nissuers);
 	p->reload_ok = false;
 	p->reload_time = cg_now_ms();
 	if (p->pmetrics != NULL) {
@@ -632,6 +656,10 @@ admin_ready(void *arg, char *why, size_t whylen)
 		snprintf(why, whylen, "draining");
 		return false;
 	}
+	/* An issuer whose keys were never fetched, or were dropped for
+	 * age, verifies no caller. */
+	if (!keyfetch_ready(p->keys, cfg->issuers, cfg->nissuers, why, whylen))
+		return false;
 	/* A Vault that cannot be reached now is no reason by itself: cached
 	 * secrets are served (within max_stale), and each route below says
 	 * whether its own can be. */
@@ -697,6 +725,12 @@ server_new(const char *file, struct cg_config *cfg, struct cg_process **out,
 		cg_config_free(cfg);
 		goto fail;
 	}
+	if ((r = keyfetch_new(p->base, keys_notify, p, &p->keys)) != 0) {
+		snprintf(err, errlen, "issuers: cannot start the key fetcher");
+		cg_config_free(cfg);
+		goto fail;
+	}
+	p->pmetrics->keys = p->keys;
 	if ((r = gen_build(p, cfg, &p->gen, err, errlen)) != 0)
 		goto fail;
 	cfg = p->gen->cfg;
@@ -884,6 +918,7 @@ server_free(struct cg_process *p)
 		free(p->workers);
 	}
 	secret_cache_free(p->secrets);	/* after the views of the workers */
+	keyfetch_free(p->keys);		/* after the workers, who wake it */
 	admin_free(p->admin);
 	free(p->pending);
 	cg_audit_close(p->audit);

@@ -161,6 +161,8 @@ struct cg_worker {
 	struct cg_audit_batch audit;	/* this pass's audit events */
 	struct event *audit_ev;		/* writes them at the end of the pass */
 	struct conn_list audit_waiters;	/* allowed, waiting for them to be written */
+	struct conn_list key_waiters;	/* their token's issuer lacked its key:
+					   waiting for the ring's answer */
 	void *scratch;			/* WORKER_SCRATCH bytes a protocol may use
 					   within one call (where heads are parsed) */
 	char *rbuf;			/* CONN_READ_MAX: where plain sockets are read */
@@ -192,6 +194,8 @@ struct cg_worker {
 	struct cg_listener *pending_listeners;	/* adopt these sockets */
 	bool pending_drain;
 	bool pending_stop;
+	bool pending_keys;			/* a key ring answered: look at
+						   the callers waiting for keys */
 	unsigned pending_evict;		/* close this many silent connections:
 					   another worker is at the limit */
 	unsigned evict_next;		/* the worker this one asks next (its own) */
@@ -217,6 +221,8 @@ struct cg_process {
 	struct cg_admin *admin;
 	struct cg_process_metrics *pmetrics;
 	struct secret_cache *secrets;	/* owned by the control thread; every
+					   generation's, freed after the workers */
+	struct keyfetch *keys;		/* fetches issuers' keys; every
 					   generation's, freed after the workers */
 };
 
@@ -303,6 +309,8 @@ void worker_route_slots_reset(struct cg_worker *w, size_t n);
 struct inj_ops;
 void **worker_route_slot(struct cg_worker *w, size_t route, struct secret *cred,
     const struct inj_ops *ops);
+/* Control thread: a key ring answered (worker_wake runs conn_keys_answered). */
+void worker_keys_post(struct cg_worker *w);
 /* Control thread: hands w a new generation and listeners to adopt. */
 void worker_publish(struct cg_worker *w, struct cg_gen *g, struct cg_listener **lists);
 
@@ -324,5 +332,7 @@ void conn_close_all(struct cg_worker *w, const char *reason);
 void conn_drain_all(struct cg_worker *w);
 /* Writes the audit events queued in this pass; see conn.c. */
 void conn_audit_flush(struct cg_worker *w);
+/* pipeline.c: key rings answered; callers waiting for a key go on. */
+void conn_keys_answered(struct cg_worker *w);
 
 #endif /* CG_SERVER_H */

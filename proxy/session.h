@@ -60,6 +60,7 @@ struct conn {
 	TAILQ_ENTRY(conn) link;
 	TAILQ_ENTRY(conn) audit_link;	/* in w->audit_waiters while audit_wait */
 	TAILQ_ENTRY(conn) pend_link;	/* in w->pending while pending */
+	TAILQ_ENTRY(conn) key_link;	/* in w->key_waiters while key_wait */
 	uint64_t id;
 	size_t cap;			/* bytes allocated, the protocol's state included */
 	struct cg_worker *w;
@@ -149,6 +150,12 @@ struct conn {
 	struct secret *cred;
 	struct inj_cred icred;		/* cred, as the protocol sees it */
 	struct secret_wait *wait;
+	bool key_wait;			/* waits for its issuer's ring to answer */
+	bool key_waited;		/* the request waited once: no second time */
+	const struct policy_issuer *key_issuer;	/* in gen; lacked the key */
+	uint64_t key_serial;		/* its ring's serial when the wait began */
+	char *key_token;		/* the proof to verify again; wiped */
+	size_t key_token_len;
 	char *session_key;		/* per_session: the key of this session's own
 					   credential, released when it closes */
 };
@@ -193,6 +200,7 @@ void conn_params_set(struct conn *c);
 int conn_begin(struct conn *c, const struct inj_request *req);
 bool conn_last_request(const struct conn *c);
 void conn_proof(struct conn *c, const char *proof, size_t len);
+void conn_key_wait_end(struct conn *c);
 bool conn_peer_proof(struct conn *c);
 void conn_deny(struct conn *c, const char *code, const char *reason);
 void conn_request_end(struct conn *c);

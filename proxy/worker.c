@@ -813,13 +813,15 @@ worker_wake(evutil_socket_t fd, short what, void *arg)
 	struct cg_worker *w = arg;
 	struct cg_listener *adopt;
 	struct cg_gen *gen;
-	bool drain, stop;
+	bool drain, stop, keys;
 	unsigned evict;
 	char buf[64];
 
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
 	pthread_mutex_lock(&w->lock);
+	keys = w->pending_keys;
+	w->pending_keys = false;
 	gen = w->pending_gen;
 	adopt = w->pending_listeners;
 	drain = w->pending_drain;
@@ -837,6 +839,8 @@ worker_wake(evutil_socket_t fd, short what, void *arg)
 		listeners_free(adopt);
 	while (evict-- > 0 && conn_evict_pending(w, NULL))
 		;
+	if (keys)
+		conn_keys_answered(w);
 	if (drain && !w->draining) {
 		w->draining = true;
 		listeners_free(w->listeners);
@@ -880,6 +884,7 @@ worker_init(struct cg_worker *w, struct cg_process *p, unsigned index, char *err
 	TAILQ_INIT(&w->dead);
 	TAILQ_INIT(&w->pending);
 	TAILQ_INIT(&w->audit_waiters);
+	TAILQ_INIT(&w->key_waiters);
 	cg_audit_batch_init(&w->audit, p->audit);
 	pthread_mutex_init(&w->lock, NULL);
 	w->gen = cg_gen_ref(p->gen);
@@ -1167,6 +1172,15 @@ worker_route_slot(struct cg_worker *w, size_t route, struct secret *cred,
 		slot->ops = ops;
 	}
 	return &slot->obj;
+}
+
+void
+worker_keys_post(struct cg_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->pending_keys = true;
+	pthread_mutex_unlock(&w->lock);
+	worker_post(w);
 }
 
 void

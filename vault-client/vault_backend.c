@@ -385,21 +385,10 @@ vb_log_failure(const char *what, const char *path, const struct ob_response *r,
 	    cg_log_quote(q, sizeof(q), text, strlen(text)));
 }
 
-/* A delay between half and all of min(max, base * 2^attempt): jittered,
- * so that instances do not retry in step, and never next to nothing. */
 static int64_t
 vb_backoff(const struct vb *b, int attempt)
 {
-	int64_t cap = b->o.backoff_ms;
-	uint32_t rnd = 0;
-
-	while (attempt-- > 0 && cap < b->o.backoff_max_ms)
-		cap *= 2;
-	if (cap > b->o.backoff_max_ms)
-		cap = b->o.backoff_max_ms;
-	if (RAND_bytes((unsigned char *)&rnd, sizeof(rnd)) != 1)
-		rnd = 0x7fffffff;
-	return cap / 2 + (int64_t)(rnd % (uint64_t)(cap / 2 + 1));
+	return cg_backoff_ms(b->o.backoff_ms, b->o.backoff_max_ms, attempt);
 }
 
 static void

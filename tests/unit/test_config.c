@@ -1492,6 +1492,11 @@ static int64_t g_t_resp(const struct cg_config *c) { return c->upstream_response
 static int64_t g_algs(const struct cg_config *c) { return c->issuers[0]->algs; }
 static int64_t g_lifetime(const struct cg_config *c) { return c->issuers[0]->max_lifetime_s * 1000; }
 static int64_t g_skew(const struct cg_config *c) { return c->issuers[0]->clock_skew_s * 1000; }
+static int64_t g_rmin(const struct cg_config *c) { return c->issuers[0]->refresh_min_ms; }
+static int64_t g_rmax(const struct cg_config *c) { return c->issuers[0]->refresh_max_ms; }
+static int64_t g_kage(const struct cg_config *c) { return c->issuers[0]->max_key_age_ms; }
+static int64_t g_kid(const struct cg_config *c) { return c->issuers[0]->kid_refetch_ms; }
+static int64_t g_ftmo(const struct cg_config *c) { return c->issuers[0]->fetch_timeout_ms; }
 static int64_t g_cache_ttl(const struct cg_config *c) { return c->secret_cache_ttl_ms; }
 static int64_t g_max_stale(const struct cg_config *c) { return c->secret_max_stale_ms; }
 static int64_t g_neg_ttl(const struct cg_config *c) { return c->secret_negative_ttl_ms; }
@@ -1598,6 +1603,11 @@ static const struct def_check {
 	{ "issuers.[].algorithms", g_algs, NULL, NULL, NULL },
 	{ "issuers.[].max_lifetime", g_lifetime, NULL, NULL, NULL },
 	{ "issuers.[].clock_skew", g_skew, NULL, NULL, NULL },
+	{ "issuers.[].refresh_min", g_rmin, NULL, NULL, NULL },
+	{ "issuers.[].refresh_max", g_rmax, NULL, NULL, NULL },
+	{ "issuers.[].max_key_age", g_kage, NULL, NULL, NULL },
+	{ "issuers.[].kid_refetch_interval", g_kid, NULL, NULL, NULL },
+	{ "issuers.[].fetch_timeout", g_ftmo, NULL, NULL, NULL },
 	{ "secrets.backend", NULL, s_backend, NULL, NULL },
 	{ "secrets.cache_ttl", g_cache_ttl, NULL, NULL, NULL },
 	{ "secrets.max_stale", g_max_stale, NULL, NULL, NULL },
