@@ -59,6 +59,7 @@ policy_issuer_free(struct policy_issuer *is)
 		return;
 	free(is->name);
 	free(is->iss);
+	free(is->trust_domain);
 	for (i = 0; i < is->naudiences; i++)
 		free(is->audiences[i]);
 	free(is->audiences);
@@ -92,6 +93,7 @@ policy_identity_free(struct policy_identity *id)
 		return;
 	json_decref(id->claims);
 	jwks_free(id->keys);
+	free(id->spiffe);
 	free(id);
 }
 

@@ -438,7 +438,9 @@ key_load(json_t *jk, size_t idx, struct jwks_key *k, char *err, size_t errlen)
 			cg_errf(err, errlen, "keys[%zu]: \"use\" is not a string", idx);
 			return CG_ERR_FORMAT;
 		}
-		if (!json_str_eq(use, "sig"))
+		/* "jwt-svid" marks the JWT signing keys of a SPIFFE bundle
+		 * (its "x509-svid" entries are CA certificates). */
+		if (!json_str_eq(use, "sig") && !json_str_eq(use, "jwt-svid"))
 			return 1;
 	}
 	if ((ops = json_object_get(jk, "key_ops")) != NULL) {

@@ -48,6 +48,7 @@
 #include "common.h"
 #include "policy.h"
 #include "jwt_int.h"
+#include "policy/spiffe.h"
 
 /* Times are clamped into this range so that sums and differences with
  * clamped skew and lifetime cannot overflow int64_t. */
@@ -248,6 +249,77 @@ find_issuer(struct policy_issuer *const *issuers, size_t nissuers, json_t *iss)
 			return issuers[i];
 	}
 	return NULL;
+}
+
+/* Whether the token's sub claims to be a SPIFFE ID. */
+static bool
+spiffe_sub(json_t *claims)
+{
+	json_t *sub = json_object_get(claims, "sub");
+
+	return json_cstr(sub) != NULL && strncmp(json_string_value(sub), SPIFFE_SCHEME,
+	    SPIFFE_SCHEME_LEN) == 0;
+}
+
+/*
+ * Step 3 for a JWT-SVID: a token that no issuer claims by iss goes to the
+ * issuer of the trust domain its sub names, when that issuer does not
+ * pin an iss of its own (SPIFFE makes iss optional) or pins this one.
+ * The sub is checked in full afterwards (svid_subject()).
+ */
+static struct policy_issuer *
+find_trust_domain(struct policy_issuer *const *issuers, size_t nissuers, json_t *claims,
+    json_t *iss)
+{
+	const char *sub, *td, *end;
+	size_t i, n;
+
+	if (!spiffe_sub(claims))
+		return NULL;
+	sub = json_string_value(json_object_get(claims, "sub"));
+	td = sub + SPIFFE_SCHEME_LEN;
+	end = strchr(td, '/');
+	n = end != NULL ? (size_t)(end - td) : strlen(td);
+	for (i = 0; i < nissuers; i++) {
+		const struct policy_issuer *is = issuers[i];
+
+		if (is == NULL || is->trust_domain == NULL || strlen(is->trust_domain) != n ||
+		    memcmp(is->trust_domain, td, n) != 0)
+			continue;
+		if (is->iss != NULL && (iss == NULL || strcmp(is->iss, json_string_value(iss)) != 0))
+			continue;
+		return issuers[i];
+	}
+	return NULL;
+}
+
+/* A JWT-SVID's sub: a SPIFFE ID with a path in the issuer's trust domain. */
+static int
+svid_subject(const struct policy_issuer *is, json_t *claims, struct spiffe_id **out,
+    const char **reason)
+{
+	json_t *sub = json_object_get(claims, "sub");
+	struct spiffe_id *id;
+	char err[128];
+
+	*out = NULL;
+	if (json_cstr(sub) == NULL) {
+		*reason = "sub missing or not a string";
+		return CG_ERR_VERIFY;
+	}
+	if ((id = malloc(sizeof(*id))) == NULL) {
+		*reason = "out of memory";
+		return CG_ERR_NOMEM;
+	}
+	if (spiffe_id_parse(json_string_value(sub), json_string_length(sub), id, err,
+	    sizeof(err)) != 0 || id->path[0] == '\0' ||
+	    strcmp(id->trust_domain, is->trust_domain) != 0) {
+		free(id);
+		*reason = "sub is not a SPIFFE ID of the trust domain";
+		return CG_ERR_VERIFY;
+	}
+	*out = id;
+	return 0;
 }
 
 /*
@@ -631,6 +703,7 @@ jwt_verify(struct policy_issuer *const *issuers, size_t nissuers,
 {
 	struct jwt_parts parts;
 	struct jwks *ks = NULL;
+	struct spiffe_id *spiffe = NULL;
 	json_t *hdr = NULL, *claims = NULL, *kid = NULL, *iss;
 	const struct policy_issuer *is;
 	const struct jwks_key *key = NULL;
@@ -668,16 +741,21 @@ jwt_verify(struct policy_issuer *const *issuers, size_t nissuers,
 	    "malformed payload encoding", "payload is not strict JSON",
 	    "payload is not a JSON object")) != 0)
 		goto out;
-	if ((iss = json_object_get(claims, "iss")) == NULL || json_cstr(iss) == NULL) {
+	if ((iss = json_object_get(claims, "iss")) != NULL && json_cstr(iss) == NULL) {
 		*reason = "iss missing or not a string";
 		r = CG_ERR_VERIFY;
 		goto out;
 	}
-	if ((is = find_issuer(issuers, nissuers, iss)) == NULL) {
-		*reason = "unknown issuer";
-		r = CG_ERR_NOTFOUND;
+	if ((is = iss != NULL ? find_issuer(issuers, nissuers, iss) : NULL) == NULL &&
+	    (is = find_trust_domain(issuers, nissuers, claims, iss)) == NULL) {
+		*reason = iss != NULL ? "unknown issuer" : spiffe_sub(claims) ?
+		    "unknown trust domain" : "iss missing or not a string";
+		r = iss == NULL && !spiffe_sub(claims) ? CG_ERR_VERIFY : CG_ERR_NOTFOUND;
 		goto out;
 	}
+	/* A trust domain's token (JWT-SVID) names a workload of it in sub. */
+	if (is->trust_domain != NULL && (r = svid_subject(is, claims, &spiffe, reason)) != 0)
+		goto out;
 
 	/* 4. Algorithm allowed for this issuer. */
 	if ((is->algs & alg) == 0) {
@@ -708,12 +786,14 @@ jwt_verify(struct policy_issuer *const *issuers, size_t nissuers,
 	}
 	id->refs = 1;
 	id->issuer = is;
-	id->method = "jwt";
+	id->method = is->trust_domain != NULL ? "jwt-svid" : "jwt";
 	id->claims = claims;
 	claims = NULL;
 	id->keys = ks;
 	ks = NULL;
-	id->iss = json_string_value(json_object_get(id->claims, "iss"));
+	id->spiffe = spiffe;
+	spiffe = NULL;
+	id->iss = json_cstr(json_object_get(id->claims, "iss"));
 	id->sub = json_cstr(json_object_get(id->claims, "sub"));
 	id->jti = json_cstr(json_object_get(id->claims, "jti"));
 	id->aud = json_object_get(id->claims, "aud");

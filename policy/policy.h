@@ -43,7 +43,8 @@ struct jwks;	/* opaque, immutable once loaded, reference-counted */
  * Loads a JWKS ({"keys":[...]}) from a file or memory.  Accepts RSA (n, e;
  * at least 2048 bits), EC (P-256, P-384: crv, x, y; the point must be on the
  * curve) and OKP (Ed25519: crv, x) public keys; skips keys whose "use" is
- * not "sig", keys of unknown kty, and symmetric ("oct") keys, which it
+ * neither "sig" nor "jwt-svid" (a SPIFFE bundle's JWT keys), keys of
+ * unknown kty, and symmetric ("oct") keys, which it
  * counts (jwks_skipped_symmetric()) so that the caller can warn; rejects
  * private key members, duplicate kids, duplicate JSON keys and malformed
  * base64url.  On failure returns CG_ERR_* and writes a one-line reason into
@@ -113,9 +114,14 @@ bool policy_keyring_take_want(struct policy_keyring *r);
 /* ------------------------------------------------------------------ */
 /* Issuers and verified identities                                     */
 /* ------------------------------------------------------------------ */
+struct spiffe_id;
+
 struct policy_issuer {
 	char *name;		/* config name, used by rules and audit */
-	char *iss;		/* exact "iss" value */
+	char *iss;		/* exact "iss" value; may be NULL with trust_domain */
+	char *trust_domain;	/* a SPIFFE trust domain: its tokens are
+				   JWT-SVIDs, whose sub must be a SPIFFE ID
+				   of it; NULL: an ordinary issuer */
 	char **audiences;	/* accepted "aud" values */
 	size_t naudiences;
 	unsigned algs;		/* allowed JWT_* bits */
@@ -137,7 +143,7 @@ void policy_issuer_free(struct policy_issuer *is);	/* NULL-safe; frees is */
 
 struct policy_identity {
 	const struct policy_issuer *issuer;	/* borrowed from the config */
-	const char *method;	/* "jwt" */
+	const char *method;	/* "jwt", or "jwt-svid" from a trust domain */
 	json_t *claims;		/* the payload object, owned */
 	const char *iss;	/* these point into claims */
 	const char *sub;	/* NULL if absent */
@@ -148,6 +154,8 @@ struct policy_identity {
 	int64_t nbf;		/* 0 if absent */
 	struct jwks *keys;	/* the set that verified it, a reference;
 				   NULL when not verified */
+	struct spiffe_id *spiffe; /* a JWT-SVID's sub, parsed; owned; NULL
+				   for other tokens */
 	char alg[8];		/* verified algorithm name */
 	char kid[128];		/* key id used, "" if none */
 	unsigned refs;		/* references; 1 when made.  Not atomic: an

@@ -42,6 +42,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "policy/spiffe.h"
 #include "proxy/conf.h"
 #include "proxy/conf_int.h"
 #include "vault-client/vault.h"
@@ -242,6 +243,9 @@ ld_err_line(struct load *ld, const char *file, int line, const char *path, const
 
 static void ld_err(struct load *ld, const config_setting_t *at, const char *path,
     const char *fmt, ...) CG_PRINTF(4, 5);
+static void warn_unused(struct load *ld, const struct cg_setting *rows, size_t n,
+    const char *prefix, const config_setting_t *e, const char *etpath, const char *dpath,
+    void *const *bases);
 static void ld_warn(struct load *ld, const config_setting_t *at, const char *path,
     const char *fmt, ...) CG_PRINTF(4, 5);
 
@@ -2431,6 +2435,32 @@ issuer_keys_check(struct load *ld, const config_setting_t *g, const char *dpath,
 	struct cg_file f;
 	char *tok = NULL;
 
+	if ((is->iss == NULL || is->iss[0] == '\0') &&
+	    (is->trust_domain == NULL || is->trust_domain[0] == '\0')) {
+		ld_err(ld, g, dpath, "needs issuer (the iss of its tokens) or trust_domain "
+		    "(a SPIFFE trust domain whose JWT-SVIDs it verifies)");
+		return;
+	}
+	if (is->trust_domain != NULL && is->trust_domain[0] != '\0') {
+		char id[SPIFFE_TD_MAX + SPIFFE_SCHEME_LEN + 2];
+		struct spiffe_id parsed;
+
+		snprintf(id, sizeof(id), "%s%s", SPIFFE_SCHEME, is->trust_domain);
+		if (strlen(is->trust_domain) > SPIFFE_TD_MAX || strchr(is->trust_domain, '/') ||
+		    spiffe_id_parse(id, strlen(id), &parsed, err, sizeof(err)) != 0) {
+			path_join(sub, sizeof(sub), dpath, "trust_domain");
+			ld_err(ld, member(g, "issuers.[].trust_domain", -1), sub,
+			    "%s: not a SPIFFE trust domain (lower-case letters, digits, "
+			    "'.', '-' and '_')", QUOTE(q, is->trust_domain));
+		}
+		if (!file && !uri && (is->iss == NULL || is->iss[0] == '\0')) {
+			path_join(sub, sizeof(sub), dpath, "trust_domain");
+			ld_err(ld, member(g, "issuers.[].trust_domain", -1), sub,
+			    "needs jwks_file or jwks_uri (the trust domain's JWT bundle), or an "
+			    "https issuer to discover it under");
+			return;
+		}
+	}
 	if (file && uri) {
 		path_join(sub, sizeof(sub), dpath, "jwks_uri");
 		ld_err(ld, member(g, "issuers.[].jwks_uri", -1), sub,
@@ -2517,6 +2547,8 @@ build_issuers(struct load *ld, const config_setting_t *root, struct cg_config *c
 		ext->line = line_of(g);
 		fill_group(ld, g, "issuers.[]", dpath,
 		    (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_ISSUER] = is, [CG_SCOPE_ISSUER_EXT] = ext });
+		warn_unused(ld, cg_settings, cg_nsettings, "issuers.[]", g, "issuers.[]", dpath,
+		    (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_ISSUER] = is, [CG_SCOPE_ISSUER_EXT] = ext });
 
 		if (is->name != NULL && is->name[0] != '\0' && !name_ok(is->name)) {
 			path_join(sub, sizeof(sub), dpath, "name");
@@ -2533,6 +2565,14 @@ build_issuers(struct load *ld, const config_setting_t *root, struct cg_config *c
 				ld_err(ld, member(g, "issuers.[].name", -1), sub,
 				    "issuer name %s already used at line %d", QUOTE(q, is->name),
 				    cfg->issuer_ext[k].line);
+			}
+			if (is->trust_domain != NULL && o->trust_domain != NULL &&
+			    is->trust_domain[0] != '\0' &&
+			    strcmp(is->trust_domain, o->trust_domain) == 0) {
+				path_join(sub, sizeof(sub), dpath, "trust_domain");
+				ld_err(ld, member(g, "issuers.[].trust_domain", -1), sub,
+				    "trust domain %s already configured at line %d",
+				    QUOTE(q, is->trust_domain), cfg->issuer_ext[k].line);
 			}
 			if (is->iss != NULL && o->iss != NULL && is->iss[0] != '\0' &&
 			    strcmp(is->iss, o->iss) == 0) {

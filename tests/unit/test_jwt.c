@@ -13,6 +13,7 @@
 #include "tests/unit/unit.h"
 #include "common.h"
 #include "policy/policy.h"
+#include "policy/spiffe.h"
 #include "tests/unit/jwt_sign.h"
 
 #include <openssl/err.h>
@@ -1106,6 +1107,100 @@ test_mutated(void **state)
 	(void)state;
 }
 
+/*
+ * JWT-SVIDs: an issuer with a trust domain takes tokens whose sub is a
+ * SPIFFE ID of it, with or without iss (unless it pins one), verified
+ * with its bundle's JWT keys (use "jwt-svid").
+ */
+static void
+test_jwt_svid(void **state)
+{
+	EVP_PKEY *k = ts_keygen("P-256", 0);
+	char *jwk = ts_jwk(k, "td1", NULL, "\"use\":\"jwt-svid\"");
+	char *set = ts_fmt("{\"keys\":[%s]}", jwk);
+	struct policy_issuer *td = issuer_new(ISS_A, JWT_ALG_ALL, set);
+	struct policy_issuer *list[3] = { iss_a, iss_b, td };
+	struct policy_identity *id = NULL;
+	const char *reason = NULL;
+	static const struct {
+		const char *iss;	/* NULL: none */
+		const char *sub;
+		int code;
+		const char *reason;
+	} cases[] = {
+		{ NULL, "spiffe://prod.example.org/ns/pay/sa/api", 0, "verified" },
+		{ "https://spire.example", "spiffe://prod.example.org/w", 0, "verified" },
+		{ NULL, "spiffe://prod.example.org", CG_ERR_VERIFY,
+		  "sub is not a SPIFFE ID of the trust domain" },
+		{ NULL, "spiffe://prod.example.org/a//b", CG_ERR_VERIFY,
+		  "sub is not a SPIFFE ID of the trust domain" },
+		{ NULL, "spiffe://PROD.example.org/w", CG_ERR_NOTFOUND,
+		  "unknown trust domain" },
+		{ NULL, "spiffe://other.example.org/w", CG_ERR_NOTFOUND,
+		  "unknown trust domain" },
+		{ NULL, "svc-a", CG_ERR_VERIFY, "iss missing or not a string" },
+		/* An ordinary issuer's iss wins: its keys, not the domain's. */
+		{ ISS_A, "spiffe://prod.example.org/w", CG_ERR_NOTFOUND, "unknown key id" },
+	};
+	char *p, *t, issm[128];
+	size_t i;
+
+	(void)state;
+	free(td->iss);
+	td->iss = NULL;
+	assert_non_null(td->trust_domain = strdup("prod.example.org"));
+	free(td->name);
+	assert_non_null(td->name = strdup("prod"));
+	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
+		if (cases[i].iss != NULL)
+			snprintf(issm, sizeof(issm), "\"iss\":\"%s\",", cases[i].iss);
+		else
+			issm[0] = '\0';
+		p = ts_fmt("{%s\"sub\":\"%s\",\"aud\":\"%s\",\"iat\":%lld,\"exp\":%lld}",
+		    issm, cases[i].sub, AUD, NOW - 10, NOW + 300);
+		t = token(k, "ES256", "td1", NULL, p);
+		id = NULL;
+		if (jwt_verify(list, 3, t, strlen(t), NOW, JWT_DEFAULT_MAX_LEN, &id, &reason,
+		    NULL) != cases[i].code ||
+		    (cases[i].reason != NULL && strcmp(reason, cases[i].reason) != 0))
+			fail_msg("case %zu: %s", i, reason);
+		if (cases[i].code == 0) {
+			assert_ptr_equal(id->issuer, td);
+			assert_string_equal(id->method, "jwt-svid");
+			assert_non_null(id->spiffe);
+			assert_string_equal(id->spiffe->trust_domain, "prod.example.org");
+			assert_string_equal(id->sub, cases[i].sub);
+		}
+		policy_identity_free(id);
+		free(p);
+		free(t);
+	}
+	/* An ordinary token keeps its method and has no SPIFFE ID. */
+	t = token(k_p256, "ES256", "ec256", NULL, NULL);
+	assert_int_equal(jwt_verify(list, 3, t, strlen(t), NOW, JWT_DEFAULT_MAX_LEN, &id,
+	    &reason, NULL), 0);
+	assert_string_equal(id->method, "jwt");
+	assert_null(id->spiffe);
+	policy_identity_free(id);
+	free(t);
+
+	/* Pinned to an iss: only tokens that carry it. */
+	assert_non_null(td->iss = strdup("https://spire.example"));
+	p = ts_fmt("{\"sub\":\"spiffe://prod.example.org/w\",\"aud\":\"%s\","
+	    "\"iat\":%lld,\"exp\":%lld}", AUD, NOW - 10, NOW + 300);
+	t = token(k, "ES256", "td1", NULL, p);
+	assert_int_equal(jwt_verify(list, 3, t, strlen(t), NOW, JWT_DEFAULT_MAX_LEN, &id,
+	    &reason, NULL), CG_ERR_NOTFOUND);
+	assert_string_equal(reason, "unknown trust domain");
+	free(p);
+	free(t);
+
+	policy_issuer_free(td);
+	free(set);
+	free(jwk);
+	EVP_PKEY_free(k);
+}
+
 static void
 test_no_issuers(void **state)
 {
@@ -1172,6 +1267,7 @@ main(void)
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_mutated),
 		cmocka_unit_test(test_no_issuers),
+		cmocka_unit_test(test_jwt_svid),
 		cmocka_unit_test(test_rs256_signature_checks),
 		cmocka_unit_test(test_rs256_from_threads),
 	};
