@@ -859,6 +859,7 @@ class Credgate:
                   "algorithms": ["RS256", "ES256", "EdDSA"], "jwks_file": self.jwks_file,
                   "max_lifetime": "1h", "clock_skew": "60s", "audit_claims": ["repository"]}
         issuer.update(issuer_extra or {})
+        issuer = {k: v for k, v in issuer.items() if v is not None}
         store = {"backend": "file", "file": self.secrets_file, "cache_ttl": "5m"}
         store.update(secrets_extra or {})
         top = {"credgate": cg, "issuers": [issuer], "secrets": store, "routes": routes}
@@ -1132,6 +1133,44 @@ def make_stack(tmp_path, keys, credgate_bin, nginx_bin):
 def stack(make_stack):
     """credgate with the plain enforcing route "legacy" in front of nginx."""
     return make_stack()
+
+
+# ----------------------------------------------------------------------
+# The admin endpoint
+# ----------------------------------------------------------------------
+def admin_get(port, path):
+    """GET path from the admin endpoint on port: (status, body text)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+class Metrics:
+    """A /metrics answer, parsed: m(name, label=value, ...) is a sample."""
+
+    def __init__(self, text):
+        self.text = text
+        self.samples = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            m = _SAMPLE.match(line)
+            assert m, f"not a Prometheus sample line: {line!r}"
+            labels = tuple(sorted(_LABEL.findall(m.group(2) or "")))
+            self.samples[(m.group(1), labels)] = float(m.group(3))
+
+    def __call__(self, name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        assert key in self.samples, f"no sample {name}{labels} in:\n{self.text}"
+        return self.samples[key]
 
 
 def assert_closed(client, timeout=5.0):

@@ -31,7 +31,7 @@ import time
 import pytest
 from cryptography import x509
 
-from conftest import (SECRET_USER, Pki, RawClient, audit_problems, base_route,
+from conftest import (SECRET_USER, Metrics, Pki, RawClient, audit_problems, base_route,
                       find_leaks, free_port, read_text, run_credgate, wait_for, wait_port)
 
 
@@ -140,28 +140,6 @@ def admin_get(s, path):
         return r.status, r.getheader("Content-Type") or "", body
     finally:
         conn.close()
-
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-class Metrics:
-    def __init__(self, text):
-        self.text = text
-        self.samples = {}
-        for line in text.splitlines():
-            if not line or line.startswith("#"):
-                continue
-            m = _SAMPLE.match(line)
-            assert m, f"not a Prometheus sample line: {line!r}"
-            labels = tuple(sorted(_LABEL.findall(m.group(2) or "")))
-            self.samples[(m.group(1), labels)] = float(m.group(3))
-
-    def __call__(self, name, **labels):
-        key = (name, tuple(sorted(labels.items())))
-        assert key in self.samples, f"no sample {name}{labels} in:\n{self.text}"
-        return self.samples[key]
 
 
 def metrics(s):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import CANARY, SECRET_USER, wait_for
+from conftest import CANARY, SECRET_USER, admin_get, wait_for
 from vault_server import VaultServer
 
 ROLE_ID = "role-id-for-tests"
@@ -180,16 +180,6 @@ def test_kv2_rotation_is_picked_up(make_stack, vault):
     assert wait_for(lambda: s.curl().status == 200, timeout=5), s.dump()
     dec = s.cg.audit_where(lambda e: e.get("event") == "decision")
     assert dec[-1]["credential"]["version"] == "2"
-
-
-def admin_get(port, path):
-    import urllib.error
-    import urllib.request
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def test_vault_down_serves_cached_until_max_stale(make_stack, vault):
