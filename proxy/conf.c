@@ -3651,6 +3651,171 @@ warn_unused_issuers(struct load *ld, const config_setting_t *root, const struct 
 	}
 }
 
+/*
+ * Rules that trust too much, reported before they reach production:
+ *  - an allow rule that names nothing narrower than an issuer or an
+ *    audience lets every caller with a valid token of that issuer in
+ *    (for GitHub Actions: any workflow of any repository of any owner);
+ *  - an allow rule on a CI issuer (GitHub Actions, GitLab CI: by the
+ *    issuer or by the claims it names) that names the repository or
+ *    project but no branch, environment or workflow lets any branch's job
+ *    in, a pull request's included.
+ * A claim condition narrows only when one of its values is more than "*".
+ */
+#define GITHUB_ISS	"https://token.actions.githubusercontent.com"
+
+static bool
+cond_narrows(const struct policy_cond *c)
+{
+	size_t v;
+
+	for (v = 0; v < c->nvalues; v++)
+		if (c->values[v] != NULL && strspn(c->values[v], "*") != strlen(c->values[v]))
+			return true;
+	return false;
+}
+
+static bool
+claim_is(const struct policy_cond *c, const char *const *names)
+{
+	size_t i;
+
+	if (c->kind != POLICY_COND_CLAIM || c->claim == NULL || !cond_narrows(c))
+		return false;
+	for (i = 0; names[i] != NULL; i++)
+		if (strcmp(c->claim, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* GitHub's sub pins a branch, tag or environment when every value names
+ * one ("repo:acme/app:ref:refs/heads/main", "...:environment:prod"). */
+static bool
+sub_pins(const struct policy_cond *c)
+{
+	size_t v;
+
+	if (c->kind != POLICY_COND_CLAIM || c->claim == NULL || strcmp(c->claim, "sub") != 0 ||
+	    c->nvalues == 0)
+		return false;
+	for (v = 0; v < c->nvalues; v++) {
+		const char *at = strstr(c->values[v], ":ref:");
+		size_t skip = sizeof(":ref:") - 1;
+
+		if (at == NULL) {
+			at = strstr(c->values[v], ":environment:");
+			skip = sizeof(":environment:") - 1;
+		}
+		if (at == NULL || at[skip] == '\0' || at[skip] == '*')
+			return false;
+	}
+	return true;
+}
+
+/* Whether the rule's issuer conditions name a CI issuer. */
+static bool
+rule_ci_issuer(const struct cg_config *cfg, const struct policy_rule *rule)
+{
+	size_t c, v, i;
+
+	for (c = 0; c < rule->nconds; c++) {
+		const struct policy_cond *pc = &rule->conds[c];
+
+		if (pc->kind != POLICY_COND_ISSUER)
+			continue;
+		for (v = 0; v < pc->nvalues; v++)
+			for (i = 0; i < cfg->nissuers; i++) {
+				const struct policy_issuer *is = cfg->issuers[i];
+				bool named = (is->name != NULL && cg_glob_match(pc->values[v],
+				    is->name, strlen(is->name))) || (is->iss != NULL &&
+				    cg_glob_match(pc->values[v], is->iss, strlen(is->iss)));
+
+				if (named && is->iss != NULL &&
+				    (strcmp(is->iss, GITHUB_ISS) == 0 ||
+				    strncmp(is->iss, "https://gitlab.", 15) == 0 ||
+				    strstr(is->iss, "/_services/token") != NULL))
+					return true;
+			}
+	}
+	return false;
+}
+
+static void
+warn_broad_rule(struct load *ld, const struct cg_config *cfg, const struct policy_rule *rule,
+    const config_setting_t *g, const char *path)
+{
+	static const char *const repo[] = { "repository", "repository_owner", "repository_id",
+	    "repository_owner_id", "project_path", "project_id", "namespace_path",
+	    "namespace_id", NULL };
+	static const char *const pins[] = { "ref", "ref_path", "environment", "job_workflow_ref",
+	    "workflow_ref", "job_workflow_sha", "workflow_sha", "ref_protected",
+	    "environment_protected", NULL };
+	bool narrow = false, ci = rule_ci_issuer(cfg, rule), repo_named = false, pinned = false;
+	char q[CFG_QUOTE_MAX + 16];
+	size_t c;
+
+	for (c = 0; c < rule->nconds; c++) {
+		const struct policy_cond *pc = &rule->conds[c];
+
+		if (pc->kind == POLICY_COND_CLAIM ? cond_narrows(pc) :
+		    pc->kind == POLICY_COND_CLIENT_SUBJECT || pc->kind == POLICY_COND_CLIENT_SAN)
+			narrow = true;
+		if (claim_is(pc, repo))
+			repo_named = true;
+		if (claim_is(pc, pins) || sub_pins(pc))
+			pinned = true;
+	}
+	if (!narrow) {
+		ld_warn(ld, g, path, "allow rule %s accepts every caller with a valid token of "
+		    "the issuers it names (for GitHub Actions: any repository of any owner): "
+		    "add a claim condition, such as repository_owner and repository, "
+		    "project_path, or kubernetes.io.namespace",
+		    QUOTE(q, rule->name != NULL ? rule->name : "-"));
+		return;
+	}
+	if ((ci || repo_named) && repo_named && !pinned)
+		ld_warn(ld, g, path, "allow rule %s trusts a CI job by its repository or owner alone: "
+		    "any branch's job can pass, a pull request's included; pin ref, "
+		    "environment or job_workflow_ref too",
+		    QUOTE(q, rule->name != NULL ? rule->name : "-"));
+	else if (ci && !pinned)
+		ld_warn(ld, g, path, "allow rule %s on a CI issuer pins no branch, environment "
+		    "or workflow: name ref, environment or job_workflow_ref",
+		    QUOTE(q, rule->name != NULL ? rule->name : "-"));
+}
+
+static void
+warn_broad_rules(struct load *ld, const config_setting_t *root, const struct cg_config *cfg)
+{
+	const config_setting_t *list = member(root, "routes", CONFIG_TYPE_LIST);
+	char rpath[CFG_PATH_MAX], apath[CFG_PATH_MAX], path[CFG_PATH_MAX];
+	size_t i, k = 0, a, j;
+	int n = list != NULL ? config_setting_length(list) : 0;
+
+	for (i = 0; i < (size_t)n && k < cfg->nroutes; i++) {
+		const config_setting_t *rg = config_setting_get_elem(list, (unsigned)i);
+		const config_setting_t *al;
+		const struct policy_route *pr;
+
+		if (config_setting_type(rg) != CONFIG_TYPE_GROUP)
+			continue;
+		pr = &cfg->routes[k++].policy;
+		if ((al = member(rg, "routes.[].allow", -1)) == NULL ||
+		    !config_setting_is_aggregate(al))
+			continue;
+		path_index(rpath, sizeof(rpath), "routes", i);
+		path_join(apath, sizeof(apath), rpath, "allow");
+		for (a = 0, j = 0; a < (size_t)config_setting_length(al) && j < pr->nallow; a++) {
+			const config_setting_t *g = config_setting_get_elem(al, (unsigned)a);
+
+			if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+				continue;
+			path_index(path, sizeof(path), apath, a);
+			warn_broad_rule(ld, cfg, &pr->allow[j++], g, path);
+		}
+	}
+}
+
 
 /* ------------------------------------------------------------------ */
 /* Loading                                                             */
@@ -3698,6 +3863,7 @@ load_text(const char *text, const char *name, unsigned flags, struct cg_config *
 		size_t i;
 
 		warn_unused_issuers(&ld, root, cfg);
+		warn_broad_rules(&ld, root, cfg);
 		for (i = 0; i < ld.warnings.n; i++) {
 			if (!errors_push(errs, ld.warnings.msgs[i], true))
 				ld.nomem = true;

@@ -260,7 +260,7 @@ class Keys:
         now = int(time.time())
         c = {"iss": ISSUER, "sub": "repo:acme/app:ref:refs/heads/main", "aud": AUDIENCE,
              "iat": now, "exp": now + 300, "jti": secrets.token_hex(8),
-             "repository": "acme/app"}
+             "repository": "acme/app", "ref": "refs/heads/main"}
         for k, v in over.items():
             if v is None:
                 c.pop(k, None)
@@ -812,7 +812,8 @@ def base_route(name, listen_port, upstream_port, **over):
         "environment": "test",
         "expires": "2099-12-31",
         "allow": [{"name": "readers", "issuer": "test",
-                   "claims": [{"claim": "repository", "value": "acme/*"}],
+                   "claims": [{"claim": "repository", "value": "acme/*"},
+                              {"claim": "ref", "value": "refs/heads/main"}],
                    "methods": ["GET", "HEAD", "POST"], "paths": ["/*"]}],
         "deny": [{"name": "no-admin", "paths": ["/admin/*"]}],
     }
@@ -1497,7 +1498,8 @@ def pg_route(name, listen_port, pg, account="svc_scram", database="ledger", **ov
         "environment": "test",
         "expires": "2099-12-31",
         "allow": [{"name": "ci-db", "issuer": "test",
-                   "claims": [{"claim": "repository", "value": "acme/*"}],
+                   "claims": [{"claim": "repository", "value": "acme/*"},
+                              {"claim": "ref", "value": "refs/heads/main"}],
                    "attributes": [{"attribute": "database", "value": databases}]}],
         "deny": [{"name": "no-intruder",
                   "attributes": [{"attribute": "user", "value": "intruder*"}]}],

@@ -807,3 +807,124 @@ def test_quickstart_names_the_missing_postgresql_package(credgate_bin, srcdir, q
     rc, out = run_quickstart(credgate_bin, srcdir, quickstart_tmp, PG_BINDIR=str(empty))
     assert rc == 1, out
     assert "install the Debian package postgresql" in out, out
+
+
+# ----------------------------------------------------------------------
+# Examples of issuers whose keys are fetched, with the claims they send
+# ----------------------------------------------------------------------
+FEDERATION_EXAMPLES = ["github-actions", "gitlab-ci", "kubernetes"]
+K8S_SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount/"
+
+
+def example_with_files(srcdir, tmp_path, name):
+    """The example's text with its files (secrets, TLS, service account
+    token and CA, audit folder) made under tmp_path; its path."""
+    text = open(example(srcdir, name + ".conf")).read()
+    etc, log, sa = tmp_path / "etc", tmp_path / "log", tmp_path / "sa"
+    for d in (etc / "tls", log, sa):
+        d.mkdir(parents=True, exist_ok=True)
+    text = (text.replace("/etc/credgate/", f"{etc}/").replace("/var/log/credgate/", f"{log}/")
+            .replace(K8S_SA_DIR, f"{sa}/"))
+    settings = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#"))
+    assert "/etc/" not in settings.replace(str(etc), "") and "/var/" not in settings, \
+        "the example names a file outside the folders it is expected to use"
+    crt, pem = tmp_path / "gw.crt", tmp_path / "gw.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(pem),
+                    "-out", str(crt), "-days", "1", "-subj", "/CN=gw.example.com"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=30)
+    paths = re.findall(r'path = "([^"]+)";', text)
+    secrets = {p: {"username": "u", "password": CANARY, "key": CANARY} for p in paths}
+    for f in re.findall(r'"(' + re.escape(str(tmp_path)) + r'/[^"]+)"', text):
+        f = pathlib.Path(f)
+        if f.name == "secrets.json":
+            f.write_text(json.dumps(secrets))
+            f.chmod(0o600)
+        elif f.name == "token":
+            f.write_text("eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n")
+            f.chmod(0o600)
+        elif f.suffix in (".crt", ".pem"):
+            shutil.copy(crt, f)
+        elif f.suffix == ".key":
+            shutil.copy(pem, f)
+            f.chmod(0o600)
+    conf = tmp_path / (name + ".conf")
+    conf.write_text(text)
+    return conf
+
+
+@pytest.mark.parametrize("name", FEDERATION_EXAMPLES)
+def test_federation_examples_check_and_their_cases_pass(credgate_bin, srcdir, tmp_path,
+                                                        name):
+    """Each example of a fetched issuer (no jwks_file: discovery or the
+    Kubernetes API server) passes -t without a warning once its files
+    exist, is shipped, and its cases, made of the claims that issuer
+    really sends, pass: allows and denials, every allow rule at least
+    once."""
+    shipped = example(srcdir, name + ".conf")
+    rc, out, err = run_credgate(credgate_bin, ["-t", "-c", shipped])
+    lines = err.strip().splitlines()
+    assert rc == 1 and lines[-1] == f"{shipped}: configuration has errors", err
+    for line in lines[:-1]:
+        assert "No such file or directory" in line, line
+    assert "jwks_file" not in open(shipped).read().split("issuers = (")[1].split("secrets")[0]
+
+    conf = example_with_files(srcdir, tmp_path, name)
+    rc, out, err = run_credgate(credgate_bin, ["-t", "-c", str(conf)])
+    assert rc == 0, err
+    assert err.strip().splitlines() == [f"{conf}: configuration OK"], err
+
+    cases = example(srcdir, name + "-cases.json")
+    doc = json.load(open(cases))
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", shipped, cases])
+    assert rc == 0, out + err
+    assert (out.strip().splitlines() or [""])[-1] == f"{len(doc['cases'])} passed, 0 failed"
+    assert {c["expect"] for c in doc["cases"]} == {"allow", "deny"}
+    rules = set(re.findall(r'^\t\t\t\tname = "([^"]+)";', open(shipped).read(), re.M))
+    allowed = {c["rule"] for c in doc["cases"] if c["expect"] == "allow"}
+    assert allowed and allowed <= rules, (allowed, rules)
+
+    make = open(os.path.join(srcdir, "examples", "Makefile.inc")).read()
+    shipped_list = re.search(r"dist_example_DATA =((?:.*\\\n)*.*)", make).group(1).split()
+    for f in (name + ".conf", name + "-cases.json"):
+        assert "examples/" + f in shipped_list, f
+
+
+def test_check_warns_about_rules_that_trust_too_much(credgate_bin, srcdir, tmp_path):
+    """-t names an allow rule that trusts every token of its issuer, and one
+    that trusts a CI job by its repository alone; pinning a branch through
+    sub, or a workflow, silences it."""
+    conf = example_with_files(srcdir, tmp_path, "github-actions")
+    text = conf.read_text()
+    pins = ('\t\t\t\t\t{ claim = "ref"; value = "refs/heads/main"; },\n'
+            '\t\t\t\t\t{ claim = "environment"; value = "production"; },\n')
+    assert pins in text
+
+    def check(new):
+        conf.write_text(new)
+        rc, out, err = run_credgate(credgate_bin, ["-t", "-c", str(conf)])
+        assert rc == 0, err
+        return [l for l in err.splitlines() if ": warning: " in l]
+
+    # The repository alone: any branch, a pull request's included.
+    warns = check(text.replace(pins, ""))
+    assert len(warns) == 1, warns
+    assert "routes.[0].allow.[0]: warning: allow rule \"deploy-production\" trusts a CI " \
+           "job by its repository or owner alone" in warns[0], warns
+    assert re.search(r"github-actions\.conf:\d+: ", warns[0]), warns
+    # A sub that names the environment pins it again; one that ends in a
+    # wildcard does not.
+    sub = '\t\t\t\t\t{ claim = "sub"; value = "repo:acme/shop:environment:production"; },\n'
+    assert check(text.replace(pins, sub)) == []
+    wild = sub.replace("environment:production", "*")
+    assert len(check(text.replace(pins, wild))) == 1
+    # Nothing narrower than the issuer: every GitHub repository.
+    start = text.index("\t\t\t\tclaims = (", text.index('name = "deploy-production"'))
+    end = text.index(");\n", start) + 3
+    warns = check(text[:start] + text[end:])
+    assert len(warns) == 1 and "accepts every caller with a valid token" in warns[0], warns
+    # A claim condition of "*" narrows nothing.
+    warns = check(text[:start] + '\t\t\t\tclaims = ( { claim = "repository"; value = "*"; } );\n'
+                  + text[end:])
+    assert len(warns) == 1 and "accepts every caller" in warns[0], warns

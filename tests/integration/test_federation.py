@@ -52,8 +52,10 @@ def metrics(s):
 
 
 def mint(srv, **claims):
-    """A token of srv that the routes' rule lets in (repository acme/*)."""
+    """A token of srv that the routes' rule lets in (repository acme/*,
+    branch main)."""
     claims.setdefault("repository", "acme/app")
+    claims.setdefault("ref", "refs/heads/main")
     return srv.mint(**claims)
 
 
