@@ -41,7 +41,7 @@ static const char *const base_lines[] = {
 	/* 7 */ "\tupstream = { host = \"127.0.0.1\"; port = 8081; };",
 	/* 8 */ "\tcredential = { path = \"a/b\"; };",
 	/* 9 */ "\towner = \"o\"; purpose = \"p\"; environment = \"test\"; expires = \"2099-01-01\";",
-	/* 10 */ "\tallow = ( { name = \"r\"; issuer = \"ci\"; } );",
+	/* 10 */ "\tallow = ( { name = \"r\"; issuer = \"ci\"; claims = ( { claim = \"team\"; value = \"core\"; } ); } );",
 	/* 11 */ "} );",
 };
 #define NBASE CG_ARRAY_LEN(base_lines)
@@ -358,8 +358,28 @@ static const struct msg_case msg_cases[] = {
 	  { "credgate.conf:5: routes.[0].max_body: warning: ignored: only http routes use it",
 	    "credgate.conf:5: routes.[0].keepalive_time: warning: ignored: only http routes use it" } },
 	{ "warning: issuer that no rule accepts",
-	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"other-*\"; } );") }, 0,
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"other-*\"; "
+	    "claims = ( { claim = \"team\"; value = \"core\"; } ); } );") }, 0,
 	  { "credgate.conf:2: issuers.[0]: warning: no allow rule accepts issuer \"ci\"" } },
+	{ "warning: a rule that names only its issuer",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; audience = \"credgate\"; "
+	    "claims = ( { claim = \"team\"; value = [ \"*\", \"**\" ]; } ); } );") }, 0,
+	  { "credgate.conf:10: routes.[0].allow.[0]: warning: allow rule \"r\" accepts every "
+	    "caller with a valid token of the issuers it names (for GitHub Actions: any "
+	    "repository of any owner): add a claim condition, such as repository_owner and "
+	    "repository, project_path, or kubernetes.io.namespace" } },
+	{ "warning: a CI rule by repository alone",
+	  { E(2, "issuers = ( { name = \"ci\"; issuer = \"https://token.actions.githubusercontent.com\"; "
+	    "audiences = \"credgate\"; jwks_file = \"/etc/credgate/ci.jwks\"; } );"),
+	    E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; "
+	    "claims = ( { claim = \"team\"; value = \"core\"; } ); } );") }, 0,
+	  { "credgate.conf:10: routes.[0].allow.[0]: warning: allow rule \"r\" on a CI issuer pins "
+	    "no branch, environment or workflow: name ref, environment or job_workflow_ref" } },
+	{ "no warning: a CI rule that pins a branch",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; claims = ( "
+	    "{ claim = \"repository\"; value = \"acme/app\"; }, "
+	    "{ claim = \"ref\"; value = \"refs/heads/main\"; } ); } );") }, 0,
+	  { NULL } },
 	{ "warning: setting the inject kind ignores",
 	  { E(8, "\tcredential = { path = \"a/b\"; header = \"X-Key\"; };") }, 0,
 	  { "credgate.conf:8: routes.[0].credential.header: warning: ignored when inject is "
@@ -377,12 +397,12 @@ static const struct msg_case msg_cases[] = {
 	  { "credgate.conf:1: credgate.audit: warning: no audit file and stdout = false: "
 	    "decisions are not recorded" } },
 	{ "warning: path pattern without a slash",
-	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; paths = \"jobs/*\"; } );") }, 0,
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; claims = ( { claim = \"team\"; value = \"core\"; } ); paths = \"jobs/*\"; } );") }, 0,
 	  { "credgate.conf:10: routes.[0].allow.[0].paths: warning: \"jobs/*\" does not start "
 	    "with \"/\" and matches no request path" } },
 	/* conditions on the request's attributes, by the names its protocol declares */
 	{ "attribute of the protocol",
-	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; attributes = (\n"
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; claims = ( { claim = \"team\"; value = \"core\"; } ); attributes = (\n"
 	    "\t\t{ attribute = \"method\"; value = [ \"GET\", \"HEAD\" ]; } ); } );") }, 0, { NULL } },
 	{ "attribute the protocol does not have",
 	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; attributes = (\n"
@@ -401,7 +421,8 @@ static const struct msg_case msg_cases[] = {
 	    "attributes = ( { attribute = \"path\"; } ); } );") }, CG_ERR_FORMAT,
 	  { "credgate.conf:10: routes.[0].allow.[0].attributes.[0].value: required setting missing" } },
 	{ "issuer named by iss and by glob",
-	  { E(10, "\tallow = ( { name = \"r\"; issuer = [ \"https://ci.example\", \"c*\" ]; } );") },
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = [ \"https://ci.example\", \"c*\" ]; "
+	    "claims = ( { claim = \"team\"; value = \"core\"; } ); } );") },
 	  0, { NULL } },
 
 	/* process settings */
@@ -1326,7 +1347,7 @@ test_example(void **state)
 	assert_string_equal(rt->expires_text, "2027-06-30");
 	assert_int_equal(rt->max_body, 10485760);
 	assert_int_equal(rt->audit_failure, CG_AUDIT_FAIL_DENY);
-	assert_int_equal(rt->line, 86);
+	assert_int_equal(rt->line, 88);
 	assert_false(rt->tls.enabled);
 	assert_false(rt->upstream_tls.enabled);
 	assert_null(cfg->admin_listen_host);
