@@ -1524,6 +1524,7 @@ class PgStack:
         self.ports = {}
         self.expect_exit = 0
         self.extra = {}
+        self.issuer_extra = {}
         self.clients = []       # psycopg2 connections and PgRaw, for close_clients()
         self.home = os.path.join(self.tmp, "home")
         os.makedirs(self.home, exist_ok=True)
@@ -1553,7 +1554,7 @@ class PgStack:
                 extra[k].update(v)
             else:
                 extra[k] = v
-        return self.cg.config(routes, extra)
+        return self.cg.config(routes, extra, self.issuer_extra)
 
     def start(self, routes):
         self.routes = routes
@@ -1655,6 +1656,32 @@ class PgStack:
             except Exception:       # noqa: BLE001 - closing is best effort
                 pass
         self.clients = []
+
+
+@pytest.fixture
+def make_pg_stack(pg, keys, credgate_bin, tmp_path):
+    """A credgate of the test's own in front of pg: make(routes_fn, extra,
+    issuer) where routes_fn(s) gives its routes, extra adds to the credgate
+    group and issuer to the test issuer."""
+    made = []
+
+    def make(routes_fn, extra=None, issuer=None):
+        s = PgStack(tmp_path / f"pg{len(made)}", keys, credgate_bin, pg)
+        s.extra = extra or {}
+        s.issuer_extra = issuer or {}
+        made.append(s)
+        try:
+            return s.start(routes_fn(s))
+        except AssertionError:
+            s.expect_exit = None        # reported here, not again at teardown
+            raise
+
+    yield make
+    problems = []
+    for s in made:
+        s.close_clients()
+        problems.extend(stack_problems(s))
+    assert not problems, "; ".join(problems)
 
 
 # ----------------------------------------------------------------------

@@ -400,3 +400,23 @@ issuers = ( { name = "i"; audiences = ["a"]; %s } );
     assert code == 0, out + err
     assert "issuers.[0].refresh_max" in out + err
     assert "keys come from jwks_file" in out + err
+
+
+def test_a_postgres_login_waits_for_a_rotated_key(make_pg_stack, oidc, pki):
+    """The PostgreSQL front goes through the same wait: a login whose token
+    names a new key is held for one fetch, then logs in upstream; a made-up
+    kid is refused with 28P01."""
+    s = make_pg_stack(lambda s: [s.route("tls", tls=True)],
+                      issuer={"issuer": oidc.issuer, "jwks_file": None,
+                              "ca_file": pki.ca_file, "jwks_uri": oidc.jwks_url,
+                              "kid_refetch_interval": "0s"})
+    assert s.psql_ok("tls", "select current_user", token=mint(oidc),
+                     sslmode="verify-full").strip() == "svc_scram"
+    oidc.add_key("EdDSA", kid="k2")
+    before = oidc.hits("/keys")
+    assert s.psql_ok("tls", "select current_user", token=mint(oidc, kid="k2"),
+                     sslmode="verify-full").strip() == "svc_scram"
+    assert oidc.hits("/keys") == before + 1
+    rc, out, err = s.psql("tls", "select 1", token=mint(oidc, kid="nope", key_kid="k2"),
+                          sslmode="verify-full")
+    assert rc != 0 and "28P01" in err or "password authentication failed" in err, err

@@ -83,30 +83,6 @@ def _close_clients(request):
         request.getfixturevalue("pg_stack").close_clients()
 
 
-@pytest.fixture
-def make_pg_stack(pg, keys, credgate_bin, tmp_path):
-    """A credgate of the test's own in front of pg: make(routes_fn, extra)
-    where routes_fn(s) gives its routes."""
-    made = []
-
-    def make(routes_fn, extra=None):
-        s = PgStack(tmp_path / f"pg{len(made)}", keys, credgate_bin, pg)
-        s.extra = extra or {}
-        made.append(s)
-        try:
-            return s.start(routes_fn(s))
-        except AssertionError:
-            s.expect_exit = None        # reported here, not again at teardown
-            raise
-
-    yield make
-    problems = []
-    for s in made:
-        s.close_clients()
-        problems.extend(stack_problems(s))
-    assert not problems, "; ".join(problems)
-
-
 def caller():
     """A caller user name of its own, to find the login's audit events."""
     return "ci-" + secrets.token_hex(5)
