@@ -418,6 +418,17 @@ def test_signal_stops_cleanly(cg, sig):
 # ----------------------------------------------------------------------
 # policy-test
 # ----------------------------------------------------------------------
+def self_signed(folder, stem, cn="gw.example.com"):
+    """A self-signed P-256 certificate and its key (stem.crt, stem.key)."""
+    crt, pem = folder / f"{stem}.crt", folder / f"{stem}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(pem),
+                    "-out", str(crt), "-days", "1", "-subj", f"/CN={cn}"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=30)
+    return crt, pem
+
+
 def example(srcdir, name):
     path = os.path.join(srcdir, "examples", name)
     if not os.path.exists(path) or os.path.getsize(path) == 0:
@@ -485,11 +496,7 @@ def test_example_postgres_checks_with_its_files(credgate_bin, srcdir, tmp_path):
                                                  "password": CANARY, "version": "3"}}))
     secrets.chmod(0o600)
     tls = etc / "tls"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(tls / "db-gw.key"),
-                    "-out", str(tls / "db-gw.crt"), "-days", "1",
-                    "-subj", "/CN=db-gw.example.com"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    self_signed(tls, "db-gw", "db-gw.example.com")
     (tls / "db-gw.key").chmod(0o600)
     shutil.copy(tls / "db-gw.crt", tls / "ledger-db-ca.pem")
     conf = tmp_path / "postgres.conf"
@@ -564,12 +571,7 @@ def test_example_vault_checks_with_its_files(credgate_bin, srcdir, tmp_path, nam
     log.mkdir()
     text = text.replace("/etc/credgate/", f"{etc}/").replace("/var/log/credgate/", f"{log}/")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    crt, pem = tmp_path / "gw.crt", tmp_path / "gw.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(pem),
-                    "-out", str(crt), "-days", "1", "-subj", "/CN=gw.example.com"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=30)
+    crt, pem = self_signed(tmp_path, "gw")
     # Every file the example names under /etc/credgate, by its kind.
     for f in re.findall(r'"(' + re.escape(str(etc)) + r'/[^"]+)"', text):
         f = pathlib.Path(f)
@@ -828,12 +830,7 @@ def example_with_files(srcdir, tmp_path, name):
     settings = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#"))
     assert "/etc/" not in settings.replace(str(etc), "") and "/var/" not in settings, \
         "the example names a file outside the folders it is expected to use"
-    crt, pem = tmp_path / "gw.crt", tmp_path / "gw.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(pem),
-                    "-out", str(crt), "-days", "1", "-subj", "/CN=gw.example.com"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=30)
+    crt, pem = self_signed(tmp_path, "gw")
     paths = re.findall(r'path = "([^"]+)";', text)
     secrets = {p: {"username": "u", "password": CANARY, "key": CANARY} for p in paths}
     for f in re.findall(r'"(' + re.escape(str(tmp_path)) + r'/[^"]+)"', text):
