@@ -64,6 +64,26 @@ spiffe_bad_byte(unsigned char c, const char *part, size_t at, char *err,
 	cg_errf(err, errlen, "SPIFFE ID %s, byte %zu: %s", part, at, why);
 }
 
+/*
+ * Whether the tdlen bytes at td are all allowed in a trust domain; else the
+ * reason names the first bad byte by its offset plus base (where the trust
+ * domain starts in what the caller was given).
+ */
+static bool
+spiffe_td_bytes(const char *td, size_t tdlen, size_t base, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < tdlen; i++) {
+		if (!spiffe_td_byte((unsigned char)td[i])) {
+			spiffe_bad_byte((unsigned char)td[i], "trust domain", base + i,
+			    err, errlen);
+			return false;
+		}
+	}
+	return true;
+}
+
 int
 spiffe_id_parse(const char *s, size_t len, struct spiffe_id *out,
     char *err, size_t errlen)
@@ -107,13 +127,8 @@ spiffe_id_parse(const char *s, size_t len, struct spiffe_id *out,
 		    SPIFFE_TD_MAX);
 		return CG_ERR_LIMIT;
 	}
-	for (i = 0; i < tdlen; i++) {
-		if (!spiffe_td_byte((unsigned char)td[i])) {
-			spiffe_bad_byte((unsigned char)td[i], "trust domain",
-			    SPIFFE_SCHEME_LEN + i, err, errlen);
-			return CG_ERR_FORMAT;
-		}
-	}
+	if (!spiffe_td_bytes(td, tdlen, SPIFFE_SCHEME_LEN, err, errlen))
+		return CG_ERR_FORMAT;
 
 	/* The path, from its first '/' to the end; seg counts the bytes of
 	 * the segment being read. */
@@ -149,6 +164,124 @@ spiffe_id_parse(const char *s, size_t len, struct spiffe_id *out,
 
 	memcpy(out->trust_domain, td, tdlen);
 	memcpy(out->path, s + SPIFFE_SCHEME_LEN + tdlen, len - SPIFFE_SCHEME_LEN - tdlen);
+	return 0;
+}
+
+int
+spiffe_trust_domain_check(const char *s, size_t len, char *err, size_t errlen)
+{
+	if (s == NULL || len == 0) {
+		cg_errf(err, errlen, "SPIFFE ID trust domain is empty");
+		return CG_ERR_FORMAT;
+	}
+	if (len > SPIFFE_TD_MAX) {
+		cg_errf(err, errlen, "SPIFFE ID trust domain longer than %d bytes",
+		    SPIFFE_TD_MAX);
+		return CG_ERR_LIMIT;
+	}
+	return spiffe_td_bytes(s, len, 0, err, errlen) ? 0 : CG_ERR_FORMAT;
+}
+
+int
+spiffe_pattern_check(const char *pattern, char *err, size_t errlen)
+{
+	const char *td, *path;
+	size_t len, tdlen, i, seg, dots, start;
+	bool literal;
+
+	if (pattern == NULL) {
+		cg_errf(err, errlen, "SPIFFE ID pattern missing");
+		return CG_ERR_FORMAT;
+	}
+	len = strlen(pattern);
+	if (len > SPIFFE_ID_MAX) {
+		cg_errf(err, errlen, "SPIFFE ID pattern longer than %d bytes", SPIFFE_ID_MAX);
+		return CG_ERR_LIMIT;
+	}
+	if (strncmp(pattern, SPIFFE_SCHEME, SPIFFE_SCHEME_LEN) != 0) {
+		if (strncasecmp(pattern, SPIFFE_SCHEME, SPIFFE_SCHEME_LEN) == 0)
+			cg_errf(err, errlen, "SPIFFE ID scheme must be lowercase \"spiffe://\"");
+		else
+			cg_errf(err, errlen, "SPIFFE ID pattern does not start with \"spiffe://\"");
+		return CG_ERR_FORMAT;
+	}
+	td = pattern + SPIFFE_SCHEME_LEN;
+	path = strchr(td, '/');
+	tdlen = path != NULL ? (size_t)(path - td) : strlen(td);
+	/* The trust domain is compared as it is: a glob byte there would be
+	 * taken literally and match nothing. */
+	for (i = 0; i < tdlen; i++) {
+		if (td[i] == '*' || td[i] == '?' || td[i] == '\\') {
+			cg_errf(err, errlen, "SPIFFE ID pattern, byte %zu: the trust domain "
+			    "is matched exactly, without '*', '?' or '\\'", SPIFFE_SCHEME_LEN + i);
+			return CG_ERR_FORMAT;
+		}
+	}
+	if (tdlen == 0) {
+		cg_errf(err, errlen, "SPIFFE ID trust domain is empty");
+		return CG_ERR_FORMAT;
+	}
+	if (tdlen > SPIFFE_TD_MAX) {
+		cg_errf(err, errlen, "SPIFFE ID trust domain longer than %d bytes",
+		    SPIFFE_TD_MAX);
+		return CG_ERR_LIMIT;
+	}
+	if (!spiffe_td_bytes(td, tdlen, SPIFFE_SCHEME_LEN, err, errlen))
+		return CG_ERR_FORMAT;
+	if (path == NULL)
+		return 0;	/* the trust domain's own ID */
+
+	/*
+	 * The path glob, from its first '/': segments that some ID's path can
+	 * have.  The segment being read starts at start; seg counts the
+	 * bytes it matches, dots those that are a literal '.', literal
+	 * whether all of them are literal.
+	 */
+	seg = dots = 0;
+	start = (size_t)(path - pattern) + 1;
+	literal = true;
+	for (i = (size_t)(path - pattern); i <= len; i++) {
+		unsigned char c = (unsigned char)pattern[i];
+
+		if (c == '/' || c == '\0') {
+			if (i > (size_t)(path - pattern) && seg == 0) {
+				if (c == '\0')
+					cg_errf(err, errlen, "SPIFFE ID pattern ends with '/' and "
+					    "matches no SPIFFE ID");
+				else
+					cg_errf(err, errlen, "SPIFFE ID pattern, byte %zu: empty "
+					    "segment", i);
+				return CG_ERR_FORMAT;
+			}
+			if (literal && seg > 0 && seg == dots && dots <= 2) {
+				cg_errf(err, errlen, "SPIFFE ID pattern, byte %zu: \".\" and "
+				    "\"..\" segments match no SPIFFE ID", start);
+				return CG_ERR_FORMAT;
+			}
+			seg = dots = 0;
+			start = i + 1;
+			literal = true;
+			continue;
+		}
+		seg++;
+		if (c == '*' || c == '?') {
+			literal = false;
+			continue;
+		}
+		if (c == '\\') {
+			/* an escaped byte is literal, and must be one a path has */
+			if ((c = (unsigned char)pattern[i + 1]) == '\0') {
+				cg_errf(err, errlen, "SPIFFE ID pattern ends with '\\'");
+				return CG_ERR_FORMAT;
+			}
+			i++;
+		}
+		if (!spiffe_path_byte(c)) {
+			spiffe_bad_byte(c, "path pattern", i, err, errlen);
+			return CG_ERR_FORMAT;
+		}
+		dots += c == '.';
+	}
 	return 0;
 }
 

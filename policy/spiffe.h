@@ -54,6 +54,30 @@ int spiffe_id_parse(const char *s, size_t len, struct spiffe_id *out,
     char *err, size_t errlen) CG_WUR;
 
 /*
+ * Checks that len bytes at s are a trust domain as a SPIFFE ID carries it
+ * ("prod.example.org", no scheme, no path): what spiffe_id_parse() accepts
+ * between "spiffe://" and the path.  Returns 0; CG_ERR_LIMIT for more than
+ * SPIFFE_TD_MAX bytes; CG_ERR_FORMAT for an empty one (s NULL included)
+ * or a byte the rules refuse, with a one-line reason in err that names
+ * the byte by its offset in s.
+ */
+int spiffe_trust_domain_check(const char *s, size_t len, char *err, size_t errlen) CG_WUR;
+
+/*
+ * Checks pattern (NUL-terminated), meant for spiffe_id_match(), for what
+ * the configuration refuses: that it can match some SPIFFE ID as written.
+ * It must be the lowercase scheme, a trust domain that
+ * spiffe_trust_domain_check() accepts (written literally: no '*', '?' or
+ * '\' in it), then nothing or a path glob: '/'-separated segments of
+ * the bytes a path allows, '*', '?', or '\' followed by such a byte; no
+ * empty segment, no '/' at the end, no segment that is literally "." or
+ * "..".  At most SPIFFE_ID_MAX bytes.  Returns 0; CG_ERR_LIMIT;
+ * CG_ERR_FORMAT with a one-line reason in err (which quotes no byte of
+ * the pattern).
+ */
+int spiffe_pattern_check(const char *pattern, char *err, size_t errlen) CG_WUR;
+
+/*
  * Whether id (as spiffe_id_parse() filled it) matches pattern, a string
  * "spiffe://<trust domain>[<path glob>]":
  *   - the trust domain is literal and must equal the ID's exactly (no glob,

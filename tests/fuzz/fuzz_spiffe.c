@@ -1,13 +1,17 @@
 /*
- * fuzz_spiffe.c: libFuzzer harness for spiffe_id_parse() and
- * spiffe_id_match().
+ * fuzz_spiffe.c: libFuzzer harness for spiffe_id_parse(),
+ * spiffe_id_match(), spiffe_pattern_check() and
+ * spiffe_trust_domain_check().
  *
- * The input is a candidate SPIFFE ID.  A refusal must leave the struct
- * empty; an ID that parses must print back to exactly the input (nothing
- * dropped, nothing rewritten), keep the bounds of policy/spiffe.h, match
- * itself as a pattern (an ID holds no glob bytes), and go through a fixed
- * glob pattern without harm.  The seed corpus (corpus/spiffe/) holds valid
- * IDs and one of each refusal.
+ * The input is a candidate SPIFFE ID, and as text a candidate pattern.  A
+ * refusal must leave the struct empty; an ID that parses must print back
+ * to exactly the input (nothing dropped, nothing rewritten), keep the
+ * bounds of policy/spiffe.h, be a pattern the configuration accepts and
+ * match itself as one (an ID holds no glob bytes), have a trust domain
+ * that checks on its own, and go through a fixed glob pattern without
+ * harm.  A pattern the check accepts must go through spiffe_id_match()
+ * without harm.  The seed corpus (corpus/spiffe/) holds valid IDs and one
+ * of each refusal.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char back[SPIFFE_ID_MAX + 64];
+	static char back[SPIFFE_ID_MAX + 64], text[4 * SPIFFE_ID_MAX + 1];
+	static const struct spiffe_id fixed = { "example.org", "/ns/prod/sa/api" };
 	struct spiffe_id id;
 	char err[256];
 	size_t tdlen, plen;
@@ -30,6 +35,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 4 * SPIFFE_ID_MAX)
 		return 0;
+	/* As a pattern: the text up to a NUL, as the configuration has it. */
+	memcpy(text, data, size);
+	text[size] = '\0';
+	r = spiffe_pattern_check(text, err, sizeof(err));
+	if (r > 0 || memchr(err, '\0', sizeof(err)) == NULL)
+		abort();
+	if (r == 0)
+		(void)spiffe_id_match(&fixed, text);
+	r = spiffe_trust_domain_check(text, strlen(text), err, sizeof(err));
+	if (r > 0 || (r == 0 && strpbrk(text, "/:*?") != NULL))
+		abort();
+
 	r = spiffe_id_parse((const char *)data, size, &id, err, sizeof(err));
 	if (r > 0)
 		abort();
@@ -52,6 +69,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (memcmp(back, data, size) != 0)
 		abort();
 	if (!spiffe_id_match(&id, back))
+		abort();
+	if (spiffe_pattern_check(back, err, sizeof(err)) != 0 ||
+	    spiffe_trust_domain_check(id.trust_domain, tdlen, err, sizeof(err)) != 0)
 		abort();
 	m = spiffe_id_match(&id, "spiffe://example.org/ns/*/sa/?*");
 	if (m && strcmp(id.trust_domain, "example.org") != 0)

@@ -288,6 +288,142 @@ test_match(void **state)
 /* ------------------------------------------------------------------ */
 /* X509-SVID leaves                                                    */
 /* ------------------------------------------------------------------ */
+/* What the configuration accepts: trust domains and patterns          */
+/* ------------------------------------------------------------------ */
+
+static void
+test_trust_domain_check(void **state)
+{
+	static const struct {
+		const char *s;
+		int code;
+		const char *want;
+	} t[] = {
+		{ "example.org", 0, NULL },
+		{ "prod.example.org", 0, NULL },
+		{ "my_td-1.example.org", 0, NULL },
+		{ "a", 0, NULL },
+		{ "", CG_ERR_FORMAT, "trust domain is empty" },
+		{ "Example.org", CG_ERR_FORMAT, "trust domain, byte 0: uppercase" },
+		{ "example.ORG", CG_ERR_FORMAT, "trust domain, byte 8: uppercase" },
+		{ "example.org:443", CG_ERR_FORMAT, "byte 11: a port" },
+		{ "user@example.org", CG_ERR_FORMAT, "byte 4: userinfo" },
+		{ "example.org/ns", CG_ERR_FORMAT, "byte 11: byte outside" },
+		{ "spiffe://example.org", CG_ERR_FORMAT, "byte 6: a port" },
+		{ "ex%41mple.org", CG_ERR_FORMAT, "byte 2: percent" },
+		{ "*.example.org", CG_ERR_FORMAT, "byte 0: byte outside" },
+	};
+	char err[256], long_td[SPIFFE_TD_MAX + 2];
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		memset(err, 0, sizeof(err));
+		if (spiffe_trust_domain_check(t[i].s, strlen(t[i].s), err, sizeof(err)) !=
+		    t[i].code)
+			fail_msg("\"%s\": got \"%s\", want %d", t[i].s, err, t[i].code);
+		if (t[i].want != NULL && strstr(err, t[i].want) == NULL)
+			fail_msg("\"%s\": reason \"%s\" lacks \"%s\"", t[i].s, err, t[i].want);
+	}
+	/* The length counts, not a terminator; and the bounds are inclusive. */
+	assert_int_equal(spiffe_trust_domain_check("example.org/x", 11, err, sizeof(err)), 0);
+	assert_int_equal(spiffe_trust_domain_check(NULL, 0, err, sizeof(err)), CG_ERR_FORMAT);
+	memset(long_td, 'a', sizeof(long_td));
+	assert_int_equal(spiffe_trust_domain_check(long_td, SPIFFE_TD_MAX, err, sizeof(err)), 0);
+	assert_int_equal(spiffe_trust_domain_check(long_td, SPIFFE_TD_MAX + 1, err,
+	    sizeof(err)), CG_ERR_LIMIT);
+	(void)state;
+}
+
+static void
+test_pattern_check(void **state)
+{
+	static const struct {
+		const char *s;
+		int code;
+		const char *want;
+	} t[] = {
+		{ "spiffe://example.org", 0, NULL },
+		{ "spiffe://example.org/*", 0, NULL },
+		{ "spiffe://example.org/ns/prod/sa/api", 0, NULL },
+		{ "spiffe://example.org/ns/*/sa/?*", 0, NULL },
+		{ "spiffe://example.org/a*b/c?", 0, NULL },
+		{ "spiffe://example.org/\\a", 0, NULL },
+		{ "spiffe://example.org/\\*literal", CG_ERR_FORMAT, "byte 22: byte outside" },
+		{ "spiffe://example.org/.*", 0, NULL },
+		{ "spiffe://example.org/...", 0, NULL },
+		{ "spiffe://example.org/*/", CG_ERR_FORMAT, "ends with '/'" },
+		{ "spiffe://example.org/", CG_ERR_FORMAT, "ends with '/'" },
+		{ "spiffe://example.org//x", CG_ERR_FORMAT, "byte 21: empty segment" },
+		{ "spiffe://example.org/a/./b", CG_ERR_FORMAT, "byte 23: \".\" and \"..\"" },
+		{ "spiffe://example.org/..", CG_ERR_FORMAT, "byte 21: \".\" and \"..\"" },
+		{ "spiffe://example.org/a/\\.", CG_ERR_FORMAT, "byte 23: \".\" and \"..\"" },
+		{ "spiffe://example.org/a\\", CG_ERR_FORMAT, "ends with '\\'" },
+		{ "spiffe://example.org/a\\/b", CG_ERR_FORMAT, "byte 23: byte outside" },
+		{ "spiffe://example.org/a b", CG_ERR_FORMAT, "path pattern, byte 22: byte outside" },
+		{ "spiffe://example.org/a?x=1", CG_ERR_FORMAT, "path pattern, byte 24: byte outside" },
+		{ "spiffe://example.org/a%2F", CG_ERR_FORMAT, "byte 22: percent" },
+		{ "spiffe://Example.org/*", CG_ERR_FORMAT, "trust domain, byte 9: uppercase" },
+		{ "spiffe://*.example.org/x", CG_ERR_FORMAT,
+		  "byte 9: the trust domain is matched exactly" },
+		{ "spiffe://example.*", CG_ERR_FORMAT, "byte 17: the trust domain is matched" },
+		{ "spiffe://", CG_ERR_FORMAT, "trust domain is empty" },
+		{ "spiffe:///x", CG_ERR_FORMAT, "trust domain is empty" },
+		{ "SPIFFE://example.org/x", CG_ERR_FORMAT, "must be lowercase" },
+		{ "example.org/x", CG_ERR_FORMAT, "does not start with \"spiffe://\"" },
+		{ "uri:spiffe://example.org/x", CG_ERR_FORMAT, "does not start with" },
+		{ "spiffe://example.org:8443/x", CG_ERR_FORMAT, "byte 20: a port" },
+		{ "spiffe://example.org#x", CG_ERR_FORMAT, "a fragment" },
+	};
+	char err[256], *big;
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		memset(err, 0, sizeof(err));
+		if (spiffe_pattern_check(t[i].s, err, sizeof(err)) != t[i].code)
+			fail_msg("\"%s\": got \"%s\", want %d", t[i].s, err, t[i].code);
+		if (t[i].want != NULL && strstr(err, t[i].want) == NULL)
+			fail_msg("\"%s\": reason \"%s\" lacks \"%s\"", t[i].s, err, t[i].want);
+	}
+	assert_int_equal(spiffe_pattern_check(NULL, err, sizeof(err)), CG_ERR_FORMAT);
+	/* At most SPIFFE_ID_MAX bytes, as an ID. */
+	big = malloc(SPIFFE_ID_MAX + 2);
+	assert_non_null(big);
+	memcpy(big, "spiffe://t/", 11);
+	memset(big + 11, 'a', SPIFFE_ID_MAX - 11);
+	big[SPIFFE_ID_MAX] = '\0';
+	assert_int_equal(spiffe_pattern_check(big, err, sizeof(err)), 0);
+	big[SPIFFE_ID_MAX] = '*';
+	big[SPIFFE_ID_MAX + 1] = '\0';
+	assert_int_equal(spiffe_pattern_check(big, err, sizeof(err)), CG_ERR_LIMIT);
+	free(big);
+	(void)state;
+}
+
+/* Every ID that parses is a pattern the configuration accepts, and
+ * matches itself. */
+static void
+test_pattern_of_id(void **state)
+{
+	static const char *const ids[] = {
+		"spiffe://example.org", "spiffe://example.org/a", "spiffe://td/Az09.-_/...",
+		"spiffe://1.2.3.4/x/.a/a./..b",
+	};
+	struct spiffe_id id;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		assert_int_equal(spiffe_id_parse(ids[i], strlen(ids[i]), &id, err,
+		    sizeof(err)), 0);
+		assert_int_equal(spiffe_pattern_check(ids[i], err, sizeof(err)), 0);
+		assert_int_equal(spiffe_trust_domain_check(id.trust_domain,
+		    strlen(id.trust_domain), err, sizeof(err)), 0);
+		assert_true(spiffe_id_match(&id, ids[i]));
+	}
+	(void)state;
+}
+
+/* ------------------------------------------------------------------ */
 
 #define NOW	((int64_t)1800000000)	/* 2027-01-15, any fixed instant */
 #define HOUR	((int64_t)3600)
@@ -493,6 +629,9 @@ main(void)
 		cmocka_unit_test(test_parse_prefixes),
 		cmocka_unit_test(test_parse_limits),
 		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_trust_domain_check),
+		cmocka_unit_test(test_pattern_check),
+		cmocka_unit_test(test_pattern_of_id),
 		cmocka_unit_test(test_svid),
 		cmocka_unit_test(test_svid_repeated_ext),
 	};
