@@ -318,11 +318,15 @@ enum policy_cond_kind {
 	POLICY_COND_ATTR,	/* an attribute of the request (HTTP: method, path) */
 	POLICY_COND_CLIENT_SUBJECT, /* verified client certificate's subject (RFC 2253) */
 	POLICY_COND_CLIENT_SAN,	/* one of its SANs, "dns:", "uri:", "email:", "ip:" + value */
+	POLICY_COND_SPIFFE_ID,	/* the request's SPIFFE ID, against spiffe_id_match()
+				   patterns, not cg_glob_match() */
+	POLICY_COND_TRUST_DOMAIN, /* its trust domain, compared exactly ("example.org") */
 };
 
 /*
  * One condition: holds when the subject matches any of values (each a glob,
- * see cg_glob_match).  For a claim: a string is matched as is, a number or
+ * see cg_glob_match; for POLICY_COND_SPIFFE_ID a spiffe_id_match() pattern,
+ * for POLICY_COND_TRUST_DOMAIN an exact trust domain).  For a claim: a string is matched as is, a number or
  * boolean by its JSON text ("42", "true"), an array when any element
  * matches; an object or absent claim never matches.  For an attribute: its
  * bytes, as the request carries them; an attribute the request does not
@@ -366,6 +370,8 @@ struct policy_route {
 void policy_route_clear(struct policy_route *r);
 void policy_rule_clear(struct policy_rule *rule);
 
+struct spiffe_id;	/* policy/spiffe.h */
+
 /*
  * A TLS client certificate that was presented and verified.  SAN values
  * carry their type as a prefix: "dns:api.example.com",
@@ -376,6 +382,10 @@ struct policy_peer {
 	const char *subject;
 	const char *const *sans;
 	size_t nsans;
+	const struct spiffe_id *spiffe;	/* the certificate's SPIFFE ID when it
+					   was accepted as an X.509-SVID of a
+					   trust domain (verified against that
+					   domain's bundle); else NULL */
 };
 
 /*
@@ -394,10 +404,15 @@ struct policy_attr {
 struct policy_request {
 	const struct policy_identity *id;
 	const struct policy_peer *peer;	/* NULL: no verified client certificate */
+	const struct spiffe_id *spiffe;	/* the caller's verified SPIFFE ID, which
+					   the spiffe_id and trust_domain
+					   conditions match (today an X.509-SVID
+					   peer's, peer->spiffe); NULL: none */
 	bool peer_only;			/* the certificate is the caller's whole
 					   proof (id NULL): only an allow rule
 					   that names it (client_subject,
-					   client_san) can allow */
+					   client_san, spiffe_id, trust_domain)
+					   can allow */
 	const struct policy_attr *attrs; /* attrs[id], for ids below nattrs; borrowed */
 	size_t nattrs;
 	int64_t now_s;

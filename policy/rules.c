@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "spiffe.h"
 
 void
 policy_rule_clear(struct policy_rule *rule)
@@ -162,6 +163,30 @@ peer_san_match(const struct policy_cond *c, const struct policy_peer *peer)
 	return false;
 }
 
+/* The request's SPIFFE ID against patterns (spiffe_id_match()). */
+static bool
+spiffe_match(const struct policy_cond *c, const struct spiffe_id *id)
+{
+	size_t i;
+
+	for (i = 0; id != NULL && i < c->nvalues; i++)
+		if (spiffe_id_match(id, c->values[i]))
+			return true;
+	return false;
+}
+
+/* Its trust domain against exact names: a trust domain is no glob. */
+static bool
+trust_domain_match(const struct policy_cond *c, const struct spiffe_id *id)
+{
+	size_t i;
+
+	for (i = 0; id != NULL && i < c->nvalues; i++)
+		if (c->values[i] != NULL && strcmp(c->values[i], id->trust_domain) == 0)
+			return true;
+	return false;
+}
+
 static bool
 audience_match(const struct policy_cond *c, const struct policy_identity *id)
 {
@@ -207,6 +232,10 @@ cond_holds(const struct policy_cond *c, const struct policy_request *q)
 		return q->peer != NULL && values_match_str(c, q->peer->subject);
 	case POLICY_COND_CLIENT_SAN:
 		return q->peer != NULL && peer_san_match(c, q->peer);
+	case POLICY_COND_SPIFFE_ID:
+		return spiffe_match(c, q->spiffe);
+	case POLICY_COND_TRUST_DOMAIN:
+		return trust_domain_match(c, q->spiffe);
 	}
 	return false;	/* an unknown kind never grants anything */
 }
@@ -233,7 +262,7 @@ policy_rule_resolve_attrs(struct policy_rule *rule, const char *const *attrs)
 	return unknown;
 }
 
-/* Whether rule names the client certificate. */
+/* Whether rule names the client certificate, or the SPIFFE ID it carries. */
 static bool
 rule_names_peer(const struct policy_rule *rule)
 {
@@ -241,7 +270,9 @@ rule_names_peer(const struct policy_rule *rule)
 
 	for (i = 0; i < rule->nconds; i++)
 		if (rule->conds[i].kind == POLICY_COND_CLIENT_SUBJECT ||
-		    rule->conds[i].kind == POLICY_COND_CLIENT_SAN)
+		    rule->conds[i].kind == POLICY_COND_CLIENT_SAN ||
+		    rule->conds[i].kind == POLICY_COND_SPIFFE_ID ||
+		    rule->conds[i].kind == POLICY_COND_TRUST_DOMAIN)
 			return true;
 	return false;
 }

@@ -1,7 +1,8 @@
 /*
  * test_rules.c: policy_decide() over a table of routes, identities and
  * requests, over a table of verified client certificates (subject and
- * SAN conditions) and over a table of request attributes of other
+ * SAN conditions), over a table of verified SPIFFE IDs (spiffe_id and
+ * trust_domain conditions) and over a table of request attributes of other
  * protocols; attribute names resolved to ids; claim lookup by dotted path;
  * identities built from claims; algorithm names.
  */
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "policy/spiffe.h"
 
 /* ------------------------------------------------------------------ */
 /* Compact, static descriptions of rules, turned into heap routes.     */
@@ -34,6 +36,8 @@ struct trule {
 #define PATH(...)	ATTR("path", __VA_ARGS__)
 #define SUBJECT(...)	{ POLICY_COND_CLIENT_SUBJECT, NULL, { __VA_ARGS__, NULL } }
 #define SAN(...)	{ POLICY_COND_CLIENT_SAN, NULL, { __VA_ARGS__, NULL } }
+#define SPIFFE(...)	{ POLICY_COND_SPIFFE_ID, NULL, { __VA_ARGS__, NULL } }
+#define TD(...)		{ POLICY_COND_TRUST_DOMAIN, NULL, { __VA_ARGS__, NULL } }
 #define RULES(...)	((const struct trule[]){ __VA_ARGS__, { NULL, { { 0 } } } })
 #define NONE		NULL
 
@@ -350,6 +354,107 @@ static const struct pcase pcases[] = {
 	  NULL, WOULD, NULL, R_NOMATCH },
 	{ "dry-run SAN match", NONE, SPIFFE_ALLOW, POLICY_DRY_RUN, &peer_batch,
 	  NULL, ALLOW, "spiffe", R_ALLOWED },
+};
+
+/* ------------------------------------------------------------------ */
+/* SPIFFE ID conditions: the request's verified SPIFFE ID.             */
+/* ------------------------------------------------------------------ */
+#define ID_API		"spiffe://prod.example.org/ns/prod/sa/api"
+#define ID_BATCH	"spiffe://prod.example.org/ns/prod/sa/batch"
+#define ID_STAGING	"spiffe://staging.example.org/ns/prod/sa/api"
+#define ID_TD		"spiffe://prod.example.org"
+
+#define PROD_NS RULES({ "prod-ns", { SPIFFE("spiffe://prod.example.org/ns/prod/*") } })
+
+struct scase {
+	const char *what;
+	const struct trule *deny;
+	const struct trule *allow;
+	enum policy_mode mode;
+	const char *spiffe;	/* the request's SPIFFE ID; NULL: none */
+	bool peer_only;		/* the certificate is the whole proof */
+	const char *claims;	/* NULL: no identity */
+	enum policy_result result;
+	const char *rule;
+};
+
+static const struct scase scases[] = {
+	/* spiffe_id: exact, or a glob on the path; the trust domain is exact. */
+	{ "exact ID", NONE, RULES({ "api", { SPIFFE(ID_API) } }), POLICY_ENFORCE, ID_API,
+	  false, NULL, ALLOW, "api" },
+	{ "exact ID, another workload", NONE, RULES({ "api", { SPIFFE(ID_API) } }),
+	  POLICY_ENFORCE, ID_BATCH, false, NULL, DENY, NULL },
+	{ "path glob", NONE, PROD_NS, POLICY_ENFORCE, ID_BATCH, false, NULL, ALLOW, "prod-ns" },
+	{ "path glob, same path in another trust domain", NONE, PROD_NS, POLICY_ENFORCE,
+	  ID_STAGING, false, NULL, DENY, NULL },
+	{ "every workload of a trust domain", NONE,
+	  RULES({ "all", { SPIFFE("spiffe://prod.example.org/*") } }), POLICY_ENFORCE,
+	  ID_BATCH, false, NULL, ALLOW, "all" },
+	{ "the trust domain's own ID is no workload", NONE,
+	  RULES({ "all", { SPIFFE("spiffe://prod.example.org/*") } }), POLICY_ENFORCE,
+	  ID_TD, false, NULL, DENY, NULL },
+	{ "a pattern without a path names the trust domain's ID", NONE,
+	  RULES({ "td", { SPIFFE(ID_TD) } }), POLICY_ENFORCE, ID_TD, false, NULL, ALLOW, "td" },
+	{ "... and no workload", NONE, RULES({ "td", { SPIFFE(ID_TD) } }), POLICY_ENFORCE,
+	  ID_API, false, NULL, DENY, NULL },
+	{ "a look-alike trust domain", NONE,
+	  RULES({ "all", { SPIFFE("spiffe://prod.example.org/*") } }), POLICY_ENFORCE,
+	  "spiffe://prod.example.org.evil/ns/prod/sa/api", false, NULL, DENY, NULL },
+	{ "a cg_glob pattern is no spiffe_id_match pattern", NONE,
+	  RULES({ "glob", { SPIFFE("spiffe://*/ns/prod/sa/api") } }), POLICY_ENFORCE, ID_API,
+	  false, NULL, DENY, NULL },
+	{ "one of several", NONE,
+	  RULES({ "two", { SPIFFE("spiffe://other.org/*", ID_BATCH) } }), POLICY_ENFORCE,
+	  ID_BATCH, false, NULL, ALLOW, "two" },
+	{ "no SPIFFE ID", NONE, PROD_NS, POLICY_ENFORCE, NULL, false, ALICE_ADMIN, DENY, NULL },
+
+	/* trust_domain: exact, never a glob. */
+	{ "trust domain", NONE, RULES({ "prod", { TD("prod.example.org") } }), POLICY_ENFORCE,
+	  ID_API, false, NULL, ALLOW, "prod" },
+	{ "trust domain of the domain's own ID", NONE,
+	  RULES({ "prod", { TD("prod.example.org") } }), POLICY_ENFORCE, ID_TD, false, NULL,
+	  ALLOW, "prod" },
+	{ "another trust domain", NONE, RULES({ "prod", { TD("prod.example.org") } }),
+	  POLICY_ENFORCE, ID_STAGING, false, NULL, DENY, NULL },
+	{ "trust domain is no glob", NONE, RULES({ "prod", { TD("*.example.org") } }),
+	  POLICY_ENFORCE, ID_API, false, NULL, DENY, NULL },
+	{ "trust domain is not a suffix", NONE, RULES({ "prod", { TD("example.org") } }),
+	  POLICY_ENFORCE, ID_API, false, NULL, DENY, NULL },
+	{ "trust domain one of several", NONE,
+	  RULES({ "both", { TD("staging.example.org", "prod.example.org") } }),
+	  POLICY_ENFORCE, ID_API, false, NULL, ALLOW, "both" },
+	{ "trust domain without a SPIFFE ID", NONE, RULES({ "prod", { TD("prod.example.org") } }),
+	  POLICY_ENFORCE, NULL, false, ALICE_ADMIN, DENY, NULL },
+
+	/* Alongside claims, and deny rules. */
+	{ "ID and claim both hold", NONE,
+	  RULES({ "both", { SPIFFE(ID_API), CLAIM("groups", "admin") } }), POLICY_ENFORCE,
+	  ID_API, false, ALICE_ADMIN, ALLOW, "both" },
+	{ "ID holds, claim does not", NONE,
+	  RULES({ "both", { SPIFFE(ID_API), CLAIM("groups", "admin") } }), POLICY_ENFORCE,
+	  ID_API, false, BOB_DEV, DENY, NULL },
+	{ "deny by ID wins", RULES({ "no-batch", { SPIFFE(ID_BATCH) } }), PROD_NS,
+	  POLICY_ENFORCE, ID_BATCH, false, NULL, DENY, "no-batch" },
+	{ "deny by trust domain wins", RULES({ "no-staging", { TD("staging.example.org") } }),
+	  RULES({ "all", { { 0 } } }), POLICY_ENFORCE, ID_STAGING, false, ALICE_ADMIN, DENY,
+	  "no-staging" },
+	{ "deny by ID needs an ID", RULES({ "no-batch", { SPIFFE(ID_BATCH) } }),
+	  RULES({ "all", { { 0 } } }), POLICY_ENFORCE, NULL, false, ALICE_ADMIN, ALLOW, "all" },
+	{ "dry-run ID mismatch", NONE, PROD_NS, POLICY_DRY_RUN, ID_STAGING, false, NULL,
+	  WOULD, NULL },
+
+	/* The certificate as the whole proof: a rule on the ID or its trust
+	 * domain names it. */
+	{ "peer only: spiffe_id names the certificate", NONE, PROD_NS, POLICY_ENFORCE, ID_API,
+	  true, NULL, ALLOW, "prod-ns" },
+	{ "peer only: trust_domain names it", NONE, RULES({ "prod", { TD("prod.example.org") } }),
+	  POLICY_ENFORCE, ID_API, true, NULL, ALLOW, "prod" },
+	{ "peer only: a rule on neither", NONE,
+	  RULES({ "all", { { 0 } } }, { "get", { METHOD("GET") } }), POLICY_ENFORCE, ID_API,
+	  true, NULL, DENY, NULL },
+	{ "peer only: the ID rule after one that does not name it", NONE,
+	  RULES({ "all", { { 0 } } }, { "api", { SPIFFE(ID_API), METHOD("GET") } }),
+	  POLICY_ENFORCE, ID_API, true, NULL, ALLOW, "api" },
 };
 
 /* ------------------------------------------------------------------ */
@@ -670,6 +775,62 @@ test_decide_peer_only(void **state)
 }
 
 static void
+test_decide_spiffe_table(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < CG_ARRAY_LEN(scases); i++) {
+		const struct scase *c = &scases[i];
+		struct policy_route route = { 0 };
+		struct policy_request q = { 0 };
+		struct policy_attr attrs[2];
+		struct policy_decision d;
+		struct policy_identity *id = NULL;
+		struct spiffe_id sid;
+		struct policy_peer peer = { 0 };
+		char err[128];
+		json_t *claims;
+
+		route.name = xstrdup("route");
+		route.mode = c->mode;
+		route.deny = build_rules(c->deny, &route.ndeny, http_attrs);
+		route.allow = build_rules(c->allow, &route.nallow, http_attrs);
+		if (c->claims != NULL) {
+			claims = json_loads(c->claims, 0, NULL);
+			assert_non_null(claims);
+			assert_int_equal(policy_identity_from_claims(&corp_issuer,
+			    claims, &id), 0);
+			json_decref(claims);
+		}
+		if (c->spiffe != NULL) {
+			assert_int_equal(spiffe_id_parse(c->spiffe, strlen(c->spiffe), &sid, err,
+			    sizeof(err)), 0);
+			peer.subject = "CN=svid";
+			peer.spiffe = &sid;
+			q.peer = &peer;
+			q.spiffe = &sid;
+		}
+		q.id = id;
+		q.peer_only = c->peer_only;
+		http_request(&q, attrs, "GET", "/");
+		q.now_s = NOW;
+
+		memset(&d, 0xff, sizeof(d));
+		policy_decide(&route, &q, &d);
+		if (d.result != c->result)
+			fail_msg("%s: result %s, want %s", c->what,
+			    policy_result_name(d.result), policy_result_name(c->result));
+		if (c->rule == NULL ? d.rule != NULL :
+		    (d.rule == NULL || strcmp(d.rule, c->rule) != 0))
+			fail_msg("%s: rule %s, want %s", c->what,
+			    d.rule ? d.rule : "(none)", c->rule ? c->rule : "(none)");
+		policy_identity_free(id);
+		policy_route_clear(&route);
+	}
+}
+
+static void
 test_decide_cond_without_values(void **state)
 {
 	struct policy_cond cond = { .kind = POLICY_COND_ATTR, .attr = (char *)"path",
@@ -953,6 +1114,7 @@ main(void)
 		cmocka_unit_test(test_decide_table),
 		cmocka_unit_test(test_decide_peer_table),
 		cmocka_unit_test(test_decide_peer_only),
+		cmocka_unit_test(test_decide_spiffe_table),
 		cmocka_unit_test(test_decide_cond_without_values),
 		cmocka_unit_test(test_decide_attrs_table),
 		cmocka_unit_test(test_resolve_attrs),
