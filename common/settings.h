@@ -37,7 +37,8 @@ enum cg_setting_type {
 /*
  * Which struct a row's field is in.  The loader hands each row the struct
  * of its scope for the element being read: the process's, one issuer's,
- * one route's and its protocol's, one rule's, one condition's.
+ * one route's and its protocol's, one rule's, one condition's, one trust
+ * domain's.
  */
 enum cg_setting_scope {
 	CG_SCOPE_NONE = 0,	/* no field: groups, lists, and rows whose
@@ -50,6 +51,7 @@ enum cg_setting_scope {
 				   cfg_size bytes of its struct inj_proto */
 	CG_SCOPE_RULE,		/* one allow or deny rule (struct policy_rule) */
 	CG_SCOPE_COND,		/* one condition of a rule (struct policy_cond) */
+	CG_SCOPE_TRUST_DOMAIN,	/* one SPIFFE trust domain (struct cg_trust_domain) */
 	CG_SCOPE_COUNT,
 };
 

@@ -179,6 +179,10 @@ spiffe_trust_domain_check(const char *s, size_t len, char *err, size_t errlen)
 		    SPIFFE_TD_MAX);
 		return CG_ERR_LIMIT;
 	}
+	if (len >= SPIFFE_SCHEME_LEN && strncasecmp(s, SPIFFE_SCHEME, SPIFFE_SCHEME_LEN) == 0) {
+		cg_errf(err, errlen, "a trust domain is written without \"spiffe://\"");
+		return CG_ERR_FORMAT;
+	}
 	return spiffe_td_bytes(s, len, 0, err, errlen) ? 0 : CG_ERR_FORMAT;
 }
 

@@ -57,9 +57,9 @@ int spiffe_id_parse(const char *s, size_t len, struct spiffe_id *out,
  * Checks that len bytes at s are a trust domain as a SPIFFE ID carries it
  * ("prod.example.org", no scheme, no path): what spiffe_id_parse() accepts
  * between "spiffe://" and the path.  Returns 0; CG_ERR_LIMIT for more than
- * SPIFFE_TD_MAX bytes; CG_ERR_FORMAT for an empty one (s NULL included)
- * or a byte the rules refuse, with a one-line reason in err that names
- * the byte by its offset in s.
+ * SPIFFE_TD_MAX bytes; CG_ERR_FORMAT for an empty one (s NULL included),
+ * one written with its scheme, or a byte the rules refuse, with a
+ * one-line reason in err that names the byte by its offset in s.
  */
 int spiffe_trust_domain_check(const char *s, size_t len, char *err, size_t errlen) CG_WUR;
 

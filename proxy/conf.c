@@ -10,8 +10,8 @@
  * second fills the structs from the rows, each bound to its field (values
  * or the rows' defaults), builds the lists, and does what a row cannot:
  * names and listen syntax, uniqueness, cross references, the protocols'
- * checks, TLS settings that go together, JWKS, secrets and certificate
- * files and their owners, the run-as user and group, and the warnings; for
+ * checks, TLS settings that go together, JWKS, trust bundle, secrets and
+ * certificate files and their owners, the run-as user and group, and the warnings; for
  * `credgate -t` also each route's secret and fields, and the audit file.
  * Every problem is collected; the load fails when any of them is not a
  * warning.  The dump, the freeing and the reload comparison walk the same
@@ -43,6 +43,7 @@
 #include <openssl/ssl.h>
 
 #include "policy/spiffe.h"
+#include "policy/svid.h"
 #include "proxy/conf.h"
 #include "proxy/conf_int.h"
 #include "vault-client/vault.h"
@@ -2166,7 +2167,36 @@ cond_print(const struct cg_setting *r, const void *const *bases, FILE *f)
 	return true;
 }
 
+/*
+ * Pass 1: a value that can never hold as written.  A spiffe_id pattern
+ * must be able to match a SPIFFE ID, a trust_domain value must be a trust
+ * domain; the other kinds are globs, which match what they match.
+ */
+static void
+cond_check(struct load *ld, const struct cg_setting *r, const config_setting_t *m,
+    const char *dpath)
+{
+	const struct conf_cond_spec *spec = r->arg;
+	const char *v = config_setting_get_string(m);
+	char q[CFG_QUOTE_MAX + 16], why[256];
+
+	switch (spec->kind) {
+	case POLICY_COND_SPIFFE_ID:
+		if (spiffe_pattern_check(v, why, sizeof(why)) != 0)
+			ld_err(ld, m, dpath, "%s: %s", QUOTE(q, v), why);
+		break;
+	case POLICY_COND_TRUST_DOMAIN:
+		if (spiffe_trust_domain_check(v, strlen(v), why, sizeof(why)) != 0)
+			ld_err(ld, m, dpath, "%s is not a trust domain as SPIFFE IDs carry it: %s",
+			    QUOTE(q, v), why);
+		break;
+	default:
+		break;
+	}
+}
+
 const struct cg_setting_ops conf_ops_cond = {
+	.check = cond_check,
 	.parse = cond_parse, .print = cond_print,	/* policy_rule_clear() frees */
 };
 
@@ -2227,7 +2257,8 @@ const struct cg_setting_ops conf_ops_cond_list = {
 	.parse = cond_list_parse, .count = cond_list_count, .elem = cond_list_elem,
 };
 
-/* The lists build_issuers(), build_routes() and build_rules() fill. */
+/* The lists build_issuers(), build_trust_domains(), build_routes() and
+ * build_rules() fill. */
 static size_t
 issuers_count(const struct cg_setting *r, const void *const *bases)
 {
@@ -2246,6 +2277,24 @@ issuers_elem(const struct cg_setting *r, const void *const *bases, size_t i,
 
 const struct cg_setting_ops conf_ops_issuers = {
 	.count = issuers_count, .elem = issuers_elem,
+};
+
+static size_t
+trust_domains_count(const struct cg_setting *r, const void *const *bases)
+{
+	return ((const struct cg_config *)bases[CG_SCOPE_PROCESS])->ntrust_domains;
+}
+
+static void
+trust_domains_elem(const struct cg_setting *r, const void *const *bases, size_t i,
+    const void **sub, const struct inj_proto **proto)
+{
+	sub[CG_SCOPE_TRUST_DOMAIN] =
+	    &((const struct cg_config *)bases[CG_SCOPE_PROCESS])->trust_domains[i];
+}
+
+const struct cg_setting_ops conf_ops_trust_domains = {
+	.count = trust_domains_count, .elem = trust_domains_elem,
 };
 
 static size_t
@@ -2520,7 +2569,10 @@ build_issuers(struct load *ld, const config_setting_t *root, struct cg_config *c
 	char dpath[CFG_PATH_MAX], sub[CFG_PATH_MAX], q[CFG_QUOTE_MAX + 16];
 
 	if (n == 0) {
-		if (list != NULL)
+		const config_setting_t *tds = member(root, "trust_domains", CONFIG_TYPE_LIST);
+
+		/* A caller may still prove itself with an X.509-SVID. */
+		if (list != NULL && (tds == NULL || config_setting_length(tds) == 0))
 			ld_warn(ld, list, "issuers", "none configured: no caller can be verified");
 		return;
 	}
@@ -2943,6 +2995,65 @@ resolve_attrs(struct load *ld, const struct cg_route *rt, struct policy_rule *ru
 	}
 }
 
+/* Whether an issuer verifies JWT-SVIDs of trust domain td (NULL: any). */
+static bool
+issuer_of_domain(const struct cg_config *cfg, const char *td)
+{
+	size_t k;
+
+	for (k = 0; k < cfg->nissuers; k++)
+		if (cfg->issuers[k]->trust_domain != NULL &&
+		    cfg->issuers[k]->trust_domain[0] != '\0' &&
+		    (td == NULL || strcmp(cfg->issuers[k]->trust_domain, td) == 0))
+			return true;
+	return false;
+}
+
+/*
+ * A spiffe_id or trust_domain condition that can hold for no SPIFFE ID the
+ * route takes: the request's SPIFFE ID is that of an X.509-SVID of a trust
+ * domain of routes.[].tls.trust_domains, or of a JWT-SVID of an issuer
+ * with a trust_domain.
+ */
+static void
+warn_svid_cond(struct load *ld, const struct cg_config *cfg, const struct cg_route *rt,
+    const config_setting_t *at, const char *path, const struct policy_cond *c)
+{
+	char q[CFG_QUOTE_MAX + 16], qt[CFG_QUOTE_MAX + 16], td[SPIFFE_TD_MAX + 1];
+	const struct cg_trust_domain *d;
+	const char *v, *end;
+	size_t i, j, len;
+	bool found;
+
+	if (rt->tls.ntrust_domains == 0 && !issuer_of_domain(cfg, NULL)) {
+		ld_warn(ld, at, path, "holds only for a verified SPIFFE ID: the route's listener "
+		    "accepts no X.509-SVID (tls.trust_domains) and no issuer has a trust_domain");
+		return;
+	}
+	for (i = 0; i < c->nvalues; i++) {
+		v = c->values[i];
+		if (c->kind == POLICY_COND_SPIFFE_ID) {
+			if (strncmp(v, SPIFFE_SCHEME, SPIFFE_SCHEME_LEN) != 0)
+				continue;	/* an error already */
+			v += SPIFFE_SCHEME_LEN;
+		}
+		end = strchr(v, '/');
+		len = end != NULL ? (size_t)(end - v) : strlen(v);
+		if (len == 0 || len > SPIFFE_TD_MAX)
+			continue;
+		memcpy(td, v, len);
+		td[len] = '\0';
+		found = issuer_of_domain(cfg, td);
+		for (j = 0; j < rt->tls.ntrust_domains && !found; j++)
+			found = (d = cg_config_trust_domain(cfg, rt->tls.trust_domains[j])) != NULL &&
+			    d->trust_domain != NULL && strcmp(d->trust_domain, td) == 0;
+		if (!found)
+			ld_warn(ld, at, path, "%s: trust domain %s is neither one the route's "
+			    "tls.trust_domains accept nor an issuer's trust_domain: it holds for "
+			    "no SPIFFE ID", QUOTE(q, c->values[i]), QUOTE(qt, td));
+	}
+}
+
 /* Builds routes.[ri].allow or .deny, the rows' list kind (rules). */
 static void
 build_rules(struct load *ld, const struct cg_config *cfg, struct cg_route *rt,
@@ -3005,6 +3116,12 @@ build_rules(struct load *ld, const struct cg_config *cfg, struct cg_route *rt,
 				for (v = 0; v < c->nvalues; v++)
 					check_issuer_ref(ld, cfg, member(g, issuer->path, -1), sub,
 					    c->values[v]);
+			} else if (c->kind == POLICY_COND_SPIFFE_ID ||
+			    c->kind == POLICY_COND_TRUST_DOMAIN) {
+				const struct cg_setting *o = c->origin;
+
+				path_join(sub, sizeof(sub), dpath, last_name(o->path));
+				warn_svid_cond(ld, cfg, rt, member(g, o->path, -1), sub, c);
 			} else if (c->origin == paths) {
 				path_join(sub, sizeof(sub), dpath, last_name(paths->path));
 				for (v = 0; v < c->nvalues; v++)
@@ -3207,10 +3324,169 @@ server_name_ok(const char *s)
 	return true;
 }
 
+/*
+ * trust_domains: names and trust domains unique and well formed, and with
+ * CG_CONFIG_LOAD_FILES each bundle file read (a file others may change is
+ * refused, as a client_ca would be).
+ */
+static void
+build_trust_domains(struct load *ld, const config_setting_t *root, struct cg_config *cfg)
+{
+	const config_setting_t *list = member(root, "trust_domains", CONFIG_TYPE_LIST);
+	int i, n = list != NULL ? config_setting_length(list) : 0;
+	char dpath[CFG_PATH_MAX], sub[CFG_PATH_MAX], q[CFG_QUOTE_MAX + 16], why[512];
+	size_t k;
+
+	if (n == 0)
+		return;
+	if ((cfg->trust_domains = calloc((size_t)n, sizeof(*cfg->trust_domains))) == NULL) {
+		ld->nomem = true;
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		struct cg_trust_domain *td;
+		const config_setting_t *m;
+		size_t nerr = ld->nerr;
+
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			continue;
+		td = &cfg->trust_domains[cfg->ntrust_domains++];
+		td->line = line_of(g);
+		path_index(dpath, sizeof(dpath), "trust_domains", (size_t)i);
+		fill_group(ld, g, "trust_domains.[]", dpath,
+		    (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_TRUST_DOMAIN] = td });
+
+		if (td->name != NULL && td->name[0] != '\0') {
+			m = member(g, "trust_domains.[].name", -1);
+			path_join(sub, sizeof(sub), dpath, "name");
+			if (!name_ok(td->name))
+				ld_err(ld, m, sub, "%s: only letters, digits, '_', '.' and '-' "
+				    "are allowed", QUOTE(q, td->name));
+			for (k = 0; k + 1 < cfg->ntrust_domains; k++)
+				if (cfg->trust_domains[k].name != NULL &&
+				    strcmp(cfg->trust_domains[k].name, td->name) == 0) {
+					ld_err(ld, m, sub, "trust domain name %s already used at "
+					    "line %d", QUOTE(q, td->name),
+					    cfg->trust_domains[k].line);
+					break;
+				}
+		}
+		if (td->trust_domain != NULL && td->trust_domain[0] != '\0') {
+			m = member(g, "trust_domains.[].trust_domain", -1);
+			path_join(sub, sizeof(sub), dpath, "trust_domain");
+			if (spiffe_trust_domain_check(td->trust_domain, strlen(td->trust_domain),
+			    why, sizeof(why)) != 0)
+				ld_err(ld, m, sub, "%s is not a trust domain as SPIFFE IDs carry "
+				    "it: %s", QUOTE(q, td->trust_domain), why);
+			for (k = 0; k + 1 < cfg->ntrust_domains; k++)
+				if (cfg->trust_domains[k].trust_domain != NULL &&
+				    strcmp(cfg->trust_domains[k].trust_domain,
+				    td->trust_domain) == 0) {
+					ld_err(ld, m, sub, "trust domain %s already configured at "
+					    "line %d", QUOTE(q, td->trust_domain),
+					    cfg->trust_domains[k].line);
+					break;
+				}
+		}
+		if (!(ld->flags & CG_CONFIG_LOAD_FILES) || td->x509_bundle_file == NULL ||
+		    td->x509_bundle_file[0] == '\0')
+			continue;
+		check_tls_file(ld, g, "trust_domains.[].x509_bundle_file", dpath, false);
+		if (ld->nerr != nerr)
+			continue;	/* reported: the file, or this element */
+		path_join(sub, sizeof(sub), dpath, "x509_bundle_file");
+		if (svid_bundle_load_file(td->x509_bundle_file, &td->bundle, &td->bundle_certs,
+		    &td->bundle_st, why, sizeof(why)) != 0)
+			ld_err(ld, member(g, "trust_domains.[].x509_bundle_file", -1), sub,
+			    "%s", why);
+	}
+}
+
+/* A trust domain that no listener accepts SVIDs of. */
+static void
+warn_unused_trust_domains(struct load *ld, const config_setting_t *root,
+    const struct cg_config *cfg)
+{
+	const config_setting_t *list = member(root, "trust_domains", CONFIG_TYPE_LIST);
+	char path[CFG_PATH_MAX], q[CFG_QUOTE_MAX + 16];
+	int i, n = list != NULL ? config_setting_length(list) : 0;
+	size_t k = 0, r, j;
+	bool used;
+
+	for (i = 0; i < n && k < cfg->ntrust_domains; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		const struct cg_trust_domain *td;
+
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			continue;
+		td = &cfg->trust_domains[k++];
+		used = false;
+		for (r = 0; r < cfg->nroutes && !used; r++)
+			for (j = 0; j < cfg->routes[r].tls.ntrust_domains && !used; j++)
+				used = td->name != NULL &&
+				    strcmp(cfg->routes[r].tls.trust_domains[j], td->name) == 0;
+		if (used || td->name == NULL)
+			continue;
+		path_index(path, sizeof(path), "trust_domains", (size_t)i);
+		ld_warn(ld, g, path, "no route accepts the X.509-SVIDs of trust domain %s "
+		    "(routes.[].tls.trust_domains)", QUOTE(q, td->name));
+	}
+}
+
+/*
+ * routes.[].tls.trust_domains: names of configured trust domains, each
+ * once; the listener then verifies client certificates as X.509-SVIDs of
+ * those domains, which takes the place of client_ca and needs a client
+ * certificate asked for.
+ */
+static void
+check_tls_trust_domains(struct load *ld, const config_setting_t *g, const char *dpath,
+    const struct cg_config *cfg, const struct cg_route *rt)
+{
+	const struct cg_tls_server *t = &rt->tls;
+	const config_setting_t *m = member(g, "routes.[].tls.trust_domains", -1);
+	char path[CFG_PATH_MAX], sub[CFG_PATH_MAX], q[CFG_QUOTE_MAX + 16];
+	size_t i, k;
+
+	if (t->ntrust_domains == 0)
+		return;
+	path_join(path, sizeof(path), dpath, "trust_domains");
+	if (t->cert == NULL)
+		ld_err(ld, m, path, "requires cert and key: the listener serves TLS only "
+		    "with both");
+	if (t->client_ca != NULL)
+		ld_err(ld, m, path, "cannot go with client_ca: a client certificate is "
+		    "verified against the one or the other");
+	if (t->verify_client == CG_TLS_VERIFY_NONE)
+		ld_err(ld, m, path, "requires verify_client \"optional\" or \"required\": "
+		    "no client certificate is asked for");
+	for (i = 0; i < t->ntrust_domains; i++) {
+		const config_setting_t *e = m;
+
+		if (m != NULL && config_setting_is_array(m)) {
+			e = config_setting_get_elem(m, (unsigned)i);
+			path_index(sub, sizeof(sub), path, i);
+		} else
+			snprintf(sub, sizeof(sub), "%s", path);
+		if (cg_config_trust_domain(cfg, t->trust_domains[i]) == NULL) {
+			ld_err(ld, e, sub, "unknown trust domain %s (trust_domains.[].name)",
+			    QUOTE(q, t->trust_domains[i]));
+			continue;
+		}
+		for (k = 0; k < i; k++)
+			if (strcmp(t->trust_domains[k], t->trust_domains[i]) == 0) {
+				ld_err(ld, e, sub, "trust domain %s named twice",
+				    QUOTE(q, t->trust_domains[i]));
+				break;
+			}
+	}
+}
+
 /* routes.[].tls: cert and key together turn TLS on for callers. */
 static void
 build_tls_server(struct load *ld, const config_setting_t *rg, const char *rpath,
-    struct cg_route *rt)
+    const struct cg_config *cfg, struct cg_route *rt)
 {
 	const config_setting_t *g = member(rg, "routes.[].tls", CONFIG_TYPE_GROUP);
 	struct cg_tls_server *t = &rt->tls;
@@ -3237,7 +3513,9 @@ build_tls_server(struct load *ld, const config_setting_t *rg, const char *rpath,
 		ld_err(ld, member(g, "routes.[].tls.client_ca", -1), sub,
 		    "requires cert and key: the listener serves TLS only with both");
 	}
-	if (t->verify_client != CG_TLS_VERIFY_NONE && t->client_ca == NULL) {
+	check_tls_trust_domains(ld, g, dpath, cfg, rt);
+	if (t->verify_client != CG_TLS_VERIFY_NONE && t->client_ca == NULL &&
+	    t->ntrust_domains == 0) {
 		path_join(sub, sizeof(sub), dpath, "verify_client");
 		ld_err(ld, member(g, "routes.[].tls.verify_client", -1), sub,
 		    "\"%s\" requires client_ca", choice_name(row("routes.[].tls.verify_client"),
@@ -3384,7 +3662,7 @@ build_route(struct load *ld, const config_setting_t *rg, size_t idx, struct cg_c
 			}
 		}
 	}
-	build_tls_server(ld, rg, rpath, rt);
+	build_tls_server(ld, rg, rpath, cfg, rt);
 	build_tls_client(ld, rg, rpath, rt);
 
 	if (rt->expires_text != NULL && rt->expires_text[0] != '\0') {
@@ -3675,6 +3953,29 @@ cond_narrows(const struct policy_cond *c)
 	return false;
 }
 
+/*
+ * A spiffe_id condition narrows when one of its values names less than
+ * every workload of its trust domain ("spiffe://td/" and only '*').  A
+ * trust_domain condition, like an issuer, narrows nothing.
+ */
+static bool
+spiffe_cond_narrows(const struct policy_cond *c)
+{
+	const char *path;
+	size_t v;
+
+	if (c->kind != POLICY_COND_SPIFFE_ID)
+		return false;
+	for (v = 0; v < c->nvalues; v++) {
+		if (c->values[v] == NULL || strlen(c->values[v]) < SPIFFE_SCHEME_LEN)
+			continue;
+		if ((path = strchr(c->values[v] + SPIFFE_SCHEME_LEN, '/')) == NULL ||
+		    strspn(path + 1, "*") != strlen(path + 1))
+			return true;
+	}
+	return false;
+}
+
 static bool
 claim_is(const struct policy_cond *c, const char *const *names)
 {
@@ -3751,6 +4052,7 @@ warn_broad_rule(struct load *ld, const struct cg_config *cfg, const struct polic
 	    "workflow_ref", "job_workflow_sha", "workflow_sha", "ref_protected",
 	    "environment_protected", NULL };
 	bool narrow = false, ci = rule_ci_issuer(cfg, rule), repo_named = false, pinned = false;
+	bool svid = false;
 	char q[CFG_QUOTE_MAX + 16];
 	size_t c;
 
@@ -3758,12 +4060,22 @@ warn_broad_rule(struct load *ld, const struct cg_config *cfg, const struct polic
 		const struct policy_cond *pc = &rule->conds[c];
 
 		if (pc->kind == POLICY_COND_CLAIM ? cond_narrows(pc) :
-		    pc->kind == POLICY_COND_CLIENT_SUBJECT || pc->kind == POLICY_COND_CLIENT_SAN)
+		    pc->kind == POLICY_COND_CLIENT_SUBJECT || pc->kind == POLICY_COND_CLIENT_SAN ||
+		    spiffe_cond_narrows(pc))
 			narrow = true;
+		if (pc->kind == POLICY_COND_SPIFFE_ID || pc->kind == POLICY_COND_TRUST_DOMAIN)
+			svid = true;
 		if (claim_is(pc, repo))
 			repo_named = true;
 		if (claim_is(pc, pins) || sub_pins(pc))
 			pinned = true;
+	}
+	if (!narrow && svid) {
+		ld_warn(ld, g, path, "allow rule %s accepts every workload of the trust domains "
+		    "it names: name the workloads with spiffe_id, such as "
+		    "\"spiffe://<trust domain>/ns/<namespace>/*\"",
+		    QUOTE(q, rule->name != NULL ? rule->name : "-"));
+		return;
 	}
 	if (!narrow) {
 		ld_warn(ld, g, path, "allow rule %s accepts every caller with a valid token of "
@@ -3855,6 +4167,7 @@ load_text(const char *text, const char *name, unsigned flags, struct cg_config *
 	build_global(&ld, root, cfg);
 	build_issuers(&ld, root, cfg);
 	build_secrets(&ld, root, cfg);
+	build_trust_domains(&ld, root, cfg);
 	build_routes(&ld, root, cfg);
 	check_admin_listen(&ld, root, cfg);
 	check_route_secrets(&ld, root, cfg);
@@ -3864,6 +4177,7 @@ load_text(const char *text, const char *name, unsigned flags, struct cg_config *
 
 		warn_unused_issuers(&ld, root, cfg);
 		warn_broad_rules(&ld, root, cfg);
+		warn_unused_trust_domains(&ld, root, cfg);
 		for (i = 0; i < ld.warnings.n; i++) {
 			if (!errors_push(errs, ld.warnings.msgs[i], true))
 				ld.nomem = true;
@@ -3947,6 +4261,14 @@ cg_config_free(struct cg_config *cfg)
 	}
 	free(cfg->issuers);
 	free(cfg->issuer_ext);
+	for (i = 0; i < cfg->ntrust_domains; i++) {
+		struct cg_trust_domain *td = &cfg->trust_domains[i];
+
+		clear_group("trust_domains.[]", NULL,
+		    (void *[CG_SCOPE_COUNT]){ [CG_SCOPE_TRUST_DOMAIN] = td });
+		X509_STORE_free(td->bundle);
+	}
+	free(cfg->trust_domains);
 	for (i = 0; i < cfg->nroutes; i++) {
 		struct cg_route *rt = &cfg->routes[i];
 
@@ -3956,6 +4278,18 @@ cg_config_free(struct cg_config *cfg)
 	}
 	free(cfg->routes);
 	free(cfg);
+}
+
+const struct cg_trust_domain *
+cg_config_trust_domain(const struct cg_config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; cfg != NULL && name != NULL && i < cfg->ntrust_domains; i++)
+		if (cfg->trust_domains[i].name != NULL &&
+		    strcmp(cfg->trust_domains[i].name, name) == 0)
+			return &cfg->trust_domains[i];
+	return NULL;
 }
 
 const struct cg_route *

@@ -11,6 +11,7 @@
 #ifndef CG_CONFIG_H
 #define CG_CONFIG_H
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <stdbool.h>
@@ -43,7 +44,8 @@ enum cg_tls_verify {
 /*
  * routes.[].tls: the listener serves TLS when cert and key are set (the
  * load refuses one without the other).  The strings with a default in the
- * table are always filled in; cert, key and client_ca are NULL when unset.
+ * table are always filled in; cert, key and client_ca are NULL when unset,
+ * trust_domains empty.
  * With CG_CONFIG_LOAD_FILES the files were regular, readable and not
  * writable by others (keys: no access for others) at load time; the TLS
  * code reads them itself, at start and on reload.
@@ -53,6 +55,10 @@ struct cg_tls_server {
 	char *cert;			/* routes.[].tls.cert: PEM chain */
 	char *key;			/* routes.[].tls.key: PEM private key */
 	char *client_ca;		/* routes.[].tls.client_ca: PEM CA bundle */
+	char **trust_domains;		/* routes.[].tls.trust_domains: names of
+					   cg_config.trust_domains whose X.509-SVIDs
+					   are accepted instead (never both) */
+	size_t ntrust_domains;
 	enum cg_tls_verify verify_client; /* routes.[].tls.verify_client */
 	char *min_version;		/* "TLSv1.2" | "TLSv1.3" */
 	char *ciphers;			/* TLS 1.2 cipher list (OpenSSL syntax) */
@@ -133,6 +139,24 @@ struct cg_issuer_ext {
 	int line;			/* where the issuer starts in the file */
 };
 
+/*
+ * trust_domains.[]: a SPIFFE trust domain whose X.509-SVIDs a listener may
+ * accept (routes.[].tls.trust_domains).  With CG_CONFIG_LOAD_FILES its
+ * bundle was read at load: bundle, bundle_certs and bundle_st describe what
+ * was read; the running process re-reads the file when it changes
+ * (proxy/trust.h).  Without, bundle is NULL.
+ */
+struct cg_trust_domain {
+	char *name;			/* trust_domains.[].name: what routes and audit name */
+	char *trust_domain;		/* trust_domains.[].trust_domain: "prod.example.org" */
+	char *x509_bundle_file;		/* trust_domains.[].x509_bundle_file */
+	int64_t max_svid_lifetime_s;	/* trust_domains.[].max_svid_lifetime; 0 = no limit */
+	struct x509_store_st *bundle;	/* its X.509 authorities (X509_STORE), owned */
+	size_t bundle_certs;		/* how many */
+	struct stat bundle_st;		/* the file as it was read */
+	int line;			/* where the trust domain starts in the file */
+};
+
 struct cg_config {
 	char *file;			/* path as given */
 
@@ -191,6 +215,8 @@ struct cg_config {
 	struct policy_issuer **issuers;
 	struct cg_issuer_ext *issuer_ext;	/* nissuers entries, parallel to issuers */
 	size_t nissuers;
+	struct cg_trust_domain *trust_domains;	/* ntrust_domains entries */
+	size_t ntrust_domains;
 	struct cg_route *routes;
 	size_t nroutes;
 };
@@ -218,8 +244,8 @@ void cg_errors_clear(struct cg_errors *e);
 
 enum cg_config_flags {
 	/*
-	 * Also load JWKS files, check the secrets file and the TLS
-	 * certificate, key and CA files (the secrets file and private keys
+	 * Also load JWKS files and trust bundles, check the secrets file and
+	 * the TLS certificate, key and CA files (the secrets file and private keys
 	 * owned by root or run_uid), and look up credgate.user and
 	 * credgate.group (off for fuzzing).
 	 */
@@ -257,6 +283,9 @@ void cg_config_free(struct cg_config *cfg);	/* NULL-safe */
 int cg_config_dump(const struct cg_config *cfg, FILE *out) CG_WUR;
 
 const struct cg_route *cg_config_route(const struct cg_config *cfg, const char *name);
+/* The trust domain cfg names name (trust_domains.[].name); NULL if none. */
+const struct cg_trust_domain *cg_config_trust_domain(const struct cg_config *cfg,
+    const char *name);
 
 /*
  * The settings table (conf_table.c): the rows of the process, issuer,

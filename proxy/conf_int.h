@@ -51,6 +51,7 @@ extern const struct cg_setting_ops conf_ops_seconds;	/* a duration in whole seco
 extern const struct cg_setting_ops conf_ops_cond;	/* a rule's condition; arg: its kind */
 extern const struct cg_setting_ops conf_ops_cond_list;	/* claims, attributes */
 extern const struct cg_setting_ops conf_ops_issuers;
+extern const struct cg_setting_ops conf_ops_trust_domains;
 extern const struct cg_setting_ops conf_ops_routes;
 extern const struct cg_setting_ops conf_ops_rules;	/* allow, deny */
 

@@ -1,6 +1,6 @@
 /*
- * conf_table.c: the table of the process, issuer, secrets and route
- * settings of credgate.conf; each protocol adds its own rows next to its
+ * conf_table.c: the table of the process, issuer, secrets, trust domain
+ * and route settings of credgate.conf; each protocol adds its own rows next to its
  * code (struct inj_proto).
  *
  * One row per path, groups and lists included, in the order credgate -T
@@ -38,6 +38,7 @@
 #define RT(m)		CG_FIELD(CG_SCOPE_ROUTE, struct cg_route, m)
 #define RULE(m)		CG_FIELD(CG_SCOPE_RULE, struct policy_rule, m)
 #define COND(m)		CG_FIELD(CG_SCOPE_COND, struct policy_cond, m)
+#define TD(m)		CG_FIELD(CG_SCOPE_TRUST_DOMAIN, struct cg_trust_domain, m)
 #define COND_VALUES	CG_FIELD_LIST(CG_SCOPE_COND, struct policy_cond, values, nvalues)
 
 #define GROUP(p, req, h) \
@@ -158,6 +159,8 @@ static const struct conf_cond_spec cond_path = { POLICY_COND_ATTR, "path" };
 static const struct conf_cond_spec cond_attr = { POLICY_COND_ATTR, NULL };
 static const struct conf_cond_spec cond_subject = { POLICY_COND_CLIENT_SUBJECT, NULL };
 static const struct conf_cond_spec cond_san = { POLICY_COND_CLIENT_SAN, NULL };
+static const struct conf_cond_spec cond_spiffe_id = { POLICY_COND_SPIFFE_ID, NULL };
+static const struct conf_cond_spec cond_trust_domain = { POLICY_COND_TRUST_DOMAIN, NULL };
 
 #define CONDITION(c)	.scope = CG_SCOPE_RULE, .ops = &conf_ops_cond, .arg = &(c)
 
@@ -194,7 +197,13 @@ static const struct conf_cond_spec cond_san = { POLICY_COND_CLIENT_SAN, NULL };
 	    CONDITION(cond_subject)), \
 	STRS("routes.[]." r ".[].client_san", NULL, NULL, false, \
 	    "verified client certificate SANs, \"dns:\", \"uri:\", \"email:\" or \"ip:\" " \
-	    "and the value (globs); one must match", CONDITION(cond_san))
+	    "and the value (globs); one must match", CONDITION(cond_san)), \
+	STRS("routes.[]." r ".[].spiffe_id", NULL, NULL, false, \
+	    "SPIFFE IDs of the caller's verified X.509-SVID, \"spiffe://\", the trust domain " \
+	    "and a glob on the path; one must match", CONDITION(cond_spiffe_id)), \
+	STRS("routes.[]." r ".[].trust_domain", NULL, NULL, false, \
+	    "trust domains of the caller's verified SPIFFE ID (exact); one must match", \
+	    CONDITION(cond_trust_domain))
 
 const struct cg_setting cg_settings[] = {
 	GROUP("credgate", false, "process-wide settings"),
@@ -361,6 +370,19 @@ const struct cg_setting cg_settings[] = {
 	VAULT_MOUNTS("secrets.vault.database_mounts", "[ \"database\" ]",
 	    "mount paths of database secret engines", database_mounts, ndatabase_mounts),
 
+	LIST("trust_domains", false, "SPIFFE trust domains whose X.509-SVIDs listeners accept",
+	    &conf_ops_trust_domains),
+	STR("trust_domains.[].name", NULL, true, RELOAD,
+	    "trust domain name used by routes and audit", TD(name)),
+	STR("trust_domains.[].trust_domain", NULL, true, RELOAD,
+	    "the trust domain of its SPIFFE IDs, \"example.org\"", TD(trust_domain)),
+	STR("trust_domains.[].x509_bundle_file", NULL, true, RELOAD,
+	    "PEM file of the trust domain's X.509 authorities, re-read when it changes",
+	    TD(x509_bundle_file)),
+	DUR("trust_domains.[].max_svid_lifetime", "\"0\"", 0, 365 * 24 * MS_H, RELOAD,
+	    "longest accepted X.509-SVID lifetime (notAfter - notBefore); 0 = no limit",
+	    TD(max_svid_lifetime_s), .ops = &conf_ops_seconds),
+
 	LIST("routes", true, "legacy services credgate fronts", &conf_ops_routes),
 	STR("routes.[].name", NULL, true, RELOAD, "route name, unique", RT(policy.name)),
 	STR("routes.[].listen", NULL, true, RELOAD, "address callers connect to, host:port",
@@ -383,6 +405,11 @@ const struct cg_setting cg_settings[] = {
 	    RT(tls.key)),
 	STR("routes.[].tls.client_ca", NULL, false, RELOAD,
 	    "PEM CA bundle for client certificates", RT(tls.client_ca)),
+	STRS("routes.[].tls.trust_domains", NULL, NULL, false,
+	    "trust domains (names) whose X.509-SVIDs are accepted as client certificates, "
+	    "instead of client_ca",
+	    CG_FIELD_LIST(CG_SCOPE_ROUTE, struct cg_route, tls.trust_domains,
+	    tls.ntrust_domains), .unused = unused_without_tls, .empty_ok = true),
 	ENUM("routes.[].tls.verify_client", "\"none\"", "none|optional|required", RELOAD,
 	    "whether callers are asked for a client certificate", RT(tls.verify_client),
 	    .unused = unused_without_tls),

@@ -13,6 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <libconfig.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "proxy/conf.h"
 #include "injectors/postgres/pg.h"
@@ -140,6 +144,12 @@ struct msg_case {
 #define G1(...) E(1, "credgate = { audit = { stdout = true; }; " __VA_ARGS__ " };")
 #define L6(...) E(6, "\tlisten = \"127.0.0.1:8080\"; " __VA_ARGS__)
 #define L7(...) E(7, "\tupstream = { host = \"127.0.0.1\"; port = 8081; " __VA_ARGS__ " };")
+/* trust domains after line 3 (from line 4 on, a line further down every
+ * later line); TD_PROD is one that checks */
+#define TD3(...) E(3, "secrets = { file = \"/etc/credgate/secrets.json\"; };\n" \
+	"trust_domains = ( " __VA_ARGS__ " );")
+#define TD_PROD "{ name = \"prod\"; trust_domain = \"prod.example.org\"; x509_bundle_file = \"/b\"; }"
+#define TLS_SVID(...) L6("tls = { cert = \"/c\"; key = \"/k\"; " __VA_ARGS__ " };")
 
 static const struct msg_case msg_cases[] = {
 	{ "wrong type", { E(1, "credgate = { audit = { stdout = true; }; log_level = 3; };") },
@@ -556,6 +566,154 @@ static const struct msg_case msg_cases[] = {
 	  { "credgate.conf:6: routes.[0].tls.client_ca: warning: not used while verify_client "
 	    "is \"none\"" } },
 
+	/* SPIFFE trust domains, and the listeners that accept their SVIDs */
+	{ "trust domains: every setting",
+	  { TD3(TD_PROD ",\n{ name = \"staging\"; trust_domain = \"staging.example.org\"; "
+	    "x509_bundle_file = \"/s\"; max_svid_lifetime = \"1h\"; }"),
+	    TLS_SVID("verify_client = \"optional\"; trust_domains = [ \"prod\", \"staging\" ];"),
+	    E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; spiffe_id = [ "
+	    "\"spiffe://prod.example.org/ns/*\", \"spiffe://staging.example.org/a\" ];\n"
+	    "\t\ttrust_domain = \"prod.example.org\"; } );") }, 0, { NULL } },
+	{ "trust domains: settings missing", { TD3("{ name = \"prod\"; }") }, CG_ERR_FORMAT,
+	  { "credgate.conf:4: trust_domains.[0].trust_domain: required setting missing",
+	    "credgate.conf:4: trust_domains.[0].x509_bundle_file: required setting missing" } },
+	{ "trust domains: an uppercase trust domain",
+	  { TD3("{ name = \"prod\"; trust_domain = \"Prod.example.org\"; x509_bundle_file = \"/b\"; }") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:4: trust_domains.[0].trust_domain: \"Prod.example.org\" is not a trust "
+	    "domain as SPIFFE IDs carry it: SPIFFE ID trust domain, byte 0: uppercase is not "
+	    "allowed" } },
+	{ "trust domains: a SPIFFE ID for a trust domain",
+	  { TD3("{ name = \"prod\"; trust_domain = \"spiffe://prod.example.org\"; "
+	    "x509_bundle_file = \"/b\"; }") }, CG_ERR_FORMAT,
+	  { "credgate.conf:4: trust_domains.[0].trust_domain: \"spiffe://prod.example.org\" is not "
+	    "a trust domain as SPIFFE IDs carry it: a trust domain is written without "
+	    "\"spiffe://\"" } },
+	{ "trust domains: a bad name",
+	  { TD3("{ name = \"prod td\"; trust_domain = \"prod.example.org\"; x509_bundle_file = \"/b\"; }") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:4: trust_domains.[0].name: \"prod td\": only letters, digits, '_', '.' "
+	    "and '-' are allowed" } },
+	{ "trust domains: the same name twice",
+	  { TD3(TD_PROD ",\n{ name = \"prod\"; trust_domain = \"staging.example.org\"; "
+	    "x509_bundle_file = \"/s\"; }") }, CG_ERR_FORMAT,
+	  { "credgate.conf:5: trust_domains.[1].name: trust domain name \"prod\" already used at "
+	    "line 4" } },
+	{ "trust domains: the same trust domain twice",
+	  { TD3(TD_PROD ",\n{ name = \"prod2\"; trust_domain = \"prod.example.org\"; "
+	    "x509_bundle_file = \"/s\"; }") }, CG_ERR_FORMAT,
+	  { "credgate.conf:5: trust_domains.[1].trust_domain: trust domain \"prod.example.org\" "
+	    "already configured at line 4" } },
+	{ "trust domains: max_svid_lifetime bounds",
+	  { TD3("{ name = \"prod\"; trust_domain = \"prod.example.org\"; x509_bundle_file = \"/b\"; "
+	    "max_svid_lifetime = \"366d\"; }") }, CG_ERR_FORMAT,
+	  { "credgate.conf:4: trust_domains.[0].max_svid_lifetime: \"366d\" not in 0..365d" } },
+	{ "trust domains: a list of groups", { TD3("\"prod\"") }, CG_ERR_FORMAT,
+	  { "credgate.conf:4: trust_domains.[0]: expected a group { ... }, not a string" } },
+	{ "warning: a trust domain no route accepts", { TD3(TD_PROD) }, 0,
+	  { "credgate.conf:4: trust_domains.[0]: warning: no route accepts the X.509-SVIDs of "
+	    "trust domain \"prod\" (routes.[].tls.trust_domains)" } },
+	{ "tls: trust_domains, an unknown name",
+	  { TD3(TD_PROD), TLS_SVID("verify_client = \"required\"; "
+	    "trust_domains = [ \"prod\", \"nope\" ];") }, CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].tls.trust_domains.[1]: unknown trust domain \"nope\" "
+	    "(trust_domains.[].name)" } },
+	{ "tls: trust_domains, a name twice",
+	  { TD3(TD_PROD), TLS_SVID("verify_client = \"required\"; "
+	    "trust_domains = [ \"prod\", \"prod\" ];") }, CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].tls.trust_domains.[1]: trust domain \"prod\" named twice" } },
+	{ "tls: trust_domains with client_ca",
+	  { TD3(TD_PROD), TLS_SVID("verify_client = \"required\"; client_ca = \"/ca\"; "
+	    "trust_domains = \"prod\";") }, CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].tls.trust_domains: cannot go with client_ca: a client "
+	    "certificate is verified against the one or the other" } },
+	{ "tls: trust_domains without verify_client",
+	  { TD3(TD_PROD), TLS_SVID("trust_domains = \"prod\";") }, CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].tls.trust_domains: requires verify_client \"optional\" "
+	    "or \"required\": no client certificate is asked for" } },
+	{ "tls: trust_domains without cert",
+	  { TD3(TD_PROD), L6("tls = { verify_client = \"required\"; trust_domains = \"prod\"; };") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:7: routes.[0].tls.trust_domains: requires cert and key: the listener "
+	    "serves TLS only with both" } },
+	{ "tls: an empty trust_domains is none",
+	  { TLS_SVID("verify_client = \"required\"; trust_domains = [ ];") }, CG_ERR_FORMAT,
+	  { "credgate.conf:6: routes.[0].tls.verify_client: \"required\" requires client_ca" } },
+	{ "no issuer, but trust domains: no warning",
+	  { E(2, "issuers = ( );"), TD3(TD_PROD),
+	    TLS_SVID("verify_client = \"required\"; trust_domains = \"prod\";"),
+	    E(10, "\tallow = ( { name = \"r\"; trust_domain = \"prod.example.org\";\n"
+	    "\t\tspiffe_id = \"spiffe://prod.example.org/ns/ci/*\"; } );") }, 0,
+	  { NULL } },
+	{ "warning: a rule on a whole trust domain",
+	  { E(2, "issuers = ( );"), TD3(TD_PROD),
+	    TLS_SVID("verify_client = \"required\"; trust_domains = \"prod\";"),
+	    E(10, "\tallow = ( { name = \"r\"; trust_domain = \"prod.example.org\";\n"
+	    "\t\tspiffe_id = [ \"spiffe://prod.example.org/*\", \"spiffe://prod.example.org/**\" ]; "
+	    "} );") }, 0,
+	  { "credgate.conf:11: routes.[0].allow.[0]: warning: allow rule \"r\" accepts every "
+	    "workload of the trust domains it names: name the workloads with spiffe_id, such as "
+	    "\"spiffe://<trust domain>/ns/<namespace>/*\"" } },
+	{ "warning: no issuer and no trust domain", { E(2, "issuers = ( );"),
+	    E(10, "\tallow = ( { name = \"r\"; claims = ( { claim = \"sub\"; value = \"x\"; } ); } );") },
+	  0, { "credgate.conf:2: issuers: warning: none configured: no caller can be verified" } },
+
+	/* spiffe_id and trust_domain conditions */
+	{ "spiffe_id: a pattern that matches nothing",
+	  { TD3(TD_PROD), TLS_SVID("verify_client = \"required\"; trust_domains = \"prod\";"),
+	    E(10, "\tallow = ( { name = \"r\"; spiffe_id = \"spiffe://prod.example.org/a/\"; } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:11: routes.[0].allow.[0].spiffe_id: \"spiffe://prod.example.org/a/\": "
+	    "SPIFFE ID pattern ends with '/' and matches no SPIFFE ID" } },
+	{ "spiffe_id: a glob in the trust domain, in a list",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; } );\n"
+	    "\tdeny = ( { name = \"d\"; spiffe_id = [ \"spiffe://a.org/x\", \"spiffe://*.org/x\", "
+	    "\"spiffe://A.org\" ]; } );") }, CG_ERR_FORMAT,
+	  { "credgate.conf:11: routes.[0].deny.[0].spiffe_id.[1]: \"spiffe://*.org/x\": SPIFFE ID "
+	    "pattern, byte 9: the trust domain is matched exactly, without '*', '?' or '\\'",
+	    "credgate.conf:11: routes.[0].deny.[0].spiffe_id.[2]: \"spiffe://A.org\": SPIFFE ID "
+	    "trust domain, byte 9: uppercase is not allowed" } },
+	{ "spiffe_id: not a SPIFFE ID",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; spiffe_id = \"uri:spiffe://a.org/*\"; } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:10: routes.[0].allow.[0].spiffe_id: \"uri:spiffe://a.org/*\": SPIFFE ID "
+	    "pattern does not start with \"spiffe://\"" } },
+	{ "trust_domain: a pattern is no trust domain",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; trust_domain = \"*.example.org\"; } );") },
+	  CG_ERR_FORMAT,
+	  { "credgate.conf:10: routes.[0].allow.[0].trust_domain: \"*.example.org\" is not a trust "
+	    "domain as SPIFFE IDs carry it: SPIFFE ID trust domain, byte 0: byte outside the "
+	    "allowed set" } },
+	{ "warning: spiffe_id on a route that accepts no SVID",
+	  { E(10, "\tallow = ( { name = \"r\"; issuer = \"ci\"; spiffe_id = \"spiffe://a.org/ns/*\"; } );") },
+	  0,
+	  { "credgate.conf:10: routes.[0].allow.[0].spiffe_id: warning: holds only for a verified "
+	    "SPIFFE ID: the route's listener accepts no X.509-SVID (tls.trust_domains) and no "
+	    "issuer has a trust_domain" } },
+	{ "spiffe_id of a JWT-SVID issuer's trust domain",
+	  { E(2, "issuers = ( { name = \"ci\"; issuer = \"https://ci.example\"; "
+		"audiences = \"credgate\"; jwks_file = \"/etc/credgate/ci.jwks\"; },\n"
+	    "{ name = \"spire\"; trust_domain = \"prod.example.org\"; audiences = \"credgate\"; "
+	    "jwks_file = \"/etc/credgate/prod.jwks\"; } );"),
+	    E(10, "\tallow = ( { name = \"r\"; issuer = [ \"ci\", \"spire\" ]; "
+	    "spiffe_id = [ \"spiffe://prod.example.org/ns/*\", \"spiffe://a.org/x\" ]; } );") },
+	  0,
+	  { "credgate.conf:11: routes.[0].allow.[0].spiffe_id: warning: \"spiffe://a.org/x\": "
+	    "trust domain \"a.org\" is neither one the route's tls.trust_domains accept nor an "
+	    "issuer's trust_domain: it holds for no SPIFFE ID" } },
+	{ "warning: a trust domain the route does not accept",
+	  { TD3(TD_PROD), TLS_SVID("verify_client = \"required\"; trust_domains = \"prod\";"),
+	    E(10, "\tallow = ( { name = \"r\"; spiffe_id = [ \"spiffe://prod.example.org/ns/*\",\n"
+	    "\t\t\"spiffe://staging.example.org/*\" ]; } );\n"
+	    "\tdeny = ( { name = \"d\"; trust_domain = \"example.org\"; } );") }, 0,
+	  { "credgate.conf:11: routes.[0].allow.[0].spiffe_id: warning: "
+	    "\"spiffe://staging.example.org/*\": trust domain \"staging.example.org\" is neither "
+	    "one the route's tls.trust_domains accept nor an issuer's trust_domain: it holds for "
+	    "no SPIFFE ID",
+	    "credgate.conf:13: routes.[0].deny.[0].trust_domain: warning: \"example.org\": trust "
+	    "domain \"example.org\" is neither one the route's tls.trust_domains accept nor an "
+	    "issuer's trust_domain: it holds for no SPIFFE ID" } },
+
 	/* TLS towards the upstream */
 	{ "upstream tls: enabled is a boolean", { L7("tls = { enabled = \"yes\"; };") },
 	  CG_ERR_FORMAT,
@@ -814,6 +972,141 @@ make_file(const char *dir, const char *name, const char *text, mode_t mode)
 	assert_true(fputs(text, f) >= 0);
 	assert_int_equal(fclose(f), 0);
 	assert_int_equal(chmod(path, mode), 0);
+}
+
+/* A self-signed CA certificate, as PEM (malloc'd). */
+static char *
+ca_pem(void)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *name = X509_get_subject_name(x);
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data, *out;
+	long n;
+
+	assert_non_null(key);
+	assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
+	assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	    (const unsigned char *)"prod root", -1, -1, 0), 1);
+	assert_int_equal(X509_set_issuer_name(x, name), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
+	assert_int_equal(X509_set_pubkey(x, key), 1);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
+	assert_non_null(ext);
+	assert_int_equal(X509_add_ext(x, ext, -1), 1);
+	X509_EXTENSION_free(ext);
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	assert_int_equal(PEM_write_bio_X509(bio, x), 1);
+	n = BIO_get_mem_data(bio, &data);
+	out = strndup(data, (size_t)n);
+	assert_non_null(out);
+	BIO_free(bio);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return out;
+}
+
+/*
+ * With CG_CONFIG_LOAD_FILES each trust domain's bundle is read at load:
+ * one that cannot be read, that is empty or no PEM bundle, or that others
+ * may change, is an error naming the setting.
+ */
+static void
+test_trust_bundles(void **state)
+{
+	static const struct {
+		const char *file;
+		const char *want;	/* NULL: loads; "%s" is the folder */
+	} cases[] = {
+		{ "prod.pem", NULL },
+		{ "missing.pem", "credgate.conf:2: trust_domains.[0].x509_bundle_file: "
+		  "\"%s/missing.pem\": No such file or directory" },
+		{ "empty.pem", "credgate.conf:2: trust_domains.[0].x509_bundle_file: "
+		  "%s/empty.pem: empty: a bundle holds PEM certificates" },
+		{ "jwks.json", "credgate.conf:2: trust_domains.[0].x509_bundle_file: "
+		  "%s/jwks.json: holds no PEM certificate" },
+		{ "writable.pem", "credgate.conf:2: trust_domains.[0].x509_bundle_file: "
+		  "\"%s/writable.pem\": mode 0666 lets others change it; chmod o-w" },
+		{ "sub", "credgate.conf:2: trust_domains.[0].x509_bundle_file: "
+		  "\"%s/sub\": not a regular file" },
+	};
+	static const char *const made[] = {
+		"prod.pem", "empty.pem", "jwks.json", "writable.pem", "secrets.json",
+	};
+	const char *tmp = getenv("TMPDIR");
+	char dir[512], path[600], want[1024], *pem = ca_pem(), *text;
+	struct stat st;
+	size_t i;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/cg-bundles-XXXXXX", tmp != NULL ? tmp : P_tmpdir);
+	assert_non_null(mkdtemp(dir));
+	make_file(dir, "prod.pem", pem, 0644);
+	make_file(dir, "empty.pem", "", 0644);
+	make_file(dir, "jwks.json", "{ \"keys\": [] }\n", 0644);
+	make_file(dir, "writable.pem", pem, 0666);
+	make_file(dir, "secrets.json", "{ \"a/b\": { \"username\": \"u\", \"password\": \"p\" } }\n",
+	    0600);
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+
+	for (i = 0; i < CG_ARRAY_LEN(cases); i++) {
+		struct cg_errors errs = { 0 };
+		struct cg_config *cfg = NULL;
+		const char *at;
+		int r;
+
+		print_message("case: %s\n", cases[i].file);
+		assert_true(asprintf(&text, "credgate = { audit = { stdout = true; }; };\n"
+		    "trust_domains = ( { name = \"prod\"; trust_domain = \"prod.example.org\"; "
+		    "x509_bundle_file = \"%s/%s\"; } );\n"
+		    "issuers = ();\n"
+		    "secrets = { file = \"%s/secrets.json\"; };\n"
+		    "routes = ( { name = \"a\"; listen = \"127.0.0.1:8080\";\n"
+		    "\tupstream = { host = \"h\"; port = 1; };\n"
+		    "\tcredential = { path = \"a/b\"; }; owner = \"o\"; purpose = \"p\";\n"
+		    "\tenvironment = \"e\"; expires = \"2099-01-01\"; } );\n", dir,
+		    cases[i].file, dir) > 0);
+		r = cg_config_load_string(text, "credgate.conf", CG_CONFIG_LOAD_FILES, &cfg, &errs);
+		if (cases[i].want == NULL) {
+			/* loaded; the one warning: no route takes its SVIDs */
+			if (r != 0 || errs.n != 1)
+				print_errors(&errs);
+			assert_int_equal(r, 0);
+			assert_int_equal(errs.warnings, 1);
+			assert_non_null(cfg->trust_domains[0].bundle);
+			assert_int_equal(cfg->trust_domains[0].bundle_certs, 1);
+			snprintf(path, sizeof(path), "%s/%s", dir, cases[i].file);
+			assert_int_equal(stat(path, &st), 0);
+			assert_int_equal(cfg->trust_domains[0].bundle_st.st_ino, st.st_ino);
+			assert_int_equal(cfg->trust_domains[0].bundle_st.st_size, st.st_size);
+		} else {
+			at = strstr(cases[i].want, "%s");
+			snprintf(want, sizeof(want), "%.*s%s%s", (int)(at - cases[i].want),
+			    cases[i].want, dir, at + 2);
+			if (r != CG_ERR_FORMAT || errs.n != 1)
+				print_errors(&errs);
+			assert_int_equal(r, CG_ERR_FORMAT);
+			assert_int_equal(errs.n, 1);
+			assert_string_equal(errs.msgs[0], want);
+		}
+		cg_config_free(cfg);
+		cg_errors_clear(&errs);
+		free(text);
+	}
+	for (i = 0; i < CG_ARRAY_LEN(made); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, made[i]);
+		assert_int_equal(unlink(path), 0);
+	}
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	assert_int_equal(rmdir(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+	free(pem);
 }
 
 static void
@@ -1518,6 +1811,10 @@ static int64_t g_rmax(const struct cg_config *c) { return c->issuers[0]->refresh
 static int64_t g_kage(const struct cg_config *c) { return c->issuers[0]->max_key_age_ms; }
 static int64_t g_kid(const struct cg_config *c) { return c->issuers[0]->kid_refetch_ms; }
 static int64_t g_ftmo(const struct cg_config *c) { return c->issuers[0]->fetch_timeout_ms; }
+static int64_t g_svid_life(const struct cg_config *c)
+{
+	return c->trust_domains[0].max_svid_lifetime_s * 1000;
+}
 static int64_t g_cache_ttl(const struct cg_config *c) { return c->secret_cache_ttl_ms; }
 static int64_t g_max_stale(const struct cg_config *c) { return c->secret_max_stale_ms; }
 static int64_t g_neg_ttl(const struct cg_config *c) { return c->secret_negative_ttl_ms; }
@@ -1629,6 +1926,7 @@ static const struct def_check {
 	{ "issuers.[].max_key_age", g_kage, NULL, NULL, NULL },
 	{ "issuers.[].kid_refetch_interval", g_kid, NULL, NULL, NULL },
 	{ "issuers.[].fetch_timeout", g_ftmo, NULL, NULL, NULL },
+	{ "trust_domains.[].max_svid_lifetime", g_svid_life, NULL, NULL, NULL },
 	{ "secrets.backend", NULL, s_backend, NULL, NULL },
 	{ "secrets.cache_ttl", g_cache_ttl, NULL, NULL, NULL },
 	{ "secrets.max_stale", g_max_stale, NULL, NULL, NULL },
@@ -1749,7 +2047,10 @@ choice_index(const char *choices, const char *s)
 static void
 test_defaults(void **state)
 {
-	static const struct edit no_globals[] = { E(1, ""), E(11, "}, {\n"
+	static const struct edit no_globals[] = { E(1, ""),
+	    E(3, "secrets = { file = \"/etc/credgate/secrets.json\"; };\n"
+	    "trust_domains = ( { name = \"td\"; trust_domain = \"example.org\";\n"
+	    "\tx509_bundle_file = \"/etc/credgate/td.pem\"; } );"), E(11, "}, {\n"
 	    "\tname = \"db\"; listen = \"127.0.0.1:5432\"; protocol = \"postgres\";\n"
 	    "\tupstream = { host = \"h\"; port = 1; }; credential = { path = \"x\"; };\n"
 	    "\towner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\";\n"
@@ -2020,6 +2321,12 @@ static const char full_config[] =
 	");\n"
 	"secrets = { backend = \"file\"; file = \"/etc/credgate/secrets.json\"; cache_ttl = \"0\";\n"
 	"    max_stale = \"90s\"; negative_ttl = \"0\"; };\n"
+	"trust_domains = (\n"
+	"  { name = \"prod\"; trust_domain = \"prod.example.org\";\n"
+	"    x509_bundle_file = \"/etc/credgate/prod.bundle.pem\"; max_svid_lifetime = \"1h\"; },\n"
+	"  { name = \"staging\"; trust_domain = \"staging.example.org\";\n"
+	"    x509_bundle_file = \"/etc/credgate/staging.bundle.pem\"; }\n"
+	");\n"
 	"routes = (\n"
 	"  { name = \"basic\"; listen = \"[::1]:8080\"; max_connections = 1000000;\n"
 	"    tls = { cert = \"/etc/credgate/tls/a.crt\"; key = \"/etc/credgate/tls/a.key\";\n"
@@ -2051,6 +2358,14 @@ static const char full_config[] =
 	"    owner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\"; },\n"
 	"  { name = \"query\"; listen = \"127.0.0.1:3\"; upstream = { host = \"h\"; port = 3; };\n"
 	"    credential = { path = \"p\"; inject = \"query\"; query_param = \"api_key\"; };\n"
+	"    owner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\"; },\n"
+	"  { name = \"svid\"; listen = \"127.0.0.1:4\"; upstream = { host = \"h\"; port = 4; };\n"
+	"    tls = { cert = \"/c\"; key = \"/k\"; trust_domains = [ \"prod\", \"staging\" ];\n"
+	"      verify_client = \"required\"; };\n"
+	"    credential = { path = \"p\"; };\n"
+	"    allow = ( { name = \"api\"; spiffe_id = [ \"spiffe://prod.example.org/ns/*/sa/api\",\n"
+	"                  \"spiffe://staging.example.org\" ]; trust_domain = \"prod.example.org\"; } );\n"
+	"    deny = ( { name = \"no-staging\"; trust_domain = [ \"staging.example.org\" ]; } );\n"
 	"    owner = \"o\"; purpose = \"p\"; environment = \"e\"; expires = \"2099-01-01\"; },\n"
 	"  { name = \"db\"; listen = \"127.0.0.1:5432\"; protocol = \"postgres\";\n"
 	"    upstream = { host = \"h\"; port = 5433; };\n"
@@ -2197,6 +2512,29 @@ test_dump_values(void **state)
 	assert_null(rt->upstream_tls.server_name);
 	assert_non_null(strstr(d, "\t\tlisten = \"127.0.0.1:9180\";\n"));
 	assert_non_null(strstr(d, "\tworkers = 4;\n"));
+	assert_int_equal(b->ntrust_domains, 2);
+	assert_string_equal(b->trust_domains[0].name, "prod");
+	assert_string_equal(b->trust_domains[0].trust_domain, "prod.example.org");
+	assert_string_equal(b->trust_domains[0].x509_bundle_file, "/etc/credgate/prod.bundle.pem");
+	assert_int_equal(b->trust_domains[0].max_svid_lifetime_s, 3600);
+	assert_int_equal(b->trust_domains[1].max_svid_lifetime_s, 0);
+	assert_null(b->trust_domains[0].bundle);	/* files not loaded */
+	assert_ptr_equal(cg_config_trust_domain(b, "staging"), &b->trust_domains[1]);
+	assert_null(cg_config_trust_domain(b, "stag"));
+	rt = cg_config_route(b, "svid");
+	assert_int_equal(rt->tls.ntrust_domains, 2);
+	assert_string_equal(rt->tls.trust_domains[1], "staging");
+	assert_null(rt->tls.client_ca);
+	assert_int_equal(rt->policy.allow[0].nconds, 2);
+	assert_int_equal(rt->policy.allow[0].conds[0].kind, POLICY_COND_SPIFFE_ID);
+	assert_int_equal(rt->policy.allow[0].conds[0].nvalues, 2);
+	assert_string_equal(rt->policy.allow[0].conds[0].values[1], "spiffe://staging.example.org");
+	assert_int_equal(rt->policy.allow[0].conds[1].kind, POLICY_COND_TRUST_DOMAIN);
+	assert_int_equal(rt->policy.deny[0].conds[0].kind, POLICY_COND_TRUST_DOMAIN);
+	assert_non_null(strstr(d, "\t\t\ttrust_domains = [ \"prod\", \"staging\" ];\n"));
+	assert_non_null(strstr(d, "\t\tmax_svid_lifetime = \"1h\";\n"));
+	assert_non_null(strstr(d, "\t\tmax_svid_lifetime = \"0\";\n"));
+	assert_int_equal(cg_config_route(b, "header")->tls.ntrust_domains, 0);
 
 	/* the dump is what -T prints: every setting, defaults included */
 	for (i = 0; i < cg_setting_count(); i++) {
@@ -2430,6 +2768,7 @@ main(void)
 		cmocka_unit_test(test_admin_listen),
 		cmocka_unit_test(test_workers),
 		cmocka_unit_test(test_load_files),
+		cmocka_unit_test(test_trust_bundles),
 		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_file_owners),
 		cmocka_unit_test(test_include),

@@ -309,7 +309,9 @@ test_trust_domain_check(void **state)
 		{ "example.org:443", CG_ERR_FORMAT, "byte 11: a port" },
 		{ "user@example.org", CG_ERR_FORMAT, "byte 4: userinfo" },
 		{ "example.org/ns", CG_ERR_FORMAT, "byte 11: byte outside" },
-		{ "spiffe://example.org", CG_ERR_FORMAT, "byte 6: a port" },
+		{ "spiffe://example.org", CG_ERR_FORMAT, "written without \"spiffe://\"" },
+		{ "SPIFFE://example.org", CG_ERR_FORMAT, "written without \"spiffe://\"" },
+		{ "spiffe:example.org", CG_ERR_FORMAT, "byte 6: a port" },
 		{ "ex%41mple.org", CG_ERR_FORMAT, "byte 2: percent" },
 		{ "*.example.org", CG_ERR_FORMAT, "byte 0: byte outside" },
 	};
