@@ -576,18 +576,28 @@ tls_server_ctx_new(const struct cg_tls_server *cfg, SSL_CTX **out, char *err,
 		goto out;
 
 	if (cfg->verify_client != CG_TLS_VERIFY_NONE) {
-		if (cfg->client_ca == NULL) {
+		if (cfg->client_ca == NULL && cfg->ntrust_domains == 0) {
 			cg_errf(err, errlen, "tls.client_ca: required when "
 			    "verify_client is optional or required");
 			r = CG_ERR_FORMAT;
 			goto out;
 		}
-		/* Trusted, and the CA names the server sends so that a
-		 * client can pick. */
-		if ((r = tls_load_ca(ctx, "tls.client_ca", cfg->client_ca,
-		    &names, err, errlen)) != 0)
+		if (cfg->client_ca != NULL && cfg->ntrust_domains > 0) {
+			cg_errf(err, errlen, "tls.trust_domains: cannot go with client_ca");
+			r = CG_ERR_FORMAT;
 			goto out;
-		SSL_CTX_set_client_CA_list(ctx, names);
+		}
+		/*
+		 * Trusted, and the CA names the server sends so that a
+		 * client can pick.  Trust domains' bundles are verified
+		 * against by trust_ctx_install()'s callback, which names no
+		 * CA: their bundles change while the context serves.
+		 */
+		if (cfg->client_ca != NULL && (r = tls_load_ca(ctx, "tls.client_ca",
+		    cfg->client_ca, &names, err, errlen)) != 0)
+			goto out;
+		if (names != NULL)
+			SSL_CTX_set_client_CA_list(ctx, names);
 		names = NULL;
 		mode = SSL_VERIFY_PEER;
 		if (cfg->verify_client == CG_TLS_VERIFY_REQUIRED)
@@ -598,11 +608,17 @@ tls_server_ctx_new(const struct cg_tls_server *cfg, SSL_CTX **out, char *err,
 
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, NULL);
 
-	/* Resumption from the context's own cache only (see the top). */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	/*
+	 * Resumption from the context's own cache only (see the top); none
+	 * where trust domains' bundles decide, which may change under a
+	 * session that a resumption would not check again.
+	 */
+	SSL_CTX_set_session_cache_mode(ctx, cfg->ntrust_domains > 0 ? SSL_SESS_CACHE_OFF :
+	    SSL_SESS_CACHE_SERVER);
 	SSL_CTX_sess_set_cache_size(ctx, TLS_SESSION_CACHE);
 	SSL_CTX_set_timeout(ctx, TLS_SESSION_TIMEOUT);
-	if (SSL_CTX_set_num_tickets(ctx, TLS_SESSION_TICKETS) != 1 ||
+	if (SSL_CTX_set_num_tickets(ctx, cfg->ntrust_domains > 0 ? 0 :
+	    TLS_SESSION_TICKETS) != 1 ||
 	    SSL_CTX_set_session_id_context(ctx, tls_sid_ctx,
 	    sizeof(tls_sid_ctx) - 1) != 1) {
 		tls_sslerrf(err, errlen, "tls: session settings");
@@ -749,6 +765,8 @@ tls_peer_clear(struct tls_peer *p)
 	for (i = 0; i < p->nip; i++)
 		free(p->ip[i]);
 	free(p->ip);
+	free(p->spiffe);
+	free(p->trust_domain);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -931,13 +949,26 @@ tls_cert_identity(X509 *cert, struct tls_peer *out)
 		(*arrays[kind])[(*counts[kind])++] = v;
 	}
 	for (size_t j = 0; j < out->nuri; j++) {
-		if (strncasecmp(out->uri[j], "spiffe://", 9) == 0) {
+		if (strncasecmp(out->uri[j], SPIFFE_SCHEME, SPIFFE_SCHEME_LEN) == 0) {
 			nspiffe++;
 			out->spiffe_id = out->uri[j];
 		}
 	}
 	if (nspiffe != 1)
 		out->spiffe_id = NULL;
+	/* Only an ID the SPIFFE rules accept is one. */
+	if (out->spiffe_id != NULL) {
+		if ((out->spiffe = malloc(sizeof(*out->spiffe))) == NULL) {
+			r = CG_ERR_NOMEM;
+			goto out;
+		}
+		if (spiffe_id_parse(out->spiffe_id, strlen(out->spiffe_id), out->spiffe, NULL,
+		    0) != 0) {
+			free(out->spiffe);
+			out->spiffe = NULL;
+			out->spiffe_id = NULL;
+		}
+	}
 	r = 0;
  out:
 	GENERAL_NAMES_free(gens);

@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 
 #include "common.h"
+#include "policy/spiffe.h"
 
 struct cg_tls_server;
 struct cg_tls_client;
@@ -62,9 +63,17 @@ struct tls_peer {
 	size_t nip;
 	const char *spiffe_id;	/* the one URI SAN starting with "spiffe://"
 				   (scheme compared without case) when
-				   exactly one does; else NULL.  Points into
-				   uri[], not separately owned.  Not yet
-				   checked against the SPIFFE ID rules. */
+				   exactly one does and it is a SPIFFE ID
+				   (spiffe_id_parse()); else NULL.  Points
+				   into uri[], not separately owned.  Says
+				   nothing of who vouches for it: see svid */
+	struct spiffe_id *spiffe; /* that ID, parsed; owned; NULL with spiffe_id */
+	bool svid;		/* the certificate was accepted as an X.509-SVID
+				   of one of the listener's trust domains,
+				   verified against that domain's bundle
+				   (proxy/trust.h); spiffe is its ID */
+	char *trust_domain;	/* with svid: the name of that trust domain
+				   in the configuration; owned */
 };
 
 /*
@@ -75,13 +84,19 @@ struct tls_peer {
  * match it, must not be encrypted and must not be world-accessible), the
  * ALPN protocol "http/1.1" (tls_server_ctx_alpn() names another; a client
  * offering only other protocols goes on without ALPN), and client certificates per cfg->verify_client, verified
- * against cfg->client_ca, which is then required.  The server's cipher
- * order wins; compression and renegotiation are off.
+ * against cfg->client_ca, which is then required, or, when
+ * cfg->trust_domains names trust domains, as X.509-SVIDs: the caller must
+ * then install their verification with trust_ctx_install() (proxy/trust.h)
+ * before the context serves, and until it does every client certificate
+ * fails.  The server's cipher order wins; compression and renegotiation
+ * are off.
  *
  * Session resumption: no session tickets (see tls.c); sessions are kept in
  * the context's own cache, which lives and dies with the context.  OpenSSL
  * keeps a session only if its connection ended with close_notify
  * (SSL_shutdown() before the free); a dirty close makes it unresumable.
+ * A listener of trust domains resumes nothing: a resumed session would
+ * skip the check against a bundle that may have changed since.
  *
  * Returns 0 and a new context in *out (the caller frees it with
  * SSL_CTX_free), or, with *out NULL and err holding one line that names
@@ -137,15 +152,18 @@ SSL *tls_client_ssl_new(SSL_CTX *ctx, const struct cg_tls_client *cfg,
 /*
  * The identity of the peer of ssl, after its handshake has completed.
  * Clears *out on entry.  When the peer presented a certificate that was
- * verified, fills *out as tls_cert_identity() does and sets verified;
+ * verified, fills *out as tls_cert_identity() does and sets verified, and
+ * on a listener of trust domains svid and trust_domain;
  * when it presented none, or one that was not verified (an upstream
  * context with verify off), returns 0 with verified false and every other
  * field empty: an unverified certificate says nothing about who the peer
  * is.
  *
  * Returns 0, CG_ERR_AGAIN if the handshake has not completed, or an error
- * from tls_cert_identity(); the caller must refuse a peer whose identity
- * fails (fail closed).  *out is cleared on every error.
+ * from tls_cert_identity(), or CG_ERR_VERIFY when a listener of trust
+ * domains verified a certificate whose SPIFFE ID is of none of them (which
+ * its verification refuses: a broken invariant); the caller must refuse a
+ * peer whose identity fails (fail closed).  *out is cleared on every error.
  */
 int tls_peer_identity(SSL *ssl, struct tls_peer *out) CG_WUR;
 

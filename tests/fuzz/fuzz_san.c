@@ -77,6 +77,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Fail closed: nothing half-filled. */
 		if (peer.subject != NULL || peer.dns != NULL || peer.uri != NULL ||
 		    peer.email != NULL || peer.ip != NULL || peer.spiffe_id != NULL ||
+		    peer.spiffe != NULL || peer.trust_domain != NULL || peer.svid ||
 		    peer.ndns + peer.nuri + peer.nemail + peer.nip != 0)
 			abort();
 	} else {
@@ -101,6 +102,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (peer.spiffe_id == peer.uri[i])
 					break;
 			if (i == peer.nuri)
+				abort();
+		}
+		/* A parsed ID exactly when there is one, and it prints back. */
+		if ((peer.spiffe_id != NULL) != (peer.spiffe != NULL) || peer.svid ||
+		    peer.trust_domain != NULL)
+			abort();
+		if (peer.spiffe != NULL) {
+			size_t tdlen = strlen(peer.spiffe->trust_domain);
+
+			if (strncmp(peer.spiffe_id, SPIFFE_SCHEME, SPIFFE_SCHEME_LEN) != 0 ||
+			    strncmp(peer.spiffe_id + SPIFFE_SCHEME_LEN, peer.spiffe->trust_domain,
+			    tdlen) != 0 || strcmp(peer.spiffe_id + SPIFFE_SCHEME_LEN + tdlen,
+			    peer.spiffe->path) != 0)
 				abort();
 		}
 	}

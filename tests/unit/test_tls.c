@@ -795,6 +795,9 @@ check_client_identity(const struct tls_peer *peer)
 	assert_string_equal(peer->ip[1], "2001:db8::1");
 	assert_non_null(peer->spiffe_id);
 	assert_ptr_equal(peer->spiffe_id, peer->uri[0]);
+	assert_string_equal(peer->spiffe->trust_domain, "example.org");
+	assert_string_equal(peer->spiffe->path, "/ns/a/sa/b");
+	assert_false(peer->svid);
 }
 
 /* Handshake of a client holding cert/key (or none) against a listener with
@@ -1048,6 +1051,7 @@ identity_of(X509 *x, struct tls_peer *peer)
 		assert_null(peer->email);
 		assert_null(peer->ip);
 		assert_null(peer->spiffe_id);
+		assert_null(peer->spiffe);
 		assert_int_equal(peer->ndns + peer->nuri + peer->nemail + peer->nip, 0);
 	}
 	return r;
@@ -1156,6 +1160,12 @@ test_spiffe_id(void **state)
 		{ { "SPIFFE://example.org/upper", SPIFFE_ID }, -1 },
 		{ { "spiffe:/example.org/a" }, -1 },
 		{ { "https://example.org/x" }, -1 },
+		/* The one URI of the scheme must be a SPIFFE ID. */
+		{ { "SPIFFE://example.org/upper" }, -1 },
+		{ { "spiffe://Example.org/a" }, -1 },
+		{ { "spiffe://example.org/a/" }, -1 },
+		{ { "spiffe://example.org:8443/a" }, -1 },
+		{ { "https://example.org/x", "spiffe://example.org" }, 1 },
 	};
 	struct tls_peer peer;
 	GENERAL_NAMES *g;
@@ -1169,10 +1179,19 @@ test_spiffe_id(void **state)
 			    cases[i].uris[k], strlen(cases[i].uris[k]))) > 0, "push");
 		assert_int_equal(identity_of(cert_with(g, 1, "a"), &peer), 0);
 		assert_int_equal(peer.nuri, k);
-		if (cases[i].want < 0)
+		if (cases[i].want < 0) {
 			assert_null(peer.spiffe_id);
-		else
+			assert_null(peer.spiffe);
+		} else {
 			assert_ptr_equal(peer.spiffe_id, peer.uri[cases[i].want]);
+			assert_non_null(peer.spiffe);
+			assert_string_equal(peer.spiffe->trust_domain, "example.org");
+			assert_memory_equal(peer.spiffe_id + strlen("spiffe://example.org"),
+			    peer.spiffe->path, strlen(peer.spiffe->path) + 1);
+		}
+		/* Only a listener's trust domains make an SVID. */
+		assert_false(peer.svid);
+		assert_null(peer.trust_domain);
 		tls_peer_clear(&peer);
 	}
 }
