@@ -549,19 +549,40 @@ audit_request(struct conn *c, struct jw *w)
 	jw_obj_end(w);
 }
 
+/*
+ * Who the caller proved to be: a token's identity, an accepted X.509-SVID
+ * (with a token or alone), or, for a refused SVID, the ID it claimed;
+ * null when none of them.  The fields are the same in every case.
+ */
 static void
 audit_identity(struct conn *c, struct jw *w)
 {
 	const struct policy_identity *id = c->ident;
 	const struct cg_issuer_ext *ext = NULL;
+	bool svid = c->peer_ok && c->tpeer.svid;
+	const char *spiffe = svid ? c->tpeer.spiffe_id : c->svid_refused;
 	json_t *v, *aud;
 	size_t i;
 
-	if (id == NULL) {
+	if (id == NULL && spiffe == NULL) {
 		jw_null(w, "identity");
 		return;
 	}
 	jw_obj_begin(w, "identity");
+	if (id == NULL) {
+		jw_str(w, "method", "x509-svid");
+		jw_null(w, "issuer");
+		jw_null(w, "iss");
+		jw_null(w, "sub");
+		jw_arr_begin(w, "aud");
+		jw_arr_end(w);
+		jw_null(w, "jti");
+		jw_null(w, "alg");
+		jw_null(w, "kid");
+		jw_obj_begin(w, "claims");
+		jw_obj_end(w);
+		goto spiffe;
+	}
 	jw_str(w, "method", id->method);
 	jw_str(w, "issuer", id->issuer ? id->issuer->name : NULL);
 	jw_str(w, "iss", id->iss);
@@ -589,6 +610,9 @@ audit_identity(struct conn *c, struct jw *w)
 			jw_json(w, ext->audit_claims[i], v);
 	}
 	jw_obj_end(w);
+ spiffe:
+	jw_str(w, "spiffe_id", spiffe);
+	jw_str(w, "trust_domain", svid ? c->tpeer.trust_domain : NULL);
 	jw_obj_end(w);
 }
 

@@ -29,6 +29,7 @@
 
 #include "proxy/metrics.h"
 #include "proxy/session.h"
+#include "proxy/trust.h"
 #include "vault-client/vault.h"
 
 static void conn_cli_read(struct conn *c);
@@ -278,9 +279,37 @@ conn_tls_established(struct conn *c)
 	c->ppeer.subject = p->subject;
 	c->ppeer.sans = (const char *const *)c->peer_sans;
 	c->ppeer.nsans = n;
+	c->ppeer.spiffe = p->svid ? p->spiffe : NULL;
 	c->peer_ok = true;
-	cg_debug("msg=tls_client_verified conn=%llu subject=\"%s\" sans=%zu",
-	    (unsigned long long)c->id, p->subject ? p->subject : "", n);
+	cg_debug("msg=tls_client_verified conn=%llu subject=\"%s\" sans=%zu spiffe_id=%s "
+	    "trust_domain=%s", (unsigned long long)c->id, p->subject ? p->subject : "", n,
+	    p->svid ? p->spiffe_id : "-", p->svid ? p->trust_domain : "-");
+}
+
+/*
+ * The handshake failed: when it was for an X.509-SVID that the listener's
+ * trust domains refused, that is a decision of its own, logged and
+ * audited with the SPIFFE ID the certificate claimed.  True when so (the
+ * session is closed).
+ */
+static bool
+conn_svid_refused(struct conn *c)
+{
+	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->cli) : NULL;
+	const char *id, *why;
+	char reason[480], qi[128], qr[512];
+
+	if (!trust_ssl_refusal(ssl, &id, &why))
+		return false;
+	snprintf(reason, sizeof(reason), "X.509-SVID refused: %s", why);
+	cg_info("msg=svid_refused conn=%llu route=%s peer=%s spiffe_id=%s reason=%s",
+	    (unsigned long long)c->id, c->route->policy.name, c->peer,
+	    id != NULL ? cg_log_quote(qi, sizeof(qi), id, strlen(id)) : "-",
+	    cg_log_quote(qr, sizeof(qr), why, strlen(why)));
+	c->svid_refused = id;
+	conn_deny(c, NULL, reason);
+	conn_close(c, "svid_refused");
+	return true;
 }
 
 static void
@@ -693,6 +722,8 @@ conn_cli_event(struct conn *c, short what)
 	if (what & BEV_EVENT_ERROR) {
 		unsigned long e = c->tls ? bufferevent_get_openssl_error(c->cli) : 0;
 
+		if (conn_svid_refused(c))
+			return;
 		if (e != 0) {
 			char ebuf[120];
 

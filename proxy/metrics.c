@@ -610,6 +610,28 @@ metrics_render(struct evbuffer *out, struct cg_metrics *const *workers, size_t n
 	scalar(&w, "credgate_token_cache_misses_total", "counter",
 	    "Tokens not in the verified-token cache, verified in full.", tc_misses);
 
+	if (p != NULL && p->ntrust > 0) {
+		family(&w, "credgate_trust_bundle_age_seconds", "gauge",
+		    "Seconds since the trust bundle in force was read, by trust domain.");
+		for (i = 0; i < p->ntrust; i++) {
+			put(&w, "credgate_trust_bundle_age_seconds{");
+			put_label(&w, "trust_domain", p->trust[i].name, true);
+			put(&w, "} ");
+			put_fixed(&w, ms_nonneg(p->trust[i].age_ms), 3);
+			put(&w, "\n");
+		}
+		family(&w, "credgate_trust_bundle_reloads_total", "counter",
+		    "Re-reads of a changed trust bundle file, by trust domain and result.");
+		for (i = 0; i < p->ntrust; i++)
+			for (k = 0; k < 2; k++) {
+				put(&w, "credgate_trust_bundle_reloads_total{");
+				put_label(&w, "trust_domain", p->trust[i].name, true);
+				put_label(&w, "result", k ? "failed" : "ok", false);
+				put_f(&w, "} %" PRIu64 "\n", k ? p->trust[i].reloads_failed :
+				    p->trust[i].reloads_ok);
+			}
+	}
+
 	family(&w, "credgate_upstream_connections_idle", "gauge",
 	    "Idle upstream connections kept for reuse, by route.");
 	for (i = 0; i < nrs; i++)

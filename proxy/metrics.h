@@ -127,6 +127,14 @@ struct cg_metrics {
 	struct cg_route_metrics *routes;
 };
 
+/* One trust domain's bundle (label "trust_domain": its name). */
+struct metrics_trust {
+	const char *name;
+	uint64_t reloads_ok;		/* re-reads of its file that took */
+	uint64_t reloads_failed;	/* ... that did not: the last good bundle stayed */
+	int64_t age_ms;			/* since the bundle in force was read */
+};
+
 /*
  * Process-wide state, owned and written by the control thread, which is
  * also where metrics_render() runs; so these are plain fields.
@@ -142,6 +150,9 @@ struct cg_process_metrics {
 	bool vault;			/* the secret store is Vault: vault_st is its own */
 	struct vault_stats vault_st;	/* filled just before a render */
 	const struct keyfetch *keys;	/* issuers' fetched keys; NULL: none */
+	const struct metrics_trust *trust; /* ntrust entries, filled just before a
+					   render, in the configuration's order */
+	size_t ntrust;
 };
 
 /* Returns a new, zeroed object, or NULL when out of memory. */

@@ -1,6 +1,7 @@
 /*
  * server.c: the process and its control thread: configuration generations,
- * the workers' listeners, the secret cache, signals (SIGHUP reload,
+ * the workers' listeners, the secret cache, the trust bundles' watch,
+ * signals (SIGHUP reload,
  * SIGTERM/SIGINT drain, SIGUSR1 reopen), privilege drop, readiness
  * (sd_notify) and the admin endpoint's hooks.
  *
@@ -35,12 +36,14 @@
 #include "injectors/injector.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
+#include "proxy/trust.h"
 #include "vault-client/vault.h"
 
 #define DRAIN_POLL_MS 50
 #define SECRETS_WATCH_MS 1000	/* how often the secret store is asked
 				   whether its source changed */
 #define LEASE_REVOKE_WAIT_MS 2000 /* at exit, for revocations in flight */
+#define TRUST_WATCH_MS 1000	/* how often trust bundle files are looked at */
 
 /* ------------------------------------------------------------------ */
 /* Generations                                                         */
@@ -64,6 +67,10 @@ cg_gen_unref(struct cg_gen *g)
 		SSL_CTX_free(g->routes[i].server_ctx);
 		SSL_CTX_free(g->routes[i].client_ctx);
 	}
+	for (i = 0; i < g->nbundles; i++)
+		trust_bundle_unref(g->bundles[i]);
+	free(g->bundles);
+	free(g->bundle_shared);
 	cg_config_free(g->cfg);
 	free(g->routes);
 	free(g);
@@ -95,6 +102,91 @@ route_shared(struct cg_process *p, const char *name)
 	s->next = p->route_shared;
 	p->route_shared = s;
 	return s;
+}
+
+static struct cg_trust_shared *
+trust_shared(struct cg_process *p, const char *name)
+{
+	struct cg_trust_shared *s;
+
+	for (s = p->trust_shared; s != NULL; s = s->next)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	if ((s = calloc(1, sizeof(*s))) == NULL || (s->name = strdup(name)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->next = p->trust_shared;
+	p->trust_shared = s;
+	return s;
+}
+
+/*
+ * The trust bundles of g's configuration, which its listeners of trust
+ * domains verify against: each starts with the store the configuration
+ * loaded.
+ */
+static int
+gen_bundles(struct cg_process *p, struct cg_gen *g, char *err, size_t errlen)
+{
+	const struct cg_config *cfg = g->cfg;
+	size_t i, n = cfg->ntrust_domains;
+
+	if (n == 0)
+		return 0;
+	if ((g->bundles = calloc(n, sizeof(*g->bundles))) == NULL ||
+	    (g->bundle_shared = calloc(n, sizeof(*g->bundle_shared))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CG_ERR_NOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		const struct cg_trust_domain *td = &cfg->trust_domains[i];
+
+		if (td->bundle == NULL) {
+			/* the loader read it, with the files */
+			snprintf(err, errlen, "trust_domains.[%zu].x509_bundle_file: not loaded", i);
+			return CG_ERR_INTERNAL;
+		}
+		if ((g->bundle_shared[i] = trust_shared(p, td->name)) == NULL ||
+		    (g->bundles[i] = trust_bundle_new(td, cg_now_ms())) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return CG_ERR_NOMEM;
+		}
+		g->nbundles++;
+	}
+	return 0;
+}
+
+/* Makes a listener of trust domains verify their X.509-SVIDs. */
+static int
+gen_route_trust(struct cg_gen *g, struct cg_route_rt *rt, char *err, size_t errlen)
+{
+	const struct cg_tls_server *t = &rt->route->tls;
+	struct trust_bundle **list;
+	size_t i, k;
+	int r;
+
+	if (t->ntrust_domains == 0 || rt->server_ctx == NULL)
+		return 0;
+	if ((list = calloc(t->ntrust_domains, sizeof(*list))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CG_ERR_NOMEM;
+	}
+	for (i = 0; i < t->ntrust_domains; i++) {
+		for (k = 0; k < g->nbundles; k++)
+			if (strcmp(trust_bundle_name(g->bundles[k]), t->trust_domains[i]) == 0)
+				list[i] = g->bundles[k];
+		if (list[i] == NULL) {
+			/* the loader refused a name no trust domain has */
+			snprintf(err, errlen, "trust_domains: no trust domain %s",
+			    t->trust_domains[i]);
+			free(list);
+			return CG_ERR_INTERNAL;
+		}
+	}
+	r = trust_ctx_install(rt->server_ctx, list, t->ntrust_domains, err, errlen);
+	free(list);
+	return r;
 }
 
 static int
@@ -172,6 +264,10 @@ gen_build(struct cg_process *p, struct cg_config *cfg, struct cg_gen **out,
 	g->refs = 1;
 	g->cfg = cfg;
 	g->nroutes = cfg->nroutes;
+	if ((r = gen_bundles(p, g, err, errlen)) != 0) {
+		cg_gen_unref(g);
+		return r;
+	}
 	for (i = 0; i < cfg->nroutes; i++) {
 		rt = &g->routes[i];
 		rt->route = &cfg->routes[i];
@@ -202,6 +298,11 @@ gen_build(struct cg_process *p, struct cg_config *cfg, struct cg_gen **out,
 		}
 		if (rt->server_ctx != NULL)
 			tls_server_ctx_alpn(rt->server_ctx, rt->proto->alpn);
+		if ((r = gen_route_trust(g, rt, why, sizeof(why))) != 0) {
+			snprintf(err, errlen, "routes.[%zu].tls: %s", i, why);
+			cg_gen_unref(g);
+			return r;
+		}
 		if (rt->route->upstream_tls.enabled && (r = tls_client_ctx_new(
 		    &rt->route->upstream_tls, &rt->client_ctx, why, sizeof(why))) != 0) {
 			snprintf(err, errlen, "routes.[%zu].upstream.tls: %s", i, why);
@@ -611,6 +712,34 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/*
+ * Every second: the newest generation's trust bundle files, re-read when
+ * they changed (trust_bundle_check()).  Older generations keep what they
+ * had: only their connections' handshakes still in flight use them.
+ */
+static void
+trust_watch(evutil_socket_t fd, short what, void *arg)
+{
+	struct cg_process *p = arg;
+	struct cg_gen *g = p->gen;
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	for (i = 0; i < g->nbundles; i++) {
+		switch (trust_bundle_check(g->bundles[i], cg_now_ms())) {
+		case TRUST_RELOADED:
+			g->bundle_shared[i]->reloads_ok++;
+			break;
+		case TRUST_FAILED:
+			g->bundle_shared[i]->reloads_failed++;
+			break;
+		case TRUST_UNCHANGED:
+			break;
+		}
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* Admin hooks                                                         */
 /* ------------------------------------------------------------------ */
@@ -619,17 +748,34 @@ static int
 admin_metrics(void *arg, struct evbuffer *out)
 {
 	struct cg_process *p = arg;
+	const struct cg_gen *g = p->gen;
+	struct metrics_trust *trust = NULL;
 	struct cg_metrics **ms;
+	int64_t now = cg_now_ms();
 	size_t k;
 	int r;
 
-	if ((ms = calloc(p->nworkers, sizeof(*ms))) == NULL)
+	if ((ms = calloc(p->nworkers, sizeof(*ms))) == NULL ||
+	    (g->nbundles > 0 && (trust = calloc(g->nbundles, sizeof(*trust))) == NULL)) {
+		free(ms);
 		return CG_ERR_NOMEM;
+	}
 	p->pmetrics->vault = vault_backend_stats(secret_cache_backend(p->secrets),
 	    &p->pmetrics->vault_st);
+	for (k = 0; k < g->nbundles; k++) {
+		trust[k].name = trust_bundle_name(g->bundles[k]);
+		trust[k].reloads_ok = g->bundle_shared[k]->reloads_ok;
+		trust[k].reloads_failed = g->bundle_shared[k]->reloads_failed;
+		trust[k].age_ms = now - trust_bundle_loaded_ms(g->bundles[k]);
+	}
+	p->pmetrics->trust = trust;
+	p->pmetrics->ntrust = g->nbundles;
 	for (k = 0; k < p->nworkers; k++)
 		ms[k] = p->workers[k].metrics;
 	r = metrics_render(out, ms, p->nworkers, p->pmetrics);
+	p->pmetrics->trust = NULL;
+	p->pmetrics->ntrust = 0;
+	free(trust);
 	free(ms);
 	return r;
 }
@@ -719,6 +865,7 @@ server_new(const char *file, struct cg_config *cfg, struct cg_process **out,
 	r = CG_ERR_NOMEM;
 	if ((p->base = event_base_new()) == NULL ||
 	    (p->drain_timer = evtimer_new(p->base, drain_deadline, p)) == NULL ||
+	    (p->trust_watch = event_new(p->base, -1, EV_PERSIST, trust_watch, p)) == NULL ||
 	    (p->drain_poll = event_new(p->base, -1, EV_PERSIST, drain_poll, p)) == NULL ||
 	    (p->pmetrics = calloc(1, sizeof(*p->pmetrics))) == NULL ||
 	    (p->pending = pending_table_new()) == NULL) {
@@ -771,6 +918,15 @@ server_new(const char *file, struct cg_config *cfg, struct cg_process **out,
 		goto fail;
 	}
 	secrets_prefetch(p);
+	{
+		struct timeval tv = cg_ms_tv(TRUST_WATCH_MS);
+
+		if (evtimer_add(p->trust_watch, &tv) != 0) {
+			snprintf(err, errlen, "cannot arm the trust bundles' watch");
+			r = CG_ERR_INTERNAL;
+			goto fail;
+		}
+	}
 	p->nworkers = cfg->workers ? cfg->workers : 1;
 	if ((p->workers = calloc(p->nworkers, sizeof(*p->workers))) == NULL ||
 	    (lists = calloc(p->nworkers, sizeof(*lists))) == NULL) {
@@ -929,11 +1085,20 @@ server_free(struct cg_process *p)
 		event_free(p->drain_timer);
 	if (p->drain_poll != NULL)
 		event_free(p->drain_poll);
+	if (p->trust_watch != NULL)
+		event_free(p->trust_watch);
 	cg_gen_unref(p->gen);
 	for (s = p->route_shared; s != NULL; s = next) {
 		next = s->next;
 		free(s->name);
 		free(s);
+	}
+	while (p->trust_shared != NULL) {
+		struct cg_trust_shared *t = p->trust_shared;
+
+		p->trust_shared = t->next;
+		free(t->name);
+		free(t);
 	}
 	free(p->pmetrics);
 	if (p->base != NULL)

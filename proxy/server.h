@@ -44,6 +44,15 @@ struct cg_route_shared {
 	struct cg_route_shared *next;
 };
 
+/* A trust domain's counters that outlive generations (found by name);
+ * the control thread's only. */
+struct cg_trust_shared {
+	char *name;
+	uint64_t reloads_ok;		/* re-reads of the bundle file that took */
+	uint64_t reloads_failed;	/* ... and that did not */
+	struct cg_trust_shared *next;
+};
+
 /* Longest key of the pool of idle upstream connections (worker_up_put). */
 #define UP_KEY_MAX 200
 
@@ -64,12 +73,20 @@ struct cg_route_rt {
 						   "" = it does not pool */
 };
 
+struct trust_bundle;
+
 struct cg_gen {
 	unsigned refs;			/* atomic */
 	uint64_t number;
 	struct cg_config *cfg;
 	struct cg_route_rt *routes;	/* cfg->nroutes entries */
 	size_t nroutes;
+	struct trust_bundle **bundles;	/* one reference each, parallel to
+					   cfg->trust_domains (proxy/trust.h);
+					   the control thread keeps the
+					   newest generation's fresh */
+	struct cg_trust_shared **bundle_shared;	/* their counters */
+	size_t nbundles;
 };
 struct cg_gen *cg_gen_ref(struct cg_gen *g);
 void cg_gen_unref(struct cg_gen *g);	/* NULL-safe; any thread */
@@ -211,6 +228,8 @@ struct cg_process {
 	struct cg_audit *audit;		/* shared: one fd, whole-line writes */
 	struct cg_pending_table *pending; /* per client address, all workers */
 	struct cg_route_shared *route_shared;
+	struct cg_trust_shared *trust_shared;
+	struct event *trust_watch;	/* looks at the trust bundle files */
 	struct event *signals[5];
 	struct event *drain_timer;
 	struct event *drain_poll;

@@ -118,9 +118,13 @@ struct conn {
 	bool tls_late;			/* ... started by the protocol (start_tls) */
 	bool peer_ok;			/* a client certificate was verified */
 	bool tls_checked;		/* the handshake's outcome was read */
-	struct tls_peer tpeer;		/* its subject and SANs */
+	struct tls_peer tpeer;		/* its subject and SANs; an X.509-SVID's
+					   SPIFFE ID (tpeer.svid) */
 	struct policy_peer ppeer;	/* the same, as policy sees it */
 	char **peer_sans;		/* "dns:...", "uri:..." for ppeer */
+	const char *svid_refused;	/* the SPIFFE ID of an X.509-SVID the
+					   handshake refused, for its audit event;
+					   borrowed from the SSL, freed with cli */
 
 	char peer_ip[INET6_ADDRSTRLEN];
 	int peer_port;

@@ -41,6 +41,7 @@
 #include "common.h"
 #include "proxy/conf.h"
 #include "proxy/tls.h"
+#include "proxy/trust.h"
 
 #define TLS_MAX_KEY_FILE	(1024 * 1024)	/* bytes of a PEM key file */
 #define TLS_MAX_PEM_FILE	(16 * 1024 * 1024) /* of a certificate chain or CA bundle */
@@ -997,5 +998,19 @@ tls_peer_identity(SSL *ssl, struct tls_peer *out)
 	if ((r = tls_cert_identity(cert, out)) != 0)
 		return r;
 	out->verified = true;
+	/*
+	 * On a listener of trust domains the verification was an SVID's: the
+	 * certificate's one URI name is the SPIFFE ID, of one of them.
+	 */
+	if (trust_ssl_verifies(ssl)) {
+		const char *name = out->spiffe != NULL ?
+		    trust_ssl_domain(ssl, out->spiffe->trust_domain) : NULL;
+
+		if (name == NULL || (out->trust_domain = strdup(name)) == NULL) {
+			tls_peer_clear(out);
+			return name == NULL ? CG_ERR_VERIFY : CG_ERR_NOMEM;
+		}
+		out->svid = true;
+	}
 	return 0;
 }

@@ -329,9 +329,17 @@ class Pki:
         self.ca_file = write_file(os.path.join(self.dir, f"{name}-ca.pem"),
                                   self.cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
+    KEY_USAGES = ("digital_signature", "content_commitment", "key_encipherment",
+                  "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
+                  "encipher_only", "decipher_only")
+
     def issue(self, stem, cn, org=None, dns=(), ips=(), uris=(), emails=(), server=False,
-              client=False):
-        """Writes stem.crt and stem.key; returns (cert_file, key_file, cert)."""
+              client=False, ca=False, key_usage=None, not_before=None, not_after=None):
+        """Writes stem.crt and stem.key; returns (cert_file, key_file, cert).
+        ca makes it a CA certificate (basicConstraints cA true); key_usage
+        names the keyUsage bits to set (arguments of x509.KeyUsage; none:
+        no keyUsage extension); not_before and not_after are its validity
+        (default: from an hour ago to a day from now)."""
         key = ec.generate_private_key(ec.SECP256R1())
         attrs = []
         if org:
@@ -342,11 +350,14 @@ class Pki:
              .subject_name(x509.Name(attrs)).issuer_name(self.cert.subject)
              .public_key(key.public_key())
              .serial_number(x509.random_serial_number())
-             .not_valid_before(now - datetime.timedelta(hours=1))
-             .not_valid_after(now + datetime.timedelta(days=1))
-             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+             .not_valid_before(not_before or now - datetime.timedelta(hours=1))
+             .not_valid_after(not_after or now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                  self.key.public_key()), critical=False))
+        if key_usage is not None:
+            bits = {k: k in key_usage for k in self.KEY_USAGES}
+            b = b.add_extension(x509.KeyUsage(**bits), critical=True)
         names = ([x509.DNSName(d) for d in dns] +
                  [x509.IPAddress(ipaddress.ip_address(i)) for i in ips] +
                  [x509.UniformResourceIdentifier(u) for u in uris] +
@@ -368,6 +379,14 @@ class Pki:
 
     def server(self, stem):
         return self.issue(stem, "localhost", dns=["localhost"], ips=["127.0.0.1"], server=True)
+
+    def svid(self, stem, spiffe_id, **kw):
+        """An X.509-SVID of this CA: the SPIFFE ID as its one URI name,
+        keyUsage digitalSignature, extendedKeyUsage clientAuth; kw as
+        issue() takes them (uris replaces the URI names)."""
+        kw.setdefault("uris", [spiffe_id] if spiffe_id else [])
+        kw.setdefault("key_usage", ["digital_signature"])
+        return self.issue(stem, kw.pop("cn", stem), client=True, **kw)
 
 
 # ----------------------------------------------------------------------
@@ -844,7 +863,8 @@ class Credgate:
         self.exit = None
         self.ports = {}
 
-    def config(self, routes, credgate_extra=None, issuer_extra=None, secrets_extra=None):
+    def config(self, routes, credgate_extra=None, issuer_extra=None, secrets_extra=None,
+               trust_domains=None):
         cg = {"log_level": self.log_level,
               "audit": {"file": self.audit_file, "stdout": False},
               "limits": {"request_line": 8192, "header_bytes": 32768, "header_count": 100,
@@ -863,7 +883,10 @@ class Credgate:
         issuer = {k: v for k, v in issuer.items() if v is not None}
         store = {"backend": "file", "file": self.secrets_file, "cache_ttl": "5m"}
         store.update(secrets_extra or {})
-        top = {"credgate": cg, "issuers": [issuer], "secrets": store, "routes": routes}
+        top = {"credgate": cg, "issuers": [issuer], "secrets": store}
+        if trust_domains is not None:
+            top["trust_domains"] = trust_domains
+        top["routes"] = routes
         return render_config(top)
 
     def put_secrets(self, entries):
@@ -1525,6 +1548,7 @@ class PgStack:
         self.expect_exit = 0
         self.extra = {}
         self.issuer_extra = {}
+        self.trust_domains = None   # the file's trust_domains list, if any
         self.clients = []       # psycopg2 connections and PgRaw, for close_clients()
         self.home = os.path.join(self.tmp, "home")
         os.makedirs(self.home, exist_ok=True)
@@ -1554,7 +1578,8 @@ class PgStack:
                 extra[k].update(v)
             else:
                 extra[k] = v
-        return self.cg.config(routes, extra, self.issuer_extra)
+        return self.cg.config(routes, extra, self.issuer_extra,
+                              trust_domains=self.trust_domains)
 
     def start(self, routes):
         self.routes = routes

@@ -2,7 +2,8 @@
  * test_metrics.c: recording into per-worker counters and rendering their
  * sum in the Prometheus text format: exact text for a known set of
  * events, bucket and status-class boundaries, label escaping, route
- * blocks, and a worker recording while the control thread scrapes.
+ * blocks, trust bundles, and a worker recording while the control thread
+ * scrapes.
  */
 #include "tests/unit/unit.h"
 
@@ -544,6 +545,49 @@ test_secret_echo(void **state)
 	metrics_free(w[1]);
 }
 
+/* Trust bundles: each domain's re-reads by result and the age of the
+ * bundle in force, in the families' name order; none without domains. */
+static void
+test_trust_bundles(void **state)
+{
+	struct cg_metrics *w[1] = { metrics_new() };
+	const struct metrics_trust trust[] = {
+		{ "prod", 3, 1, 2500 },
+		{ "staging \"b\"", 0, 0, -5 },
+	};
+	struct cg_process_metrics p = { .version = "x", .trust = trust, .ntrust = 2 };
+	char *text;
+
+	(void)state;
+	assert_non_null(w[0]);
+	text = render(w, 1, &p);
+	assert_line(text, "# HELP credgate_trust_bundle_age_seconds Seconds since the trust "
+	    "bundle in force was read, by trust domain.");
+	assert_line(text, "# TYPE credgate_trust_bundle_age_seconds gauge");
+	assert_line(text, "credgate_trust_bundle_age_seconds{trust_domain=\"prod\"} 2.5");
+	/* a clock that went back is no negative age */
+	assert_line(text, "credgate_trust_bundle_age_seconds{trust_domain=\"staging \\\"b\\\"\"} 0");
+	assert_line(text, "# TYPE credgate_trust_bundle_reloads_total counter");
+	assert_line(text, "credgate_trust_bundle_reloads_total{trust_domain=\"prod\",result=\"ok\"} 3");
+	assert_line(text,
+	    "credgate_trust_bundle_reloads_total{trust_domain=\"prod\",result=\"failed\"} 1");
+	assert_line(text, "credgate_trust_bundle_reloads_total{trust_domain=\"staging "
+	    "\\\"b\\\"\",result=\"failed\"} 0");
+	assert_true(strstr(text, "# TYPE credgate_token_cache_misses_total") <
+	    strstr(text, "# TYPE credgate_trust_bundle_age_seconds"));
+	assert_true(strstr(text, "# TYPE credgate_trust_bundle_age_seconds") <
+	    strstr(text, "# TYPE credgate_trust_bundle_reloads_total"));
+	assert_true(strstr(text, "# TYPE credgate_trust_bundle_reloads_total") <
+	    strstr(text, "# TYPE credgate_upstream_connections_idle"));
+	free(text);
+
+	p.ntrust = 0;
+	text = render(w, 1, &p);
+	assert_null(strstr(text, "credgate_trust_bundle"));
+	free(text);
+	metrics_free(w[0]);
+}
+
 /* Logins and SCRAM keys: listed for the routes that had any, by result
  * and source, summed over workers. */
 static void
@@ -664,6 +708,7 @@ main(void)
 		cmocka_unit_test(test_cache_counters),
 		cmocka_unit_test(test_secret_echo),
 		cmocka_unit_test(test_logins),
+		cmocka_unit_test(test_trust_bundles),
 		cmocka_unit_test(test_concurrent_scrape),
 	};
 

@@ -1,8 +1,10 @@
 /*
  * test_tls.c: listener and upstream contexts, host name checks, client
- * certificates and the identity read from them, with a small PKI made by
- * OpenSSL at test time (two CAs, server, client, expired certificates) and
- * handshakes run in memory over a BIO pair.
+ * certificates and the identity read from them, listeners of SPIFFE trust
+ * domains (proxy/trust.h: X.509-SVIDs verified against each domain's
+ * bundle, bundles re-read when their file changes), with a small PKI made
+ * by OpenSSL at test time (two CAs, server, client, expired certificates)
+ * and handshakes run in memory over a BIO pair.
  */
 #include "tests/unit/unit.h"
 
@@ -21,8 +23,10 @@
 #include <openssl/x509v3.h>
 
 #include "common.h"
+#include "policy/svid.h"
 #include "proxy/conf.h"
 #include "proxy/tls.h"
+#include "proxy/trust.h"
 
 #define SPIFFE_ID	"spiffe://example.org/ns/a/sa/b"
 #define DAY		(24L * 3600L)
@@ -920,6 +924,304 @@ test_resumption(void **state)
 	SSL_CTX_free(sctx);
 }
 
+/* ------------------------------------------------------------------ */
+/* Listeners of trust domains: X.509-SVIDs                              */
+/* ------------------------------------------------------------------ */
+
+/* A trust domain as the configuration loads it, its bundle read from file. */
+static struct trust_bundle *
+bundle_of(const char *name, const char *domain, char *file, int64_t max_lifetime_s)
+{
+	struct cg_trust_domain td = {
+		.name = xfmt("%s", name), .trust_domain = xfmt("%s", domain),
+		.x509_bundle_file = file, .max_svid_lifetime_s = max_lifetime_s,
+	};
+	struct trust_bundle *b;
+	char err[512];
+
+	if (svid_bundle_load_file(file, &td.bundle, &td.bundle_certs, &td.bundle_st, err,
+	    sizeof(err)) != 0)
+		fail_msg("bundle %s: %s", file, err);
+	b = trust_bundle_new(&td, 1000);
+	assert_non_null(b);
+	X509_STORE_free(td.bundle);	/* the bundle holds its own reference */
+	free(td.name);
+	free(td.trust_domain);
+	return b;
+}
+
+/* A listener of the trust domains named, with their bundles. */
+static SSL_CTX *
+svid_ctx(enum cg_tls_verify verify, struct trust_bundle **bundles, size_t n)
+{
+	char *names[4];
+	struct cg_tls_server scfg = srv_cfg(f_srv, f_srv_key, verify);
+	SSL_CTX *sctx;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		names[i] = xfmt("%s", trust_bundle_name(bundles[i]));
+	scfg.client_ca = NULL;
+	scfg.trust_domains = names;
+	scfg.ntrust_domains = n;
+	sctx = srv_ctx(&scfg);
+	if (trust_ctx_install(sctx, bundles, n, err, sizeof(err)) != 0)
+		fail_msg("trust_ctx_install: %s", err);
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	return sctx;
+}
+
+/*
+ * One handshake of a client holding cert/key (or none) against sctx; the
+ * server's view in *peer (with HS_OK), or why it refused in why (else "").
+ */
+static int
+svid_try(SSL_CTX *sctx, char *cert, char *key, char *version, struct tls_peer *peer,
+    char *why, size_t whylen, char *id, size_t idlen)
+{
+	struct cg_tls_client ccfg = cli_cfg(f_ca, true);
+	const char *rid, *rwhy;
+	SSL_CTX *cctx;
+	struct pair p;
+	int r;
+
+	ccfg.cert = cert;
+	ccfg.key = key;
+	ccfg.min_version = version;
+	cctx = cli_ctx(&ccfg);
+	assert_int_equal(SSL_CTX_set_max_proto_version(cctx, strcmp(version, "TLSv1.2") == 0 ?
+	    TLS1_2_VERSION : TLS1_3_VERSION), 1);
+	r = pair_handshake(&p, sctx, tls_client_ssl_new(cctx, &ccfg, "localhost"));
+	memset(peer, 0, sizeof(*peer));
+	if (r == HS_OK)
+		assert_int_equal(tls_peer_identity(p.s, peer), 0);
+	snprintf(why, whylen, "%s", "");
+	snprintf(id, idlen, "%s", "");
+	if (trust_ssl_refusal(p.s, &rid, &rwhy)) {
+		assert_int_not_equal(r, HS_OK);
+		snprintf(why, whylen, "%s", rwhy);
+		snprintf(id, idlen, "%s", rid != NULL ? rid : "(none)");
+	}
+	pair_close(&p);
+	SSL_CTX_free(cctx);
+	return r;
+}
+
+static void
+write_file_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* The whole file, NUL-terminated (malloc'd). */
+static char *
+read_all(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 65536);
+	size_t n;
+
+	assert_non_null(f);
+	assert_non_null(buf);
+	n = fread(buf, 1, 65535, f);
+	assert_true(n > 0 && n < 65535);
+	assert_int_equal(fclose(f), 0);
+	return buf;
+}
+
+static void
+test_svid_listener(void **state)
+{
+	static const char *const other_ext[] = {
+		"basicConstraints", "CA:FALSE",
+		"keyUsage", "critical,digitalSignature",
+		"subjectAltName", "URI:spiffe://other.org/ns/a/sa/b", NULL };
+	static const char *const two_uris_ext[] = {
+		"basicConstraints", "CA:FALSE",
+		"keyUsage", "critical,digitalSignature",
+		"subjectAltName", "URI:" SPIFFE_ID ",URI:https://example.org/", NULL };
+	static char *const versions[] = { "TLSv1.2", "TLSv1.3" };
+	EVP_PKEY *k_other = keygen(), *k_two = keygen();
+	X509 *c_other = mkcert(k_other, NULL, "other", c_ca2, k_ca2, -DAY, 30 * DAY, other_ext);
+	X509 *c_two = mkcert(k_two, NULL, "two", c_ca, k_ca, -DAY, 30 * DAY, two_uris_ext);
+	char *f_other = write_certs("other.pem", c_other, NULL);
+	char *f_other_key = write_key("other.key", k_other, 0600, 0);
+	char *f_two = write_certs("two.pem", c_two, NULL);
+	char *f_two_key = write_key("two.key", k_two, 0600, 0);
+	struct trust_bundle *ex = bundle_of("ex", "example.org", f_ca, 0);
+	struct trust_bundle *other = bundle_of("oth", "other.org", f_ca2, 0);
+	struct trust_bundle *short_lived = bundle_of("ex", "example.org", f_ca, 3600);
+	struct trust_bundle *both[2] = { ex, other };
+	SSL_CTX *sctx, *sboth, *sshort;
+	char why[400], id[256];
+	struct tls_peer peer;
+	size_t i;
+
+	(void)state;
+	sctx = svid_ctx(CG_TLS_VERIFY_OPTIONAL, &ex, 1);
+	sboth = svid_ctx(CG_TLS_VERIFY_REQUIRED, both, 2);
+	sshort = svid_ctx(CG_TLS_VERIFY_REQUIRED, &short_lived, 1);
+	/* Nothing to resume: a session would skip the bundle in force. */
+	assert_int_equal(SSL_CTX_get_session_cache_mode(sctx), SSL_SESS_CACHE_OFF);
+	assert_int_equal(SSL_CTX_get_num_tickets(sctx), 0);
+	for (i = 0; i < CG_ARRAY_LEN(versions); i++) {
+		char *v = versions[i];
+
+		/* An SVID of the trust domain, against its bundle. */
+		assert_int_equal(svid_try(sctx, f_cli, f_cli_key, v, &peer, why, sizeof(why),
+		    id, sizeof(id)), HS_OK);
+		assert_true(peer.verified);
+		assert_true(peer.svid);
+		assert_string_equal(peer.trust_domain, "ex");
+		assert_string_equal(peer.spiffe_id, SPIFFE_ID);
+		assert_string_equal(peer.spiffe->trust_domain, "example.org");
+		assert_string_equal(peer.spiffe->path, "/ns/a/sa/b");
+		tls_peer_clear(&peer);
+
+		/* No certificate, optional: nobody, as with client_ca. */
+		assert_int_equal(svid_try(sctx, NULL, NULL, v, &peer, why, sizeof(why), id,
+		    sizeof(id)), HS_OK);
+		assert_false(peer.verified);
+		assert_false(peer.svid);
+
+		/* The same ID from another authority: refused even when optional. */
+		assert_int_equal(svid_try(sctx, f_cli2, f_cli2_key, v, &peer, why, sizeof(why),
+		    id, sizeof(id)), HS_SERVER_FAILED);
+		assert_string_equal(id, SPIFFE_ID);
+		assert_non_null(strstr(why, "certificate chain"));
+
+		/* A trust domain this listener does not accept. */
+		assert_int_equal(svid_try(sctx, f_other, f_other_key, v, &peer, why,
+		    sizeof(why), id, sizeof(id)), HS_SERVER_FAILED);
+		assert_string_equal(id, "spiffe://other.org/ns/a/sa/b");
+		assert_string_equal(why, "trust domain \"other.org\" is not one this listener "
+		    "accepts");
+
+		/* Two URI names: no SVID, and no ID to name. */
+		assert_int_equal(svid_try(sctx, f_two, f_two_key, v, &peer, why, sizeof(why),
+		    id, sizeof(id)), HS_SERVER_FAILED);
+		assert_string_equal(id, "(none)");
+		assert_non_null(strstr(why, "2 URI subjectAltNames"));
+
+		/* Expired, against its own bundle. */
+		assert_int_equal(svid_try(sctx, f_exp, f_exp_key, v, &peer, why, sizeof(why),
+		    id, sizeof(id)), HS_SERVER_FAILED);
+
+		/* Two trust domains: each ID against its own domain's bundle. */
+		assert_int_equal(svid_try(sboth, f_other, f_other_key, v, &peer, why,
+		    sizeof(why), id, sizeof(id)), HS_OK);
+		assert_string_equal(peer.trust_domain, "oth");
+		tls_peer_clear(&peer);
+		assert_int_equal(svid_try(sboth, f_cli, f_cli_key, v, &peer, why, sizeof(why),
+		    id, sizeof(id)), HS_OK);
+		assert_string_equal(peer.trust_domain, "ex");
+		tls_peer_clear(&peer);
+		/* example.org's ID signed by other.org's authority: not accepted
+		 * because that authority is trusted for another domain. */
+		assert_int_equal(svid_try(sboth, f_cli2, f_cli2_key, v, &peer, why, sizeof(why),
+		    id, sizeof(id)), HS_SERVER_FAILED);
+		assert_string_equal(id, SPIFFE_ID);
+		/* Required, none sent. */
+		assert_int_equal(svid_try(sboth, NULL, NULL, v, &peer, why, sizeof(why), id,
+		    sizeof(id)), HS_SERVER_FAILED);
+		assert_string_equal(why, "");
+
+		/* max_svid_lifetime: the client's 31 days are more than an hour. */
+		assert_int_equal(svid_try(sshort, f_cli, f_cli_key, v, &peer, why, sizeof(why),
+		    id, sizeof(id)), HS_SERVER_FAILED);
+		assert_non_null(strstr(why, "exceeds the 3600 s allowed"));
+	}
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(sboth);
+	SSL_CTX_free(sshort);
+	/* The contexts held their own references. */
+	trust_bundle_unref(ex);
+	trust_bundle_unref(other);
+	trust_bundle_unref(short_lived);
+	X509_free(c_other);
+	X509_free(c_two);
+	EVP_PKEY_free(k_other);
+	EVP_PKEY_free(k_two);
+	(void)f_other;
+	(void)f_two;
+}
+
+/*
+ * A bundle file that changes is read again and its new authorities take
+ * over, for handshakes of contexts made before; one that becomes invalid
+ * or unreadable leaves the last good bundle in force, and is reported once
+ * per change.
+ */
+static void
+test_svid_rotation(void **state)
+{
+	char *f_bundle = tfile("rotating.pem"), *ca1 = read_all(f_ca), *ca2 = read_all(f_ca2);
+	char tls12[] = "TLSv1.2", tls13[] = "TLSv1.3";
+	struct trust_bundle *b;
+	char why[400], id[256];
+	struct tls_peer peer;
+	SSL_CTX *sctx;
+
+	(void)state;
+	write_file_text(f_bundle, ca1);
+	b = bundle_of("ex", "example.org", f_bundle, 0);
+	sctx = svid_ctx(CG_TLS_VERIFY_REQUIRED, &b, 1);
+	assert_int_equal(trust_bundle_check(b, 2000), TRUST_UNCHANGED);
+	assert_int_equal(trust_bundle_loaded_ms(b), 1000);
+	assert_int_equal(svid_try(sctx, f_cli, f_cli_key, tls13, &peer, why, sizeof(why),
+	    id, sizeof(id)), HS_OK);
+	tls_peer_clear(&peer);
+	assert_int_equal(svid_try(sctx, f_cli2, f_cli2_key, tls13, &peer, why, sizeof(why),
+	    id, sizeof(id)), HS_SERVER_FAILED);
+
+	/* A new authority: the old one's SVIDs are refused, the new one's taken. */
+	write_file_text(f_bundle, ca2);
+	assert_int_equal(trust_bundle_check(b, 3000), TRUST_RELOADED);
+	assert_int_equal(trust_bundle_loaded_ms(b), 3000);
+	assert_int_equal(trust_bundle_check(b, 3500), TRUST_UNCHANGED);
+	assert_int_equal(svid_try(sctx, f_cli2, f_cli2_key, tls13, &peer, why, sizeof(why),
+	    id, sizeof(id)), HS_OK);
+	tls_peer_clear(&peer);
+	assert_int_equal(svid_try(sctx, f_cli, f_cli_key, tls12, &peer, why, sizeof(why),
+	    id, sizeof(id)), HS_SERVER_FAILED);
+
+	/* Garbage: the last good bundle stays, reported once. */
+	write_file_text(f_bundle, "not a bundle\n");
+	assert_int_equal(trust_bundle_check(b, 4000), TRUST_FAILED);
+	assert_int_equal(trust_bundle_check(b, 5000), TRUST_UNCHANGED);
+	assert_int_equal(trust_bundle_loaded_ms(b), 3000);
+	assert_int_equal(svid_try(sctx, f_cli2, f_cli2_key, tls13, &peer, why, sizeof(why),
+	    id, sizeof(id)), HS_OK);
+	tls_peer_clear(&peer);
+	/* Gone: the same. */
+	assert_int_equal(unlink(f_bundle), 0);
+	assert_int_equal(trust_bundle_check(b, 6000), TRUST_FAILED);
+	assert_int_equal(trust_bundle_check(b, 7000), TRUST_UNCHANGED);
+	/* Others may change it: not taken. */
+	write_file_text(f_bundle, ca1);
+	assert_int_equal(chmod(f_bundle, 0666), 0);
+	assert_int_equal(trust_bundle_check(b, 8000), TRUST_FAILED);
+	assert_int_equal(svid_try(sctx, f_cli, f_cli_key, tls13, &peer, why, sizeof(why),
+	    id, sizeof(id)), HS_SERVER_FAILED);
+	/* Back to a good file: taken again. */
+	assert_int_equal(chmod(f_bundle, 0644), 0);
+	assert_int_equal(trust_bundle_check(b, 9000), TRUST_RELOADED);
+	assert_int_equal(svid_try(sctx, f_cli, f_cli_key, tls13, &peer, why, sizeof(why),
+	    id, sizeof(id)), HS_OK);
+	tls_peer_clear(&peer);
+
+	SSL_CTX_free(sctx);
+	trust_bundle_unref(b);
+	free(ca1);
+	free(ca2);
+}
+
 /* Before the handshake ends there is no identity to give. */
 static void
 test_peer_identity_early(void **state)
@@ -1254,6 +1556,8 @@ main(void)
 		cmocka_unit_test(test_client_certs),
 		cmocka_unit_test(test_resumption),
 		cmocka_unit_test(test_peer_identity_early),
+		cmocka_unit_test(test_svid_listener),
+		cmocka_unit_test(test_svid_rotation),
 		cmocka_unit_test(test_cert_identity_bounds),
 		cmocka_unit_test(test_spiffe_id),
 		cmocka_unit_test(test_subject),
