@@ -15,7 +15,7 @@ import tempfile
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import (CANARY, Credgate, base_route, find_leaks, free_port, lc_quote,
+from conftest import (CANARY, Credgate, Pki, base_route, find_leaks, free_port, lc_quote,
                       public_jwk, read_text, run_credgate, sanitizer_lines)
 
 
@@ -510,6 +510,64 @@ def test_example_postgres_checks_with_its_files(credgate_bin, srcdir, tmp_path):
     rc, out, err = run_credgate(credgate_bin, ["-t", "-c", str(conf)])
     assert rc == 1, err
     assert "ledger/ci" in err, err
+
+
+def test_example_spiffe_checks_with_its_files(credgate_bin, srcdir, tmp_path):
+    """examples/spiffe.conf, shipped with the others: credgate -t reports
+    nothing but the files it names that are missing (its trust bundle
+    among them), and accepts it, without a warning, once they exist under
+    tmp_path instead of /etc/credgate and /var/log/credgate: the trust
+    domain's JWT bundle (a JWKS), the secrets, the listeners' certificates
+    and keys, and its X.509 bundle of CA certificates.  An X.509 bundle
+    that holds a leaf is refused."""
+    shipped = example(srcdir, "spiffe.conf")
+    make = open(os.path.join(srcdir, "examples", "Makefile.inc")).read()
+    shipped_files = re.search(r"dist_example_DATA =((?:.*\\\n)*.*)", make).group(1).split()
+    assert "examples/spiffe.conf" in shipped_files, "spiffe.conf missing from dist_example_DATA"
+    rc, out, err = run_credgate(credgate_bin, ["-t", "-c", shipped])
+    lines = err.strip().splitlines()
+    assert rc == 1 and lines[-1] == f"{shipped}: configuration has errors", err
+    for line in lines[:-1]:
+        assert "No such file or directory" in line, line
+    assert any("trust_domains.[0].x509_bundle_file: " in line for line in lines), err
+
+    text = open(shipped).read()
+    etc, log = tmp_path / "etc", tmp_path / "log"
+    for d in (etc / "tls", etc / "spiffe", log):
+        d.mkdir(parents=True)
+    text = text.replace("/etc/credgate/", f"{etc}/").replace("/var/log/credgate/", f"{log}/")
+    assert "/etc/" not in text.replace(str(etc), "") and "/var/" not in text, \
+        "the example names a file outside /etc/credgate and /var/log/credgate"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (etc / "spiffe" / "prod.jwt-bundle.json").write_text(
+        json.dumps({"keys": [public_jwk(key, "prod-jwt-1")]}))
+    secrets = etc / "secrets.json"
+    secrets.write_text(json.dumps({
+        "ledger/migrate": {"username": "ledger_owner", "password": CANARY, "version": "1"},
+        "billing/api": {"username": "svc-billing", "password": CANARY, "version": "1"}}))
+    secrets.chmod(0o600)
+    pki = Pki(tmp_path / "pki", "prod-ca")
+    for gw in ("db-gw", "billing-gw"):
+        crt, pem, _ = pki.server(gw)
+        shutil.copy(crt, etc / "tls" / f"{gw}.crt")
+        shutil.copy(pem, etc / "tls" / f"{gw}.key")
+        (etc / "tls" / f"{gw}.key").chmod(0o600)
+    bundle = etc / "spiffe" / "prod.bundle.pem"
+    shutil.copy(pki.ca_file, bundle)
+    conf = tmp_path / "spiffe.conf"
+    conf.write_text(text)
+    rc, out, err = run_credgate(credgate_bin, ["-t", "-c", str(conf)])
+    assert rc == 0, err
+    assert err.strip().splitlines() == [f"{conf}: configuration OK"], err
+    assert CANARY not in out + err
+
+    # A workload's certificate is no authority.
+    crt, _, _ = pki.svid("leaf", "spiffe://prod.example.org/ns/ledger/sa/migrate")
+    shutil.copy(crt, bundle)
+    rc, out, err = run_credgate(credgate_bin, ["-t", "-c", str(conf)])
+    assert rc == 1, err
+    assert re.search(r":\d+: trust_domains\.\[0\]\.x509_bundle_file: .*certificate 1 is not a "
+                     r"CA certificate", err), err
 
 
 # One example per Vault auth method, and the Vault paths they read.

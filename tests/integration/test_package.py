@@ -164,7 +164,7 @@ def test_files(package):
         assert package.entries[path][0] == mode, "%s has mode %s" % (path, package.entries[path][0])
     for name in ("quickstart.conf", "policy-cases.json", "postgres.conf", "postgres-cases.json",
                  "vault-token.conf", "vault-approle.conf", "vault-kubernetes.conf",
-                 "vault-jwt.conf", "vault-cert.conf"):
+                 "vault-jwt.conf", "vault-cert.conf", "spiffe.conf"):
         path = "/usr/share/doc/credgate/examples/" + name
         assert path in package.entries or path + ".gz" in package.entries, \
             "example %s missing from the package:\n%s" % (name, package.listing)

@@ -29,6 +29,7 @@
 
 #define EXAMPLE TEST_SRCDIR "/../../examples/quickstart.conf"
 #define PG_EXAMPLE TEST_SRCDIR "/../../examples/postgres.conf"
+#define SPIFFE_EXAMPLE TEST_SRCDIR "/../../examples/spiffe.conf"
 #define MANPAGE TEST_SRCDIR "/../../man/credgate.conf.5"
 
 /* ------------------------------------------------------------------ */
@@ -2401,12 +2402,15 @@ static void
 test_round_trip(void **state)
 {
 	char *example = unit_read_file(EXAMPLE, NULL), *base = base_with(NULL);
+	char *spiffe = unit_read_file(SPIFFE_EXAMPLE, NULL);
 
 	(void)state;
 	round_trip(example, "example");
+	round_trip(spiffe, "spiffe example");
 	round_trip(base, "base");
 	round_trip(full_config, "full");
 	free(example);
+	free(spiffe);
 	free(base);
 }
 
