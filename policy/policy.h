@@ -406,8 +406,9 @@ struct policy_request {
 	const struct policy_peer *peer;	/* NULL: no verified client certificate */
 	const struct spiffe_id *spiffe;	/* the caller's verified SPIFFE ID, which
 					   the spiffe_id and trust_domain
-					   conditions match (today an X.509-SVID
-					   peer's, peer->spiffe); NULL: none */
+					   conditions match: an X.509-SVID
+					   peer's (peer->spiffe), else a
+					   JWT-SVID's (id->spiffe); NULL: none */
 	bool peer_only;			/* the certificate is the caller's whole
 					   proof (id NULL): only an allow rule
 					   that names it (client_subject,

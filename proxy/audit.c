@@ -552,7 +552,8 @@ audit_request(struct conn *c, struct jw *w)
 /*
  * Who the caller proved to be: a token's identity, an accepted X.509-SVID
  * (with a token or alone), or, for a refused SVID, the ID it claimed;
- * null when none of them.  The fields are the same in every case.
+ * null when none of them.  The fields are the same in every case; the
+ * SPIFFE ID is the X.509-SVID's, else a JWT-SVID's (its sub).
  */
 static void
 audit_identity(struct conn *c, struct jw *w)
@@ -560,7 +561,8 @@ audit_identity(struct conn *c, struct jw *w)
 	const struct policy_identity *id = c->ident;
 	const struct cg_issuer_ext *ext = NULL;
 	bool svid = c->peer_ok && c->tpeer.svid;
-	const char *spiffe = svid ? c->tpeer.spiffe_id : c->svid_refused;
+	const char *spiffe = svid ? c->tpeer.spiffe_id :
+	    id != NULL && id->spiffe != NULL ? id->sub : c->svid_refused;
 	json_t *v, *aud;
 	size_t i;
 

@@ -268,7 +268,9 @@ conn_decide(struct conn *c, bool peer_only)
 	q.nattrs = i;
 	q.now_s = cg_now_ms() / 1000;
 	q.peer = c->peer_ok ? &c->ppeer : NULL;
-	q.spiffe = c->peer_ok ? c->ppeer.spiffe : NULL;
+	/* The caller's SPIFFE ID: its X.509-SVID's, else its JWT-SVID's. */
+	q.spiffe = c->peer_ok && c->ppeer.spiffe != NULL ? c->ppeer.spiffe :
+	    c->ident != NULL ? c->ident->spiffe : NULL;
 	policy_decide(&route->policy, &q, &c->dec);
 	c->decided = true;
 	if (c->dec.result == POLICY_DENY) {

@@ -315,6 +315,39 @@ def test_trust_domain_condition_and_two_domains(make_stack, svids):
     assert got and "certificate chain" in got[0]["decision"]["reason"], got
 
 
+def test_jwt_svid_matches_spiffe_id_conditions(make_stack):
+    """A JWT-SVID's SPIFFE ID (the token of an issuer with trust_domain)
+    is what spiffe_id and trust_domain conditions match when the caller
+    presents no X.509-SVID, and audit records it."""
+    s = make_stack(start=False)
+    route = base_route("jobs", free_port(), s.nginx.port,
+                       allow=[{"name": "ci-jobs", "issuer": "test",
+                               "spiffe_id": f"spiffe://{PROD}/ns/ci/*",
+                               "trust_domain": PROD, "paths": ["/*"]}],
+                       deny=[{"name": "no-sandbox", "spiffe_id": f"spiffe://{PROD}/ns/ci/sandbox"}])
+    s.ports["jobs"] = int(route["listen"].rsplit(":", 1)[1])
+    s.start(routes=(), config_text=s.cg.config(
+        [route], issuer_extra={"issuer": None, "trust_domain": PROD}))
+
+    def call(sub):
+        i = rid()
+        r = s.curl("-H", "X-Request-Id: " + i, route="jobs",
+                   token=s.token(iss=None, sub=sub))
+        return r.status, decision(s, i)
+
+    status, e = call(f"spiffe://{PROD}/ns/ci/sa/build")
+    assert status == 200, e
+    assert e["decision"]["rule"] == "ci-jobs", e
+    ident = e["identity"]
+    assert ident["method"] == "jwt-svid" and ident["issuer"] == "test", ident
+    assert ident["spiffe_id"] == f"spiffe://{PROD}/ns/ci/sa/build", ident
+    assert ident["trust_domain"] is None, ident
+    status, e = call(f"spiffe://{PROD}/ns/web/sa/front")
+    assert status == 403 and e["decision"]["reason"] == "no rule matched", e
+    status, e = call(f"spiffe://{PROD}/ns/ci/sandbox")
+    assert status == 403 and e["decision"]["rule"] == "no-sandbox", e
+
+
 # ----------------------------------------------------------------------
 # Rotation: a new bundle file is picked up without a restart
 # ----------------------------------------------------------------------
