@@ -1578,6 +1578,8 @@ class PgStack:
                 extra[k].update(v)
             else:
                 extra[k] = v
+        if self.trust_domains is None:
+            return self.cg.config(routes, extra, self.issuer_extra)
         return self.cg.config(routes, extra, self.issuer_extra,
                               trust_domains=self.trust_domains)
 

@@ -473,7 +473,7 @@ def test_postgres_logs_in_with_vault_static_creds_across_rotation(pg, keys, cred
     s = PgStack(tmp_path / "pg", keys, credgate_bin, pg)
     store = vault_secrets(s, vault, "approle")
     plain = s.cg.config
-    s.cg.config = lambda routes, extra=None: plain(routes, extra, None, store)
+    s.cg.config = lambda routes, extra=None, *_, **__: plain(routes, extra, None, store)
     s.start([s.route("pgv", credential={"path": "database/static-creds/ledger-svc"},
                      postgres_over={"allow_plaintext_token": True})])
     try:
@@ -587,7 +587,7 @@ def test_per_session_postgres_users(pg, keys, credgate_bin, tmp_path, vault):
     s = PgStack(tmp_path / "pg", keys, credgate_bin, pg)
     store = vault_secrets(s, vault, "approle")
     plain = s.cg.config
-    s.cg.config = lambda routes, extra=None: plain(routes, extra, None, store)
+    s.cg.config = lambda routes, extra=None, *_, **__: plain(routes, extra, None, store)
     s.start([s.route("pgs", credential={"path": "database/creds/ledger-rw",
                                         "per_session": True},
                      postgres_over={"allow_plaintext_token": True})])
