@@ -57,8 +57,9 @@ struct kf_source {
 	char origin[KF_ORIGIN_MAX];	/* redirects may stay here only */
 	unsigned redirects;
 	char *discovered;	/* the last discovery's jwks_uri */
-	bool wish;		/* a wish waits for the fetch in flight */
-	bool by_wish;		/* the fetch in flight was asked for */
+	uint64_t fetch;		/* the ring's number of the fetch in flight */
+	bool wish;		/* a wish came while a fetch was in flight: that
+				   fetch may predate it, so another follows */
 	struct event *timer;
 	int64_t next_ms;	/* the next scheduled fetch (monotonic) */
 	int64_t last_ok_ms;	/* -1: never */
@@ -171,18 +172,27 @@ kf_notify(struct kf_source *s)
 		s->kf->notify(s->kf->notify_arg);
 }
 
-/* The fetch in flight is over: a waiting wish is answered. */
-static void
-kf_answer(struct kf_source *s, bool published)
-{
-	bool wished = s->wish || s->by_wish;
+static void kf_wish(struct kf_source *s);
 
-	s->wish = false;
-	s->by_wish = false;
-	if (wished && !published)
-		policy_keyring_touch(s->ring);
-	if (wished || published)
-		kf_notify(s);
+/*
+ * The fetch in flight is over: the callers waiting for it (their wish came
+ * before it started) go on.  A wish that came meanwhile may predate what
+ * the fetch saw: when the fetch brought a new set, its callers verify with
+ * that; when not, they get a fetch of their own, or the rate limit's
+ * refusal.
+ */
+static void
+kf_ended(struct kf_source *s, bool changed)
+{
+	policy_keyring_fetch_done(s->ring, s->fetch);
+	if (s->wish) {
+		s->wish = false;
+		if (changed)
+			policy_keyring_refuse(s->ring);
+		else
+			kf_wish(s);
+	}
+	kf_notify(s);
 }
 
 /* Drops the set once it is older than max_key_age; true when it did. */
@@ -226,7 +236,7 @@ kf_failed(struct kf_source *s, const char *fmt, ...)
 	    KEYFETCH_RETRY_MIN_MS, s->fails - 1);
 	free(s->url);
 	s->url = NULL;
-	kf_answer(s, dropped);
+	kf_ended(s, dropped);
 	kf_schedule(s);
 }
 
@@ -275,7 +285,7 @@ kf_loaded(struct kf_source *s, const struct ob_response *r)
 	s->next_ms = now + next;
 	free(s->url);
 	s->url = NULL;
-	kf_answer(s, changed);
+	kf_ended(s, changed);
 	kf_schedule(s);
 }
 
@@ -410,7 +420,7 @@ kf_fetch(struct kf_source *s, bool by_wish)
 	if (s->call != NULL)
 		return;
 	evtimer_del(s->timer);
-	s->by_wish = by_wish;
+	s->fetch = policy_keyring_fetch_start(s->ring);
 	s->redirects = 0;
 	if (s->jwks_uri != NULL || (by_wish && s->discovered != NULL)) {
 		s->stage = KF_JWKS;
@@ -465,7 +475,7 @@ kf_schedule(struct kf_source *s)
 }
 
 /* A worker's wish: fetch now, or answer at once when the rate limit says
- * no; a fetch in flight answers it when it ends. */
+ * no; with a fetch in flight, the same once it ended. */
 static void
 kf_wish(struct kf_source *s)
 {
@@ -477,7 +487,7 @@ kf_wish(struct kf_source *s)
 	}
 	if (s->last_kid_ms >= 0 && now - s->last_kid_ms < s->kid_ms) {
 		s->st.kid_limited++;
-		policy_keyring_touch(s->ring);
+		policy_keyring_refuse(s->ring);
 		kf_notify(s);
 		return;
 	}
@@ -526,7 +536,7 @@ kf_source_free(struct kf_source *s)
 	if (s->ring != NULL) {
 		policy_keyring_set_waker(s->ring, NULL, NULL);
 		/* Callers waiting for this source get their answer. */
-		policy_keyring_touch(s->ring);
+		policy_keyring_refuse(s->ring);
 		policy_keyring_unref(s->ring);
 	}
 	if (s->timer != NULL)

@@ -21,6 +21,9 @@ struct policy_keyring {
 	struct jwks *keys;		/* a reference; under lock */
 	const struct jwks *current;	/* == keys; __atomic_* only */
 	uint64_t serial;		/* __atomic_* only */
+	uint64_t started;		/* fetches started; __atomic_* only */
+	uint64_t answered;		/* the last fetch ended; likewise */
+	uint64_t refusals;		/* likewise */
 	unsigned refs;			/* __atomic_* only */
 	bool want;			/* a fetch was asked for; under lock */
 	void (*waker)(void *);		/* under lock */
@@ -79,10 +82,43 @@ policy_keyring_set(struct policy_keyring *r, struct jwks *ks)
 	jwks_free(old);
 }
 
-void
-policy_keyring_touch(struct policy_keyring *r)
+uint64_t
+policy_keyring_fetch_start(struct policy_keyring *r)
 {
-	__atomic_add_fetch(&r->serial, 1, __ATOMIC_RELEASE);
+	return __atomic_add_fetch(&r->started, 1, __ATOMIC_ACQ_REL);
+}
+
+void
+policy_keyring_fetch_done(struct policy_keyring *r, uint64_t fetch)
+{
+	/* One fetcher numbers and ends fetches in order: no lower id
+	 * ends after a higher one. */
+	if (fetch > __atomic_load_n(&r->answered, __ATOMIC_ACQUIRE))
+		__atomic_store_n(&r->answered, fetch, __ATOMIC_RELEASE);
+}
+
+void
+policy_keyring_refuse(struct policy_keyring *r)
+{
+	__atomic_add_fetch(&r->refusals, 1, __ATOMIC_RELEASE);
+}
+
+uint64_t
+policy_keyring_started(const struct policy_keyring *r)
+{
+	return r == NULL ? 0 : __atomic_load_n(&r->started, __ATOMIC_ACQUIRE);
+}
+
+uint64_t
+policy_keyring_answered(const struct policy_keyring *r)
+{
+	return r == NULL ? 0 : __atomic_load_n(&r->answered, __ATOMIC_ACQUIRE);
+}
+
+uint64_t
+policy_keyring_refusals(const struct policy_keyring *r)
+{
+	return r == NULL ? 0 : __atomic_load_n(&r->refusals, __ATOMIC_ACQUIRE);
 }
 
 struct jwks *

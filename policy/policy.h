@@ -79,9 +79,12 @@ bool jwks_same(const struct jwks *a, const struct jwks *b);
  *
  * A ring whose keys come from a remote source has a fetcher (the control
  * thread's) that a worker can ask for an early fetch when a token names a
- * key the ring lacks: policy_keyring_want() records the wish and calls the
- * fetcher's waker; the fetcher answers every wish, fetched or refused by
- * its rate limit, by bumping the serial.
+ * key the ring lacks.  A wish is answered only by a fetch that started
+ * after it, or by a refusal (the fetcher's rate limit): the worker notes
+ * policy_keyring_started() and policy_keyring_refusals() before it asks
+ * (policy_keyring_want()), and its wish is answered once
+ * policy_keyring_answered() passes the first or the second changes.  A new
+ * set (policy_keyring_serial() changes) may be tried before that.
  *
  * Reference-counted; every function is safe from any thread.
  */
@@ -94,8 +97,6 @@ void policy_keyring_unref(struct policy_keyring *r);	/* NULL-safe */
 /* Publishes ks (its reference is taken; NULL: no keys) and bumps the
  * serial; the old set goes when its last holder drops it. */
 void policy_keyring_set(struct policy_keyring *r, struct jwks *ks);
-/* Bumps the serial alone: an answer to a wish with no new keys. */
-void policy_keyring_touch(struct policy_keyring *r);
 /* A new reference to the current set, or NULL when there is none. */
 struct jwks *policy_keyring_get(struct policy_keyring *r);
 /* The current set's address, to compare with; never dereference it. */
@@ -103,13 +104,25 @@ const struct jwks *policy_keyring_current(const struct policy_keyring *r);
 uint64_t policy_keyring_serial(const struct policy_keyring *r);
 /*
  * The fetcher side: set_waker (fn NULL: none) makes the ring fetchable;
- * want asks for a fetch and returns false when the ring has no fetcher
- * (its keys come from a file: nothing to wait for); take_want returns and
- * clears the wish.
+ * take_want returns and clears the wish; fetch_start numbers a fetch
+ * (1, 2, ...) as it starts and fetch_done marks it ended; refuse answers
+ * the wishes made so far without a fetch.
  */
 void policy_keyring_set_waker(struct policy_keyring *r, void (*fn)(void *), void *arg);
-bool policy_keyring_want(struct policy_keyring *r);
 bool policy_keyring_take_want(struct policy_keyring *r);
+uint64_t policy_keyring_fetch_start(struct policy_keyring *r);
+void policy_keyring_fetch_done(struct policy_keyring *r, uint64_t fetch);
+void policy_keyring_refuse(struct policy_keyring *r);
+/*
+ * The worker side: want asks for a fetch and returns false when the ring
+ * has no fetcher (its keys come from a file: nothing to wait for).
+ * started is the number of the last fetch started, answered that of the
+ * last one ended, refusals the count of refusals.
+ */
+bool policy_keyring_want(struct policy_keyring *r);
+uint64_t policy_keyring_started(const struct policy_keyring *r);
+uint64_t policy_keyring_answered(const struct policy_keyring *r);
+uint64_t policy_keyring_refusals(const struct policy_keyring *r);
 
 /* ------------------------------------------------------------------ */
 /* Issuers and verified identities                                     */

@@ -330,10 +330,11 @@ conn_key_wait_end(struct conn *c)
 
 /*
  * The token's issuer lacks the key it names: when its keys are fetched,
- * ask the fetcher for them and wait for the ring's answer (a new set, or
- * a refusal by the rate limit: never longer than one fetch).  False when
- * there is nothing to wait for (keys from a file, a second time, no
- * memory); the caller refuses then.
+ * ask the fetcher for them and wait for the ring's answer: the end of a
+ * fetch that started after the token failed, or a refusal by the rate
+ * limit (never longer than two fetches).  False when there is nothing to
+ * wait for (keys from a file, a second time, no memory); the caller
+ * refuses then.
  */
 static bool
 conn_key_wait(struct conn *c, const struct policy_issuer *is, const char *proof, size_t len)
@@ -345,6 +346,8 @@ conn_key_wait(struct conn *c, const struct policy_issuer *is, const char *proof,
 	memcpy(c->key_token, proof, len);
 	c->key_token_len = len;
 	c->key_issuer = is;
+	c->key_started = policy_keyring_started(is->ring);
+	c->key_refusals = policy_keyring_refusals(is->ring);
 	c->key_serial = policy_keyring_serial(is->ring);
 	if (!policy_keyring_want(is->ring)) {
 		conn_key_wait_end(c);
@@ -375,14 +378,46 @@ conn_key_resume(struct conn *c)
 	conn_flush(c);
 }
 
+/*
+ * Whether a new set (published before the wish's answer) holds the key
+ * now: a cheap try, as the answer may be one more fetch away.  An identity
+ * that verifies lands in the token cache, so the resume costs a lookup.
+ */
+static bool
+conn_key_arrived(struct conn *c)
+{
+	const struct cg_config *cfg = c->cfg;
+	const struct policy_issuer *nokey = NULL;
+	struct policy_identity *id = NULL;
+	const char *why;
+	int r;
+
+	r = token_cache_verify(c->gen == c->w->gen ? c->w->tokens : NULL, cfg->issuers,
+	    cfg->nissuers, c->key_token, c->key_token_len, cg_now_ms() / 1000,
+	    cfg->max_token_bytes, &id, &why, NULL, &nokey);
+	policy_identity_free(id);
+	return r == 0 || nokey == NULL;
+}
+
 void
 conn_keys_answered(struct cg_worker *w)
 {
 	struct conn *c, *next;
+	struct policy_keyring *ring;
+	uint64_t serial;
 
 	for (c = TAILQ_FIRST(&w->key_waiters); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, key_link);
-		if (policy_keyring_serial(c->key_issuer->ring) != c->key_serial)
+		ring = c->key_issuer->ring;
+		if (policy_keyring_answered(ring) > c->key_started ||
+		    policy_keyring_refusals(ring) != c->key_refusals) {
+			conn_key_resume(c);
+			continue;
+		}
+		if ((serial = policy_keyring_serial(ring)) == c->key_serial)
+			continue;
+		c->key_serial = serial;
+		if (conn_key_arrived(c))
 			conn_key_resume(c);
 	}
 }

@@ -157,7 +157,9 @@ struct conn {
 	bool key_wait;			/* waits for its issuer's ring to answer */
 	bool key_waited;		/* the request waited once: no second time */
 	const struct policy_issuer *key_issuer;	/* in gen; lacked the key */
-	uint64_t key_serial;		/* its ring's serial when the wait began */
+	uint64_t key_started;		/* its ring's fetches started, */
+	uint64_t key_refusals;		/* refusals and set serial when */
+	uint64_t key_serial;		/* the wait began */
 	char *key_token;		/* the proof to verify again; wiped */
 	size_t key_token_len;
 	char *session_key;		/* per_session: the key of this session's own

@@ -304,8 +304,27 @@ test_keyring(void **state)
 	assert_int_equal(policy_keyring_serial(ring), 2);
 	assert_int_equal(jwks_count(got), 1);
 	jwks_free(got);
-	policy_keyring_touch(ring);
-	assert_int_equal(policy_keyring_serial(ring), 3);
+
+	/* Fetches are numbered as they start and answered as they end;
+	 * a refusal is counted apart; none of it touches the set. */
+	assert_int_equal(policy_keyring_started(ring), 0);
+	assert_int_equal(policy_keyring_fetch_start(ring), 1);
+	assert_int_equal(policy_keyring_fetch_start(ring), 2);
+	assert_int_equal(policy_keyring_started(ring), 2);
+	assert_int_equal(policy_keyring_answered(ring), 0);
+	policy_keyring_fetch_done(ring, 1);
+	assert_int_equal(policy_keyring_answered(ring), 1);
+	policy_keyring_fetch_done(ring, 2);
+	policy_keyring_fetch_done(ring, 1);	/* never backwards */
+	assert_int_equal(policy_keyring_answered(ring), 2);
+	assert_int_equal(policy_keyring_refusals(ring), 0);
+	policy_keyring_refuse(ring);
+	assert_int_equal(policy_keyring_refusals(ring), 1);
+	assert_int_equal(policy_keyring_serial(ring), 2);
+	assert_ptr_equal(policy_keyring_current(ring), b);
+	assert_int_equal(policy_keyring_started(NULL), 0);
+	assert_int_equal(policy_keyring_answered(NULL), 0);
+	assert_int_equal(policy_keyring_refusals(NULL), 0);
 
 	/* No fetcher: a wish is not taken. */
 	assert_false(policy_keyring_want(ring));
