@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include <openssl/asn1.h>
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "spiffe.h"
@@ -84,12 +85,29 @@ spiffe_td_bytes(const char *td, size_t tdlen, size_t base, char *err, size_t err
 	return true;
 }
 
+/* A trust domain of an ID or a pattern: present, bounded, of its bytes. */
+static int
+spiffe_td_check(const char *td, size_t tdlen, char *err, size_t errlen)
+{
+	if (tdlen == 0) {
+		cg_errf(err, errlen, "SPIFFE ID trust domain is empty");
+		return CG_ERR_FORMAT;
+	}
+	if (tdlen > SPIFFE_TD_MAX) {
+		cg_errf(err, errlen, "SPIFFE ID trust domain longer than %d bytes",
+		    SPIFFE_TD_MAX);
+		return CG_ERR_LIMIT;
+	}
+	return spiffe_td_bytes(td, tdlen, SPIFFE_SCHEME_LEN, err, errlen) ? 0 : CG_ERR_FORMAT;
+}
+
 int
 spiffe_id_parse(const char *s, size_t len, struct spiffe_id *out,
     char *err, size_t errlen)
 {
 	const char *td, *slash;
 	size_t tdlen, i, seg;
+	int r;
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
@@ -118,17 +136,8 @@ spiffe_id_parse(const char *s, size_t len, struct spiffe_id *out,
 	td = s + SPIFFE_SCHEME_LEN;
 	slash = memchr(td, '/', len - SPIFFE_SCHEME_LEN);
 	tdlen = slash != NULL ? (size_t)(slash - td) : len - SPIFFE_SCHEME_LEN;
-	if (tdlen == 0) {
-		cg_errf(err, errlen, "SPIFFE ID trust domain is empty");
-		return CG_ERR_FORMAT;
-	}
-	if (tdlen > SPIFFE_TD_MAX) {
-		cg_errf(err, errlen, "SPIFFE ID trust domain longer than %d bytes",
-		    SPIFFE_TD_MAX);
-		return CG_ERR_LIMIT;
-	}
-	if (!spiffe_td_bytes(td, tdlen, SPIFFE_SCHEME_LEN, err, errlen))
-		return CG_ERR_FORMAT;
+	if ((r = spiffe_td_check(td, tdlen, err, errlen)) != 0)
+		return r;
 
 	/* The path, from its first '/' to the end; seg counts the bytes of
 	 * the segment being read. */
@@ -192,6 +201,7 @@ spiffe_pattern_check(const char *pattern, char *err, size_t errlen)
 	const char *td, *path;
 	size_t len, tdlen, i, seg, dots, start;
 	bool literal;
+	int r;
 
 	if (pattern == NULL) {
 		cg_errf(err, errlen, "SPIFFE ID pattern missing");
@@ -221,17 +231,8 @@ spiffe_pattern_check(const char *pattern, char *err, size_t errlen)
 			return CG_ERR_FORMAT;
 		}
 	}
-	if (tdlen == 0) {
-		cg_errf(err, errlen, "SPIFFE ID trust domain is empty");
-		return CG_ERR_FORMAT;
-	}
-	if (tdlen > SPIFFE_TD_MAX) {
-		cg_errf(err, errlen, "SPIFFE ID trust domain longer than %d bytes",
-		    SPIFFE_TD_MAX);
-		return CG_ERR_LIMIT;
-	}
-	if (!spiffe_td_bytes(td, tdlen, SPIFFE_SCHEME_LEN, err, errlen))
-		return CG_ERR_FORMAT;
+	if ((r = spiffe_td_check(td, tdlen, err, errlen)) != 0)
+		return r;
 	if (path == NULL)
 		return 0;	/* the trust domain's own ID */
 
@@ -326,19 +327,63 @@ spiffe_time_diff(const ASN1_TIME *a, const ASN1_TIME *b, int64_t *out)
 }
 
 int
+spiffe_leaf_id(X509 *leaf, struct spiffe_id *out, char *err, size_t errlen)
+{
+	GENERAL_NAMES *sans = NULL;
+	const ASN1_STRING *uri = NULL;
+	char why[192];
+	int crit = -1, i, nuri = 0, r;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (leaf == NULL || out == NULL) {
+		cg_errf(err, errlen, "no certificate");
+		return CG_ERR_FORMAT;
+	}
+	sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, NULL);
+	if (sans == NULL && crit != -1) {
+		cg_errf(err, errlen, "certificate subjectAltName malformed or repeated");
+		r = CG_ERR_FORMAT;
+		goto out;
+	}
+	for (i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+
+		if (gn->type == GEN_URI) {
+			uri = gn->d.uniformResourceIdentifier;
+			nuri++;
+		}
+	}
+	if (nuri != 1) {
+		cg_errf(err, errlen, "certificate has %d URI subjectAltNames, an X509-SVID "
+		    "has exactly one", nuri);
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+	if (spiffe_id_parse((const char *)ASN1_STRING_get0_data(uri),
+	    (size_t)ASN1_STRING_length(uri), out, why, sizeof(why)) != 0) {
+		cg_errf(err, errlen, "certificate URI subjectAltName: %s", why);
+		r = CG_ERR_VERIFY;
+		goto out;
+	}
+	r = 0;
+ out:
+	GENERAL_NAMES_free(sans);
+	ERR_clear_error();
+	return r;
+}
+
+int
 spiffe_svid_check(X509 *leaf, int64_t now_s, int64_t max_lifetime_s,
     struct spiffe_id *out, char *err, size_t errlen)
 {
-	GENERAL_NAMES *sans = NULL;
 	BASIC_CONSTRAINTS *bc = NULL;
-	const ASN1_STRING *uri = NULL;
 	const ASN1_TIME *nb, *na;
 	ASN1_TIME *now = NULL;
 	struct spiffe_id id;
-	char why[192];
 	int64_t d;
 	uint32_t ku;
-	int crit, i, nuri, r;
+	int crit, r;
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
@@ -385,31 +430,9 @@ spiffe_svid_check(X509 *leaf, int64_t now_s, int64_t max_lifetime_s,
 		goto out;
 	}
 
-	sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, NULL);
-	if (sans == NULL && crit != -1) {
-		cg_errf(err, errlen, "certificate subjectAltName unreadable");
-		r = CG_ERR_VERIFY;
-		goto out;
-	}
-	nuri = 0;
-	for (i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
-		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
-
-		if (gn->type == GEN_URI) {
-			uri = gn->d.uniformResourceIdentifier;
-			nuri++;
-		}
-	}
-	if (nuri != 1) {
-		cg_errf(err, errlen, "certificate has %d URI subjectAltNames, an X509-SVID has exactly one",
-		    nuri);
-		r = CG_ERR_VERIFY;
-		goto out;
-	}
-	if (spiffe_id_parse((const char *)ASN1_STRING_get0_data(uri),
-	    (size_t)ASN1_STRING_length(uri), &id, why, sizeof(why)) != 0) {
-		cg_errf(err, errlen, "certificate URI subjectAltName: %s", why);
-		r = CG_ERR_VERIFY;
+	if ((r = spiffe_leaf_id(leaf, &id, err, errlen)) != 0) {
+		if (r == CG_ERR_FORMAT)
+			r = CG_ERR_VERIFY;
 		goto out;
 	}
 	if (id.path[0] == '\0') {
@@ -463,7 +486,6 @@ spiffe_svid_check(X509 *leaf, int64_t now_s, int64_t max_lifetime_s,
 	r = 0;
  out:
 	ASN1_TIME_free(now);
-	GENERAL_NAMES_free(sans);
 	BASIC_CONSTRAINTS_free(bc);
 	return r;
 }

@@ -96,6 +96,17 @@ int spiffe_pattern_check(const char *pattern, char *err, size_t errlen) CG_WUR;
 bool spiffe_id_match(const struct spiffe_id *id, const char *pattern);
 
 /*
+ * The SPIFFE ID of leaf (borrowed), read from its one URI subjectAltName,
+ * to pick the trust domain to verify it against; nothing else about the
+ * certificate is checked, and it is not trusted for that.  *out is cleared
+ * on entry and filled on success.  Returns 0; CG_ERR_FORMAT when leaf is
+ * NULL or its subjectAltName extension is malformed or repeated;
+ * CG_ERR_VERIFY when it has no URI name or more than one, or the one it has
+ * is not a SPIFFE ID; one-line reason in err.
+ */
+int spiffe_leaf_id(X509 *leaf, struct spiffe_id *out, char *err, size_t errlen) CG_WUR;
+
+/*
  * Checks that leaf (borrowed) meets the X509-SVID rules for a leaf:
  *   - exactly one URI subjectAltName, and it parses as a SPIFFE ID with
  *     a path (an ID without one names the trust domain, not a workload);

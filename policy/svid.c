@@ -4,7 +4,7 @@
  *
  * Owns the loading of a bundle into a store and the verification of one
  * leaf and its chain against one store.  It does not pick the trust domain
- * (the caller does, from svid_leaf_id()), watch files, publish stores to
+ * (the caller does, from spiffe_leaf_id()), watch files, publish stores to
  * threads, or decide policy.
  */
 #include "config.h"
@@ -156,53 +156,6 @@ svid_bundle_load_file(const char *path, X509_STORE **out, size_t *ncerts, struct
 	if ((r = svid_bundle_load(f.data, f.len, out, ncerts, why, sizeof(why))) != 0)
 		cg_errf(err, errlen, "%s: %s", path, why);
 	cg_file_free(&f);
-	return r;
-}
-
-int
-svid_leaf_id(X509 *leaf, struct spiffe_id *out, char *err, size_t errlen)
-{
-	GENERAL_NAMES *sans = NULL;
-	const ASN1_STRING *uri = NULL;
-	char why[192];
-	int crit = -1, i, nuri = 0, r;
-
-	if (out != NULL)
-		memset(out, 0, sizeof(*out));
-	if (leaf == NULL || out == NULL) {
-		cg_errf(err, errlen, "no certificate");
-		return CG_ERR_FORMAT;
-	}
-	sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, NULL);
-	if (sans == NULL && crit != -1) {
-		cg_errf(err, errlen, "certificate subjectAltName malformed or repeated");
-		r = CG_ERR_FORMAT;
-		goto out;
-	}
-	for (i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
-		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
-
-		if (gn->type == GEN_URI) {
-			uri = gn->d.uniformResourceIdentifier;
-			nuri++;
-		}
-	}
-	if (nuri != 1) {
-		cg_errf(err, errlen, "certificate has %d URI subjectAltNames, an X509-SVID "
-		    "has exactly one", nuri);
-		r = CG_ERR_VERIFY;
-		goto out;
-	}
-	if (spiffe_id_parse((const char *)ASN1_STRING_get0_data(uri),
-	    (size_t)ASN1_STRING_length(uri), out, why, sizeof(why)) != 0) {
-		cg_errf(err, errlen, "certificate URI subjectAltName: %s", why);
-		r = CG_ERR_VERIFY;
-		goto out;
-	}
-	r = 0;
- out:
-	GENERAL_NAMES_free(sans);
-	ERR_clear_error();
 	return r;
 }
 

@@ -5,7 +5,7 @@
  * into an X509_STORE, and verifies a presented leaf and the chain sent
  * with it against one such store under the X509-SVID rules
  * (spiffe_svid_check()).  Which trust domain, and so which store, a leaf
- * is verified against is the caller's choice: svid_leaf_id() reads the ID
+ * is verified against is the caller's choice: spiffe_leaf_id() (spiffe.h) reads the ID
  * that tells.  Nothing here keeps state, takes a lock or does I/O but
  * svid_bundle_load_file()'s read of its file.  A store is never changed
  * once loaded, so any number of threads may verify against it at once.
@@ -55,16 +55,6 @@ int svid_bundle_load(const char *pem, size_t len, X509_STORE **out, size_t *ncer
 int svid_bundle_load_file(const char *path, X509_STORE **out, size_t *ncerts,
     struct stat *st, char *err, size_t errlen) CG_WUR;
 
-/*
- * The SPIFFE ID of leaf (borrowed), read from its one URI subjectAltName,
- * to pick the trust domain to verify it against; nothing else about the
- * certificate is checked, and it is not trusted for that.  *out is cleared
- * on entry and filled on success.  Returns 0; CG_ERR_FORMAT when leaf is
- * NULL or its subjectAltName extension is malformed or repeated;
- * CG_ERR_VERIFY when it has no URI name or more than one, or the one it has
- * is not a SPIFFE ID; one-line reason in err.
- */
-int svid_leaf_id(X509 *leaf, struct spiffe_id *out, char *err, size_t errlen) CG_WUR;
 
 /*
  * Verifies leaf, with the certificates untrusted (may be NULL; the chain

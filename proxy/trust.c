@@ -331,7 +331,7 @@ trust_verify(X509_STORE_CTX *xs, void *arg)
 	char why[256], reason[384];
 	int xe = X509_V_ERR_APPLICATION_VERIFICATION;
 
-	if (svid_leaf_id(leaf, &id, why, sizeof(why)) != 0) {
+	if (spiffe_leaf_id(leaf, &id, why, sizeof(why)) != 0) {
 		trust_refuse(ssl, NULL, why);
 		goto refused;
 	}

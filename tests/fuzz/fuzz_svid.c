@@ -3,7 +3,7 @@
  * trust bundle loader (policy/svid.h).
  *
  * The first byte picks what the rest is.  Even: a DER certificate a
- * caller could present, read by svid_leaf_id() and verified by
+ * caller could present, read by spiffe_leaf_id() and verified by
  * svid_verify() against a bundle made at start (a certificate of the
  * harness' own authority can only verify if it was signed by its key, which
  * the input cannot be: so every one must be refused, and cleanly).  Odd:
@@ -98,7 +98,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((cert = d2i_X509(NULL, &p, (long)(size - 1))) == NULL)
 		return 0;
 	memset(&id, 0xa5, sizeof(id));
-	r = svid_leaf_id(cert, &id, err, sizeof(err));
+	r = spiffe_leaf_id(cert, &id, err, sizeof(err));
 	if (r > 0)
 		abort();
 	if (r != 0) {

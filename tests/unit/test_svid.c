@@ -1,6 +1,6 @@
 /*
  * test_svid.c: trust bundles (svid_bundle_load(), svid_bundle_load_file())
- * and X.509-SVIDs verified against them (svid_leaf_id(), svid_verify()),
+ * and X.509-SVIDs verified against them (spiffe_leaf_id(), svid_verify()),
  * with EC P-256 authorities and leaves made at test time.
  */
 #include "config.h"
@@ -356,7 +356,7 @@ test_leaf_id(void **state)
 		int r;
 
 		memset(&id, 0xa5, sizeof(id));
-		r = svid_leaf_id(c.x, &id, err, sizeof(err));
+		r = spiffe_leaf_id(c.x, &id, err, sizeof(err));
 		cert_free(&c);
 		if (r != t[i].code)
 			fail_msg("case %zu: got %d (%s), want %d", i, r, err, t[i].code);
@@ -369,7 +369,7 @@ test_leaf_id(void **state)
 		if (strstr(err, t[i].want) == NULL)
 			fail_msg("case %zu: reason \"%s\" lacks \"%s\"", i, err, t[i].want);
 	}
-	assert_int_equal(svid_leaf_id(NULL, &id, err, sizeof(err)), CG_ERR_FORMAT);
+	assert_int_equal(spiffe_leaf_id(NULL, &id, err, sizeof(err)), CG_ERR_FORMAT);
 }
 
 /* ------------------------------------------------------------------ */
