@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "policy/spiffe.h"
 
 static const struct {
 	const char *name;
@@ -130,6 +131,18 @@ policy_identity_from_claims(const struct policy_issuer *issuer, json_t *claims,
 	id->exp = claim_int(claims, "exp");
 	id->iat = claim_int(claims, "iat");
 	id->nbf = claim_int(claims, "nbf");
+	/* A trust domain's token is a JWT-SVID: its sub, when it is a SPIFFE
+	 * ID of the domain, is the caller's SPIFFE ID, as jwt_verify() has it. */
+	if (issuer != NULL && issuer->trust_domain != NULL && id->sub != NULL) {
+		struct spiffe_id sid;
+		char err[128];
+
+		id->method = "jwt-svid";
+		if (spiffe_id_parse(id->sub, strlen(id->sub), &sid, err, sizeof(err)) == 0 &&
+		    sid.path[0] != '\0' && strcmp(sid.trust_domain, issuer->trust_domain) == 0 &&
+		    (id->spiffe = malloc(sizeof(*id->spiffe))) != NULL)
+			*id->spiffe = sid;
+	}
 	*out = id;
 	return 0;
 }

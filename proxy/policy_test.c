@@ -26,7 +26,8 @@ find_issuer(const struct cg_config *cfg, const char *name, json_t *claims)
 	for (i = 0; i < cfg->nissuers; i++) {
 		if (name != NULL && strcmp(cfg->issuers[i]->name, name) == 0)
 			return cfg->issuers[i];
-		if (name == NULL && iss != NULL && strcmp(cfg->issuers[i]->iss, iss) == 0)
+		if (name == NULL && iss != NULL && cfg->issuers[i]->iss != NULL &&
+		    strcmp(cfg->issuers[i]->iss, iss) == 0)
 			return cfg->issuers[i];
 	}
 	return NULL;
@@ -180,6 +181,7 @@ run_case(const struct cg_config *cfg, json_t *c, size_t n, FILE *out)
 	}
 	memset(&q, 0, sizeof(q));
 	q.id = id;
+	q.spiffe = id != NULL ? id->spiffe : NULL;	/* a JWT-SVID's */
 	q.attrs = vals;
 	q.nattrs = nattrs;
 	q.now_s = now;

@@ -983,3 +983,27 @@ def test_check_warns_about_rules_that_trust_too_much(credgate_bin, srcdir, tmp_p
     warns = check(text[:start] + '\t\t\t\tclaims = ( { claim = "repository"; value = "*"; } );\n'
                   + text[end:])
     assert len(warns) == 1 and "accepts every caller" in warns[0], warns
+
+
+def test_spiffe_cases_decide_on_the_jwt_svid(credgate_bin, srcdir, tmp_path):
+    """examples/spiffe-cases.json: JWT-SVIDs of the example's trust domain
+    (no iss; sub a SPIFFE ID), whose ID the spiffe_id conditions match in
+    policy-test as in the proxy; a sub of another trust domain is no
+    SPIFFE ID of this one."""
+    conf = example(srcdir, "spiffe.conf")
+    cases = example(srcdir, "spiffe-cases.json")
+    doc = json.load(open(cases))
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", conf, cases])
+    assert rc == 0, out + err
+    assert (out.strip().splitlines() or [""])[-1] == f"{len(doc['cases'])} passed, 0 failed"
+    assert {c["rule"] for c in doc["cases"]} == {"billing-workloads", "no-sandbox", None}
+    assert all("iss" not in c["claims"] for c in doc["cases"])
+    # Without the trust domain, the same claims are an ordinary token's:
+    # no SPIFFE ID, and the spiffe_id rule lets nobody in.
+    text = open(conf).read()
+    p = tmp_path / "no-td.conf"
+    p.write_text(text.replace('trust_domain = "prod.example.org";\n\t\taudiences',
+                              'issuer = "https://spire.example.org";\n\t\taudiences', 1))
+    assert p.read_text() != text
+    rc, out, err = run_credgate(credgate_bin, ["policy-test", "-c", str(p), cases])
+    assert rc == 1 and "a billing workload posts an invoice" in out + err, out + err

@@ -29,7 +29,7 @@ def oidc(pki):
     srv.stop()
 
 
-def start(make_stack, srv, pki, admin=True, **issuer):
+def start(make_stack, srv, pki, admin=True, route_over=None, **issuer):
     """credgate in front of nginx, trusting srv's issuer by discovery (or
     as issuer says), with an admin endpoint."""
     extra = {"issuer": srv.issuer, "jwks_file": None, "ca_file": pki.ca_file,
@@ -40,7 +40,7 @@ def start(make_stack, srv, pki, admin=True, **issuer):
     if admin:
         port = free_port()
         cg["admin"] = {"listen": f"127.0.0.1:{port}"}
-    s = make_stack(issuer_extra=extra, credgate_extra=cg)
+    s = make_stack(issuer_extra=extra, credgate_extra=cg, route_over=route_over)
     s.admin_port = port
     return s
 
@@ -439,3 +439,35 @@ def test_a_postgres_login_waits_for_a_rotated_key(make_pg_stack, oidc, pki):
     rc, out, err = s.psql("tls", "select 1", token=mint(oidc, kid="nope", key_kid="k2"),
                           sslmode="verify-full")
     assert rc != 0 and "password authentication failed" in err, err
+
+
+def test_jwt_svids_against_a_fetched_spiffe_bundle(make_stack, oidc, pki):
+    """An issuer with trust_domain and a jwks_uri: a SPIFFE bundle's JWT
+    keys (use jwt-svid; its X.509 authorities skipped) verify JWT-SVIDs
+    without iss, whose SPIFFE ID the rules and the audit see."""
+    oidc.add_key("ES256", kid="jwt-1", use="jwt-svid")
+    x509 = oidc.jwk("k1")
+    x509.update({"kid": "x509-1", "use": "x509-svid", "x5c": ["MIIBdGVzdA=="]})
+    x509.pop("alg", None)
+    oidc.extra_entries = [x509]
+    rule = {"name": "billing-svids", "issuer": "test",
+            "spiffe_id": "spiffe://prod.example.org/ns/billing/*"}
+    s = start(make_stack, oidc, pki, jwks_uri=oidc.jwks_url, issuer=None,
+              trust_domain="prod.example.org", route_over={"legacy": {"allow": [rule]}})
+    sub = "spiffe://prod.example.org/ns/billing/sa/invoicer"
+    assert get(s, oidc.mint(kid="jwt-1", iss=None, sub=sub)) == 200, s.dump()
+    ev = s.cg.audit_where(lambda e: e.get("event") == "decision" and
+                          e["decision"]["result"] == "allow")
+    assert ev and ev[-1]["identity"]["spiffe_id"] == sub, ev
+    assert ev[-1]["identity"]["method"] == "jwt-svid"
+    assert ev[-1]["decision"]["rule"] == "billing-svids"
+    # Another namespace: verified, but no rule lets it in.
+    other = "spiffe://prod.example.org/ns/payments/sa/api"
+    assert get(s, oidc.mint(kid="jwt-1", iss=None, sub=other)) == 403
+    # Another trust domain: no issuer for it.
+    assert get(s, oidc.mint(kid="jwt-1", iss=None,
+                            sub="spiffe://staging.example.org/ns/billing/sa/x")) == 401
+    assert refused_for(s, "invalid token: unknown trust domain"), s.dump()
+    # The bundle's X.509 authority is no JWT key.
+    assert get(s, oidc.mint(kid="x509-1", key_kid="k1", iss=None, sub=sub)) == 401
+    assert metrics(s)("credgate_issuer_keys", issuer="test") == 2

@@ -164,7 +164,9 @@ def test_files(package):
         assert package.entries[path][0] == mode, "%s has mode %s" % (path, package.entries[path][0])
     for name in ("quickstart.conf", "policy-cases.json", "postgres.conf", "postgres-cases.json",
                  "vault-token.conf", "vault-approle.conf", "vault-kubernetes.conf",
-                 "vault-jwt.conf", "vault-cert.conf", "spiffe.conf"):
+                 "vault-jwt.conf", "vault-cert.conf", "spiffe.conf", "spiffe-cases.json",
+                 "github-actions.conf", "github-actions-cases.json", "gitlab-ci.conf",
+                 "gitlab-ci-cases.json", "kubernetes.conf", "kubernetes-cases.json"):
         path = "/usr/share/doc/credgate/examples/" + name
         assert path in package.entries or path + ".gz" in package.entries, \
             "example %s missing from the package:\n%s" % (name, package.listing)
