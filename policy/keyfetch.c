@@ -199,14 +199,16 @@ kf_ended(struct kf_source *s, bool changed)
 static bool
 kf_expire(struct kf_source *s, int64_t now)
 {
+	char q[sizeof(s->last_error) + 16];
+
 	if (!s->st.loaded || s->last_ok_ms < 0 || now - s->last_ok_ms < s->max_age_ms)
 		return false;
 	policy_keyring_set(s->ring, NULL);
 	s->st.loaded = false;
 	s->st.nkeys = 0;
 	cg_err("msg=issuer_keys_expired issuer=%s age_ms=%lld reason=\"no good fetch "
-	    "within max_key_age\" last_error=\"%s\"", s->name,
-	    (long long)(now - s->last_ok_ms), s->last_error);
+	    "within max_key_age\" last_error=%s", s->name, (long long)(now - s->last_ok_ms),
+	    cg_log_quote(q, sizeof(q), s->last_error, strlen(s->last_error)));
 	return true;
 }
 
