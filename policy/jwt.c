@@ -808,6 +808,8 @@ jwt_verify(struct policy_issuer *const *issuers, size_t nissuers,
 	*reason = "verified";
 	r = 0;
  out:
+	free(spiffe);
+	jwks_free(ks);
 	json_decref(hdr);
 	json_decref(claims);
 	return r;
