@@ -228,6 +228,27 @@ int cg_file_read(const char *path, unsigned flags, size_t max, uid_t owner,
 void cg_file_free(struct cg_file *f);
 
 /*
+ * What identifies one version of a file on disk, as a reader that checks
+ * its mode and owner sees it: device, inode, size, mtime, mode and owner.
+ * New content, a file renamed over it, or a mode or owner put right shows;
+ * the same file put back as it was (mtime included) does not.  err is
+ * stat()'s errno when the file could not be looked at (the rest is zero).
+ */
+struct cg_file_stamp {
+	int err;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim;
+	mode_t mode;
+	uid_t uid;
+};
+void cg_file_stamp_of(const struct stat *st, struct cg_file_stamp *out);
+/* stat() of path now (links followed). */
+void cg_file_stamp_path(const char *path, struct cg_file_stamp *out);
+bool cg_file_stamp_eq(const struct cg_file_stamp *a, const struct cg_file_stamp *b);
+
+/*
  * A credential kept in a file of its own (a token, an id): cg_file_read()
  * with flags and CG_FILE_SECURE, trimmed of surrounding white space, into
  * a NUL-terminated secmem_alloc() string *out (secmem_free() it).  An

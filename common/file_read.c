@@ -211,3 +211,38 @@ cg_file_read_token(const char *path, unsigned flags, size_t max, char **out,
 	cg_file_free(&f);
 	return *out == NULL ? CG_ERR_NOMEM : 0;
 }
+
+void
+cg_file_stamp_of(const struct stat *st, struct cg_file_stamp *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->dev = st->st_dev;
+	out->ino = st->st_ino;
+	out->size = st->st_size;
+	out->mtim = st->st_mtim;
+	out->mode = st->st_mode;
+	out->uid = st->st_uid;
+}
+
+void
+cg_file_stamp_path(const char *path, struct cg_file_stamp *out)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0) {
+		cg_file_stamp_of(&st, out);
+		return;
+	}
+	memset(out, 0, sizeof(*out));
+	out->err = errno != 0 ? errno : EIO;
+}
+
+bool
+cg_file_stamp_eq(const struct cg_file_stamp *a, const struct cg_file_stamp *b)
+{
+	if (a->err != 0 || b->err != 0)
+		return a->err == b->err;
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	    a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec &&
+	    a->mode == b->mode && a->uid == b->uid;
+}

@@ -24,16 +24,6 @@
 #include "policy/svid.h"
 #include "proxy/trust.h"
 
-/* What a look at a bundle file saw: its stat, or why there is none. */
-struct trust_sig {
-	int err;		/* stat's errno; 0: the fields below hold */
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtim;
-	struct timespec ctim;
-};
-
 struct trust_bundle {
 	unsigned refs;			/* atomic */
 	pthread_mutex_t lock;		/* guards store, the one thing workers read */
@@ -44,7 +34,7 @@ struct trust_bundle {
 	char *file;			/* trust_domains.[].x509_bundle_file */
 	int64_t max_lifetime_s;		/* trust_domains.[].max_svid_lifetime; 0: none */
 	/* The control thread's only. */
-	struct trust_sig seen;		/* the file as last looked at */
+	struct cg_file_stamp seen;		/* the file as last looked at */
 	int64_t loaded_ms;		/* when the store in force was read */
 };
 
@@ -70,27 +60,6 @@ static int trust_ssl_idx = -1;	/* SSL ex_data: struct trust_refusal */
 /* Bundles                                                             */
 /* ------------------------------------------------------------------ */
 
-static void
-trust_sig_of(const struct stat *st, struct trust_sig *sig)
-{
-	memset(sig, 0, sizeof(*sig));
-	sig->dev = st->st_dev;
-	sig->ino = st->st_ino;
-	sig->size = st->st_size;
-	sig->mtim = st->st_mtim;
-	sig->ctim = st->st_ctim;
-}
-
-static bool
-trust_sig_equal(const struct trust_sig *a, const struct trust_sig *b)
-{
-	if (a->err != 0 || b->err != 0)
-		return a->err == b->err;
-	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	    a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec &&
-	    a->ctim.tv_sec == b->ctim.tv_sec && a->ctim.tv_nsec == b->ctim.tv_nsec;
-}
-
 struct trust_bundle *
 trust_bundle_new(const struct cg_trust_domain *td, int64_t now_ms)
 {
@@ -112,7 +81,7 @@ trust_bundle_new(const struct cg_trust_domain *td, int64_t now_ms)
 	}
 	b->store = td->bundle;
 	b->max_lifetime_s = td->max_svid_lifetime_s;
-	trust_sig_of(&td->bundle_st, &b->seen);
+	cg_file_stamp_of(&td->bundle_st, &b->seen);
 	b->loaded_ms = now_ms;
 	return b;
 }
@@ -173,16 +142,12 @@ trust_bundle_check(struct trust_bundle *b, int64_t now_ms)
 {
 	char why[640], qf[320], qw[700];
 	X509_STORE *store = NULL, *old;
-	struct trust_sig sig;
+	struct cg_file_stamp sig;
 	struct stat st;
 	size_t n = 0;
 
-	memset(&sig, 0, sizeof(sig));
-	if (stat(b->file, &st) != 0)
-		sig.err = errno != 0 ? errno : EIO;
-	else
-		trust_sig_of(&st, &sig);
-	if (trust_sig_equal(&sig, &b->seen))
+	cg_file_stamp_path(b->file, &sig);
+	if (cg_file_stamp_eq(&sig, &b->seen))
 		return TRUST_UNCHANGED;
 	/* Whatever comes of it, this state of the file is seen: a failure
 	 * is reported once, until the file changes again. */
@@ -193,7 +158,7 @@ trust_bundle_check(struct trust_bundle *b, int64_t now_ms)
 	}
 	if (svid_bundle_load_file(b->file, &store, &n, &st, why, sizeof(why)) != 0)
 		goto failed;
-	trust_sig_of(&st, &b->seen);	/* what was read, if it changed meanwhile */
+	cg_file_stamp_of(&st, &b->seen);	/* what was read, if it changed meanwhile */
 	if ((st.st_mode & S_IWOTH) != 0) {
 		snprintf(why, sizeof(why), "%s: mode %04o lets others change it", b->file,
 		    (unsigned)(st.st_mode & 07777));

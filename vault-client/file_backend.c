@@ -41,13 +41,6 @@ static int64_t fb_check_interval_ms = 1000;
 static bool fb_owner_set;	/* else the effective uid of each load */
 static uid_t fb_owner_uid;
 
-/* What identifies one version of the file on disk. */
-struct fb_stamp {
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-};
 
 /* The parsed file: secrets sorted by path. */
 struct fb_table {
@@ -69,12 +62,12 @@ struct file_backend {
 	struct event_base *base;
 	char *path;			/* file name, not secret */
 	struct fb_table *tab;		/* current secrets */
-	struct fb_stamp stamp;		/* of the file tab came from */
+	struct cg_file_stamp stamp;		/* of the file tab came from */
 	int64_t last_check_ms;		/* monotonic */
 	bool changed;			/* a reload happened, not yet reported */
 	bool failed;			/* last check failed: failed_stamp is valid */
 	bool missing;			/* last check could not stat the file */
-	struct fb_stamp failed_stamp;	/* what the failed reload saw */
+	struct cg_file_stamp failed_stamp;	/* what the failed reload saw */
 	TAILQ_HEAD(, fb_pending) pending;
 };
 
@@ -136,24 +129,6 @@ fb_table_find(const struct fb_table *t, const char *path)
 			lo = mid + 1;
 	}
 	return NULL;
-}
-
-static void
-fb_stamp_from(struct fb_stamp *st, const struct stat *sb)
-{
-	memset(st, 0, sizeof(*st));
-	st->dev = sb->st_dev;
-	st->ino = sb->st_ino;
-	st->size = sb->st_size;
-	st->mtime = sb->st_mtim;
-}
-
-static bool
-fb_stamp_eq(const struct fb_stamp *a, const struct fb_stamp *b)
-{
-	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	    a->mtime.tv_sec == b->mtime.tv_sec &&
-	    a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
 static const char *
@@ -256,7 +231,7 @@ fb_build_secret(const char *file, const char *path, json_t *obj,
  * tree in the secure pool.
  */
 static int
-fb_load_file(const char *file, uid_t owner, struct fb_table **out, struct fb_stamp *stamp,
+fb_load_file(const char *file, uid_t owner, struct fb_table **out, struct cg_file_stamp *stamp,
     char *err, size_t errlen)
 {
 	struct fb_table *t = NULL;
@@ -280,7 +255,7 @@ fb_load_file(const char *file, uid_t owner, struct fb_table **out, struct fb_sta
 			r = CG_ERR_PERM;	/* a FIFO or a folder is refused too */
 		goto out;
 	}
-	fb_stamp_from(stamp, &f.st);
+	cg_file_stamp_of(&f.st, stamp);
 
 	if ((r = cg_json_strict_load(f.data, f.len, FB_MAX_DEPTH, &root)) != 0) {
 		cg_errf(err, errlen, "%s: not valid JSON (%s; duplicate keys, "
@@ -343,7 +318,7 @@ fb_load_file(const char *file, uid_t owner, struct fb_table **out, struct fb_sta
 
 /* fb_load_file(), with the JSON parse tree of the secrets in the pool. */
 static int
-fb_load(const char *file, uid_t owner, struct fb_table **out, struct fb_stamp *stamp,
+fb_load(const char *file, uid_t owner, struct fb_table **out, struct cg_file_stamp *stamp,
     char *err, size_t errlen)
 {
 	bool was = secmem_json_secure(true);
@@ -361,7 +336,7 @@ static void
 fb_maybe_reload(struct file_backend *fb)
 {
 	struct fb_table *t = NULL;
-	struct fb_stamp seen, loaded;
+	struct cg_file_stamp seen, loaded;
 	struct stat sb;
 	char err[512], qfile[FB_QUOTE], qerr[600];
 	int64_t now = cg_mono_ms();
@@ -383,12 +358,12 @@ fb_maybe_reload(struct file_backend *fb)
 		return;
 	}
 	fb->missing = false;
-	fb_stamp_from(&seen, &sb);
-	if (fb_stamp_eq(&seen, &fb->stamp)) {
+	cg_file_stamp_of(&sb, &seen);
+	if (cg_file_stamp_eq(&seen, &fb->stamp)) {
 		fb->failed = false;	/* the good file is back */
 		return;
 	}
-	if (fb->failed && fb_stamp_eq(&seen, &fb->failed_stamp))
+	if (fb->failed && cg_file_stamp_eq(&seen, &fb->failed_stamp))
 		return;		/* already tried and reported this one */
 
 	if ((r = fb_load(fb->path, fb_owner(), &t, &loaded, err, sizeof(err))) != 0) {
@@ -556,7 +531,7 @@ file_backend_new(struct event_base *base, const char *path,
 int
 file_backend_check(const char *path, char *err, size_t errlen)
 {
-	struct fb_stamp stamp;
+	struct cg_file_stamp stamp;
 
 	if (path == NULL) {
 		cg_errf(err, errlen, "file backend: no path");
@@ -569,7 +544,7 @@ int
 file_backend_has(const char *path, const char *secret, char *err, size_t errlen)
 {
 	struct fb_table *t = NULL;
-	struct fb_stamp stamp;
+	struct cg_file_stamp stamp;
 	int r;
 
 	if (path == NULL || secret == NULL) {
@@ -623,7 +598,7 @@ file_backend_names_load(const char *file, uid_t owner, struct file_backend_names
 {
 	struct file_backend_names *n = NULL;
 	struct fb_table *t = NULL;
-	struct fb_stamp stamp;
+	struct cg_file_stamp stamp;
 	size_t i, k;
 	int r;
 

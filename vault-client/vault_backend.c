@@ -921,18 +921,18 @@ vb_token_timer_arm(struct vb *b, int64_t ttl_ms)
 static void
 vb_token_file_check(struct vb *b)
 {
-	struct stat st;
+	struct cg_file_stamp now_st, read_st;
 	int64_t now = cg_mono_ms();
 
 	if (b->o.method != VAULT_AUTH_TOKEN || b->tstate != VB_TOKEN_READY ||
 	    now - b->token_checked < VB_TOKEN_CHECK_MS)
 		return;
 	b->token_checked = now;
-	if (stat(b->o.token_file, &st) != 0)
+	cg_file_stamp_path(b->o.token_file, &now_st);
+	if (now_st.err != 0)
 		return;
-	if (st.st_ino != b->token_st.st_ino || st.st_size != b->token_st.st_size ||
-	    st.st_mtim.tv_sec != b->token_st.st_mtim.tv_sec ||
-	    st.st_mtim.tv_nsec != b->token_st.st_mtim.tv_nsec) {
+	cg_file_stamp_of(&b->token_st, &read_st);
+	if (!cg_file_stamp_eq(&now_st, &read_st)) {
 		cg_info("msg=vault_token_file_changed file=%s", b->o.token_file);
 		b->tstate = VB_TOKEN_NONE;
 	}
