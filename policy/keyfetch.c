@@ -95,19 +95,21 @@ keyfetch_fetched(const struct policy_issuer *is)
 
 /*
  * "scheme://host:port" of url, lower case, with the default port made
- * explicit; false when url does not parse or is not https.
+ * explicit; false when url does not parse, is not https, or carries
+ * credentials (which would reach logs with the URL).
  */
 static bool
 kf_origin(const char *url, char *out, size_t size)
 {
 	CURLU *u;
-	char *scheme = NULL, *host = NULL, *port = NULL;
+	char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL;
 	bool ok = false;
 	size_t i;
 
 	if ((u = curl_url()) == NULL)
 		return false;
 	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_NO_USER &&
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
@@ -119,6 +121,7 @@ kf_origin(const char *url, char *out, size_t size)
 			if (out[i] >= 'A' && out[i] <= 'Z')
 				out[i] = (char)(out[i] - 'A' + 'a');
 	}
+	curl_free(user);
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(port);
@@ -349,7 +352,7 @@ kf_response(const struct ob_response *r, void *arg)
 	s->stage = KF_JWKS;
 	s->redirects = 0;
 	if (!kf_origin(next, s->origin, sizeof(s->origin))) {
-		kf_failed(s, "jwks_uri is not a usable https URL");
+		kf_failed(s, "jwks_uri is not an https URL without credentials");
 		return;
 	}
 	kf_request(s, next);
@@ -436,9 +439,8 @@ kf_fetch(struct kf_source *s, bool by_wish)
 		return;
 	}
 	if (!kf_origin(url, s->origin, sizeof(s->origin))) {
-		free(s->url);
-		s->url = url;
-		kf_failed(s, "not an https URL");
+		free(url);	/* not logged: it may carry credentials */
+		kf_failed(s, "not an https URL without credentials");
 		return;
 	}
 	kf_request(s, url);

@@ -42,6 +42,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "policy/keyfetch.h"
 #include "policy/spiffe.h"
 #include "policy/svid.h"
 #include "proxy/conf.h"
@@ -2460,13 +2461,18 @@ build_global(struct load *ld, const config_setting_t *root, struct cg_config *cf
 		    "no audit file and stdout = false: decisions are not recorded");
 }
 
-/* An https URL as far as a configuration can tell: the scheme, and
- * something after it. */
+/* An https URL as far as a configuration can tell: the scheme, a host
+ * without credentials (they would reach logs with the URL), no white space. */
 static bool
 https_url(const char *s)
 {
-	return s != NULL && strncasecmp(s, "https://", 8) == 0 && s[8] != '\0' &&
-	    strpbrk(s, " \t\r\n") == NULL;
+	size_t auth;
+
+	if (s == NULL || strncasecmp(s, "https://", 8) != 0 || s[8] == '\0' ||
+	    strpbrk(s, " \t\r\n") != NULL)
+		return false;
+	auth = strcspn(s + 8, "/?#");
+	return memchr(s + 8, '@', auth) == NULL;
 }
 
 /*
@@ -2478,7 +2484,7 @@ static void
 issuer_keys_check(struct load *ld, const config_setting_t *g, const char *dpath,
     const struct policy_issuer *is)
 {
-	bool file = is->jwks_file != NULL && is->jwks_file[0] != '\0';
+	bool file = !keyfetch_fetched(is);
 	bool uri = is->jwks_uri != NULL && is->jwks_uri[0] != '\0';
 	char sub[CFG_PATH_MAX], q[160], err[256];
 	struct cg_file f;
@@ -2521,7 +2527,8 @@ issuer_keys_check(struct load *ld, const config_setting_t *g, const char *dpath,
 	if (uri && !https_url(is->jwks_uri)) {
 		path_join(sub, sizeof(sub), dpath, "jwks_uri");
 		ld_err(ld, member(g, "issuers.[].jwks_uri", -1), sub,
-		    "%s: not an https URL", QUOTE(q, is->jwks_uri));
+		    "not an https URL without credentials (a bearer token goes in "
+		    "bearer_token_file)");
 	}
 	if (!uri && is->iss != NULL && is->iss[0] != '\0' && !https_url(is->iss)) {
 		path_join(sub, sizeof(sub), dpath, "issuer");
@@ -2635,8 +2642,7 @@ build_issuers(struct load *ld, const config_setting_t *root, struct cg_config *c
 			}
 		}
 		issuer_keys_check(ld, g, dpath, is);
-		if ((ld->flags & CG_CONFIG_LOAD_FILES) && is->jwks_file != NULL &&
-		    is->jwks_file[0] != '\0') {
+		if ((ld->flags & CG_CONFIG_LOAD_FILES) && !keyfetch_fetched(is)) {
 			struct jwks *ks = NULL;
 			char err[256] = "";
 			int r;

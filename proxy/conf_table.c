@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "policy/keyfetch.h"
 #include "proxy/conf.h"
 #include "proxy/conf_int.h"
 
@@ -117,9 +118,7 @@ unused_without_http(const void *base, char *warn, size_t warnlen)
 static const char *
 unused_with_jwks_file(const void *base, char *warn, size_t warnlen)
 {
-	const struct policy_issuer *is = base;
-
-	if (is->jwks_file == NULL || is->jwks_file[0] == '\0')
+	if (keyfetch_fetched(base))
 		return NULL;
 	snprintf(warn, warnlen, "ignored: the keys come from jwks_file");
 	return "when the keys come from jwks_file";

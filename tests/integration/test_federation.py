@@ -223,6 +223,16 @@ def test_a_discovery_naming_another_issuer_is_refused(make_stack, oidc, pki):
     assert wait_for(lambda: get(s, mint(oidc)) == 200, timeout=8), s.dump()
 
 
+def test_a_discovered_jwks_uri_with_credentials_is_refused_unlogged(make_stack, oidc, pki):
+    oidc.jwks_uri_override = oidc.jwks_url.replace("https://", "https://ci:s3cr3t-pw@")
+    s = start(make_stack, oidc, pki)
+    assert wait_for(lambda: "jwks_uri is not an https URL without credentials"
+                    in s.cg.stderr(), timeout=5), s.dump()
+    assert oidc.hits("/keys") == 0
+    assert "s3cr3t-pw" not in s.cg.stderr() + open(s.cg.audit_file).read()
+    assert get(s, mint(oidc)) == 401
+
+
 def test_redirects_stay_on_the_host(make_stack, oidc, pki):
     # On the same host: followed.
     oidc.redirects = {"/old-keys": oidc.url + "/keys"}
@@ -274,6 +284,7 @@ def test_a_symmetric_key_is_ignored_with_a_warning(make_stack, oidc, pki):
     s = start(make_stack, oidc, pki, jwks_uri=oidc.jwks_url)
     assert get(s, mint(oidc)) == 200, s.dump()
     assert "msg=issuer_keys_symmetric_ignored issuer=test count=1" in s.cg.stderr()
+    assert metrics(s)("credgate_issuer_keys", issuer="test") == 1
     # A token signed with that secret (HS256) is never accepted.
     assert get(s, mint(oidc, kid="shared", headers={"alg": "HS256"}, key_kid="k1")) == 401
 
@@ -365,11 +376,15 @@ def test_a_reload_keeps_the_keys_without_fetching_again(make_stack, oidc, pki):
 
 
 def test_a_caller_waits_for_the_first_fetch(make_stack, oidc, pki):
-    # The issuer answers slowly at start: the first caller waits, then passes.
-    oidc.delay = 1.0
+    """The issuer answers slowly at start: the first caller waits for that
+    fetch (it takes as long), then passes, and costs no fetch of its own."""
+    oidc.delay = 2.0
     s = start(make_stack, oidc, pki, jwks_uri=oidc.jwks_url)
-    oidc.delay = 0
+    t0 = time.monotonic()
     assert get(s, mint(oidc)) == 200, s.dump()
+    assert time.monotonic() - t0 > 0.5
+    oidc.delay = 0
+    assert oidc.hits("/keys") == 1
 
 
 def test_check_refuses_bad_fetch_settings(credgate_bin, tmp_path):
@@ -390,6 +405,8 @@ issuers = ( { name = "i"; audiences = ["a"]; %s } );
          "issuers.[0].jwks_uri", "not both"),
         ('issuer = "corp-issuer";',
          "issuers.[0].issuer", "OIDC discovery, which needs an https issuer"),
+        ('issuer = "https://i"; jwks_uri = "https://ci-bot:hunter2@i/keys";',
+         "issuers.[0].jwks_uri", "without credentials"),
         ('issuer = "https://i"; refresh_min = "2h"; refresh_max = "1h";',
          "issuers.[0].refresh_min", "longer than refresh_max"),
         ('issuer = "https://i"; refresh_min = "10m"; max_key_age = "15m";',
@@ -408,6 +425,7 @@ issuers = ( { name = "i"; audiences = ["a"]; %s } );
         line = [l for l in out.splitlines() if path in l]
         assert line and text in line[0], (issuer, out)
         assert re.search(r"c%d\.conf:\d+" % i, line[0]), line
+        assert "hunter2" not in out
     # Fetch rows beside a jwks_file are reported as ignored, not refused.
     good = write_file(str(tmp_path / "good.json"),
                       b'{"keys":[{"kty":"OKP","crv":"Ed25519",'
