@@ -1160,6 +1160,36 @@ def stack(make_stack):
 
 
 # ----------------------------------------------------------------------
+# curl over TLS
+# ----------------------------------------------------------------------
+def curl_tls(s, port, path="/a.txt", cacert=None, cert=None, key=None, token=None, auth=True,
+             args=(), host="127.0.0.1"):
+    """One request of curl over TLS to a stack s (its token unless token or
+    auth=False), with a client certificate when cert is given; returns
+    (curl's exit code, HTTP status or 0, body)."""
+    body = os.path.join(s.tmp, "curl-tls-body")
+    cmd = ["curl", "-sS", "--max-time", "10", "-o", body, "-w", "%{http_code}"]
+    if cacert:
+        cmd += ["--cacert", cacert]
+    if cert:
+        cmd += ["--cert", cert, "--key", key]
+    if auth:
+        cmd += ["-H", "Authorization: Bearer " + (token or s.token())]
+    cmd += list(args) + [f"https://{host}:{port}{path}"]
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    data = b""
+    if os.path.exists(body):
+        with open(body, "rb") as f:
+            data = f.read()
+        os.unlink(body)
+    s.seen.append(p.stdout + p.stderr + data)
+    print(f"curl {path} -> exit {p.returncode} {p.stdout!r} {p.stderr.decode()}")
+    out = p.stdout.decode().strip()
+    return p.returncode, int(out) if out.isdigit() and out != "000" else 0, data
+
+
+# ----------------------------------------------------------------------
 # The admin endpoint
 # ----------------------------------------------------------------------
 def admin_get(port, path):

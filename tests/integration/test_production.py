@@ -23,7 +23,6 @@ import signal
 import socket
 import ssl
 import struct
-import subprocess
 import tempfile
 import threading
 import time
@@ -31,7 +30,7 @@ import time
 import pytest
 from cryptography import x509
 
-from conftest import (SECRET_USER, Metrics, Pki, RawClient, audit_problems, base_route,
+from conftest import (SECRET_USER, Metrics, Pki, RawClient, audit_problems, base_route, curl_tls,
                       find_leaks, free_port, read_text, run_credgate, wait_for, wait_port)
 
 
@@ -164,34 +163,6 @@ def vm_rss_kib(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError(f"no VmRSS for pid {pid}")
-
-
-# ----------------------------------------------------------------------
-# curl over TLS
-# ----------------------------------------------------------------------
-def curl_tls(s, port, path="/a.txt", cacert=None, cert=None, key=None, token=None, auth=True,
-             args=()):
-    """Returns (curl exit code, HTTP status or 0, body)."""
-    body = os.path.join(s.tmp, "curl-tls-body")
-    cmd = ["curl", "-sS", "--max-time", "10", "-o", body, "-w", "%{http_code}"]
-    if cacert:
-        cmd += ["--cacert", cacert]
-    if cert:
-        cmd += ["--cert", cert, "--key", key]
-    if auth:
-        cmd += ["-H", "Authorization: Bearer " + (token or s.token())]
-    cmd += list(args) + [f"https://127.0.0.1:{port}{path}"]
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
-    data = b""
-    if os.path.exists(body):
-        with open(body, "rb") as f:
-            data = f.read()
-        os.unlink(body)
-    s.seen.append(p.stdout + p.stderr + data)
-    print(f"curl {path} -> exit {p.returncode} {p.stdout!r} {p.stderr.decode()}")
-    out = p.stdout.decode().strip()
-    return p.returncode, int(out) if out.isdigit() else 0, data
 
 
 def served_certificate(port, cafile):

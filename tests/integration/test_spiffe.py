@@ -16,13 +16,12 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from conftest import (Pki, PgStack, base_route, free_port, pg_client, read_text,
+from conftest import (Pki, PgStack, base_route, curl_tls, free_port, pg_client, read_text,
                       run_credgate, stack_problems, wait_for, wait_port, write_file)
 
 PROD = "prod.example.org"
@@ -96,27 +95,9 @@ def launch(s, p, routes, admin_port=None):
 def curl(s, p, route, cert=None, key=None, auth=True, request_id=None, path="/a.txt"):
     """(curl's exit code, HTTP status or 0, body) of one request over TLS,
     with a client certificate when cert is given."""
-    body = os.path.join(s.tmp, "curl-svid-body")
-    cmd = ["curl", "-sS", "--max-time", "10", "--cacert", p.front.ca_file, "-o", body,
-           "-w", "%{http_code}"]
-    if cert:
-        cmd += ["--cert", cert, "--key", key]
-    if auth:
-        cmd += ["-H", "Authorization: Bearer " + s.token()]
-    if request_id:
-        cmd += ["-H", "X-Request-Id: " + request_id]
-    cmd.append(f"https://localhost:{s.ports[route]}{path}")
-    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
-    data = b""
-    if os.path.exists(body):
-        with open(body, "rb") as f:
-            data = f.read()
-        os.unlink(body)
-    s.seen.append(r.stdout + r.stderr + data)
-    print(f"curl {route} {cert} -> exit {r.returncode} {r.stdout!r} {r.stderr.decode()}")
-    out = r.stdout.decode().strip()
-    return r.returncode, int(out) if out.isdigit() and out != "000" else 0, data
+    return curl_tls(s, s.ports[route], path=path, cacert=p.front.ca_file, cert=cert,
+                    key=key, auth=auth, host="localhost",
+                    args=["-H", "X-Request-Id: " + request_id] if request_id else ())
 
 
 def decision(s, request_id):
